@@ -1,0 +1,1 @@
+// Intentionally empty: gives header-only libraries a translation unit.

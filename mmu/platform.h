@@ -1,0 +1,49 @@
+// The MMU core's only window onto the machine.
+//
+// mmu/ knows nothing of arch/ or hv/. Everything it needs from the platform goes through this
+// interface, implemented twice: by the kernel (hv/mmu_platform.*) and by the host test harness
+// (tests/host/host_platform.*). One Platform instance serves every VM of the machine.
+#pragma once
+
+#include "mmu/types.h"
+
+namespace mmu {
+
+class Platform {
+ public:
+  // Upper bound on CPU ids: cpu_id() < kMaxCpus on every platform.
+  static constexpr unsigned kMaxCpus = 64;
+
+  // One zeroed, 4 KiB-aligned page for a paging structure or an MMU object; 0 when memory is
+  // exhausted (callers turn that into an explicit "out of memory" outcome, never a crash).
+  virtual hpa_t alloc_page() = 0;
+  // Give a page back. The caller guarantees that no CPU and no TLB can still reach it (the
+  // epoch reclamation in mmu/epoch.h is what provides that guarantee for table pages).
+  virtual void free_page(hpa_t page) = 0;
+  // The hypervisor's address of a physical page (identity in the kernel, a heap in tests).
+  virtual void* phys_to_virt(hpa_t pa) = 0;
+  virtual hpa_t virt_to_phys(const void* va) = 0;
+
+  // The current CPU (a host thread registered as a CPU in the tests), 0..cpu_count()-1.
+  virtual unsigned cpu_id() = 0;
+  virtual unsigned cpu_count() = 0;
+
+  // Flush every TLB (EPT-derived, "combined" and guest-physical mappings) that may hold a
+  // translation of the EPT hierarchy identified by `tlb_tag` (the VM's id), on every CPU.
+  // Returns only when all CPUs have done so: after it returns, no CPU can use a translation
+  // through an entry that was cleared before the call.
+  virtual void flush_remote_tlbs(uint64_t tlb_tag) = 0;
+
+  // True when the current CPU has held on long enough and should drop locks and yield
+  // (a pending IPI or timer tick in the kernel; a pseudo-random choice in the tests).
+  virtual bool should_yield() = 0;
+  // Spin-loop hint (PAUSE).
+  virtual void cpu_relax() = 0;
+  // Timestamp for statistics (TSC in the kernel, steady clock in the tests).
+  virtual uint64_t timestamp() = 0;
+
+ protected:
+  ~Platform() = default;
+};
+
+}  // namespace mmu
