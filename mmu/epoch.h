@@ -3,34 +3,72 @@
 // Contract
 // --------
 // * Readers (lockless walkers of EPT tables, aging, memslot lookups) bracket their accesses with
-//   read_lock()/read_unlock() (or an EpochReadGuard). The section is cheap: one store and one
-//   fence on the current CPU's slot, no shared cache line written. Sections nest.
-// * A CPU reports a quiescent state (quiescent()) at points where it holds no reference to
-//   anything reclaimable: every VM exit/entry boundary and idle in the kernel. A CPU that is
-//   offline or idle can be marked with set_online(false); it does not hold up grace periods.
-// * retire(obj, fn) hands an object over for freeing. fn(obj) runs only after a full grace
+//   read_lock()/read_unlock() (or an EpochReadGuard). The section is cheap: a load of the global
+//   epoch, one store and one fence on the current CPU's own slot; no shared cache line is
+//   written. Sections nest (only the outermost one publishes anything). They are not reentrant
+//   from interrupt or NMI context: don't use them in handlers that can interrupt a section.
+// * A grace period depends only on read-side sections: an object retired at time t is freed
+//   once every CPU that was inside a section at t has left it. A CPU that is not inside a
+//   section never holds up a grace period, whether it runs a guest, idles or is offline, and
+//   it does not have to report anything for others to make progress.
+// * quiescent() is the hook for the kernel's safe points (VM exit/entry boundary, idle): it
+//   asserts that no section is open there (a leaked section would stall reclamation forever)
+//   and nudges the global epoch forward if this CPU has work waiting for it.
+// * set_online(false) marks a CPU that will not call poll() for a while (idle, offline). Other
+//   CPUs' poll() then run its ready callbacks for it. It must not be inside a section.
+// * retire(cb) hands an object over for freeing. cb->fn(cb) runs only after a full grace
 //   period: every CPU has, since the retire, been outside a read-side section. Objects that a
 //   TLB may still reference (page-table pages) must be retired only after the TLB flush that
 //   covers them has completed; the MMU orders "unlink, flush, retire".
-// * synchronize() waits for one grace period (no reader that started before the call is still
-//   running when it returns); must not be called inside a read-side section.
-// * barrier() waits until every callback retired before the call has run (on any CPU).
-// * poll() runs the callbacks of the current CPU whose grace period has completed, at most
-//   `budget` of them; the kernel calls it at safe points (before VM entry, in idle).
+// * retire_page(hpa) does the same for a bare page (a page-table page): the tracking node is
+//   kept in a separate "batch" page, never in the retired page, because lockless walkers may
+//   keep reading the retired page until the grace period ends.
+// * synchronize() waits for one grace period (no reader that could have seen an object unlinked
+//   before the call is still running when it returns).
+// * barrier() waits until every callback retired before the call has run (on any CPU); it
+//   runs ready callbacks of every CPU itself, so it needs no help from the other CPUs.
+// * poll(budget) runs the ready callbacks of the current CPU (and of CPUs marked offline), at
+//   most `budget` of them; the kernel calls it at safe points (before VM entry, in idle).
 //
-// Implementation: a global epoch counter; each CPU publishes the epoch it entered a read
-// section in (or "not reading"). The global epoch advances when every online CPU is either
-// not reading or reading in the current epoch; objects retired in epoch e are freed once the
-// global epoch reaches e + 2.
+// Rules for callers (each is asserted where it can be):
+// * synchronize() and barrier() must not be called inside a read-side section (it would wait
+//   for itself) nor from a callback, nor while holding a lock that some CPU may spin on inside
+//   a read-side section (that CPU could never leave its section: deadlock).
+// * Callbacks run outside any lock of the caller, with interrupts as the caller had them; they
+//   must not block (no synchronize/barrier); they may call retire()/retire_page().
+//
+// Algorithm (our own; the classic three-epoch scheme)
+// ---------------------------------------------------
+// A global epoch counter G. The outermost read_lock() copies G into the CPU's slot (marked
+// "active") and fences; read_unlock() clears the slot. An attempt to advance G from g to g+1
+// succeeds only if no active slot holds an epoch other than g. A callback is stamped with G
+// when it is queued (after the object was unlinked), and is ready when G >= stamp + 2. Why +2
+// and why it is correct is written down next to try_advance() in epoch.cpp.
+//
+// Deferred lists: each CPU queues onto its own FIFO (so stamps are in order and the ready ones
+// are a prefix). Two per-CPU locks: `list_lock` guards the list itself and is held only to push
+// or pop; `run_lock` is held by whoever runs that CPU's callbacks (the owner in poll(), another
+// CPU in poll() if it is offline, or barrier()). Holding run_lock while running is what lets
+// barrier() know that callbacks popped by someone else have finished. poll() only try-locks
+// run_lock (a barrier in progress is doing the work anyway), so it stays bounded. No path holds
+// two CPUs' locks, nor any lock while waiting for a grace period, so the scheme cannot
+// deadlock however the CPUs (or host threads) come and go.
 #pragma once
 
 #include "mmu/atomic.h"
+#include "mmu/lock.h"
 #include "mmu/platform.h"
+#include "mmu/thread_safety.h"
 #include "mmu/types.h"
 
 namespace mmu {
 
-// An intrusive list node embedded in (or placed over) each retired object.
+// An intrusive list node embedded in each retired object. The object's owner sets `fn` (or
+// passes it to retire()); `next` and `epoch` belong to the Epoch while the node is queued.
+// Where the node may live: anywhere that no lockless reader reads, since retire() writes it
+// while readers may still be looking at the object. Page-table pages therefore cannot hold
+// their own node (use retire_page()); an immutable object whose readers never read the node's
+// bytes (a MemslotSet) can.
 struct EpochCallback {
   EpochCallback* next = nullptr;
   void (*fn)(EpochCallback*) = nullptr;
@@ -40,6 +78,9 @@ struct EpochCallback {
 class Epoch {
  public:
   explicit Epoch(Platform& platform);
+  // Runs every pending callback (as barrier()) and gives back the batch pages. No CPU may be
+  // inside a read-side section.
+  ~Epoch();
   Epoch(const Epoch&) = delete;
   Epoch& operator=(const Epoch&) = delete;
 
@@ -49,32 +90,73 @@ class Epoch {
 
   void quiescent();
   void set_online(bool online);  // for the current CPU
+  bool is_online(unsigned cpu) const;
 
   // Queue `cb` (with cb->fn set by the caller) on the current CPU's deferred list.
   void retire(EpochCallback* cb);
+  void retire(EpochCallback* cb, void (*fn)(EpochCallback*)) {
+    cb->fn = fn;
+    retire(cb);
+  }
+  // Free the page `page` (Platform::free_page) after a grace period. Returns false, and keeps
+  // nothing, only if no tracking page could be allocated: the Platform is out of memory and
+  // this CPU's current batch is full. The caller then still owns the page (keep it and retry
+  // later, or synchronize() outside any section and free it directly).
+  [[nodiscard]] bool retire_page(hpa_t page);
 
   void synchronize();
   void barrier();
-  // Run up to `budget` ready callbacks of the current CPU; returns how many ran.
+  // Run up to `budget` ready callbacks of the current CPU (then of offline CPUs); returns how
+  // many ran. A batch of retired pages counts as one callback (it frees up to
+  // kPagesPerBatch pages). Returns 0 at once if another CPU's barrier() is running this CPU's
+  // callbacks.
   unsigned poll(unsigned budget);
 
   // Statistics.
   uint64_t current_epoch() const;
-  uint64_t pending() const;  // callbacks retired and not yet run, on all CPUs
+  uint64_t pending() const;        // callbacks retired and not yet run, on all CPUs
+  uint64_t pending_pages() const;  // pages passed to retire_page() and not yet freed
 
   Platform& platform() { return platform_; }
 
+  // Number of retired pages one tracking page records (a 48-byte header, then the page
+  // addresses; see PageBatch in epoch.cpp).
+  static constexpr unsigned kPagesPerBatch = (kPageSize - 48) / sizeof(hpa_t);
+
  private:
-  Platform& platform_;
-  // Implementation state is defined in epoch.cpp's companion section below.
   struct alignas(64) CpuState {
-    Atomic<uint64_t> reader_epoch{0};  // 0: not in a read section; else epoch | 1 ...
+    // --- Written by the owning CPU on every read-side section; read by try_advance(). ---
+    // 0: outside any section; else (epoch << 1) | 1, the epoch the outermost section entered.
+    Atomic<uint64_t> reader{0};
+    // Depth of nested sections and "running callbacks": touched by the owner only, atomic
+    // only so that a misuse (two host threads claiming one CPU id) is a clean assertion.
     Atomic<uint32_t> nesting{0};
+    Atomic<uint32_t> in_callbacks{0};
     Atomic<uint32_t> online{1};
-    Atomic<EpochCallback*> pending_head{nullptr};
-    Atomic<uint64_t> pending_count{0};
+
+    // --- Deferred work (its own cache line: other CPUs touch it in barrier/poll). ---
+    alignas(64) SpinLock list_lock;
+    EpochCallback* head GUARDED_BY(list_lock) = nullptr;
+    EpochCallback* tail GUARDED_BY(list_lock) = nullptr;
+    hpa_t open_batch GUARDED_BY(list_lock) = 0;   // retire_page() fills this one
+    hpa_t spare_batch GUARDED_BY(list_lock) = 0;  // a recycled tracking page, ready for use
+    SpinLock run_lock;                            // held while running this CPU's callbacks
+    Atomic<uint64_t> pending{0};                  // queued or running callbacks
   };
+  struct PageBatch;
+
+  CpuState& self();
+  const CpuState& self() const;
+  uint64_t stamp();
+  bool try_advance();
+  void enqueue_locked(CpuState& c, EpochCallback* cb) REQUIRES(c.list_lock);
+  void seal_batch_locked(CpuState& c) REQUIRES(c.list_lock);
+  unsigned run_ready(CpuState& c, unsigned budget, bool advance) REQUIRES(c.run_lock);
+  static void free_batch(EpochCallback* cb);
+
+  Platform& platform_;
   Atomic<uint64_t> global_epoch_{2};
+  Atomic<uint64_t> pending_pages_{0};
   CpuState cpus_[Platform::kMaxCpus];
 };
 

@@ -1,0 +1,47 @@
+// The physical memory manager: 4 KiB frames and 2 MiB blocks from the multiboot2 memory map.
+//
+// A bitmap with one bit per 4 KiB frame (1 = in use) covers physical memory up to the end of
+// the highest usable range. At init every frame is "in use"; the frames of usable ranges are
+// then released, except the low 1 MiB (firmware data, the AP trampoline), the kernel image,
+// the boot information, the modules and the bitmap itself; ranges of any other type are
+// marked in use again where they overlap (the firmware's word wins). The bitmap sits in
+// usable memory below 4 GiB, inside the boot identity map.
+//
+// Allocation is first-fit under one spinlock; 2 MiB blocks are 2 MiB aligned. Pages come
+// back zeroed when asked. All addresses are physical (the kernel is identity-mapped).
+#pragma once
+
+#include <stdint.h>
+
+#include "arch/x86/multiboot2.h"
+
+namespace hv::pmm {
+
+inline constexpr uint64_t k4K = 4096;
+inline constexpr uint64_t k2M = 2ull << 20;
+
+// Returns nullptr on success, else why it failed (then nothing can be allocated).
+const char* init(const mb2::BootInfo& boot);
+
+uint64_t alloc_4k(bool zero = true);  // 0 when out of memory
+uint64_t alloc_2m(bool zero = true);  // 0 when no free, aligned 2 MiB block exists
+// `count` physically contiguous 4 KiB frames (kernel stacks); 0 when none. Free with free_4k
+// on each frame.
+uint64_t alloc_pages(unsigned count, bool zero = true);
+void free_4k(uint64_t pa);
+void free_2m(uint64_t pa);
+
+struct Stats {
+  uint64_t usable_bytes;     // available in the memory map
+  unsigned usable_ranges;
+  uint64_t managed_frames;   // frames handed to the allocator at init
+  uint64_t free_frames;      // currently free
+  uint64_t top;              // end of the highest usable range
+};
+Stats stats();
+
+// A free page below 1 MiB for the AP trampoline (0 when the map has none). Chosen at init
+// from the memory map; never handed out by alloc_4k().
+uint64_t trampoline_page();
+
+}  // namespace hv::pmm

@@ -1,0 +1,48 @@
+// Kernel command-line lookup (see cmdline.h).
+#include "hv/cmdline.h"
+
+#include "arch/x86/string.h"
+
+namespace hv::cmdline {
+namespace {
+
+const char* g_line = "";
+
+bool is_blank(char c) { return c == ' ' || c == '\t'; }
+
+// Finds the word that starts with `key` followed by '=', a blank or the end. Returns a
+// pointer just past the key, or nullptr.
+const char* find(const char* key) {
+  const size_t n = strlen(key);
+  const char* p = g_line;
+  while (*p) {
+    while (is_blank(*p)) p++;
+    const char* word = p;
+    while (*p && !is_blank(*p)) p++;
+    if (static_cast<size_t>(p - word) >= n && strncmp(word, key, n) == 0 &&
+        (word[n] == '=' || word[n] == '\0' || is_blank(word[n])))
+      return word + n;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+void set(const char* line) { g_line = line ? line : ""; }
+
+bool has(const char* key) { return find(key) != nullptr; }
+
+bool get(const char* key, char* buf, size_t size) {
+  const char* p = find(key);
+  if (!p || *p != '=' || size == 0) return false;
+  p++;
+  size_t i = 0;
+  while (p[i] && !is_blank(p[i]) && i + 1 < size) {
+    buf[i] = p[i];
+    i++;
+  }
+  buf[i] = '\0';
+  return true;
+}
+
+}  // namespace hv::cmdline

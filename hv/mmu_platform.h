@@ -1,0 +1,32 @@
+// The kernel's implementation of mmu::Platform: pages from the physical memory manager, the
+// identity map for phys<->virt, CPU ids from the per-CPU data, EPT TLB flushes by INVEPT here
+// and request + IPI on the other CPUs (hv/cpu_work.h), and the TSC as the clock.
+#pragma once
+
+#include "mmu/platform.h"
+
+namespace hv {
+
+class KernelPlatform final : public mmu::Platform {
+ public:
+  mmu::hpa_t alloc_page() override;
+  void free_page(mmu::hpa_t page) override;
+  void* phys_to_virt(mmu::hpa_t pa) override { return reinterpret_cast<void*>(pa); }
+  mmu::hpa_t virt_to_phys(const void* va) override { return reinterpret_cast<mmu::hpa_t>(va); }
+  unsigned cpu_id() override;
+  unsigned cpu_count() override;
+  void flush_remote_tlbs(uint64_t tlb_tag) override;
+  bool should_yield() override;
+  void cpu_relax() override;
+  uint64_t timestamp() override;
+
+  uint64_t pages_in_use() const { return __atomic_load_n(&pages_in_use_, __ATOMIC_RELAXED); }
+
+ private:
+  uint64_t pages_in_use_ = 0;
+};
+
+// The one instance (the MMU's platform for every VM).
+KernelPlatform& platform();
+
+}  // namespace hv

@@ -1,0 +1,77 @@
+// VM construction and guest RAM (see vm.h).
+#include "hv/vm.h"
+
+#include "arch/x86/pmm.h"
+
+namespace hv {
+namespace {
+
+constexpr uint64_t k4K = pmm::k4K;
+constexpr uint64_t k2M = pmm::k2M;
+
+// `frames` contiguous frames whose first one is 2 MiB-aligned (misalign = false) or exactly
+// 4 KiB past a 2 MiB boundary (misalign = true). The PMM has no aligned multi-frame allocator,
+// so take 512 frames more than needed and give back what is outside the window. Returns the
+// window's first frame; *base/*count describe what stays allocated.
+uint64_t alloc_window(uint64_t frames, bool misalign, uint64_t* base, uint64_t* count) {
+  const uint64_t extra = 512;
+  const uint64_t got = pmm::alloc_pages(static_cast<unsigned>(frames + extra), false);
+  if (!got) return 0;
+  uint64_t start = (got + k2M - 1) & ~(k2M - 1);
+  if (misalign) start += k4K;
+  if (start + frames * k4K > got + (frames + extra) * k4K) start -= k2M;  // can't happen; keep safe
+  for (uint64_t pa = got; pa < start; pa += k4K) pmm::free_4k(pa);
+  for (uint64_t pa = start + frames * k4K; pa < got + (frames + extra) * k4K; pa += k4K) pmm::free_4k(pa);
+  *base = start;
+  *count = frames;
+  return start;
+}
+
+}  // namespace
+
+const char* Vm::init(unsigned id, const SlotSpec* specs, unsigned count, int max_level, unsigned guest_phys_bits) {
+  id_ = id;
+  if (count > kMaxSlots) return "too many memory slots";
+  for (unsigned i = 0; i < count; i++) {
+    const SlotSpec& s = specs[i];
+    if ((s.gpa | s.bytes) & (k4K - 1) || !s.bytes) return "memory slot not page aligned";
+    const uint64_t frames = s.bytes / k4K;
+    uint64_t base = 0, n = 0;
+    const uint64_t hpa = alloc_window(frames, s.misalign_4k, &base, &n);
+    if (!hpa) {
+      slot_count_ = i;
+      destroy();
+      return "out of host memory for guest RAM";
+    }
+    // Guest RAM starts zeroed, like RAM after reset (and no host data leaks into the guest).
+    for (uint64_t* p = reinterpret_cast<uint64_t*>(hpa); p < reinterpret_cast<uint64_t*>(hpa + s.bytes); p++) *p = 0;
+    alloc_base_[i] = base;
+    alloc_frames_[i] = n;
+    slots_[i] = RamSlot{s.name, s.gpa / k4K, frames, hpa};
+    ram_bytes_ += s.bytes;
+    if (s.gpa + s.bytes > ram_top_) ram_top_ = s.gpa + s.bytes;
+  }
+  slot_count_ = count;
+  return mmu_.init(id, slots_, count, max_level, guest_phys_bits);
+}
+
+void Vm::destroy() {
+  mmu_.destroy();
+  for (unsigned i = 0; i < slot_count_; i++) {
+    for (uint64_t f = 0; f < alloc_frames_[i]; f++) pmm::free_4k(alloc_base_[i] + f * k4K);
+    alloc_frames_[i] = 0;
+  }
+  slot_count_ = 0;
+}
+
+void* Vm::gpa_to_host(uint64_t gpa, uint64_t len) {
+  for (unsigned i = 0; i < slot_count_; i++) {
+    const uint64_t start = slots_[i].base_gfn * k4K;
+    const uint64_t end = start + slots_[i].npages * k4K;
+    if (gpa >= start && gpa + len >= gpa && gpa + len <= end)
+      return reinterpret_cast<void*>(slots_[i].backing_hpa + (gpa - start));
+  }
+  return nullptr;
+}
+
+}  // namespace hv

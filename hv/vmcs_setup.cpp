@@ -1,0 +1,200 @@
+// Filling a fresh VMCS: controls, host state and the guest's initial state.
+//
+// The guest starts in 32-bit protected mode with paging off, flat segments, at `start.rip`
+// (possible only with "unrestricted guest", SDM 26.3.1.1), and switches to long mode itself.
+// Rules that VM entry checks and that are easy to get wrong (SDM 27.2-27.3, all enforced by
+// Bochs as by hardware):
+//   - guest CR0.NE and CR4.VMXE must be 1 (IA32_VMX_CR*_FIXED0): they are set in the real
+//     registers and owned by the host through the guest/host masks, so the guest reads them
+//     from the read shadows (NE as it set it, VMXE as 0) and can't change them without an exit;
+//   - guest TR must be usable and busy (type 11); LDTR may be unusable;
+//   - the VMCS link pointer must be all ones;
+//   - the host TR selector must be non-zero (our per-CPU TSS), host segment selectors have
+//     RPL = TI = 0, host CR4.VMXE = 1;
+//   - "load IA32_EFER" on entry: guest EFER.LMA must equal "IA-32e mode guest".
+#include "arch/x86/cpu.h"
+#include "arch/x86/gdt.h"
+#include "arch/x86/vmx/controls.h"
+#include "arch/x86/vmx/guest_regs.h"
+#include "arch/x86/vmx/instructions.h"
+#include "arch/x86/vmx/vmcs_fields.h"
+#include "hv/vcpu.h"
+#include "hv/vm.h"
+
+namespace hv {
+namespace {
+
+using namespace vmx;
+using namespace vmx::field;
+
+constexpr uint64_t kCr0Pe = 1u << 0, kCr0Et = 1u << 4, kCr0Ne = 1u << 5;
+constexpr uint64_t kCr4Vmxe = 1u << 13;
+
+struct [[gnu::packed]] DescriptorTableRegister {
+  uint16_t limit;
+  uint64_t base;
+};
+
+// Collects the first failing VMWRITE so setup can report it (field and VM-instruction error).
+struct Writer {
+  uint32_t failed_field = 0;
+  bool failed = false;
+  void operator()(uint32_t f, uint64_t v) {
+    if (vmwrite(f, v) != Status::kOk && !failed) {
+      failed = true;
+      failed_field = f;
+    }
+  }
+};
+
+uint64_t tss_base_from_gdt(uint64_t gdt_base, uint16_t selector) {
+  const uint64_t* d = reinterpret_cast<const uint64_t*>(gdt_base + (selector & ~7u));
+  const uint64_t lo = d[0], hi = d[1];
+  return ((lo >> 16) & 0xFFFFFF) | (((lo >> 56) & 0xFF) << 24) | ((hi & 0xFFFFFFFF) << 32);
+}
+
+char g_why[160];
+
+}  // namespace
+
+const char* Vcpu::setup_vmcs(const VcpuStart& start) {
+  const Capabilities& c = *caps_;
+
+  // ---- controls ------------------------------------------------------------------------
+  uint32_t pinv = 0, procv = 0, proc2v = 0, exitv = 0, entryv = 0;
+  // External interrupts and NMIs must come to the host, not the guest's IDT.
+  const ControlRequest pin_req{"pin-based", c.pin, pin::kExternalInterruptExiting | pin::kNmiExiting,
+                               c.preemption_timer && start.time_budget_us ? pin::kPreemptionTimer : 0u};
+  // Every I/O instruction exits (no bitmaps); MSR bitmaps off, so every RDMSR/WRMSR exits.
+  // HLT exits; MWAIT/MONITOR exit so a guest can't park the physical CPU.
+  const ControlRequest proc_req{
+      "processor-based", c.proc,
+      proc::kHltExiting | proc::kUnconditionalIoExiting | proc::kActivateSecondary | proc::kMwaitExiting |
+          proc::kMonitorExiting,
+      0};
+  const ControlRequest proc2_req{"secondary", c.proc2, proc2::kEnableEpt | proc2::kUnrestrictedGuest,
+                                 c.vpid ? proc2::kEnableVpid : 0u};
+  const ControlRequest exit_req{"VM-exit", c.exit,
+                                exit_ctl::kHostAddressSpaceSize | exit_ctl::kSaveEfer | exit_ctl::kLoadEfer, 0};
+  const ControlRequest entry_req{"VM-entry", c.entry, entry_ctl::kLoadEfer, 0};
+  const ControlRequest* reqs[] = {&pin_req, &proc_req, &proc2_req, &exit_req, &entry_req};
+  uint32_t* outs[] = {&pinv, &procv, &proc2v, &exitv, &entryv};
+  for (unsigned i = 0; i < 5; i++)
+    if (const char* why = compute_controls(*reqs[i], *outs[i])) return why;
+  // The TRUE_* MSRs let CR3-load/store exiting be 0; with the default MSRs they may be forced
+  // on, which is harmless (those exits are handled) but worth knowing about.
+  entryv &= ~entry_ctl::kIa32eModeGuest;  // the guest starts outside long mode
+
+  Writer w;
+  w(kPinBasedControls, pinv);
+  w(kProcBasedControls, procv);
+  w(kSecondaryControls, proc2v);
+  w(kExitControls, exitv);
+  w(kEntryControls, entryv);
+  w(kExceptionBitmap, 0);
+  w(kPageFaultErrorMask, 0);
+  w(kPageFaultErrorMatch, 0);
+  w(kCr3TargetCount, 0);
+  w(kExitMsrStoreCount, 0);
+  w(kExitMsrLoadCount, 0);
+  w(kEntryMsrLoadCount, 0);
+  w(kEntryInterruptionInfo, 0);
+  w(kVmcsLinkPointer, ~0ull);
+  w(kEptPointer, eptp_);
+  if (proc2v & proc2::kEnableVpid) w(kVpid, vpid_);
+  if (pinv & pin::kPreemptionTimer) {
+    // Fires about every 10 ms of guest time (at the TSC rate >> shift), so a guest that never
+    // exits still comes back to check its time budget.
+    const uint64_t ticks = (start.time_budget_us ? 20'000'000ull : 0) >> c.preemption_timer_shift;
+    w(kGuestPreemptionTimer, ticks > 0xFFFFFFFF ? 0xFFFFFFFF : ticks);
+  }
+
+  // CR0.NE and CR4.VMXE are the host's: a guest write that changes them exits (and is refused).
+  w(kCr0GuestHostMask, kCr0Ne);
+  w(kCr0ReadShadow, kCr0Pe | kCr0Et | kCr0Ne);
+  w(kCr4GuestHostMask, kCr4Vmxe);
+  w(kCr4ReadShadow, 0);
+
+  // ---- host state ------------------------------------------------------------------------
+  DescriptorTableRegister gdtr{}, idtr{};
+  asm volatile("sgdt %0" : "=m"(gdtr));
+  asm volatile("sidt %0" : "=m"(idtr));
+  uint16_t tr = 0;
+  asm volatile("str %0" : "=r"(tr));
+  w(kHostCr0, x86::read_cr0());
+  w(kHostCr3, x86::read_cr3());
+  w(kHostCr4, x86::read_cr4());
+  w(kHostCsSel, gdt::kCodeSelector);
+  w(kHostSsSel, gdt::kDataSelector);
+  w(kHostDsSel, gdt::kDataSelector);
+  w(kHostEsSel, gdt::kDataSelector);
+  w(kHostFsSel, 0);
+  w(kHostGsSel, 0);
+  w(kHostTrSel, tr);
+  w(kHostFsBase, x86::rdmsr(msr::kFsBase));  // the per-CPU base lives in GS: both kept as they are
+  w(kHostGsBase, x86::rdmsr(msr::kGsBase));
+  w(kHostTrBase, tss_base_from_gdt(gdtr.base, tr));
+  w(kHostGdtrBase, gdtr.base);
+  w(kHostIdtrBase, idtr.base);
+  w(kHostSysenterCs, 0);
+  w(kHostSysenterEsp, 0);
+  w(kHostSysenterEip, 0);
+  w(kHostEfer, x86::rdmsr(msr::kEfer));
+  w(kHostRip, reinterpret_cast<uint64_t>(&vmx_exit_point));
+  w(kHostRsp, 0);  // written by vmx_enter before every entry
+
+  // ---- guest state: 32-bit protected mode, paging off, flat ----------------------------
+  const uint32_t code_ar = ar::kTypeCodeExecRead | ar::kAccessed | ar::kS | ar::kP | ar::kDb | ar::kG;
+  const uint32_t data_ar = ar::kTypeDataReadWrite | ar::kAccessed | ar::kS | ar::kP | ar::kDb | ar::kG;
+  struct Seg {
+    uint32_t sel, base, limit, ar;
+  };
+  const Seg segs[] = {
+      {kGuestCsSel, kGuestCsBase, kGuestCsLimit, kGuestCsAr}, {kGuestSsSel, kGuestSsBase, kGuestSsLimit, kGuestSsAr},
+      {kGuestDsSel, kGuestDsBase, kGuestDsLimit, kGuestDsAr}, {kGuestEsSel, kGuestEsBase, kGuestEsLimit, kGuestEsAr},
+      {kGuestFsSel, kGuestFsBase, kGuestFsLimit, kGuestFsAr}, {kGuestGsSel, kGuestGsBase, kGuestGsLimit, kGuestGsAr},
+  };
+  for (const Seg& s : segs) {
+    const bool cs = s.sel == kGuestCsSel;
+    w(s.sel, cs ? 0x08 : 0x10);
+    w(s.base, 0);
+    w(s.limit, 0xFFFFFFFF);
+    w(s.ar, cs ? code_ar : data_ar);
+  }
+  w(kGuestLdtrSel, 0);
+  w(kGuestLdtrBase, 0);
+  w(kGuestLdtrLimit, 0);
+  w(kGuestLdtrAr, ar::kUnusable);
+  w(kGuestTrSel, 0);
+  w(kGuestTrBase, 0);
+  w(kGuestTrLimit, 0x67);
+  w(kGuestTrAr, ar::kTypeBusyTss32 | ar::kP);
+  w(kGuestGdtrBase, 0);
+  w(kGuestGdtrLimit, 0xFFFF);
+  w(kGuestIdtrBase, 0);
+  w(kGuestIdtrLimit, 0xFFFF);
+  w(kGuestCr0, ((kCr0Pe | kCr0Et | kCr0Ne) | c.cr0_fixed0) & c.cr0_fixed1 & ~((1ull << 31) | kCr0Pe) | kCr0Pe);
+  w(kGuestCr3, 0);
+  w(kGuestCr4, (kCr4Vmxe | c.cr4_fixed0) & c.cr4_fixed1);
+  w(kGuestDr7, 0x400);
+  w(kGuestRflags, 0x2);
+  w(kGuestRip, start.rip);
+  w(kGuestRsp, start.rsp);
+  w(kGuestEfer, 0);
+  w(kGuestDebugCtl, 0);
+  w(kGuestSysenterCs, 0);
+  w(kGuestSysenterEsp, 0);
+  w(kGuestSysenterEip, 0);
+  w(kGuestInterruptibility, 0);
+  w(kGuestActivityState, 0);
+  w(kGuestPendingDebug, 0);
+
+  if (w.failed) {
+    format(g_why, sizeof g_why, "VMWRITE of field 0x%04x failed (VM-instruction error %u: %s)", w.failed_field,
+           instruction_error(), instruction_error_name(instruction_error()));
+    return g_why;
+  }
+  return nullptr;
+}
+
+}  // namespace hv

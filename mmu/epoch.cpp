@@ -1,0 +1,393 @@
+// Epoch-based reclamation; the contract and the locking scheme are in epoch.h.
+//
+// Why a callback stamped s is safe to run once G >= s + 2
+// --------------------------------------------------------
+// Actors: a reader R, whose outermost read_lock() loads G (acquire) into r, stores (r<<1)|1
+// into its slot (release) and then executes seq_cst fence F_R before reading shared pointers.
+// A retirer W that unlinks object O, then (in stamp()) executes seq_cst fence F_W and loads G
+// = s. An advancer A_k that moves G from k to k+1: it loads G = k (acquire), executes seq_cst
+// fence F_A, loads every slot (acquire) and CASes k -> k+1 (acq_rel). The C++20 rule we lean on
+// ([atomics.order]/4.4): if a seq_cst fence X happens before an access M1, M1 is
+// coherence-ordered before an access M2 of the same object, and M2 happens before a seq_cst
+// fence Y, then X precedes Y in the single total order S of seq_cst operations.
+//
+// Suppose R still holds a pointer to O, loaded after F_R. Then:
+//  1. F_R <S F_W. Otherwise F_W <S F_R: F_W is after the unlink, and R's pointer load, which
+//     saw O (coherence-ordered before the unlink), is after F_R, so by 4.4 (X=F_R, M1=R's load,
+//     M2=unlink, Y=F_W) F_R <S F_W: a contradiction.
+//  2. r <= s. If r > s, W's load of G (after F_W) read a value older than the one R read; the
+//     CAS that wrote R's value happens before F_R (R's load is acquire), so 4.4 gives
+//     F_W <S F_R, contradicting 1.
+//  3. F_W <S F_A for the advancer A_{s+1} (the one that moves G from s+1 to s+2). A_{s+1}
+//     loaded s+1 (acquire) from the CAS of A_s, which is later in G's modification order than
+//     the s that W read; so W's load is coherence-ordered before that CAS, which happens before
+//     F_A: 4.4 gives F_W <S F_A.
+//  4. Hence F_R <S F_A, so A_{s+1}'s load of R's slot sees R's pin store or a later store
+//     (4.4 again, with the slot's older value). While R stays in its section that is the pin,
+//     with epoch r <= s != s+1, so A_{s+1} refuses to advance: G cannot reach s+2.
+//  5. If A_{s+1} saw a later store (R's unpin, or a pin of a later section: both are release
+//     stores), R's reads of O happen before A_{s+1}'s CAS, whose release sequence (every later
+//     change of G is a CAS) ends at the G >= s+2 that the runner loads with acquire before it
+//     calls fn. So every read of O by R happens before O is freed.
+// synchronize() is W without a callback; barrier() is W for all callbacks queued before it.
+// On x86 every acquire/release here is a plain mov; the only costly instruction on the read
+// side is the fence in read_lock().
+#include "mmu/epoch.h"
+
+namespace mmu {
+
+// A tracking page for retire_page(): the callback node and the addresses of the retired pages.
+// It lives in its own page, never in one of the pages it tracks, because lockless walkers may
+// still read those until the grace period ends, and enqueueing writes the node.
+struct Epoch::PageBatch {
+  EpochCallback cb;  // first member: free_batch() gets from &cb back to the batch
+  Epoch* owner;
+  hpa_t self;        // this tracking page
+  uint64_t count;
+  hpa_t pages[kPagesPerBatch];
+};
+static_assert(sizeof(EpochCallback) + 3 * sizeof(uint64_t) == 48,
+              "kPagesPerBatch in epoch.h assumes a 48-byte batch header");
+
+namespace {
+constexpr uint64_t kReaderActive = 1;
+constexpr unsigned kUnlimited = ~0u;
+}  // namespace
+
+Epoch::Epoch(Platform& platform) : platform_(platform) {}
+
+Epoch::~Epoch() {
+  const unsigned n = platform_.cpu_count();
+  for (unsigned i = 0; i < n; i++) MMU_ASSERT(cpus_[i].nesting.load(Order::relaxed) == 0);
+  // Callbacks may retire further objects; drain until nothing is left.
+  do {
+    barrier();
+  } while (pending() != 0 || pending_pages() != 0);
+  for (unsigned i = 0; i < n; i++) {
+    CpuState& c = cpus_[i];
+    SpinLockGuard l(c.list_lock);
+    MMU_ASSERT(c.head == nullptr);
+    if (c.open_batch != 0) platform_.free_page(c.open_batch);  // empty: barrier sealed it
+    if (c.spare_batch != 0) platform_.free_page(c.spare_batch);
+    c.open_batch = c.spare_batch = 0;
+  }
+}
+
+Epoch::CpuState& Epoch::self() {
+  const unsigned id = platform_.cpu_id();
+  MMU_ASSERT(id < platform_.cpu_count() && id < Platform::kMaxCpus);
+  return cpus_[id];
+}
+
+const Epoch::CpuState& Epoch::self() const {
+  const unsigned id = platform_.cpu_id();
+  MMU_ASSERT(id < platform_.cpu_count() && id < Platform::kMaxCpus);
+  return cpus_[id];
+}
+
+void Epoch::read_lock() {
+  CpuState& c = self();
+  const uint32_t depth = c.nesting.load(Order::relaxed);
+  MMU_ASSERT(depth < 0x7fffffffu);
+  if (depth == 0) {
+    // Acquire: pairs with the acq_rel CAS in try_advance() (step 2 of the argument above).
+    const uint64_t g = global_epoch_.load(Order::acquire);
+    // Release: pairs with the acquire slot load in try_advance(); it orders our *previous*
+    // section's reads before this store, for an advancer that sees this pin rather than the
+    // unpin in between (step 5).
+    c.reader.store((g << 1) | kReaderActive, Order::release);
+    // The pin must be globally visible before this section reads any shared pointer: pairs
+    // with the seq_cst fences in try_advance() and stamp() (steps 1 and 4).
+    atomic_thread_fence(Order::seq_cst);
+  }
+  c.nesting.store(depth + 1, Order::relaxed);
+}
+
+void Epoch::read_unlock() {
+  CpuState& c = self();
+  const uint32_t depth = c.nesting.load(Order::relaxed);
+  MMU_ASSERT(depth != 0);  // unbalanced read_unlock()
+  c.nesting.store(depth - 1, Order::relaxed);
+  if (depth == 1) {
+    // Release: every read of this section happens before an advancer's acquire load that
+    // sees "not reading" (try_advance()), hence before the free (step 5).
+    c.reader.store(0, Order::release);
+  }
+}
+
+bool Epoch::in_read_section() const { return self().nesting.load(Order::relaxed) != 0; }
+
+bool Epoch::is_online(unsigned cpu) const {
+  MMU_ASSERT(cpu < Platform::kMaxCpus);
+  return cpus_[cpu].online.load(Order::relaxed) != 0;
+}
+
+uint64_t Epoch::stamp() {
+  // Everything the caller unlinked before this point is ordered before the load of G by this
+  // fence; pairs with the fence in read_lock() (step 1) and orders us before the advancers'
+  // fences (step 3). The load itself can be relaxed: steps 2 and 3 need only the fence.
+  atomic_thread_fence(Order::seq_cst);
+  return global_epoch_.load(Order::relaxed);
+}
+
+bool Epoch::try_advance() {
+  // Acquire: pairs with the CAS of the previous advancer (step 3).
+  uint64_t g = global_epoch_.load(Order::acquire);
+  // Pairs with the fences in read_lock() and stamp() (steps 3 and 4).
+  atomic_thread_fence(Order::seq_cst);
+  const unsigned n = platform_.cpu_count();
+  for (unsigned i = 0; i < n; i++) {
+    // Acquire: pairs with the release stores of read_lock()/read_unlock() (step 5).
+    const uint64_t r = cpus_[i].reader.load(Order::acquire);
+    if ((r & kReaderActive) != 0 && (r >> 1) != g) return false;  // a reader from before g
+  }
+  // acq_rel: release pairs with the acquire loads of G in run_ready()/synchronize()/barrier()
+  // and of the next advancer; acquire continues the chain from the previous advancer. A failed
+  // CAS means someone else advanced from g already, which is just as good.
+  return global_epoch_.compare_exchange(g, g + 1, Order::acq_rel);
+}
+
+void Epoch::quiescent() {
+  CpuState& c = self();
+  // A quiescent point inside a read-side section is a leaked section: catch it here, where
+  // it is cheap to find, rather than as a reclamation that never completes.
+  MMU_ASSERT(c.nesting.load(Order::relaxed) == 0);
+  if (c.pending.load(Order::relaxed) != 0) try_advance();
+}
+
+void Epoch::set_online(bool online) {
+  CpuState& c = self();
+  if (!online) {
+    MMU_ASSERT(c.nesting.load(Order::relaxed) == 0);
+    // Hand over this CPU's partly filled batch: it won't poll, helpers will.
+    SpinLockGuard l(c.list_lock);
+    seal_batch_locked(c);
+  }
+  // Relaxed: `online` is only a hint for helpers in poll(); the lists it leads them to are
+  // protected by list_lock/run_lock, which order everything that matters.
+  c.online.store(online ? 1 : 0, Order::relaxed);
+}
+
+void Epoch::enqueue_locked(CpuState& c, EpochCallback* cb) {
+  MMU_ASSERT(cb != nullptr && cb->fn != nullptr);
+  cb->next = nullptr;
+  // Stamped under list_lock, so the list's stamps never decrease (G only grows) and the ready
+  // callbacks are always a prefix of it.
+  cb->epoch = stamp();
+  if (c.tail != nullptr) {
+    c.tail->next = cb;
+  } else {
+    c.head = cb;
+  }
+  c.tail = cb;
+  c.pending.fetch_add(1, Order::relaxed);
+}
+
+void Epoch::retire(EpochCallback* cb) {
+  CpuState& c = self();
+  SpinLockGuard l(c.list_lock);
+  enqueue_locked(c, cb);
+}
+
+void Epoch::seal_batch_locked(CpuState& c) {
+  if (c.open_batch == 0) return;
+  auto* b = static_cast<PageBatch*>(platform_.phys_to_virt(c.open_batch));
+  if (b->count == 0) return;  // keep the empty tracking page open for the next retire_page()
+  c.open_batch = 0;
+  b->cb.fn = &Epoch::free_batch;
+  // The stamp is taken now, after every retire_page() that filled the batch (each of which
+  // came after its page was unlinked), so it covers all of them.
+  enqueue_locked(c, &b->cb);
+}
+
+bool Epoch::retire_page(hpa_t page) {
+  MMU_ASSERT(page != 0 && page % kPageSize == 0);
+  CpuState& c = self();
+  for (;;) {
+    {
+      SpinLockGuard l(c.list_lock);
+      if (c.open_batch == 0 && c.spare_batch != 0) {
+        auto* b = static_cast<PageBatch*>(platform_.phys_to_virt(c.spare_batch));
+        b->owner = this;
+        b->self = c.spare_batch;
+        b->count = 0;
+        c.open_batch = c.spare_batch;
+        c.spare_batch = 0;
+      }
+      if (c.open_batch != 0) {
+        auto* b = static_cast<PageBatch*>(platform_.phys_to_virt(c.open_batch));
+        b->pages[b->count++] = page;
+        pending_pages_.fetch_add(1, Order::relaxed);
+        if (b->count == kPagesPerBatch) seal_batch_locked(c);
+        return true;
+      }
+    }
+    // No tracking page: allocate one outside the spinlock (the platform's allocator may take
+    // locks of its own) and go round again.
+    const hpa_t fresh = platform_.alloc_page();
+    if (fresh == 0) return false;
+    bool used = false;
+    {
+      SpinLockGuard l(c.list_lock);
+      if (c.spare_batch == 0) {
+        c.spare_batch = fresh;
+        used = true;
+      }
+    }
+    if (!used) platform_.free_page(fresh);
+  }
+}
+
+void Epoch::free_batch(EpochCallback* cb) {
+  static_assert(sizeof(PageBatch) <= kPageSize, "a batch must fit its tracking page");
+  auto* b = reinterpret_cast<PageBatch*>(cb);
+  Epoch& e = *b->owner;
+  for (uint64_t i = 0; i < b->count; i++) e.platform_.free_page(b->pages[i]);
+  e.pending_pages_.fetch_sub(b->count, Order::relaxed);
+  // Recycle the tracking page as the running CPU's spare, so that steady-state retiring does
+  // not allocate. Lock order run_lock (held by our caller) -> list_lock, as everywhere.
+  const hpa_t page = b->self;
+  CpuState& c = e.self();
+  bool kept = false;
+  {
+    SpinLockGuard l(c.list_lock);
+    if (c.spare_batch == 0) {
+      c.spare_batch = page;
+      kept = true;
+    }
+  }
+  if (!kept) e.platform_.free_page(page);
+}
+
+unsigned Epoch::run_ready(CpuState& c, unsigned budget, bool advance) {
+  // Acquire: pairs with the release CAS in try_advance() (step 5): the readers that had to
+  // leave before G got here have finished their reads.
+  uint64_t g = global_epoch_.load(Order::acquire);
+  if (advance) {
+    // A fresh callback needs G two steps past its stamp: try at most that often, so that a
+    // poll() stays bounded even when a reader holds the epoch back.
+    for (int i = 0; i < 2; i++) {
+      uint64_t oldest;
+      {
+        SpinLockGuard l(c.list_lock);
+        if (c.head == nullptr) return 0;
+        oldest = c.head->epoch;
+      }
+      if (oldest + 2 <= g || !try_advance()) break;
+      g = global_epoch_.load(Order::acquire);  // acquire: as above
+    }
+  }
+  EpochCallback* chain = nullptr;
+  unsigned n = 0;
+  {
+    SpinLockGuard l(c.list_lock);
+    EpochCallback* cb = c.head;
+    EpochCallback* last = nullptr;
+    while (cb != nullptr && n < budget && cb->epoch + 2 <= g) {
+      last = cb;
+      cb = cb->next;
+      n++;
+    }
+    if (n != 0) {
+      chain = c.head;
+      last->next = nullptr;
+      c.head = cb;
+      if (cb == nullptr) c.tail = nullptr;
+    }
+  }
+  if (n == 0) return 0;
+  // Run outside list_lock (a callback may retire(), which takes the current CPU's list_lock)
+  // but inside run_lock, which tells barrier() when these have finished.
+  CpuState& me = self();
+  me.in_callbacks.fetch_add(1, Order::relaxed);
+  while (chain != nullptr) {
+    EpochCallback* next = chain->next;  // fn may free the memory holding the node
+    chain->fn(chain);
+    chain = next;
+  }
+  me.in_callbacks.fetch_sub(1, Order::relaxed);
+  c.pending.fetch_sub(n, Order::relaxed);
+  return n;
+}
+
+unsigned Epoch::poll(unsigned budget) {
+  CpuState& me = self();
+  MMU_ASSERT(me.in_callbacks.load(Order::relaxed) == 0);  // poll() from a callback
+  if (budget == 0) return 0;
+  {
+    SpinLockGuard l(me.list_lock);
+    seal_batch_locked(me);
+  }
+  unsigned ran = 0;
+  if (me.run_lock.try_lock()) {
+    ran = run_ready(me, budget, true);
+    me.run_lock.unlock();
+  }
+  // Offline CPUs don't poll; whoever does, helps them (their batches were sealed when they
+  // went offline). try_lock only: poll() must not wait.
+  const unsigned n = platform_.cpu_count();
+  for (unsigned i = 0; i < n && ran < budget; i++) {
+    CpuState& o = cpus_[i];
+    if (&o == &me || o.online.load(Order::relaxed) != 0 || o.pending.load(Order::relaxed) == 0)
+      continue;
+    if (o.run_lock.try_lock()) {
+      ran += run_ready(o, budget - ran, true);
+      o.run_lock.unlock();
+    }
+  }
+  return ran;
+}
+
+void Epoch::synchronize() {
+  const CpuState& me = self();
+  MMU_ASSERT(me.nesting.load(Order::relaxed) == 0);       // would wait for itself
+  MMU_ASSERT(me.in_callbacks.load(Order::relaxed) == 0);  // callbacks must not block
+  const uint64_t target = stamp() + 2;
+  // Acquire: pairs with the release CAS in try_advance(), so that the caller's frees come
+  // after the readers' reads (step 5).
+  while (global_epoch_.load(Order::acquire) < target) {
+    if (!try_advance()) platform_.cpu_relax();
+  }
+}
+
+void Epoch::barrier() {
+  const CpuState& me = self();
+  MMU_ASSERT(me.nesting.load(Order::relaxed) == 0);
+  MMU_ASSERT(me.in_callbacks.load(Order::relaxed) == 0);
+  const unsigned n = platform_.cpu_count();
+  // Partly filled page batches hold retirements too: queue them, so that they are stamped
+  // no later than `target`.
+  for (unsigned i = 0; i < n; i++) {
+    SpinLockGuard l(cpus_[i].list_lock);
+    seal_batch_locked(cpus_[i]);
+  }
+  // Every callback queued before this point carries a stamp <= target (stamps are read from
+  // G under list_lock, G only grows, and a queueing that happens before us is ordered before
+  // our load by coherence).
+  const uint64_t target = stamp();
+  // Acquire: as in synchronize().
+  while (global_epoch_.load(Order::acquire) < target + 2) {
+    if (!try_advance()) platform_.cpu_relax();
+  }
+  // All of them are ready now, and they are a prefix of each list. Taking run_lock waits for
+  // anyone already running some of them; then we run the rest ourselves.
+  for (unsigned i = 0; i < n; i++) {
+    CpuState& c = cpus_[i];
+    c.run_lock.lock();
+    run_ready(c, kUnlimited, false);
+    c.run_lock.unlock();
+  }
+}
+
+uint64_t Epoch::current_epoch() const { return global_epoch_.load(Order::relaxed); }
+
+uint64_t Epoch::pending() const {
+  uint64_t sum = 0;
+  const unsigned n = platform_.cpu_count();
+  for (unsigned i = 0; i < n; i++) sum += cpus_[i].pending.load(Order::relaxed);
+  return sum;
+}
+
+uint64_t Epoch::pending_pages() const { return pending_pages_.load(Order::relaxed); }
+
+}  // namespace mmu

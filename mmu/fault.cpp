@@ -1,0 +1,228 @@
+// The fault path: map(vcpu, gfn, access), run for an EPT violation.
+//
+// Outline: memslot lookup and level choice without any lock -> page cache topped up -> MMU lock
+// shared -> check the root and the invalidation sequence -> epoch read section -> walk down with
+// the iterator, linking missing tables (CAS), splitting a huge leaf that is in the way (CAS),
+// and installing the leaf (CAS). Every CAS that loses a race re-reads the entry and decides
+// again, or reports `retry`; nothing a guest can pass (any gfn, any access) can crash it.
+#include "mmu/mmu.h"
+#include "mmu/spte_ops.h"
+#include "mmu/tdp_iter.h"
+
+namespace mmu {
+
+const char* to_string(FaultOutcome o) {
+  switch (o) {
+    case FaultOutcome::fixed: return "fixed";
+    case FaultOutcome::spurious: return "spurious";
+    case FaultOutcome::retry: return "retry";
+    case FaultOutcome::unbacked: return "unbacked";
+    case FaultOutcome::write_protected: return "write_protected";
+    case FaultOutcome::bad_gfn: return "bad_gfn";
+    case FaultOutcome::out_of_memory: return "out_of_memory";
+    case FaultOutcome::kCount: break;
+  }
+  return "?";
+}
+
+namespace {
+bool leaf_allows(spte_t leaf, unsigned access) { return (spte::leaf_access(leaf) & access) == access; }
+// An entry the fault path may overwrite: empty, or a (possibly stale) MMIO marker. Any other
+// non-present value is FROZEN or a dead table's link: another CPU owns it, so retry.
+bool installable(spte_t s) { return s == 0 || spte::is_mmio(s); }
+}  // namespace
+
+// The largest level whose whole frame lies inside the slot, with guest and host addresses equally
+// aligned (a huge leaf maps one contiguous, aligned host range), capped by the backing's page
+// size and the per-VM maximum.
+int Mmu::goal_level(const SlotView& slot, gfn_t gfn) const {
+  int level = max_level_.load(Order::relaxed);
+  if (slot.max_level < level) level = slot.max_level;
+  if (level > spte::kMaxHugeLevel) level = spte::kMaxHugeLevel;
+  for (; level > 1; level--) {
+    const gfn_t base = spte::align_down(gfn, level);
+    const uint64_t span = spte::pages_per_entry(level);
+    if (base < slot.base_gfn || base + span > slot.base_gfn + slot.npages) continue;
+    const uint64_t host_frame = (slot.backing_hpa >> kPageShift) + (base - slot.base_gfn);
+    if (host_frame % span == 0) return level;
+  }
+  return 1;
+}
+
+FaultOutcome Mmu::map(VcpuMmu& v, gfn_t gfn, unsigned access) {
+  FaultOutcome outcome;
+  Root* const root = v.root_;
+  access &= spte::kAccRead | spte::kAccWrite | spte::kAccExec;
+  if (gfn >= gfn_limit_) {
+    outcome = FaultOutcome::bad_gfn;
+  } else if (root == nullptr) {
+    outcome = FaultOutcome::retry;  // no root loaded: vcpu_load_root() before entering
+  } else {
+    // Snapshot the invalidation sequence *before* looking at the memslots. Acquire pairs with
+    // the release increment in invalidate_end(): a fault that sees the sequence of a finished
+    // update also sees the memslot set it published.
+    const uint64_t seq = invalidate_seq_.load(Order::acquire);
+    SlotView slot;
+    if (!lookup_slot(v.as_id_, gfn, &slot)) {
+      outcome = FaultOutcome::unbacked;
+    } else if ((access & spte::kAccWrite) && slot.read_only) {
+      outcome = FaultOutcome::write_protected;
+    } else {
+      const int goal = goal_level(slot, gfn);
+      // Pages for the walk are taken before the lock. A partial top-up is not an error yet:
+      // only a walk that really needs a missing page reports out_of_memory.
+      v.cache_.topup(platform_, static_cast<unsigned>(config_.root_level));
+      ReadLockGuard guard(mmu_lock_);
+      if (root->invalid.load(Order::acquire) || invalidate_retry(seq, gfn)) {
+        outcome = FaultOutcome::retry;
+      } else {
+        // Tables may be unlinked by other CPUs holding the lock shared (replace_table_...):
+        // the section keeps every table we may still point into alive.
+        EpochReadGuard section(epoch_);
+        outcome = map_locked(v, gfn, access, slot, goal);
+      }
+    }
+  }
+  stats_.faults[static_cast<int>(outcome)].fetch_add(1, Order::relaxed);
+  return outcome;
+}
+
+// MMU lock: held shared (the CAS protocol makes concurrent faults safe; exclusive would do too).
+bool Mmu::invalidate_retry(uint64_t seq, gfn_t gfn) {
+  mmu_lock_.assert_held_shared();
+  // The in-progress count and range change only under the lock held exclusively, so holding it
+  // shared makes them stable here.
+  if (invalidate_in_progress_ != 0 && gfn >= invalidate_start_ && gfn < invalidate_end_) return true;
+  return invalidate_seq_.load(Order::relaxed) != seq;
+}
+
+// MMU lock: shared.
+FaultOutcome Mmu::map_locked(VcpuMmu& v, gfn_t gfn, unsigned access, const SlotView& slot,
+                             int goal) {
+  mmu_lock_.assert_held_shared();
+  Root* const root = v.root_;
+  bool changed = false;
+  TdpIter it(platform_, root->table, root->level, gfn, gfn + 1, goal);
+  while (it.valid() && it.level() > goal) {
+    const int level = it.level();
+    const spte_t old = it.old_spte;
+    if (spte::is_table(old, level)) {
+      it.next();  // re-reads the link and steps into it
+      continue;
+    }
+    if (spte::is_leaf(old, level)) {
+      // A huge leaf above the level this gfn may use now (e.g. the per-VM maximum was lowered).
+      if (leaf_allows(old, access)) return changed ? FaultOutcome::fixed : FaultOutcome::spurious;
+      const FaultOutcome o = split_huge_leaf_atomic(v, it.sptep(), old, level);
+      if (o != FaultOutcome::fixed) return o;
+      changed = true;
+      it.next();
+      continue;
+    }
+    if (!installable(old)) return FaultOutcome::retry;
+    // A missing table: link a zeroed page from the vCPU's cache.
+    const hpa_t page = v.cache_.take();
+    if (page == 0) return FaultOutcome::out_of_memory;
+    spte_t expected = old;
+    const spte_t link = spte::make_table(page);
+    // The page is all zeroes (alloc_page or give_back zeroed it); the CAS publishes it with
+    // release semantics (pairing described in spte_ops.h, software and hardware walkers).
+    if (!spte_cmpxchg(it.sptep(), expected, link, level)) {
+      // Lost the race: the page was never visible, keep it for later and decide again with the
+      // entry's current value.
+      v.cache_.give_back(platform_, page);
+      it.old_spte = expected;
+      continue;
+    }
+    stats_.tables_live.fetch_add(1, Order::relaxed);
+    changed = true;
+    it.old_spte = link;
+    it.next();
+  }
+  // The link we were following changed under us (unlinked by another CPU): start over.
+  if (!it.valid() || it.level() != goal) return FaultOutcome::retry;
+
+  const gfn_t base = spte::align_down(gfn, goal);
+  const hpa_t hpa = slot.backing_hpa + ((base - slot.base_gfn) << kPageShift);
+  const spte_t leaf = spte::make_leaf(hpa, goal, spte::kAccRead | spte::kAccWrite | spte::kAccExec,
+                                      !slot.read_only);
+  spte_t old = it.old_spte;
+  for (;;) {
+    if (spte::is_leaf(old, goal)) {
+      if (spte::pfn_addr(old) != hpa) return FaultOutcome::retry;  // stale: a zap is coming
+      if (leaf_allows(old, access)) return changed ? FaultOutcome::fixed : FaultOutcome::spurious;
+      // Upgrade the permissions of our own mapping; keep what the CPU recorded in A/D.
+      if (spte_cmpxchg(it.sptep(), old, leaf | (old & (spte::kAccessed | spte::kDirty)), goal)) {
+        return FaultOutcome::fixed;
+      }
+      continue;  // `old` holds the current value
+    }
+    if (spte::is_table(old, goal)) {
+      // Tables left over from smaller mappings (leaf zaps keep tables): replace them with the
+      // huge leaf the slot allows now.
+      return replace_table_with_leaf_atomic(v, it.sptep(), old, goal, leaf);
+    }
+    if (!installable(old)) return FaultOutcome::retry;
+    if (spte_cmpxchg(it.sptep(), old, leaf, goal)) {
+      stats_.leaves[goal].fetch_add(1, Order::relaxed);
+      return FaultOutcome::fixed;
+    }
+  }
+}
+
+// MMU lock: shared. Replace huge leaf `old` (at `level`) by a table of 512 leaves one level
+// down that map the same memory with the same attributes.
+FaultOutcome Mmu::split_huge_leaf_atomic(VcpuMmu& v, spte_t* sptep, spte_t old, int level) {
+  mmu_lock_.assert_held_shared();
+  const hpa_t page = v.cache_.take();
+  if (page == 0) return FaultOutcome::out_of_memory;
+  auto* child = static_cast<spte_t*>(platform_.phys_to_virt(page));
+  // Fill the whole table before linking it: no walker may ever see it half-filled.
+  for (unsigned i = 0; i < spte::kEntriesPerTable; i++) {
+    spte_store(&child[i], spte::split_child(old, level, i), level - 1);
+  }
+  spte_t expected = old;
+  // Release publishes the 512 entries before the link (see spte_ops.h). No TLB flush: the old
+  // huge translation and the new small ones map the same memory with the same permissions, which
+  // the SDM allows to coexist in the TLBs. A/D bits set by the CPU after we read `old` make the
+  // CAS fail (the value changed), so they are never lost.
+  if (!spte_cmpxchg(sptep, expected, spte::make_table(page), level)) {
+    v.cache_.give_back(platform_, page);
+    return FaultOutcome::retry;
+  }
+  stats_.tables_live.fetch_add(1, Order::relaxed);
+  stats_.leaves[level].fetch_sub(1, Order::relaxed);
+  stats_.leaves[level - 1].fetch_add(spte::kEntriesPerTable, Order::relaxed);
+  stats_.splits.fetch_add(1, Order::relaxed);
+  return FaultOutcome::fixed;
+}
+
+// MMU lock: shared. Replace the link `old` (at `level`) to a subtree of smaller mappings by the
+// huge `leaf`. Lock-free sequence:
+FaultOutcome Mmu::replace_table_with_leaf_atomic(VcpuMmu& v, spte_t* sptep, spte_t old, int level,
+                                                 spte_t leaf) {
+  mmu_lock_.assert_held_shared();
+  // 1. Freeze the link: from now on every other CPU's CAS on it fails, so we own the entry.
+  spte_t expected = old;
+  if (!spte_cmpxchg(sptep, expected, spte::kFrozen, level)) return FaultOutcome::retry;
+  // 2. Take every entry of the subtree away (exchange with a dead marker, so that CPUs still
+  //    walking below fail their CAS) and chain the tables for reclamation.
+  DeadTables dead;
+  collect_dead_table_atomic(spte::pfn_addr(old), level - 1, dead);
+  // 3. Flush: TLBs may cache the old small translations and paging-structure entries that point
+  //    into the dead tables. Done while the link is still FROZEN, so no small and huge
+  //    translations of this range coexist afterwards.
+  flush();
+  // 4. Install the leaf. CAS, not a store: if a CPU removing an ancestor table took our frozen
+  //    entry meanwhile, the entry is dead and must stay so.
+  expected = spte::kFrozen;
+  const bool installed = spte_cmpxchg(sptep, expected, leaf, level);
+  // 5. The dead tables are unreachable and flushed: hand them to the epoch.
+  retire_dead(dead);
+  if (!installed) return FaultOutcome::retry;
+  stats_.leaves[level].fetch_add(1, Order::relaxed);
+  stats_.huge_replacements.fetch_add(1, Order::relaxed);
+  return FaultOutcome::fixed;
+}
+
+}  // namespace mmu

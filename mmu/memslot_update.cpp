@@ -1,0 +1,62 @@
+// Memslot changes as the MMU sees them: lookups for the fault path, and the orchestration of an
+// update (issue #3, item 10).
+//
+// Update protocol, for a change of address space `as` whose old range [start, end) loses leaves:
+//   1. invalidate_begin(start, end): from here, faults in the range retry (checked under the
+//      MMU lock, which invalidate_begin() took exclusively to raise the count).
+//   2. publish the new set (release; faults look it up with acquire inside an epoch section).
+//   3. zap the leaves of [start, end) in every root of `as`, and flush the TLBs.
+//   4. invalidate_end(): bump the sequence (release). A fault that looked at the old set took
+//      its sequence snapshot before this bump, so it retries; later faults see the new set.
+//   5. retire the old set through the epoch (readers from before step 2 may still use it).
+// Only then does the update report success.
+#include "mmu/memslot.h"
+#include "mmu/mmu.h"
+
+namespace mmu {
+
+bool Mmu::lookup_slot(unsigned as_id, gfn_t gfn, SlotView* out) {
+  // The set may be replaced and retired at any moment: copy what we need inside the section.
+  EpochReadGuard section(epoch_);
+  const Memslot* s = memslots_.find(as_id, gfn);
+  if (s == nullptr) return false;
+  out->base_gfn = s->base_gfn;
+  out->npages = s->npages;
+  out->backing_hpa = s->backing_hpa;
+  out->max_level = s->max_level;
+  out->read_only = s->read_only();
+  return true;
+}
+
+MemslotError Mmu::update_memslot(const MemslotOp& op) {
+  const unsigned as_id = op.slot.as_id;
+  SpinLockGuard serialize(memslots_.update_lock());
+  const MemslotSet* next = nullptr;
+  const MemslotError err = memslots_.prepare(op, next);
+  if (err != MemslotError::ok) return err;
+
+  // The range whose leaves become wrong: where the slot was (remove, move) or its whole range
+  // (set_flags: a slot turned read-only must lose W; one turned writable gets W on the next
+  // fault). A created slot had no leaves (no other slot overlapped it).
+  gfn_t start = 0, end = 0;
+  if (op.kind != MemslotOp::Kind::create) {
+    EpochReadGuard section(epoch_);
+    const MemslotSet* cur = memslots_.active(as_id);
+    const Memslot* old = cur ? cur->find_id(op.slot.id) : nullptr;
+    MMU_ASSERT(old != nullptr);  // prepare() validated the id
+    start = old->base_gfn;
+    end = old->end_gfn();
+  }
+  if (start == end) {
+    memslots_.retire(memslots_.publish(next));
+    return MemslotError::ok;
+  }
+  invalidate_begin(as_id, start, end);
+  const MemslotSet* old_set = memslots_.publish(next);
+  zap_range(as_id, start, end);
+  invalidate_end();
+  memslots_.retire(old_set);
+  return MemslotError::ok;
+}
+
+}  // namespace mmu

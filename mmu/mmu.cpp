@@ -1,0 +1,130 @@
+// Mmu: construction and destruction, vCPU root handling, invalidation sequence, statistics.
+#include "mmu/mmu.h"
+
+#include "mmu/spte_ops.h"
+#include "mmu/tdp_iter.h"
+
+namespace mmu {
+
+Mmu::Mmu(Platform& platform, Epoch& epoch, Memslots& memslots, const MmuConfig& config)
+    : platform_(platform),
+      epoch_(epoch),
+      memslots_(memslots),
+      config_(config),
+      gfn_limit_(gfn_t{1} << (config.guest_phys_bits - kPageShift)),
+      max_level_(config.max_level),
+      roots_(platform, epoch, &Mmu::schedule_teardown_cb, this) {
+  MMU_ASSERT(config.root_level == 4 || config.root_level == 5);
+  MMU_ASSERT(config.max_level >= 1 && config.max_level <= spte::kMaxHugeLevel);
+  // A gfn must be translatable by the root: 48-bit GPAs for 4 levels, 57-bit for 5.
+  const unsigned root_bits = 12 + 9 * static_cast<unsigned>(config.root_level);
+  MMU_ASSERT(config.guest_phys_bits > kPageShift && config.guest_phys_bits <= root_bits);
+}
+
+Mmu::~Mmu() {
+  // Every vCPU has released its root: the only references left are teardown jobs'.
+  const uint64_t ticket = invalidate_all_roots();
+  wait_for_teardown(ticket);
+  // Roots free themselves when their job ends; then everything dead goes through the epoch.
+  for (;;) {
+    retry_limbo();
+    epoch_.barrier();
+    SpinLockGuard g(limbo_lock_);
+    if (limbo_.head == 0) break;
+  }
+  MMU_ASSERT(roots_.live() == 0);
+}
+
+void Mmu::vcpu_init(VcpuMmu& v, unsigned as_id) {
+  MMU_ASSERT(as_id < config_.address_spaces);
+  v.as_id_ = as_id;
+  v.root_ = nullptr;
+}
+
+hpa_t Mmu::vcpu_load_root(VcpuMmu& v) {
+  // Read the generation before looking for a root: an invalidation that happens after this
+  // load changes the generation again, so the next entry reloads once more.
+  const uint64_t gen = roots_.generation();
+  Root* old = v.root_;
+  // Acquire on `invalid` pairs with its release store in Roots::invalidate_all()/put().
+  if (old && v.root_generation_ == gen && !old->invalid.load(Order::acquire)) return old->table_pa;
+  Root* fresh = roots_.get(v.as_id_, config_.root_level);
+  if (fresh == nullptr) return 0;
+  v.root_ = fresh;
+  v.root_generation_ = gen;
+  // Dropped only now that the vCPU will enter with the new root.
+  if (old) roots_.put(old);
+  return fresh->table_pa;
+}
+
+void Mmu::vcpu_set_address_space(VcpuMmu& v, unsigned as_id) {
+  MMU_ASSERT(as_id < config_.address_spaces);
+  if (v.as_id_ == as_id) return;
+  v.as_id_ = as_id;
+  if (v.root_) roots_.put(v.root_);
+  v.root_ = nullptr;
+}
+
+void Mmu::vcpu_release(VcpuMmu& v) {
+  if (v.root_) roots_.put(v.root_);
+  v.root_ = nullptr;
+  v.cache_.drain(platform_);
+}
+
+void Mmu::invalidate_begin(unsigned as_id, gfn_t start, gfn_t end) {
+  WriteLockGuard guard(mmu_lock_);
+  // Faults check these under the lock held shared: from the moment we release the lock, no
+  // fault installs a leaf in [start, end) until invalidate_end().
+  if (invalidate_in_progress_++ == 0) {
+    invalidate_start_ = start;
+    invalidate_end_ = end;
+  } else {
+    if (start < invalidate_start_) invalidate_start_ = start;
+    if (end > invalidate_end_) invalidate_end_ = end;
+  }
+}
+
+void Mmu::invalidate_end() {
+  WriteLockGuard guard(mmu_lock_);
+  MMU_ASSERT(invalidate_in_progress_ > 0);
+  // Release: pairs with the acquire snapshot at the start of map(). A fault that took its
+  // snapshot before this point sees a different value under the lock and retries.
+  invalidate_seq_.fetch_add(1, Order::release);
+  if (--invalidate_in_progress_ == 0) {
+    invalidate_start_ = 0;
+    invalidate_end_ = 0;
+  }
+}
+
+bool Mmu::lookup(Root* root, gfn_t gfn, spte_t* leaf, int* level) {
+  EpochReadGuard section(epoch_);
+  for (TdpIter it(platform_, root->table, root->level, gfn, gfn + 1, 1); it.valid(); it.next()) {
+    if (spte::is_leaf(it.old_spte, it.level())) {
+      *leaf = it.old_spte;
+      *level = it.level();
+      return true;
+    }
+  }
+  return false;
+}
+
+MmuStats Mmu::stats() {
+  MmuStats s;
+  for (int l = 1; l <= 3; l++) s.leaves[l] = stats_.leaves[l].load(Order::relaxed);
+  s.tables_live = stats_.tables_live.load(Order::relaxed);
+  s.zapped_leaves = stats_.zapped_leaves.load(Order::relaxed);
+  s.zap_calls = stats_.zap_calls.load(Order::relaxed);
+  s.flushes = stats_.flushes.load(Order::relaxed);
+  s.roots_live = roots_.live();
+  s.roots_invalid = roots_.invalid_count();
+  s.pages_awaiting_reclaim = epoch_.pending_pages() + stats_.limbo_pages.load(Order::relaxed);
+  s.splits = stats_.splits.load(Order::relaxed);
+  s.huge_replacements = stats_.huge_replacements.load(Order::relaxed);
+  s.teardown_steps = stats_.teardown_steps.load(Order::relaxed);
+  for (int i = 0; i < static_cast<int>(FaultOutcome::kCount); i++) {
+    s.faults[i] = stats_.faults[i].load(Order::relaxed);
+  }
+  return s;
+}
+
+}  // namespace mmu

@@ -1,0 +1,235 @@
+// Mmu: the per-VM TDP MMU facade. One instance per VM; its vCPUs each own a VcpuMmu.
+//
+// Locking contract (lesson 2: stated per path, asserted at the top of each function):
+//   map (fault)            MMU lock shared; SPTEs changed with CAS; FROZEN marks an entry that
+//                          one CPU is replacing.
+//   split_huge_pages       MMU lock shared (CAS).
+//   zap_range, teardown    MMU lock exclusive, dropped and retaken at yield points.
+//   age_range, count       no MMU lock: lockless, inside an epoch read section per root.
+//   roots                  their own lock + epoch (root.h), whatever the caller holds.
+// Lock order: memslot update lock -> MMU lock -> root list lock -> deferred queue lock.
+// No CPU waits for the MMU lock inside an epoch read section (faults take the lock first, then
+// enter their section), so synchronize() may be called with the MMU lock held.
+//
+// Reclamation order for page-table pages (issue #3, item 8): unlink (under the lock), flush the
+// TLBs that may cache them (Platform::flush_remote_tlbs), then retire through the epoch; the page
+// is freed only after the grace period that follows.
+#pragma once
+
+#include "mmu/atomic.h"
+#include "mmu/epoch.h"
+#include "mmu/lock.h"
+#include "mmu/memslot.h"
+#include "mmu/page_cache.h"
+#include "mmu/platform.h"
+#include "mmu/root.h"
+#include "mmu/spte.h"
+
+namespace mmu {
+
+enum class FaultOutcome : uint8_t {
+  fixed,            // a leaf was installed (or split) and the access will now succeed
+  spurious,         // the access is already allowed (another vCPU fixed it first)
+  retry,            // lost a race (CAS, FROZEN entry, memslot change in flight, stale root)
+  unbacked,         // no memslot: the VM layer emulates the access (MMIO)
+  write_protected,  // a write to a read-only memslot: the VM layer decides (emulate, inject)
+  bad_gfn,          // beyond the guest's physical address width
+  out_of_memory,    // no page for a table: nothing was changed, the VM layer may reclaim/retry
+  kCount
+};
+const char* to_string(FaultOutcome o);
+
+struct MmuConfig {
+  uint64_t tlb_tag = 0;          // passed to Platform::flush_remote_tlbs (the VM's id)
+  int root_level = 4;            // 4 or 5 (EPT page-walk length)
+  int max_level = 3;             // largest mapping: 1 = 4 KiB, 2 = 2 MiB, 3 = 1 GiB
+  unsigned guest_phys_bits = 46;  // guest MAXPHYADDR: larger gfns are bad_gfn
+  unsigned address_spaces = 2;
+};
+
+// The MMU state of one vCPU. Owned and used by that vCPU only.
+class VcpuMmu {
+ public:
+  VcpuMmu() = default;
+  VcpuMmu(const VcpuMmu&) = delete;
+  VcpuMmu& operator=(const VcpuMmu&) = delete;
+  Root* root() const { return root_; }
+
+ private:
+  friend class Mmu;
+  unsigned as_id_ = 0;
+  Root* root_ = nullptr;
+  uint64_t root_generation_ = 0;
+  PageCache cache_;
+};
+
+// What a memslot means to the fault path (a copy, so it can be used after the epoch section).
+struct SlotView {
+  gfn_t base_gfn = 0;
+  uint64_t npages = 0;
+  hpa_t backing_hpa = 0;
+  int max_level = 1;
+  bool read_only = false;
+};
+
+struct MmuStats {
+  uint64_t leaves[4] = {};  // mapped leaves by level (index 1..3)
+  uint64_t tables_live = 0;
+  uint64_t zapped_leaves = 0;
+  uint64_t zap_calls = 0;
+  uint64_t flushes = 0;
+  uint64_t roots_live = 0;
+  uint64_t roots_invalid = 0;
+  uint64_t pages_awaiting_reclaim = 0;
+  uint64_t splits = 0;
+  uint64_t huge_replacements = 0;
+  uint64_t teardown_steps = 0;
+  uint64_t faults[static_cast<int>(FaultOutcome::kCount)] = {};
+};
+
+class Mmu {
+ public:
+  Mmu(Platform& platform, Epoch& epoch, Memslots& memslots, const MmuConfig& config);
+  // All vCPUs must have been released (vcpu_release). Tears down every root, waits for the
+  // reclamation of everything, and leaves no page allocated.
+  ~Mmu();
+  Mmu(const Mmu&) = delete;
+  Mmu& operator=(const Mmu&) = delete;
+
+  // --- vCPU side ---
+  void vcpu_init(VcpuMmu& v, unsigned as_id);
+  // Before every VM entry: make sure the vCPU has a valid root of its role (a fast zap or a
+  // role change makes it load a fresh one). Returns the root table's address (for the EPTP),
+  // or 0 when no root could be allocated (the VM layer reports out of memory).
+  hpa_t vcpu_load_root(VcpuMmu& v);
+  // Switch the vCPU to another address space (e.g. entering/leaving an SMM-like view).
+  void vcpu_set_address_space(VcpuMmu& v, unsigned as_id);
+  void vcpu_release(VcpuMmu& v);
+
+  // The EPT violation handler: make `gfn` accessible for `access` (spte::Access bits).
+  FaultOutcome map(VcpuMmu& v, gfn_t gfn, unsigned access) EXCLUDES(mmu_lock_);
+
+  // --- Invalidation ---
+  // Zap the leaves of [start, end) in every root of `as_id`, flush, and return. Huge leaves that
+  // straddle the range are zapped whole (lesson 4). Used by memslot updates; public for tests.
+  void zap_range(unsigned as_id, gfn_t start, gfn_t end) EXCLUDES(mmu_lock_);
+  // Split the huge leaves of [start, end) down to `level` (same mappings, no flush needed).
+  // False if memory ran out (what was split stays split).
+  bool split_huge_pages(VcpuMmu& v, gfn_t start, gfn_t end, int level) EXCLUDES(mmu_lock_);
+  // Fast zap: invalidate every root; their teardown goes to this CPU's deferred work. Returns a
+  // ticket for wait_for_teardown().
+  uint64_t invalidate_all_roots();
+  // Run deferred teardown (of any CPU's queue, helping) and epoch callbacks until every root
+  // invalidated up to `ticket` is zapped and flushed.
+  void wait_for_teardown(uint64_t ticket);
+  // At safe points (before VM entry, idle): run at most `budget` units (SPTEs visited) of this
+  // CPU's deferred teardown, and poll the epoch. Returns the units used.
+  unsigned run_deferred_work(unsigned budget);
+  // Set the per-VM largest mapping level (1..3) used by future faults.
+  void set_max_level(int level) { max_level_.store(level, Order::relaxed); }
+
+  // --- Memslot updates (see memslot_update.cpp) ---
+  // Apply `op` (create, remove, move, set_flags) to the VM's memslots. On success the change is
+  // complete when this returns: the new set is published, no leaf of an old range is left in
+  // any root of the address space, and the TLB flush covering them is done; the old set is
+  // retired through the epoch. On error nothing changed.
+  MemslotError update_memslot(const MemslotOp& op) EXCLUDES(mmu_lock_);
+  Memslots& memslots() { return memslots_; }
+  // Invalidation sequence (KVM's mmu_invalidate_seq): a fault that raced with an update retries.
+  uint64_t invalidate_seq() const { return invalidate_seq_.load(Order::acquire); }
+  void invalidate_begin(unsigned as_id, gfn_t start, gfn_t end) EXCLUDES(mmu_lock_);
+  void invalidate_end() EXCLUDES(mmu_lock_);
+
+  // --- Aging and inspection ---
+  // Test-and-clear Accessed on the leaves of [start, end) in every root of `as_id`; returns how
+  // many were young. Lockless; one epoch read section per root (lesson 1).
+  uint64_t age_range(unsigned as_id, gfn_t start, gfn_t end);
+  // Leaves currently mapped per level (index 1..3) in the roots of `as_id`, counted by a walk.
+  void count_leaves(unsigned as_id, uint64_t out[4]);
+  // The leaf mapping `gfn` in `root` (value and level), or false. Lockless (epoch).
+  bool lookup(Root* root, gfn_t gfn, spte_t* leaf, int* level);
+
+  MmuStats stats();
+  Roots& roots() { return roots_; }
+  Platform& platform() { return platform_; }
+  Epoch& epoch() { return epoch_; }
+  const MmuConfig& config() const { return config_; }
+  RwSpinLock& lock() RETURN_CAPABILITY(mmu_lock_) { return mmu_lock_; }
+
+ private:
+  struct alignas(64) DeferredQueue {
+    SpinLock lock;
+    Root* head GUARDED_BY(lock) = nullptr;
+    Root* tail GUARDED_BY(lock) = nullptr;
+  };
+  // A chain of dead tables linked through their entry 0 (spte::make_dead_link).
+  struct DeadTables {
+    hpa_t head = 0;
+    uint64_t count = 0;
+    uint64_t leaves[4] = {};  // leaves that were still mapped in them
+  };
+
+  // fault.cpp
+  bool lookup_slot(unsigned as_id, gfn_t gfn, SlotView* out);
+  int goal_level(const SlotView& slot, gfn_t gfn) const;
+  FaultOutcome map_locked(VcpuMmu& v, gfn_t gfn, unsigned access, const SlotView& slot, int goal)
+      REQUIRES_SHARED(mmu_lock_);
+  bool invalidate_retry(uint64_t seq, gfn_t gfn) REQUIRES_SHARED(mmu_lock_);
+  FaultOutcome split_huge_leaf_atomic(VcpuMmu& v, spte_t* sptep, spte_t old, int level)
+      REQUIRES_SHARED(mmu_lock_);
+  FaultOutcome replace_table_with_leaf_atomic(VcpuMmu& v, spte_t* sptep, spte_t old, int level,
+                                              spte_t leaf) REQUIRES_SHARED(mmu_lock_);
+  // zap.cpp
+  bool zap_leafs_yield_safe(Root* root, gfn_t start, gfn_t end) REQUIRES(mmu_lock_);
+  void collect_dead_table(hpa_t table, int level, DeadTables& dead) REQUIRES(mmu_lock_);
+  void collect_dead_table_atomic(hpa_t table, int level, DeadTables& dead)
+      REQUIRES_SHARED(mmu_lock_);
+  void push_dead(hpa_t table, DeadTables& dead);
+  void retire_dead(DeadTables& dead);  // after the flush that covers them
+  void flush();
+  // teardown.cpp
+  static void schedule_teardown_cb(void* ctx, Root* root);
+  void schedule_teardown(Root* root);
+  Root* pop_deferred(unsigned cpu);
+  void push_deferred_front(unsigned cpu, Root* root);
+  // One bounded step; true when the root is fully zapped. `budget` is decremented.
+  bool teardown_step(Root* root, unsigned& budget) EXCLUDES(mmu_lock_);
+  unsigned run_queue(unsigned cpu, unsigned budget);
+  void retry_limbo();
+
+  Platform& platform_;
+  Epoch& epoch_;
+  Memslots& memslots_;
+  const MmuConfig config_;
+  gfn_t gfn_limit_;
+  Atomic<int> max_level_;
+
+  RwSpinLock mmu_lock_;
+  // Invalidations in flight (memslot updates): faults on gfns in the union [start, end) of
+  // their ranges retry (whatever the address space: over-retrying is harmless).
+  uint64_t invalidate_in_progress_ GUARDED_BY(mmu_lock_) = 0;
+  gfn_t invalidate_start_ GUARDED_BY(mmu_lock_) = 0;
+  gfn_t invalidate_end_ GUARDED_BY(mmu_lock_) = 0;
+  Atomic<uint64_t> invalidate_seq_{0};
+
+  Roots roots_;
+  DeferredQueue queues_[Platform::kMaxCpus];
+  // Dead tables whose retire_page() failed (no memory for the epoch's tracking page).
+  SpinLock limbo_lock_;
+  DeadTables limbo_ GUARDED_BY(limbo_lock_);
+
+  struct Counters {
+    Atomic<uint64_t> leaves[4];
+    Atomic<uint64_t> tables_live{0};
+    Atomic<uint64_t> zapped_leaves{0};
+    Atomic<uint64_t> zap_calls{0};
+    Atomic<uint64_t> flushes{0};
+    Atomic<uint64_t> limbo_pages{0};
+    Atomic<uint64_t> splits{0};
+    Atomic<uint64_t> huge_replacements{0};
+    Atomic<uint64_t> teardown_steps{0};
+    Atomic<uint64_t> faults[static_cast<int>(FaultOutcome::kCount)];
+  } stats_;
+};
+
+}  // namespace mmu

@@ -1,0 +1,109 @@
+// EPT roots: one top-level table per (address space, level), shared by the vCPUs whose role
+// matches, reference-counted, and never handed out again once invalid.
+//
+// Protection (lesson 2): the root list and the refcount transitions that matter (1 -> 0 and
+// "take a reference from the list") are protected by the list's own SpinLock, never by the MMU
+// lock, so every function here works whatever the caller holds of the MMU lock (or nothing).
+// Root objects are freed through the epoch after they leave the list, so a walker that still
+// holds a Root* obtained from the list (with a reference or inside an epoch section) is safe.
+//
+// Lifecycle of a root:
+//   created valid, refcount 1 (the vCPU that asked) -> shared by get() while valid ->
+//   invalidated (fast zap) or its last reference dropped -> teardown scheduled exactly once
+//   (teardown_scheduled, lesson 3: "invalid" alone does not mean "queued") -> the teardown job
+//   zaps the whole tree in bounded steps -> when both the job is done and the refcount is 0,
+//   the root leaves the list and its top table and object are retired through the epoch.
+#pragma once
+
+#include "mmu/atomic.h"
+#include "mmu/epoch.h"
+#include "mmu/lock.h"
+#include "mmu/platform.h"
+#include "mmu/spte.h"
+
+namespace mmu {
+
+struct Root {
+  hpa_t table_pa = 0;
+  spte_t* table = nullptr;
+  int level = 4;
+  unsigned as_id = 0;
+
+  Atomic<uint32_t> refcount{1};
+  Atomic<uint32_t> invalid{0};
+  // Set once, by whoever queues the teardown (invalidation or last put); never cleared.
+  Atomic<uint32_t> teardown_scheduled{0};
+  Atomic<uint32_t> teardown_done{0};
+  // The teardown was scheduled by the last put (it holds no reference and frees the root when
+  // done) rather than by an invalidation (it holds a reference and drops it when done).
+  bool free_when_done = false;
+  // Ticket of the invalidation that scheduled the teardown (for waiters).
+  uint64_t teardown_ticket = 0;
+
+  // Teardown cursor: touched only by the CPU running the job (the job is popped from its queue
+  // while it runs, so one CPU at a time).
+  int td_pass = 0;  // index into the pass list (see teardown.cpp)
+  gfn_t td_gfn = 0;
+
+  Platform* platform = nullptr;   // for the final free (an epoch callback has no context)
+  Root* next = nullptr;           // in the root list (list lock)
+  Root* deferred_next = nullptr;  // in a CPU's deferred-teardown queue (queue lock)
+  EpochCallback free_cb;          // final free through the epoch
+};
+
+class Roots {
+ public:
+  // Called (with no lock held) when a root needs its teardown queued: `root` had its
+  // teardown_scheduled flag set by the caller of this hook's owner.
+  using ScheduleFn = void (*)(void* ctx, Root* root);
+
+  Roots(Platform& platform, Epoch& epoch, ScheduleFn schedule, void* ctx);
+  Roots(const Roots&) = delete;
+  Roots& operator=(const Roots&) = delete;
+
+  // A valid root of role (as_id, level) with a reference for the caller: an existing one is
+  // shared, else a new one is created. nullptr when memory is exhausted.
+  Root* get(unsigned as_id, int level) EXCLUDES(lock_);
+  // Take one more reference on a root the caller already holds (or found under the lock).
+  bool tryget(Root* root);
+  void put(Root* root) EXCLUDES(lock_);
+
+  // Yield-safe iteration over the roots of `as_id` (kAnyAs: all): returns the root after
+  // `prev` (nullptr: the first) with a reference taken, and drops the reference on `prev`.
+  // Roots whose teardown is done are skipped (nothing left to walk).
+  static constexpr unsigned kAnyAs = ~0u;
+  Root* next(Root* prev, unsigned as_id) EXCLUDES(lock_);
+
+  // Fast zap, first half: mark every root invalid, bump the generation, and for each root whose
+  // teardown was not scheduled yet, schedule it (taking the job's reference). Returns the
+  // ticket that waiters pass to all_done_before().
+  uint64_t invalidate_all() EXCLUDES(lock_);
+  // True when no root has a teardown scheduled with a ticket <= `ticket` still unfinished.
+  bool teardowns_done_up_to(uint64_t ticket) EXCLUDES(lock_);
+
+  // The job finished zapping `root`: drop its reference or free it.
+  void teardown_finished(Root* root) EXCLUDES(lock_);
+
+  // Changes whenever roots were invalidated: a vCPU compares it with the value it saw when it
+  // loaded its root, before every entry. Acquire pairs with the release in invalidate_all().
+  uint64_t generation() const { return generation_.load(Order::acquire); }
+
+  uint64_t live() const { return live_.load(Order::relaxed); }
+  uint64_t invalid_count() EXCLUDES(lock_);
+
+ private:
+  void free_root(Root* root);  // unlinked already
+  static void free_root_cb(EpochCallback* cb);
+
+  Platform& platform_;
+  Epoch& epoch_;
+  ScheduleFn schedule_;
+  void* schedule_ctx_;
+  SpinLock lock_;
+  Root* head_ GUARDED_BY(lock_) = nullptr;
+  uint64_t ticket_ GUARDED_BY(lock_) = 0;
+  Atomic<uint64_t> generation_{0};
+  Atomic<uint64_t> live_{0};
+};
+
+}  // namespace mmu
