@@ -42,3 +42,18 @@ void KernelPlatform::cpu_relax() { x86::cpu_relax(); }
 uint64_t KernelPlatform::timestamp() { return x86::rdtsc(); }
 
 }  // namespace hv
+
+#include "mmu/epoch.h"
+
+namespace hv {
+
+mmu::Epoch& epoch() {
+  // Placement new into static storage: no destructor is registered (the kernel never exits)
+  // and no heap is needed.
+  alignas(mmu::Epoch) static unsigned char storage[sizeof(mmu::Epoch)];
+  static mmu::Epoch* e = nullptr;
+  if (!e) e = new (storage) mmu::Epoch(platform());
+  return *e;
+}
+
+}  // namespace hv

@@ -30,3 +30,13 @@ class KernelPlatform final : public mmu::Platform {
 KernelPlatform& platform();
 
 }  // namespace hv
+
+namespace mmu {
+class Epoch;
+}
+
+namespace hv {
+// The machine's one epoch (reclamation domain) shared by every VM's MMU. Created on first use
+// (on the BSP, before any AP touches it).
+mmu::Epoch& epoch();
+}  // namespace hv

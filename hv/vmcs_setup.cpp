@@ -13,6 +13,7 @@
 //     RPL = TI = 0, host CR4.VMXE = 1;
 //   - "load IA32_EFER" on entry: guest EFER.LMA must equal "IA-32e mode guest".
 #include "arch/x86/cpu.h"
+#include "arch/x86/format.h"
 #include "arch/x86/gdt.h"
 #include "arch/x86/vmx/controls.h"
 #include "arch/x86/vmx/guest_regs.h"
@@ -27,7 +28,7 @@ namespace {
 using namespace vmx;
 using namespace vmx::field;
 
-constexpr uint64_t kCr0Pe = 1u << 0, kCr0Et = 1u << 4, kCr0Ne = 1u << 5;
+constexpr uint64_t kCr0Pe = 1u << 0, kCr0Et = 1u << 4, kCr0Ne = 1u << 5, kCr0Pg = 1ull << 31;
 constexpr uint64_t kCr4Vmxe = 1u << 13;
 
 struct [[gnu::packed]] DescriptorTableRegister {
@@ -131,8 +132,8 @@ const char* Vcpu::setup_vmcs(const VcpuStart& start) {
   w(kHostFsSel, 0);
   w(kHostGsSel, 0);
   w(kHostTrSel, tr);
-  w(kHostFsBase, x86::rdmsr(msr::kFsBase));  // the per-CPU base lives in GS: both kept as they are
-  w(kHostGsBase, x86::rdmsr(msr::kGsBase));
+  w(kHostFsBase, x86::rdmsr(x86::msr::kFsBase));  // the per-CPU base lives in GS: both kept as they are
+  w(kHostGsBase, x86::rdmsr(x86::msr::kGsBase));
   w(kHostTrBase, tss_base_from_gdt(gdtr.base, tr));
   w(kHostGdtrBase, gdtr.base);
   w(kHostIdtrBase, idtr.base);
@@ -173,7 +174,8 @@ const char* Vcpu::setup_vmcs(const VcpuStart& start) {
   w(kGuestGdtrLimit, 0xFFFF);
   w(kGuestIdtrBase, 0);
   w(kGuestIdtrLimit, 0xFFFF);
-  w(kGuestCr0, ((kCr0Pe | kCr0Et | kCr0Ne) | c.cr0_fixed0) & c.cr0_fixed1 & ~((1ull << 31) | kCr0Pe) | kCr0Pe);
+  // Unrestricted guest exempts PE and PG from CR0_FIXED0 (SDM 26.3.1.1): paging stays off.
+  w(kGuestCr0, ((kCr0Pe | kCr0Et | kCr0Ne) | (c.cr0_fixed0 & ~(kCr0Pg | kCr0Pe))) & c.cr0_fixed1);
   w(kGuestCr3, 0);
   w(kGuestCr4, (kCr4Vmxe | c.cr4_fixed0) & c.cr4_fixed1);
   w(kGuestDr7, 0x400);

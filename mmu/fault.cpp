@@ -226,3 +226,43 @@ FaultOutcome Mmu::replace_table_with_leaf_atomic(VcpuMmu& v, spte_t* sptep, spte
 }
 
 }  // namespace mmu
+
+namespace mmu {
+
+// Eager split of the huge leaves of [start, end) down to `level` (e.g. after the per-VM maximum
+// was lowered). MMU lock: taken shared here, per batch of splits; pages come from the vCPU's
+// cache, refilled with the lock dropped.
+bool Mmu::split_huge_pages(VcpuMmu& v, gfn_t start, gfn_t end, int level) {
+  MMU_ASSERT(level >= 1 && level < spte::kMaxHugeLevel);
+  Root* const root = v.root_;
+  if (root == nullptr) return true;
+  gfn_t resume = start;
+  for (;;) {
+    if (!v.cache_.topup(platform_, PageCache::kCapacity) && v.cache_.count() == 0) return false;
+    bool out_of_pages = false;
+    {
+      ReadLockGuard guard(mmu_lock_);
+      EpochReadGuard section(epoch_);
+      for (TdpIter it(platform_, root->table, root->level, resume, end, level + 1); it.valid();
+           it.next()) {
+        const int l = it.level();
+        FaultOutcome o = FaultOutcome::fixed;
+        // Split, or after a lost race (A/D set by the CPU, another split) decide again by
+        // what is there now; next() then steps into the new table to split further.
+        while (l > level && spte::is_leaf(it.old_spte, l)) {
+          o = split_huge_leaf_atomic(v, it.sptep(), it.old_spte, l);
+          if (o != FaultOutcome::retry) break;
+          it.old_spte = spte_read(it.sptep());
+        }
+        if (o == FaultOutcome::out_of_memory) {
+          resume = it.gfn();
+          out_of_pages = true;
+          break;
+        }
+      }
+    }
+    if (!out_of_pages) return true;
+  }
+}
+
+}  // namespace mmu

@@ -121,6 +121,7 @@ MmuStats Mmu::stats() {
   s.splits = stats_.splits.load(Order::relaxed);
   s.huge_replacements = stats_.huge_replacements.load(Order::relaxed);
   s.teardown_steps = stats_.teardown_steps.load(Order::relaxed);
+  s.teardowns_queued = stats_.teardowns_queued.load(Order::relaxed);
   for (int i = 0; i < static_cast<int>(FaultOutcome::kCount); i++) {
     s.faults[i] = stats_.faults[i].load(Order::relaxed);
   }

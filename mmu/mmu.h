@@ -84,6 +84,7 @@ struct MmuStats {
   uint64_t splits = 0;
   uint64_t huge_replacements = 0;
   uint64_t teardown_steps = 0;
+  uint64_t teardowns_queued = 0;
   uint64_t faults[static_cast<int>(FaultOutcome::kCount)] = {};
 };
 
@@ -228,6 +229,7 @@ class Mmu {
     Atomic<uint64_t> splits{0};
     Atomic<uint64_t> huge_replacements{0};
     Atomic<uint64_t> teardown_steps{0};
+    Atomic<uint64_t> teardowns_queued{0};
     Atomic<uint64_t> faults[static_cast<int>(FaultOutcome::kCount)];
   } stats_;
 };

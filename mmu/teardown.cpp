@@ -23,6 +23,7 @@ namespace mmu {
 void Mmu::schedule_teardown_cb(void* ctx, Root* root) { static_cast<Mmu*>(ctx)->schedule_teardown(root); }
 
 void Mmu::schedule_teardown(Root* root) {
+  stats_.teardowns_queued.fetch_add(1, Order::relaxed);
   DeferredQueue& q = queues_[platform_.cpu_id()];
   SpinLockGuard g(q.lock);
   root->deferred_next = nullptr;
