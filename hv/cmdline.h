@@ -4,6 +4,8 @@
 //   loglevel=error|warn|info|debug   logger threshold (default info)
 //   nosmp                            don't start the application processors
 //   hv.test=pagefault|null|ud|panic  provoke a failure on purpose (tests the fatal paths)
+//   hv.noguest                       VMX bring-up only, even if a guest module is loaded
+//   hv.guest=unbacked|triple-fault|bad-msr  make the memtouch guest misbehave on purpose
 #pragma once
 
 #include <stddef.h>

@@ -29,7 +29,12 @@ uint64_t g_remote_flushes = 0;
 
 void kick_handler(idt::InterruptFrame*) { apic::eoi(); }
 
-void idle_hook(unsigned) { service(); }
+void (*g_idle_work)() = nullptr;
+
+void idle_hook(unsigned) {
+  service();
+  if (g_idle_work) g_idle_work();
+}
 
 void local_flush() {
   // INVEPT is only valid in VMX operation (#UD otherwise); a CPU outside it caches no
@@ -42,7 +47,8 @@ bool online(unsigned cpu) { return cpu == 0 || x86::percpu(cpu).online; }
 
 }  // namespace
 
-void init() {
+void init(void (*idle_work)()) {
+  g_idle_work = idle_work;
   idt::set_handler(kKickVector, kick_handler);
   smp::set_ap_idle_hook(idle_hook);
 }

@@ -15,7 +15,9 @@ namespace hv::cpu_work {
 inline constexpr uint8_t kKickVector = 0xF1;  // "look at your requests" (the handler only EOIs)
 
 // Installs the IPI handler and the AP idle hook. BSP, once, after the LAPIC is up.
-void init();
+// `idle_work` (may be null) runs on an AP each time it wakes in its idle loop, after its
+// requests (the epoch's quiescent state and deferred callbacks).
+void init(void (*idle_work)());
 
 // Runs fn(arg) on `cpu` (the caller's own CPU: directly) and waits for it to return.
 // Returns false if the CPU did not run it within timeout_us.

@@ -1,23 +1,20 @@
-// Stand-in implementation of GuestMmu (see the TODO in guest_mmu.h): one 4-level EPT root per
-// VM, faults served under one spinlock. Entry encodings come from mmu/spte.h, so the tables it
-// builds are the ones mmu::Mmu builds.
+// GuestMmu over mmu::Mmu and mmu::Memslots (see guest_mmu.h).
 //
-// Ordering with the hardware walker: a new table is zeroed (by the allocator) before the entry
-// that links it is stored, and the leaf is stored last. x86 keeps stores in order, and the
-// CPU's EPT walk after the VM entry that follows (VM entry is serializing) sees all of them, so
-// no explicit barrier is needed between the stores and the walk.
+// The kernel has no heap: the MMU objects live inside the GuestMmu (placement new) and are
+// destroyed explicitly in destroy(). The Mmu's destructor waits for the teardown of every root
+// and for the epoch to free every table page, so after destroy() the VM's EPT holds no page.
 #include "hv/guest_mmu.h"
 
-#include "arch/x86/percpu.h"
+#include "arch/x86/format.h"
 #include "hv/mmu_platform.h"
+#include "mmu/epoch.h"
 #include "mmu/spte.h"
 
 namespace hv {
 
-using mmu::gfn_t;
-using mmu::hpa_t;
-using mmu::spte_t;
-namespace spte = mmu::spte;
+namespace {
+char g_why[120];
+}
 
 const char* to_string(MapResult r) {
   switch (r) {
@@ -35,113 +32,72 @@ const char* to_string(MapResult r) {
 const char* GuestMmu::init(uint64_t vm_id, const RamSlot* slots, unsigned count, int max_level,
                            unsigned guest_phys_bits) {
   if (count > kMaxSlots) return "too many memory slots";
-  vm_id_ = vm_id;
+  mmu::MemslotConfig mc;
+  mc.maxphyaddr = guest_phys_bits;
+  memslots_ = new (memslots_storage_) mmu::Memslots(platform(), epoch(), mc);
+  mmu::MmuConfig cfg;
+  cfg.tlb_tag = vm_id;
+  cfg.root_level = 4;
+  cfg.max_level = max_level;
+  cfg.guest_phys_bits = guest_phys_bits;
+  cfg.address_spaces = mmu::Memslots::kAddressSpaces;
+  mmu_ = new (mmu_storage_) mmu::Mmu(platform(), epoch(), *memslots_, cfg);
+  for (unsigned i = 0; i < kMaxVcpus; i++) {
+    vcpus_[i] = new (vcpu_storage_[i]) mmu::VcpuMmu();
+    mmu_->vcpu_init(*vcpus_[i], 0);
+  }
   for (unsigned i = 0; i < count; i++) {
-    const RamSlot& s = slots[i];
-    if (!s.npages || (s.backing_hpa & (mmu::kPageSize - 1))) return "memory slot empty or backing misaligned";
-    for (unsigned j = 0; j < i; j++)
-      if (s.base_gfn < slots[j].base_gfn + slots[j].npages && slots[j].base_gfn < s.base_gfn + s.npages)
-        return "memory slots overlap";
-    slots_[i] = s;
+    mmu::Memslot s;
+    s.id = i;
+    s.as_id = 0;
+    s.base_gfn = slots[i].base_gfn;
+    s.npages = slots[i].npages;
+    s.backing_hpa = slots[i].backing_hpa;
+    s.max_level = static_cast<uint8_t>(max_level);  // alignment limits it further per gfn
+    const mmu::MemslotError err = mmu_->update_memslot(mmu::MemslotOp::create(s));
+    if (err != mmu::MemslotError::ok) {
+      format(g_why, sizeof g_why, "memslot \"%s\": %s", slots[i].name, mmu::to_string(err));
+      destroy();
+      return g_why;
+    }
   }
-  slot_count_ = count;
-  max_level_ = max_level < 1 ? 1 : (max_level > spte::kMaxHugeLevel ? spte::kMaxHugeLevel : max_level);
-  gfn_limit_ = gfn_t{1} << (guest_phys_bits - mmu::kPageShift);
   return nullptr;
 }
 
-hpa_t GuestMmu::load_root(unsigned) {
-  lock_.lock(x86::cpu_index());
-  if (!root_) {
-    root_ = platform().alloc_page();
-    if (root_) tables_++;
+mmu::hpa_t GuestMmu::load_root(unsigned vcpu) { return mmu_->vcpu_load_root(*vcpus_[vcpu % kMaxVcpus]); }
+
+MapResult GuestMmu::map(unsigned vcpu, mmu::gfn_t gfn, unsigned access) {
+  switch (mmu_->map(*vcpus_[vcpu % kMaxVcpus], gfn, access)) {
+    case mmu::FaultOutcome::fixed: return MapResult::kFixed;
+    case mmu::FaultOutcome::spurious: return MapResult::kSpurious;
+    case mmu::FaultOutcome::retry: return MapResult::kRetry;
+    case mmu::FaultOutcome::unbacked: return MapResult::kUnbacked;
+    case mmu::FaultOutcome::write_protected: return MapResult::kWriteProtected;
+    case mmu::FaultOutcome::bad_gfn: return MapResult::kBadGfn;
+    case mmu::FaultOutcome::out_of_memory: return MapResult::kOutOfMemory;
+    case mmu::FaultOutcome::kCount: break;
   }
-  const hpa_t r = root_;
-  lock_.unlock();
-  return r;
+  return MapResult::kBadGfn;
 }
 
-const RamSlot* GuestMmu::find_slot(gfn_t gfn) const {
-  for (unsigned i = 0; i < slot_count_; i++)
-    if (gfn >= slots_[i].base_gfn && gfn < slots_[i].base_gfn + slots_[i].npages) return &slots_[i];
-  return nullptr;
-}
+void GuestMmu::run_deferred_work(unsigned budget) { mmu_->run_deferred_work(budget); }
 
-// The largest level whose aligned span lies inside the slot and whose host frames are aligned
-// the same way (guest and host offsets agree modulo the span).
-int GuestMmu::goal_level(const RamSlot& s, gfn_t gfn) const {
-  for (int level = max_level_; level > 1; level--) {
-    const gfn_t base = spte::align_down(gfn, level);
-    const uint64_t span = spte::pages_per_entry(level);
-    if (base < s.base_gfn || base + span > s.base_gfn + s.npages) continue;
-    const uint64_t host_frame = (s.backing_hpa >> mmu::kPageShift) + (base - s.base_gfn);
-    if (host_frame % span == 0) return level;
-  }
-  return 1;
-}
+void GuestMmu::leaves(uint64_t out[4]) { mmu_->count_leaves(0, out); }
 
-MapResult GuestMmu::map(unsigned, gfn_t gfn, unsigned access) {
-  if (gfn >= gfn_limit_) return MapResult::kBadGfn;
-  const RamSlot* slot = find_slot(gfn);
-  if (!slot) return MapResult::kUnbacked;
-  const int goal = goal_level(*slot, gfn);
-
-  lock_.lock(x86::cpu_index());
-  MapResult result = MapResult::kFixed;
-  hpa_t table = root_;
-  for (int level = 4; table; level--) {
-    spte_t* entries = static_cast<spte_t*>(platform().phys_to_virt(table));
-    spte_t* e = &entries[spte::index_of(gfn, level)];
-    if (level == goal) {
-      if (spte::is_present(*e)) {
-        // Under one lock a leaf can only exist if it already grants everything (RWX).
-        result = MapResult::kSpurious;
-      } else {
-        const gfn_t base = spte::align_down(gfn, level);
-        const hpa_t hpa = slot->backing_hpa + ((base - slot->base_gfn) << mmu::kPageShift);
-        *e = spte::make_leaf(hpa, level, spte::kAccRead | spte::kAccWrite | spte::kAccExec, true);
-        leaves_[level]++;
-      }
-      break;
-    }
-    if (spte::is_leaf(*e, level)) {  // a huge leaf already covers gfn: nothing to do
-      result = MapResult::kSpurious;
-      break;
-    }
-    if (!spte::is_present(*e)) {
-      const hpa_t child = platform().alloc_page();
-      if (!child) {
-        result = MapResult::kOutOfMemory;
-        break;
-      }
-      tables_++;
-      *e = spte::make_table(child);
-    }
-    table = spte::pfn_addr(*e);
-  }
-  lock_.unlock();
-  (void)access;
-  return result;
-}
-
-void GuestMmu::run_deferred_work(unsigned) {}
-
-void GuestMmu::leaves(uint64_t out[4]) {
-  for (int i = 0; i < 4; i++) out[i] = leaves_[i];
-}
-
-void GuestMmu::free_table(hpa_t table, int level) {
-  spte_t* entries = static_cast<spte_t*>(platform().phys_to_virt(table));
-  if (level > 1)
-    for (unsigned i = 0; i < spte::kEntriesPerTable; i++)
-      if (spte::is_table(entries[i], level)) free_table(spte::pfn_addr(entries[i]), level - 1);
-  platform().free_page(table);
-  tables_--;
-}
+uint64_t GuestMmu::table_pages() { return mmu_->stats().tables_live; }
 
 void GuestMmu::destroy() {
-  if (root_) free_table(root_, 4);
-  root_ = 0;
+  if (!mmu_) return;
+  for (mmu::VcpuMmu*& v : vcpus_) {
+    if (!v) continue;
+    mmu_->vcpu_release(*v);
+    v->~VcpuMmu();
+    v = nullptr;
+  }
+  mmu_->~Mmu();
+  mmu_ = nullptr;
+  memslots_->~Memslots();
+  memslots_ = nullptr;
 }
 
 }  // namespace hv

@@ -1,19 +1,13 @@
-// The VM layer's narrow view of the EPT MMU: load a root for a vCPU, resolve an EPT violation,
-// count leaves, tear everything down.
-//
-// TODO(lead): mmu::Mmu (mmu/mmu.h) has the real fault path (map/vcpu_load_root/count_leaves),
-// but mmu::Memslots (memslot.h, which Mmu::lookup_slot needs) has not landed yet. Until it does,
-// guest_mmu.cpp implements this interface with a small, single-lock stand-in that follows the
-// same rules (largest leaf that slot alignment and backing allow; tables only from the fault
-// path; no pre-built map). Switching to mmu::Mmu means: build an mmu::Memslots from `slots`,
-// construct mmu::Mmu(platform(), epoch(), memslots, {tlb_tag = vm id, max_level}), and forward
-// load_root -> vcpu_load_root, map -> map, leaves -> count_leaves, run_deferred_work ->
-// run_deferred_work. Nothing outside guest_mmu.{h,cpp} has to change.
+// The VM layer's view of its EPT MMU: the memslots of guest RAM, a root per vCPU, the EPT
+// violation handler, statistics and teardown. A thin adapter over mmu::Mmu and mmu::Memslots
+// (the portable TDP MMU in mmu/), so that the VMX code speaks in vCPU indices and MapResults
+// and never sees the MMU's locking or reclamation.
 #pragma once
 
 #include <stdint.h>
 
-#include "arch/x86/spinlock.h"
+#include "mmu/memslot.h"
+#include "mmu/mmu.h"
 #include "mmu/types.h"
 
 namespace hv {
@@ -27,42 +21,37 @@ struct RamSlot {
 };
 
 enum class MapResult : uint8_t { kFixed, kSpurious, kRetry, kUnbacked, kWriteProtected, kBadGfn, kOutOfMemory };
+inline constexpr unsigned kMapResultCount = 7;
 const char* to_string(MapResult r);
 
 class GuestMmu {
  public:
   static constexpr unsigned kMaxSlots = 8;
+  static constexpr unsigned kMaxVcpus = 4;
 
-  // max_level: largest leaf (1 = 4 KiB, 2 = 2 MiB, 3 = 1 GiB). Returns nullptr or why not.
+  // Creates the memslots (address space 0) and the MMU. max_level: largest leaf (1 = 4 KiB,
+  // 2 = 2 MiB, 3 = 1 GiB). Returns nullptr or why not.
   const char* init(uint64_t vm_id, const RamSlot* slots, unsigned count, int max_level, unsigned guest_phys_bits);
-  // The root table's physical address for `vcpu` (0 when out of memory).
+  // The root table's physical address for `vcpu`, before every VM entry: a fast zap makes the
+  // vCPU load a fresh root here. 0 when out of memory.
   mmu::hpa_t load_root(unsigned vcpu);
-  // Bumped whenever roots are replaced (the vCPU reloads its EPTP when it changes).
-  uint64_t root_generation() const { return 0; }
-  // Make `gfn` accessible for `access` (mmu::spte::Access bits).
+  // Make `gfn` accessible for `access` (mmu::spte::Access bits): the EPT-violation handler.
   MapResult map(unsigned vcpu, mmu::gfn_t gfn, unsigned access);
-  // Safe point before VM entry: bounded deferred work (teardown, epoch callbacks).
+  // Safe point before VM entry: bounded deferred work (root teardown, epoch callbacks).
   void run_deferred_work(unsigned budget);
-  // Leaves mapped per level (index 1..3).
+  // Leaves mapped per level (index 1..3), counted by a walk of the roots.
   void leaves(uint64_t out[4]);
-  uint64_t table_pages() const { return tables_; }
-  // Frees every table (no vCPU may run on the root any more).
+  uint64_t table_pages();
+  // Releases the vCPUs' roots, tears down every root and frees the memslots. No vCPU may run.
   void destroy();
 
  private:
-  const RamSlot* find_slot(mmu::gfn_t gfn) const;
-  int goal_level(const RamSlot& s, mmu::gfn_t gfn) const;
-  void free_table(mmu::hpa_t table, int level);
-
-  uint64_t vm_id_ = 0;
-  RamSlot slots_[kMaxSlots] = {};
-  unsigned slot_count_ = 0;
-  int max_level_ = 1;
-  mmu::gfn_t gfn_limit_ = 0;
-  mmu::hpa_t root_ = 0;
-  uint64_t tables_ = 0;
-  uint64_t leaves_[4] = {};
-  x86::SpinLock lock_;
+  mmu::Memslots* memslots_ = nullptr;
+  mmu::Mmu* mmu_ = nullptr;
+  mmu::VcpuMmu* vcpus_[kMaxVcpus] = {};
+  alignas(mmu::Memslots) unsigned char memslots_storage_[sizeof(mmu::Memslots)];
+  alignas(mmu::Mmu) unsigned char mmu_storage_[sizeof(mmu::Mmu)];
+  alignas(mmu::VcpuMmu) unsigned char vcpu_storage_[kMaxVcpus][sizeof(mmu::VcpuMmu)];
 };
 
 }  // namespace hv

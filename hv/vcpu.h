@@ -19,6 +19,7 @@ struct VcpuStart {
   uint64_t rip;
   uint64_t rsp;
   uint64_t rbx;  // handed to the guest (memtouch: the size of its RAM)
+  uint64_t rsi;  // handed to the guest (memtouch: its mode, guest_abi.h)
   uint64_t time_budget_us;  // the vCPU is stopped when it ran longer than this (0: no limit)
 };
 

@@ -16,7 +16,7 @@ struct VmStats {
   uint64_t exits[vmx::kExitReasonCount] = {};
   uint64_t exits_other = 0;  // reasons beyond the table
   uint64_t ept_violations = 0;
-  uint64_t map_results[7] = {};  // by MapResult
+  uint64_t map_results[kMapResultCount] = {};  // by MapResult
   uint64_t guest_tsc = 0;        // TSC cycles between entry and exit, summed
   uint64_t host_exit_tsc = 0;    // TSC cycles spent handling exits
 };

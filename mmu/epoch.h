@@ -34,8 +34,10 @@
 // * synchronize() and barrier() must not be called inside a read-side section (it would wait
 //   for itself) nor from a callback, nor while holding a lock that some CPU may spin on inside
 //   a read-side section (that CPU could never leave its section: deadlock).
-// * Callbacks run outside any lock of the caller, with interrupts as the caller had them; they
-//   must not block (no synchronize/barrier); they may call retire()/retire_page().
+// * Callbacks run on whichever CPU runs that list (the owner in poll(), a helper in poll() for
+//   an offline CPU, or a barrier() caller), holding only that list's run_lock. They must not
+//   block and must not call poll(), synchronize() or barrier(); they may call retire() and
+//   retire_page() (which queue on the running CPU's own list).
 //
 // Algorithm (our own; the classic three-epoch scheme)
 // ---------------------------------------------------
@@ -50,9 +52,12 @@
 // or pop; `run_lock` is held by whoever runs that CPU's callbacks (the owner in poll(), another
 // CPU in poll() if it is offline, or barrier()). Holding run_lock while running is what lets
 // barrier() know that callbacks popped by someone else have finished. poll() only try-locks
-// run_lock (a barrier in progress is doing the work anyway), so it stays bounded. No path holds
-// two CPUs' locks, nor any lock while waiting for a grace period, so the scheme cannot
-// deadlock however the CPUs (or host threads) come and go.
+// run_lock (a barrier in progress is doing the work anyway), so it stays bounded. Lock order:
+// run_lock (of any CPU) -> list_lock (of the running CPU, when a callback retires or a page
+// batch recycles its tracking page); nothing is taken under a list_lock, at most one run_lock
+// is held, and no lock is held while waiting for a grace period, which needs only that
+// readers leave their sections. So the scheme cannot deadlock however the CPUs (or host
+// threads) come and go, and no CPU has to keep polling for another one's barrier() to finish.
 #pragma once
 
 #include "mmu/atomic.h"
@@ -106,7 +111,8 @@ class Epoch {
 
   void synchronize();
   void barrier();
-  // Run up to `budget` ready callbacks of the current CPU (then of offline CPUs); returns how
+  // Close this CPU's partly filled page batch (so its pages start their grace period), then
+  // run up to `budget` ready callbacks of the current CPU (then of offline CPUs); returns how
   // many ran. A batch of retired pages counts as one callback (it frees up to
   // kPagesPerBatch pages). Returns 0 at once if another CPU's barrier() is running this CPU's
   // callbacks.

@@ -33,8 +33,9 @@ void print_group(const char* title, const Item* items, unsigned n) {
       format(val, sizeof val, "%08lx", v);
     else
       format(val, sizeof val, "%016lx", v);
-    len += format(line + len, sizeof line - len, "  %-14s %-18s", items[i].name, val);
-    if (i % 3 == 2 || i + 1 == n) {
+    const bool row_end = i % 3 == 2 || i + 1 == n;
+    len += format(line + len, sizeof line - len, row_end ? "  %-14s %s" : "  %-14s %-18s", items[i].name, val);
+    if (row_end) {
       log::error("  %s", line);
       len = 0;
     }

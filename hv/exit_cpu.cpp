@@ -1,0 +1,123 @@
+// Instruction exits: CPUID, HLT, RDMSR/WRMSR, control-register accesses, VMCALL, and the
+// instructions that are skipped or refused.
+#include "arch/x86/cpu.h"
+#include "arch/x86/vmx/exit_reason.h"
+#include "arch/x86/vmx/instructions.h"
+#include "arch/x86/vmx/capabilities.h"
+#include "hv/exit.h"
+#include "hv/guest_abi.h"
+#include "hv/vcpu.h"
+
+namespace hv {
+
+using namespace vmx;
+
+namespace {
+constexpr uint8_t kUd = 6, kGp = 13;
+constexpr uint64_t kEferSce = 1u << 0, kEferLme = 1u << 8, kEferLma = 1u << 10, kEferNxe = 1u << 11;
+
+uint32_t sig(unsigned i) {
+  const char* s = guest_abi::kSignature;
+  return static_cast<uint32_t>(s[4 * i]) | static_cast<uint32_t>(s[4 * i + 1]) << 8 |
+         static_cast<uint32_t>(s[4 * i + 2]) << 16 | static_cast<uint32_t>(s[4 * i + 3]) << 24;
+}
+}  // namespace
+
+void handle_cpuid(Vcpu& vcpu, const ExitInfo&) {
+  vmx::GuestRegs& r = vcpu.regs;
+  const uint32_t leaf = static_cast<uint32_t>(r.rax), sub = static_cast<uint32_t>(r.rcx);
+  x86::CpuidResult c{};
+  if (leaf == guest_abi::kHypervisorLeaf) {
+    c = {guest_abi::kHypervisorLeaf, sig(0), sig(1), sig(2)};
+  } else if ((leaf & 0xF0000000) == 0x40000000) {
+    c = {};
+  } else {
+    c = x86::cpuid(leaf, sub);
+    if (leaf == 1) {
+      c.ecx &= ~(1u << 5);  // no nested VMX
+      c.ecx |= 1u << 31;    // "running under a hypervisor"
+    }
+  }
+  r.rax = c.eax;
+  r.rbx = c.ebx;
+  r.rcx = c.ecx;
+  r.rdx = c.edx;
+  vcpu.skip_instruction();
+}
+
+// Nothing can wake a halted guest yet (no virtual interrupts), so HLT is a no-op that the
+// statistics count; a guest that wants to stop reports through its result port.
+void handle_hlt(Vcpu& vcpu, const ExitInfo&) { vcpu.skip_instruction(); }
+
+void handle_rdmsr(Vcpu& vcpu, const ExitInfo&) {
+  vmx::GuestRegs& r = vcpu.regs;
+  const uint32_t index = static_cast<uint32_t>(r.rcx);
+  if (index != msr::kEfer) {
+    vcpu.inject_exception(kGp, true, 0);
+    return;
+  }
+  const uint64_t v = vmread(field::kGuestEfer);
+  r.rax = static_cast<uint32_t>(v);
+  r.rdx = v >> 32;
+  vcpu.skip_instruction();
+}
+
+void handle_wrmsr(Vcpu& vcpu, const ExitInfo&) {
+  vmx::GuestRegs& r = vcpu.regs;
+  const uint32_t index = static_cast<uint32_t>(r.rcx);
+  const uint64_t v = (r.rdx << 32) | static_cast<uint32_t>(r.rax);
+  // Only EFER, and only its SCE/LME/NXE bits; LMA is the CPU's. Anything else is #GP, as a
+  // CPU does for an MSR it does not have.
+  if (index != msr::kEfer || (v & ~(kEferSce | kEferLme | kEferLma | kEferNxe))) {
+    vcpu.inject_exception(kGp, true, 0);
+    return;
+  }
+  const uint64_t cur = vmread(field::kGuestEfer);
+  vmwrite(field::kGuestEfer, (v & (kEferSce | kEferLme | kEferNxe)) | (cur & kEferLma));
+  vcpu.skip_instruction();
+}
+
+// The general register numbered as in exit qualifications (SDM table "Exit Qualification for
+// Control-Register Accesses": 0 RAX, 1 RCX, 2 RDX, 3 RBX, 4 RSP, 5 RBP, 6 RSI, 7 RDI, 8-15 R8-R15).
+// RSP lives in the VMCS, so it is read and written there.
+uint64_t* gpr(vmx::GuestRegs& r, unsigned n) {
+  uint64_t* const table[16] = {&r.rax, &r.rcx, &r.rdx, &r.rbx, nullptr, &r.rbp, &r.rsi, &r.rdi,
+                               &r.r8,  &r.r9,  &r.r10, &r.r11, &r.r12,  &r.r13, &r.r14, &r.r15};
+  return table[n & 15];
+}
+
+// Only CR0.NE and CR4.VMXE are owned by the host (guest/host masks). A guest that tries to
+// clear NE or set VMXE gets #GP, as VMX operation would give it on real hardware. MOV to/from
+// CR3 exits only where the CPU forces CR3-load/store exiting (no TRUE_* controls): emulate it.
+void handle_cr_access(Vcpu& vcpu, const ExitInfo& e) {
+  const unsigned cr = e.qualification & 0xF, type = (e.qualification >> 4) & 3;
+  const unsigned reg = (e.qualification >> 8) & 0xF;
+  if (type == 0 && (cr == 0 || cr == 4)) {
+    vcpu.inject_exception(kGp, true, 0);
+    return;
+  }
+  if (cr == 3 && (type == 0 || type == 1)) {
+    uint64_t* p = gpr(vcpu.regs, reg);
+    if (type == 0) {
+      vmwrite(field::kGuestCr3, p ? *p : vmread(field::kGuestRsp));
+    } else {
+      const uint64_t v = vmread(field::kGuestCr3);
+      if (p) *p = v;
+      else vmwrite(field::kGuestRsp, v);
+    }
+    vcpu.skip_instruction();
+    return;
+  }
+  vcpu.stop(true, "unsupported control-register access (qualification 0x%lx)", e.qualification);
+}
+
+void handle_vmcall(Vcpu& vcpu, const ExitInfo&) {
+  vcpu.regs.rax = guest_abi::kHypercallUnknown;
+  vcpu.skip_instruction();
+}
+
+void handle_skip(Vcpu& vcpu, const ExitInfo&) { vcpu.skip_instruction(); }
+
+void handle_undefined(Vcpu& vcpu, const ExitInfo&) { vcpu.inject_exception(kUd, false, 0); }
+
+}  // namespace hv

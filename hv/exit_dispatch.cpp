@@ -1,0 +1,73 @@
+// The exit-reason table and the handler for reasons hv does not handle.
+#include "arch/x86/log.h"
+#include "arch/x86/vmx/dump.h"
+#include "arch/x86/vmx/exit_reason.h"
+#include "arch/x86/vmx/instructions.h"
+#include "hv/exit.h"
+#include "hv/vcpu.h"
+#include "hv/vm.h"
+
+namespace hv {
+namespace {
+
+using namespace vmx;
+
+struct Table {
+  ExitHandler h[kExitReasonCount];
+  constexpr Table() : h{} {
+    for (auto& e : h) e = handle_unknown;
+    h[kExitExceptionOrNmi] = handle_exception_or_nmi;
+    h[kExitExternalInterrupt] = handle_external_interrupt;
+    h[kExitTripleFault] = handle_fatal;
+    h[kExitInit] = handle_fatal;
+    h[kExitEntryFailGuestState] = handle_fatal;
+    h[kExitEntryFailMsrLoading] = handle_fatal;
+    h[kExitEntryFailMachineCheck] = handle_fatal;
+    h[kExitCpuid] = handle_cpuid;
+    h[kExitHlt] = handle_hlt;
+    h[kExitInvd] = handle_skip;
+    h[kExitWbinvd] = handle_skip;
+    h[kExitPause] = handle_skip;
+    h[kExitVmcall] = handle_vmcall;
+    h[kExitCrAccess] = handle_cr_access;
+    h[kExitIoInstruction] = handle_io;
+    h[kExitRdmsr] = handle_rdmsr;
+    h[kExitWrmsr] = handle_wrmsr;
+    h[kExitEptViolation] = handle_ept_violation;
+    h[kExitEptMisconfig] = handle_ept_misconfig;
+    h[kExitPreemptionTimer] = handle_preemption_timer;
+    // VMX instructions in the guest: no nested VMX, so they are undefined opcodes to it.
+    const uint16_t vmx_insns[] = {kExitVmclear, kExitVmlaunch, kExitVmptrld, kExitVmptrst,
+                                  kExitVmread,  kExitVmresume, kExitVmwrite, kExitVmxoff,
+                                  kExitVmxon,   kExitInvept,   kExitInvvpid, kExitVmfunc};
+    for (uint16_t r : vmx_insns) h[r] = handle_undefined;
+    h[kExitMwait] = handle_undefined;
+    h[kExitMonitor] = handle_undefined;
+  }
+};
+constexpr Table kTable;
+
+}  // namespace
+
+void dispatch_exit(Vcpu& vcpu) {
+  ExitInfo e;
+  e.reason = static_cast<uint32_t>(vmread(field::kExitReason));
+  e.basic = static_cast<uint16_t>(e.reason & 0xFFFF);
+  e.qualification = vmread(field::kExitQualification);
+  VmStats& st = vcpu.vm().stats();
+  if (e.basic < kExitReasonCount) st.exits[e.basic]++;
+  else st.exits_other++;
+  if (e.reason & kExitReasonEntryFailure) {
+    handle_fatal(vcpu, e);
+    return;
+  }
+  (e.basic < kExitReasonCount ? kTable.h[e.basic] : handle_unknown)(vcpu, e);
+}
+
+void handle_unknown(Vcpu& vcpu, const ExitInfo& e) {
+  dump_vmcs("unhandled VM exit");
+  vcpu.stop(true, "unhandled exit reason %u (%s), qualification 0x%lx, rip 0x%lx", e.basic,
+            exit_reason_name(e.basic), e.qualification, vmread(field::kGuestRip));
+}
+
+}  // namespace hv

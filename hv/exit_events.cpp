@@ -1,0 +1,53 @@
+// Exits caused by events rather than instructions: interrupts, NMIs, exceptions, the
+// preemption timer, triple faults, INIT, and failed VM entries.
+#include "arch/x86/cpu.h"
+#include "arch/x86/vmx/dump.h"
+#include "arch/x86/vmx/exit_reason.h"
+#include "arch/x86/vmx/instructions.h"
+#include "hv/cpu_work.h"
+#include "hv/exit.h"
+#include "hv/vcpu.h"
+
+namespace hv {
+
+using namespace vmx;
+
+// An external interrupt arrived while the guest ran. Without "acknowledge interrupt on exit"
+// it is still pending in the LAPIC: open a one-instruction interrupt window so that the
+// host's IDT handler takes it (and sends the EOI), then serve any request it carried.
+void handle_external_interrupt(Vcpu&, const ExitInfo&) {
+  asm volatile("sti; nop; cli" ::: "memory");
+  cpu_work::service();
+}
+
+// With an exception bitmap of 0 only NMIs land here ("NMI exiting"). The NMI was consumed by
+// the exit, so hand it to the host's NMI handler (the panic path uses NMIs to stop CPUs).
+void handle_exception_or_nmi(Vcpu& vcpu, const ExitInfo&) {
+  const uint64_t info = vmread(field::kExitInterruptionInfo);
+  const unsigned type = (info >> 8) & 7, vector = info & 0xFF;
+  if (type == 2 && vector == 2) {
+    asm volatile("int $2" ::: "memory");
+    return;
+  }
+  dump_vmcs("unexpected exception exit");
+  vcpu.stop(true, "unexpected exception exit: vector %u type %u", vector, type);
+}
+
+// The timer only bounds how long the guest runs without an exit; the vCPU loop checks the
+// budget before the next entry. The VMCS value is reloaded at every entry ("save preemption
+// timer value" is off), so nothing to rearm.
+void handle_preemption_timer(Vcpu&, const ExitInfo&) {}
+
+void handle_fatal(Vcpu& vcpu, const ExitInfo& e) {
+  const uint64_t rip = vmread(field::kGuestRip);
+  if (e.reason & kExitReasonEntryFailure) {
+    dump_vmcs("VM entry failed (guest state or MSR loading)");
+    vcpu.stop(true, "VM entry failed: exit reason %u (%s), qualification 0x%lx", e.basic, exit_reason_name(e.basic),
+              e.qualification);
+    return;
+  }
+  if (e.basic == kExitTripleFault) dump_vmcs("guest triple fault");
+  vcpu.stop(true, "guest %s at rip 0x%lx", exit_reason_name(e.basic), rip);
+}
+
+}  // namespace hv

@@ -1,0 +1,61 @@
+// Port I/O exits: the guest console (0xE9) and result (0x500) ports; everything else reads as
+// all ones and ignores writes, like an empty ISA bus.
+#include "arch/x86/log.h"
+#include "arch/x86/vmx/exit_reason.h"
+#include "arch/x86/vmx/instructions.h"
+#include "hv/exit.h"
+#include "hv/guest_abi.h"
+#include "hv/vcpu.h"
+#include "hv/vm.h"
+
+namespace hv {
+
+using namespace vmx;
+
+namespace {
+char g_line[Vm::kMaxVcpus][120];
+unsigned g_len[Vm::kMaxVcpus];
+
+void console_byte(Vcpu& vcpu, uint8_t c) {
+  const unsigned i = vcpu.index() % Vm::kMaxVcpus;
+  if (c == '\n' || g_len[i] + 1 >= sizeof g_line[i]) {
+    g_line[i][g_len[i]] = 0;
+    log::plain("guest: %s", g_line[i]);
+    g_len[i] = 0;
+    if (c == '\n') return;
+  }
+  // Only printable characters reach the log (a hostile guest can't forge "hv: " lines with
+  // control characters).
+  g_line[i][g_len[i]++] = (c >= 0x20 && c < 0x7F) ? static_cast<char>(c) : '?';
+}
+}  // namespace
+
+void handle_io(Vcpu& vcpu, const ExitInfo& e) {
+  const uint64_t q = e.qualification;
+  if (io_qual::is_string(q)) {
+    vcpu.stop(true, "string I/O (INS/OUTS) on port 0x%x is not supported", io_qual::port(q));
+    return;
+  }
+  const unsigned size = io_qual::size(q);
+  const uint64_t mask = size == 4 ? 0xFFFFFFFFull : (1ull << (8 * size)) - 1;
+  const uint16_t port = io_qual::port(q);
+  if (io_qual::is_in(q)) {
+    // IN writes AL/AX/EAX; a 32-bit IN zero-extends into RAX like any 32-bit register write.
+    if (size == 4) vcpu.regs.rax = mask;
+    else vcpu.regs.rax = (vcpu.regs.rax & ~mask) | mask;
+  } else {
+    const uint64_t v = vcpu.regs.rax & mask;
+    if (port == guest_abi::kConsolePort) {
+      console_byte(vcpu, static_cast<uint8_t>(v));
+    } else if (port == guest_abi::kResultPort) {
+      vcpu.vm().result = static_cast<uint32_t>(v);
+      vcpu.vm().result_valid = true;
+      vcpu.skip_instruction();
+      vcpu.stop(v != 0, "guest reported result %lu (%s)", v, v == 0 ? "pass" : "failure");
+      return;
+    }
+  }
+  vcpu.skip_instruction();
+}
+
+}  // namespace hv

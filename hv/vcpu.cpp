@@ -1,0 +1,167 @@
+// The vCPU run loop (see vcpu.h).
+//
+// Per iteration:
+//   safe point: cross-CPU requests (TLB flushes), bounded deferred MMU work, an epoch
+//     quiescent state (no read-side section may be open across a VM entry: the guest can run
+//     for an unbounded time), EPTP reload if the root changed;
+//   vmx_enter(): the guest runs;
+//   exit boundary: another quiescent state, then the dispatch table (hv/exit_dispatch.cpp).
+#include "hv/vcpu.h"
+
+#include <stdarg.h>
+
+#include "arch/x86/cpu.h"
+#include "arch/x86/format.h"
+#include "arch/x86/log.h"
+#include "arch/x86/percpu.h"
+#include "arch/x86/pmm.h"
+#include "arch/x86/timer.h"
+#include "arch/x86/vmx/dump.h"
+#include "arch/x86/vmx/instructions.h"
+#include "arch/x86/vmx/invalidate.h"
+#include "hv/cpu_work.h"
+#include "hv/exit.h"
+#include "hv/mmu_platform.h"
+#include "hv/vm.h"
+#include "mmu/epoch.h"
+
+namespace hv {
+
+using namespace vmx;
+
+namespace {
+// EPTP (SDM 25.6.11): memory type WB (6) in bits 2:0, page-walk length - 1 in bits 5:3,
+// bit 6 enables the accessed/dirty flags.
+uint64_t make_eptp(uint64_t root, bool ad) { return root | 6 | (3u << 3) | (ad ? (1u << 6) : 0); }
+constexpr unsigned kDeferredBudget = 64;
+}  // namespace
+
+const char* Vcpu::init(Vm& vm, unsigned index, const Capabilities& caps, const VcpuStart& start) {
+  vm_ = &vm;
+  caps_ = &caps;
+  index_ = index;
+  cpu_ = x86::cpu_index();
+  vpid_ = static_cast<uint16_t>(1 + vm.id() * Vm::kMaxVcpus + index);  // 0 is the host's
+
+  const uint64_t root = vm.mmu().load_root(index);
+  if (!root) return "out of memory for the EPT root";
+  eptp_ = make_eptp(root, caps.ept_ad);
+
+  vmcs_pa_ = pmm::alloc_4k(true);
+  if (!vmcs_pa_) return "out of memory for the VMCS";
+  *reinterpret_cast<volatile uint32_t*>(vmcs_pa_) = caps.revision_id;
+  // VMCLEAR first: it initializes the region's launch state to "clear" (SDM 25.11.3).
+  if (vmclear(vmcs_pa_) != Status::kOk) return "VMCLEAR of the new VMCS failed";
+  if (vmptrld(vmcs_pa_) != Status::kOk) return "VMPTRLD of the new VMCS failed";
+  if (const char* why = setup_vmcs(start)) return why;
+
+  // A recycled VPID or EPTP may still have translations cached from an earlier user.
+  invept_context(caps, eptp_);
+  if (caps.vpid) invvpid_context(caps, vpid_);
+
+  regs = GuestRegs{};
+  regs.rbx = start.rbx;
+  regs.rsi = start.rsi;
+  budget_tsc_ = start.time_budget_us * timer::tsc_khz() / 1000;
+  return nullptr;
+}
+
+void Vcpu::stop(bool failure, const char* fmt, ...) {
+  if (stopped_) return;
+  va_list ap;
+  va_start(ap, fmt);
+  vformat(stop_reason_, sizeof stop_reason_, fmt, ap);
+  va_end(ap);
+  stopped_ = true;
+  failed_ = failure;
+}
+
+void Vcpu::skip_instruction() {
+  vmwrite(field::kGuestRip, vmread(field::kGuestRip) + vmread(field::kExitInstructionLength));
+  // Skipping an instruction ends any STI/MOV SS interrupt shadow it created (SDM 25.4.2).
+  const uint64_t intr = vmread(field::kGuestInterruptibility);
+  if (intr & 3) vmwrite(field::kGuestInterruptibility, intr & ~3ull);
+}
+
+void Vcpu::inject_exception(uint8_t vector, bool has_error_code, uint32_t error_code) {
+  // VM-entry interruption information (SDM 25.8.3): vector, type 3 = hardware exception,
+  // bit 11 deliver error code, bit 31 valid.
+  uint32_t info = vector | (3u << 8) | (1u << 31);
+  if (has_error_code) {
+    info |= 1u << 11;
+    vmwrite(field::kEntryExceptionErrorCode, error_code);
+  }
+  vmwrite(field::kEntryInterruptionInfo, info);
+}
+
+// When the guest turns paging on with EFER.LME set, the CPU sets EFER.LMA without a VM exit.
+// "Load IA32_EFER" then requires the "IA-32e mode guest" entry control to match LMA at the
+// next entry, so copy LMA (saved by "save IA32_EFER" at every exit) into the control.
+void Vcpu::sync_ia32e_mode() {
+  const bool lma = (vmread(field::kGuestEfer) >> 10) & 1;
+  const uint64_t entry = vmread(field::kEntryControls);
+  const bool ctl = (entry & entry_ctl::kIa32eModeGuest) != 0;
+  if (lma != ctl) vmwrite(field::kEntryControls, lma ? entry | entry_ctl::kIa32eModeGuest : entry & ~uint64_t{entry_ctl::kIa32eModeGuest});
+}
+
+bool Vcpu::before_entry() {
+  cpu_work::service();
+  vm_->mmu().run_deferred_work(kDeferredBudget);
+  epoch().poll(kDeferredBudget);
+  // A fast zap (invalidate all roots) makes the MMU hand out a fresh root here: switch the
+  // EPTP and drop whatever this CPU cached for the new one (its table page may be recycled).
+  const uint64_t root = vm_->mmu().load_root(index_);
+  if (!root) {
+    stop(true, "out of memory for an EPT root");
+    return false;
+  }
+  const uint64_t eptp = make_eptp(root, caps_->ept_ad);
+  if (eptp != eptp_) {
+    eptp_ = eptp;
+    vmwrite(field::kEptPointer, eptp_);
+    invept_context(*caps_, eptp_);
+  }
+  epoch().quiescent();
+  if (budget_tsc_ && x86::rdtsc() - start_tsc_ > budget_tsc_) {
+    stop(true, "guest exceeded its time budget (rip 0x%lx)", vmread(field::kGuestRip));
+    return false;
+  }
+  return true;
+}
+
+bool Vcpu::run() {
+  start_tsc_ = x86::rdtsc();
+  VmStats& st = vm_->stats();
+  while (!stopped_) {
+    if (!before_entry()) break;
+    const uint64_t t0 = x86::rdtsc();
+    const int r = vmx_enter(&regs, launched_ ? 1 : 0);
+    const uint64_t t1 = x86::rdtsc();
+    epoch().quiescent();  // the exit boundary
+    if (r != kEnterExited) {
+      const char* kind = r == kEnterFailInvalid ? "VMfailInvalid" : r == kEnterFailValid ? "VMfailValid" : "host RSP VMWRITE failed";
+      const uint32_t err = r == kEnterFailValid ? instruction_error() : 0;
+      dump_vmcs(launched_ ? "VMRESUME failed" : "VMLAUNCH failed");
+      stop(true, "VM entry failed: %s, VM-instruction error %u (%s)", kind, err, instruction_error_name(err));
+      break;
+    }
+    launched_ = true;
+    exits++;
+    st.guest_tsc += t1 - t0;
+    dispatch_exit(*this);
+    if (!stopped_) sync_ia32e_mode();
+    st.host_exit_tsc += x86::rdtsc() - t1;
+  }
+  return !failed_;
+}
+
+void Vcpu::release() {
+  if (vmcs_pa_) {
+    vmclear(vmcs_pa_);
+    invept_context(*caps_, eptp_);
+    pmm::free_4k(vmcs_pa_);
+    vmcs_pa_ = 0;
+  }
+}
+
+}  // namespace hv

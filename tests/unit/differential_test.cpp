@@ -1,0 +1,231 @@
+// Differential test: long seeded random sequences of map / zap / memslot create-delete-move-
+// set_flags / invalidate-all (+ deferred teardown) / age / out-of-memory, checked after every
+// step against a simple reference model (memslots as a list: gfn -> backing, permissions,
+// expected leaf level). HV_SEED=<n> replays a run; HV_DIFF_STEPS=<n> changes its length.
+#include <catch2/catch.hpp>
+#include <cstdlib>
+#include <map>
+
+#include "tests/host/mmu_fixture.h"
+#include "tests/stress/stress_seed.h"
+
+using namespace mmu;
+using hvtest::HostPlatform;
+using hvtest::kPagesPer1G;
+using hvtest::kPagesPer2M;
+using hvtest::TestVcpu;
+using hvtest::TestVm;
+
+namespace {
+
+struct ModelSlot {
+  gfn_t base;
+  uint64_t npages;
+  hpa_t backing;
+  int max_level;
+  bool ro;
+};
+
+// The reference: what a fault on `gfn` must produce, from first principles.
+struct Model {
+  std::map<uint32_t, ModelSlot> slots;
+  int vm_max = 3;
+
+  const ModelSlot* find(gfn_t g) const {
+    for (auto& [id, s] : slots)
+      if (g >= s.base && g < s.base + s.npages) return &s;
+    return nullptr;
+  }
+  bool overlaps(gfn_t base, uint64_t n, uint32_t except) const {
+    for (auto& [id, s] : slots)
+      if (id != except && base < s.base + s.npages && s.base < base + n) return true;
+    return false;
+  }
+  int level(const ModelSlot& s, gfn_t g) const {
+    for (int l = std::min(s.max_level, vm_max); l > 1; l--) {
+      const uint64_t span = spte::pages_per_entry(l);
+      const gfn_t b = g & ~(span - 1);
+      if (b >= s.base && b + span <= s.base + s.npages && ((s.backing >> 12) + (b - s.base)) % span == 0)
+        return l;
+    }
+    return 1;
+  }
+  std::vector<hvtest::SlotRef> refs() const {
+    std::vector<hvtest::SlotRef> out;
+    for (auto& [id, s] : slots) out.push_back({s.base, s.npages, s.backing, s.ro});
+    return out;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("differential: random operation sequences against a reference model", "[differential]") {
+  const uint64_t seed = hvtest::stress_seed("differential");
+  const char* env_steps = std::getenv("HV_DIFF_STEPS");
+  const unsigned steps = env_steps ? unsigned(std::strtoul(env_steps, nullptr, 0)) : 6000;
+  hvtest::SplitMix rng(seed);
+  HostPlatform p;
+  uint64_t ops[10] = {};
+  uint64_t faults_by_outcome[int(FaultOutcome::kCount)] = {};
+  {
+    TestVm vm(p);
+    Model model;
+    TestVcpu v(vm);
+    const gfn_t kSpace = 4 * kPagesPer1G;  // 16 GiB of guest-physical space
+    uint32_t next_id = 1;
+    auto random_gfn = [&]() -> gfn_t {
+      // Mostly inside slots, sometimes anywhere, sometimes hostile.
+      const uint64_t r = rng.below(100);
+      if (r < 75 && !model.slots.empty()) {
+        auto it = model.slots.begin();
+        std::advance(it, rng.below(model.slots.size()));
+        return it->second.base + rng.below(it->second.npages);
+      }
+      if (r < 97) return rng.below(kSpace);
+      return rng.next();
+    };
+    for (unsigned step = 0; step < steps; step++) {
+      const uint64_t op = rng.below(100);
+      INFO("seed " << seed << " step " << step << " op " << op);
+      if (op < 55) {  // fault
+        ops[0]++;
+        const gfn_t g = random_gfn();
+        const unsigned access = 1u << rng.below(3) | (rng.below(2) ? spte::kAccRead : 0);
+        const FaultOutcome o = vm.fault(v, g, access);
+        faults_by_outcome[int(o)]++;
+        const ModelSlot* s = g < (gfn_t{1} << 34) ? model.find(g) : nullptr;
+        if (g >= (gfn_t{1} << 34)) {
+          REQUIRE(o == FaultOutcome::bad_gfn);
+        } else if (!s) {
+          REQUIRE(o == FaultOutcome::unbacked);
+        } else if (s->ro && (access & spte::kAccWrite)) {
+          REQUIRE(o == FaultOutcome::write_protected);
+        } else {
+          REQUIRE((o == FaultOutcome::fixed || o == FaultOutcome::spurious));
+          auto [leaf, level] = vm.leaf(v, g);
+          REQUIRE(level == model.level(*s, g));
+          const gfn_t b = spte::align_down(g, level);
+          REQUIRE(spte::pfn_addr(leaf) == s->backing + ((b - s->base) << 12));
+          REQUIRE(((leaf & spte::kWrite) != 0) == !s->ro);
+        }
+      } else if (op < 63) {  // zap a range
+        ops[1]++;
+        const gfn_t a = random_gfn() % kSpace, n = 1 + rng.below(rng.below(2) ? 64 : kPagesPer2M * 3);
+        vm.mmu.zap_range(0, a, a + n);
+        // No leaf may remain that intersects the range, in any root.
+        std::string err = vm.check_all_roots(model.refs(), 0, [&](const hvtest::LeafInfo& l) {
+          if (l.gfn < a + n && a < l.gfn + spte::pages_per_entry(l.level)) FAIL("leaf survived a zap");
+        });
+        REQUIRE(err.empty());
+      } else if (op < 70) {  // create a slot
+        ops[2]++;
+        const int gran = int(rng.below(3));  // 4K, 2M or 1G placement
+        const uint64_t unit = spte::pages_per_entry(gran + 1);
+        const gfn_t base = rng.below(kSpace / unit) * unit + (rng.below(4) == 0 ? rng.below(512) : 0);
+        const uint64_t n = gran == 2 ? kPagesPer1G * (1 + rng.below(2)) : 1 + rng.below(gran ? 4 * kPagesPer2M : 4096);
+        const hpa_t backing = (rng.below(1 << 12) << 30) + (rng.below(3) == 0 ? rng.below(512) << 12 : 0);
+        const int max_level = 1 + int(rng.below(3));
+        const bool ro = rng.below(5) == 0;
+        const uint32_t id = next_id++;
+        const MemslotError e = vm.add_slot(id, base, n, backing, uint8_t(max_level), ro ? Memslot::kReadOnly : 0);
+        const bool fits = base + n <= (gfn_t{1} << 34);
+        if (model.overlaps(base, n, 0) || !fits) {
+          REQUIRE(e != MemslotError::ok);
+        } else if (e == MemslotError::ok) {
+          model.slots[id] = {base, n, backing, max_level, ro};
+        } else {
+          REQUIRE(e == MemslotError::too_many);
+        }
+      } else if (op < 75 && !model.slots.empty()) {  // delete
+        ops[3]++;
+        auto it = model.slots.begin();
+        std::advance(it, rng.below(model.slots.size()));
+        REQUIRE(vm.mmu.update_memslot(MemslotOp::remove(0, it->first)) == MemslotError::ok);
+        model.slots.erase(it);
+      } else if (op < 80 && !model.slots.empty()) {  // move
+        ops[4]++;
+        auto it = model.slots.begin();
+        std::advance(it, rng.below(model.slots.size()));
+        const gfn_t nb = rng.below(2) ? rng.below(kSpace) : rng.below(kSpace / kPagesPer2M) * kPagesPer2M;
+        const MemslotError e = vm.mmu.update_memslot(MemslotOp::move(0, it->first, nb));
+        if (model.overlaps(nb, it->second.npages, it->first) || nb + it->second.npages > (gfn_t{1} << 34)) {
+          REQUIRE(e != MemslotError::ok);
+        } else {
+          REQUIRE(e == MemslotError::ok);
+          it->second.base = nb;
+        }
+      } else if (op < 84 && !model.slots.empty()) {  // flags
+        ops[5]++;
+        auto it = model.slots.begin();
+        std::advance(it, rng.below(model.slots.size()));
+        const bool ro = rng.below(2);
+        REQUIRE(vm.mmu.update_memslot(MemslotOp::set_flags(0, it->first, ro ? Memslot::kReadOnly : 0)) ==
+                MemslotError::ok);
+        it->second.ro = ro;
+      } else if (op < 88) {  // fast zap, teardown left to deferred work
+        ops[6]++;
+        vm.mmu.invalidate_all_roots();
+        if (rng.below(3) == 0) vm.mmu.vcpu_load_root(v);
+      } else if (op < 94) {  // deferred work with a random budget
+        ops[7]++;
+        vm.mmu.run_deferred_work(1 + unsigned(rng.below(3000)));
+      } else if (op < 98) {  // aging
+        ops[8]++;
+        const gfn_t a = random_gfn() % kSpace, n = 1 + rng.below(kPagesPer1G);
+        uint64_t expect_young = 0;
+        vm.check_all_roots(model.refs(), 0, [&](const hvtest::LeafInfo& l) {
+          if (l.gfn < a + n && a < l.gfn + spte::pages_per_entry(l.level) && spte::is_accessed(l.spte))
+            expect_young++;
+        });
+        REQUIRE(vm.mmu.age_range(0, a, a + n) == expect_young);
+        REQUIRE(vm.mmu.age_range(0, a, a + n) == 0);
+      } else {  // memory pressure on one fault
+        ops[9]++;
+        p.set_page_limit(p.live_pages() + rng.below(3));
+        const gfn_t g = random_gfn();
+        const FaultOutcome o = vm.mmu.map(v, g, spte::kAccRead);
+        p.set_page_limit(0);
+        faults_by_outcome[int(o)]++;
+        REQUIRE(o != FaultOutcome::kCount);
+      }
+      // After every step: the whole tree against the model's slots; stats against a count.
+      uint64_t counted[4] = {};
+      std::string err = vm.check_all_roots(model.refs(), 0, [&](const hvtest::LeafInfo& l) {
+        counted[l.level]++;
+        // The CPU would set Accessed on use: simulate it on a few leaves, for aging.
+        (void)l;
+      });
+      REQUIRE(err.empty());
+      const MmuStats st = vm.mmu.stats();
+      for (int l = 1; l <= 3; l++) REQUIRE(st.leaves[l] == counted[l]);
+      if (rng.below(10) == 0 && v.root()) {
+        spte_t leaf;
+        int level;
+        const gfn_t g = random_gfn();
+        if (g < (gfn_t{1} << 34) && vm.mmu.lookup(v.root(), g, &leaf, &level)) {
+          // Set Accessed as the CPU's page walk would.
+          spte_t* t = v.root()->table;
+          for (int l = v.root()->level; l > level; l--)
+            t = static_cast<spte_t*>(p.phys_to_virt(spte::pfn_addr(t[spte::index_of(g, l)])));
+          __atomic_fetch_or(&t[spte::index_of(g, level)], spte::kAccessed, __ATOMIC_RELAXED);
+        }
+      }
+    }
+    const MmuStats st = vm.mmu.stats();
+    std::printf("[differential] %u steps: faults %llu, zaps %llu, creates %llu, deletes %llu, moves %llu, "
+                "flag changes %llu, fast zaps %llu, deferred runs %llu, agings %llu, oom probes %llu\n",
+                steps, (unsigned long long)ops[0], (unsigned long long)ops[1], (unsigned long long)ops[2],
+                (unsigned long long)ops[3], (unsigned long long)ops[4], (unsigned long long)ops[5],
+                (unsigned long long)ops[6], (unsigned long long)ops[7], (unsigned long long)ops[8],
+                (unsigned long long)ops[9]);
+    std::printf("[differential] outcomes:");
+    for (int i = 0; i < int(FaultOutcome::kCount); i++)
+      std::printf(" %s=%llu", to_string(FaultOutcome(i)), (unsigned long long)faults_by_outcome[i]);
+    std::printf("; splits %llu, huge replacements %llu, teardown steps %llu\n", (unsigned long long)st.splits,
+                (unsigned long long)st.huge_replacements, (unsigned long long)st.teardown_steps);
+    REQUIRE(faults_by_outcome[int(FaultOutcome::fixed)] > steps / 10);
+  }
+  REQUIRE(p.live_pages() == 0);
+  REQUIRE(p.check_quarantine() == 0);
+  REQUIRE(p.errors() == 0);
+}

@@ -1,0 +1,144 @@
+// Roots: sharing by role, refcounts, invalidation, generation, exactly-once teardown.
+#include <catch2/catch.hpp>
+
+#include "tests/host/mmu_fixture.h"
+
+using namespace mmu;
+using hvtest::HostPlatform;
+using hvtest::TestVcpu;
+using hvtest::TestVm;
+
+TEST_CASE("roots: shared by role, separate per address space", "[root]") {
+  HostPlatform p;
+  TestVm vm(p);
+  TestVcpu a(vm), b(vm), c(vm, 1);
+  const hpa_t ra = vm.mmu.vcpu_load_root(a);
+  REQUIRE(ra != 0);
+  REQUIRE(vm.mmu.vcpu_load_root(b) == ra);
+  const hpa_t rc = vm.mmu.vcpu_load_root(c);
+  REQUIRE(rc != 0);
+  REQUIRE(rc != ra);
+  REQUIRE(a.root()->refcount.load(Order::relaxed) == 2);
+  REQUIRE(vm.mmu.stats().roots_live == 2);
+  // Reloading with nothing changed keeps the same root and takes no extra reference.
+  REQUIRE(vm.mmu.vcpu_load_root(a) == ra);
+  REQUIRE(a.root()->refcount.load(Order::relaxed) == 2);
+  // Switching address space drops the old reference.
+  vm.mmu.vcpu_set_address_space(b, 1);
+  REQUIRE(vm.mmu.vcpu_load_root(b) == rc);
+  REQUIRE(a.root()->refcount.load(Order::relaxed) == 1);
+}
+
+TEST_CASE("roots: invalidation gives every vCPU a fresh root, never an invalid one", "[root]") {
+  HostPlatform p;
+  {
+    TestVm vm(p);
+    REQUIRE(vm.add_slot(1, 0, 4096, 1ull << 32, 1) == MemslotError::ok);
+    TestVcpu a(vm), b(vm);
+    REQUIRE(vm.fault(a, 5) == FaultOutcome::fixed);
+    vm.mmu.vcpu_load_root(b);
+    Root* old = a.root();
+    const uint64_t gen = vm.mmu.roots().generation();
+    const uint64_t ticket = vm.mmu.invalidate_all_roots();
+    REQUIRE(vm.mmu.roots().generation() == gen + 1);
+    REQUIRE(old->invalid.load(Order::relaxed));
+    // A fault on the stale root retries instead of touching it.
+    REQUIRE(vm.mmu.map(a, 6, spte::kAccRead) == FaultOutcome::retry);
+    const hpa_t fresh = vm.mmu.vcpu_load_root(a);
+    REQUIRE(fresh != old->table_pa);
+    REQUIRE(!a.root()->invalid.load(Order::relaxed));
+    REQUIRE(vm.mmu.vcpu_load_root(b) == fresh);
+    REQUIRE(vm.mmu.stats().roots_live == 2);
+    vm.mmu.wait_for_teardown(ticket);
+    REQUIRE(vm.mmu.stats().roots_live == 1);
+    REQUIRE(vm.fault(a, 5) == FaultOutcome::fixed);
+  }
+  REQUIRE(p.live_pages() == 0);
+  REQUIRE(p.errors() == 0);
+}
+
+TEST_CASE("roots: an invalidated root is torn down exactly once (lesson 3)", "[root][teardown]") {
+  HostPlatform p;
+  {
+    TestVm vm(p);
+    REQUIRE(vm.add_slot(1, 0, 4096, 1ull << 32, 1) == MemslotError::ok);
+    TestVcpu a(vm);
+    for (gfn_t g = 0; g < 2048; g += 7) REQUIRE(vm.fault(a, g) == FaultOutcome::fixed);
+    // Invalidate twice while the vCPU still holds the old root: one teardown only.
+    vm.mmu.invalidate_all_roots();
+    const uint64_t t2 = vm.mmu.invalidate_all_roots();
+    REQUIRE(vm.mmu.stats().teardowns_queued == 1);
+    // Teardown runs while the vCPU still references the root: the root is emptied, not freed.
+    vm.mmu.wait_for_teardown(t2);
+    Root* old = a.root();
+    REQUIRE(old->teardown_done.load(Order::relaxed));
+    REQUIRE(vm.mmu.stats().roots_live == 1);
+    uint64_t counts[4];
+    vm.mmu.count_leaves(0, counts);
+    REQUIRE(counts[1] == 0);
+    // A third invalidation (a new memslot change) must not queue it again.
+    vm.mmu.wait_for_teardown(vm.mmu.invalidate_all_roots());
+    REQUIRE(vm.mmu.stats().teardowns_queued == 1);
+    // The vCPU moves on; its drop of the last reference frees the root.
+    REQUIRE(vm.fault(a, 1) == FaultOutcome::fixed);
+    REQUIRE(vm.mmu.stats().roots_live == 1);
+    REQUIRE(vm.mmu.stats().teardowns_queued == 1);
+  }
+  REQUIRE(p.live_pages() == 0);
+  REQUIRE(p.check_quarantine() == 0);
+  REQUIRE(p.errors() == 0);
+}
+
+TEST_CASE("roots: the last reference of a valid root schedules its teardown", "[root][teardown]") {
+  HostPlatform p;
+  TestVm vm(p);
+  REQUIRE(vm.add_slot(1, 0, 512, 1ull << 32, 2) == MemslotError::ok);
+  {
+    TestVcpu a(vm);
+    REQUIRE(vm.fault(a, 5) == FaultOutcome::fixed);
+  }
+  REQUIRE(vm.mmu.stats().teardowns_queued == 1);
+  REQUIRE(vm.mmu.stats().roots_live == 1);
+  while (vm.mmu.run_deferred_work(64) != 0) {
+  }
+  REQUIRE(vm.mmu.stats().roots_live == 0);
+  vm.epoch.barrier();
+  REQUIRE(vm.mmu.stats().pages_awaiting_reclaim == 0);
+}
+
+TEST_CASE("teardown: deferred work is bounded by its budget and completes", "[teardown]") {
+  HostPlatform p;
+  {
+    TestVm vm(p);
+    // 64 MiB of 4 KiB leaves plus a few 2 MiB and 1 GiB ones.
+    REQUIRE(vm.add_slot(1, 0, 16384, 1ull << 32, 1) == MemslotError::ok);
+    REQUIRE(vm.add_slot(2, hvtest::kPagesPer1G, 2 * hvtest::kPagesPer1G, 8 * hvtest::kGiB, 3) ==
+            MemslotError::ok);
+    TestVcpu a(vm);
+    for (gfn_t g = 0; g < 16384; g++) REQUIRE(vm.fault(a, g) == FaultOutcome::fixed);
+    REQUIRE(vm.fault(a, 0) == FaultOutcome::spurious);
+    REQUIRE(vm.fault(a, hvtest::kPagesPer1G + 3) == FaultOutcome::fixed);
+    REQUIRE(vm.fault(a, 2 * hvtest::kPagesPer1G + 3) == FaultOutcome::fixed);
+    const uint64_t tables = vm.mmu.stats().tables_live;
+    REQUIRE(tables == 2 + 32);  // PDPT, one PD, 32 PTs (the 1 GiB leaves sit in the PDPT)
+    vm.mmu.invalidate_all_roots();
+    REQUIRE(vm.mmu.vcpu_load_root(a) != 0);
+    const uint64_t flushes = vm.mmu.stats().flushes;
+    const unsigned kBudget = 2048;
+    unsigned calls = 0, used;
+    while ((used = vm.mmu.run_deferred_work(kBudget)) != 0) {
+      calls++;
+      // One table removal (512 entries) may finish a step that started within budget.
+      REQUIRE(used <= kBudget + spte::kEntriesPerTable);
+    }
+    REQUIRE(calls >= 32 * 512 / (kBudget + 512));
+    REQUIRE(vm.mmu.stats().flushes > flushes);
+    REQUIRE(vm.mmu.stats().roots_live == 1);
+    REQUIRE(vm.mmu.stats().tables_live == 0);
+    REQUIRE(vm.mmu.stats().leaves[1] == 0);
+    REQUIRE(vm.mmu.stats().leaves[3] == 0);
+  }
+  REQUIRE(p.live_pages() == 0);
+  REQUIRE(p.check_quarantine() == 0);
+  REQUIRE(p.errors() == 0);
+}
