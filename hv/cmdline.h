@@ -4,8 +4,13 @@
 //   loglevel=error|warn|info|debug   logger threshold (default info)
 //   nosmp                            don't start the application processors
 //   hv.test=pagefault|null|ud|panic  provoke a failure on purpose (tests the fatal paths)
+//   hv.test=bad-guest-state          clear guest CR0.NE in vCPU 0's VMCS: VM entry fails
+//   hv.vcpus=N                       at most N vCPUs (default: one per CPU, at most 4)
+//   hv.time-limit-ms=N               stop the VM's vCPUs after N ms (default 60000)
 //   hv.noguest                       VMX bring-up only, even if a guest module is loaded
-//   hv.guest=unbacked|triple-fault|bad-msr  make the memtouch guest misbehave on purpose
+//   hv.guest=unbacked|triple-fault|bad-msr|spin  make the memtouch guest misbehave on purpose
+//   hv.run=NAME                      run the multiboot v1 guest in GRUB module NAME (e.g.
+//                                    guest-hcall) instead of memtouch (hv/guest_loader.h)
 #pragma once
 
 #include <stddef.h>

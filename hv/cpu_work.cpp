@@ -6,6 +6,7 @@
 #include "arch/x86/idt.h"
 #include "arch/x86/percpu.h"
 #include "arch/x86/smp.h"
+#include "arch/x86/tick.h"
 #include "arch/x86/timer.h"
 #include "arch/x86/vmx/invalidate.h"
 #include "arch/x86/vmx/root_mode.h"
@@ -13,19 +14,38 @@
 namespace hv::cpu_work {
 namespace {
 
+// Bit 63 of a flush request: "everything" (global INVEPT); VM t uses bit t % 63.
+constexpr uint64_t kFlushAll = 1ull << 63;
+uint64_t tag_bit(uint64_t tag) { return 1ull << (tag % 63); }
+
 struct alignas(64) Slot {
   // Work item: set by the requester (release), cleared by the target when fn has returned
   // (release); the requester's acquire load of `fn == nullptr` then sees fn's effects.
   void (*fn)(void*) = nullptr;
   void* arg = nullptr;
-  // Flush generation asked for / done. The requester bumps `flush_want` and waits until
-  // `flush_done` reaches it; the target copies want -> done after its INVEPT.
+  // Owner only: service() is inside fn right now (a vCPU loop posted as a work item calls
+  // service() itself and must not run itself again).
+  bool running = false;
+  // Flush request: the VMs to flush (tag bits, OR-ed in by requesters) and a generation. A
+  // requester ORs its bit, then bumps `flush_want`; the target takes the bits after it has
+  // read `flush_want` and then copies want -> done, so a done generation covers every bit
+  // OR-ed before its want was bumped.
+  uint64_t flush_tags = 0;
   uint64_t flush_want = 0;
   uint64_t flush_done = 0;
+  // Even: outside guest mode; odd: between enter_guest_mode() and the VM exit. Bumped by the
+  // owner only; read by requesters (see the protocol in cpu_work.h).
+  uint64_t guest_state = 0;
+  // Owner only: the EPTP this CPU has loaded and the VM it belongs to.
+  uint64_t loaded_tag = 0;
+  uint64_t loaded_eptp = 0;
 };
 Slot g_slots[x86::kMaxCpus];
+const vmx::Capabilities* g_caps = nullptr;
 uint64_t g_flush_requests = 0;
 uint64_t g_remote_flushes = 0;
+uint64_t g_flush_ipis = 0;
+uint64_t g_flush_skipped = 0;
 
 void kick_handler(idt::InterruptFrame*) { apic::eoi(); }
 
@@ -33,54 +53,96 @@ void (*g_idle_work)() = nullptr;
 
 void idle_hook(unsigned) {
   service();
+  tick::consume();
   if (g_idle_work) g_idle_work();
 }
 
-void local_flush() {
+void local_flush(const Slot& s, uint64_t tags) {
   // INVEPT is only valid in VMX operation (#UD otherwise); a CPU outside it caches no
-  // EPT-derived translation anyway. Global: this CPU may cache translations of any EPTP
-  // the VM used (several roots); over-flushing is always correct.
-  if (vmx::in_root_mode()) vmx::invept_global();
+  // EPT-derived translation anyway.
+  if (!vmx::in_root_mode()) return;
+  if (tags & kFlushAll) {
+    vmx::invept_global();
+  } else if (s.loaded_eptp && (tags & tag_bit(s.loaded_tag))) {
+    // Single-context where the CPU has it (invept_context falls back to global).
+    vmx::invept_context(*g_caps, s.loaded_eptp);
+  }
+  // Any other VM: this CPU holds none of its translations (a vCPU flushes its EPTP when it
+  // leaves this CPU or switches roots), nothing to do.
 }
 
 bool online(unsigned cpu) { return cpu == 0 || x86::percpu(cpu).online; }
 
+Slot& self() { return g_slots[x86::cpu_index()]; }
+
 }  // namespace
 
-void init(void (*idle_work)()) {
+void init(void (*idle_work)(), const vmx::Capabilities* caps) {
   g_idle_work = idle_work;
+  g_caps = caps;
   idt::set_handler(kKickVector, kick_handler);
   smp::set_ap_idle_hook(idle_hook);
 }
 
+void kick(unsigned cpu) { apic::send_fixed(x86::percpu(cpu).apic_id, kKickVector); }
+
+void service_flushes() {
+  Slot& s = self();
+  // Acquire: pairs with the requester's bump of flush_want (a seq_cst RMW, so a release);
+  // the tag bits it OR-ed before the bump are seen by the exchange below.
+  const uint64_t want = __atomic_load_n(&s.flush_want, __ATOMIC_SEQ_CST);
+  if (want == __atomic_load_n(&s.flush_done, __ATOMIC_RELAXED)) return;
+  const uint64_t tags = __atomic_exchange_n(&s.flush_tags, 0, __ATOMIC_ACQ_REL);
+  local_flush(s, tags);
+  __atomic_fetch_add(&g_remote_flushes, 1, __ATOMIC_RELAXED);
+  // Release: the requester's acquire load sees the flush as done only after INVEPT retired.
+  __atomic_store_n(&s.flush_done, want, __ATOMIC_RELEASE);
+}
+
 void service() {
-  Slot& s = g_slots[x86::cpu_index()];
-  const uint64_t want = __atomic_load_n(&s.flush_want, __ATOMIC_ACQUIRE);
-  if (want != __atomic_load_n(&s.flush_done, __ATOMIC_RELAXED)) {
-    local_flush();
-    __atomic_fetch_add(&g_remote_flushes, 1, __ATOMIC_RELAXED);
-    // Release: the requester's acquire load sees the flush as done only after INVEPT retired.
-    __atomic_store_n(&s.flush_done, want, __ATOMIC_RELEASE);
-  }
+  service_flushes();
+  Slot& s = self();
+  if (s.running) return;
   // Acquire pairs with the requester's release store of fn (arg was written before it).
   void (*fn)(void*) = __atomic_load_n(&s.fn, __ATOMIC_ACQUIRE);
-  if (fn) {
-    fn(s.arg);
-    __atomic_store_n(&s.fn, static_cast<void (*)(void*)>(nullptr), __ATOMIC_RELEASE);
-  }
+  if (!fn) return;
+  s.running = true;
+  fn(s.arg);
+  s.running = false;
+  __atomic_store_n(&s.fn, static_cast<void (*)(void*)>(nullptr), __ATOMIC_RELEASE);
 }
+
+bool yield_wanted() {
+  const Slot& s = self();
+  if (tick::pending()) return true;
+  if (__atomic_load_n(&s.flush_want, __ATOMIC_RELAXED) != __atomic_load_n(&s.flush_done, __ATOMIC_RELAXED))
+    return true;
+  return !s.running && __atomic_load_n(&s.fn, __ATOMIC_RELAXED) != nullptr;
+}
+
+bool post(unsigned cpu, void (*fn)(void*), void* arg) {
+  Slot& s = g_slots[cpu];
+  if (__atomic_load_n(&s.fn, __ATOMIC_ACQUIRE) != nullptr) return false;
+  s.arg = arg;
+  __atomic_store_n(&s.fn, fn, __ATOMIC_RELEASE);
+  kick(cpu);
+  return true;
+}
+
+bool done(unsigned cpu) { return __atomic_load_n(&g_slots[cpu].fn, __ATOMIC_ACQUIRE) == nullptr; }
 
 bool run_on(unsigned cpu, void (*fn)(void*), void* arg, uint64_t timeout_us) {
   if (cpu == x86::cpu_index()) {
     fn(arg);
     return true;
   }
-  Slot& s = g_slots[cpu];
-  s.arg = arg;
-  __atomic_store_n(&s.fn, fn, __ATOMIC_RELEASE);
-  apic::send_fixed(x86::percpu(cpu).apic_id, kKickVector);
   const uint64_t deadline = timer::now_us() + timeout_us;
-  while (__atomic_load_n(&s.fn, __ATOMIC_ACQUIRE) != nullptr) {
+  while (!post(cpu, fn, arg)) {
+    if (timer::now_us() > deadline) return false;
+    service_flushes();
+    x86::cpu_relax();
+  }
+  while (!done(cpu)) {
     if (timer::now_us() > deadline) return false;
     service();
     x86::cpu_relax();
@@ -88,29 +150,104 @@ bool run_on(unsigned cpu, void (*fn)(void*), void* arg, uint64_t timeout_us) {
   return true;
 }
 
-void flush_ept_all_cpus() {
+bool enter_guest_mode() {
+  Slot& s = self();
+  // Sequentially consistent store (XCHG): pairs with flush_ept(), which bumps flush_want and
+  // then reads guest_state. Either it sees us in guest mode (and IPIs and waits), or our
+  // load below sees its request and we flush before VM entry.
+  __atomic_store_n(&s.guest_state, s.guest_state + 1, __ATOMIC_SEQ_CST);
+  if (__atomic_load_n(&s.flush_want, __ATOMIC_SEQ_CST) == __atomic_load_n(&s.flush_done, __ATOMIC_RELAXED))
+    return true;
+  __atomic_store_n(&s.guest_state, s.guest_state + 1, __ATOMIC_RELEASE);
+  return false;
+}
+
+void exit_guest_mode() {
+  Slot& s = self();
+  // After the VM exit no translation of the guest's EPTP is used until the next entry, which
+  // looks at the requests first (enter_guest_mode): a requester that sees this even value may
+  // stop waiting. Release: our flush_done stores before it are seen with it.
+  __atomic_store_n(&s.guest_state, s.guest_state + 1, __ATOMIC_RELEASE);
+}
+
+void set_loaded_ept(uint64_t tlb_tag, uint64_t eptp) {
+  Slot& s = self();
+  s.loaded_tag = tlb_tag;
+  s.loaded_eptp = eptp;
+}
+
+void flush_ept(uint64_t tlb_tag) {
   __atomic_fetch_add(&g_flush_requests, 1, __ATOMIC_RELAXED);
   const unsigned me = x86::cpu_index();
   const unsigned n = smp::cpus_online();
+  const uint64_t bit = tag_bit(tlb_tag);
   uint64_t want[x86::kMaxCpus];
+  uint64_t state[x86::kMaxCpus];
+  // This CPU is outside guest mode: flush at once.
+  local_flush(g_slots[me], bit);
   for (unsigned cpu = 0; cpu < n; cpu++) {
+    state[cpu] = 0;
     if (cpu == me || !online(cpu)) continue;
-    want[cpu] = __atomic_add_fetch(&g_slots[cpu].flush_want, 1, __ATOMIC_ACQ_REL);
-    apic::send_fixed(x86::percpu(cpu).apic_id, kKickVector);
+    Slot& s = g_slots[cpu];
+    __atomic_fetch_or(&s.flush_tags, bit, __ATOMIC_SEQ_CST);
+    want[cpu] = __atomic_add_fetch(&s.flush_want, 1, __ATOMIC_SEQ_CST);
+    // Sequentially consistent: pairs with the XCHG in the target's enter_guest_mode().
+    state[cpu] = __atomic_load_n(&s.guest_state, __ATOMIC_SEQ_CST);
+    if (state[cpu] & 1) {
+      kick(cpu);
+      __atomic_fetch_add(&g_flush_ipis, 1, __ATOMIC_RELAXED);
+    } else {
+      __atomic_fetch_add(&g_flush_skipped, 1, __ATOMIC_RELAXED);
+    }
   }
-  local_flush();
   for (unsigned cpu = 0; cpu < n; cpu++) {
-    if (cpu == me || !online(cpu)) continue;
-    // No timeout: returning before a CPU flushed would let the MMU free a table that CPU's
-    // TLB may still use. A CPU that never answers is a hang we want to see, not hide.
-    while (__atomic_load_n(&g_slots[cpu].flush_done, __ATOMIC_ACQUIRE) < want[cpu]) {
-      service();
+    if (!(state[cpu] & 1)) continue;
+    Slot& s = g_slots[cpu];
+    uint64_t kicked = state[cpu];
+    // No timeout: returning before the CPU flushed or left guest mode would let the MMU free a
+    // table its TLB may still use. The IPI forces the exit (external-interrupt exiting), so a
+    // guest can't hold us here; a CPU that never answers is a hang we want to see.
+    while (__atomic_load_n(&s.flush_done, __ATOMIC_ACQUIRE) < want[cpu]) {
+      const uint64_t now = __atomic_load_n(&s.guest_state, __ATOMIC_SEQ_CST);
+      if (!(now & 1)) break;  // left guest mode: it flushes before its next entry
+      if (now != kicked) {
+        // It re-entered, maybe without having seen our request: make it exit once more.
+        kick(cpu);
+        kicked = now;
+      }
+      service_flushes();
       x86::cpu_relax();
     }
   }
 }
 
+unsigned flush_ept_all_cpus_sync(uint64_t timeout_us) {
+  const unsigned me = x86::cpu_index();
+  const unsigned n = smp::cpus_online();
+  uint64_t want[x86::kMaxCpus];
+  local_flush(g_slots[me], kFlushAll);
+  for (unsigned cpu = 0; cpu < n; cpu++) {
+    if (cpu == me || !online(cpu)) continue;
+    __atomic_fetch_or(&g_slots[cpu].flush_tags, kFlushAll, __ATOMIC_SEQ_CST);
+    want[cpu] = __atomic_add_fetch(&g_slots[cpu].flush_want, 1, __ATOMIC_SEQ_CST);
+    kick(cpu);
+  }
+  unsigned answered = 0;
+  const uint64_t deadline = timer::now_us() + timeout_us;
+  for (unsigned cpu = 0; cpu < n; cpu++) {
+    if (cpu == me || !online(cpu)) continue;
+    while (__atomic_load_n(&g_slots[cpu].flush_done, __ATOMIC_ACQUIRE) < want[cpu] && timer::now_us() < deadline) {
+      service_flushes();
+      x86::cpu_relax();
+    }
+    if (__atomic_load_n(&g_slots[cpu].flush_done, __ATOMIC_ACQUIRE) >= want[cpu]) answered++;
+  }
+  return answered;
+}
+
 uint64_t flush_requests() { return __atomic_load_n(&g_flush_requests, __ATOMIC_RELAXED); }
 uint64_t remote_flushes() { return __atomic_load_n(&g_remote_flushes, __ATOMIC_RELAXED); }
+uint64_t flush_ipis() { return __atomic_load_n(&g_flush_ipis, __ATOMIC_RELAXED); }
+uint64_t flush_skipped() { return __atomic_load_n(&g_flush_skipped, __ATOMIC_RELAXED); }
 
 }  // namespace hv::cpu_work

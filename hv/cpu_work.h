@@ -1,14 +1,32 @@
-// Cross-CPU requests: "run this function on CPU n" and "flush your EPT TLBs before your next
-// VM entry", each carried by a request word plus an IPI.
+// Cross-CPU requests: "run this function on CPU n" and "flush the EPT translations of VM t
+// before your next VM entry", each carried by request words plus an IPI.
 //
 // Idle APs sleep in smp's idle loop (STI; HLT) and run requests from its idle hook. A CPU that
 // runs a guest gets the IPI as an external-interrupt VM exit (pin-based "external-interrupt
-// exiting"); the vCPU loop then calls service() before the next VM entry. A CPU that waits for
-// another CPU services its own requests while it spins, so two CPUs that flush each other at
-// the same time can't deadlock with interrupts off.
+// exiting"); the vCPU loop then calls service() before the next VM entry.
+//
+// EPT flushes follow the "request, then look at the target's mode" pattern (KVM's
+// kvm_make_all_cpus_request): every CPU publishes whether it is in VMX non-root operation
+// (guest mode). A requester sets its request bits and then reads the target's mode:
+//   - outside guest mode the target can't use any EPT-derived translation, and it checks its
+//     requests after it has published "in guest mode" and before VM entry, so it flushes
+//     before it could use one again: the requester does not wait for it (no IPI either);
+//   - in guest mode the requester sends the IPI and waits until the target has flushed or has
+//     left guest mode (the exit is enough, for the same reason).
+// Both sides write their word and then read the other's with sequentially consistent atomics
+// (a locked RMW on x86): at least one of them sees the other's write (Dekker), so no target
+// enters the guest with a stale translation unseen. A CPU that spins with interrupts off
+// outside guest mode (waiting for the MMU lock, say) is never waited for: flushes can't
+// deadlock against lock holders.
+//
+// The flush itself is a single-context INVEPT of the EPTP the CPU has loaded for that VM when
+// the CPU supports it (global otherwise): a CPU caches translations only for the EPTP of the
+// vCPU it runs (hv/vcpu.cpp flushes an EPTP when it stops using it).
 #pragma once
 
 #include <stdint.h>
+
+#include "arch/x86/vmx/capabilities.h"
 
 namespace hv::cpu_work {
 
@@ -16,22 +34,45 @@ inline constexpr uint8_t kKickVector = 0xF1;  // "look at your requests" (the ha
 
 // Installs the IPI handler and the AP idle hook. BSP, once, after the LAPIC is up.
 // `idle_work` (may be null) runs on an AP each time it wakes in its idle loop, after its
-// requests (the epoch's quiescent state and deferred callbacks).
-void init(void (*idle_work)());
+// requests (the epoch's quiescent state and deferred callbacks). `caps` picks the INVEPT type.
+void init(void (*idle_work)(), const vmx::Capabilities* caps);
 
 // Runs fn(arg) on `cpu` (the caller's own CPU: directly) and waits for it to return.
 // Returns false if the CPU did not run it within timeout_us.
 bool run_on(unsigned cpu, void (*fn)(void*), void* arg, uint64_t timeout_us);
+// Queues fn(arg) on another `cpu` and returns at once (false: its slot is still busy). One
+// requester per target at a time (the BSP). done(cpu) tells when fn has returned.
+bool post(unsigned cpu, void (*fn)(void*), void* arg);
+bool done(unsigned cpu);
+// IPI `cpu`: a guest running there exits and its vCPU looks at its requests.
+void kick(unsigned cpu);
 
-// Asks every online CPU to flush all EPT-derived translations (INVEPT) before it next enters a
-// guest, and waits until each has done so (this CPU flushes at once).
-void flush_ept_all_cpus();
+// The MMU's remote flush (mmu::Platform::flush_remote_tlbs): every CPU that may use a
+// translation of VM `tlb_tag` flushes it before it can use one again; returns when that holds.
+void flush_ept(uint64_t tlb_tag);
+// Self-test of the mechanism: every online CPU (guest mode or not) runs a global INVEPT and
+// answers; returns how many other CPUs answered within timeout_us.
+unsigned flush_ept_all_cpus_sync(uint64_t timeout_us);
+
+// The vCPU loop's side of the protocol. enter_guest_mode(): publish "in guest mode", then look
+// at the requests; false (and back outside) when any is pending: service() and try again.
+// exit_guest_mode(): right after the VM exit.
+bool enter_guest_mode();
+void exit_guest_mode();
+// The EPTP this CPU has loaded for VM `tlb_tag` (0: none). Set by the vCPU on its CPU.
+void set_loaded_ept(uint64_t tlb_tag, uint64_t eptp);
 
 // Handle this CPU's pending requests (work items and flushes). Interrupts off.
 void service();
+// Flushes only (never a work item): safe anywhere in the host, e.g. inside MMU spin loops.
+void service_flushes();
+// A request is waiting for this CPU, or its tick slice is over (mmu::Platform::should_yield).
+bool yield_wanted();
 
 // Counters for the summary.
-uint64_t flush_requests();
-uint64_t remote_flushes();
+uint64_t flush_requests();   // flush_ept() calls
+uint64_t remote_flushes();   // flushes done by a CPU for another CPU's request
+uint64_t flush_ipis();       // IPIs sent for flushes (targets that were in guest mode)
+uint64_t flush_skipped();    // targets outside guest mode, flushed lazily before their entry
 
 }  // namespace hv::cpu_work

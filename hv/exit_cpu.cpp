@@ -1,12 +1,14 @@
 // Instruction exits: CPUID, HLT, RDMSR/WRMSR, control-register accesses, VMCALL, and the
 // instructions that are skipped or refused.
 #include "arch/x86/cpu.h"
+#include "arch/x86/log.h"
 #include "arch/x86/vmx/exit_reason.h"
 #include "arch/x86/vmx/instructions.h"
 #include "arch/x86/vmx/capabilities.h"
 #include "hv/exit.h"
 #include "hv/guest_abi.h"
 #include "hv/vcpu.h"
+#include "hv/vm.h"
 
 namespace hv {
 
@@ -47,7 +49,20 @@ void handle_cpuid(Vcpu& vcpu, const ExitInfo&) {
 
 // Nothing can wake a halted guest yet (no virtual interrupts), so HLT is a no-op that the
 // statistics count; a guest that wants to stop reports through its result port.
-void handle_hlt(Vcpu& vcpu, const ExitInfo&) { vcpu.skip_instruction(); }
+//
+// With several vCPUs, vCPU 0's first HLT is also where hv invalidates every EPT root of the
+// VM (a fast zap, as a memslot-wide change would): the other vCPUs are in the guest at that
+// moment, so the teardown of the old root (queued on this CPU's deferred work, run in bounded
+// steps before our next entries) needs remote flushes answered by CPUs in guest mode, and
+// every vCPU must switch to a fresh root and fault its memory in again.
+void handle_hlt(Vcpu& vcpu, const ExitInfo&) {
+  if (vcpu.take_fast_zap()) {
+    vcpu.vm().mmu().invalidate_all_roots(false);
+    log::info("vm%u: vcpu%u's HLT: every EPT root invalidated (fast zap), teardown deferred", vcpu.vm().id(),
+              vcpu.index());
+  }
+  vcpu.skip_instruction();
+}
 
 void handle_rdmsr(Vcpu& vcpu, const ExitInfo&) {
   vmx::GuestRegs& r = vcpu.regs;

@@ -4,6 +4,7 @@
 #include "arch/x86/vmx/exit_reason.h"
 #include "arch/x86/vmx/instructions.h"
 #include "hv/exit.h"
+#include "hv/hypercall.h"
 #include "hv/vcpu.h"
 #include "hv/vm.h"
 
@@ -28,7 +29,7 @@ struct Table {
     h[kExitInvd] = handle_skip;
     h[kExitWbinvd] = handle_skip;
     h[kExitPause] = handle_skip;
-    h[kExitVmcall] = handle_vmcall;
+    h[kExitVmcall] = handle_hypercall;  // hv/hypercall.cpp
     h[kExitCrAccess] = handle_cr_access;
     h[kExitIoInstruction] = handle_io;
     h[kExitRdmsr] = handle_rdmsr;

@@ -8,6 +8,7 @@
 #include "arch/x86/vmx/exit_reason.h"
 #include "arch/x86/vmx/instructions.h"
 #include "hv/exit.h"
+#include "hv/insn_decode.h"
 #include "hv/vcpu.h"
 #include "hv/vm.h"
 #include "mmu/spte.h"
@@ -15,6 +16,66 @@
 namespace hv {
 
 using namespace vmx;
+
+// Policy for guest accesses that no slot backs, or that write a read-only slot
+// (docs/hypercalls.md, "Unbacked and read-only memory"): a load returns all ones, a store is
+// dropped, each is counted, and the guest continues after the instruction - like reads of an
+// empty bus and writes to ROM. hv completes the instruction by decoding it (insn_decode.h);
+// that needs the instruction bytes, which it can find only in 32-bit code with paging off
+// (linear = guest-physical). Any other case - paging on, 64-bit code, an instruction the
+// decoder refuses, an instruction fetch - stops the vCPU with a report.
+namespace {
+
+constexpr uint64_t kCr0Pg = 1u << 31;
+
+uint64_t* gpr(vmx::GuestRegs& r, unsigned n) {
+  uint64_t* const table[8] = {&r.rax, &r.rcx, &r.rdx, &r.rbx, nullptr, &r.rbp, &r.rsi, &r.rdi};
+  return table[n & 7];
+}
+
+// Reads up to 15 instruction bytes at CS:RIP through the memslots. Returns how many it got.
+unsigned fetch_insn(Vm& vm, uint8_t* buf) {
+  const uint64_t lin = (vmread(field::kGuestCsBase) + vmread(field::kGuestRip)) & 0xFFFFFFFFull;
+  unsigned n = 0;
+  for (; n < 15; n++) {
+    const uint64_t hpa = vm.mmu().translate((lin + n) & 0xFFFFFFFFull, 1, false);
+    if (!hpa) break;
+    buf[n] = *reinterpret_cast<const volatile uint8_t*>(hpa);
+  }
+  return n;
+}
+
+// True when the access was completed per the policy above.
+bool emulate_dropped_access(Vcpu& vcpu, bool write_protected, unsigned access) {
+  if (access & mmu::spte::kAccExec) return false;
+  if (vmread(field::kGuestCr0) & kCr0Pg) return false;
+  if (!((vmread(field::kGuestCsAr) >> 14) & 1)) return false;  // CS.D = 0: 16-bit code
+  uint8_t bytes[15];
+  const unsigned n = fetch_insn(vcpu.vm(), bytes);
+  MemInsn m;
+  if (!decode_mov32(bytes, n, &m)) return false;
+  // The exit says whether the access was a write; the decoder must agree, else the bytes
+  // were changed under us (another vCPU) or the instruction is not what it seems.
+  if (m.store != ((access & mmu::spte::kAccWrite) != 0)) return false;
+  VmStats& st = vcpu.vm().stats();
+  if (m.store) {
+    if (write_protected) st.readonly_writes++;
+    else st.unbacked_writes++;
+  } else {
+    if (write_protected) return false;  // a read can't hit write protection
+    st.unbacked_reads++;
+    // ESP (reg 4 without high8) lives in the VMCS; AH..BH name registers 0-3.
+    if (uint64_t* reg = gpr(vcpu.regs, m.reg)) {
+      *reg = all_ones_load(m, *reg);
+    } else {
+      vmwrite(field::kGuestRsp, all_ones_load(m, vmread(field::kGuestRsp)));
+    }
+  }
+  vmwrite(field::kGuestRip, (vmread(field::kGuestRip) + m.length) & 0xFFFFFFFFull);
+  return true;
+}
+
+}  // namespace
 
 void handle_ept_violation(Vcpu& vcpu, const ExitInfo& e) {
   Vm& vm = vcpu.vm();
@@ -33,12 +94,13 @@ void handle_ept_violation(Vcpu& vcpu, const ExitInfo& e) {
       return;
     case MapResult::kUnbacked:
     case MapResult::kBadGfn:
-      // No device model yet: an access outside guest RAM ends the guest, with the evidence.
+      if (emulate_dropped_access(vcpu, false, access)) return;
       vcpu.stop(true, "guest accessed unbacked guest-physical address 0x%lx (%s%s%s) at rip 0x%lx", gpa,
                 access & mmu::spte::kAccRead ? "r" : "", access & mmu::spte::kAccWrite ? "w" : "",
                 access & mmu::spte::kAccExec ? "x" : "", vmread(field::kGuestRip));
       return;
     case MapResult::kWriteProtected:
+      if (emulate_dropped_access(vcpu, true, access)) return;
       vcpu.stop(true, "guest wrote to read-only guest-physical address 0x%lx", gpa);
       return;
     case MapResult::kOutOfMemory:

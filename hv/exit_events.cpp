@@ -12,9 +12,11 @@ namespace hv {
 
 using namespace vmx;
 
-// An external interrupt arrived while the guest ran. Without "acknowledge interrupt on exit"
-// it is still pending in the LAPIC: open a one-instruction interrupt window so that the
-// host's IDT handler takes it (and sends the EOI), then serve any request it carried.
+// An external interrupt arrived while the guest ran: this CPU's tick (its slice is over) or a
+// kick IPI (a flush request, a VM stop). Without "acknowledge interrupt on exit" it is still
+// pending in the LAPIC: open a one-instruction interrupt window so that the host's IDT handler
+// takes it (and sends the EOI), then serve any request it carried. The vCPU loop's safe point
+// before the next entry does the rest (new slice, stop request, time budget).
 void handle_external_interrupt(Vcpu&, const ExitInfo&) {
   asm volatile("sti; nop; cli" ::: "memory");
   cpu_work::service();

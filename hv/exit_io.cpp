@@ -1,5 +1,7 @@
-// Port I/O exits: the guest console (0xE9) and result (0x500) ports; everything else reads as
-// all ones and ignores writes, like an empty ISA bus.
+// Port I/O exits: the guest console (0xE9) and result (0x500) ports; for multiboot guests
+// (Vm::devices) also the 16550 at 0x3F8 (hv/uart.h) and the exit port 0xF4 (the value written
+// is the guest's exit status, as with QEMU's isa-debug-exit). Everything else reads as all
+// ones and ignores writes, like an empty ISA bus.
 #include "arch/x86/log.h"
 #include "arch/x86/vmx/exit_reason.h"
 #include "arch/x86/vmx/instructions.h"
@@ -13,6 +15,8 @@ namespace hv {
 using namespace vmx;
 
 namespace {
+constexpr uint16_t kExitPort = 0xF4;
+
 char g_line[Vm::kMaxVcpus][120];
 unsigned g_len[Vm::kMaxVcpus];
 
@@ -39,6 +43,26 @@ void handle_io(Vcpu& vcpu, const ExitInfo& e) {
   const unsigned size = io_qual::size(q);
   const uint64_t mask = size == 4 ? 0xFFFFFFFFull : (1ull << (8 * size)) - 1;
   const uint16_t port = io_qual::port(q);
+  Vm& vm = vcpu.vm();
+  if (vm.devices && Uart::claims(port)) {
+    if (io_qual::is_in(q)) {
+      const uint64_t v = vm.uart.read(port);
+      vcpu.regs.rax = size == 4 ? v : (vcpu.regs.rax & ~mask) | v;
+    } else {
+      vm.uart.write(port, static_cast<uint8_t>(vcpu.regs.rax));
+    }
+    vcpu.skip_instruction();
+    return;
+  }
+  if (vm.devices && port == kExitPort && !io_qual::is_in(q)) {
+    const uint64_t v = vcpu.regs.rax & mask;
+    vm.uart.flush();
+    vm.result = static_cast<uint32_t>(v);
+    vm.result_valid = true;
+    vcpu.skip_instruction();
+    vcpu.stop(v != 0, "guest exited through port 0xf4 with status %lu", v);
+    return;
+  }
   if (io_qual::is_in(q)) {
     // IN writes AL/AX/EAX; a 32-bit IN zero-extends into RAX like any 32-bit register write.
     if (size == 4) vcpu.regs.rax = mask;

@@ -4,9 +4,15 @@
 //     stops after it;
 //   - CPUID leaf 0x40000000: EAX = highest hypervisor leaf, EBX/ECX/EDX = "hv-tdp-mmu  ";
 //     CPUID.1:ECX has the hypervisor bit (31) set and VMX (5) cleared;
-//   - VMCALL: RAX = hypercall number; unknown numbers return RAX = ~0 (no fault).
+//   - VMCALL: the hypercall ABI of tests/guests/lib/hv_abi.h and docs/hypercalls.md (unknown
+//     numbers return RAX = HV_EUNKNOWN = -1 = kHypercallUnknown, no fault).
+// The multiboot v1 test guests (tests/guests/lib/, hv/guest_loader.h) get a different machine:
+// multiboot entry state, a 16550 at 0x3F8 and the exit port 0xF4 (docs/hypercalls.md).
 //   - at entry: 32-bit protected mode, paging off, flat segments, EBX = bytes of guest RAM,
-//     ESI = the test mode (below; from hv's command line hv.guest=...).
+//     ESI = the test mode (below; from hv's command line hv.guest=...), EDX = the vCPU's
+//     index, ECX = the VM's vCPU count (every vCPU starts at the same entry point), EDI = the
+//     guest-physical base of a 1 GiB slot (at 1 GiB, 1 GiB-aligned backing) or 0 when hv
+//     could not give one.
 #pragma once
 
 #include <stdint.h>
@@ -24,5 +30,6 @@ inline constexpr uint64_t kModeNormal = 0;
 inline constexpr uint64_t kModeUnbacked = 1;     // writes guest-physical memory beyond its RAM
 inline constexpr uint64_t kModeTripleFault = 2;  // loads an empty IDT and raises #UD
 inline constexpr uint64_t kModeBadMsr = 3;       // WRMSR to an MSR hv does not emulate (#GP expected)
+inline constexpr uint64_t kModeSpin = 4;         // every vCPU but vCPU 0 spins forever
 
 }  // namespace hv::guest_abi

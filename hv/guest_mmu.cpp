@@ -86,6 +86,33 @@ void GuestMmu::leaves(uint64_t out[4]) { mmu_->count_leaves(0, out); }
 
 uint64_t GuestMmu::table_pages() { return mmu_->stats().tables_live; }
 
+mmu::MemslotError GuestMmu::update_memslot(const mmu::MemslotOp& op) { return mmu_->update_memslot(op); }
+
+void GuestMmu::invalidate_all_roots(bool wait) {
+  const uint64_t ticket = mmu_->invalidate_all_roots();
+  if (wait) mmu_->wait_for_teardown(ticket);
+}
+
+mmu::MmuStats GuestMmu::stats() { return mmu_->stats(); }
+
+bool GuestMmu::find_slot(uint32_t id, mmu::Memslot* out) {
+  mmu::EpochReadGuard section(epoch());
+  const mmu::MemslotSet* set = memslots_->active(0);
+  const mmu::Memslot* s = set ? set->find_id(id) : nullptr;
+  if (s) *out = *s;
+  return s != nullptr;
+}
+
+uint64_t GuestMmu::translate(uint64_t gpa, uint64_t len, bool write) {
+  if (!len || gpa + len < gpa) return 0;
+  const mmu::gfn_t first = gpa >> mmu::kPageShift, last = (gpa + len - 1) >> mmu::kPageShift;
+  mmu::EpochReadGuard section(epoch());
+  const mmu::Memslot* s = memslots_->find(0, first);
+  // Both ends in the same slot means the whole range is: slots are contiguous ranges.
+  if (!s || !s->contains(last) || (write && s->read_only())) return 0;
+  return s->gfn_to_hpa(first) + (gpa & (mmu::kPageSize - 1));
+}
+
 void GuestMmu::destroy() {
   if (!mmu_) return;
   for (mmu::VcpuMmu*& v : vcpus_) {

@@ -42,6 +42,23 @@ class GuestMmu {
   // Leaves mapped per level (index 1..3), counted by a walk of the roots.
   void leaves(uint64_t out[4]);
   uint64_t table_pages();
+
+  // --- Changes and lookups on behalf of the guest (hv/hypercall.cpp, hv/exit_ept.cpp) ---
+  // Apply a memslot change through the MMU's update path (publish, invalidation sequence,
+  // leaf zap, TLB flush): when it returns ok, no vCPU can still reach the old range.
+  mmu::MemslotError update_memslot(const mmu::MemslotOp& op);
+  // Fast zap: invalidate every root. With `wait`, also run/await the teardown of the old ones.
+  void invalidate_all_roots(bool wait);
+  mmu::MmuStats stats();
+  // A copy of slot `id` of address space 0, or false when there is none.
+  bool find_slot(uint32_t id, mmu::Memslot* out);
+  // The host-physical address of guest-physical [gpa, gpa + len) when that range lies inside
+  // one slot of address space 0 (and the slot is writable if `write`), else 0. The slot is
+  // looked up in the published set inside an epoch read-side section; the returned address
+  // stays usable after the section ends only because every slot's backing is the VM's own
+  // RAM pool, which lives as long as the VM (a concurrent slot change may make the answer
+  // stale, never dangling).
+  uint64_t translate(uint64_t gpa, uint64_t len, bool write);
   // Releases the vCPUs' roots, tears down every root and frees the memslots. No vCPU may run.
   void destroy();
 

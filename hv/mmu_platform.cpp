@@ -29,15 +29,21 @@ unsigned KernelPlatform::cpu_id() { return x86::cpu_index(); }
 
 unsigned KernelPlatform::cpu_count() { return smp::cpus_online(); }
 
-// The tag (VM id) is not needed to pick the INVEPT type: cpu_work flushes with the global type,
-// which covers every EPTP the VM may have used on that CPU (one per root it ever loaded).
-void KernelPlatform::flush_remote_tlbs(uint64_t) { cpu_work::flush_ept_all_cpus(); }
+// The tag is the VM's id: each CPU that runs one of its vCPUs flushes that vCPU's EPTP
+// (single-context INVEPT where supported); CPUs outside guest mode flush before their next
+// entry instead of being waited for (hv/cpu_work.h).
+void KernelPlatform::flush_remote_tlbs(uint64_t tlb_tag) { cpu_work::flush_ept(tlb_tag); }
 
-// No preemption yet: a CPU is never asked to give up its locks early. TODO(lead): answer
-// true when this CPU's LAPIC timer tick or a cross-CPU request is pending.
-bool KernelPlatform::should_yield() { return false; }
+// Yield when this CPU's tick slice is over or another CPU asked it something (arch/x86/tick.h).
+bool KernelPlatform::should_yield() { return cpu_work::yield_wanted(); }
 
-void KernelPlatform::cpu_relax() { x86::cpu_relax(); }
+// The MMU spins here (epoch grace periods, teardown waits, lock yields): answer flush requests
+// meanwhile, so a CPU that spins here for long is never the one a flush waits for. Only
+// flushes: a work item (a whole vCPU loop) must not run in the middle of MMU code.
+void KernelPlatform::cpu_relax() {
+  cpu_work::service_flushes();
+  x86::cpu_relax();
+}
 
 uint64_t KernelPlatform::timestamp() { return x86::rdtsc(); }
 

@@ -1,11 +1,16 @@
 // The vCPU run loop (see vcpu.h).
 //
 // Per iteration:
-//   safe point: cross-CPU requests (TLB flushes), bounded deferred MMU work, an epoch
-//     quiescent state (no read-side section may be open across a VM entry: the guest can run
-//     for an unbounded time), EPTP reload if the root changed;
-//   vmx_enter(): the guest runs;
-//   exit boundary: another quiescent state, then the dispatch table (hv/exit_dispatch.cpp).
+//   safe point: cross-CPU requests (TLB flushes), a new tick slice, bounded deferred MMU work
+//     (root teardown, epoch callbacks), EPTP reload if the root changed, an epoch quiescent
+//     state (no read-side section may be open across a VM entry: the guest can run for an
+//     unbounded time), the VM's stop request and the time budget;
+//   guest mode published (cpu_work::enter_guest_mode: a flush request that raced with us is
+//     seen here, and we go round again), then vmx_enter(): the guest runs;
+//   exit boundary: guest mode left, another quiescent state, then the dispatch table
+//     (hv/exit_dispatch.cpp).
+// A guest can't keep the CPU: external-interrupt exiting turns every tick and IPI into a VM
+// exit, and the VMX preemption timer bounds a slice even with the LAPIC timer masked.
 #include "hv/vcpu.h"
 
 #include <stdarg.h>
@@ -15,8 +20,10 @@
 #include "arch/x86/log.h"
 #include "arch/x86/percpu.h"
 #include "arch/x86/pmm.h"
+#include "arch/x86/tick.h"
 #include "arch/x86/timer.h"
 #include "arch/x86/vmx/dump.h"
+#include "arch/x86/vmx/exit_reason.h"
 #include "arch/x86/vmx/instructions.h"
 #include "arch/x86/vmx/invalidate.h"
 #include "hv/cpu_work.h"
@@ -43,6 +50,9 @@ const char* Vcpu::init(Vm& vm, unsigned index, const Capabilities& caps, const V
   cpu_ = x86::cpu_index();
   vpid_ = static_cast<uint16_t>(1 + vm.id() * Vm::kMaxVcpus + index);  // 0 is the host's
 
+  run_ = start.run;
+  fast_zap_at_hlt_ = start.fast_zap_at_hlt;
+  stats_ = VcpuStats{};
   const uint64_t root = vm.mmu().load_root(index);
   if (!root) return "out of memory for the EPT root";
   eptp_ = make_eptp(root, caps.ept_ad);
@@ -54,14 +64,26 @@ const char* Vcpu::init(Vm& vm, unsigned index, const Capabilities& caps, const V
   if (vmclear(vmcs_pa_) != Status::kOk) return "VMCLEAR of the new VMCS failed";
   if (vmptrld(vmcs_pa_) != Status::kOk) return "VMPTRLD of the new VMCS failed";
   if (const char* why = setup_vmcs(start)) return why;
+  if (start.corrupt_guest_state) {
+    // CR0.NE is fixed to 1 in VMX operation (IA32_VMX_CR0_FIXED0 bit 5; unrestricted guest
+    // exempts only PE and PG): the checks on the guest-state area (SDM 27.3.1.1) fail, and
+    // VM entry ends in an exit with reason 33 and bit 31 set.
+    vmwrite(field::kGuestCr0, vmread(field::kGuestCr0) & ~uint64_t{1u << 5});
+    log::info("test: vm%u vcpu%u: guest CR0.NE cleared in the VMCS, VM entry must fail", vm.id(), index);
+  }
 
-  // A recycled VPID or EPTP may still have translations cached from an earlier user.
+  // A recycled VPID or EPTP may still have translations cached from an earlier user. From
+  // here on remote flushes of this VM reach this CPU's EPTP (hv/cpu_work.h).
+  cpu_work::set_loaded_ept(vm.id(), eptp_);
   invept_context(caps, eptp_);
   if (caps.vpid) invvpid_context(caps, vpid_);
 
   regs = GuestRegs{};
   regs.rbx = start.rbx;
   regs.rsi = start.rsi;
+  regs.rdx = start.rdx;
+  regs.rcx = start.rcx;
+  regs.rdi = start.rdi;
   budget_tsc_ = start.time_budget_us * timer::tsc_khz() / 1000;
   return nullptr;
 }
@@ -74,6 +96,20 @@ void Vcpu::stop(bool failure, const char* fmt, ...) {
   va_end(ap);
   stopped_ = true;
   failed_ = failure;
+  if (failure) request_vm_stop();
+}
+
+// The first vCPU that fails stops the whole VM: the others see the request at their next safe
+// point, and the IPI makes sure that comes soon even if their guest never exits by itself.
+void Vcpu::request_vm_stop() {
+  if (!run_) return;
+  uint32_t expected = 0;
+  // The word holds the failing vCPU's index + 1: one CAS both claims and names the stop.
+  if (!__atomic_compare_exchange_n(&run_->stop_requested, &expected, index_ + 1, false, __ATOMIC_RELAXED,
+                                   __ATOMIC_RELAXED))
+    return;
+  for (unsigned i = 0; i < run_->vcpus; i++)
+    if (i != index_) cpu_work::kick(run_->cpu_of[i]);
 }
 
 void Vcpu::skip_instruction() {
@@ -106,10 +142,14 @@ void Vcpu::sync_ia32e_mode() {
 
 bool Vcpu::before_entry() {
   cpu_work::service();
+  tick::consume();
+  // Bounded (lesson from KVM's zap workers): at most kDeferredBudget SPTEs of this CPU's
+  // queued root teardown and kDeferredBudget epoch callbacks per pass.
   vm_->mmu().run_deferred_work(kDeferredBudget);
-  epoch().poll(kDeferredBudget);
   // A fast zap (invalidate all roots) makes the MMU hand out a fresh root here: switch the
-  // EPTP and drop whatever this CPU cached for the new one (its table page may be recycled).
+  // EPTP. INVEPT both: the old EPTP so that this CPU caches translations only for the EPTP it
+  // has loaded (what cpu_work's single-context remote flush relies on), the new one because
+  // its table page may be a recycled one that this CPU cached under the same EPTP value.
   const uint64_t root = vm_->mmu().load_root(index_);
   if (!root) {
     stop(true, "out of memory for an EPT root");
@@ -117,13 +157,21 @@ bool Vcpu::before_entry() {
   }
   const uint64_t eptp = make_eptp(root, caps_->ept_ad);
   if (eptp != eptp_) {
+    invept_context(*caps_, eptp_);
     eptp_ = eptp;
+    cpu_work::set_loaded_ept(vm_->id(), eptp_);
     vmwrite(field::kEptPointer, eptp_);
     invept_context(*caps_, eptp_);
+    stats_.root_switches++;
   }
   epoch().quiescent();
+  if (const uint32_t by = run_ ? __atomic_load_n(&run_->stop_requested, __ATOMIC_RELAXED) : 0) {
+    stop(true, "stopped because vcpu%u failed (guest rip 0x%lx)", by - 1, vmread(field::kGuestRip));
+    return false;
+  }
   if (budget_tsc_ && x86::rdtsc() - start_tsc_ > budget_tsc_) {
-    stop(true, "guest exceeded its time budget (rip 0x%lx)", vmread(field::kGuestRip));
+    stop(true, "guest exceeded its time budget of %lu ms (rip 0x%lx)", budget_tsc_ / (timer::tsc_khz() ? timer::tsc_khz() : 1),
+         vmread(field::kGuestRip));
     return false;
   }
   return true;
@@ -134,9 +182,14 @@ bool Vcpu::run() {
   VmStats& st = vm_->stats();
   while (!stopped_) {
     if (!before_entry()) break;
+    if (!cpu_work::enter_guest_mode()) {
+      stats_.entry_retries++;  // a flush request raced with us: before_entry() serves it
+      continue;
+    }
     const uint64_t t0 = x86::rdtsc();
     const int r = vmx_enter(&regs, launched_ ? 1 : 0);
     const uint64_t t1 = x86::rdtsc();
+    cpu_work::exit_guest_mode();
     epoch().quiescent();  // the exit boundary
     if (r != kEnterExited) {
       const char* kind = r == kEnterFailInvalid ? "VMfailInvalid" : r == kEnterFailValid ? "VMfailValid" : "host RSP VMWRITE failed";
@@ -147,10 +200,20 @@ bool Vcpu::run() {
     }
     launched_ = true;
     exits++;
+    stats_.exits++;
     st.guest_tsc += t1 - t0;
+    stats_.guest_tsc += t1 - t0;
+    switch (vmread(field::kExitReason) & 0xFFFF) {
+      case kExitEptViolation: stats_.ept_violations++; break;
+      case kExitExternalInterrupt: stats_.external_interrupts++; break;
+      case kExitPreemptionTimer: stats_.preemption_timer++; break;
+      default: break;
+    }
     dispatch_exit(*this);
     if (!stopped_) sync_ia32e_mode();
-    st.host_exit_tsc += x86::rdtsc() - t1;
+    const uint64_t t2 = x86::rdtsc();
+    st.host_exit_tsc += t2 - t1;
+    stats_.host_tsc += t2 - t1;
   }
   return !failed_;
 }
@@ -158,7 +221,10 @@ bool Vcpu::run() {
 void Vcpu::release() {
   if (vmcs_pa_) {
     vmclear(vmcs_pa_);
+    // This CPU stops caching the VM's translations: remote flushes of the VM need not reach
+    // it any more.
     invept_context(*caps_, eptp_);
+    cpu_work::set_loaded_ept(0, 0);
     pmm::free_4k(vmcs_pa_);
     vmcs_pa_ = 0;
   }

@@ -37,14 +37,22 @@ const char* Vm::init(unsigned id, const SlotSpec* specs, unsigned count, int max
     if ((s.gpa | s.bytes) & (k4K - 1) || !s.bytes) return "memory slot not page aligned";
     const uint64_t frames = s.bytes / k4K;
     uint64_t base = 0, n = 0;
-    const uint64_t hpa = alloc_window(frames, s.misalign_4k, &base, &n);
+    // A 1 GiB-aligned slot comes straight from the PMM's aligned allocator, zeroed there with
+    // REP STOSB (a word loop over a whole GiB is slow under emulation).
+    const uint64_t hpa = s.align_1g ? pmm::alloc_aligned(frames, 1ull << 30, true)
+                                    : alloc_window(frames, s.misalign_4k, &base, &n);
+    if (s.align_1g && hpa) {
+      base = hpa;
+      n = frames;
+    }
     if (!hpa) {
       slot_count_ = i;
       destroy();
       return "out of host memory for guest RAM";
     }
     // Guest RAM starts zeroed, like RAM after reset (and no host data leaks into the guest).
-    for (uint64_t* p = reinterpret_cast<uint64_t*>(hpa); p < reinterpret_cast<uint64_t*>(hpa + s.bytes); p++) *p = 0;
+    if (!s.align_1g)
+      for (uint64_t* p = reinterpret_cast<uint64_t*>(hpa); p < reinterpret_cast<uint64_t*>(hpa + s.bytes); p++) *p = 0;
     alloc_base_[i] = base;
     alloc_frames_[i] = n;
     slots_[i] = RamSlot{s.name, s.gpa / k4K, frames, hpa};
@@ -53,6 +61,27 @@ const char* Vm::init(unsigned id, const SlotSpec* specs, unsigned count, int max
   }
   slot_count_ = count;
   return mmu_.init(id, slots_, count, max_level, guest_phys_bits);
+}
+
+const char* Vm::init_pool(unsigned id, uint64_t pool_bytes, uint64_t boot_bytes, int max_level, unsigned guest_phys_bits) {
+  id_ = id;
+  if ((pool_bytes | boot_bytes) & (k2M - 1) || !boot_bytes || boot_bytes > pool_bytes) return "bad RAM pool layout";
+  uint64_t base = 0, n = 0;
+  const uint64_t hpa = alloc_window(pool_bytes / k4K, false, &base, &n);
+  if (!hpa) return "out of host memory for the RAM pool";
+  // Zeroed like RAM after reset, and so that no host data leaks into the guest.
+  for (uint64_t* p = reinterpret_cast<uint64_t*>(hpa); p < reinterpret_cast<uint64_t*>(hpa + pool_bytes); p++) *p = 0;
+  alloc_base_[0] = base;
+  alloc_frames_[0] = n;
+  slots_[0] = RamSlot{"ram", 0, boot_bytes / k4K, hpa};
+  slot_count_ = 1;
+  pool_hpa_ = hpa;
+  pool_bytes_ = pool_bytes;
+  max_level_ = max_level;
+  ram_bytes_ = ram_top_ = boot_bytes;
+  guest_slots = 0;
+  // GuestMmu::init numbers slots by index: the boot RAM is slot id 0.
+  return mmu_.init(id, slots_, 1, max_level, guest_phys_bits);
 }
 
 void Vm::destroy() {

@@ -15,6 +15,8 @@
 #include "arch/x86/cpu.h"
 #include "arch/x86/format.h"
 #include "arch/x86/gdt.h"
+#include "arch/x86/tick.h"
+#include "arch/x86/timer.h"
 #include "arch/x86/vmx/controls.h"
 #include "arch/x86/vmx/guest_regs.h"
 #include "arch/x86/vmx/instructions.h"
@@ -104,9 +106,11 @@ const char* Vcpu::setup_vmcs(const VcpuStart& start) {
   w(kEptPointer, eptp_);
   if (proc2v & proc2::kEnableVpid) w(kVpid, vpid_);
   if (pinv & pin::kPreemptionTimer) {
-    // Fires about every 10 ms of guest time (at the TSC rate >> shift), so a guest that never
-    // exits still comes back to check its time budget.
-    const uint64_t ticks = (start.time_budget_us ? 20'000'000ull : 0) >> c.preemption_timer_shift;
+    // Counts down at the TSC rate >> shift (IA32_VMX_MISC[4:0], SDM 26.5.1) from this value,
+    // reloaded at every entry: a VM exit after at most one tick period (10 ms) of guest time,
+    // so a guest that never exits comes back to its time budget and its requests even where
+    // the LAPIC timer tick is masked or lost.
+    const uint64_t ticks = (timer::tsc_khz() * tick::period_us() / 1000) >> c.preemption_timer_shift;
     w(kGuestPreemptionTimer, ticks > 0xFFFFFFFF ? 0xFFFFFFFF : ticks);
   }
 
@@ -179,7 +183,7 @@ const char* Vcpu::setup_vmcs(const VcpuStart& start) {
   w(kGuestCr3, 0);
   w(kGuestCr4, (kCr4Vmxe | c.cr4_fixed0) & c.cr4_fixed1);
   w(kGuestDr7, 0x400);
-  w(kGuestRflags, 0x2);
+  w(kGuestRflags, start.interrupts_enabled ? 0x202 : 0x2);  // bit 1 is reserved as 1; bit 9 IF
   w(kGuestRip, start.rip);
   w(kGuestRsp, start.rsp);
   w(kGuestEfer, 0);

@@ -32,6 +32,27 @@
 // synchronize() is W without a callback; barrier() is W for all callbacks queued before it.
 // On x86 every acquire/release here is a plain mov; the only costly instruction on the read
 // side is the fence in read_lock().
+//
+// The conditions the argument depends on (break one and it no longer holds):
+//  C1. The load of G in read_lock() stays acquire. Step 2 needs the CAS that wrote R's value
+//      of G to happen before F_R; a relaxed load would leave the stale-pin case (R loads G,
+//      G moves twice, R pins its old value) without an ordering to reason from.
+//  C2. The unlink of O is an atomic RMW (the SPTE exchange/CAS of the MMU) or a release store,
+//      sequenced before the fence F_W in stamp(): retire()/retire_page()/synchronize() must
+//      come after the unlink in program order, on the same CPU. Step 1 needs the unlink to be
+//      an access to the pointer's location that is ordered after R's load of it (coherence)
+//      and that happens before F_W. A plain store, or a stamp taken before the unlink, breaks
+//      step 1.
+//  C3. A reader obtains every pointer it dereferences, after its F_R, through a location the
+//      unlink changes (the parent SPTE, the published memslot set), or through pointers read
+//      in the same section from such locations. A walker must not carry a table pointer from
+//      one section into the next: that pointer was loaded before this section's F_R, and
+//      step 1 says nothing about it (the section that loaded it may have ended long ago).
+// None of these can be checked by the host tests: ThreadSanitizer does not model store
+// buffering (it would not report a missing seq_cst fence), and the test machines have too
+// little real parallelism to hit the window. The unit test "a reader that pinned a stale
+// epoch" sets up the interleaving of step 2 deterministically through
+// read_lock_pinned_for_test().
 #include "mmu/epoch.h"
 
 namespace mmu {
@@ -68,8 +89,9 @@ Epoch::~Epoch() {
     SpinLockGuard l(c.list_lock);
     MMU_ASSERT(c.head == nullptr);
     if (c.open_batch != 0) platform_.free_page(c.open_batch);  // empty: barrier sealed it
-    if (c.spare_batch != 0) platform_.free_page(c.spare_batch);
-    c.open_batch = c.spare_batch = 0;
+    for (unsigned k = 0; k < c.spares; k++) platform_.free_page(c.spare[k]);
+    c.open_batch = 0;
+    c.spares = 0;
   }
 }
 
@@ -90,17 +112,33 @@ void Epoch::read_lock() {
   const uint32_t depth = c.nesting.load(Order::relaxed);
   MMU_ASSERT(depth < 0x7fffffffu);
   if (depth == 0) {
-    // Acquire: pairs with the acq_rel CAS in try_advance() (step 2 of the argument above).
-    const uint64_t g = global_epoch_.load(Order::acquire);
-    // Release: pairs with the acquire slot load in try_advance(); it orders our *previous*
-    // section's reads before this store, for an advancer that sees this pin rather than the
-    // unpin in between (step 5).
-    c.reader.store((g << 1) | kReaderActive, Order::release);
-    // The pin must be globally visible before this section reads any shared pointer: pairs
-    // with the seq_cst fences in try_advance() and stamp() (steps 1 and 4).
-    atomic_thread_fence(Order::seq_cst);
+    // Acquire (condition C1): pairs with the acq_rel CAS in try_advance() that wrote the
+    // value we read (step 2 of the argument above).
+    pin(c, global_epoch_.load(Order::acquire));
   }
   c.nesting.store(depth + 1, Order::relaxed);
+}
+
+void Epoch::read_lock_pinned_for_test(uint64_t observed_epoch) {
+  CpuState& c = self();
+  MMU_ASSERT(c.nesting.load(Order::relaxed) == 0);  // an outermost section only
+  // A reader can only have loaded a value that G had: one not above the current one.
+  MMU_ASSERT(observed_epoch <= global_epoch_.load(Order::acquire));
+  pin(c, observed_epoch);
+  c.nesting.store(1, Order::relaxed);
+}
+
+void Epoch::pin(CpuState& c, uint64_t g) {
+  // (g << 1) | 1: see CpuState::reader.
+  // Release: pairs with the acquire slot load in try_advance(); it orders our *previous*
+  // section's reads before this store, for an advancer that sees this pin rather than the
+  // unpin in between (step 5).
+  c.reader.store((g << 1) | kReaderActive, Order::release);
+  // Store->load fence: the pin must be globally visible before this section loads any shared
+  // pointer. Pairs with the seq_cst fence F_A in try_advance() (step 4: the advancer's slot
+  // loads see the pin) and with F_W in stamp() (step 1). A release store alone would let the
+  // CPU's store buffer hold the pin while our pointer loads run ahead.
+  atomic_thread_fence(Order::seq_cst);
 }
 
 void Epoch::read_unlock() {
@@ -123,9 +161,10 @@ bool Epoch::is_online(unsigned cpu) const {
 }
 
 uint64_t Epoch::stamp() {
-  // Everything the caller unlinked before this point is ordered before the load of G by this
-  // fence; pairs with the fence in read_lock() (step 1) and orders us before the advancers'
-  // fences (step 3). The load itself can be relaxed: steps 2 and 3 need only the fence.
+  // F_W. Everything the caller unlinked before this point (condition C2) is ordered before the
+  // load of G by this fence; pairs with the fence F_R in pin() (step 1) and orders us before
+  // the advancers' fences F_A (step 3). The load itself can be relaxed: steps 2 and 3 need
+  // only the fence.
   atomic_thread_fence(Order::seq_cst);
   return global_epoch_.load(Order::relaxed);
 }
@@ -133,7 +172,8 @@ uint64_t Epoch::stamp() {
 bool Epoch::try_advance() {
   // Acquire: pairs with the CAS of the previous advancer (step 3).
   uint64_t g = global_epoch_.load(Order::acquire);
-  // Pairs with the fences in read_lock() and stamp() (steps 3 and 4).
+  // F_A: pairs with F_R in pin() (step 4: our slot loads below see every pin whose fence
+  // precedes ours) and with F_W in stamp() (step 3).
   atomic_thread_fence(Order::seq_cst);
   const unsigned n = platform_.cpu_count();
   for (unsigned i = 0; i < n; i++) {
@@ -159,7 +199,11 @@ void Epoch::set_online(bool online) {
   CpuState& c = self();
   if (!online) {
     MMU_ASSERT(c.nesting.load(Order::relaxed) == 0);
-    // Hand over this CPU's partly filled batch: it won't poll, helpers will.
+    // A callback runs inside someone's run_lock on behalf of a list; the CPU running it is
+    // busy, not going offline.
+    MMU_ASSERT(c.in_callbacks.load(Order::relaxed) == 0);
+    // Hand over this CPU's partly filled batch: it won't poll, helpers will. (retire_page()
+    // closes every batch at once while we are offline, see there.)
     SpinLockGuard l(c.list_lock);
     seal_batch_locked(c);
   }
@@ -206,19 +250,26 @@ bool Epoch::retire_page(hpa_t page) {
   for (;;) {
     {
       SpinLockGuard l(c.list_lock);
-      if (c.open_batch == 0 && c.spare_batch != 0) {
-        auto* b = static_cast<PageBatch*>(platform_.phys_to_virt(c.spare_batch));
+      if (c.open_batch == 0 && c.spares != 0) {
+        const hpa_t t = c.spare[--c.spares];
+        auto* b = static_cast<PageBatch*>(platform_.phys_to_virt(t));
         b->owner = this;
-        b->self = c.spare_batch;
+        b->self = t;
         b->count = 0;
-        c.open_batch = c.spare_batch;
-        c.spare_batch = 0;
+        c.open_batch = t;
       }
       if (c.open_batch != 0) {
         auto* b = static_cast<PageBatch*>(platform_.phys_to_virt(c.open_batch));
+        // Relaxed: open_epoch only decides *when* poll() closes the batch; the stamp, taken
+        // when it is closed, is what makes reclamation safe.
+        if (b->count == 0) c.open_epoch = global_epoch_.load(Order::relaxed);
         b->pages[b->count++] = page;
         pending_pages_.fetch_add(1, Order::relaxed);
-        if (b->count == kPagesPerBatch) seal_batch_locked(c);
+        // Close it when full, and at once on an offline CPU: it does not poll(), and helpers
+        // only run queued work, so an open batch there would wait until it came back online.
+        // (Reading our own `online` flag: only we write it.)
+        if (b->count == kPagesPerBatch || c.online.load(Order::relaxed) == 0)
+          seal_batch_locked(c);
         return true;
       }
     }
@@ -229,13 +280,43 @@ bool Epoch::retire_page(hpa_t page) {
     bool used = false;
     {
       SpinLockGuard l(c.list_lock);
-      if (c.spare_batch == 0) {
-        c.spare_batch = fresh;
+      if (c.spares < kSpareBatches) {
+        c.spare[c.spares++] = fresh;
         used = true;
       }
     }
     if (!used) platform_.free_page(fresh);
   }
+}
+
+void Epoch::recycle_tracking_page(hpa_t page) {
+  // Keep it on the running CPU's free list, so that steady-state retiring does not allocate.
+  // Lock order run_lock (held by our caller) -> list_lock, as everywhere.
+  CpuState& c = self();
+  bool kept = false;
+  {
+    SpinLockGuard l(c.list_lock);
+    if (c.spares < kSpareBatches) {
+      c.spare[c.spares++] = page;
+      kept = true;
+    }
+  }
+  if (!kept) platform_.free_page(page);
+}
+
+uint64_t Epoch::cost_of(const EpochCallback* cb) {
+  if (cb->fn != &Epoch::free_batch) return 1;
+  // A sealed batch's count is changed only by the holder of its list's run_lock (our caller).
+  return reinterpret_cast<const PageBatch*>(cb)->count;
+}
+
+void Epoch::free_batch_part(PageBatch* b, uint64_t pages) {
+  // Free the last `pages` pages; the batch keeps pages[0 .. count) and its place (and stamp)
+  // at the head of its list. Only the run_lock holder of that list gets here, and nobody else
+  // touches a sealed batch's count or pages (enqueueing behind it writes only cb.next).
+  MMU_ASSERT(pages < b->count);
+  for (uint64_t i = 0; i < pages; i++) platform_.free_page(b->pages[--b->count]);
+  pending_pages_.fetch_sub(pages, Order::relaxed);
 }
 
 void Epoch::free_batch(EpochCallback* cb) {
@@ -244,19 +325,7 @@ void Epoch::free_batch(EpochCallback* cb) {
   Epoch& e = *b->owner;
   for (uint64_t i = 0; i < b->count; i++) e.platform_.free_page(b->pages[i]);
   e.pending_pages_.fetch_sub(b->count, Order::relaxed);
-  // Recycle the tracking page as the running CPU's spare, so that steady-state retiring does
-  // not allocate. Lock order run_lock (held by our caller) -> list_lock, as everywhere.
-  const hpa_t page = b->self;
-  CpuState& c = e.self();
-  bool kept = false;
-  {
-    SpinLockGuard l(c.list_lock);
-    if (c.spare_batch == 0) {
-      c.spare_batch = page;
-      kept = true;
-    }
-  }
-  if (!kept) e.platform_.free_page(page);
+  e.recycle_tracking_page(b->self);
 }
 
 unsigned Epoch::run_ready(CpuState& c, unsigned budget, bool advance) {
@@ -277,27 +346,41 @@ unsigned Epoch::run_ready(CpuState& c, unsigned budget, bool advance) {
       g = global_epoch_.load(Order::acquire);  // acquire: as above
     }
   }
+  // Take the ready prefix that fits the budget (a callback costs 1, a batch its page count).
+  // A ready batch that does not fit is freed in part and stays at the head.
   EpochCallback* chain = nullptr;
-  unsigned n = 0;
+  uint64_t units = 0;
+  uint64_t ncb = 0;
+  PageBatch* part = nullptr;
+  uint64_t part_pages = 0;
   {
     SpinLockGuard l(c.list_lock);
     EpochCallback* cb = c.head;
     EpochCallback* last = nullptr;
-    while (cb != nullptr && n < budget && cb->epoch + 2 <= g) {
+    while (cb != nullptr && cb->epoch + 2 <= g) {
+      const uint64_t cost = cost_of(cb);
+      if (units + cost > budget) {
+        if (cb->fn == &Epoch::free_batch && units < budget) {
+          part = reinterpret_cast<PageBatch*>(cb);
+          part_pages = budget - units;
+        }
+        break;
+      }
+      units += cost;
+      ncb++;
       last = cb;
       cb = cb->next;
-      n++;
     }
-    if (n != 0) {
+    if (ncb != 0) {
       chain = c.head;
       last->next = nullptr;
       c.head = cb;
       if (cb == nullptr) c.tail = nullptr;
     }
   }
-  if (n == 0) return 0;
+  if (ncb == 0 && part == nullptr) return 0;
   // Run outside list_lock (a callback may retire(), which takes the current CPU's list_lock)
-  // but inside run_lock, which tells barrier() when these have finished.
+  // but inside run_lock, which tells barrier() when these have finished and keeps `part` ours.
   CpuState& me = self();
   me.in_callbacks.fetch_add(1, Order::relaxed);
   while (chain != nullptr) {
@@ -305,26 +388,46 @@ unsigned Epoch::run_ready(CpuState& c, unsigned budget, bool advance) {
     chain->fn(chain);
     chain = next;
   }
+  if (part != nullptr) {
+    free_batch_part(part, part_pages);
+    units += part_pages;
+  }
   me.in_callbacks.fetch_sub(1, Order::relaxed);
-  c.pending.fetch_sub(n, Order::relaxed);
-  return n;
+  c.pending.fetch_sub(ncb, Order::relaxed);
+  return units > kUnlimited ? kUnlimited : static_cast<unsigned>(units);
 }
 
 unsigned Epoch::poll(unsigned budget) {
   CpuState& me = self();
   MMU_ASSERT(me.in_callbacks.load(Order::relaxed) == 0);  // poll() from a callback
   if (budget == 0) return 0;
+  bool batch_waits = false;
   {
     SpinLockGuard l(me.list_lock);
-    seal_batch_locked(me);
+    if (me.open_batch != 0 &&
+        static_cast<PageBatch*>(platform_.phys_to_virt(me.open_batch))->count != 0) {
+      // Close it once the epoch has moved since its first page: pages retired from now on
+      // would get a later stamp anyway, and keeping the batch open longer would only delay
+      // the pages already in it. Until then keep filling it (one tracking page per epoch
+      // step, not per poll()). Relaxed: a heuristic, as in retire_page().
+      if (global_epoch_.load(Order::relaxed) != me.open_epoch) {
+        seal_batch_locked(me);
+      } else {
+        batch_waits = true;
+      }
+    }
   }
+  // Nothing else may be pending to move the epoch (run_ready() advances only for queued
+  // work): nudge it, so that a later poll() closes the batch.
+  if (batch_waits) try_advance();
   unsigned ran = 0;
   if (me.run_lock.try_lock()) {
     ran = run_ready(me, budget, true);
     me.run_lock.unlock();
   }
   // Offline CPUs don't poll; whoever does, helps them (their batches were sealed when they
-  // went offline). try_lock only: poll() must not wait.
+  // went offline, or at once by retire_page() while offline). try_lock only: poll() must not
+  // wait.
   const unsigned n = platform_.cpu_count();
   for (unsigned i = 0; i < n && ran < budget; i++) {
     CpuState& o = cpus_[i];

@@ -7,6 +7,9 @@
 //   epoch, one store and one fence on the current CPU's own slot; no shared cache line is
 //   written. Sections nest (only the outermost one publishes anything). They are not reentrant
 //   from interrupt or NMI context: don't use them in handlers that can interrupt a section.
+//   Every pointer a section dereferences must be loaded inside that section (after its
+//   read_lock()): never carry a table pointer from one section into the next (epoch.cpp,
+//   condition C3 of the correctness argument).
 // * A grace period depends only on read-side sections: an object retired at time t is freed
 //   once every CPU that was inside a section at t has left it. A CPU that is not inside a
 //   section never holds up a grace period, whether it runs a guest, idles or is offline, and
@@ -15,25 +18,37 @@
 //   asserts that no section is open there (a leaked section would stall reclamation forever)
 //   and nudges the global epoch forward if this CPU has work waiting for it.
 // * set_online(false) marks a CPU that will not call poll() for a while (idle, offline). Other
-//   CPUs' poll() then run its ready callbacks for it. It must not be inside a section.
+//   CPUs' poll() then run its ready callbacks for it. It must not be inside a section nor in a
+//   callback. Its partly filled page batch is closed then, and pages it retires while offline
+//   are closed into a batch of their own at once, so nothing waits for it to poll again.
 // * retire(cb) hands an object over for freeing. cb->fn(cb) runs only after a full grace
 //   period: every CPU has, since the retire, been outside a read-side section. Objects that a
 //   TLB may still reference (page-table pages) must be retired only after the TLB flush that
 //   covers them has completed; the MMU orders "unlink, flush, retire".
 // * retire_page(hpa) does the same for a bare page (a page-table page): the tracking node is
 //   kept in a separate "batch" page, never in the retired page, because lockless walkers may
-//   keep reading the retired page until the grace period ends.
+//   keep reading the retired page until the grace period ends. The CPU's open batch collects
+//   pages until it is full or until the global epoch has moved since its first page (checked
+//   in poll()): pages retired within one epoch step share one tracking page and one stamp,
+//   and closing the batch later than that would only delay their reclamation. Tracking pages
+//   are recycled through a small per-CPU free list, so steady-state retiring allocates none.
 // * synchronize() waits for one grace period (no reader that could have seen an object unlinked
 //   before the call is still running when it returns).
 // * barrier() waits until every callback retired before the call has run (on any CPU); it
 //   runs ready callbacks of every CPU itself, so it needs no help from the other CPUs.
-// * poll(budget) runs the ready callbacks of the current CPU (and of CPUs marked offline), at
-//   most `budget` of them; the kernel calls it at safe points (before VM entry, in idle).
+// * poll(budget) runs ready callbacks of the current CPU, then of CPUs marked offline; the
+//   kernel calls it at safe points (before VM entry, in idle). `budget` counts units of work:
+//   one per callback, and one per *page* freed from a page batch (a batch frees up to
+//   kPagesPerBatch pages, so counting it as one would not bound the pass). A batch larger than
+//   what is left of the budget is freed in part; the rest stays first in line for the next
+//   poll(). It may also close this CPU's open page batch and try once to advance the epoch.
 //
 // Rules for callers (each is asserted where it can be):
 // * synchronize() and barrier() must not be called inside a read-side section (it would wait
 //   for itself) nor from a callback, nor while holding a lock that some CPU may spin on inside
 //   a read-side section (that CPU could never leave its section: deadlock).
+// * Hence, conversely: no CPU waits for such a lock (the MMU lock above all) inside a
+//   read-side section. Put assert_not_in_read_section() before each such acquisition.
 // * Callbacks run on whichever CPU runs that list (the owner in poll(), a helper in poll() for
 //   an offline CPU, or a barrier() caller), holding only that list's run_lock. They must not
 //   block and must not call poll(), synchronize() or barrier(); they may call retire() and
@@ -92,6 +107,16 @@ class Epoch {
   void read_lock();
   void read_unlock();
   bool in_read_section() const;  // on the current CPU (for assertions)
+  // For the rule "never wait for the MMU lock (or any lock whose holder may synchronize())
+  // inside a read-side section": call it right before taking such a lock.
+  void assert_not_in_read_section() const { MMU_ASSERT(!in_read_section()); }
+
+  // Test hook: an outermost read_lock() whose load of the global epoch returned
+  // `observed_epoch` (<= the current epoch) rather than the current value. It sets up exactly
+  // the interleaving "the reader loaded G, then G advanced, then the reader pinned its stale
+  // G", which real threads produce only rarely and no sanitizer can force. Pair it with
+  // read_unlock(). Not for production code.
+  void read_lock_pinned_for_test(uint64_t observed_epoch);
 
   void quiescent();
   void set_online(bool online);  // for the current CPU
@@ -111,11 +136,12 @@ class Epoch {
 
   void synchronize();
   void barrier();
-  // Close this CPU's partly filled page batch (so its pages start their grace period), then
-  // run up to `budget` ready callbacks of the current CPU (then of offline CPUs); returns how
-  // many ran. A batch of retired pages counts as one callback (it frees up to
-  // kPagesPerBatch pages). Returns 0 at once if another CPU's barrier() is running this CPU's
-  // callbacks.
+  // Bounded work at a safe point. Closes this CPU's open page batch if the epoch has moved
+  // since its first page (else tries once to move it, so that the batch gets closed by a later
+  // poll() even when nothing else is pending). Then runs ready work of the current CPU, then
+  // of offline CPUs, at most `budget` units: a callback is one unit, a page freed from a
+  // retire_page() batch is one unit (a batch may be freed in part). Returns the units done.
+  // This CPU's own list is skipped if someone else (a barrier(), a helper) is running it.
   unsigned poll(unsigned budget);
 
   // Statistics.
@@ -130,9 +156,14 @@ class Epoch {
   static constexpr unsigned kPagesPerBatch = (kPageSize - 48) / sizeof(hpa_t);
 
  private:
+  // Recycled tracking pages kept per CPU (beyond the open batch).
+  static constexpr unsigned kSpareBatches = 3;
+
   struct alignas(64) CpuState {
     // --- Written by the owning CPU on every read-side section; read by try_advance(). ---
     // 0: outside any section; else (epoch << 1) | 1, the epoch the outermost section entered.
+    // The shift makes room for the "active" bit 0 (epoch 0 would otherwise look like "not
+    // reading"); it leaves 63 bits of epoch, which 2^63 advances would take to exhaust.
     Atomic<uint64_t> reader{0};
     // Depth of nested sections and "running callbacks": touched by the owner only, atomic
     // only so that a misuse (two host threads claiming one CPU id) is a clean assertion.
@@ -144,8 +175,13 @@ class Epoch {
     alignas(64) SpinLock list_lock;
     EpochCallback* head GUARDED_BY(list_lock) = nullptr;
     EpochCallback* tail GUARDED_BY(list_lock) = nullptr;
-    hpa_t open_batch GUARDED_BY(list_lock) = 0;   // retire_page() fills this one
-    hpa_t spare_batch GUARDED_BY(list_lock) = 0;  // a recycled tracking page, ready for use
+    hpa_t open_batch GUARDED_BY(list_lock) = 0;  // retire_page() fills this one
+    // The global epoch when the open batch got its first page (poll() closes the batch once
+    // the epoch has moved on). Meaningless while the open batch is empty.
+    uint64_t open_epoch GUARDED_BY(list_lock) = 0;
+    // Recycled tracking pages, ready for use: spare[0 .. spares).
+    hpa_t spare[kSpareBatches] GUARDED_BY(list_lock) = {};
+    unsigned spares GUARDED_BY(list_lock) = 0;
     SpinLock run_lock;                            // held while running this CPU's callbacks
     Atomic<uint64_t> pending{0};                  // queued or running callbacks
   };
@@ -153,11 +189,15 @@ class Epoch {
 
   CpuState& self();
   const CpuState& self() const;
+  void pin(CpuState& c, uint64_t g);
   uint64_t stamp();
   bool try_advance();
   void enqueue_locked(CpuState& c, EpochCallback* cb) REQUIRES(c.list_lock);
   void seal_batch_locked(CpuState& c) REQUIRES(c.list_lock);
   unsigned run_ready(CpuState& c, unsigned budget, bool advance) REQUIRES(c.run_lock);
+  static uint64_t cost_of(const EpochCallback* cb);
+  void free_batch_part(PageBatch* b, uint64_t pages);
+  void recycle_tracking_page(hpa_t page);
   static void free_batch(EpochCallback* cb);
 
   Platform& platform_;

@@ -73,7 +73,11 @@ FaultOutcome Mmu::map(VcpuMmu& v, gfn_t gfn, unsigned access) {
       // only a walk that really needs a missing page reports out_of_memory.
       v.cache_.topup(platform_, static_cast<unsigned>(config_.root_level));
       ReadLockGuard guard(mmu_lock_);
-      if (root->invalid.load(Order::acquire) || invalidate_retry(seq, gfn)) {
+      // The whole frame the leaf will map must be clear of invalidations, not just `gfn`: a huge
+      // leaf for a gfn outside the range may still reach into it.
+      const gfn_t frame = spte::align_down(gfn, goal);
+      if (root->invalid.load(Order::acquire) ||
+          invalidate_retry(seq, frame, frame + spte::pages_per_entry(goal))) {
         outcome = FaultOutcome::retry;
       } else {
         // Tables may be unlinked by other CPUs holding the lock shared (replace_table_...):
@@ -88,11 +92,11 @@ FaultOutcome Mmu::map(VcpuMmu& v, gfn_t gfn, unsigned access) {
 }
 
 // MMU lock: held shared (the CAS protocol makes concurrent faults safe; exclusive would do too).
-bool Mmu::invalidate_retry(uint64_t seq, gfn_t gfn) {
+bool Mmu::invalidate_retry(uint64_t seq, gfn_t start, gfn_t end) {
   mmu_lock_.assert_held_shared();
   // The in-progress count and range change only under the lock held exclusively, so holding it
   // shared makes them stable here.
-  if (invalidate_in_progress_ != 0 && gfn >= invalidate_start_ && gfn < invalidate_end_) return true;
+  if (invalidate_in_progress_ != 0 && start < invalidate_end_ && invalidate_start_ < end) return true;
   return invalidate_seq_.load(Order::relaxed) != seq;
 }
 

@@ -12,9 +12,9 @@
 // The run-time check can only see *that* the lock is held in the right mode, not *by whom*:
 // the lock word does not record an owner, to keep lock/unlock one atomic each.
 //
-// Neither lock is recursive. In particular RwSpinLock prefers writers, so a CPU that takes
-// it shared twice can deadlock against a writer that arrived in between: never nest
-// lock_shared() on the same lock.
+// Neither lock is recursive. In particular RwSpinLock makes new readers wait behind a waiting
+// writer, so a CPU that takes it shared twice can deadlock against a writer that arrived in
+// between: never nest lock_shared() on the same lock.
 #pragma once
 
 #include "mmu/atomic.h"
@@ -78,14 +78,37 @@ class CAPABILITY("mutex") SpinLock {
   Atomic<uint32_t> word_{0};
 };
 
-// Reader-writer spinlock with writer preference.
+// Reader-writer spinlock, phase-fair: neither side can starve the other.
 //
-// State word: bit 0 = a writer holds the lock, bit 1 = a writer is waiting, bits 2.. = number
-// of readers holding it. A waiting writer sets bit 1; new readers do not enter while bit 1 or
-// bit 0 is set, so a steady stream of readers (vCPU faults under the shared MMU lock) cannot
-// starve a writer (a memslot change or a fast zap). The converse, a steady stream of writers
-// starving readers, cannot happen in the MMU: writers are rare and each drops the lock in
-// between. Waiting writers race for the lock among themselves (no FIFO order).
+// Why phase-fair. The MMU lock has a steady stream of readers (vCPU faults, shared) and rare
+// writers (memslot zaps, teardown steps) that hold it for a bounded step and then yield with
+// `unlock(); cpu_relax(); lock();`. Plain writer preference starves the readers there: with
+// two writers alternating, one of them is always waiting, so a "writer waiting" bit never
+// clears; with one writer, the free window is one PAUSE and nothing hands the lock to the
+// readers that spin on it. Plain reader preference starves the writers instead. So the lock
+// alternates phases: a writer phase (one writer) is followed by a reader phase that admits
+// every reader that arrived during it, and a reader phase ends (for new readers) as soon as a
+// writer waits. Bounds: a reader waits for at most one writer critical section (the one that
+// holds the lock when it arrives, or the one that was waiting when it arrived in a reader
+// phase) plus that section's hand-off; a writer waits for at most the current reader phase
+// and the writers that beat it. Waiting writers race among themselves (no FIFO order: a FIFO
+// would stall every writer behind a preempted one on the oversubscribed host tests).
+//
+// State word (64 bits, every change is an atomic read-modify-write, so that each release
+// below heads a release sequence that later RMWs continue):
+//   bit 0        kWriter         a writer holds the lock
+//   bit 1        kWriterWaiting  a writer is waiting: new readers must not enter
+//   bit 2        kPhase          flipped by a writer's unlock() that admits waiting readers
+//   bits 3..31   waiting readers (announced, not yet admitted)
+//   bits 32..63  holding readers (including admitted ones that have not noticed yet)
+// A reader that finds kWriter or kWriterWaiting set announces itself (waiting + 1) and spins
+// until kPhase differs from the value it saw when it announced. The writer's unlock() moves
+// every waiting reader into the holders and flips kPhase in one RMW, so the admitted readers
+// hold the lock before the next writer can look at it (it needs zero holders). A waiting
+// reader cannot miss its flip (ABA on the single bit): it is counted as a holder from the
+// first flip after its announcement, so no writer gets in, and no second flip happens, until
+// it has noticed and left. Invariant: waiting readers != 0 implies kWriter or kWriterWaiting
+// (so some writer's unlock() will admit them).
 class CAPABILITY("rwlock") RwSpinLock {
  public:
   constexpr RwSpinLock() = default;
@@ -95,13 +118,14 @@ class CAPABILITY("rwlock") RwSpinLock {
   // --- Exclusive (write) side ---
   void lock() ACQUIRE() {
     for (;;) {
-      uint32_t s = state_.load(Order::relaxed);
-      if ((s & ~kWriterWaiting) == 0) {
-        // No holder at all. Taking it clears the waiting bit; other waiting writers set it
-        // again on their next round, so readers stay out while any writer waits.
+      uint64_t s = state_.load(Order::relaxed);
+      if ((s & (kWriter | kHolderMask)) == 0) {
+        // No holder at all (waiting readers may exist: they arrived while we waited, and we
+        // admit them at our unlock()). Taking it clears the waiting bit; other waiting writers
+        // set it again on their next round, so new readers stay out while any writer waits.
         // Acquire: pairs with the release in unlock() and unlock_shared() of the previous
         // holders (each reader's release RMW is in the release sequence that our CAS reads).
-        if (state_.compare_exchange(s, kWriter, Order::acquire)) return;
+        if (state_.compare_exchange(s, (s | kWriter) & ~kWriterWaiting, Order::acquire)) return;
         continue;
       }
       if ((s & kWriterWaiting) == 0) state_.fetch_or(kWriterWaiting, Order::relaxed);
@@ -110,47 +134,70 @@ class CAPABILITY("rwlock") RwSpinLock {
   }
 
   bool try_lock() TRY_ACQUIRE(true) {
-    uint32_t s = state_.load(Order::relaxed);
-    if ((s & ~kWriterWaiting) != 0) return false;
-    // Acquire: pairs with the release in unlock()/unlock_shared(), as in lock().
-    return state_.compare_exchange(s, kWriter, Order::acquire);
+    uint64_t s = state_.load(Order::relaxed);
+    if ((s & (kWriter | kHolderMask)) != 0) return false;
+    // Acquire: pairs with the release in unlock()/unlock_shared(), as in lock(). The waiting
+    // bit stays: whoever set it is still waiting.
+    return state_.compare_exchange(s, s | kWriter, Order::acquire);
   }
 
   void unlock() RELEASE() {
-    MMU_ASSERT((state_.load(Order::relaxed) & kWriter) != 0);  // not write-locked
-    // Release: pairs with the acquire CAS in lock()/lock_shared() of the next holder.
-    // fetch_sub, not store(0): another writer's waiting bit must survive.
-    state_.fetch_sub(kWriter, Order::release);
-  }
-
-  // --- Shared (read) side ---
-  void lock_shared() ACQUIRE_SHARED() {
+    uint64_t s = state_.load(Order::relaxed);
     for (;;) {
-      uint32_t s = state_.load(Order::relaxed);
-      if ((s & (kWriter | kWriterWaiting)) == 0) {
-        // Acquire: pairs with the release fetch_sub in unlock() of the last writer.
-        if (state_.compare_exchange(s, s + kReader, Order::acquire)) return;
-        continue;
+      MMU_ASSERT((s & kWriter) != 0);  // not write-locked
+      uint64_t next = s & ~kWriter;
+      const uint64_t waiting = (s & kWaiterMask) >> kWaiterShift;
+      if (waiting != 0) {
+        // Admit every reader that waited for us, before any other writer can take the lock:
+        // they become holders and see the phase flip. kWriterWaiting survives, so readers
+        // arriving from now on wait for the next writer.
+        MMU_ASSERT(((s & kHolderMask) >> kHolderShift) + waiting <= kMaxHolders);
+        next = ((next & ~kWaiterMask) + waiting * kHolder) ^ kPhase;
       }
-      spin_pause();
+      // Release: pairs with the acquire CAS in lock()/try_lock()/lock_shared() of the next
+      // holder, and with the acquire phase load of the readers admitted here.
+      if (state_.compare_exchange(s, next, Order::release)) return;
     }
   }
 
+  // --- Shared (read) side ---
+  // Fast path (no writer holds or waits): one load and one CAS, as in any rwlock.
+  void lock_shared() ACQUIRE_SHARED() {
+    uint64_t s = state_.load(Order::relaxed);
+    for (;;) {
+      if ((s & (kWriter | kWriterWaiting)) == 0) {
+        MMU_ASSERT((s >> kHolderShift) < kMaxHolders);  // reader count overflow
+        // Acquire: pairs with the release CAS in unlock() of the last writer.
+        if (state_.compare_exchange(s, s + kHolder, Order::acquire)) return;
+        continue;  // `s` was reloaded by the failed CAS
+      }
+      MMU_ASSERT(((s & kWaiterMask) >> kWaiterShift) < kMaxWaiters);  // overflow
+      // Announce. Relaxed: the announcement orders nothing; our admission does (below).
+      if (state_.compare_exchange(s, s + kWaiter, Order::relaxed)) break;
+    }
+    const uint64_t phase = s & kPhase;  // `s` is the value our announcing CAS replaced
+    // Acquire: pairs with the release CAS in unlock() of the writer that admitted us (or a
+    // later RMW of its release sequence): its critical section happens before ours.
+    while ((state_.load(Order::acquire) & kPhase) == phase) spin_pause();
+  }
+
+  // Never waits, so it never announces itself: it fails while a writer holds or waits.
   bool try_lock_shared() TRY_ACQUIRE_SHARED(true) {
-    uint32_t s = state_.load(Order::relaxed);
+    uint64_t s = state_.load(Order::relaxed);
     while ((s & (kWriter | kWriterWaiting)) == 0) {
+      MMU_ASSERT((s >> kHolderShift) < kMaxHolders);  // reader count overflow
       // Acquire: pairs with the release in unlock(), as in lock_shared(). A failed CAS
       // (another reader came or went) reloads `s` and retries; only a writer makes us give up.
-      if (state_.compare_exchange(s, s + kReader, Order::acquire)) return true;
+      if (state_.compare_exchange(s, s + kHolder, Order::acquire)) return true;
     }
     return false;
   }
 
   void unlock_shared() RELEASE_SHARED() {
-    MMU_ASSERT((state_.load(Order::relaxed) >> kReaderShift) != 0);  // not read-locked
+    MMU_ASSERT((state_.load(Order::relaxed) >> kHolderShift) != 0);  // not read-locked
     // Release: our reads in the critical section happen before a writer's acquire CAS in
-    // lock(), which reads this RMW (or a later one of its release sequence).
-    state_.fetch_sub(kReader, Order::release);
+    // lock()/try_lock(), which reads this RMW (or a later one of its release sequence).
+    state_.fetch_sub(kHolder, Order::release);
   }
 
   // --- Assertions ---
@@ -162,16 +209,29 @@ class CAPABILITY("rwlock") RwSpinLock {
 
   bool is_write_locked() const { return (state_.load(Order::relaxed) & kWriter) != 0; }
   bool is_locked() const {
-    return (state_.load(Order::relaxed) & ~kWriterWaiting) != 0;
+    return (state_.load(Order::relaxed) & (kWriter | kHolderMask)) != 0;
   }
-  uint32_t reader_count() const { return state_.load(Order::relaxed) >> kReaderShift; }
+  uint32_t reader_count() const {
+    return static_cast<uint32_t>(state_.load(Order::relaxed) >> kHolderShift);
+  }
+  // Readers that announced themselves and wait for a writer's unlock() (statistics, tests).
+  uint32_t waiting_readers() const {
+    return static_cast<uint32_t>((state_.load(Order::relaxed) & kWaiterMask) >> kWaiterShift);
+  }
 
  private:
-  static constexpr uint32_t kWriter = 1;
-  static constexpr uint32_t kWriterWaiting = 2;
-  static constexpr unsigned kReaderShift = 2;
-  static constexpr uint32_t kReader = uint32_t{1} << kReaderShift;
-  Atomic<uint32_t> state_{0};
+  static constexpr uint64_t kWriter = 1;
+  static constexpr uint64_t kWriterWaiting = 2;
+  static constexpr uint64_t kPhase = 4;
+  static constexpr unsigned kWaiterShift = 3;
+  static constexpr uint64_t kWaiter = uint64_t{1} << kWaiterShift;
+  static constexpr unsigned kHolderShift = 32;
+  static constexpr uint64_t kHolder = uint64_t{1} << kHolderShift;
+  static constexpr uint64_t kWaiterMask = kHolder - kWaiter;  // bits 3..31
+  static constexpr uint64_t kHolderMask = ~(kHolder - 1);     // bits 32..63
+  static constexpr uint64_t kMaxWaiters = kWaiterMask >> kWaiterShift;
+  static constexpr uint64_t kMaxHolders = kHolderMask >> kHolderShift;
+  Atomic<uint64_t> state_{0};
 };
 
 // Scoped holders, so that an early return cannot leak a lock.

@@ -225,12 +225,22 @@ Memslots::~Memslots() {
 
 const MemslotSet* Memslots::active(uint32_t as_id) const {
   // Inside a read section, the set we return stays allocated until the section ends (it is
-  // freed only through retire()). The updater may also look, under its lock.
-  MMU_ASSERT(epoch_.in_read_section() || update_lock_.is_locked());
+  // freed only through retire(), after a grace period). Holding update_lock_ is not enough
+  // for a reader: another CPU may hold it, not us (the lock word records no owner), and the
+  // updater has its own accessor, active_locked().
+  MMU_ASSERT(epoch_.in_read_section());
   MMU_ASSERT(as_id < kAddressSpaces);
   // Acquire: pairs with the release store in publish(), so that the set's contents, written
   // by the builder before publication, are visible here.
   return sets_[as_id].load(Order::acquire);
+}
+
+const MemslotSet* Memslots::active_locked(uint32_t as_id) const {
+  update_lock_.assert_held();  // run-time half: held by someone (the analysis checks "by us")
+  MMU_ASSERT(as_id < kAddressSpaces);
+  // Relaxed: only update_lock_ holders store sets_, and the lock (acquire in lock(), release
+  // in unlock()) orders us after the last publish() and the builder's writes before it.
+  return sets_[as_id].load(Order::relaxed);
 }
 
 const Memslot* Memslots::find(uint32_t as_id, gfn_t gfn) const {

@@ -188,6 +188,11 @@ class Memslots {
   const MemslotSet* active(uint32_t as_id) const;
   const Memslot* find(uint32_t as_id, gfn_t gfn) const;
 
+  // --- The updater's view: under update_lock() (no section needed). ---
+  // The published set of `as_id`. Valid while the lock is held: only a holder publishes, and
+  // the set it replaces is freed only after retire() and a grace period.
+  const MemslotSet* active_locked(uint32_t as_id) const REQUIRES(update_lock_);
+
   // --- Updates: serialized by update_lock(). ---
   SpinLock& update_lock() RETURN_CAPABILITY(update_lock_) { return update_lock_; }
   // Build the set that results from applying `op` to the published set of op.slot.as_id.

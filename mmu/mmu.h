@@ -175,7 +175,7 @@ class Mmu {
   int goal_level(const SlotView& slot, gfn_t gfn) const;
   FaultOutcome map_locked(VcpuMmu& v, gfn_t gfn, unsigned access, const SlotView& slot, int goal)
       REQUIRES_SHARED(mmu_lock_);
-  bool invalidate_retry(uint64_t seq, gfn_t gfn) REQUIRES_SHARED(mmu_lock_);
+  bool invalidate_retry(uint64_t seq, gfn_t start, gfn_t end) REQUIRES_SHARED(mmu_lock_);
   FaultOutcome split_huge_leaf_atomic(VcpuMmu& v, spte_t* sptep, spte_t old, int level)
       REQUIRES_SHARED(mmu_lock_);
   FaultOutcome replace_table_with_leaf_atomic(VcpuMmu& v, spte_t* sptep, spte_t old, int level,

@@ -29,6 +29,7 @@ constexpr uint32_t kTimerDivideBy16 = 0x3;
 constexpr uint64_t kApicBaseEnable = 1ull << 11;
 constexpr uint64_t kApicBaseX2 = 1ull << 10;
 constexpr uint32_t kLvtMasked = 1u << 16;
+constexpr uint32_t kLvtTimerPeriodic = 1u << 17;
 constexpr uint32_t kSvrEnable = 1u << 8;
 
 constexpr uint32_t kIcrFixed = 0u << 8;
@@ -124,6 +125,17 @@ void timer_oneshot(uint64_t us, uint8_t vector) {
   if (ticks > 0xFFFFFFFF) ticks = 0xFFFFFFFF;
   write(kRegTimerDivide, kTimerDivideBy16);
   write(kRegLvtTimer, vector);  // one-shot, unmasked
+  write(kRegTimerInitial, static_cast<uint32_t>(ticks));
+}
+
+void timer_periodic(uint64_t us, uint8_t vector) {
+  uint64_t ticks = g_timer_ticks_per_ms * us / 1000;
+  if (ticks == 0) ticks = 1;
+  if (ticks > 0xFFFFFFFF) ticks = 0xFFFFFFFF;
+  write(kRegTimerDivide, kTimerDivideBy16);
+  // LVT timer mode bits 18:17 = 01: periodic (SDM Vol. 3A, 11.5.4): the count reloads from
+  // the initial-count register each time it reaches zero.
+  write(kRegLvtTimer, kLvtTimerPeriodic | vector);
   write(kRegTimerInitial, static_cast<uint32_t>(ticks));
 }
 

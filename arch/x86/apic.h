@@ -32,6 +32,8 @@ void send_nmi_all_but_self();
 // after `us` microseconds; timer_stop() disarms it.
 uint64_t calibrate_timer();  // ticks per millisecond
 void timer_oneshot(uint64_t us, uint8_t vector);
+// Periodic mode: an interrupt at `vector` every `us` microseconds until timer_stop().
+void timer_periodic(uint64_t us, uint8_t vector);
 void timer_stop();
 
 }  // namespace hv::apic

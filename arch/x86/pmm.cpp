@@ -232,6 +232,61 @@ uint64_t alloc_pages(unsigned count, bool zero) {
   return pa;
 }
 
+namespace {
+
+// First aligned run of `count` free frames (as a frame number), or g_frames. Lock held. Only
+// aligned starts are candidates; a candidate fails at its first used frame (whole free words
+// are skipped 64 frames at a time).
+uint64_t find_aligned_run(uint64_t count, uint64_t step) {
+  for (uint64_t first = 0; first + count <= g_frames; first += step) {
+    bool free = true;
+    for (uint64_t f = first; f < first + count && free;) {
+      if ((f % 64) == 0 && f + 64 <= first + count && g_bitmap[f / 64] == 0) {
+        f += 64;
+        continue;
+      }
+      if (is_used(f)) free = false;
+      f++;
+    }
+    if (free) return first;
+  }
+  return g_frames;
+}
+
+bool aligned_args_ok(uint64_t count, uint64_t align) { return count && align >= k4K && !(align & (align - 1)); }
+
+// Zeroing with 8-byte stores: a whole GiB with REP STOSB is too slow under emulation.
+void zero_qwords(uint64_t pa, uint64_t bytes) {
+  void* d = reinterpret_cast<void*>(pa);
+  uint64_t n = bytes / 8;
+  asm volatile("rep stosq" : "+D"(d), "+c"(n) : "a"(0ull) : "memory");
+}
+
+}  // namespace
+
+bool aligned_run_free(uint64_t count, uint64_t align) {
+  if (!aligned_args_ok(count, align)) return false;
+  g_lock.lock(x86::cpu_index());
+  const bool found = find_aligned_run(count, align / k4K) < g_frames;
+  g_lock.unlock();
+  return found;
+}
+
+uint64_t alloc_aligned(uint64_t count, uint64_t align, bool zero) {
+  if (!aligned_args_ok(count, align)) return 0;
+  g_lock.lock(x86::cpu_index());
+  uint64_t pa = 0;
+  const uint64_t first = find_aligned_run(count, align / k4K);
+  if (first < g_frames) {
+    for (uint64_t f = first; f < first + count; f++) set_used(f);
+    g_free -= count;
+    pa = first * k4K;
+  }
+  g_lock.unlock();
+  if (pa && zero) zero_qwords(pa, count * k4K);
+  return pa;
+}
+
 void free_4k(uint64_t pa) {
   uint64_t frame = pa / k4K;
   if ((pa & (k4K - 1)) || frame >= g_frames) return;

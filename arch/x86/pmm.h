@@ -28,6 +28,12 @@ uint64_t alloc_2m(bool zero = true);  // 0 when no free, aligned 2 MiB block exi
 // `count` physically contiguous 4 KiB frames (kernel stacks); 0 when none. Free with free_4k
 // on each frame.
 uint64_t alloc_pages(unsigned count, bool zero = true);
+// `count` contiguous frames whose first address is a multiple of `align` bytes (a power of
+// two, at least 4 KiB): e.g. 1 GiB-aligned guest RAM that the EPT can map with 1 GiB leaves.
+// 0 when no such run is free. Free with free_4k on each frame.
+uint64_t alloc_aligned(uint64_t count, uint64_t align, bool zero = true);
+// Whether alloc_aligned(count, align) would succeed now (nothing is allocated).
+bool aligned_run_free(uint64_t count, uint64_t align);
 void free_4k(uint64_t pa);
 void free_2m(uint64_t pa);
 

@@ -219,3 +219,16 @@ TEST_CASE("fault: a memslot change in flight makes faults in its range retry", "
   REQUIRE(vm.mmu.invalidate_seq() == seq + 1);
   REQUIRE(vm.mmu.map(v, 150, kR) == FaultOutcome::fixed);
 }
+
+TEST_CASE("fault: a huge leaf that would reach into an invalidated range waits too", "[fault]") {
+  HostPlatform p;
+  TestVm vm(p);
+  REQUIRE(vm.add_slot(1, 0, 4 * kPagesPer2M, 0x4000'0000, 2) == MemslotError::ok);
+  hvtest::TestVcpu v(vm);
+  vm.mmu.vcpu_load_root(v);
+  vm.mmu.invalidate_begin(0, 500, 501);  // inside the first 2 MiB frame
+  REQUIRE(vm.mmu.map(v, 3, kR) == FaultOutcome::retry);  // its 2 MiB leaf would cover gfn 500
+  REQUIRE(vm.mmu.map(v, kPagesPer2M + 3, kR) == FaultOutcome::fixed);
+  vm.mmu.invalidate_end();
+  REQUIRE(vm.mmu.map(v, 3, kR) == FaultOutcome::fixed);
+}

@@ -57,7 +57,7 @@ struct Vm {
   }
   const MemslotSet* set(uint32_t as_id) {
     mmu::SpinLockGuard g(slots->update_lock());
-    return slots->active(as_id);
+    return slots->active_locked(as_id);
   }
 
   hvtest::HostPlatform platform;
@@ -227,13 +227,13 @@ TEST_CASE("memslot: move, remove and set_flags build new sets, old ones stay int
   REQUIRE(m->gfn_to_hpa(0x1005) == backing_for(1) + 5 * mmu::kPageSize);
   REQUIRE(moved->find(0x105) == nullptr);
   // The published set is untouched until publish().
-  REQUIRE(vm.slots->active(0) == before);
+  REQUIRE(vm.slots->active_locked(0) == before);
   REQUIRE(before->find(0x105)->id == 1);
   REQUIRE(before->find(0x1005) == nullptr);
 
   const MemslotSet* old = vm.slots->publish(moved);
   REQUIRE(old == before);
-  REQUIRE(vm.slots->active(0) == moved);
+  REQUIRE(vm.slots->active_locked(0) == moved);
   REQUIRE(old->find(0x105)->id == 1);  // still readable until retired
   vm.slots->retire(old);
 
@@ -248,7 +248,7 @@ TEST_CASE("memslot: move, remove and set_flags build new sets, old ones stay int
   REQUIRE(vm.slots->prepare(MemslotOp::set_flags(0, 3, Memslot::kReadOnly), next) ==
           MemslotError::ok);
   REQUIRE(next->find_id(3)->read_only());
-  REQUIRE_FALSE(vm.slots->active(0)->find_id(3)->read_only());
+  REQUIRE_FALSE(vm.slots->active_locked(0)->find_id(3)->read_only());
   REQUIRE(next->find_id(3)->base_gfn == 0x300);
   vm.slots->retire(vm.slots->publish(next));
 
@@ -258,8 +258,8 @@ TEST_CASE("memslot: move, remove and set_flags build new sets, old ones stay int
   REQUIRE(next->find(0x210) == nullptr);
   // Not published after all: discard it.
   vm.slots->discard(next);
-  REQUIRE(vm.slots->active(0)->find_id(2) != nullptr);
-  REQUIRE(vm.slots->active(0)->check_invariants(vm.slots->config()));
+  REQUIRE(vm.slots->active_locked(0)->find_id(2) != nullptr);
+  REQUIRE(vm.slots->active_locked(0)->check_invariants(vm.slots->config()));
 }
 
 TEST_CASE("memslot: address spaces are independent", "[memslot]") {

@@ -1,0 +1,263 @@
+// The hypercall handler (see hypercall.h and docs/hypercalls.md).
+//
+// Everything here treats the guest's registers as hostile input: each argument is range-checked
+// before it is used, a guest buffer is reached only through the VM's published memslots
+// (GuestMmu::translate), and every path ends with a status in RAX and the VMCALL skipped -
+// nothing a guest passes can stop hv or another VM.
+#include "hv/hypercall.h"
+
+#include "arch/x86/cpu.h"
+#include "arch/x86/log.h"
+#include "arch/x86/percpu.h"
+#include "arch/x86/string.h"
+#include "arch/x86/vmx/exit_reason.h"
+#include "arch/x86/vmx/instructions.h"
+#include "hv/guest_abi.h"
+#include "hv/mmu_platform.h"
+#include "hv/vcpu.h"
+#include "hv/vm.h"
+
+namespace hv {
+
+using namespace vmx;
+
+namespace {
+
+constexpr uint64_t k4K = 4096;
+// The guest compiles hv_abi.h too, possibly as 32-bit code: the layout must not depend on it.
+static_assert(sizeof(hv_stats) == 8 * HV_STAT_COUNT);
+static_assert(static_cast<uint64_t>(int64_t{HV_EUNKNOWN}) == guest_abi::kHypercallUnknown);
+constexpr uint32_t kSignature = 0x44547668;  // "hvTD" in little-endian byte order
+
+// The VM's slot lock, held across one memslot hypercall: it makes "count the guest's slots,
+// then create one" atomic between this VM's vCPUs. The MMU serializes the update itself.
+// While waiting, answer TLB-flush requests (platform cpu_relax): the holder's update may be
+// waiting for this very CPU's flush.
+class SlotLockGuard {
+ public:
+  explicit SlotLockGuard(Vm& vm) : vm_(vm) {
+    const unsigned cpu = x86::cpu_index();
+    while (!vm_.slot_lock.try_lock_for(cpu, 1)) platform().cpu_relax();
+  }
+  ~SlotLockGuard() { vm_.slot_lock.unlock(); }
+
+ private:
+  Vm& vm_;
+};
+
+int64_t from_mmu(mmu::MemslotError e) {
+  using E = mmu::MemslotError;
+  switch (e) {
+    case E::ok: return HV_OK;
+    case E::overlap: return HV_EOVERLAP;
+    case E::misaligned: return HV_EALIGN;
+    case E::too_large:
+    case E::gfn_wraps: return HV_ETOOLARGE;
+    case E::too_many: return HV_ETOOMANY;
+    case E::no_such_slot: return HV_ENOSLOT;
+    case E::bad_address_space: return HV_EPERM;
+    case E::duplicate_id: return HV_EEXIST;
+    case E::out_of_memory: return HV_ENOMEM;
+    case E::zero_size:
+    case E::bad_flags:
+    case E::bad_level: return HV_EINVAL;
+  }
+  return HV_EINVAL;
+}
+
+int64_t check_flags(uint64_t flags) {
+  if (flags & HV_SLOT_DIRTY_LOG) return HV_ENOTSUP;
+  if (flags & ~uint64_t{HV_SLOT_READONLY}) return HV_EINVAL;
+  return HV_OK;
+}
+
+// A guest slot id the guest may name: 1..63; slot 0 (the boot RAM) belongs to hv.
+int64_t check_guest_id(uint64_t id) {
+  if (id == 0) return HV_EPERM;
+  if (id > HV_SLOT_ID_LAST) return HV_EINVAL;
+  return HV_OK;
+}
+
+bool range_ok(uint64_t start, uint64_t bytes, uint64_t limit) {
+  return start + bytes >= start && start + bytes <= limit;
+}
+
+int64_t memslot_create(Vm& vm, uint64_t id, uint64_t gpa, uint64_t bytes, uint64_t offset, uint64_t flags) {
+  if (id == 0) return HV_EEXIST;  // slot 0 always exists
+  if (id > HV_SLOT_ID_LAST) return HV_EINVAL;
+  if (const int64_t e = check_flags(flags)) return e;
+  if ((gpa | bytes | offset) & (k4K - 1)) return HV_EALIGN;
+  if (!bytes) return HV_EINVAL;
+  if (!range_ok(gpa, bytes, HV_GPA_LIMIT) || !range_ok(offset, bytes, vm.pool_bytes())) return HV_ETOOLARGE;
+  SlotLockGuard g(vm);
+  if (vm.guest_slots & (uint64_t{1} << id)) return HV_EEXIST;
+  if (__builtin_popcountll(vm.guest_slots) >= static_cast<int>(HV_MAX_GUEST_SLOTS)) return HV_ETOOMANY;
+  mmu::Memslot s;
+  s.id = static_cast<uint32_t>(id);
+  s.as_id = 0;
+  s.base_gfn = gpa / k4K;
+  s.npages = bytes / k4K;
+  s.backing_hpa = vm.pool_hpa() + offset;  // inside the pool: checked above
+  s.max_level = static_cast<uint8_t>(vm.max_level());
+  s.flags = (flags & HV_SLOT_READONLY) ? mmu::Memslot::kReadOnly : 0;
+  const int64_t r = from_mmu(vm.mmu().update_memslot(mmu::MemslotOp::create(s)));
+  if (r == HV_OK) vm.guest_slots |= uint64_t{1} << id;
+  return r;
+}
+
+int64_t memslot_delete(Vm& vm, uint64_t id) {
+  if (const int64_t e = check_guest_id(id)) return e;
+  SlotLockGuard g(vm);
+  if (!(vm.guest_slots & (uint64_t{1} << id))) return HV_ENOSLOT;
+  const int64_t r = from_mmu(vm.mmu().update_memslot(mmu::MemslotOp::remove(0, static_cast<uint32_t>(id))));
+  if (r == HV_OK) vm.guest_slots &= ~(uint64_t{1} << id);
+  return r;
+}
+
+int64_t memslot_move(Vm& vm, uint64_t id, uint64_t gpa) {
+  if (const int64_t e = check_guest_id(id)) return e;
+  if (gpa & (k4K - 1)) return HV_EALIGN;
+  SlotLockGuard g(vm);
+  mmu::Memslot cur;
+  if (!(vm.guest_slots & (uint64_t{1} << id)) || !vm.mmu().find_slot(static_cast<uint32_t>(id), &cur)) return HV_ENOSLOT;
+  if (!range_ok(gpa, cur.npages * k4K, HV_GPA_LIMIT)) return HV_ETOOLARGE;
+  return from_mmu(vm.mmu().update_memslot(mmu::MemslotOp::move(0, static_cast<uint32_t>(id), gpa / k4K)));
+}
+
+int64_t memslot_flags(Vm& vm, uint64_t id, uint64_t flags) {
+  if (const int64_t e = check_guest_id(id)) return e;
+  if (const int64_t e = check_flags(flags)) return e;
+  SlotLockGuard g(vm);
+  if (!(vm.guest_slots & (uint64_t{1} << id))) return HV_ENOSLOT;
+  const uint32_t f = (flags & HV_SLOT_READONLY) ? mmu::Memslot::kReadOnly : 0;
+  return from_mmu(vm.mmu().update_memslot(mmu::MemslotOp::set_flags(0, static_cast<uint32_t>(id), f)));
+}
+
+int64_t stats_copy(Vm& vm, uint64_t gpa, uint64_t len, uint64_t* copied) {
+  if (!len) return HV_EINVAL;
+  hv_stats st;
+  snapshot_stats(vm, st);
+  const uint64_t n = len < sizeof st ? len : sizeof st;
+  const uint64_t hpa = vm.mmu().translate(gpa, n, true);
+  if (!hpa) return HV_EFAULT;
+  memcpy(reinterpret_cast<void*>(hpa), &st, n);
+  *copied = n;
+  return HV_OK;
+}
+
+// The guest's privilege level: SS.DPL (SDM 25.4.1: "the CPL is SS.DPL" for VM-entry checks).
+unsigned guest_cpl() { return (vmread(field::kGuestSsAr) >> 5) & 3; }
+
+// 64-bit mode: IA-32e mode active and CS.L set.
+bool guest_64bit() { return ((vmread(field::kGuestEfer) >> 10) & 1) && ((vmread(field::kGuestCsAr) >> 13) & 1); }
+
+void set_result64(vmx::GuestRegs& r, uint64_t v) {
+  r.rbx = static_cast<uint32_t>(v);
+  r.rcx = v >> 32;
+}
+
+}  // namespace
+
+void snapshot_stats(Vm& vm, hv_stats& out) {
+  for (uint64_t& v : out.value) v = 0;
+  const VmStats& s = vm.stats();
+  uint64_t total = s.exits_other;
+  for (uint64_t e : s.exits) total += e;
+  out.value[HV_STAT_EXITS] = total;
+  out.value[HV_STAT_EXITS_VMCALL] = s.exits[kExitVmcall];
+  out.value[HV_STAT_EXITS_IO] = s.exits[kExitIoInstruction];
+  out.value[HV_STAT_EXITS_EPT] = s.exits[kExitEptViolation];
+  out.value[HV_STAT_EXITS_CPUID] = s.exits[kExitCpuid];
+  uint64_t leaves[4];
+  vm.mmu().leaves(leaves);
+  out.value[HV_STAT_LEAVES_4K] = leaves[1];
+  out.value[HV_STAT_LEAVES_2M] = leaves[2];
+  out.value[HV_STAT_LEAVES_1G] = leaves[3];
+  const mmu::MmuStats m = vm.mmu().stats();
+  out.value[HV_STAT_ZAPPED_LEAVES] = m.zapped_leaves;
+  out.value[HV_STAT_ZAP_CALLS] = m.zap_calls;
+  out.value[HV_STAT_TLB_FLUSHES] = m.flushes;
+  out.value[HV_STAT_ROOTS_LIVE] = m.roots_live;
+  out.value[HV_STAT_ROOTS_INVALID] = m.roots_invalid;
+  out.value[HV_STAT_PAGES_AWAITING_RECLAIM] = m.pages_awaiting_reclaim;
+  out.value[HV_STAT_TABLE_PAGES] = m.tables_live;
+  out.value[HV_STAT_UNBACKED_READS] = s.unbacked_reads;
+  out.value[HV_STAT_UNBACKED_WRITES] = s.unbacked_writes;
+  out.value[HV_STAT_READONLY_WRITES] = s.readonly_writes;
+  out.value[HV_STAT_HYPERCALLS] = s.hypercalls;
+  out.value[HV_STAT_HYPERCALL_ERRORS] = s.hypercall_errors;
+}
+
+void handle_hypercall(Vcpu& vcpu, const ExitInfo&) {
+  Vm& vm = vcpu.vm();
+  vmx::GuestRegs& r = vcpu.regs;
+  // Outside 64-bit mode only the low halves are the guest's arguments.
+  const uint64_t mask = guest_64bit() ? ~uint64_t{0} : 0xFFFFFFFFull;
+  const uint64_t nr = r.rax & mask, a0 = r.rbx & mask, a1 = r.rcx & mask, a2 = r.rdx & mask,
+                 a3 = r.rsi & mask, a4 = r.rdi & mask;
+  vm.stats().hypercalls++;
+  int64_t st = HV_OK;
+  if (guest_cpl() != 0) {
+    // Only the guest kernel may talk to hv: an application inside the guest must not move
+    // its kernel's memory around.
+    st = HV_EPERM;
+  } else {
+    switch (nr) {
+      case HV_CALL_VERSION:
+        r.rbx = HV_ABI_VERSION;
+        r.rcx = HV_CALL_MAX;
+        r.rdx = kSignature;
+        break;
+      case HV_CALL_MEMSLOT_CREATE: st = memslot_create(vm, a0, a1, a2, a3, a4); break;
+      case HV_CALL_MEMSLOT_DELETE: st = memslot_delete(vm, a0); break;
+      case HV_CALL_MEMSLOT_MOVE: st = memslot_move(vm, a0, a1); break;
+      case HV_CALL_MEMSLOT_FLAGS: st = memslot_flags(vm, a0, a1); break;
+      case HV_CALL_INVALIDATE_ROOTS:
+        if (a0 > 1) {
+          st = HV_EINVAL;
+          break;
+        }
+        vm.mmu().invalidate_all_roots(a0 == 1);
+        break;
+      case HV_CALL_STAT:
+        if (a0 >= HV_STAT_COUNT) {
+          st = HV_EINVAL;
+          break;
+        }
+        {
+          hv_stats s;
+          snapshot_stats(vm, s);
+          set_result64(r, s.value[a0]);
+        }
+        break;
+      case HV_CALL_STATS_COPY: {
+        uint64_t n = 0;
+        st = stats_copy(vm, a0, a1, &n);
+        if (st == HV_OK) r.rbx = n;
+        break;
+      }
+      case HV_CALL_RESULT:
+        vm.result = static_cast<uint32_t>(a0);
+        vm.result_valid = true;
+        log::plain("vm%u: guest reports result %lu (%s), value 0x%lx", vm.id(), a0, a0 ? "failure" : "pass", a1);
+        break;
+      case HV_CALL_EXIT:
+        vm.result = static_cast<uint32_t>(a0);
+        vm.result_valid = true;
+        vcpu.skip_instruction();
+        r.rax = HV_OK;
+        vcpu.stop(a0 != 0, "guest exited by hypercall with status %lu", a0);
+        return;
+      case HV_CALL_POOL_INFO:
+        r.rbx = vm.pool_bytes();
+        r.rcx = vm.ram_bytes();
+        break;
+      default: st = HV_EUNKNOWN; break;
+    }
+  }
+  if (st != HV_OK) vm.stats().hypercall_errors++;
+  r.rax = static_cast<uint64_t>(st) & mask;
+  vcpu.skip_instruction();
+}
+
+}  // namespace hv

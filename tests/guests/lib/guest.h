@@ -1,0 +1,81 @@
+// The test-guest library: what every multiboot test guest (tests/guests/guest_*.cpp) uses.
+//
+// A guest defines `guest_name` and `guest_test()`. The library's entry (entry.asm) sets up a
+// stack and calls guest_start(), which brings up the serial port, checks the multiboot hand-off,
+// runs guest_test() and ends with one line "<name>: PASS (N checks)" or "<name>: FAIL (...)",
+// then writes the exit status to port 0xf4 (0 pass, 1 fail): hv stops the VM with that status,
+// QEMU's isa-debug-exit ends QEMU with (status << 1) | 1. The same image runs bare (QEMU) and
+// under hv; tests that need hv call require_hv() first, which ends the guest with
+// "<name>: SKIP: not under hv" and status 0 when there is no hv.
+//
+// 32-bit protected mode, paging off (guest-physical = linear). No libc: printf-like output
+// with %d %u %x %s %c %p and the l/ll length modifiers; 64-bit division is done by hand (no
+// libgcc on this target).
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tests/guests/lib/hv_abi.h"
+
+// --- provided by each guest ---
+extern const char guest_name[];
+void guest_test();
+
+// --- output ---
+void gprintf(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+void gputs(const char* s);
+
+// --- checks: a failed check prints the file, line and expression, and the guest fails ---
+void check_failed(const char* file, int line, const char* what);
+unsigned checks_done();
+#define CHECK(cond)                                      \
+  do {                                                   \
+    note_check();                                        \
+    if (!(cond)) check_failed(__FILE__, __LINE__, #cond); \
+  } while (0)
+#define CHECK_EQ(a, b)                                                                        \
+  do {                                                                                        \
+    note_check();                                                                             \
+    const long long va_ = (long long)(a), vb_ = (long long)(b);                              \
+    if (va_ != vb_) {                                                                         \
+      gprintf("%s: check failed at %s:%d: %s == %s (0x%llx != 0x%llx)\n", guest_name, __FILE__, \
+              __LINE__, #a, #b, va_, vb_);                                                    \
+      check_failed(nullptr, 0, nullptr);                                                      \
+    }                                                                                         \
+  } while (0)
+void note_check();
+
+// --- ending ---
+[[noreturn]] void guest_exit(unsigned status);  // port 0xf4, then halt
+[[noreturn]] void skip(const char* why);         // "<name>: SKIP: why", status 0
+
+// --- the machine ---
+void outb(uint16_t port, uint8_t v);
+uint8_t inb(uint16_t port);
+bool under_hv();     // CPUID hypervisor bit and hv's signature at leaf 0x40000000
+void require_hv();   // skip() unless under_hv()
+uint32_t ram_top();  // end of the RAM above 1 MiB (multiboot mem_upper)
+// Continue at CPL 3 (flat segments, IOPL 3 so port I/O still works); one way (entry.asm).
+extern "C" void enter_user_mode();
+
+// Plain 32-bit MOVs to and from a guest-physical address (inline assembly, so the compiler
+// can't merge or drop them, and the form is one hv's decoder knows: 8B /r and 89 /r).
+uint32_t peek32(uint32_t addr);
+void poke32(uint32_t addr, uint32_t v);
+uint8_t peek8(uint32_t addr);
+
+// --- hypercalls (hv_abi.h) ---
+struct HvRet {
+  int32_t status;  // RAX
+  uint32_t rbx, rcx, rdx;
+};
+HvRet hv_call(uint32_t nr, uint32_t a0 = 0, uint32_t a1 = 0, uint32_t a2 = 0, uint32_t a3 = 0, uint32_t a4 = 0);
+uint64_t hv_stat(unsigned counter);  // HV_CALL_STAT; fails the guest on an error
+int32_t hv_slot_create(uint32_t id, uint32_t gpa, uint32_t bytes, uint32_t pool_offset, uint32_t flags);
+int32_t hv_slot_delete(uint32_t id);
+int32_t hv_slot_move(uint32_t id, uint32_t gpa);
+int32_t hv_slot_flags(uint32_t id, uint32_t flags);
+
+extern "C" void* memset(void* d, int c, size_t n);
+extern "C" void* memcpy(void* d, const void* s, size_t n);
