@@ -11,6 +11,7 @@
 #include "arch/x86/string.h"
 #include "arch/x86/timer.h"
 #include "arch/x86/vmx/exit_reason.h"
+#include "hv/bench_vm.h"
 #include "hv/guest_loader.h"
 #include "hv/hypercall.h"
 #include "hv/mmu_platform.h"
@@ -82,7 +83,10 @@ const char* run_multiboot_guest(const mb2::BootInfo& boot, const char* name, con
   }
   const uint64_t free_before = pmm::stats().free_frames;
   const uint64_t platform_pages_before = platform().pages_in_use();
-  if (const char* err = g_vm.init_pool(kVmId, kPoolBytes, kBootRamBytes, caps.ept_1g ? 3 : 2, guest_phys_bits())) {
+  // hv.backing and hv.pool-mib (hv/bench_vm.h); the defaults without them.
+  const BenchVmConfig bench = bench_vm_config(kPoolBytes, caps.ept_1g ? 3 : 2);
+  if (const char* err = g_vm.init_pool(kVmId, bench.pool_bytes, kBootRamBytes, bench.max_level, guest_phys_bits(),
+                                       bench.align_1g)) {
     g_vm.destroy();
     return err;
   }
@@ -98,6 +102,8 @@ const char* run_multiboot_guest(const mb2::BootInfo& boot, const char* name, con
   } else {
     log::info("vm%u: multiboot guest %s, %lu bytes, entry 0x%lx; RAM %lu MiB in slot 0 of a %lu MiB pool", kVmId, name,
               mod->end - mod->start, entry, g_vm.ram_bytes() >> 20, g_vm.pool_bytes() >> 20);
+    failure = bench_vm_prepare(g_vm);  // hv.bench-* only (hv/bench_vm.h)
+    if (failure) log::error("vm%u: %s", kVmId, failure);
   }
   uint64_t t0 = timer::now_us(), t1 = t0;
   if (!failure) {

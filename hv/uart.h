@@ -28,7 +28,7 @@ class Uart {
 
   unsigned vm_id_ = 0;
   uint8_t ier_ = 0, lcr_ = 0, mcr_ = 0, scr_ = 0, dll_ = 1, dlm_ = 0, fcr_ = 0;
-  char line_[160] = {};
+  char line_[240] = {};  // longer lines are split (the log line holds 640)
   unsigned len_ = 0;
 };
 

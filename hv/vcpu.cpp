@@ -53,6 +53,7 @@ const char* Vcpu::init(Vm& vm, unsigned index, const Capabilities& caps, const V
   run_ = start.run;
   fast_zap_at_hlt_ = start.fast_zap_at_hlt;
   stats_ = VcpuStats{};
+  timing_.reset();
   const uint64_t root = vm.mmu().load_root(index);
   if (!root) return "out of memory for the EPT root";
   eptp_ = make_eptp(root, caps.ept_ad);
@@ -187,6 +188,7 @@ bool Vcpu::run() {
       continue;
     }
     const uint64_t t0 = x86::rdtsc();
+    timing_.entering(t0);
     const int r = vmx_enter(&regs, launched_ ? 1 : 0);
     const uint64_t t1 = x86::rdtsc();
     cpu_work::exit_guest_mode();
@@ -203,7 +205,9 @@ bool Vcpu::run() {
     stats_.exits++;
     st.guest_tsc += t1 - t0;
     stats_.guest_tsc += t1 - t0;
-    switch (vmread(field::kExitReason) & 0xFFFF) {
+    const unsigned basic = vmread(field::kExitReason) & 0xFFFF;
+    timing_.exited(basic, t1);
+    switch (basic) {
       case kExitEptViolation: stats_.ept_violations++; break;
       case kExitExternalInterrupt: stats_.external_interrupts++; break;
       case kExitPreemptionTimer: stats_.preemption_timer++; break;
@@ -215,6 +219,7 @@ bool Vcpu::run() {
     st.host_exit_tsc += t2 - t1;
     stats_.host_tsc += t2 - t1;
   }
+  timing_.print(vm_->id(), index_);
   return !failed_;
 }
 

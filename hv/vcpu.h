@@ -12,6 +12,7 @@
 
 #include "arch/x86/vmx/capabilities.h"
 #include "arch/x86/vmx/guest_regs.h"
+#include "hv/exit_timing.h"
 
 namespace hv {
 
@@ -89,6 +90,7 @@ class Vcpu {
   }
   uint64_t eptp() const { return eptp_; }
   const VcpuStats& vstats() const { return stats_; }
+  const ExitTiming& timing() const { return timing_; }
   vmx::GuestRegs regs = {};
   uint64_t exits = 0;
 
@@ -113,6 +115,7 @@ class Vcpu {
   VmRun* run_ = nullptr;
   bool fast_zap_at_hlt_ = false;
   VcpuStats stats_;
+  ExitTiming timing_;  // exit-to-entry cost by reason, printed when run() returns
   char stop_reason_[200] = {};
 };
 

@@ -68,7 +68,10 @@ class Vm {
   // A VM that manages its own memslots by hypercall (docs/hypercalls.md): one RAM pool of
   // `pool_bytes`, 2 MiB-aligned; slot 0 (owned by hv) maps its first `boot_bytes` at
   // guest-physical 0; the guest may back further slots by offsets into the pool.
-  const char* init_pool(unsigned id, uint64_t pool_bytes, uint64_t boot_bytes, int max_level, unsigned guest_phys_bits);
+  // With `align_1g`, the pool comes from a 1 GiB-aligned run (1 GiB leaves fit where a slot's
+  // guest address is 1 GiB-aligned too; hv.pool-mib=1024, hv/bench_vm.h).
+  const char* init_pool(unsigned id, uint64_t pool_bytes, uint64_t boot_bytes, int max_level, unsigned guest_phys_bits,
+                        bool align_1g = false);
   uint64_t pool_hpa() const { return pool_hpa_; }
   uint64_t pool_bytes() const { return pool_bytes_; }
   int max_level() const { return max_level_; }

@@ -128,12 +128,16 @@ LOCK_TEST(rwspinlock_reader_admitted_between_alternating_writers, "[lock][concur
   uint64_t sections_while_reader_waited = 0;
   uint64_t writer_sections = 0;
   mmu::Atomic<int> stop{0};
+  // Writers that have taken the lock at least once: the reader starts only when both run, or
+  // under TSan's slow thread start it could finish all its rounds before any writer exists.
+  mmu::Atomic<int> writers_running{0};
   constexpr uint64_t kWriterCap = 100000;
   constexpr int kReaderRounds = 200;
 
   auto writer = [&]() NO_THREAD_SAFETY_ANALYSIS {
     uint64_t n = 0;
     l.lock();
+    writers_running.fetch_add(1, mmu::Order::relaxed);
     while (stop.load(mmu::Order::relaxed) == 0 && n++ < kWriterCap) {
       writer_sections++;
       for (int k = 0; k < 16; k++) mmu::spin_pause();  // a step of work under the lock
@@ -147,7 +151,11 @@ LOCK_TEST(rwspinlock_reader_admitted_between_alternating_writers, "[lock][concur
   uint64_t worst = 0, rounds_that_waited = 0;
   std::thread w0(writer), w1(writer);
   std::thread reader([&]() NO_THREAD_SAFETY_ANALYSIS {
+    while (writers_running.load(mmu::Order::relaxed) < 2) std::this_thread::yield();
     for (int i = 0; i < kReaderRounds; i++) {
+      // Arrive while a writer holds the lock, so that every round has to wait (bounded: the
+      // writers stop after kWriterCap sections).
+      for (int k = 0; k < 100000 && !l.is_write_locked(); k++) std::this_thread::yield();
       l.lock_shared();
       const uint64_t waited_for = sections_while_reader_waited;
       sections_while_reader_waited = 0;
