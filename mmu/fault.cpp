@@ -72,6 +72,9 @@ FaultOutcome Mmu::map(VcpuMmu& v, gfn_t gfn, unsigned access) {
       // Pages for the walk are taken before the lock. A partial top-up is not an error yet:
       // only a walk that really needs a missing page reports out_of_memory.
       v.cache_.topup(platform_, static_cast<unsigned>(config_.root_level));
+      // A CPU must never wait for the MMU lock inside an epoch section: a writer holding it may
+      // be waiting in synchronize() for that very section (see mmu/epoch.h).
+      epoch_.assert_not_in_read_section();
       ReadLockGuard guard(mmu_lock_);
       // The whole frame the leaf will map must be clear of invalidations, not just `gfn`: a huge
       // leaf for a gfn outside the range may still reach into it.
@@ -245,6 +248,7 @@ bool Mmu::split_huge_pages(VcpuMmu& v, gfn_t start, gfn_t end, int level) {
     if (!v.cache_.topup(platform_, PageCache::kCapacity) && v.cache_.count() == 0) return false;
     bool out_of_pages = false;
     {
+      epoch_.assert_not_in_read_section();  // no waiting for the lock in a section
       ReadLockGuard guard(mmu_lock_);
       EpochReadGuard section(epoch_);
       for (TdpIter it(platform_, root->table, root->level, resume, end, level + 1); it.valid();

@@ -40,8 +40,9 @@ MemslotError Mmu::update_memslot(const MemslotOp& op) {
   // fault). A created slot had no leaves (no other slot overlapped it).
   gfn_t start = 0, end = 0;
   if (op.kind != MemslotOp::Kind::create) {
-    EpochReadGuard section(epoch_);
-    const MemslotSet* cur = memslots_.active(as_id);
+    // We hold the update lock, so the active set cannot change or be retired under us: no
+    // read-side section is needed to look at it.
+    const MemslotSet* cur = memslots_.active_locked(as_id);
     const Memslot* old = cur ? cur->find_id(op.slot.id) : nullptr;
     MMU_ASSERT(old != nullptr);  // prepare() validated the id
     start = old->base_gfn;

@@ -72,6 +72,7 @@ void Mmu::vcpu_release(VcpuMmu& v) {
 }
 
 void Mmu::invalidate_begin(unsigned as_id, gfn_t start, gfn_t end) {
+  epoch_.assert_not_in_read_section();  // no waiting for the lock in a section
   WriteLockGuard guard(mmu_lock_);
   // Faults check these under the lock held shared: from the moment we release the lock, no
   // fault installs a leaf in [start, end) until invalidate_end().
@@ -85,6 +86,7 @@ void Mmu::invalidate_begin(unsigned as_id, gfn_t start, gfn_t end) {
 }
 
 void Mmu::invalidate_end() {
+  epoch_.assert_not_in_read_section();  // no waiting for the lock in a section
   WriteLockGuard guard(mmu_lock_);
   MMU_ASSERT(invalidate_in_progress_ > 0);
   // Release: pairs with the acquire snapshot at the start of map(). A fault that took its

@@ -67,6 +67,7 @@ bool Mmu::teardown_step(Root* root, unsigned& budget) {
   bool zapped_leaves = false;
   stats_.teardown_steps.fetch_add(1, Order::relaxed);
   {
+    epoch_.assert_not_in_read_section();  // no waiting for the lock in a section
     WriteLockGuard guard(mmu_lock_);
     bool progressed = false;
     while (root->td_pass < passes) {

@@ -27,6 +27,7 @@ void Mmu::zap_range(unsigned as_id, gfn_t start, gfn_t end) {
   stats_.zap_calls.fetch_add(1, Order::relaxed);
   bool flush_needed = false;
   {
+    epoch_.assert_not_in_read_section();  // no waiting for the lock in a section
     WriteLockGuard guard(mmu_lock_);
     // Every root of the address space, valid or not: a vCPU may still run on an invalid root
     // until its next entry, so its leaves of the range must go too.
@@ -54,6 +55,7 @@ bool Mmu::zap_leafs_yield_safe(Root* root, gfn_t start, gfn_t end) {
         flush_needed = false;
         mmu_lock_.unlock();
         platform_.cpu_relax();
+        epoch_.assert_not_in_read_section();  // no waiting for the lock in a section
         mmu_lock_.lock();
         it.mark_yielded();
         continue;
