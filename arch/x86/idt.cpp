@@ -3,6 +3,7 @@
 
 #include "arch/x86/gdt.h"
 #include "arch/x86/log.h"
+#include "arch/x86/percpu.h"
 
 extern "C" const uint64_t isr_stub_table[256];
 
@@ -20,7 +21,9 @@ struct [[gnu::packed]] Gate {
 };
 static_assert(sizeof(Gate) == 16, "IDT gate size");
 
+// The template, and one table per CPU (4 KiB each).
 alignas(16) Gate g_idt[256];
+alignas(4096) Gate g_cpu_idt[x86::kMaxCpus][256];
 Handler g_handlers[256];
 
 struct [[gnu::packed]] Pseudo {
@@ -48,7 +51,9 @@ void init() {
 }
 
 void load_this_cpu() {
-  Pseudo idtr{sizeof g_idt - 1, reinterpret_cast<uint64_t>(g_idt)};
+  Gate* mine = g_cpu_idt[x86::cpu_index()];
+  for (unsigned v = 0; v < 256; v++) mine[v] = g_idt[v];
+  Pseudo idtr{sizeof g_idt - 1, reinterpret_cast<uint64_t>(mine)};
   asm volatile("lidt %0" ::"m"(idtr) : "memory");
 }
 

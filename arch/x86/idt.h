@@ -1,7 +1,9 @@
 // The interrupt descriptor table and the C++ side of interrupt dispatch.
 //
-// One IDT serves all CPUs (it is read-only after init; per-CPU state is in the TSS). Vectors
-// 0-31 are exceptions and go to the fatal exception handler (exception.cpp); other vectors go
+// Each CPU has its own IDT, copied from a template built once on the BSP: a CPU's table is
+// written only by that CPU, before it loads it, so no CPU ever reads a gate another one is
+// writing, and per-CPU IST stacks (in each CPU's TSS) stay a per-CPU matter. The VMCS host
+// IDTR of a CPU is read with SIDT on that CPU. Vectors 0-31 are exceptions and go to the fatal exception handler (exception.cpp); other vectors go
 // to a handler registered with set_handler(), or are reported as unexpected.
 #pragma once
 
@@ -21,9 +23,9 @@ using Handler = void (*)(InterruptFrame* frame);
 
 inline constexpr uint8_t kSpuriousVector = 0xFF;
 
-// Builds the IDT (once, on the BSP).
+// Builds the template IDT (once, on the BSP, before any CPU loads its own).
 void init();
-// Loads it on the calling CPU.
+// Copies the template into the calling CPU's own IDT and loads that.
 void load_this_cpu();
 // Routes vector (>= 32) to `handler`. The handler sends the EOI when its source needs one.
 void set_handler(uint8_t vector, Handler handler);
