@@ -11,6 +11,9 @@
 //   hv.guest=unbacked|triple-fault|bad-msr|spin  make the memtouch guest misbehave on purpose
 //   hv.run=NAME                      run the multiboot v1 guest in GRUB module NAME (e.g.
 //                                    guest-hcall) instead of memtouch (hv/guest_loader.h)
+//   hv.backing=4k|2m|1g, hv.pool-mib=N, hv.bench-*   the multiboot guest's largest EPT leaf,
+//                                    its RAM pool, and the benchmark guest's parameters
+//                                    (hv/bench_vm.h; tools/hv bench --guest)
 #pragma once
 
 #include <stddef.h>

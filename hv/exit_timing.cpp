@@ -4,11 +4,12 @@
 #include "arch/x86/log.h"
 #include "arch/x86/string.h"
 #include "arch/x86/vmx/exit_reason.h"
+#include "arch/x86/vmx/instructions.h"
 
 namespace hv {
 
 namespace {
-const char* const kNames[ExitTiming::kKinds] = {"cpuid", "hlt", "ept-violation", "vmcall", "io", "other", "all"};
+const char* const kNames[ExitTiming::kKinds] = {"cpuid", "hlt", "ept-violation", "vmcall", "io", "io-console", "other", "all"};
 }
 
 // memset, not assignment from a temporary: the histograms are too large for a kernel stack.
@@ -20,7 +21,12 @@ ExitTiming::Kind ExitTiming::kind_of(unsigned basic_reason) {
     case vmx::kExitHlt: return kHlt;
     case vmx::kExitEptViolation: return kEptViolation;
     case vmx::kExitVmcall: return kVmcall;
-    case vmx::kExitIoInstruction: return kIo;
+    case vmx::kExitIoInstruction: {
+      // Exit qualification bits 31:16: the port (SDM table "Exit Qualification for I/O
+      // Instructions"). COM1 is 0x3F8-0x3FF.
+      const uint64_t port = (vmx::vmread(vmx::field::kExitQualification) >> 16) & 0xFFFF;
+      return (port & ~7ull) == 0x3F8 ? kIoConsole : kIo;
+    }
     default: return kOther;
   }
 }

@@ -1,0 +1,220 @@
+#!/usr/bin/env python3
+"""Reads the serial logs of `tools/hv bench --guest` (one directory per run under RUNDIR:
+bare, hv-4k, hv-2m, hv-1g, zap-1g, zap-4g, zap-16g), prints the table and writes the JSON.
+
+The lines come from the guest (tests/guests/bench_memory.cpp: "bench: WORD key=value ...",
+prefixed "hv: vm1: " under hv) and from hv (hv/exit_timing.h: "vmN: vcpuC: exit-cost ...").
+All times are TSC ticks read in the same emulator run: under Bochs the TSC follows emulated
+instructions, so only ratios between runs mean something; under QEMU+KVM or on hardware the
+same figures are real cycles. Standard library only."""
+import argparse
+import json
+import os
+import re
+import sys
+
+LINE = re.compile(r"^(?:hv: vm\d+: )?bench: (\S+)(.*)$")
+COST = re.compile(r"^hv: vm\d+: vcpu(\d+): exit-cost reason=(\S+)(.*)$")
+KV = re.compile(r"(\w+)=(\S+)")
+FLOOR = {"4k": 262144, "2m": 512, "1g": 1}  # leaves per GiB: one exit each at best
+GIB_MIB = 1024
+
+
+def num(v):
+    try:
+        return int(v)
+    except ValueError:
+        return v
+
+
+def parse(path):
+    """The run's lines as {'config': {...}, 'phase': {name: {...}}, 'ept-count': {...},
+    'exit-loop': {reason: {...}}, 'zap': {...}, 'cost': {reason: {...}}, 'passed': bool}."""
+    run = {"phase": {}, "exit-loop": {}, "cost": {}, "passed": False}
+    if not os.path.exists(path):
+        return None
+    with open(path, errors="replace") as f:
+        for raw in f:
+            line = raw.rstrip("\r\n")
+            m = COST.match(line)
+            if m:
+                kv = {k: num(v) for k, v in KV.findall(m.group(3))}
+                run["cost"][m.group(2)] = kv
+                continue
+            m = LINE.match(line)
+            if not m:
+                continue
+            word, rest = m.group(1), m.group(2)
+            kv = {k: num(v) for k, v in KV.findall(rest)}
+            if word == "phase":
+                run["phase"][kv["name"]] = kv
+            elif word == "exit-loop":
+                run["exit-loop"][kv["reason"]] = kv
+            elif word in ("config", "ept-count", "zap"):
+                run[word] = kv
+            elif word == "PASS":
+                run["passed"] = True
+    return run
+
+
+def ratio(a, b):
+    return round(a / b, 2) if a is not None and b else None
+
+
+def fmt(v, width=0):
+    if v is None:
+        s = "-"
+    elif isinstance(v, float):
+        s = f"{v:,.2f}" if v < 1000 else f"{v:,.0f}"
+    else:
+        s = f"{v:,}"
+    return s.rjust(width)
+
+
+def table(title, head, rows):
+    widths = [max(len(str(h)), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
+    print(title)
+    print("  " + "  ".join(h.ljust(widths[0]) if i == 0 else h.rjust(widths[i]) for i, h in enumerate(head)))
+    for r in rows:
+        print("  " + "  ".join(c.ljust(widths[0]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(r)))
+    print()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("rundir")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--emulator", default="bochs")
+    a = ap.parse_args()
+    runs = {n: parse(os.path.join(a.rundir, n, "serial.log")) for n in
+            ("bare", "hv-4k", "hv-2m", "hv-1g", "zap-1g", "zap-4g", "zap-16g", "zapwait-1g", "zapwait-4g",
+             "zapwait-16g")}
+    missing = [n for n, r in runs.items() if not r or not r["passed"]]
+    out = {"emulator": a.emulator, "units": "TSC ticks (Bochs: emulated instructions; KVM/hardware: cycles)",
+           "runs_failed": missing, "workload": {}, "ept_violations_per_gib": {}, "exit_cost": {}, "fast_zap": {}}
+
+    # --- workload: bare vs virtualized ---
+    bare = runs["bare"]
+    phases = ["first-touch-seq", "first-touch-random", "retouch"]
+
+    def ticks(run, ph):
+        return run["phase"].get(ph, {}).get("ticks") if run else None
+
+    def first(run):
+        s, r = ticks(run, phases[0]), ticks(run, phases[1])
+        return s + r if s is not None and r is not None else None
+
+    mib = (bare or {}).get("config", {}).get("mib")
+    wl = {"mib_each": mib, "bare": {p: ticks(bare, p) for p in phases}}
+    wl["bare"]["first-touch"] = first(bare)
+    rows = []
+    for label, get in (("first touch, sequential", lambda r: ticks(r, phases[0])),
+                       ("first touch, random", lambda r: ticks(r, phases[1])),
+                       ("first touch, both", first),
+                       ("re-touch", lambda r: ticks(r, phases[2]))):
+        b = get(bare)
+        row = [label, fmt(b)]
+        for bk in ("4k", "2m", "1g"):
+            v = get(runs[f"hv-{bk}"])
+            row += [fmt(v), fmt(ratio(v, b))]
+        rows.append(row)
+    for bk in ("4k", "2m", "1g"):
+        r = runs[f"hv-{bk}"]
+        d = {p: ticks(r, p) for p in phases}
+        d["first-touch"] = first(r)
+        d["ept_exits"] = {p: r["phase"].get(p, {}).get("ept_exits") for p in phases} if r else None
+        d["ratio_first_touch"] = ratio(d["first-touch"], wl["bare"]["first-touch"])
+        d["ratio_first_touch_seq"] = ratio(d[phases[0]], wl["bare"][phases[0]])
+        d["ratio_first_touch_random"] = ratio(d[phases[1]], wl["bare"][phases[1]])
+        d["ratio_retouch"] = ratio(d["retouch"], wl["bare"]["retouch"])
+        wl[f"hv-{bk}"] = d
+    out["workload"] = wl
+    print(f"Guest benchmarks on {a.emulator}, 1 vCPU; TSC ticks measured inside the guest "
+          f"(Bochs: the TSC follows emulated instructions, so compare the ratios)\n")
+    table(f"Memory workload: first touch of {mib} MiB in order and {mib} MiB in a seeded random order, "
+          f"then re-touch of both (one store per 4 KiB page); ratio = under hv / bare",
+          ["phase", "bare", "hv 4K", "ratio", "hv 2M", "ratio", "hv 1G", "ratio"], rows)
+
+    # --- EPT violations per GiB of first touch ---
+    rows = []
+    for bk in ("4k", "2m", "1g"):
+        r = runs[f"hv-{bk}"]
+        e = (r or {}).get("ept-count")
+        if not e:
+            rows.append([bk, "-", "-", "-", fmt(FLOOR[bk]), "-", "run missing"])
+            continue
+        per = e["exits"] * GIB_MIB / e["mib"]
+        extrap = e["mib"] < GIB_MIB
+        out["ept_violations_per_gib"][bk] = {
+            "touched_mib": e["mib"], "exits": e["exits"], "per_gib": per, "extrapolated": extrap,
+            "floor": FLOOR[bk], "leaves": {"4k": e["leaves4k"], "2m": e["leaves2m"], "1g": e["leaves1g"]},
+            "ticks": e["ticks"]}
+        note = f"extrapolated x{GIB_MIB // e['mib']} from {e['mib']} MiB" if extrap else "measured over 1 GiB"
+        rows.append([bk, fmt(e["mib"]), fmt(e["exits"]), fmt(per if extrap else e["exits"]), fmt(FLOOR[bk]),
+                     f"{e['leaves4k']}/{e['leaves2m']}/{e['leaves1g']}", note])
+    table("EPT-violation exits per GiB of first touch (a fresh 1 GiB-aligned alias slot of the pool)",
+          ["backing", "MiB touched", "exits", "per GiB", "floor", "leaves 4K/2M/1G", "note"], rows)
+
+    # --- cost per exit ---
+    main_run = runs["hv-2m"] or {"cost": {}, "exit-loop": {}}
+    rows = []
+    for reason in ("cpuid", "hlt", "vmcall", "io"):
+        c = main_run["cost"].get(reason)
+        loop = main_run["exit-loop"].get(reason)
+        trip = round(loop["ticks"] / loop["count"]) if loop and loop["count"] else None
+        if c:
+            out["exit_cost"][reason] = {"count": c["count"], "median": c["median"], "p99": c["p99"], "max": c["max"],
+                                        "mean": c["mean"], "guest_round_trip_mean": trip, "run": "hv-2m"}
+        rows.append([reason, fmt(c and c["count"]), fmt(c and c["median"]), fmt(c and c["p99"]), fmt(c and c["max"]),
+                     fmt(trip)])
+    for bk in ("4k", "2m", "1g"):
+        r = runs[f"hv-{bk}"]
+        c = r and r["cost"].get("ept-violation")
+        if c:
+            out["exit_cost"][f"ept-violation-{bk}"] = {"count": c["count"], "median": c["median"], "p99": c["p99"],
+                                                      "max": c["max"], "mean": c["mean"], "run": f"hv-{bk}"}
+        rows.append([f"ept-violation ({bk} backing)", fmt(c and c["count"]), fmt(c and c["median"]),
+                     fmt(c and c["p99"]), fmt(c and c["max"]), "-"])
+    table("Hypervisor cost per exit: TSC ticks from VM exit to the next VM entry, recorded by hv per reason "
+          "(log-linear histogram: median/p99 within 1/8); guest round trip = the guest's loop / iterations",
+          ["reason", "exits", "median", "p99", "max", "guest round trip"], rows)
+
+    # --- fast zap ---
+    rows = []
+    for gib in (1, 4, 16):
+        r, w = runs[f"zap-{gib}g"], runs[f"zapwait-{gib}g"]
+        z, zw = (r or {}).get("zap"), (w or {}).get("zap")
+        cpuid = (r or {}).get("cost", {}).get("cpuid")
+        if not z:
+            rows.append([f"{gib} GiB"] + ["-"] * 7 + ["run missing"])
+            continue
+        out["fast_zap"][f"{gib}g"] = {
+            "mapped_gib": gib, "leaves": {"4k": z["leaves4k"], "2m": z["leaves2m"], "1g": z["leaves1g"]},
+            "table_pages": z["table_pages"],
+            "deferred": {"invalidate_call": z["call_ticks"], "longest_wait_guest": z["max_wait_ticks"],
+                         "longest_exit_to_entry_hv_cpuid": cpuid and cpuid["max"],
+                         "until_torn_down": z["total_ticks"], "exits_until_torn_down": z["exits"],
+                         "idle_round_trip_max": z["baseline_max_ticks"], "completed": bool(z["done"])},
+            "synchronous": zw and {"wait": zw["call_ticks"], "completed": bool(zw["done"])}}
+        rows.append([f"{gib} GiB", f"{z['leaves4k']}/{z['leaves2m']}/{z['leaves1g']}", fmt(z["table_pages"]),
+                     fmt(z["call_ticks"]), fmt(z["max_wait_ticks"]), fmt(cpuid and cpuid["max"]),
+                     fmt(z["exits"]), fmt(z["total_ticks"]), fmt(zw and zw["call_ticks"])])
+    table("Fast zap: GiB mapped by hv before the guest starts (1 GiB alias slots of the pool at 4 GiB and up, "
+          "2 MiB leaves), then invalidate all roots; 1 vCPU.\n"
+          "  deferred: the call returns at once, each later entry first runs a bounded teardown pass (64 SPTEs);\n"
+          "  longest wait = the longest exit round trip the guest saw meanwhile (idle round trip: "
+          f"{fmt(((runs['zap-1g'] or {}).get('zap') or {}).get('baseline_max_ticks'))}); "
+          "sync = the call waits for the whole teardown",
+          ["mapped", "leaves 4K/2M/1G", "tables", "zap call", "longest wait", "hv max (cpuid)", "exits",
+           "until torn down", "sync wait"], rows)
+
+    with open(a.out, "w") as f:
+        json.dump(out, f, indent=2)
+    if missing:
+        print(f"missing or failed runs: {', '.join(missing)} (logs under {a.rundir})")
+    print(f"written: {a.out}")
+    return 1 if missing else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
