@@ -10,7 +10,11 @@
 //   hv.noguest                       VMX bring-up only, even if a guest module is loaded
 //   hv.guest=unbacked|triple-fault|bad-msr|spin  make the memtouch guest misbehave on purpose
 //   hv.run=NAME                      run the multiboot v1 guest in GRUB module NAME (e.g.
-//                                    guest-hcall) instead of memtouch (hv/guest_loader.h)
+//                                    guest-hcall) instead of memtouch (hv/guest_loader.h);
+//                                    hv.run=A,B runs two VMs at once (hv/guest_run.cpp), each
+//                                    with hv.vcpus vCPUs (default 1 for multiboot guests)
+//   hv.pt-limit=N                    the multiboot guest's MMU may hold at most N pages;
+//                                    beyond, the VM stops with a report (hv/vm_platform.h)
 //   hv.backing=4k|2m|1g, hv.pool-mib=N, hv.bench-*   the multiboot guest's largest EPT leaf,
 //                                    its RAM pool, and the benchmark guest's parameters
 //                                    (hv/bench_vm.h; tools/hv bench --guest)

@@ -36,7 +36,8 @@ struct alignas(64) Slot {
   // Even: outside guest mode; odd: between enter_guest_mode() and the VM exit. Bumped by the
   // owner only; read by requesters (see the protocol in cpu_work.h).
   uint64_t guest_state = 0;
-  // Owner only: the EPTP this CPU has loaded and the VM it belongs to.
+  // The EPTP this CPU has loaded and the VM it belongs to. Written by the owner only, outside
+  // guest mode; `loaded_tag` is also read by requesters (flush_ept: atomic, see there).
   uint64_t loaded_tag = 0;
   uint64_t loaded_eptp = 0;
 };
@@ -172,7 +173,9 @@ void exit_guest_mode() {
 
 void set_loaded_ept(uint64_t tlb_tag, uint64_t eptp) {
   Slot& s = self();
-  s.loaded_tag = tlb_tag;
+  // Atomic: flush_ept() reads it from other CPUs. Ordered before this CPU's next
+  // enter_guest_mode() XCHG, which is what a requester's guest_state load synchronizes with.
+  __atomic_store_n(&s.loaded_tag, tlb_tag, __ATOMIC_RELAXED);
   s.loaded_eptp = eptp;
 }
 
@@ -193,6 +196,15 @@ void flush_ept(uint64_t tlb_tag) {
     want[cpu] = __atomic_add_fetch(&s.flush_want, 1, __ATOMIC_SEQ_CST);
     // Sequentially consistent: pairs with the XCHG in the target's enter_guest_mode().
     state[cpu] = __atomic_load_n(&s.guest_state, __ATOMIC_SEQ_CST);
+    // In guest mode for another VM: that CPU holds no translation of this one (a vCPU flushes
+    // its EPTP when it leaves a CPU or switches roots, hv/vcpu.cpp), and the request bit set
+    // above makes it flush before it could enter this VM. So neither an IPI nor a wait: one
+    // VM's zaps must not force exits on, or wait for, another VM's CPUs. The tag is read after
+    // guest_state: the owner stored it before the XCHG that made guest_state odd (its
+    // enter_guest_mode), and our seq_cst load of guest_state synchronizes with that XCHG, so
+    // we see the tag of the VM that is in guest mode there now (or a later one, which entered
+    // after our request and flushed on its way in).
+    if ((state[cpu] & 1) && __atomic_load_n(&s.loaded_tag, __ATOMIC_ACQUIRE) != tlb_tag) state[cpu] = 0;
     if (state[cpu] & 1) {
       kick(cpu);
       __atomic_fetch_add(&g_flush_ipis, 1, __ATOMIC_RELAXED);

@@ -13,6 +13,9 @@
 //     before it could use one again: the requester does not wait for it (no IPI either);
 //   - in guest mode the requester sends the IPI and waits until the target has flushed or has
 //     left guest mode (the exit is enough, for the same reason).
+//   - in guest mode for another VM (its loaded EPT tag differs), it holds no translation of
+//     this one: no IPI and no wait either; its request bit still makes it flush before it
+//     could enter this VM. One VM's zaps never force exits on another VM's CPUs.
 // Both sides write their word and then read the other's with sequentially consistent atomics
 // (a locked RMW on x86): at least one of them sees the other's write (Dekker), so no target
 // enters the guest with a stale translation unseen. A CPU that spins with interrupts off

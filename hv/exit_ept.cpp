@@ -4,6 +4,7 @@
 // TLB flush is needed after a not-present -> present change: an EPT violation invalidates the
 // cached translations for the faulting address (SDM 29.4.3.3), and the CPU does not cache
 // not-present entries as usable translations.
+#include "arch/x86/log.h"
 #include "arch/x86/vmx/dump.h"
 #include "arch/x86/vmx/exit_reason.h"
 #include "arch/x86/vmx/instructions.h"
@@ -103,9 +104,19 @@ void handle_ept_violation(Vcpu& vcpu, const ExitInfo& e) {
       if (emulate_dropped_access(vcpu, true, access)) return;
       vcpu.stop(true, "guest wrote to read-only guest-physical address 0x%lx", gpa);
       return;
-    case MapResult::kOutOfMemory:
-      vcpu.stop(true, "out of memory for EPT tables (gpa 0x%lx)", gpa);
+    case MapResult::kOutOfMemory: {
+      // The VM's page quota (hv.pt-limit, hv/vm_platform.h) or hv's memory: either way only
+      // this VM stops; what it holds is freed when hv destroys it.
+      const VmPlatform& q = vcpu.vm().mmu().page_quota();
+      if (q.limit_hit()) {
+        log::error("vm%u: out of page-table pages (limit %lu): vcpu%u stopped at gpa 0x%lx, the VM is stopped", vcpu.vm().id(),
+                   q.limit(), vcpu.index(), gpa);
+        vcpu.stop(true, "out of page-table pages (limit %lu) at gpa 0x%lx", q.limit(), gpa);
+      } else {
+        vcpu.stop(true, "out of memory for EPT tables (gpa 0x%lx)", gpa);
+      }
       return;
+    }
   }
 }
 

@@ -57,8 +57,11 @@ void handle_io(Vcpu& vcpu, const ExitInfo& e) {
   if (vm.devices && port == kExitPort && !io_qual::is_in(q)) {
     const uint64_t v = vcpu.regs.rax & mask;
     vm.uart.flush();
-    vm.result = static_cast<uint32_t>(v);
-    vm.result_valid = true;
+    // As HV_CALL_EXIT: only vCPU 0's status (or a failure of any vCPU) is the VM's result.
+    if (vcpu.index() == 0 || v != 0) {
+      vm.result = static_cast<uint32_t>(v);
+      vm.result_valid = true;
+    }
     vcpu.skip_instruction();
     vcpu.stop(v != 0, "guest exited through port 0xf4 with status %lu", v);
     return;

@@ -9,6 +9,7 @@
 #include "mmu/memslot.h"
 #include "mmu/mmu.h"
 #include "mmu/types.h"
+#include "hv/vm_platform.h"
 
 namespace hv {
 
@@ -24,6 +25,18 @@ enum class MapResult : uint8_t { kFixed, kSpurious, kRetry, kUnbacked, kWritePro
 inline constexpr unsigned kMapResultCount = 7;
 const char* to_string(MapResult r);
 
+// The VM's deferred-work passes (GuestMmu::run_deferred_work), from every CPU that runs them:
+// before each VM entry (hv/vcpu.cpp) and in idle (hv/hypervisor.cpp idle_work). A pass is one
+// call: teardown units (SPTEs visited, at most the budget) plus the epoch poll.
+struct DeferredStats {
+  uint64_t passes = 0;
+  uint64_t busy_passes = 0;  // passes that did teardown work
+  uint64_t units = 0;        // teardown units, summed
+  uint64_t max_units = 0;    // the most units one pass used
+  uint64_t max_budget = 0;   // the largest budget a pass was given
+  uint64_t max_tsc = 0;      // the longest pass, in TSC ticks
+};
+
 class GuestMmu {
  public:
   static constexpr unsigned kMaxSlots = 8;
@@ -37,8 +50,10 @@ class GuestMmu {
   mmu::hpa_t load_root(unsigned vcpu);
   // Make `gfn` accessible for `access` (mmu::spte::Access bits): the EPT-violation handler.
   MapResult map(unsigned vcpu, mmu::gfn_t gfn, unsigned access);
-  // Safe point before VM entry: bounded deferred work (root teardown, epoch callbacks).
+  // Safe point before VM entry: bounded deferred work (root teardown, epoch callbacks),
+  // timed and counted in deferred_stats().
   void run_deferred_work(unsigned budget);
+  DeferredStats deferred_stats() const;
   // Leaves mapped per level (index 1..3), counted by a walk of the roots.
   void leaves(uint64_t out[4]);
   uint64_t table_pages();
@@ -50,6 +65,10 @@ class GuestMmu {
   // Fast zap: invalidate every root. With `wait`, also run/await the teardown of the old ones.
   void invalidate_all_roots(bool wait);
   mmu::MmuStats stats();
+  // The quota on the pages this VM's MMU may take (hv/vm_platform.h; 0: none). Set it before
+  // init(); init() restarts the count.
+  void set_page_limit(uint64_t pages) { vm_platform_.set_limit(pages); }
+  const VmPlatform& page_quota() const { return vm_platform_; }
   // A copy of slot `id` of address space 0, or false when there is none.
   bool find_slot(uint32_t id, mmu::Memslot* out);
   // The host-physical address of guest-physical [gpa, gpa + len) when that range lies inside
@@ -63,6 +82,9 @@ class GuestMmu {
   void destroy();
 
  private:
+  // Relaxed atomics: several CPUs run passes at once; only the totals and maxima matter.
+  DeferredStats deferred_;
+  VmPlatform vm_platform_;  // the MMU's pages come through it (the memslot sets' don't)
   mmu::Memslots* memslots_ = nullptr;
   mmu::Mmu* mmu_ = nullptr;
   mmu::VcpuMmu* vcpus_[kMaxVcpus] = {};

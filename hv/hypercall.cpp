@@ -242,8 +242,12 @@ void handle_hypercall(Vcpu& vcpu, const ExitInfo&) {
         log::plain("vm%u: guest reports result %lu (%s), value 0x%lx", vm.id(), a0, a0 ? "failure" : "pass", a1);
         break;
       case HV_CALL_EXIT:
-        vm.result = static_cast<uint32_t>(a0);
-        vm.result_valid = true;
+        // vCPU 0's status is the VM's; another vCPU's 0 only ends that vCPU (its part of the
+        // test is done), a non-zero one fails and stops the whole VM (Vcpu::stop).
+        if (vcpu.index() == 0 || a0 != 0) {
+          vm.result = static_cast<uint32_t>(a0);
+          vm.result_valid = true;
+        }
         vcpu.skip_instruction();
         r.rax = HV_OK;
         vcpu.stop(a0 != 0, "guest exited by hypercall with status %lu", a0);
@@ -251,6 +255,10 @@ void handle_hypercall(Vcpu& vcpu, const ExitInfo&) {
       case HV_CALL_POOL_INFO:
         r.rbx = vm.pool_bytes();
         r.rcx = vm.ram_bytes();
+        break;
+      case HV_CALL_VCPU_INFO:
+        r.rbx = vcpu.index();
+        r.rcx = vm.vcpu_count;
         break;
       default: st = HV_EUNKNOWN; break;
     }

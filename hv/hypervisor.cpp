@@ -78,6 +78,7 @@ void stop_tick_on_this_cpu(void*) { tick::stop_this_cpu(); }
 // inside), the destroy path takes it for real to unpublish the VM.
 x86::SpinLock g_live_lock;
 Vm* g_live_vm = nullptr;
+}  // namespace
 
 void set_live_vm(Vm* vm) {
   g_live_lock.lock(x86::cpu_index());
@@ -97,6 +98,8 @@ void idle_work() {
   }
   epoch().poll(kIdleBudget);
 }
+
+namespace {
 
 bool contains(const char* s, const char* what) {
   const size_t n = strlen(what);
@@ -192,6 +195,12 @@ void print_summary(Vm& vm, unsigned vcpus, uint64_t run_us, uint64_t flush0[4]) 
             "by other cpus",
             vm.id(), cpu_work::flush_requests() - flush0[0], cpu_work::flush_ipis() - flush0[1],
             cpu_work::flush_skipped() - flush0[2], cpu_work::remote_flushes() - flush0[3]);
+  const mmu::MmuStats m = vm.mmu().stats();
+  log::info("vm%u: zaps %lu (%lu leaves), tlb flushes %lu, roots live %lu invalid %lu, pages awaiting reclaim %lu, "
+            "root teardowns queued %lu",
+            vm.id(), m.zap_calls, m.zapped_leaves, m.flushes, m.roots_live, m.roots_invalid, m.pages_awaiting_reclaim,
+            m.teardowns_queued);
+  print_deferred_summary(vm);
   log::info("vm%u: ran %lu ms on %u vCPUs (guest %lu ms, exit handling %lu ms, summed over vCPUs)", vm.id(),
             run_us / 1000, vcpus, tsc_ms(st.guest_tsc), tsc_ms(st.host_exit_tsc));
 }

@@ -17,4 +17,14 @@ struct VmxRunResult {
 // fail when no guest module was loaded (else the VMX bring-up alone is checked).
 VmxRunResult run_vmx(const mb2::BootInfo& boot, bool guest_required);
 
+class Vm;
+// The VM whose deferred MMU work idle CPUs help with (nullptr: none; hv/guest_run.cpp sets its
+// VM as hypervisor.cpp sets memtouch's), and one idle pass for a CPU that waits for its vCPUs:
+// a quiescent state, that VM's bounded deferred work, bounded epoch callbacks.
+void set_live_vm(Vm* vm);
+void idle_work();
+// The summary line of a VM's deferred-work passes (hv/guest_run.cpp): count, units, the
+// longest in TSC ticks.
+void print_deferred_summary(Vm& vm);
+
 }  // namespace hv

@@ -170,6 +170,10 @@ bool Vcpu::before_entry() {
     stop(true, "stopped because vcpu%u failed (guest rip 0x%lx)", by - 1, vmread(field::kGuestRip));
     return false;
   }
+  if (run_ && __atomic_load_n(&run_->finish_requested, __ATOMIC_RELAXED)) {
+    stop(false, "the VM finished (vcpu0 exited)");
+    return false;
+  }
   if (budget_tsc_ && x86::rdtsc() - start_tsc_ > budget_tsc_) {
     stop(true, "guest exceeded its time budget of %lu ms (rip 0x%lx)", budget_tsc_ / (timer::tsc_khz() ? timer::tsc_khz() : 1),
          vmread(field::kGuestRip));

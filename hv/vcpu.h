@@ -24,6 +24,9 @@ struct VmRun {
   unsigned vcpus = 1;
   unsigned cpu_of[kMaxVcpus] = {};  // physical CPU of each vCPU (for the stop IPI)
   uint32_t stop_requested = 0;      // 0, or 1 + the index of the first vCPU that failed (CAS)
+  // Set when the VM is over without a failure (a multiboot guest's vCPU 0 exited): the other
+  // vCPUs stop, as passed, at their next safe point (hv/guest_run.cpp).
+  uint32_t finish_requested = 0;
 };
 
 struct VcpuStart {

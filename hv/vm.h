@@ -95,6 +95,8 @@ class Vm {
   const RamSlot& slot(unsigned i) const { return slots_[i]; }
   unsigned slot_count() const { return slot_count_; }
 
+  // vCPUs the VM runs (HV_CALL_VCPU_INFO); set before any of them starts.
+  unsigned vcpu_count = 1;
   // Set by the guest's result port (hv/exit_io.cpp); `result_valid` once it reported.
   bool result_valid = false;
   uint32_t result = 0;

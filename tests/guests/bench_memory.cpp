@@ -15,7 +15,8 @@
 //      either waiting in the call for the teardown (`zap_wait`: the call's round trip is the
 //      wait) or not; then exit in a loop (CPUID) until hv reports no invalid root left: every
 //      entry runs a bounded pass of the deferred teardown first, so the longest round trip is
-//      the longest time the vCPU waited on the teardown at once.
+//      the longest time the vCPU waited on the teardown at once. Other vCPUs, if any, measure
+//      their own round trips meanwhile.
 // Parameters come from hv's block at HV_BENCH_GPA (bench_memory_abi.h); bare, the defaults.
 // Every output line starts with "bench: " and is KEY=VALUE words after the first word.
 #include "tests/guests/bench_memory_abi.h"
@@ -138,6 +139,30 @@ uint64_t cpuid_trip() {
   return rdtsc() - t;
 }
 
+// With several vCPUs (hv.vcpus=N) the others measure their own CPUID round trips from just
+// before the zap until vCPU 0 saw the teardown finish: they only reload the root and answer
+// remote TLB flushes (the teardown runs on the CPU that asked), so their longest wait shows
+// what a fast zap costs the vCPUs that did not ask for it. g_zap_phase: 0 wait, 1 measure,
+// 2 stop; release/acquire pairs vCPU 0's store with the workers' loads (nothing else is
+// published through it); each worker writes only its own slot of the result arrays, which
+// vCPU 0 reads after smp_wait_done() (whose acquire pairs with the library's release).
+uint32_t g_zap_phase = 0;
+uint64_t g_worker_max[HV_MAX_VCPUS];
+uint32_t g_worker_trips[HV_MAX_VCPUS];
+
+void zap_worker(unsigned index) {
+  while (__atomic_load_n(&g_zap_phase, __ATOMIC_ACQUIRE) == 0) cpu_relax();
+  uint64_t max = 0;
+  uint32_t trips = 0;
+  while (__atomic_load_n(&g_zap_phase, __ATOMIC_ACQUIRE) == 1) {
+    const uint64_t d = cpuid_trip();
+    if (d > max) max = d;
+    trips++;
+  }
+  g_worker_max[index % HV_MAX_VCPUS] = max;
+  g_worker_trips[index % HV_MAX_VCPUS] = trips;
+}
+
 // The teardown's progress is polled with STAT every kPollEvery round trips; a STAT call walks
 // every root to count leaves (slow with many GiB mapped), so its round trips are timed apart
 // and left out of both the longest wait and the total.
@@ -153,6 +178,12 @@ void fast_zap(uint32_t gib, bool wait) {
   const uint64_t tables = hv_stat(HV_STAT_TABLE_PAGES);
   uint64_t max_wait = 0, polls = 0;
   unsigned trips = 0;
+  const unsigned vcpus = vcpu_count();
+  if (vcpus > 1) {
+    smp_start(zap_worker);
+    __atomic_store_n(&g_zap_phase, 1, __ATOMIC_RELEASE);
+    for (unsigned i = 0; i < 20000; i++) cpu_relax();  // let the workers get going (PAUSE: asm volatile)
+  }
   const uint64_t t0 = rdtsc();
   CHECK_EQ(hv_call(HV_CALL_INVALIDATE_ROOTS, wait ? 1 : 0).status, HV_OK);
   const uint64_t call = rdtsc() - t0;
@@ -170,6 +201,13 @@ void fast_zap(uint32_t gib, bool wait) {
   }
   const uint64_t total = rdtsc() - t0 - polls;
   CHECK(done);
+  if (vcpus > 1) {
+    __atomic_store_n(&g_zap_phase, 2, __ATOMIC_RELEASE);
+    smp_wait_done();
+    for (unsigned i = 1; i < vcpus && i < HV_MAX_VCPUS; i++)
+      gprintf("bench: zap-other vcpu=%u gib=%u wait=%u max_wait_ticks=%llu exits=%u\n", i, gib, wait ? 1u : 0u,
+              static_cast<unsigned long long>(g_worker_max[i]), g_worker_trips[i]);
+  }
   gprintf("bench: zap gib=%u wait=%u leaves4k=%llu leaves2m=%llu leaves1g=%llu table_pages=%llu call_ticks=%llu "
           "total_ticks=%llu max_wait_ticks=%llu exits=%u baseline_max_ticks=%llu done=%u\n",
           gib, wait ? 1u : 0u, static_cast<unsigned long long>(l4), static_cast<unsigned long long>(l2),

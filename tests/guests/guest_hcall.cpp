@@ -22,6 +22,11 @@ void guest_test() {
   CHECK(pool.rbx >= pool.rcx && pool.rcx == ram_top());
   gprintf("hcall: pool %u MiB, boot RAM %u MiB\n", pool.rbx >> 20, pool.rcx >> 20);
 
+  const HvRet cpu = hv_call(HV_CALL_VCPU_INFO);  // one vCPU unless hv.vcpus says otherwise
+  CHECK_EQ(cpu.status, HV_OK);
+  CHECK_EQ(cpu.rbx, 0);
+  CHECK_EQ(cpu.rcx, 1);
+
   CHECK_EQ(hv_call(HV_CALL_MAX + 1).status, HV_EUNKNOWN);
   CHECK_EQ(hv_call(0xFFFFFFFFu).status, HV_EUNKNOWN);
   CHECK_EQ(hv_call(HV_CALL_STAT, HV_STAT_COUNT).status, HV_EINVAL);

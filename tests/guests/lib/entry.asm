@@ -20,7 +20,11 @@ MB_FLAGS equ (1 << 1) | (1 << 16)   ; memory information, load addresses in the 
 %endif
 
 extern __image_start, __load_end, __bss_end
-extern guest_start
+extern guest_start, guest_ap_start
+
+HV_AP_MAGIC equ 0x68764150          ; hv_abi.h (NASM can't include the C header)
+MAX_VCPUS equ 4                     ; HV_MAX_VCPUS
+AP_STACK_SHIFT equ 14               ; 16 KiB per vCPU
 
 section .multiboot progbits alloc noexec nowrite align=4
 mb_header:
@@ -38,6 +42,8 @@ BITS 32
 global _start
 _start:
     cld
+    cmp eax, HV_AP_MAGIC
+    je .ap
     mov esp, stack_top
     push ebx            ; guest_start(magic, info)
     push eax
@@ -45,6 +51,22 @@ _start:
 .halt:                  ; guest_start does not return; if it does, stay here
     cli
     hlt
+    jmp .halt
+
+; vCPU i > 0 of a VM with several (docs/hypercalls.md "Several vCPUs"): hv starts it here with
+; EAX = HV_AP_MAGIC, EBX = i, ECX = the vCPU count. Each gets its own stack (vCPU i's top is
+; ap_stacks + i * AP_STACK); an index the library has no stack for halts.
+.ap:
+    cmp ebx, MAX_VCPUS
+    jae .halt
+    test ebx, ebx
+    jz .halt
+    mov esp, ebx
+    shl esp, AP_STACK_SHIFT
+    add esp, ap_stacks
+    push ecx                ; guest_ap_start(index, count)
+    push ebx
+    call guest_ap_start
     jmp .halt
 
 ; enter_user_mode(): returns to its caller at CPL 3 (one way: there is no way back). For tests
@@ -93,3 +115,5 @@ gdt_desc:
 section .bss nobits alloc noexec write align=16
     resb 16384
 stack_top:
+ap_stacks:                          ; vCPU i's stack is [ap_stacks + (i-1) * 16K, ap_stacks + i * 16K)
+    resb (MAX_VCPUS - 1) << AP_STACK_SHIFT

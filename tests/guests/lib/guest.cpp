@@ -95,25 +95,38 @@ void vprint(const char* f, va_list ap) {
   }
 }
 
+// One vCPU prints at a time (the UART has one transmit register, and hv collects a line per
+// VM). A plain test-and-set lock: output is rare and short.
+uint32_t g_print_lock = 0;
+void print_lock() {
+  while (__atomic_exchange_n(&g_print_lock, 1, __ATOMIC_ACQUIRE)) asm volatile("pause");
+}
+void print_unlock() { __atomic_store_n(&g_print_lock, 0, __ATOMIC_RELEASE); }
+
 }  // namespace
 
 void gprintf(const char* fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
+  print_lock();
   vprint(fmt, ap);
+  print_unlock();
   va_end(ap);
 }
 
 void gputs(const char* s) {
+  print_lock();
   for (; *s; s++) serial_putc(*s);
   serial_putc('\n');
+  print_unlock();
 }
 
-void note_check() { g_checks++; }
-unsigned checks_done() { return g_checks; }
+// Atomic: several vCPUs check at once (smp.cpp).
+void note_check() { __atomic_fetch_add(&g_checks, 1, __ATOMIC_RELAXED); }
+unsigned checks_done() { return __atomic_load_n(&g_checks, __ATOMIC_RELAXED); }
 
 void check_failed(const char* file, int line, const char* what) {
-  g_failures++;
+  __atomic_fetch_add(&g_failures, 1, __ATOMIC_RELAXED);
   if (file) gprintf("%s: check failed at %s:%d: %s\n", guest_name, file, line, what);
 }
 

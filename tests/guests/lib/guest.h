@@ -77,5 +77,19 @@ int32_t hv_slot_delete(uint32_t id);
 int32_t hv_slot_move(uint32_t id, uint32_t gpa);
 int32_t hv_slot_flags(uint32_t id, uint32_t flags);
 
+// --- several vCPUs (smp.cpp; docs/hypercalls.md "Several vCPUs") ---
+// hv starts vCPUs 1..N-1 at the image's entry too; the library parks each of them until
+// vCPU 0 calls smp_start(fn), then runs fn(index) on it and ends that vCPU (HV_CALL_EXIT 0)
+// when fn returns. Bare (no hv) there is one vCPU. Output (gprintf) is one line-safe critical
+// section per call, so lines of different vCPUs don't mix; CHECK counts are shared.
+unsigned vcpu_count();
+// Releases vCPUs 1..N-1 into fn(index). Once per guest.
+void smp_start(void (*fn)(unsigned index));
+// Waits until vCPUs 1..N-1 have returned from fn.
+void smp_wait_done();
+// Waits until all N vCPUs have arrived (every vCPU must call it the same number of times).
+void barrier();
+inline void cpu_relax() { asm volatile("pause" ::: "memory"); }
+
 extern "C" void* memset(void* d, int c, size_t n);
 extern "C" void* memcpy(void* d, const void* s, size_t n);

@@ -28,7 +28,13 @@
 #define HV_CALL_RESULT 8u           /* RBX result code (0 pass), RCX a value to print */
 #define HV_CALL_EXIT 9u             /* RBX exit status: the vCPU stops (like port 0xf4) */
 #define HV_CALL_POOL_INFO 10u       /* -> RBX pool bytes, RCX bytes of the boot RAM slot */
-#define HV_CALL_MAX 10u
+#define HV_CALL_VCPU_INFO 11u       /* -> RBX this vCPU's index, RCX the VM's vCPU count */
+#define HV_CALL_MAX 11u
+
+/* vCPUs 1..N-1 of a VM start at the multiboot entry point too, with EAX = HV_AP_MAGIC,
+ * EBX = their index and ECX = N (vCPU 0 gets the multiboot state); see docs/hypercalls.md. */
+#define HV_AP_MAGIC 0x68764150u /* "PAvh" */
+#define HV_MAX_VCPUS 4u
 
 /* Status codes (RAX). */
 #define HV_OK 0

@@ -1,0 +1,97 @@
+// Isolation: the guest can reach only its own memory. hv keeps a marker word in its own .data
+// (hv/guest_run.cpp, host-physical 0x200000 and up, and prints where); the guest
+//   - scans all of its RAM (slot 0, 8-byte steps, except its own image, which holds the
+//     marker's complement and its stack) for the marker: guest-physical 0x200000.. is the
+//     guest's own RAM, never hv's image at the same host-physical address;
+//   - probes addresses beyond its slots: every 2^k boundary from the end of its RAM up to
+//     4 GiB (just below, at, and hv's image offset above each) and seeded random addresses;
+//     each must read as all ones (unbacked, docs/hypercalls.md) and count as an unbacked read.
+// The guest reports MAXPHYADDR (CPUID 0x80000008) but probes only below 4 GiB: it runs in
+// 32-bit mode with paging off, and hv's unbacked-access emulation decodes only such accesses.
+#include "tests/guests/lib/guest.h"
+
+const char guest_name[] = "isolation";
+
+extern "C" char __image_start[], __bss_end[];
+
+namespace {
+
+// The complement of hv's marker 0x68764D61726B6572 ("hvMarker"): the guest's image must not
+// contain the marker itself.
+volatile uint32_t g_inverted[2] = {~0x726B6572u, ~0x68764D61u};
+
+uint32_t g_seed = 0x51a7e5u;
+uint32_t rnd() {
+  g_seed = g_seed * 1664525u + 1013904223u;
+  return g_seed;
+}
+
+unsigned phys_bits() {
+  uint32_t a, b, c, d;
+  asm volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(0x80000000u), "c"(0));
+  if (a < 0x80000008u) return 36;
+  asm volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(0x80000008u), "c"(0));
+  return a & 0xFF;
+}
+
+unsigned g_probes = 0, g_bad = 0;
+void probe(uint32_t gpa, uint32_t lo, uint32_t hi) {
+  const uint32_t v = peek32(gpa);
+  g_probes++;
+  if (v != 0xFFFFFFFFu || v == lo || v == hi) {
+    if (g_bad++ < 8) gprintf("isolation: gpa 0x%x beyond the slots read 0x%x, not all ones\n", gpa, v);
+  }
+}
+
+}  // namespace
+
+void guest_test() {
+  require_hv();
+  const uint32_t lo = ~g_inverted[0], hi = ~g_inverted[1];
+  const uint32_t ram = hv_call(HV_CALL_POOL_INFO).rcx;  // bytes of slot 0 at guest-physical 0
+  const unsigned bits = phys_bits();
+  gprintf("isolation: MAXPHYADDR %u bits; RAM [0, 0x%x); image [0x%x, 0x%x)\n", bits, ram,
+          reinterpret_cast<uint32_t>(__image_start), reinterpret_cast<uint32_t>(__bss_end));
+  CHECK(ram >= (4u << 20));
+
+  // 1. Its own RAM, where hv's image would appear if guest-physical were host-physical.
+  const uint32_t skip_lo = reinterpret_cast<uint32_t>(__image_start) & ~7u;
+  const uint32_t skip_hi = (reinterpret_cast<uint32_t>(__bss_end) + 7) & ~7u;
+  unsigned found = 0;
+  for (uint32_t a = 0; a < ram; a += 8) {
+    if (a == skip_lo) a = skip_hi;
+    const volatile uint32_t* p = reinterpret_cast<const volatile uint32_t*>(a);
+    if (p[0] == lo && p[1] == hi) {
+      gprintf("isolation: hv's marker found at guest-physical 0x%x\n", a);
+      found++;
+    }
+  }
+  gprintf("isolation: scanned %u MiB of its RAM for hv's marker: found %u time(s)\n", ram >> 20, found);
+  CHECK_EQ(found, 0);
+
+  // 2. Beyond its slots, below 4 GiB (or MAXPHYADDR when that is smaller).
+  const uint64_t top = bits < 32 ? (uint64_t{1} << bits) : (uint64_t{1} << 32);
+  const uint64_t reads0 = hv_stat(HV_STAT_UNBACKED_READS);
+  unsigned boundaries = 0;
+  for (uint64_t b = ram; b <= top; b <<= 1) {
+    boundaries++;
+    if (b > ram) probe(static_cast<uint32_t>(b - 8), lo, hi);
+    if (b < top) {
+      probe(static_cast<uint32_t>(b), lo, hi);
+      probe(static_cast<uint32_t>(b + 0x200000), lo, hi);  // hv's image offset (host 0x200000)
+      probe(static_cast<uint32_t>(b + 0x200000 + 0x1000), lo, hi);
+    }
+  }
+  probe(static_cast<uint32_t>(top - 4), lo, hi);
+  const unsigned fixed = g_probes;
+  for (unsigned i = 0; i < 200; i++) {
+    const uint32_t a = static_cast<uint32_t>(ram + (rnd() % static_cast<uint32_t>((top - ram) >> 2)) * 4);
+    probe(a, lo, hi);
+  }
+  const uint64_t reads = hv_stat(HV_STAT_UNBACKED_READS) - reads0;
+  gprintf("isolation: %u probes beyond the slots (%u at %u power-of-two boundaries, %u random, seed 0x51a7e5): %u "
+          "not all ones; hv counted %llu unbacked reads\n",
+          g_probes, fixed, boundaries, g_probes - fixed, g_bad, reads);
+  CHECK_EQ(g_bad, 0);
+  CHECK_EQ(reads, g_probes);
+}
