@@ -14,7 +14,7 @@
 //                                    hv.run=A,B runs two VMs at once (hv/guest_run.cpp), each
 //                                    with hv.vcpus vCPUs (default 1 for multiboot guests)
 //   hv.pt-limit=N                    the multiboot guest's MMU may hold at most N pages;
-//                                    beyond, the VM stops with a report (hv/vm_platform.h)
+//                                    beyond, the VM stops with a report (mmu/page_account.h)
 //   hv.backing=4k|2m|1g, hv.pool-mib=N, hv.bench-*   the multiboot guest's largest EPT leaf,
 //                                    its RAM pool, and the benchmark guest's parameters
 //                                    (hv/bench_vm.h; tools/hv bench --guest)

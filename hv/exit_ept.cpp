@@ -105,13 +105,13 @@ void handle_ept_violation(Vcpu& vcpu, const ExitInfo& e) {
       vcpu.stop(true, "guest wrote to read-only guest-physical address 0x%lx", gpa);
       return;
     case MapResult::kOutOfMemory: {
-      // The VM's page quota (hv.pt-limit, hv/vm_platform.h) or hv's memory: either way only
-      // this VM stops; what it holds is freed when hv destroys it.
-      const VmPlatform& q = vcpu.vm().mmu().page_quota();
-      if (q.limit_hit()) {
+      // The VM's page-table limit (hv.pt-limit, counted by the MMU: mmu/page_account.h) or
+      // hv's memory: either way only this VM stops; what it holds is freed when hv destroys it.
+      const mmu::MmuStats q = vcpu.vm().mmu().stats();
+      if (q.table_pages_limit && q.table_pages_refused) {
         log::error("vm%u: out of page-table pages (limit %lu): vcpu%u stopped at gpa 0x%lx, the VM is stopped", vcpu.vm().id(),
-                   q.limit(), vcpu.index(), gpa);
-        vcpu.stop(true, "out of page-table pages (limit %lu) at gpa 0x%lx", q.limit(), gpa);
+                   q.table_pages_limit, vcpu.index(), gpa);
+        vcpu.stop(true, "out of page-table pages (limit %lu) at gpa 0x%lx", q.table_pages_limit, gpa);
       } else {
         vcpu.stop(true, "out of memory for EPT tables (gpa 0x%lx)", gpa);
       }

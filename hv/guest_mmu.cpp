@@ -43,11 +43,10 @@ const char* GuestMmu::init(uint64_t vm_id, const RamSlot* slots, unsigned count,
   cfg.max_level = max_level;
   cfg.guest_phys_bits = guest_phys_bits;
   cfg.address_spaces = mmu::Memslots::kAddressSpaces;
-  vm_platform_.reset();
-  // The quota wrapper only when there is a quota: without one the MMU talks to the machine's
-  // platform directly, as before (no extra indirection on its paths).
-  mmu::Platform& pages = vm_platform_.limit() ? static_cast<mmu::Platform&>(vm_platform_) : platform();
-  mmu_ = new (mmu_storage_) mmu::Mmu(pages, epoch(), *memslots_, cfg);
+  // Counted by the MMU itself, with or without a limit: pages freed later by the machine-wide
+  // epoch are credited back to this VM's count (mmu/page_account.h).
+  cfg.max_table_pages = page_limit_;
+  mmu_ = new (mmu_storage_) mmu::Mmu(platform(), epoch(), *memslots_, cfg);
   for (unsigned i = 0; i < kMaxVcpus; i++) {
     vcpus_[i] = new (vcpu_storage_[i]) mmu::VcpuMmu();
     mmu_->vcpu_init(*vcpus_[i], 0);

@@ -9,7 +9,6 @@
 #include "mmu/memslot.h"
 #include "mmu/mmu.h"
 #include "mmu/types.h"
-#include "hv/vm_platform.h"
 
 namespace hv {
 
@@ -65,10 +64,11 @@ class GuestMmu {
   // Fast zap: invalidate every root. With `wait`, also run/await the teardown of the old ones.
   void invalidate_all_roots(bool wait);
   mmu::MmuStats stats();
-  // The quota on the pages this VM's MMU may take (hv/vm_platform.h; 0: none). Set it before
-  // init(); init() restarts the count.
-  void set_page_limit(uint64_t pages) { vm_platform_.set_limit(pages); }
-  const VmPlatform& page_quota() const { return vm_platform_; }
+  // The limit on the pages this VM's MMU may hold for its EPT (hv.pt-limit; 0: none): the
+  // MMU's own account (mmu/page_account.h, MmuConfig::max_table_pages), which every VM uses,
+  // limited or not. Set it before init(). The count and the refusals are in stats()
+  // (table_pages_live, table_pages_limit, table_pages_refused).
+  void set_page_limit(uint64_t pages) { page_limit_ = pages; }
   // A copy of slot `id` of address space 0, or false when there is none.
   bool find_slot(uint32_t id, mmu::Memslot* out);
   // The host-physical address of guest-physical [gpa, gpa + len) when that range lies inside
@@ -84,7 +84,7 @@ class GuestMmu {
  private:
   // Relaxed atomics: several CPUs run passes at once; only the totals and maxima matter.
   DeferredStats deferred_;
-  VmPlatform vm_platform_;  // the MMU's pages come through it (the memslot sets' don't)
+  uint64_t page_limit_ = 0;
   mmu::Memslots* memslots_ = nullptr;
   mmu::Mmu* mmu_ = nullptr;
   mmu::VcpuMmu* vcpus_[kMaxVcpus] = {};

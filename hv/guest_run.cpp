@@ -178,10 +178,12 @@ void print_summary(GuestVm& g) {
   log::info("vm%u: unbacked reads %lu, unbacked writes dropped %lu, read-only writes dropped %lu, hypercalls %lu (%lu errors)",
             id, v[HV_STAT_UNBACKED_READS], v[HV_STAT_UNBACKED_WRITES], v[HV_STAT_READONLY_WRITES], v[HV_STAT_HYPERCALLS],
             v[HV_STAT_HYPERCALL_ERRORS]);
-  const VmPlatform& q = vm.mmu().page_quota();
-  if (q.limit())
-    log::info("vm%u: MMU pages counted against hv.pt-limit: %lu of %lu%s", id, q.pages(), q.limit(),
-              q.limit_hit() ? " (limit hit)" : "");
+  // Live now (the VM has stopped; what it still holds), against the limit if there is one.
+  if (m.table_pages_limit)
+    log::info("vm%u: MMU pages counted against hv.pt-limit: %lu of %lu%s", id, m.table_pages_live, m.table_pages_limit,
+              m.table_pages_refused ? " (limit hit)" : "");
+  else
+    log::info("vm%u: MMU pages live %lu (no hv.pt-limit)", id, m.table_pages_live);
   log::info("vm%u: ran %lu ms on %u vCPU(s)", id, (g.t1 - g.t0) / 1000, g.run.vcpus);
 }
 

@@ -65,10 +65,13 @@ struct Epoch::PageBatch {
   Epoch* owner;
   hpa_t self;        // this tracking page
   uint64_t count;
+  // Credited with every page freed from this batch (nullptr: nobody). Set when the batch gets
+  // its first page; all its pages belong to it.
+  PageAccount* account;
   hpa_t pages[kPagesPerBatch];
 };
-static_assert(sizeof(EpochCallback) + 3 * sizeof(uint64_t) == 48,
-              "kPagesPerBatch in epoch.h assumes a 48-byte batch header");
+static_assert(sizeof(EpochCallback) + 4 * sizeof(uint64_t) == 56,
+              "kPagesPerBatch in epoch.h assumes a 56-byte batch header");
 
 namespace {
 constexpr uint64_t kReaderActive = 1;
@@ -244,25 +247,35 @@ void Epoch::seal_batch_locked(CpuState& c) {
   enqueue_locked(c, &b->cb);
 }
 
-bool Epoch::retire_page(hpa_t page) {
+bool Epoch::retire_page(hpa_t page, PageAccount* account) {
   MMU_ASSERT(page != 0 && page % kPageSize == 0);
   CpuState& c = self();
   for (;;) {
     {
       SpinLockGuard l(c.list_lock);
+      // A batch credits one account: a page of another one closes it (early, which is always
+      // safe; pages of one Mmu are retired in runs, so batches stay large in practice).
+      if (c.open_batch != 0) {
+        auto* open = static_cast<PageBatch*>(platform_.phys_to_virt(c.open_batch));
+        if (open->count != 0 && open->account != account) seal_batch_locked(c);
+      }
       if (c.open_batch == 0 && c.spares != 0) {
         const hpa_t t = c.spare[--c.spares];
         auto* b = static_cast<PageBatch*>(platform_.phys_to_virt(t));
         b->owner = this;
         b->self = t;
         b->count = 0;
+        b->account = nullptr;
         c.open_batch = t;
       }
       if (c.open_batch != 0) {
         auto* b = static_cast<PageBatch*>(platform_.phys_to_virt(c.open_batch));
         // Relaxed: open_epoch only decides *when* poll() closes the batch; the stamp, taken
         // when it is closed, is what makes reclamation safe.
-        if (b->count == 0) c.open_epoch = global_epoch_.load(Order::relaxed);
+        if (b->count == 0) {
+          c.open_epoch = global_epoch_.load(Order::relaxed);
+          b->account = account;
+        }
         b->pages[b->count++] = page;
         pending_pages_.fetch_add(1, Order::relaxed);
         // Close it when full, and at once on an offline CPU: it does not poll(), and helpers
@@ -316,6 +329,7 @@ void Epoch::free_batch_part(PageBatch* b, uint64_t pages) {
   // touches a sealed batch's count or pages (enqueueing behind it writes only cb.next).
   MMU_ASSERT(pages < b->count);
   for (uint64_t i = 0; i < pages; i++) platform_.free_page(b->pages[--b->count]);
+  if (b->account) b->account->credit(pages);
   pending_pages_.fetch_sub(pages, Order::relaxed);
 }
 
@@ -324,6 +338,7 @@ void Epoch::free_batch(EpochCallback* cb) {
   auto* b = reinterpret_cast<PageBatch*>(cb);
   Epoch& e = *b->owner;
   for (uint64_t i = 0; i < b->count; i++) e.platform_.free_page(b->pages[i]);
+  if (b->account) b->account->credit(b->count);
   e.pending_pages_.fetch_sub(b->count, Order::relaxed);
   e.recycle_tracking_page(b->self);
 }

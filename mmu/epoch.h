@@ -77,6 +77,7 @@
 
 #include "mmu/atomic.h"
 #include "mmu/lock.h"
+#include "mmu/page_account.h"
 #include "mmu/platform.h"
 #include "mmu/thread_safety.h"
 #include "mmu/types.h"
@@ -132,7 +133,11 @@ class Epoch {
   // nothing, only if no tracking page could be allocated: the Platform is out of memory and
   // this CPU's current batch is full. The caller then still owns the page (keep it and retry
   // later, or synchronize() outside any section and free it directly).
-  [[nodiscard]] bool retire_page(hpa_t page);
+  // With `account`, the page was charged to it (an Mmu's table pages, mmu/page_account.h) and
+  // is credited back when it is freed. A batch holds the pages of one account only (its header
+  // records it): a page for another account closes the open batch first. The account must
+  // outlive the free: its owner runs barrier() before it goes away.
+  [[nodiscard]] bool retire_page(hpa_t page, PageAccount* account = nullptr);
 
   void synchronize();
   void barrier();
@@ -151,9 +156,9 @@ class Epoch {
 
   Platform& platform() { return platform_; }
 
-  // Number of retired pages one tracking page records (a 48-byte header, then the page
+  // Number of retired pages one tracking page records (a 56-byte header, then the page
   // addresses; see PageBatch in epoch.cpp).
-  static constexpr unsigned kPagesPerBatch = (kPageSize - 48) / sizeof(hpa_t);
+  static constexpr unsigned kPagesPerBatch = (kPageSize - 56) / sizeof(hpa_t);
 
  private:
   // Recycled tracking pages kept per CPU (beyond the open batch).

@@ -71,7 +71,7 @@ FaultOutcome Mmu::map(VcpuMmu& v, gfn_t gfn, unsigned access) {
       const int goal = goal_level(slot, gfn);
       // Pages for the walk are taken before the lock. A partial top-up is not an error yet:
       // only a walk that really needs a missing page reports out_of_memory.
-      v.cache_.topup(platform_, static_cast<unsigned>(config_.root_level));
+      v.cache_.topup(platform_, account_, static_cast<unsigned>(config_.root_level));
       // A CPU must never wait for the MMU lock inside an epoch section: a writer holding it may
       // be waiting in synchronize() for that very section (see mmu/epoch.h).
       epoch_.assert_not_in_read_section();
@@ -137,7 +137,7 @@ FaultOutcome Mmu::map_locked(VcpuMmu& v, gfn_t gfn, unsigned access, const SlotV
     if (!spte_cmpxchg(it.sptep(), expected, link, level)) {
       // Lost the race: the page was never visible, keep it for later and decide again with the
       // entry's current value.
-      v.cache_.give_back(platform_, page);
+      v.cache_.give_back(platform_, account_, page);
       it.old_spte = expected;
       continue;
     }
@@ -194,7 +194,7 @@ FaultOutcome Mmu::split_huge_leaf_atomic(VcpuMmu& v, spte_t* sptep, spte_t old, 
   // the SDM allows to coexist in the TLBs. A/D bits set by the CPU after we read `old` make the
   // CAS fail (the value changed), so they are never lost.
   if (!spte_cmpxchg(sptep, expected, spte::make_table(page), level)) {
-    v.cache_.give_back(platform_, page);
+    v.cache_.give_back(platform_, account_, page);
     return FaultOutcome::retry;
   }
   stats_.tables_live.fetch_add(1, Order::relaxed);
@@ -245,7 +245,7 @@ bool Mmu::split_huge_pages(VcpuMmu& v, gfn_t start, gfn_t end, int level) {
   if (root == nullptr) return true;
   gfn_t resume = start;
   for (;;) {
-    if (!v.cache_.topup(platform_, PageCache::kCapacity) && v.cache_.count() == 0) return false;
+    if (!v.cache_.topup(platform_, account_, PageCache::kCapacity) && v.cache_.count() == 0) return false;
     bool out_of_pages = false;
     {
       epoch_.assert_not_in_read_section();  // no waiting for the lock in a section

@@ -13,7 +13,8 @@ Mmu::Mmu(Platform& platform, Epoch& epoch, Memslots& memslots, const MmuConfig& 
       config_(config),
       gfn_limit_(gfn_t{1} << (config.guest_phys_bits - kPageShift)),
       max_level_(config.max_level),
-      roots_(platform, epoch, &Mmu::schedule_teardown_cb, this) {
+      roots_(platform, account_, epoch, &Mmu::schedule_teardown_cb, this) {
+  account_.set_limit(config.max_table_pages);
   MMU_ASSERT(config.root_level == 4 || config.root_level == 5);
   MMU_ASSERT(config.max_level >= 1 && config.max_level <= spte::kMaxHugeLevel);
   // A gfn must be translatable by the root: 48-bit GPAs for 4 levels, 57-bit for 5.
@@ -33,6 +34,9 @@ Mmu::~Mmu() {
     if (limbo_.head == 0) break;
   }
   MMU_ASSERT(roots_.live() == 0);
+  // Every page charged to the account has been freed, including those of the epoch's batches
+  // (the barrier above ran them all): the account is exact, or this fires.
+  MMU_ASSERT(account_.live() == 0);
 }
 
 void Mmu::vcpu_init(VcpuMmu& v, unsigned as_id) {
@@ -68,7 +72,7 @@ void Mmu::vcpu_set_address_space(VcpuMmu& v, unsigned as_id) {
 void Mmu::vcpu_release(VcpuMmu& v) {
   if (v.root_) roots_.put(v.root_);
   v.root_ = nullptr;
-  v.cache_.drain(platform_);
+  v.cache_.drain(platform_, account_);
 }
 
 void Mmu::invalidate_begin(unsigned as_id, gfn_t start, gfn_t end) {
@@ -114,6 +118,9 @@ MmuStats Mmu::stats() {
   MmuStats s;
   for (int l = 1; l <= 3; l++) s.leaves[l] = stats_.leaves[l].load(Order::relaxed);
   s.tables_live = stats_.tables_live.load(Order::relaxed);
+  s.table_pages_live = account_.live();
+  s.table_pages_limit = account_.limit();
+  s.table_pages_refused = account_.refused();
   s.zapped_leaves = stats_.zapped_leaves.load(Order::relaxed);
   s.zap_calls = stats_.zap_calls.load(Order::relaxed);
   s.flushes = stats_.flushes.load(Order::relaxed);

@@ -20,6 +20,7 @@
 #include "mmu/epoch.h"
 #include "mmu/lock.h"
 #include "mmu/memslot.h"
+#include "mmu/page_account.h"
 #include "mmu/page_cache.h"
 #include "mmu/platform.h"
 #include "mmu/root.h"
@@ -45,6 +46,11 @@ struct MmuConfig {
   int max_level = 3;             // largest mapping: 1 = 4 KiB, 2 = 2 MiB, 3 = 1 GiB
   unsigned guest_phys_bits = 46;  // guest MAXPHYADDR: larger gfns are bad_gfn
   unsigned address_spaces = 2;
+  // Most pages the MMU may hold for its EPT at once (roots, their objects, paging structures,
+  // the vCPUs' page caches; see mmu/page_account.h); 0: no limit. A page beyond it is refused
+  // exactly like a failed Platform::alloc_page(): the fault reports out_of_memory, nothing
+  // changed. Pages come back to the count when they are finally freed (after the epoch).
+  uint64_t max_table_pages = 0;
 };
 
 // The MMU state of one vCPU. Owned and used by that vCPU only.
@@ -74,7 +80,12 @@ struct SlotView {
 
 struct MmuStats {
   uint64_t leaves[4] = {};  // mapped leaves by level (index 1..3)
-  uint64_t tables_live = 0;
+  uint64_t tables_live = 0;  // paging structures below the roots, linked in a tree
+  // Pages charged to the MMU's PageAccount: allocated and not yet freed, wherever they are
+  // (in a tree, in a page cache, waiting for the epoch or in limbo). The limit applies to it.
+  uint64_t table_pages_live = 0;
+  uint64_t table_pages_limit = 0;    // MmuConfig::max_table_pages
+  uint64_t table_pages_refused = 0;  // allocations refused because of the limit
   uint64_t zapped_leaves = 0;
   uint64_t zap_calls = 0;
   uint64_t flushes = 0;
@@ -213,6 +224,9 @@ class Mmu {
   gfn_t invalidate_end_ GUARDED_BY(mmu_lock_) = 0;
   Atomic<uint64_t> invalidate_seq_{0};
 
+  // Before roots_, which charges its pages to it. Must outlive every page batch of the epoch
+  // that names it: ~Mmu ends with Epoch::barrier().
+  PageAccount account_;
   Roots roots_;
   DeferredQueue queues_[Platform::kMaxCpus];
   // Dead tables whose retire_page() failed (no memory for the epoch's tracking page).

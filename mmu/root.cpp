@@ -3,8 +3,8 @@
 
 namespace mmu {
 
-Roots::Roots(Platform& platform, Epoch& epoch, ScheduleFn schedule, void* ctx)
-    : platform_(platform), epoch_(epoch), schedule_(schedule), schedule_ctx_(ctx) {}
+Roots::Roots(Platform& platform, PageAccount& account, Epoch& epoch, ScheduleFn schedule, void* ctx)
+    : platform_(platform), account_(account), epoch_(epoch), schedule_(schedule), schedule_ctx_(ctx) {}
 
 bool Roots::tryget(Root* root) {
   uint32_t n = root->refcount.load(Order::relaxed);
@@ -28,10 +28,10 @@ Root* Roots::get(unsigned as_id, int level) {
   }
   // None: build one outside the lock (allocation may be slow), then publish it unless another
   // CPU published one of the same role meanwhile.
-  const hpa_t meta = platform_.alloc_page();
-  const hpa_t table = meta ? platform_.alloc_page() : 0;
+  const hpa_t meta = account_.alloc(platform_);
+  const hpa_t table = meta ? account_.alloc(platform_) : 0;
   if (table == 0) {
-    if (meta) platform_.free_page(meta);
+    if (meta) account_.free(platform_, meta);
     return nullptr;
   }
   Root* fresh = new (platform_.phys_to_virt(meta)) Root();
@@ -40,13 +40,14 @@ Root* Roots::get(unsigned as_id, int level) {
   fresh->level = level;
   fresh->as_id = as_id;
   fresh->platform = &platform_;
+  fresh->account = &account_;
   {
     SpinLockGuard g(lock_);
     for (Root* r = head_; r; r = r->next) {
       if (r->as_id == as_id && r->level == level && !r->invalid.load(Order::relaxed) &&
           tryget(r)) {
-        platform_.free_page(table);
-        platform_.free_page(meta);
+        account_.free(platform_, table);
+        account_.free(platform_, meta);
         return r;
       }
     }
@@ -191,10 +192,11 @@ void Roots::free_root(Root* root) {
 void Roots::free_root_cb(EpochCallback* cb) {
   Root* root = reinterpret_cast<Root*>(reinterpret_cast<char*>(cb) - offsetof(Root, free_cb));
   Platform& p = *root->platform;
-  p.free_page(root->table_pa);
+  PageAccount& a = *root->account;  // outlives the root: ~Mmu waits for this callback (barrier)
+  a.free(p, root->table_pa);
   const hpa_t meta = p.virt_to_phys(root);
   root->~Root();
-  p.free_page(meta);
+  a.free(p, meta);
 }
 
 }  // namespace mmu

@@ -18,6 +18,7 @@
 #include "mmu/atomic.h"
 #include "mmu/epoch.h"
 #include "mmu/lock.h"
+#include "mmu/page_account.h"
 #include "mmu/platform.h"
 #include "mmu/spte.h"
 
@@ -46,6 +47,7 @@ struct Root {
   gfn_t td_gfn = 0;
 
   Platform* platform = nullptr;   // for the final free (an epoch callback has no context)
+  PageAccount* account = nullptr; // the Mmu's count, credited by the final free
   Root* next = nullptr;           // in the root list (list lock)
   Root* deferred_next = nullptr;  // in a CPU's deferred-teardown queue (queue lock)
   EpochCallback free_cb;          // final free through the epoch
@@ -57,7 +59,8 @@ class Roots {
   // teardown_scheduled flag set by the caller of this hook's owner.
   using ScheduleFn = void (*)(void* ctx, Root* root);
 
-  Roots(Platform& platform, Epoch& epoch, ScheduleFn schedule, void* ctx);
+  // The root tables and Root objects are charged to `account` (the owning Mmu's).
+  Roots(Platform& platform, PageAccount& account, Epoch& epoch, ScheduleFn schedule, void* ctx);
   Roots(const Roots&) = delete;
   Roots& operator=(const Roots&) = delete;
 
@@ -96,6 +99,7 @@ class Roots {
   static void free_root_cb(EpochCallback* cb);
 
   Platform& platform_;
+  PageAccount& account_;
   Epoch& epoch_;
   ScheduleFn schedule_;
   void* schedule_ctx_;

@@ -135,7 +135,8 @@ void Mmu::retire_dead(DeadTables& dead) {
     // Read the link first: once retired, the page may be freed after the grace period.
     const hpa_t next = spte::dead_link_next(spte_read(&t[0]));
     stats_.tables_live.fetch_sub(1, Order::relaxed);
-    if (!epoch_.retire_page(page)) {
+    // The epoch credits the page to our account when it finally frees it.
+    if (!epoch_.retire_page(page, &account_)) {
       SpinLockGuard g(limbo_lock_);
       spte_store(&t[0], spte::make_dead_link(limbo_.head), 0);
       limbo_.head = page;
