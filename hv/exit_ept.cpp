@@ -9,6 +9,7 @@
 #include "arch/x86/vmx/exit_reason.h"
 #include "arch/x86/vmx/instructions.h"
 #include "hv/exit.h"
+#include "hv/guest_walk.h"
 #include "hv/insn_decode.h"
 #include "hv/vcpu.h"
 #include "hv/vm.h"
@@ -22,24 +23,69 @@ using namespace vmx;
 // (docs/hypercalls.md, "Unbacked and read-only memory"): a load returns all ones, a store is
 // dropped, each is counted, and the guest continues after the instruction - like reads of an
 // empty bus and writes to ROM. hv completes the instruction by decoding it (insn_decode.h);
-// that needs the instruction bytes, which it can find only in 32-bit code with paging off
-// (linear = guest-physical). Any other case - paging on, 64-bit code, an instruction the
-// decoder refuses, an instruction fetch - stops the vCPU with a report.
+// that needs the instruction bytes, which it reads through the memslots after translating
+// CS:RIP with the guest's own paging state (guest_walk.h: paging off, 32-bit, PAE, 4/5-level),
+// so 32-bit code works with paging on too and may reach any guest-physical address up to
+// MAXPHYADDR. Any other case - 64-bit code, an instruction the decoder refuses, RIP that the
+// walker cannot translate, an instruction fetch - stops the vCPU with a report. The walk reads
+// the guest's tables as they are in memory now, while the CPU may have fetched through a TLB
+// entry the guest has not invalidated yet: then the bytes may differ from what ran, which only
+// a guest that broke the architecture's rules can cause, and the check of the decoded direction
+// against the exit's below catches most of it; either way only that guest is affected.
 namespace {
-
-constexpr uint64_t kCr0Pg = 1u << 31;
 
 uint64_t* gpr(vmx::GuestRegs& r, unsigned n) {
   uint64_t* const table[8] = {&r.rax, &r.rcx, &r.rdx, &r.rbx, nullptr, &r.rbp, &r.rsi, &r.rdi};
   return table[n & 7];
 }
 
-// Reads up to 15 instruction bytes at CS:RIP through the memslots. Returns how many it got.
-unsigned fetch_insn(Vm& vm, uint8_t* buf) {
+// A guest page-table entry read for the walker: only from the VM's RAM slots, the whole entry
+// inside one slot (GuestMmu::translate checks the bounds).
+bool read_guest_entry(void* ctx, uint64_t gpa, unsigned size, uint64_t* value) {
+  const uint64_t hpa = static_cast<Vm*>(ctx)->mmu().translate(gpa, size, false);
+  if (!hpa) return false;
+  *value = size == 8 ? *reinterpret_cast<const volatile uint64_t*>(hpa) : *reinterpret_cast<const volatile uint32_t*>(hpa);
+  return true;
+}
+
+GuestPaging guest_paging(Vm& vm) {
+  GuestPaging p;
+  p.cr0 = vmread(field::kGuestCr0);
+  p.cr3 = vmread(field::kGuestCr3);
+  p.cr4 = vmread(field::kGuestCr4);
+  p.efer = vmread(field::kGuestEfer);
+  p.maxphyaddr = vm.mmu().guest_phys_bits();
+  // With EPT, a VM exit saves the PDPTEs the CPU uses for PAE paging in the VMCS (guest
+  // PDPTE0-3, encodings 0x280A + 2n); they are what the guest's fetch used.
+  constexpr uint64_t kPg = 1ull << 31, kPae = 1ull << 5, kLma = 1ull << 10;
+  if ((p.cr0 & kPg) && (p.cr4 & kPae) && !(p.efer & kLma)) {
+    for (unsigned i = 0; i < 4; i++) p.pdpte[i] = vmread(field::kGuestPdpte0 + 2 * i);
+    p.pdptes_valid = true;
+  }
+  return p;
+}
+
+// Reads up to 15 instruction bytes at CS:RIP (32-bit code: 32-bit linear addresses) through
+// the guest's page tables and the memslots. Returns how many it got; 0 with *why set when even
+// the first byte cannot be translated.
+unsigned fetch_insn(Vm& vm, uint8_t* buf, uint64_t* lin_out, WalkStatus* why) {
   const uint64_t lin = (vmread(field::kGuestCsBase) + vmread(field::kGuestRip)) & 0xFFFFFFFFull;
+  *lin_out = lin;
+  const GuestPaging paging = guest_paging(vm);
+  WalkResult w;
   unsigned n = 0;
   for (; n < 15; n++) {
-    const uint64_t hpa = vm.mmu().translate((lin + n) & 0xFFFFFFFFull, 1, false);
+    const uint64_t at = (lin + n) & 0xFFFFFFFFull;
+    // Walk again where the instruction crosses into another page (or on the first byte).
+    if (n == 0 || (at & 0xFFF) == 0) {
+      w = guest_walk(paging, at, &read_guest_entry, &vm);
+      if (w.status != WalkStatus::ok) {
+        if (n == 0) *why = w.status;
+        break;
+      }
+      w.gpa -= n;  // so that w.gpa + n below is the byte's address
+    }
+    const uint64_t hpa = vm.mmu().translate(w.gpa + n, 1, false);
     if (!hpa) break;
     buf[n] = *reinterpret_cast<const volatile uint8_t*>(hpa);
   }
@@ -49,10 +95,15 @@ unsigned fetch_insn(Vm& vm, uint8_t* buf) {
 // True when the access was completed per the policy above.
 bool emulate_dropped_access(Vcpu& vcpu, bool write_protected, unsigned access) {
   if (access & mmu::spte::kAccExec) return false;
-  if (vmread(field::kGuestCr0) & kCr0Pg) return false;
-  if (!((vmread(field::kGuestCsAr) >> 14) & 1)) return false;  // CS.D = 0: 16-bit code
+  if (!((vmread(field::kGuestCsAr) >> 14) & 1)) return false;  // CS.D = 0: 16-bit or 64-bit code
   uint8_t bytes[15];
-  const unsigned n = fetch_insn(vcpu.vm(), bytes);
+  uint64_t lin = 0;
+  WalkStatus why = WalkStatus::ok;
+  const unsigned n = fetch_insn(vcpu.vm(), bytes, &lin, &why);
+  if (n == 0 && why != WalkStatus::ok) {
+    log::error("vm%u: vcpu%u: cannot read the instruction at linear 0x%lx: guest page walk: %s", vcpu.vm().id(), vcpu.index(),
+               lin, to_string(why));
+  }
   MemInsn m;
   if (!decode_mov32(bytes, n, &m)) return false;
   // The exit says whether the access was a write; the decoder must agree, else the bytes

@@ -64,6 +64,8 @@ class GuestMmu {
   // Fast zap: invalidate every root. With `wait`, also run/await the teardown of the old ones.
   void invalidate_all_roots(bool wait);
   mmu::MmuStats stats();
+  // The guest's MAXPHYADDR as the MMU was configured with it.
+  unsigned guest_phys_bits() const { return mmu_->config().guest_phys_bits; }
   // The limit on the pages this VM's MMU may hold for its EPT (hv.pt-limit; 0: none): the
   // MMU's own account (mmu/page_account.h, MmuConfig::max_table_pages), which every VM uses,
   // limited or not. Set it before init(). The count and the refusals are in stats()

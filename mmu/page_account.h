@@ -39,15 +39,18 @@ class PageAccount {
   // A zeroed page charged to this account, or 0: beyond the limit, exactly as if the platform
   // had run out (the callers turn 0 into an out_of_memory outcome).
   hpa_t alloc(Platform& p) {
-    // Claim the page in the count before allocating it: several vCPUs fault at once, and the
-    // limit must never be exceeded, not even briefly. Relaxed: the count orders nothing, it
-    // only has to be exact (every claim and credit is a single atomic read-modify-write).
-    const uint64_t n = live_.fetch_add(1, Order::relaxed) + 1;
-    if (limit_ != 0 && n > limit_) {
-      live_.fetch_sub(1, Order::relaxed);
-      refused_.fetch_add(1, Order::relaxed);
-      return 0;
-    }
+    // Claim the page in the count before allocating it, with a CAS that never takes the count
+    // past the limit: several vCPUs fault at once, and neither the pages nor the count that
+    // others read (statistics, the VM summary) may exceed the limit, not even briefly (a
+    // fetch_add-then-undo would let a reader see limit + racing claimers). Relaxed: the count
+    // orders nothing, it only has to be exact (every claim and credit is one atomic RMW).
+    uint64_t cur = live_.load(Order::relaxed);
+    do {
+      if (limit_ != 0 && cur >= limit_) {
+        refused_.fetch_add(1, Order::relaxed);
+        return 0;
+      }
+    } while (!live_.compare_exchange(cur, cur + 1, Order::relaxed));
     const hpa_t page = p.alloc_page();
     if (page == 0) live_.fetch_sub(1, Order::relaxed);
     return page;

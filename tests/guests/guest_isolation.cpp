@@ -6,8 +6,13 @@
 //   - probes addresses beyond its slots: every 2^k boundary from the end of its RAM up to
 //     4 GiB (just below, at, and hv's image offset above each) and seeded random addresses;
 //     each must read as all ones (unbacked, docs/hypercalls.md) and count as an unbacked read.
-// The guest reports MAXPHYADDR (CPUID 0x80000008) but probes only below 4 GiB: it runs in
-// 32-bit mode with paging off, and hv's unbacked-access emulation decodes only such accesses.
+//   - then turns on PAE paging (identity map of the low 4 GiB with 2 MiB pages, plus a 2 MiB
+//     window at linear 0xFFE00000 whose PDE it points anywhere) and probes through the window
+//     every 2^k boundary from 4 GiB up to 2^MAXPHYADDR (CPUID 0x80000008) and seeded random
+//     addresses above 4 GiB: all ones again, each counted by hv, which now has to walk the
+//     guest's page tables (hv/guest_walk.h) to read the instruction at RIP. An address at or
+//     above MAXPHYADDR cannot be put in a PDE (reserved bits: a #PF in the guest), so the
+//     probes stop just below it.
 #include "tests/guests/lib/guest.h"
 
 const char guest_name[] = "isolation";
@@ -42,6 +47,55 @@ void probe(uint32_t gpa, uint32_t lo, uint32_t hi) {
     if (g_bad++ < 8) gprintf("isolation: gpa 0x%x beyond the slots read 0x%x, not all ones\n", gpa, v);
   }
 }
+
+// --- PAE paging for the probes above 4 GiB ---
+constexpr uint64_t kP = 1, kRw = 2, kPs = 0x80;
+constexpr uint32_t kWindow = 0xFFE00000u;  // the last 2 MiB of the linear space: PD 3, entry 511
+alignas(4096) uint64_t g_pd[4][512];
+alignas(32) uint64_t g_pdpt[4];
+
+bool has_pae() {
+  uint32_t a, b, c, d;
+  asm volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(1u), "c"(0));
+  return (d >> 6) & 1;
+}
+
+void paging_on() {
+  for (unsigned i = 0; i < 4; i++) {
+    for (unsigned j = 0; j < 512; j++) g_pd[i][j] = ((uint64_t{i} << 30) | (uint64_t{j} << 21)) | kPs | kRw | kP;
+    g_pdpt[i] = reinterpret_cast<uint32_t>(&g_pd[i][0]) | kP;
+  }
+  g_pd[3][511] = 0;  // the window: mapped per probe
+  uint32_t cr4;
+  asm volatile("mov %%cr4, %0" : "=r"(cr4));
+  asm volatile("mov %0, %%cr4" ::"r"(cr4 | (1u << 5)) : "memory");  // PAE
+  asm volatile("mov %0, %%cr3" ::"r"(reinterpret_cast<uint32_t>(&g_pdpt[0])) : "memory");
+  uint32_t cr0;
+  asm volatile("mov %%cr0, %0" : "=r"(cr0));
+  asm volatile("mov %0, %%cr0" ::"r"(cr0 | (1u << 31)) : "memory");  // PG
+}
+
+void paging_off() {
+  uint32_t cr0, cr4;
+  asm volatile("mov %%cr0, %0" : "=r"(cr0));
+  asm volatile("mov %0, %%cr0" ::"r"(cr0 & ~(1u << 31)) : "memory");
+  asm volatile("mov %%cr4, %0" : "=r"(cr4));
+  asm volatile("mov %0, %%cr4" ::"r"(cr4 & ~(1u << 5)) : "memory");
+}
+
+// Reads guest-physical `gpa` (any address below MAXPHYADDR) through the window.
+void probe_high(uint64_t gpa, uint32_t lo, uint32_t hi) {
+  g_pd[3][511] = (gpa & ~uint64_t{0x1FFFFF}) | kPs | kRw | kP;
+  asm volatile("invlpg (%0)" ::"r"(kWindow) : "memory");
+  const uint32_t lin = kWindow + static_cast<uint32_t>(gpa & 0x1FFFFF);
+  const uint32_t v = peek32(lin);
+  g_probes++;
+  if (v != 0xFFFFFFFFu || v == lo || v == hi) {
+    if (g_bad++ < 8) gprintf("isolation: gpa 0x%llx beyond the slots read 0x%x, not all ones\n", gpa, v);
+  }
+}
+
+uint64_t rnd64() { return (uint64_t{rnd()} << 32) | rnd(); }
 
 }  // namespace
 
@@ -94,4 +148,39 @@ void guest_test() {
           g_probes, fixed, boundaries, g_probes - fixed, g_bad, reads);
   CHECK_EQ(g_bad, 0);
   CHECK_EQ(reads, g_probes);
+
+  // 3. Above 4 GiB, up to MAXPHYADDR, with PAE paging on.
+  if (bits <= 32 || !has_pae()) {
+    gprintf("isolation: no guest-physical space above 4 GiB to probe (MAXPHYADDR %u, PAE %u)\n", bits, has_pae());
+    return;
+  }
+  const uint64_t high_top = uint64_t{1} << bits;
+  const uint64_t reads1 = hv_stat(HV_STAT_UNBACKED_READS);
+  g_probes = 0;
+  paging_on();
+  unsigned high_boundaries = 0;
+  for (uint64_t b = uint64_t{1} << 32; b <= high_top; b <<= 1) {
+    high_boundaries++;
+    probe_high(b - 8, lo, hi);
+    if (b < high_top) {
+      probe_high(b, lo, hi);
+      probe_high(b + 0x200000, lo, hi);
+      probe_high(b + 0x200000 + 0x1000, lo, hi);
+    }
+  }
+  probe_high(high_top - 4, lo, hi);
+  const unsigned high_fixed = g_probes;
+  for (unsigned i = 0; i < 200; i++) {
+    // Below 2^MAXPHYADDR by the mask; one below 4 GiB moves up by setting bit 32 (< MAXPHYADDR).
+    uint64_t a = rnd64() & (high_top - 1) & ~uint64_t{3};
+    if (a < (uint64_t{1} << 32)) a |= uint64_t{1} << 32;
+    probe_high(a, lo, hi);
+  }
+  paging_off();
+  const uint64_t high_reads = hv_stat(HV_STAT_UNBACKED_READS) - reads1;
+  gprintf("isolation: %u probes with PAE paging from 4 GiB up to 2^%u (%u at %u power-of-two boundaries, %u random): "
+          "%u not all ones; hv counted %llu unbacked reads\n",
+          g_probes, bits, high_fixed, high_boundaries, g_probes - high_fixed, g_bad, high_reads);
+  CHECK_EQ(g_bad, 0);
+  CHECK_EQ(high_reads, g_probes);
 }

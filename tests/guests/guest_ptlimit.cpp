@@ -1,4 +1,4 @@
-// Running out of page-table pages (hv.pt-limit=N, hv/vm_platform.h): the guest maps eight
+// Running out of page-table pages (hv.pt-limit=N, mmu/page_account.h): the guest maps eight
 // 16 MiB slots spread over its 4 GiB of guest-physical space, all backed by the same pool range
 // 4 KiB past a 2 MiB boundary (so only 4 KiB leaves fit), and touches one page in every 2 MiB:
 // each touch needs a page table of its own. With a small limit, hv must stop the VM with

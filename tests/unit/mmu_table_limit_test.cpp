@@ -3,7 +3,11 @@
 // to the Mmu that held them, so a VM that zaps a lot does not run into its limit early.
 #include <catch2/catch.hpp>
 
+#include <thread>
+#include <vector>
+
 #include "tests/host/mmu_fixture.h"
+#include "tests/stress/stress_seed.h"
 
 using namespace mmu;
 using hvtest::HostPlatform;
@@ -174,4 +178,66 @@ TEST_CASE("table limit: two MMUs on one epoch are credited separately", "[mmu][l
   // the other's pages would be off in both directions).
   REQUIRE(a.stats().table_pages_live == 0);
   REQUIRE(b.stats().table_pages_live == 0);
+}
+
+// vCPUs on three threads fault all over a 4 KiB-only slot under a small limit while CPU 0 fast-
+// zaps again and again and runs the teardown in bounded passes: the limit is never exceeded,
+// faults keep succeeding after refusals (the epoch's frees come back to the account on
+// whichever CPU runs them), and at the end the count is exactly zero.
+TEST_CASE("table limit: concurrent faults and fast zaps stay within the limit and account exactly",
+          "[mmu][limit][concurrency]") {
+  const uint64_t seed = hvtest::stress_seed("table-limit-concurrency");
+  constexpr unsigned kCpus = 4;
+  constexpr uint64_t kLimit = 40;
+  HostPlatform p(kCpus);
+  Atomic<uint64_t> over{0}, fixed_after_refusal{0}, refusals{0}, bad{0};
+  {
+    TestVm vm(p, limited(kLimit));
+    REQUIRE(vm.add_slot(1, 0, 256 * kPagesPer2M, 4 * kGiB, 1) == MemslotError::ok);
+    Atomic<unsigned> done{0};
+    VcpuMmu vcpus[kCpus];
+    auto worker = [&](unsigned cpu) {
+      hvtest::HostCpu as(cpu);
+      hvtest::SplitMix rng(seed + cpu);
+      VcpuMmu& v = vcpus[cpu];
+      vm.mmu.vcpu_init(v, 0);
+      bool refused = false;
+      for (int i = 0; i < 2000; i++) {
+        FaultOutcome o = FaultOutcome::out_of_memory;
+        if (vm.mmu.vcpu_load_root(v) != 0) o = vm.mmu.map(v, rng.below(256) * kPagesPer2M + rng.below(512), spte::kAccRead);
+        if (o == FaultOutcome::out_of_memory) {
+          refused = true;
+          refusals.fetch_add(1, Order::relaxed);
+        } else if (o == FaultOutcome::fixed && refused) {
+          fixed_after_refusal.fetch_add(1, Order::relaxed);
+        } else if (o != FaultOutcome::fixed && o != FaultOutcome::spurious && o != FaultOutcome::retry) {
+          bad.fetch_add(1, Order::relaxed);
+        }
+        if (vm.mmu.stats().table_pages_live > kLimit) over.fetch_add(1, Order::relaxed);
+        vm.mmu.run_deferred_work(64);  // the safe point before the next entry
+        vm.epoch.quiescent();
+      }
+      vm.mmu.vcpu_release(v);
+      done.fetch_add(1, Order::release);
+    };
+    std::vector<std::thread> threads;
+    for (unsigned cpu = 1; cpu < kCpus; cpu++) threads.emplace_back(worker, cpu);
+    hvtest::SplitMix rng(seed);
+    while (done.load(Order::acquire) < kCpus - 1) {
+      vm.mmu.invalidate_all_roots();
+      for (int k = 0; k < 20; k++) {
+        vm.mmu.run_deferred_work(64);
+        vm.epoch.quiescent();
+        if (rng.below(4) == 0) std::this_thread::yield();
+      }
+    }
+    for (std::thread& t : threads) t.join();
+    vm.mmu.wait_for_teardown(vm.mmu.invalidate_all_roots());
+    vm.epoch.barrier();
+    REQUIRE(vm.mmu.stats().table_pages_live == 0);
+  }
+  REQUIRE(over.load(Order::relaxed) == 0);
+  REQUIRE(bad.load(Order::relaxed) == 0);
+  REQUIRE(refusals.load(Order::relaxed) > 0);
+  REQUIRE(fixed_after_refusal.load(Order::relaxed) > 0);
 }
