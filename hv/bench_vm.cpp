@@ -17,21 +17,6 @@ constexpr unsigned kMaxZapGib = 16;
 constexpr uint32_t kAliasSlotFirstId = 40;  // hv's own slots; the guest uses ids 1 and 2
 constexpr uint64_t kAliasGpa = 4 * kGiB;    // above every guest slot (HV_GPA_LIMIT)
 
-// "key=N" in decimal, or `fallback` (also for a malformed value, which is reported).
-uint64_t number(const char* key, uint64_t fallback) {
-  char v[24];
-  if (!cmdline::get(key, v, sizeof v) || !v[0]) return fallback;
-  uint64_t n = 0;
-  for (const char* p = v; *p; p++) {
-    if (*p < '0' || *p > '9') {
-      log::warn("%s=%s is not a number, %lu used", key, v, fallback);
-      return fallback;
-    }
-    n = n * 10 + static_cast<uint64_t>(*p - '0');
-  }
-  return n;
-}
-
 // Maps every GiB of hv's alias slots with the largest leaves the VM allows, as guest accesses
 // would, but from hv before the vCPU starts: the guest is 32-bit with paging off and cannot
 // reach guest-physical addresses above 4 GiB, and a fast zap only cares how much is mapped.
@@ -75,7 +60,7 @@ BenchVmConfig bench_vm_config(uint64_t default_pool_bytes, int default_max_level
     else if (want > default_max_level) log::warn("hv.backing=%s: the CPU's EPT has no such leaves; ignored", v);
     else c.max_level = want;
   }
-  const uint64_t mib = number("hv.pool-mib", 0);
+  const uint64_t mib = cmdline::get_number("hv.pool-mib", 0);
   if (mib) {
     // 2 MiB multiples (the pool layout's rule); a whole GiB comes 1 GiB-aligned.
     c.pool_bytes = ((mib << 20) + (2ull << 20) - 1) & ~((2ull << 20) - 1);
@@ -90,12 +75,12 @@ const char* bench_vm_prepare(Vm& vm) {
   if (!any) return nullptr;
   hv_bench_params p;
   p.magic = HV_BENCH_MAGIC;
-  p.mib = static_cast<uint32_t>(number("hv.bench-mib", HV_BENCH_DEFAULT_MIB));
-  p.ept_mib = static_cast<uint32_t>(number("hv.bench-ept-mib", 0));
-  p.loops = static_cast<uint32_t>(number("hv.bench-loops", 0));
-  p.zap_gib = static_cast<uint32_t>(number("hv.bench-zap-gib", 0));
+  p.mib = static_cast<uint32_t>(cmdline::get_number("hv.bench-mib", HV_BENCH_DEFAULT_MIB));
+  p.ept_mib = static_cast<uint32_t>(cmdline::get_number("hv.bench-ept-mib", 0));
+  p.loops = static_cast<uint32_t>(cmdline::get_number("hv.bench-loops", 0));
+  p.zap_gib = static_cast<uint32_t>(cmdline::get_number("hv.bench-zap-gib", 0));
   p.max_level = static_cast<uint32_t>(vm.max_level());
-  p.zap_wait = number("hv.bench-zap-wait", 0) ? 1 : 0;
+  p.zap_wait = cmdline::get_number("hv.bench-zap-wait", 0) ? 1 : 0;
   if (p.zap_gib > kMaxZapGib) return "hv.bench-zap-gib is at most 16";
   void* dst = vm.gpa_to_host(HV_BENCH_GPA, sizeof p);
   if (!dst) return "the benchmark parameter block is outside the boot RAM";

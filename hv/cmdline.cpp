@@ -1,6 +1,7 @@
 // Kernel command-line lookup (see cmdline.h).
 #include "hv/cmdline.h"
 
+#include "arch/x86/log.h"
 #include "arch/x86/string.h"
 
 namespace hv::cmdline {
@@ -43,6 +44,20 @@ bool get(const char* key, char* buf, size_t size) {
   }
   buf[i] = '\0';
   return true;
+}
+
+uint64_t get_number(const char* key, uint64_t fallback) {
+  char v[24];
+  if (!get(key, v, sizeof v) || !v[0]) return fallback;
+  uint64_t n = 0;
+  for (const char* p = v; *p; p++) {
+    if (*p < '0' || *p > '9') {
+      log::warn("%s=%s is not a number, %lu used", key, v, fallback);
+      return fallback;
+    }
+    n = n * 10 + static_cast<uint64_t>(*p - '0');
+  }
+  return n;
 }
 
 }  // namespace hv::cmdline

@@ -21,6 +21,7 @@
 #pragma once
 
 #include <stddef.h>
+#include <stdint.h>
 
 namespace hv::cmdline {
 
@@ -29,5 +30,8 @@ void set(const char* line);
 bool has(const char* key);
 // Copies the value of "key=value" into buf (NUL-terminated); false when absent.
 bool get(const char* key, char* buf, size_t size);
+// The decimal value of "key=N", or `fallback` when the key is absent, empty or not a number
+// (a malformed value is reported on the console).
+uint64_t get_number(const char* key, uint64_t fallback);
 
 }  // namespace hv::cmdline

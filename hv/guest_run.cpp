@@ -110,21 +110,6 @@ void vcpu_job(void* p) {
   __atomic_store_n(&j.finished, true, __ATOMIC_RELEASE);
 }
 
-// A small decimal option ("key=N"), `fallback` when absent or malformed.
-uint64_t number_option(const char* key, uint64_t fallback) {
-  char v[24];
-  if (!cmdline::get(key, v, sizeof v) || !v[0]) return fallback;
-  uint64_t n = 0;
-  for (const char* p = v; *p; p++) {
-    if (*p < '0' || *p > '9' || n > 100'000'000) {
-      log::warn("%s=%s is not a number: %lu used", key, v, fallback);
-      return fallback;
-    }
-    n = n * 10 + static_cast<uint64_t>(*p - '0');
-  }
-  return n;
-}
-
 unsigned guest_phys_bits() {
   const unsigned host = (x86::cpuid(0x80000000).eax >= 0x80000008) ? (x86::cpuid(0x80000008).eax & 0xFF) : 36;
   return host > 48 ? 48 : host;
@@ -354,13 +339,13 @@ const char* run_multiboot_guest(const mb2::BootInfo& boot, const char* list, con
   unsigned max = smp::cpus_online() / count;
   if (max > Vm::kMaxVcpus) max = Vm::kMaxVcpus;
   if (!max) return "hv.run: fewer CPUs than VMs";
-  unsigned n = static_cast<unsigned>(number_option("hv.vcpus", 1));
+  unsigned n = static_cast<unsigned>(cmdline::get_number("hv.vcpus", 1));
   if (n < 1) n = 1;
   if (n > max) {
     log::warn("hv.vcpus=%u but only %u CPU(s) per VM: %u used", n, max, max);
     n = max;
   }
-  const uint64_t limit = number_option("hv.pt-limit", 0);
+  const uint64_t limit = cmdline::get_number("hv.pt-limit", 0);
 
   const uint64_t free_before = pmm::stats().free_frames;
   const uint64_t platform_pages_before = platform().pages_in_use();

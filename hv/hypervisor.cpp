@@ -127,27 +127,12 @@ uint64_t guest_mode() {
   return guest_abi::kModeNormal;
 }
 
-// A decimal number option ("key=123"), or `fallback`.
-uint64_t number_option(const char* key, uint64_t fallback) {
-  char v[24];
-  if (!cmdline::get(key, v, sizeof v) || !v[0]) return fallback;
-  uint64_t n = 0;
-  for (const char* p = v; *p; p++) {
-    if (*p < '0' || *p > '9') {
-      log::warn("%s=%s is not a number, %lu used", key, v, fallback);
-      return fallback;
-    }
-    n = n * 10 + static_cast<uint64_t>(*p - '0');
-  }
-  return n;
-}
-
 // vCPUs of the VM: one per online CPU (vCPU i pinned to CPU i), at most Vm::kMaxVcpus, at
 // most hv.vcpus=N.
 unsigned vcpu_count() {
   unsigned n = smp::cpus_online();
   if (n > Vm::kMaxVcpus) n = Vm::kMaxVcpus;
-  const uint64_t want = number_option("hv.vcpus", n);
+  const uint64_t want = cmdline::get_number("hv.vcpus", n);
   if (want >= 1 && want < n) n = static_cast<unsigned>(want);
   return n;
 }
@@ -257,7 +242,7 @@ const char* run_guest(const mb2::Module& mod, uint64_t mode, unsigned n) {
               g_vm.slot(2).backing_hpa);
   set_live_vm(&g_vm);
 
-  const uint64_t budget_ms = number_option("hv.time-limit-ms", kGuestTimeBudgetUs / 1000);
+  const uint64_t budget_ms = cmdline::get_number("hv.time-limit-ms", kGuestTimeBudgetUs / 1000);
   char test[32] = {};
   cmdline::get("hv.test", test, sizeof test);
   const bool bad_state = !strcmp(test, "bad-guest-state");
