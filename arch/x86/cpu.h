@@ -37,14 +37,9 @@ inline CpuidResult cpuid(uint32_t leaf, uint32_t subleaf = 0) {
 }
 
 // ---- MSRs -------------------------------------------------------------------------------
+// Architectural MSRs used outside VMX; the VMX capability MSRs are in arch/x86/vmx/capabilities.h.
 namespace msr {
 inline constexpr uint32_t kApicBase = 0x1B;
-inline constexpr uint32_t kFeatureControl = 0x3A;
-inline constexpr uint32_t kVmxBasic = 0x480;
-inline constexpr uint32_t kVmxProcbasedCtls = 0x482;
-inline constexpr uint32_t kVmxProcbasedCtls2 = 0x48B;
-inline constexpr uint32_t kVmxEptVpidCap = 0x48C;
-inline constexpr uint32_t kVmxTrueProcbasedCtls = 0x48E;
 inline constexpr uint32_t kEfer = 0xC0000080;
 inline constexpr uint32_t kFsBase = 0xC0000100;
 inline constexpr uint32_t kGsBase = 0xC0000101;

@@ -3,6 +3,7 @@
 
 #include "arch/x86/cpu.h"
 #include "arch/x86/string.h"
+#include "arch/x86/vmx/capabilities.h"
 
 namespace hv::cpu {
 
@@ -46,15 +47,15 @@ void identify(Info& out) {
                             : "CPUID.1:ECX.VMX is 0 (this CPU has no VT-x)";
     return;
   }
-  const uint64_t fc = x86::rdmsr(x86::msr::kFeatureControl);
+  const uint64_t fc = x86::rdmsr(vmx::msr::kFeatureControl);
   out.feature_control_locked = fc & 1;
   out.vmx_outside_smx = (fc >> 2) & 1;
 
-  const uint64_t procbased = x86::rdmsr(x86::msr::kVmxProcbasedCtls);
+  const uint64_t procbased = x86::rdmsr(vmx::msr::kProcbasedCtls);
   if (!((procbased >> 63) & 1)) {
     out.ept = Ept::no;
   } else {
-    const uint64_t procbased2 = x86::rdmsr(x86::msr::kVmxProcbasedCtls2);
+    const uint64_t procbased2 = x86::rdmsr(vmx::msr::kProcbasedCtls2);
     out.ept = ((procbased2 >> 33) & 1) ? Ept::yes : Ept::no;
   }
 
