@@ -31,7 +31,6 @@ void handle_hlt(Vcpu& vcpu, const ExitInfo& exit);             // exit_cpu.cpp
 void handle_rdmsr(Vcpu& vcpu, const ExitInfo& exit);           // exit_cpu.cpp
 void handle_wrmsr(Vcpu& vcpu, const ExitInfo& exit);           // exit_cpu.cpp
 void handle_cr_access(Vcpu& vcpu, const ExitInfo& exit);       // exit_cpu.cpp
-void handle_vmcall(Vcpu& vcpu, const ExitInfo& exit);          // exit_cpu.cpp
 void handle_skip(Vcpu& vcpu, const ExitInfo& exit);            // exit_cpu.cpp (INVD, WBINVD, PAUSE)
 void handle_undefined(Vcpu& vcpu, const ExitInfo& exit);       // exit_cpu.cpp (#UD: VMX insns)
 void handle_external_interrupt(Vcpu& vcpu, const ExitInfo& exit);  // exit_events.cpp

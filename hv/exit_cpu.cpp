@@ -126,11 +126,6 @@ void handle_cr_access(Vcpu& vcpu, const ExitInfo& e) {
   vcpu.stop(true, "unsupported control-register access (qualification 0x%lx)", e.qualification);
 }
 
-void handle_vmcall(Vcpu& vcpu, const ExitInfo&) {
-  vcpu.regs.rax = guest_abi::kHypercallUnknown;
-  vcpu.skip_instruction();
-}
-
 void handle_skip(Vcpu& vcpu, const ExitInfo&) { vcpu.skip_instruction(); }
 
 void handle_undefined(Vcpu& vcpu, const ExitInfo&) { vcpu.inject_exception(kUd, false, 0); }
