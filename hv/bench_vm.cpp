@@ -43,7 +43,7 @@ const char* map_alias_gibs(Vm& vm, unsigned gib) {
   }
   uint64_t leaves[4];
   vm.mmu().leaves(leaves);
-  log::info("vm%u: bench: %u GiB mapped before the start (alias slots of the pool at gpa 0x%lx): leaves 4K %lu 2M %lu "
+  x86::log::info("vm%u: bench: %u GiB mapped before the start (alias slots of the pool at gpa 0x%lx): leaves 4K %lu 2M %lu "
             "1G %lu, ept table pages %lu",
             vm.id(), gib, kAliasGpa, leaves[1], leaves[2], leaves[3], vm.mmu().table_pages());
   return nullptr;
@@ -56,8 +56,8 @@ BenchVmConfig bench_vm_config(uint64_t default_pool_bytes, int default_max_level
   char v[8];
   if (cmdline::get("hv.backing", v, sizeof v)) {
     const int want = !strcmp(v, "4k") ? 1 : !strcmp(v, "2m") ? 2 : !strcmp(v, "1g") ? 3 : 0;
-    if (!want) log::warn("hv.backing=%s: expected 4k, 2m or 1g; ignored", v);
-    else if (want > default_max_level) log::warn("hv.backing=%s: the CPU's EPT has no such leaves; ignored", v);
+    if (!want) x86::log::warn("hv.backing=%s: expected 4k, 2m or 1g; ignored", v);
+    else if (want > default_max_level) x86::log::warn("hv.backing=%s: the CPU's EPT has no such leaves; ignored", v);
     else c.max_level = want;
   }
   const uint64_t mib = cmdline::get_number("hv.pool-mib", 0);
@@ -85,7 +85,7 @@ const char* bench_vm_prepare(Vm& vm) {
   void* dst = vm.gpa_to_host(HV_BENCH_GPA, sizeof p);
   if (!dst) return "the benchmark parameter block is outside the boot RAM";
   memcpy(dst, &p, sizeof p);
-  log::info("vm%u: bench: parameters mib %u ept-mib %u loops %u zap-gib %u zap-wait %u, max leaf level %u, pool %lu MiB at "
+  x86::log::info("vm%u: bench: parameters mib %u ept-mib %u loops %u zap-gib %u zap-wait %u, max leaf level %u, pool %lu MiB at "
             "0x%lx",
             vm.id(), p.mib, p.ept_mib, p.loops, p.zap_gib, p.zap_wait, p.max_level, vm.pool_bytes() >> 20, vm.pool_hpa());
   if (p.zap_gib) return map_alias_gibs(vm, p.zap_gib);

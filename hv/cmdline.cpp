@@ -52,7 +52,7 @@ uint64_t get_number(const char* key, uint64_t fallback) {
   uint64_t n = 0;
   for (const char* p = v; *p; p++) {
     if (*p < '0' || *p > '9') {
-      log::warn("%s=%s is not a number, %lu used", key, v, fallback);
+      x86::log::warn("%s=%s is not a number, %lu used", key, v, fallback);
       return fallback;
     }
     n = n * 10 + static_cast<uint64_t>(*p - '0');

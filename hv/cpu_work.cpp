@@ -42,31 +42,31 @@ struct alignas(64) Slot {
   uint64_t loaded_eptp = 0;
 };
 Slot g_slots[x86::kMaxCpus];
-const vmx::Capabilities* g_caps = nullptr;
+const x86::vmx::Capabilities* g_caps = nullptr;
 uint64_t g_flush_requests = 0;
 uint64_t g_remote_flushes = 0;
 uint64_t g_flush_ipis = 0;
 uint64_t g_flush_skipped = 0;
 
-void kick_handler(idt::InterruptFrame*) { apic::eoi(); }
+void kick_handler(x86::idt::InterruptFrame*) { x86::apic::eoi(); }
 
 void (*g_idle_work)() = nullptr;
 
 void idle_hook(unsigned) {
   service();
-  tick::consume();
+  x86::tick::consume();
   if (g_idle_work) g_idle_work();
 }
 
 void local_flush(const Slot& s, uint64_t tags) {
   // INVEPT is only valid in VMX operation (#UD otherwise); a CPU outside it caches no
   // EPT-derived translation anyway.
-  if (!vmx::in_root_mode()) return;
+  if (!x86::vmx::in_root_mode()) return;
   if (tags & kFlushAll) {
-    vmx::invept_global();
+    x86::vmx::invept_global();
   } else if (s.loaded_eptp && (tags & tag_bit(s.loaded_tag))) {
     // Single-context where the CPU has it (invept_context falls back to global).
-    vmx::invept_context(*g_caps, s.loaded_eptp);
+    x86::vmx::invept_context(*g_caps, s.loaded_eptp);
   }
   // Any other VM: this CPU holds none of its translations (a vCPU flushes its EPTP when it
   // leaves this CPU or switches roots), nothing to do.
@@ -78,14 +78,14 @@ Slot& self() { return g_slots[x86::cpu_index()]; }
 
 }  // namespace
 
-void init(void (*idle_work)(), const vmx::Capabilities* caps) {
+void init(void (*idle_work)(), const x86::vmx::Capabilities* caps) {
   g_idle_work = idle_work;
   g_caps = caps;
-  idt::set_handler(kKickVector, kick_handler);
-  smp::set_ap_idle_hook(idle_hook);
+  x86::idt::set_handler(kKickVector, kick_handler);
+  x86::smp::set_ap_idle_hook(idle_hook);
 }
 
-void kick(unsigned cpu) { apic::send_fixed(x86::percpu(cpu).apic_id, kKickVector); }
+void kick(unsigned cpu) { x86::apic::send_fixed(x86::percpu(cpu).apic_id, kKickVector); }
 
 void service_flushes() {
   Slot& s = self();
@@ -115,7 +115,7 @@ void service() {
 
 bool yield_wanted() {
   const Slot& s = self();
-  if (tick::pending()) return true;
+  if (x86::tick::pending()) return true;
   if (__atomic_load_n(&s.flush_want, __ATOMIC_RELAXED) != __atomic_load_n(&s.flush_done, __ATOMIC_RELAXED))
     return true;
   return !s.running && __atomic_load_n(&s.fn, __ATOMIC_RELAXED) != nullptr;
@@ -137,14 +137,14 @@ bool run_on(unsigned cpu, void (*fn)(void*), void* arg, uint64_t timeout_us) {
     fn(arg);
     return true;
   }
-  const uint64_t deadline = timer::now_us() + timeout_us;
+  const uint64_t deadline = x86::timer::now_us() + timeout_us;
   while (!post(cpu, fn, arg)) {
-    if (timer::now_us() > deadline) return false;
+    if (x86::timer::now_us() > deadline) return false;
     service_flushes();
     x86::cpu_relax();
   }
   while (!done(cpu)) {
-    if (timer::now_us() > deadline) return false;
+    if (x86::timer::now_us() > deadline) return false;
     service();
     x86::cpu_relax();
   }
@@ -182,7 +182,7 @@ void set_loaded_ept(uint64_t tlb_tag, uint64_t eptp) {
 void flush_ept(uint64_t tlb_tag) {
   __atomic_fetch_add(&g_flush_requests, 1, __ATOMIC_RELAXED);
   const unsigned me = x86::cpu_index();
-  const unsigned n = smp::cpus_online();
+  const unsigned n = x86::smp::cpus_online();
   const uint64_t bit = tag_bit(tlb_tag);
   uint64_t want[x86::kMaxCpus];
   uint64_t state[x86::kMaxCpus];
@@ -235,7 +235,7 @@ void flush_ept(uint64_t tlb_tag) {
 
 unsigned flush_ept_all_cpus_sync(uint64_t timeout_us) {
   const unsigned me = x86::cpu_index();
-  const unsigned n = smp::cpus_online();
+  const unsigned n = x86::smp::cpus_online();
   uint64_t want[x86::kMaxCpus];
   local_flush(g_slots[me], kFlushAll);
   for (unsigned cpu = 0; cpu < n; cpu++) {
@@ -245,10 +245,10 @@ unsigned flush_ept_all_cpus_sync(uint64_t timeout_us) {
     kick(cpu);
   }
   unsigned answered = 0;
-  const uint64_t deadline = timer::now_us() + timeout_us;
+  const uint64_t deadline = x86::timer::now_us() + timeout_us;
   for (unsigned cpu = 0; cpu < n; cpu++) {
     if (cpu == me || !online(cpu)) continue;
-    while (__atomic_load_n(&g_slots[cpu].flush_done, __ATOMIC_ACQUIRE) < want[cpu] && timer::now_us() < deadline) {
+    while (__atomic_load_n(&g_slots[cpu].flush_done, __ATOMIC_ACQUIRE) < want[cpu] && x86::timer::now_us() < deadline) {
       service_flushes();
       x86::cpu_relax();
     }

@@ -38,7 +38,7 @@ inline constexpr uint8_t kKickVector = 0xF1;  // "look at your requests" (the ha
 // Installs the IPI handler and the AP idle hook. BSP, once, after the LAPIC is up.
 // `idle_work` (may be null) runs on an AP each time it wakes in its idle loop, after its
 // requests (the epoch's quiescent state and deferred callbacks). `caps` picks the INVEPT type.
-void init(void (*idle_work)(), const vmx::Capabilities* caps);
+void init(void (*idle_work)(), const x86::vmx::Capabilities* caps);
 
 // Runs fn(arg) on `cpu` (the caller's own CPU: directly) and waits for it to return.
 // Returns false if the CPU did not run it within timeout_us.

@@ -12,7 +12,7 @@
 
 namespace hv {
 
-using namespace vmx;
+using namespace x86::vmx;
 
 namespace {
 constexpr uint8_t kUd = 6, kGp = 13;
@@ -26,7 +26,7 @@ uint32_t sig(unsigned i) {
 }  // namespace
 
 void handle_cpuid(Vcpu& vcpu, const ExitInfo&) {
-  vmx::GuestRegs& r = vcpu.regs;
+  x86::vmx::GuestRegs& r = vcpu.regs;
   const uint32_t leaf = static_cast<uint32_t>(r.rax), sub = static_cast<uint32_t>(r.rcx);
   x86::CpuidResult c{};
   if (leaf == guest_abi::kHypervisorLeaf) {
@@ -58,14 +58,14 @@ void handle_cpuid(Vcpu& vcpu, const ExitInfo&) {
 void handle_hlt(Vcpu& vcpu, const ExitInfo&) {
   if (vcpu.take_fast_zap()) {
     vcpu.vm().mmu().invalidate_all_roots(false);
-    log::info("vm%u: vcpu%u's HLT: every EPT root invalidated (fast zap), teardown deferred", vcpu.vm().id(),
+    x86::log::info("vm%u: vcpu%u's HLT: every EPT root invalidated (fast zap), teardown deferred", vcpu.vm().id(),
               vcpu.index());
   }
   vcpu.skip_instruction();
 }
 
 void handle_rdmsr(Vcpu& vcpu, const ExitInfo&) {
-  vmx::GuestRegs& r = vcpu.regs;
+  x86::vmx::GuestRegs& r = vcpu.regs;
   const uint32_t index = static_cast<uint32_t>(r.rcx);
   if (index != msr::kEfer) {
     vcpu.inject_exception(kGp, true, 0);
@@ -78,7 +78,7 @@ void handle_rdmsr(Vcpu& vcpu, const ExitInfo&) {
 }
 
 void handle_wrmsr(Vcpu& vcpu, const ExitInfo&) {
-  vmx::GuestRegs& r = vcpu.regs;
+  x86::vmx::GuestRegs& r = vcpu.regs;
   const uint32_t index = static_cast<uint32_t>(r.rcx);
   const uint64_t v = (r.rdx << 32) | static_cast<uint32_t>(r.rax);
   // Only EFER, and only its SCE/LME/NXE bits; LMA is the CPU's. Anything else is #GP, as a
@@ -95,7 +95,7 @@ void handle_wrmsr(Vcpu& vcpu, const ExitInfo&) {
 // The general register numbered as in exit qualifications (SDM table "Exit Qualification for
 // Control-Register Accesses": 0 RAX, 1 RCX, 2 RDX, 3 RBX, 4 RSP, 5 RBP, 6 RSI, 7 RDI, 8-15 R8-R15).
 // RSP lives in the VMCS, so it is read and written there.
-uint64_t* gpr(vmx::GuestRegs& r, unsigned n) {
+uint64_t* gpr(x86::vmx::GuestRegs& r, unsigned n) {
   uint64_t* const table[16] = {&r.rax, &r.rcx, &r.rdx, &r.rbx, nullptr, &r.rbp, &r.rsi, &r.rdi,
                                &r.r8,  &r.r9,  &r.r10, &r.r11, &r.r12,  &r.r13, &r.r14, &r.r15};
   return table[n & 15];

@@ -11,7 +11,7 @@
 namespace hv {
 namespace {
 
-using namespace vmx;
+using namespace x86::vmx;
 
 struct Table {
   ExitHandler h[kExitReasonCount];

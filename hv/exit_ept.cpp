@@ -17,7 +17,7 @@
 
 namespace hv {
 
-using namespace vmx;
+using namespace x86::vmx;
 
 // Policy for guest accesses that no slot backs, or that write a read-only slot
 // (docs/hypercalls.md, "Unbacked and read-only memory"): a load returns all ones, a store is
@@ -34,7 +34,7 @@ using namespace vmx;
 // against the exit's below catches most of it; either way only that guest is affected.
 namespace {
 
-uint64_t* gpr(vmx::GuestRegs& r, unsigned n) {
+uint64_t* gpr(x86::vmx::GuestRegs& r, unsigned n) {
   uint64_t* const table[8] = {&r.rax, &r.rcx, &r.rdx, &r.rbx, nullptr, &r.rbp, &r.rsi, &r.rdi};
   return table[n & 7];
 }
@@ -101,7 +101,7 @@ bool emulate_dropped_access(Vcpu& vcpu, bool write_protected, unsigned access) {
   WalkStatus why = WalkStatus::ok;
   const unsigned n = fetch_insn(vcpu.vm(), bytes, &lin, &why);
   if (n == 0 && why != WalkStatus::ok) {
-    log::error("vm%u: vcpu%u: cannot read the instruction at linear 0x%lx: guest page walk: %s", vcpu.vm().id(), vcpu.index(),
+    x86::log::error("vm%u: vcpu%u: cannot read the instruction at linear 0x%lx: guest page walk: %s", vcpu.vm().id(), vcpu.index(),
                lin, to_string(why));
   }
   MemInsn m;
@@ -160,7 +160,7 @@ void handle_ept_violation(Vcpu& vcpu, const ExitInfo& e) {
       // hv's memory: either way only this VM stops; what it holds is freed when hv destroys it.
       const mmu::MmuStats q = vcpu.vm().mmu().stats();
       if (q.table_pages_limit && q.table_pages_refused) {
-        log::error("vm%u: out of page-table pages (limit %lu): vcpu%u stopped at gpa 0x%lx, the VM is stopped", vcpu.vm().id(),
+        x86::log::error("vm%u: out of page-table pages (limit %lu): vcpu%u stopped at gpa 0x%lx, the VM is stopped", vcpu.vm().id(),
                    q.table_pages_limit, vcpu.index(), gpa);
         vcpu.stop(true, "out of page-table pages (limit %lu) at gpa 0x%lx", q.table_pages_limit, gpa);
       } else {

@@ -10,7 +10,7 @@
 
 namespace hv {
 
-using namespace vmx;
+using namespace x86::vmx;
 
 // An external interrupt arrived while the guest ran: this CPU's tick (its slice is over) or a
 // kick IPI (a flush request, a VM stop). Without "acknowledge interrupt on exit" it is still

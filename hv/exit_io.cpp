@@ -12,7 +12,7 @@
 
 namespace hv {
 
-using namespace vmx;
+using namespace x86::vmx;
 
 namespace {
 constexpr uint16_t kExitPort = 0xF4;
@@ -24,7 +24,7 @@ void console_byte(Vcpu& vcpu, uint8_t c) {
   const unsigned i = vcpu.index() % Vm::kMaxVcpus;
   if (c == '\n' || g_len[i] + 1 >= sizeof g_line[i]) {
     g_line[i][g_len[i]] = 0;
-    log::plain("guest: %s", g_line[i]);
+    x86::log::plain("guest: %s", g_line[i]);
     g_len[i] = 0;
     if (c == '\n') return;
   }

@@ -17,14 +17,14 @@ void ExitTiming::reset() { memset(this, 0, sizeof *this); }
 
 ExitTiming::Kind ExitTiming::kind_of(unsigned basic_reason) {
   switch (basic_reason) {
-    case vmx::kExitCpuid: return kCpuid;
-    case vmx::kExitHlt: return kHlt;
-    case vmx::kExitEptViolation: return kEptViolation;
-    case vmx::kExitVmcall: return kVmcall;
-    case vmx::kExitIoInstruction: {
+    case x86::vmx::kExitCpuid: return kCpuid;
+    case x86::vmx::kExitHlt: return kHlt;
+    case x86::vmx::kExitEptViolation: return kEptViolation;
+    case x86::vmx::kExitVmcall: return kVmcall;
+    case x86::vmx::kExitIoInstruction: {
       // Exit qualification bits 31:16: the port (SDM table "Exit Qualification for I/O
       // Instructions"). COM1 is 0x3F8-0x3FF.
-      const uint64_t port = (vmx::vmread(vmx::field::kExitQualification) >> 16) & 0xFFFF;
+      const uint64_t port = (x86::vmx::vmread(x86::vmx::field::kExitQualification) >> 16) & 0xFFFF;
       return (port & ~7ull) == 0x3F8 ? kIoConsole : kIo;
     }
     default: return kOther;
@@ -35,7 +35,7 @@ void ExitTiming::print(unsigned vm, unsigned vcpu) const {
   for (unsigned k = 0; k < kKinds; k++) {
     const LogHistogram& h = hist_[k];
     if (!h.count()) continue;
-    log::info("vm%u: vcpu%u: exit-cost reason=%s count=%lu median=%lu p99=%lu max=%lu mean=%lu (tsc ticks, exit to next entry)",
+    x86::log::info("vm%u: vcpu%u: exit-cost reason=%s count=%lu median=%lu p99=%lu max=%lu mean=%lu (tsc ticks, exit to next entry)",
               vm, vcpu, kNames[k], h.count(), h.quantile(500), h.quantile(990), h.max(), h.mean());
   }
 }

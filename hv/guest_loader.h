@@ -36,6 +36,6 @@ const char* load_multiboot(Vm& vm, const uint8_t* image, uint64_t size, uint64_t
 // Runs the guest in GRUB module `name` (hv.run=NAME on the command line) in its own VM on the
 // calling CPU, prints the VM's summary and frees the VM. nullptr when the guest passed
 // (exit status 0 and every page returned).
-const char* run_multiboot_guest(const mb2::BootInfo& boot, const char* name, const vmx::Capabilities& caps);
+const char* run_multiboot_guest(const x86::mb2::BootInfo& boot, const char* name, const x86::vmx::Capabilities& caps);
 
 }  // namespace hv

@@ -61,7 +61,7 @@ const char* GuestMmu::init(uint64_t vm_id, const RamSlot* slots, unsigned count,
     s.max_level = static_cast<uint8_t>(max_level);  // alignment limits it further per gfn
     const mmu::MemslotError err = mmu_->update_memslot(mmu::MemslotOp::create(s));
     if (err != mmu::MemslotError::ok) {
-      format(g_why, sizeof g_why, "memslot \"%s\": %s", slots[i].name, mmu::to_string(err));
+      x86::format(g_why, sizeof g_why, "memslot \"%s\": %s", slots[i].name, mmu::to_string(err));
       destroy();
       return g_why;
     }

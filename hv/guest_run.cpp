@@ -47,7 +47,7 @@ constexpr uint64_t kApStackTop = 0x8000;  // unused by the library (it sets its 
 // complement, so the value can't come from the guest's own image.
 volatile uint64_t g_isolation_marker = 0x68764D61726B6572ull;  // "hvMarker"
 
-const vmx::Capabilities* g_caps = nullptr;
+const x86::vmx::Capabilities* g_caps = nullptr;
 
 struct GuestVm;
 
@@ -87,7 +87,7 @@ void vcpu_job(void* p) {
   Job& j = *static_cast<Job*>(p);
   GuestVm& g = *j.vm;
   Vcpu& v = g.vcpus[j.index];
-  j.t0 = timer::now_us();
+  j.t0 = x86::timer::now_us();
   j.init_failure = v.init(g.vm, j.index, *g_caps, j.start);
   if (j.init_failure) {
     // The others may wait for this vCPU inside the guest: stop the VM.
@@ -104,7 +104,7 @@ void vcpu_job(void* p) {
     __atomic_store_n(&g.run.finish_requested, 1, __ATOMIC_RELAXED);
     kick_others(g.run, 0);
   }
-  j.t1 = timer::now_us();
+  j.t1 = x86::timer::now_us();
   v.release();
   // Release: the BSP's acquire load sees the vCPU's final state and counters.
   __atomic_store_n(&j.finished, true, __ATOMIC_RELEASE);
@@ -115,19 +115,19 @@ unsigned guest_phys_bits() {
   return host > 48 ? 48 : host;
 }
 
-const mb2::Module* find_module(const mb2::BootInfo& boot, const char* name) {
+const x86::mb2::Module* find_module(const x86::mb2::BootInfo& boot, const char* name) {
   for (unsigned i = 0; i < boot.module_count; i++)
     if (boot.modules[i].cmdline && !strcmp(boot.modules[i].cmdline, name)) return &boot.modules[i];
   return nullptr;
 }
 
-uint64_t tsc_ms(uint64_t tsc) { return tsc / (timer::tsc_khz() ? timer::tsc_khz() : 1); }
+uint64_t tsc_ms(uint64_t tsc) { return tsc / (x86::timer::tsc_khz() ? x86::timer::tsc_khz() : 1); }
 
 void print_vcpu_summary(GuestVm& g, unsigned i) {
   const Vcpu& v = g.vcpus[i];
   const Job& j = g.jobs[i];
   const VcpuStats& s = v.vstats();
-  log::info("vm%u: vcpu%u on cpu%u: %s, %lu exits (ept violation %lu, external interrupt %lu, preemption timer %lu), "
+  x86::log::info("vm%u: vcpu%u on cpu%u: %s, %lu exits (ept violation %lu, external interrupt %lu, preemption timer %lu), "
             "%lu root switch(es), ran %lu ms (guest %lu ms)",
             g.vm.id(), i, v.cpu(), j.init_failure ? "not started" : v.failed() ? "FAIL" : "pass", s.exits,
             s.ept_violations, s.external_interrupts, s.preemption_timer, s.root_switches, (j.t1 - j.t0) / 1000,
@@ -141,47 +141,47 @@ void print_summary(GuestVm& g) {
   size_t len = 0;
   // static_cast: the counters may be atomic wrappers, which varargs must not receive.
   uint64_t total = static_cast<uint64_t>(st.exits_other);
-  for (unsigned r = 0; r < vmx::kExitReasonCount; r++) {
+  for (unsigned r = 0; r < x86::vmx::kExitReasonCount; r++) {
     const uint64_t n = static_cast<uint64_t>(st.exits[r]);
     if (!n) continue;
     total += n;
-    len += format(line + len, sizeof line - len, "%s%s %lu", len ? ", " : "", vmx::exit_reason_name(r), n);
+    len += x86::format(line + len, sizeof line - len, "%s%s %lu", len ? ", " : "", x86::vmx::exit_reason_name(r), n);
   }
   const unsigned id = vm.id();
-  log::info("vm%u: %lu exits (%s)", id, total, line);
+  x86::log::info("vm%u: %lu exits (%s)", id, total, line);
   hv_stats s;
   snapshot_stats(vm, s);
   const uint64_t* v = s.value;
-  log::info("vm%u: ept violations %lu, leaves 4K %lu 2M %lu 1G %lu, ept table pages %lu", id, static_cast<uint64_t>(st.ept_violations),
+  x86::log::info("vm%u: ept violations %lu, leaves 4K %lu 2M %lu 1G %lu, ept table pages %lu", id, static_cast<uint64_t>(st.ept_violations),
             v[HV_STAT_LEAVES_4K], v[HV_STAT_LEAVES_2M], v[HV_STAT_LEAVES_1G], v[HV_STAT_TABLE_PAGES]);
-  log::info("vm%u: zaps %lu (%lu leaves), tlb flushes %lu, roots live %lu invalid %lu, pages awaiting reclaim %lu", id,
+  x86::log::info("vm%u: zaps %lu (%lu leaves), tlb flushes %lu, roots live %lu invalid %lu, pages awaiting reclaim %lu", id,
             v[HV_STAT_ZAP_CALLS], v[HV_STAT_ZAPPED_LEAVES], v[HV_STAT_TLB_FLUSHES], v[HV_STAT_ROOTS_LIVE],
             v[HV_STAT_ROOTS_INVALID], v[HV_STAT_PAGES_AWAITING_RECLAIM]);
   const mmu::MmuStats m = vm.mmu().stats();
-  log::info("vm%u: root teardowns queued %lu, deferred teardown steps %lu", id, m.teardowns_queued, m.teardown_steps);
+  x86::log::info("vm%u: root teardowns queued %lu, deferred teardown steps %lu", id, m.teardowns_queued, m.teardown_steps);
   print_deferred_summary(vm);
-  log::info("vm%u: unbacked reads %lu, unbacked writes dropped %lu, read-only writes dropped %lu, hypercalls %lu (%lu errors)",
+  x86::log::info("vm%u: unbacked reads %lu, unbacked writes dropped %lu, read-only writes dropped %lu, hypercalls %lu (%lu errors)",
             id, v[HV_STAT_UNBACKED_READS], v[HV_STAT_UNBACKED_WRITES], v[HV_STAT_READONLY_WRITES], v[HV_STAT_HYPERCALLS],
             v[HV_STAT_HYPERCALL_ERRORS]);
   // Live now (the VM has stopped; what it still holds), against the limit if there is one.
   if (m.table_pages_limit)
-    log::info("vm%u: MMU pages counted against hv.pt-limit: %lu of %lu%s", id, m.table_pages_live, m.table_pages_limit,
+    x86::log::info("vm%u: MMU pages counted against hv.pt-limit: %lu of %lu%s", id, m.table_pages_live, m.table_pages_limit,
               m.table_pages_refused ? " (limit hit)" : "");
   else
-    log::info("vm%u: MMU pages live %lu (no hv.pt-limit)", id, m.table_pages_live);
-  log::info("vm%u: ran %lu ms on %u vCPU(s)", id, (g.t1 - g.t0) / 1000, g.run.vcpus);
+    x86::log::info("vm%u: MMU pages live %lu (no hv.pt-limit)", id, m.table_pages_live);
+  x86::log::info("vm%u: ran %lu ms on %u vCPU(s)", id, (g.t1 - g.t0) / 1000, g.run.vcpus);
 }
 
 // Creates VM `id` for GRUB module `name` and loads the image. nullptr or why not (the VM is
 // then destroyed again by the caller like any other).
-const char* create_vm(GuestVm& g, unsigned id, const mb2::BootInfo& boot, const char* name, unsigned vcpus,
+const char* create_vm(GuestVm& g, unsigned id, const x86::mb2::BootInfo& boot, const char* name, unsigned vcpus,
                       uint64_t limit, int* stage) {
   g.name = name;
   g.failure = nullptr;
   g.vm.vcpu_count = vcpus;
-  const mb2::Module* mod = find_module(boot, name);
+  const x86::mb2::Module* mod = find_module(boot, name);
   if (!mod) {
-    format(g.why, sizeof g.why, "no GRUB module named \"%s\"", name);
+    x86::format(g.why, sizeof g.why, "no GRUB module named \"%s\"", name);
     return g.why;
   }
   // hv.backing and hv.pool-mib (hv/bench_vm.h); the defaults without them.
@@ -197,10 +197,10 @@ const char* create_vm(GuestVm& g, unsigned id, const mb2::BootInfo& boot, const 
   g.vm.result_valid = false;
   g.vm.result = 0;
   if (const char* err = load_multiboot(g.vm, reinterpret_cast<const uint8_t*>(mod->start), mod->end - mod->start, &g.entry)) {
-    format(g.why, sizeof g.why, "%s: %s", name, err);
+    x86::format(g.why, sizeof g.why, "%s: %s", name, err);
     return g.why;
   }
-  log::info("vm%u: multiboot guest %s, %lu bytes, entry 0x%lx; RAM %lu MiB in slot 0 of a %lu MiB pool; %u vCPU(s)", id,
+  x86::log::info("vm%u: multiboot guest %s, %lu bytes, entry 0x%lx; RAM %lu MiB in slot 0 of a %lu MiB pool; %u vCPU(s)", id,
             name, mod->end - mod->start, g.entry, g.vm.ram_bytes() >> 20, g.vm.pool_bytes() >> 20, vcpus);
   return bench_vm_prepare(g.vm);  // hv.bench-* only (hv/bench_vm.h)
 }
@@ -236,7 +236,7 @@ void prepare_jobs(GuestVm& g, unsigned n, unsigned first_cpu) {
 // Runs every vCPU of the `count` VMs; returns when all have finished (false: one never did,
 // and the VMs must be left in place).
 bool run_all(unsigned count, unsigned n) {
-  const uint64_t t0 = timer::now_us();
+  const uint64_t t0 = x86::timer::now_us();
   for (unsigned v = 0; v < count; v++) g_vms[v].t0 = t0;
   for (unsigned v = 0; v < count; v++)
     for (unsigned i = 0; i < n; i++) {
@@ -249,7 +249,7 @@ bool run_all(unsigned count, unsigned n) {
       }
     }
   vcpu_job(&g_vms[0].jobs[0]);
-  const uint64_t deadline = timer::now_us() + kTimeBudgetUs + 10'000'000;
+  const uint64_t deadline = x86::timer::now_us() + kTimeBudgetUs + 10'000'000;
   for (;;) {
     bool all = true;
     for (unsigned v = 0; v < count; v++) {
@@ -257,14 +257,14 @@ bool run_all(unsigned count, unsigned n) {
       bool vm_done = true;
       for (unsigned i = 0; i < n; i++)
         if (!__atomic_load_n(&g.jobs[i].finished, __ATOMIC_ACQUIRE)) vm_done = false;
-      if (vm_done && !g.t1) g.t1 = timer::now_us();
+      if (vm_done && !g.t1) g.t1 = x86::timer::now_us();
       all = all && vm_done;
     }
     if (all) return true;
-    if (timer::now_us() > deadline) return false;
+    if (x86::timer::now_us() > deadline) return false;
     // Wait like an idle AP: requests, a safe point with deferred work, sleep until a tick or IPI.
     cpu_work::service();
-    tick::consume();
+    x86::tick::consume();
     idle_work();
     asm volatile("sti; hlt; cli" ::: "memory");
   }
@@ -282,8 +282,8 @@ const char* verdict(GuestVm& g) {
     if (i >= n) continue;
     const char* why = g.jobs[i].init_failure ? g.jobs[i].init_failure : g.vcpus[i].stop_reason();
     if (g.jobs[i].init_failure || g.vcpus[i].failed()) {
-      if (n == 1) format(g.why, sizeof g.why, "vm%u: %s", id, why);
-      else format(g.why, sizeof g.why, "vm%u: vcpu%u: %s", id, i, why);
+      if (n == 1) x86::format(g.why, sizeof g.why, "vm%u: %s", id, why);
+      else x86::format(g.why, sizeof g.why, "vm%u: vcpu%u: %s", id, i, why);
       failure = g.why;
     }
   }
@@ -292,17 +292,17 @@ const char* verdict(GuestVm& g) {
     const bool bad = g.jobs[i].init_failure || g.vcpus[i].failed();
     // One vCPU: the line as before ("vm1: stopped: ..."); several: one per vCPU.
     if (n == 1) {
-      if (bad) log::error("vm%u: stopped: %s", id, why);
-      else log::info("vm%u: stopped: %s", id, why);
+      if (bad) x86::log::error("vm%u: stopped: %s", id, why);
+      else x86::log::info("vm%u: stopped: %s", id, why);
     } else {
-      if (bad) log::error("vm%u: vcpu%u stopped: %s", id, i, why);
-      else log::info("vm%u: vcpu%u stopped: %s", id, i, why);
+      if (bad) x86::log::error("vm%u: vcpu%u stopped: %s", id, i, why);
+      else x86::log::info("vm%u: vcpu%u stopped: %s", id, i, why);
     }
   }
   if (n > 1)
     for (unsigned i = 0; i < n; i++) print_vcpu_summary(g, i);
   if (!failure && !g.vm.result_valid) {
-    format(g.why, sizeof g.why, "vm%u: the guest never reported an exit status", id);
+    x86::format(g.why, sizeof g.why, "vm%u: the guest never reported an exit status", id);
     failure = g.why;
   }
   return failure;
@@ -312,15 +312,15 @@ const char* verdict(GuestVm& g) {
 
 void print_deferred_summary(Vm& vm) {
   const DeferredStats d = vm.mmu().deferred_stats();
-  log::info("vm%u: deferred work: %lu passes (%lu with teardown work, %lu units, at most %lu per pass, budget %lu), "
+  x86::log::info("vm%u: deferred work: %lu passes (%lu with teardown work, %lu units, at most %lu per pass, budget %lu), "
             "longest pass %lu TSC ticks",
             vm.id(), d.passes, d.busy_passes, d.units, d.max_units, d.max_budget, d.max_tsc);
   // The MMU promises to stop at the budget; say so loudly if it ever did not.
   if (d.max_units > d.max_budget)
-    log::error("vm%u: a deferred-work pass used %lu units, over its budget of %lu", vm.id(), d.max_units, d.max_budget);
+    x86::log::error("vm%u: a deferred-work pass used %lu units, over its budget of %lu", vm.id(), d.max_units, d.max_budget);
 }
 
-const char* run_multiboot_guest(const mb2::BootInfo& boot, const char* list, const vmx::Capabilities& caps) {
+const char* run_multiboot_guest(const x86::mb2::BootInfo& boot, const char* list, const x86::vmx::Capabilities& caps) {
   static char names[kMaxVms][48];
   static char why[240];
   g_caps = &caps;
@@ -336,18 +336,18 @@ const char* run_multiboot_guest(const mb2::BootInfo& boot, const char* list, con
     if (*p == ',') p++;
   }
   if (!count) return "hv.run names no guest";
-  unsigned max = smp::cpus_online() / count;
+  unsigned max = x86::smp::cpus_online() / count;
   if (max > Vm::kMaxVcpus) max = Vm::kMaxVcpus;
   if (!max) return "hv.run: fewer CPUs than VMs";
   unsigned n = static_cast<unsigned>(cmdline::get_number("hv.vcpus", 1));
   if (n < 1) n = 1;
   if (n > max) {
-    log::warn("hv.vcpus=%u but only %u CPU(s) per VM: %u used", n, max, max);
+    x86::log::warn("hv.vcpus=%u but only %u CPU(s) per VM: %u used", n, max, max);
     n = max;
   }
   const uint64_t limit = cmdline::get_number("hv.pt-limit", 0);
 
-  const uint64_t free_before = pmm::stats().free_frames;
+  const uint64_t free_before = x86::pmm::stats().free_frames;
   const uint64_t platform_pages_before = platform().pages_in_use();
   const char* failure = nullptr;
   // Per VM: 0 nothing done, 1 init_pool ran (destroy() is safe after a failed one too), 2 it
@@ -357,18 +357,18 @@ const char* run_multiboot_guest(const mb2::BootInfo& boot, const char* list, con
   for (unsigned v = 0; v < count && !failure; v++) {
     created++;
     failure = create_vm(g_vms[v], v + 1, boot, names[v], n, limit, &stage[v]);
-    if (failure) log::error("vm%u: %s", v + 1, failure);
+    if (failure) x86::log::error("vm%u: %s", v + 1, failure);
     else prepare_jobs(g_vms[v], n, v * n);
   }
   if (!failure) {
-    log::info("vm1: hv's isolation marker 0x%lx is at host-physical 0x%lx (no guest may read it)", g_isolation_marker,
+    x86::log::info("vm1: hv's isolation marker 0x%lx is at host-physical 0x%lx (no guest may read it)", g_isolation_marker,
               reinterpret_cast<uint64_t>(&g_isolation_marker));
     set_live_vm(&g_vms[0].vm);  // idle CPUs help with its deferred work (one VM at a time)
     const bool all_finished = run_all(count, n);
     set_live_vm(nullptr);
     if (!all_finished) {
       // A vCPU whose CPU never came back can't be torn down safely: leave the VMs as they are.
-      log::error("vm: a vCPU did not finish within its time budget + 10 s; the VMs are left in place");
+      x86::log::error("vm: a vCPU did not finish within its time budget + 10 s; the VMs are left in place");
       return "a vCPU did not finish";
     }
     for (unsigned v = 0; v < count; v++) {
@@ -376,7 +376,7 @@ const char* run_multiboot_guest(const mb2::BootInfo& boot, const char* list, con
       g_vms[v].failure = verdict(g_vms[v]);
       if (g_vms[v].failure && !failure) failure = g_vms[v].failure;
       if (count > 1)
-        log::info("vm%u: guest %s: %s", v + 1, names[v], g_vms[v].failure ? "FAIL" : "PASS");
+        x86::log::info("vm%u: guest %s: %s", v + 1, names[v], g_vms[v].failure ? "FAIL" : "PASS");
     }
   }
   for (unsigned v = 0; v < created; v++) {
@@ -385,15 +385,15 @@ const char* run_multiboot_guest(const mb2::BootInfo& boot, const char* list, con
   }
   epoch().barrier();
   // As for vm0 (hv/hypervisor.cpp): every page back, except the epoch's per-CPU batch pages.
-  const uint64_t taken = free_before - pmm::stats().free_frames;
+  const uint64_t taken = free_before - x86::pmm::stats().free_frames;
   const uint64_t epoch_kept = platform().pages_in_use() - platform_pages_before;
-  const bool returned = taken == epoch_kept && epoch_kept <= 2ull * smp::cpus_online();
+  const bool returned = taken == epoch_kept && epoch_kept <= 2ull * x86::smp::cpus_online();
   for (unsigned v = 0; v < created; v++) {
-    if (returned) log::info("vm%u: destroyed, all its memory returned", v + 1);
-    else log::error("vm%u: destroyed; the VMs' pages were not all returned (%ld missing)", v + 1, static_cast<long>(taken));
+    if (returned) x86::log::info("vm%u: destroyed, all its memory returned", v + 1);
+    else x86::log::error("vm%u: destroyed; the VMs' pages were not all returned (%ld missing)", v + 1, static_cast<long>(taken));
   }
   if (!returned && !failure) {
-    format(why, sizeof why, "vm%s: pages not returned to the allocator after destroy", count > 1 ? "s" : "1");
+    x86::format(why, sizeof why, "vm%s: pages not returned to the allocator after destroy", count > 1 ? "s" : "1");
     failure = why;
   }
   return failure;

@@ -19,7 +19,7 @@
 
 namespace hv {
 
-using namespace vmx;
+using namespace x86::vmx;
 
 namespace {
 
@@ -151,7 +151,7 @@ unsigned guest_cpl() { return (vmread(field::kGuestSsAr) >> 5) & 3; }
 // 64-bit mode: IA-32e mode active and CS.L set.
 bool guest_64bit() { return ((vmread(field::kGuestEfer) >> 10) & 1) && ((vmread(field::kGuestCsAr) >> 13) & 1); }
 
-void set_result64(vmx::GuestRegs& r, uint64_t v) {
+void set_result64(x86::vmx::GuestRegs& r, uint64_t v) {
   r.rbx = static_cast<uint32_t>(v);
   r.rcx = v >> 32;
 }
@@ -190,7 +190,7 @@ void snapshot_stats(Vm& vm, hv_stats& out) {
 
 void handle_hypercall(Vcpu& vcpu, const ExitInfo&) {
   Vm& vm = vcpu.vm();
-  vmx::GuestRegs& r = vcpu.regs;
+  x86::vmx::GuestRegs& r = vcpu.regs;
   // Outside 64-bit mode only the low halves are the guest's arguments.
   const uint64_t mask = guest_64bit() ? ~uint64_t{0} : 0xFFFFFFFFull;
   const uint64_t nr = r.rax & mask, a0 = r.rbx & mask, a1 = r.rcx & mask, a2 = r.rdx & mask,
@@ -239,7 +239,7 @@ void handle_hypercall(Vcpu& vcpu, const ExitInfo&) {
       case HV_CALL_RESULT:
         vm.result = static_cast<uint32_t>(a0);
         vm.result_valid = true;
-        log::plain("vm%u: guest reports result %lu (%s), value 0x%lx", vm.id(), a0, a0 ? "failure" : "pass", a1);
+        x86::log::plain("vm%u: guest reports result %lu (%s), value 0x%lx", vm.id(), a0, a0 ? "failure" : "pass", a1);
         break;
       case HV_CALL_EXIT:
         // vCPU 0's status is the VM's; another vCPU's 0 only ends that vCPU (its part of the

@@ -20,7 +20,7 @@
 #include "arch/x86/vmx/root_mode.h"
 #include "hv/cmdline.h"
 #include "hv/cpu_work.h"
-#include "hv/exit_status.h"
+#include "arch/x86/exit_status.h"
 #include "hv/guest_loader.h"
 #include "hv/guest_abi.h"
 #include "hv/mmu_platform.h"
@@ -31,7 +31,7 @@
 namespace hv {
 namespace {
 
-using namespace vmx;
+using namespace x86::vmx;
 
 Capabilities g_caps;
 Vm g_vm;
@@ -70,8 +70,8 @@ struct RootArg {
 };
 void enter_root_on_this_cpu(void* p) { static_cast<RootArg*>(p)->why = enter_root_mode(g_caps); }
 void leave_root_on_this_cpu(void*) { leave_root_mode(); }
-void start_tick_on_this_cpu(void*) { tick::start_this_cpu(); }
-void stop_tick_on_this_cpu(void*) { tick::stop_this_cpu(); }
+void start_tick_on_this_cpu(void*) { x86::tick::start_this_cpu(); }
+void stop_tick_on_this_cpu(void*) { x86::tick::stop_this_cpu(); }
 
 // The VM whose deferred MMU work idle CPUs help with. The lock keeps the VM from being
 // destroyed under an idle CPU: idle only try-locks it (and does a bounded amount of work
@@ -108,7 +108,7 @@ bool contains(const char* s, const char* what) {
   return false;
 }
 
-const mb2::Module* find_module(const mb2::BootInfo& boot, const char* name) {
+const x86::mb2::Module* find_module(const x86::mb2::BootInfo& boot, const char* name) {
   for (unsigned i = 0; i < boot.module_count; i++)
     if (boot.modules[i].cmdline && contains(boot.modules[i].cmdline, name)) return &boot.modules[i];
   return nullptr;
@@ -123,14 +123,14 @@ uint64_t guest_mode() {
   if (!strcmp(v, "triple-fault")) return guest_abi::kModeTripleFault;
   if (!strcmp(v, "bad-msr")) return guest_abi::kModeBadMsr;
   if (!strcmp(v, "spin")) return guest_abi::kModeSpin;
-  log::warn("unknown hv.guest \"%s\" ignored", v);
+  x86::log::warn("unknown hv.guest \"%s\" ignored", v);
   return guest_abi::kModeNormal;
 }
 
 // vCPUs of the VM: one per online CPU (vCPU i pinned to CPU i), at most Vm::kMaxVcpus, at
 // most hv.vcpus=N.
 unsigned vcpu_count() {
-  unsigned n = smp::cpus_online();
+  unsigned n = x86::smp::cpus_online();
   if (n > Vm::kMaxVcpus) n = Vm::kMaxVcpus;
   const uint64_t want = cmdline::get_number("hv.vcpus", n);
   if (want >= 1 && want < n) n = static_cast<unsigned>(want);
@@ -139,7 +139,7 @@ unsigned vcpu_count() {
 
 // Is a 1 GiB-aligned GiB of host memory free?
 bool huge_block_free() {
-  return pmm::stats().top >= 2 * kHugeSlotBytes && pmm::aligned_run_free(kHugeSlotBytes / pmm::k4K, kHugeSlotBytes);
+  return x86::pmm::stats().top >= 2 * kHugeSlotBytes && x86::pmm::aligned_run_free(kHugeSlotBytes / x86::pmm::k4K, kHugeSlotBytes);
 }
 
 unsigned guest_phys_bits() {
@@ -147,12 +147,12 @@ unsigned guest_phys_bits() {
   return host > 48 ? 48 : host;
 }
 
-uint64_t tsc_ms(uint64_t tsc) { return tsc / (timer::tsc_khz() ? timer::tsc_khz() : 1); }
+uint64_t tsc_ms(uint64_t tsc) { return tsc / (x86::timer::tsc_khz() ? x86::timer::tsc_khz() : 1); }
 
 void print_vcpu_summary(Vm& vm, const Vcpu& v, const VcpuJob& j) {
   const VcpuStats& s = v.vstats();
   const char* verdict = j.init_failure ? "not started" : v.failed() ? "FAIL" : "pass";
-  log::info("vm%u: vcpu%u on cpu%u: %s, %lu exits (ept violation %lu, external interrupt %lu, preemption timer %lu), "
+  x86::log::info("vm%u: vcpu%u on cpu%u: %s, %lu exits (ept violation %lu, external interrupt %lu, preemption timer %lu), "
             "%lu root switch(es), %lu entry retries, ran %lu ms (guest %lu ms, exit handling %lu ms)",
             vm.id(), j.index, v.cpu(), verdict, s.exits, s.ept_violations, s.external_interrupts, s.preemption_timer,
             s.root_switches, s.entry_retries, (j.t1 - j.t0) / 1000, tsc_ms(s.guest_tsc), tsc_ms(s.host_tsc));
@@ -166,27 +166,27 @@ void print_summary(Vm& vm, unsigned vcpus, uint64_t run_us, uint64_t flush0[4]) 
   for (unsigned r = 0; r < kExitReasonCount; r++) {
     if (!st.exits[r]) continue;
     total += st.exits[r];
-    len += format(line + len, sizeof line - len, "%s%s %lu", len ? ", " : "", exit_reason_name(r), st.exits[r].get());
+    len += x86::format(line + len, sizeof line - len, "%s%s %lu", len ? ", " : "", exit_reason_name(r), st.exits[r].get());
   }
-  log::info("vm%u: %lu exits (%s)", vm.id(), total, line);
+  x86::log::info("vm%u: %lu exits (%s)", vm.id(), total, line);
   uint64_t leaves[4];
   vm.mmu().leaves(leaves);
-  log::info("vm%u: ept violations %lu, leaves 4K %lu 2M %lu 1G %lu, ept table pages %lu", vm.id(), st.ept_violations.get(),
+  x86::log::info("vm%u: ept violations %lu, leaves 4K %lu 2M %lu 1G %lu, ept table pages %lu", vm.id(), st.ept_violations.get(),
             leaves[1], leaves[2], leaves[3], vm.mmu().table_pages());
   auto mr = [&st](MapResult r) { return st.map_results[static_cast<int>(r)].get(); };
-  log::info("vm%u: faults fixed %lu, spurious %lu, retry %lu, unbacked %lu, oom %lu", vm.id(), mr(MapResult::kFixed),
+  x86::log::info("vm%u: faults fixed %lu, spurious %lu, retry %lu, unbacked %lu, oom %lu", vm.id(), mr(MapResult::kFixed),
             mr(MapResult::kSpurious), mr(MapResult::kRetry), mr(MapResult::kUnbacked), mr(MapResult::kOutOfMemory));
-  log::info("vm%u: remote flushes: %lu requests, %lu IPIs to cpus in guest mode, %lu left to the next entry, %lu done "
+  x86::log::info("vm%u: remote flushes: %lu requests, %lu IPIs to cpus in guest mode, %lu left to the next entry, %lu done "
             "by other cpus",
             vm.id(), cpu_work::flush_requests() - flush0[0], cpu_work::flush_ipis() - flush0[1],
             cpu_work::flush_skipped() - flush0[2], cpu_work::remote_flushes() - flush0[3]);
   const mmu::MmuStats m = vm.mmu().stats();
-  log::info("vm%u: zaps %lu (%lu leaves), tlb flushes %lu, roots live %lu invalid %lu, pages awaiting reclaim %lu, "
+  x86::log::info("vm%u: zaps %lu (%lu leaves), tlb flushes %lu, roots live %lu invalid %lu, pages awaiting reclaim %lu, "
             "root teardowns queued %lu",
             vm.id(), m.zap_calls, m.zapped_leaves, m.flushes, m.roots_live, m.roots_invalid, m.pages_awaiting_reclaim,
             m.teardowns_queued);
   print_deferred_summary(vm);
-  log::info("vm%u: ran %lu ms on %u vCPUs (guest %lu ms, exit handling %lu ms, summed over vCPUs)", vm.id(),
+  x86::log::info("vm%u: ran %lu ms on %u vCPUs (guest %lu ms, exit handling %lu ms, summed over vCPUs)", vm.id(),
             run_us / 1000, vcpus, tsc_ms(st.guest_tsc), tsc_ms(st.host_exit_tsc));
 }
 
@@ -195,7 +195,7 @@ void print_summary(Vm& vm, unsigned vcpus, uint64_t run_us, uint64_t flush0[4]) 
 void vcpu_job(void* p) {
   VcpuJob& j = *static_cast<VcpuJob*>(p);
   Vcpu& v = g_vcpus[j.index];
-  j.t0 = timer::now_us();
+  j.t0 = x86::timer::now_us();
   j.init_failure = v.init(g_vm, j.index, g_caps, j.start);
   if (j.init_failure) {
     // The others may wait for this vCPU in the guest: stop the VM.
@@ -207,14 +207,14 @@ void vcpu_job(void* p) {
   } else {
     v.run();
   }
-  j.t1 = timer::now_us();
+  j.t1 = x86::timer::now_us();
   v.release();
   // Release: the BSP's acquire load sees the vCPU's final state and counters.
   __atomic_store_n(&j.finished, true, __ATOMIC_RELEASE);
 }
 
 // Runs the memtouch guest on `n` vCPUs, vCPU i on CPU i. Returns nullptr when it passed.
-const char* run_guest(const mb2::Module& mod, uint64_t mode, unsigned n) {
+const char* run_guest(const x86::mb2::Module& mod, uint64_t mode, unsigned n) {
   static char why[240];
   const uint64_t size = mod.end - mod.start;
   const bool huge = g_caps.ept_1g && huge_block_free();
@@ -223,7 +223,7 @@ const char* run_guest(const mb2::Module& mod, uint64_t mode, unsigned n) {
       {"high", 2ull << 20, kGuestRam - (2ull << 20), false},
       {"huge", kHugeSlotGpa, kHugeSlotBytes, false, true},
   };
-  const uint64_t free_before = pmm::stats().free_frames;
+  const uint64_t free_before = x86::pmm::stats().free_frames;
   const uint64_t platform_pages_before = platform().pages_in_use();
   if (const char* err = g_vm.init(0, slots, huge ? 3 : 2, g_caps.ept_1g ? 3 : 2, guest_phys_bits())) return err;
   void* dst = g_vm.gpa_to_host(kGuestLoadGpa, size);
@@ -233,12 +233,12 @@ const char* run_guest(const mb2::Module& mod, uint64_t mode, unsigned n) {
   }
   // Writing the backing is not mapping it: the EPT stays empty until the guest faults.
   memcpy(dst, reinterpret_cast<const void*>(mod.start), size);
-  log::info("vm0: %u vCPU%s (vcpu i on cpu i), %lu MiB guest RAM in %u slots (4K-only backing 0x%lx, 2M-aligned "
+  x86::log::info("vm0: %u vCPU%s (vcpu i on cpu i), %lu MiB guest RAM in %u slots (4K-only backing 0x%lx, 2M-aligned "
             "backing 0x%lx), image %lu bytes at 0x%lx",
             n, n == 1 ? "" : "s", g_vm.ram_bytes() >> 20, g_vm.slot_count(), g_vm.slot(0).backing_hpa,
             g_vm.slot(1).backing_hpa, size, kGuestLoadGpa);
   if (huge)
-    log::info("vm0: 1 GiB slot at gpa 0x%lx, 1G-aligned backing 0x%lx (1 GiB leaves fit)", kHugeSlotGpa,
+    x86::log::info("vm0: 1 GiB slot at gpa 0x%lx, 1G-aligned backing 0x%lx (1 GiB leaves fit)", kHugeSlotGpa,
               g_vm.slot(2).backing_hpa);
   set_live_vm(&g_vm);
 
@@ -267,7 +267,7 @@ const char* run_guest(const mb2::Module& mod, uint64_t mode, unsigned n) {
   }
   uint64_t flush0[4] = {cpu_work::flush_requests(), cpu_work::flush_ipis(), cpu_work::flush_skipped(),
                         cpu_work::remote_flushes()};
-  const uint64_t t0 = timer::now_us();
+  const uint64_t t0 = x86::timer::now_us();
   for (unsigned i = 1; i < n; i++) {
     if (!cpu_work::post(i, vcpu_job, &g_jobs[i])) {
       g_jobs[i].init_failure = "its CPU is busy";
@@ -277,24 +277,24 @@ const char* run_guest(const mb2::Module& mod, uint64_t mode, unsigned n) {
   vcpu_job(&g_jobs[0]);
   // Wait for the APs' vCPUs. Each stops by itself (time budget, VM stop request); the extra
   // margin only catches a CPU that stopped answering altogether.
-  const uint64_t deadline = timer::now_us() + budget_ms * 1000 + 10'000'000;
+  const uint64_t deadline = x86::timer::now_us() + budget_ms * 1000 + 10'000'000;
   bool all_finished = false;
   while (!all_finished) {
     all_finished = true;
     for (unsigned i = 0; i < n; i++)
       if (!__atomic_load_n(&g_jobs[i].finished, __ATOMIC_ACQUIRE)) all_finished = false;
-    if (all_finished || timer::now_us() > deadline) break;
+    if (all_finished || x86::timer::now_us() > deadline) break;
     // The BSP idles like an AP meanwhile: requests, a safe point, deferred work, then sleep
     // until the next tick or IPI.
     cpu_work::service();
-    tick::consume();
+    x86::tick::consume();
     idle_work();
     asm volatile("sti; hlt; cli" ::: "memory");
   }
-  const uint64_t t1 = timer::now_us();
+  const uint64_t t1 = x86::timer::now_us();
   if (!all_finished) {
     // A vCPU whose CPU never came back can't be torn down safely: leave the VM as it is.
-    log::error("vm0: a vCPU did not finish within its time budget + 10 s; the VM is left in place");
+    x86::log::error("vm0: a vCPU did not finish within its time budget + 10 s; the VM is left in place");
     return "vm0: a vCPU did not finish";
   }
 
@@ -310,22 +310,22 @@ const char* run_guest(const mb2::Module& mod, uint64_t mode, unsigned n) {
     const bool ok = !g_jobs[i].init_failure && !v.failed();
     if (ok) passed++;
     if (!ok && !failure) {
-      format(why, sizeof why, "vm0: %s", reason);
+      x86::format(why, sizeof why, "vm0: %s", reason);
       failure = why;
-      log::error("vm0: stopped: %s", reason);
+      x86::log::error("vm0: stopped: %s", reason);
     }
   }
   for (unsigned i = 0; i < n; i++) {
     const Vcpu& v = g_vcpus[i];
     const char* reason = g_jobs[i].init_failure ? g_jobs[i].init_failure : v.stop_reason();
     if (n > 1 || !failure) {
-      if (g_jobs[i].init_failure || v.failed()) log::error("vm0: vcpu%u stopped: %s", i, reason);
-      else log::info("vm0: vcpu%u stopped: %s", i, reason);
+      if (g_jobs[i].init_failure || v.failed()) x86::log::error("vm0: vcpu%u stopped: %s", i, reason);
+      else x86::log::info("vm0: vcpu%u stopped: %s", i, reason);
     }
   }
   for (unsigned i = 0; i < n; i++) print_vcpu_summary(g_vm, g_vcpus[i], g_jobs[i]);
-  log::info("vm0: %u of %u vCPUs passed", passed, n);
-  if (!failure) log::info("vm0: stopped: every vCPU reported a pass");
+  x86::log::info("vm0: %u of %u vCPUs passed", passed, n);
+  if (!failure) x86::log::info("vm0: stopped: every vCPU reported a pass");
   print_summary(g_vm, n, t1 - t0, flush0);
   set_live_vm(nullptr);
   g_vm.destroy();
@@ -334,12 +334,12 @@ const char* run_guest(const mb2::Module& mod, uint64_t mode, unsigned n) {
   // Every page the VM took must be back, except the epoch's per-CPU tracking pages: the epoch
   // is machine-wide and keeps its open and spare batch pages for the next retire (at most two
   // per CPU, all allocated through the platform).
-  const uint64_t taken = free_before - pmm::stats().free_frames;
+  const uint64_t taken = free_before - x86::pmm::stats().free_frames;
   const uint64_t epoch_kept = platform().pages_in_use() - platform_pages_before;
-  if (taken == epoch_kept && epoch_kept <= 2ull * smp::cpus_online()) {
-    log::info("vm0: destroyed, all its memory returned (the epoch keeps %lu tracking page(s) for reuse)", epoch_kept);
+  if (taken == epoch_kept && epoch_kept <= 2ull * x86::smp::cpus_online()) {
+    x86::log::info("vm0: destroyed, all its memory returned (the epoch keeps %lu tracking page(s) for reuse)", epoch_kept);
   } else {
-    log::error("vm0: destroyed, %ld pages not returned (MMU platform pages live %lu, epoch pending pages %lu)",
+    x86::log::error("vm0: destroyed, %ld pages not returned (MMU platform pages live %lu, epoch pending pages %lu)",
                static_cast<long>(taken), platform().pages_in_use(), epoch().pending_pages());
     if (!failure) failure = "vm0: pages not returned to the allocator after destroy";
   }
@@ -349,70 +349,70 @@ const char* run_guest(const mb2::Module& mod, uint64_t mode, unsigned n) {
 
 }  // namespace
 
-VmxRunResult run_vmx(const mb2::BootInfo& boot, bool guest_required) {
+VmxRunResult run_vmx(const x86::mb2::BootInfo& boot, bool guest_required) {
   if (const char* why = probe(g_caps)) {
-    log::info("no VMX: %s", why);
-    return {kExitNoVmx, why};
+    x86::log::info("no VMX: %s", why);
+    return {x86::kExitNoVmx, why};
   }
   log_capabilities(g_caps);
   epoch();  // create the machine's epoch on the BSP, before any AP's idle hook can use it
   cpu_work::init(idle_work, &g_caps);
-  tick::init(kTickPeriodUs);
+  x86::tick::init(kTickPeriodUs);
 
   // Every online CPU into VMX root mode, the BSP first.
-  const unsigned n = smp::cpus_online();
+  const unsigned n = x86::smp::cpus_online();
   const char* failure = nullptr;
   for (unsigned cpu = 0; cpu < n; cpu++) {
     RootArg arg{"did not answer"};
     if (!cpu_work::run_on(cpu, enter_root_on_this_cpu, &arg, 2'000'000) || arg.why) {
-      log::error("vmx: cpu %u: %s", cpu, arg.why ? arg.why : "did not answer");
+      x86::log::error("vmx: cpu %u: %s", cpu, arg.why ? arg.why : "did not answer");
       failure = "vmx: a CPU could not enter VMX root mode";
       continue;
     }
-    log::info("vmx: cpu %u in VMX root mode", cpu);
+    x86::log::info("vmx: cpu %u in VMX root mode", cpu);
   }
-  log::info("vmx: %u of %u cpus in VMX root mode", cpus_in_root_mode(), n);
+  x86::log::info("vmx: %u of %u cpus in VMX root mode", cpus_in_root_mode(), n);
   if (!failure && n > 1) {
     // The flush request words + IPI, checked once on real CPUs before a guest depends on
     // them: every other CPU must answer (from its idle loop) with a global INVEPT.
     const unsigned done = cpu_work::flush_ept_all_cpus_sync(2'000'000);
-    log::info("vmx: remote INVEPT done by %u of %u other cpus", done, n - 1);
+    x86::log::info("vmx: remote INVEPT done by %u of %u other cpus", done, n - 1);
     if (done != n - 1) failure = "vmx: a CPU did not answer the remote EPT flush";
   }
   // The tick on every CPU: preemption of guests (external-interrupt exits), "should yield"
   // answers for the MMU, and regular idle wake-ups for deferred work.
   unsigned ticking = 0;
   for (unsigned cpu = 0; cpu < n; cpu++) ticking += cpu_work::run_on(cpu, start_tick_on_this_cpu, nullptr, 2'000'000);
-  log::info("tick: %lu ms periodic LAPIC timer on %u of %u cpus", tick::period_us() / 1000, ticking, n);
+  x86::log::info("tick: %lu ms periodic LAPIC timer on %u of %u cpus", x86::tick::period_us() / 1000, ticking, n);
 
   if (!failure) {
-    const mb2::Module* guest = find_module(boot, "memtouch");
+    const x86::mb2::Module* guest = find_module(boot, "memtouch");
     char run[40];
     if (cmdline::get("hv.run", run, sizeof run)) {
       // A multiboot v1 test guest chosen on the command line (hv/guest_loader.h).
       failure = run_multiboot_guest(boot, run, g_caps);
-      log::info("guest %s: %s", run, failure ? "FAIL" : "PASS");
+      x86::log::info("guest %s: %s", run, failure ? "FAIL" : "PASS");
     } else if (guest) {
       failure = run_guest(*guest, guest_mode(), vcpu_count());
-      log::info("guest memtouch: %s", failure ? "FAIL" : "PASS");
+      x86::log::info("guest memtouch: %s", failure ? "FAIL" : "PASS");
     } else if (guest_required) {
       failure = "no guest module (guest-memtouch.bin) was loaded";
     } else {
-      log::info("vm: no guest module, VMX bring-up only");
+      x86::log::info("vm: no guest module, VMX bring-up only");
     }
   }
 
   // Stop the ticks, then leave VMX operation everywhere (the BSP last, so it can still send
   // the requests).
   uint64_t ticks = 0;
-  for (unsigned cpu = 0; cpu < n; cpu++) ticks += tick::ticks(cpu);
+  for (unsigned cpu = 0; cpu < n; cpu++) ticks += x86::tick::ticks(cpu);
   for (unsigned cpu = n; cpu-- > 0;) cpu_work::run_on(cpu, stop_tick_on_this_cpu, nullptr, 2'000'000);
-  log::info("tick: %lu timer interrupts taken on %u cpus", ticks, n);
+  x86::log::info("tick: %lu timer interrupts taken on %u cpus", ticks, n);
   for (unsigned cpu = n; cpu-- > 0;) cpu_work::run_on(cpu, leave_root_on_this_cpu, nullptr, 2'000'000);
-  log::info("vmx: all cpus left VMX root mode (%u still in), %lu remote flushes", cpus_in_root_mode(),
+  x86::log::info("vmx: all cpus left VMX root mode (%u still in), %lu remote flushes", cpus_in_root_mode(),
             cpu_work::remote_flushes());
   if (!failure && cpus_in_root_mode()) failure = "vmx: a CPU did not leave VMX root mode";
-  return {failure ? kExitFail : kExitPass, failure};
+  return {failure ? x86::kExitFail : x86::kExitPass, failure};
 }
 
 }  // namespace hv

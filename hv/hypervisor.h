@@ -9,13 +9,13 @@
 namespace hv {
 
 struct VmxRunResult {
-  uint8_t status;       // kExitPass, kExitFail or kExitNoVmx (hv/exit_status.h)
-  const char* failure;  // why, when not kExitPass
+  uint8_t status;       // x86::kExitPass, x86::kExitFail or x86::kExitNoVmx (hv/exit_status.h)
+  const char* failure;  // why, when not x86::kExitPass
 };
 
 // Called by kernel_main on the BSP once the APs are up (interrupts off). `guest_required`:
 // fail when no guest module was loaded (else the VMX bring-up alone is checked).
-VmxRunResult run_vmx(const mb2::BootInfo& boot, bool guest_required);
+VmxRunResult run_vmx(const x86::mb2::BootInfo& boot, bool guest_required);
 
 class Vm;
 // The VM whose deferred MMU work idle CPUs help with (nullptr: none; hv/guest_run.cpp sets its

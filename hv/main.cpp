@@ -26,7 +26,7 @@
 #include "arch/x86/string.h"
 #include "arch/x86/timer.h"
 #include "hv/cmdline.h"
-#include "hv/exit_status.h"
+#include "arch/x86/exit_status.h"
 #include "hv/hypervisor.h"
 #include "hv/panic.h"
 #include "mmu/platform.h"
@@ -41,45 +41,45 @@ namespace {
 
 constexpr const char* kVersion = "0.1";
 
-mb2::BootInfo g_boot;
-acpi::Info g_acpi;
-cpu::Info g_cpu;
+x86::mb2::BootInfo g_boot;
+x86::acpi::Info g_acpi;
+x86::cpu::Info g_cpu;
 
 const char* mmap_type_name(uint32_t t) {
   switch (t) {
-    case mb2::kAvailable: return "available";
-    case mb2::kReserved: return "reserved";
-    case mb2::kAcpiReclaimable: return "ACPI reclaimable";
-    case mb2::kAcpiNvs: return "ACPI NVS";
-    case mb2::kBadRam: return "bad RAM";
+    case x86::mb2::kAvailable: return "available";
+    case x86::mb2::kReserved: return "reserved";
+    case x86::mb2::kAcpiReclaimable: return "ACPI reclaimable";
+    case x86::mb2::kAcpiNvs: return "ACPI NVS";
+    case x86::mb2::kBadRam: return "bad RAM";
     default: return "other";
   }
 }
 
 [[noreturn]] void finish(bool pass, const char* failure) {
   if (pass) {
-    log::plain("result: PASS");
-    power::off(kExitPass);
+    x86::log::plain("result: PASS");
+    x86::power::off(x86::kExitPass);
   }
-  log::plain("result: FAIL %s", failure);
-  power::off(kExitFail);
+  x86::log::plain("result: FAIL %s", failure);
+  x86::power::off(x86::kExitFail);
 }
 
 void apply_log_level() {
   char v[16];
   if (!cmdline::get("loglevel", v, sizeof v)) return;
-  if (!strcmp(v, "debug")) log::set_level(log::Level::debug);
-  else if (!strcmp(v, "info")) log::set_level(log::Level::info);
-  else if (!strcmp(v, "warn")) log::set_level(log::Level::warn);
-  else if (!strcmp(v, "error")) log::set_level(log::Level::error);
-  else log::warn("unknown loglevel \"%s\" ignored", v);
+  if (!strcmp(v, "debug")) x86::log::set_level(x86::log::Level::debug);
+  else if (!strcmp(v, "info")) x86::log::set_level(x86::log::Level::info);
+  else if (!strcmp(v, "warn")) x86::log::set_level(x86::log::Level::warn);
+  else if (!strcmp(v, "error")) x86::log::set_level(x86::log::Level::error);
+  else x86::log::warn("unknown loglevel \"%s\" ignored", v);
 }
 
 // Deliberate failures for the boot tests of the fatal paths.
 void run_requested_failure() {
   char what[32];
   if (!cmdline::get("hv.test", what, sizeof what)) return;
-  log::info("test: provoking \"%s\"", what);
+  x86::log::info("test: provoking \"%s\"", what);
   if (!strcmp(what, "pagefault")) {
     // Above the identity map (capped at 512 GiB): not present.
     volatile uint64_t* p = reinterpret_cast<volatile uint64_t*>(0x8000000000ull + 0x1000);
@@ -94,17 +94,17 @@ void run_requested_failure() {
   } else if (!strcmp(what, "bad-guest-state")) {
     // Provoked later, at the first VM entry (hv/hypervisor.cpp, hv/vcpu.cpp).
   } else {
-    log::warn("unknown hv.test \"%s\" ignored", what);
+    x86::log::warn("unknown hv.test \"%s\" ignored", what);
   }
 }
 
 // Allocator self-check: a few 4 KiB and 2 MiB allocations are distinct, aligned, zeroed and
 // outside the kernel image, and freeing them restores the free count.
 const char* pmm_selfcheck() {
-  const uint64_t before = pmm::stats().free_frames;
+  const uint64_t before = x86::pmm::stats().free_frames;
   uint64_t pages[8];
   for (uint64_t& p : pages) {
-    p = pmm::alloc_4k(true);
+    p = x86::pmm::alloc_4k(true);
     if (!p || (p & 0xFFF)) return "pmm: 4 KiB allocation failed or misaligned";
     if (p < reinterpret_cast<uint64_t>(_kernel_end) && p + 4096 > reinterpret_cast<uint64_t>(_kernel_start))
       return "pmm: handed out a page of the kernel image";
@@ -116,11 +116,11 @@ const char* pmm_selfcheck() {
   for (unsigned i = 0; i < 8; i++)
     for (unsigned j = i + 1; j < 8; j++)
       if (pages[i] == pages[j]) return "pmm: the same page handed out twice";
-  const uint64_t big = pmm::alloc_2m(false);
-  if (big && (big & (pmm::k2M - 1))) return "pmm: 2 MiB block misaligned";
-  if (big) pmm::free_2m(big);
-  for (uint64_t p : pages) pmm::free_4k(p);
-  if (pmm::stats().free_frames != before) return "pmm: free count not restored";
+  const uint64_t big = x86::pmm::alloc_2m(false);
+  if (big && (big & (x86::pmm::k2M - 1))) return "pmm: 2 MiB block misaligned";
+  if (big) x86::pmm::free_2m(big);
+  for (uint64_t p : pages) x86::pmm::free_4k(p);
+  if (x86::pmm::stats().free_frames != before) return "pmm: free count not restored";
   return nullptr;
 }
 
@@ -138,18 +138,18 @@ const char* identity_map_selfcheck(uint64_t top) {
 // The BSP's LAPIC timer raises its interrupt (one-shot, 1 ms) while interrupts are on.
 constexpr uint8_t kTimerVector = 0xEF;
 uint32_t g_timer_ticks = 0;
-void timer_handler(idt::InterruptFrame*) {
+void timer_handler(x86::idt::InterruptFrame*) {
   __atomic_fetch_add(&g_timer_ticks, 1u, __ATOMIC_RELEASE);
-  apic::eoi();
+  x86::apic::eoi();
 }
 const char* lapic_timer_selfcheck() {
-  idt::set_handler(kTimerVector, timer_handler);
-  apic::timer_oneshot(1000, kTimerVector);
-  const uint64_t deadline = timer::now_us() + 200000;
+  x86::idt::set_handler(kTimerVector, timer_handler);
+  x86::apic::timer_oneshot(1000, kTimerVector);
+  const uint64_t deadline = x86::timer::now_us() + 200000;
   x86::sti();
-  while (!__atomic_load_n(&g_timer_ticks, __ATOMIC_ACQUIRE) && timer::now_us() < deadline) x86::cpu_relax();
+  while (!__atomic_load_n(&g_timer_ticks, __ATOMIC_ACQUIRE) && x86::timer::now_us() < deadline) x86::cpu_relax();
   x86::cli();
-  apic::timer_stop();
+  x86::apic::timer_stop();
   return __atomic_load_n(&g_timer_ticks, __ATOMIC_ACQUIRE) ? nullptr : "lapic: timer interrupt never arrived";
 }
 
@@ -163,76 +163,76 @@ extern "C" [[noreturn]] void kernel_main(uint32_t magic, uint32_t info) {
   // GRUB leaves the cursor after "\n\r": start a fresh line so the banner line begins with
   // "hv: " for the tests' line matching.
   x86::serial::write("\n", 1);
-  gdt::init_this_cpu(0, gdt::bsp_ist_area());
-  idt::init();
-  idt::load_this_cpu();
-  pic::disable();
+  x86::gdt::init_this_cpu(0, x86::gdt::bsp_ist_area());
+  x86::idt::init();
+  x86::idt::load_this_cpu();
+  x86::pic::disable();
 
-  const char* mb2_error = mb2::parse(magic, info, g_boot);
+  const char* mb2_error = x86::mb2::parse(magic, info, g_boot);
   cmdline::set(g_boot.cmdline);
   apply_log_level();
-  log::info("hv %s booting (multiboot2, cmdline \"%s\")", kVersion, g_boot.cmdline);
+  x86::log::info("hv %s booting (multiboot2, cmdline \"%s\")", kVersion, g_boot.cmdline);
   if (mb2_error) finish(false, mb2_error);
-  log::info("boot: loader \"%s\", %s, %u module(s), image 0x%lx-0x%lx", g_boot.loader_name,
+  x86::log::info("boot: loader \"%s\", %s, %u module(s), image 0x%lx-0x%lx", g_boot.loader_name,
             g_boot.efi ? "UEFI" : "BIOS", g_boot.module_count, reinterpret_cast<uint64_t>(_kernel_start),
             reinterpret_cast<uint64_t>(_kernel_end));
   if (g_boot.have_efi_mmap)
-    log::info("boot: EFI memory map with %u descriptors%s", g_boot.efi_mmap_descriptors,
+    x86::log::info("boot: EFI memory map with %u descriptors%s", g_boot.efi_mmap_descriptors,
               g_boot.efi_boot_services_active ? ", boot services still active" : "");
   for (unsigned i = 0; i < g_boot.module_count; i++)
-    log::info("boot: module %u at 0x%lx-0x%lx \"%s\"", i, g_boot.modules[i].start, g_boot.modules[i].end,
+    x86::log::info("boot: module %u at 0x%lx-0x%lx \"%s\"", i, g_boot.modules[i].start, g_boot.modules[i].end,
               g_boot.modules[i].cmdline);
 
-  cpu::identify(g_cpu);
-  log::info("cpu: vendor %s, family/model/stepping 0x%x/0x%x/0x%x, vmx %s, ept %s", g_cpu.vendor, g_cpu.family,
-            g_cpu.model, g_cpu.stepping, g_cpu.vmx ? "yes" : "no", cpu::ept_name(g_cpu.ept));
-  if (g_cpu.brand[0]) log::info("cpu: \"%s\"", g_cpu.brand);
+  x86::cpu::identify(g_cpu);
+  x86::log::info("cpu: vendor %s, family/model/stepping 0x%x/0x%x/0x%x, vmx %s, ept %s", g_cpu.vendor, g_cpu.family,
+            g_cpu.model, g_cpu.stepping, g_cpu.vmx ? "yes" : "no", x86::cpu::ept_name(g_cpu.ept));
+  if (g_cpu.brand[0]) x86::log::info("cpu: \"%s\"", g_cpu.brand);
   if (g_cpu.vmx)
-    log::info("cpu: IA32_FEATURE_CONTROL %s, VMX outside SMX %s", g_cpu.feature_control_locked ? "locked" : "unlocked",
+    x86::log::info("cpu: IA32_FEATURE_CONTROL %s, VMX outside SMX %s", g_cpu.feature_control_locked ? "locked" : "unlocked",
               g_cpu.vmx_outside_smx ? "on" : "off");
 
   // Memory.
-  const pmm::Stats before = [] {
-    const char* err = pmm::init(g_boot);
+  const x86::pmm::Stats before = [] {
+    const char* err = x86::pmm::init(g_boot);
     if (err) finish(false, err);
-    return pmm::stats();
+    return x86::pmm::stats();
   }();
-  log::info("memory: %lu MiB usable in %u ranges (%s)", before.usable_bytes >> 20, before.usable_ranges,
+  x86::log::info("memory: %lu MiB usable in %u ranges (%s)", before.usable_bytes >> 20, before.usable_ranges,
             g_boot.mmap_source);
   for (unsigned i = 0; i < g_boot.mmap_count; i++) {
-    const mb2::MemoryRange& r = g_boot.mmap[i];
-    log::info("mmap: %016lx-%016lx %s", r.base, r.base + r.length - 1, mmap_type_name(r.type));
+    const x86::mb2::MemoryRange& r = g_boot.mmap[i];
+    x86::log::info("mmap: %016lx-%016lx %s", r.base, r.base + r.length - 1, mmap_type_name(r.type));
   }
-  if (g_boot.mmap_truncated) log::warn("mmap: more than %u ranges, the rest ignored", mb2::BootInfo::kMaxRanges);
-  const uint64_t mapped = paging::extend_identity_map(before.top);
-  if (mapped < before.top) log::warn("memory above 0x%lx is not mapped and not used", mapped);
-  log::info("pmm: %lu MiB free, %lu MiB managed, AP trampoline page 0x%lx", pmm::stats().free_frames >> 8,
-            before.managed_frames >> 8, pmm::trampoline_page());
+  if (g_boot.mmap_truncated) x86::log::warn("mmap: more than %u ranges, the rest ignored", x86::mb2::BootInfo::kMaxRanges);
+  const uint64_t mapped = x86::paging::extend_identity_map(before.top);
+  if (mapped < before.top) x86::log::warn("memory above 0x%lx is not mapped and not used", mapped);
+  x86::log::info("pmm: %lu MiB free, %lu MiB managed, AP trampoline page 0x%lx", x86::pmm::stats().free_frames >> 8,
+            before.managed_frames >> 8, x86::pmm::trampoline_page());
 
   // ACPI.
-  const char* acpi_error = acpi::init(g_boot.rsdp, g_boot.rsdp_tag, g_acpi);
+  const char* acpi_error = x86::acpi::init(g_boot.rsdp, g_boot.rsdp_tag, g_acpi);
   if (acpi_error) {
-    log::warn("acpi: %s", acpi_error);
+    x86::log::warn("acpi: %s", acpi_error);
   } else {
-    log::info("acpi: RSDP revision %u from %s, OEM \"%s\", %s%s%s", g_acpi.revision, g_acpi.rsdp_source,
+    x86::log::info("acpi: RSDP revision %u from %s, OEM \"%s\", %s%s%s", g_acpi.revision, g_acpi.rsdp_source,
               g_acpi.oem_id, g_acpi.xsdt ? "XSDT" : "RSDT", g_acpi.have_madt ? ", MADT" : "",
               g_acpi.have_fadt ? ", FADT" : "");
     if (g_acpi.have_fadt)
-      log::info("acpi: PM1a_CNT 0x%x, PM1b_CNT 0x%x, S5 %s (SLP_TYP %u/%u)", g_acpi.pm1a_cnt, g_acpi.pm1b_cnt,
+      x86::log::info("acpi: PM1a_CNT 0x%x, PM1b_CNT 0x%x, S5 %s (SLP_TYP %u/%u)", g_acpi.pm1a_cnt, g_acpi.pm1b_cnt,
                 g_acpi.have_s5 ? "found" : "not found", g_acpi.slp_typ_a, g_acpi.slp_typ_b);
-    power::configure(g_acpi);
+    x86::power::configure(g_acpi);
   }
-  if (!paging::protect_null_page()) log::warn("paging: page 0 stays mapped (no memory for a page table)");
+  if (!x86::paging::protect_null_page()) x86::log::warn("paging: page 0 stays mapped (no memory for a page table)");
 
   // CPUs.
-  timer::calibrate();
-  log::info("tsc: %lu.%03lu MHz", timer::tsc_khz() / 1000, timer::tsc_khz() % 1000);
-  apic::init_bsp(g_acpi.have_madt ? g_acpi.lapic_address : 0);
-  const uint32_t bsp_apic = apic::id();
+  x86::timer::calibrate();
+  x86::log::info("tsc: %lu.%03lu MHz", x86::timer::tsc_khz() / 1000, x86::timer::tsc_khz() % 1000);
+  x86::apic::init_bsp(g_acpi.have_madt ? g_acpi.lapic_address : 0);
+  const uint32_t bsp_apic = x86::apic::id();
   x86::percpu(0).apic_id = bsp_apic;
   x86::percpu(0).online = true;
-  const uint64_t lapic_khz = apic::calibrate_timer();
-  log::info("lapic: bsp apic id %u, %s mode, timer %lu kHz", bsp_apic, apic::x2apic_mode() ? "x2APIC" : "xAPIC",
+  const uint64_t lapic_khz = x86::apic::calibrate_timer();
+  x86::log::info("lapic: bsp apic id %u, %s mode, timer %lu kHz", bsp_apic, x86::apic::x2apic_mode() ? "x2APIC" : "xAPIC",
             lapic_khz);
 
   uint32_t fallback_id = bsp_apic;
@@ -241,21 +241,21 @@ extern "C" [[noreturn]] void kernel_main(uint32_t magic, uint32_t info) {
   if (g_acpi.have_madt && g_acpi.cpu_count) {
     ids = g_acpi.apic_ids;
     cpu_count = g_acpi.cpu_count;
-    log::info("cpus: %u (ACPI MADT)", cpu_count);
-    if (g_acpi.cpus_ignored) log::warn("cpus: %u more beyond the limit of %u ignored", g_acpi.cpus_ignored, x86::kMaxCpus);
+    x86::log::info("cpus: %u (ACPI MADT)", cpu_count);
+    if (g_acpi.cpus_ignored) x86::log::warn("cpus: %u more beyond the limit of %u ignored", g_acpi.cpus_ignored, x86::kMaxCpus);
   } else {
-    log::info("cpus: 1 (fallback: no MADT)");
+    x86::log::info("cpus: 1 (fallback: no MADT)");
   }
 
-  smp::Result smp{cpu_count, 1, nullptr};
+  x86::smp::Result smp{cpu_count, 1, nullptr};
   if (cmdline::has("nosmp")) {
-    log::info("smp: nosmp given, application processors left off");
+    x86::log::info("smp: nosmp given, application processors left off");
     smp.expected = 1;
   } else {
-    const uint64_t t0 = timer::now_us();
-    smp = smp::start_aps(ids, cpu_count);
-    log::info("smp: %u of %u cpus online (%lu ms)", smp.online, smp.expected, (timer::now_us() - t0) / 1000);
-    if (smp.error) log::error("smp: %s", smp.error);
+    const uint64_t t0 = x86::timer::now_us();
+    smp = x86::smp::start_aps(ids, cpu_count);
+    x86::log::info("smp: %u of %u cpus online (%lu ms)", smp.online, smp.expected, (x86::timer::now_us() - t0) / 1000);
+    if (smp.error) x86::log::error("smp: %s", smp.error);
   }
 
   run_requested_failure();
@@ -264,10 +264,10 @@ extern "C" [[noreturn]] void kernel_main(uint32_t magic, uint32_t info) {
   const char* failure = nullptr;
   auto check = [&failure](const char* err, const char* ok_line) {
     if (err) {
-      log::error("selftest: %s", err);
+      x86::log::error("selftest: %s", err);
       if (!failure) failure = err;
     } else {
-      log::info("selftest: %s", ok_line);
+      x86::log::info("selftest: %s", ok_line);
     }
   };
   const uint64_t ram_top = before.top < mapped ? before.top : mapped;
@@ -275,8 +275,8 @@ extern "C" [[noreturn]] void kernel_main(uint32_t magic, uint32_t info) {
   check(identity_map_selfcheck(ram_top), "identity map reaches the last usable page");
   check(lapic_timer_selfcheck(), "lapic timer interrupt ok");
   if (smp.online > 1) {
-    const unsigned answered = smp::ping_aps(200000);
-    log::info("selftest: IPI answered by %u of %u APs", answered, smp.online - 1);
+    const unsigned answered = x86::smp::ping_aps(200000);
+    x86::log::info("selftest: IPI answered by %u of %u APs", answered, smp.online - 1);
     if (answered != smp.online - 1 && !failure) failure = "smp: not every AP answered an IPI";
   }
   if (!failure && smp.online != smp.expected) failure = "smp: not every cpu came online";
@@ -285,14 +285,14 @@ extern "C" [[noreturn]] void kernel_main(uint32_t magic, uint32_t info) {
   // VMX: a CPU without it (QEMU TCG, VT-x off in the firmware) ends here with its own status,
   // after the non-VMX checks above have passed.
   if (g_cpu.no_vmx_reason) {
-    log::info("no VMX: %s", g_cpu.no_vmx_reason);
-    log::plain("result: NO-VMX (boot, memory and SMP checks passed)");
-    power::off(kExitNoVmx);
+    x86::log::info("no VMX: %s", g_cpu.no_vmx_reason);
+    x86::log::plain("result: NO-VMX (boot, memory and SMP checks passed)");
+    x86::power::off(x86::kExitNoVmx);
   }
   const VmxRunResult vmx = run_vmx(g_boot, !cmdline::has("hv.noguest"));
-  if (vmx.status == kExitNoVmx) {
-    log::plain("result: NO-VMX (boot, memory and SMP checks passed)");
-    power::off(kExitNoVmx);
+  if (vmx.status == x86::kExitNoVmx) {
+    x86::log::plain("result: NO-VMX (boot, memory and SMP checks passed)");
+    x86::power::off(x86::kExitNoVmx);
   }
-  finish(vmx.status == kExitPass, vmx.failure);
+  finish(vmx.status == x86::kExitPass, vmx.failure);
 }

@@ -15,19 +15,19 @@ KernelPlatform& platform() {
 }
 
 mmu::hpa_t KernelPlatform::alloc_page() {
-  const uint64_t pa = pmm::alloc_4k(true);
+  const uint64_t pa = x86::pmm::alloc_4k(true);
   if (pa) __atomic_add_fetch(&pages_in_use_, 1, __ATOMIC_RELAXED);
   return pa;
 }
 
 void KernelPlatform::free_page(mmu::hpa_t page) {
   __atomic_sub_fetch(&pages_in_use_, 1, __ATOMIC_RELAXED);
-  pmm::free_4k(page);
+  x86::pmm::free_4k(page);
 }
 
 unsigned KernelPlatform::cpu_id() { return x86::cpu_index(); }
 
-unsigned KernelPlatform::cpu_count() { return smp::cpus_online(); }
+unsigned KernelPlatform::cpu_count() { return x86::smp::cpus_online(); }
 
 // The tag is the VM's id: each CPU that runs one of its vCPUs flushes that vCPU's EPTP
 // (single-context INVEPT where supported); CPUs outside guest mode flush before their next

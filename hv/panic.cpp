@@ -7,7 +7,7 @@
 #include "arch/x86/format.h"
 #include "arch/x86/log.h"
 #include "arch/x86/power.h"
-#include "hv/exit_status.h"
+#include "arch/x86/exit_status.h"
 #include "mmu/types.h"
 
 namespace hv {
@@ -17,12 +17,12 @@ void panic(const char* fmt, ...) {
   char reason[256];
   va_list ap;
   va_start(ap, fmt);
-  vformat(reason, sizeof reason, fmt, ap);
+  x86::vformat(reason, sizeof reason, fmt, ap);
   va_end(ap);
-  log::enter_panic_mode();
-  log::error("panic: %s", reason);
-  log::plain("result: FAIL panic: %s", reason);
-  power::off(kExitFail);
+  x86::log::enter_panic_mode();
+  x86::log::error("panic: %s", reason);
+  x86::log::plain("result: FAIL panic: %s", reason);
+  x86::power::off(x86::kExitFail);
 }
 
 }  // namespace hv

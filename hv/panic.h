@@ -1,5 +1,5 @@
 // Kernel panic: an internal inconsistency that the kernel can't recover from.
-// Prints the reason, "hv: result: FAIL panic: <reason>", and powers off with kExitFail.
+// Prints the reason, "hv: result: FAIL panic: <reason>", and powers off with x86::kExitFail.
 #pragma once
 
 namespace hv {

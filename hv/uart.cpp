@@ -63,7 +63,7 @@ void Uart::transmit(uint8_t c) {
 void Uart::flush() {
   if (!len_) return;
   line_[len_] = 0;
-  log::plain("vm%u: %s", vm_id_, line_);
+  x86::log::plain("vm%u: %s", vm_id_, line_);
   len_ = 0;
 }
 

@@ -34,7 +34,7 @@
 
 namespace hv {
 
-using namespace vmx;
+using namespace x86::vmx;
 
 namespace {
 // EPTP (SDM 25.6.11): memory type WB (6) in bits 2:0, page-walk length - 1 in bits 5:3,
@@ -58,7 +58,7 @@ const char* Vcpu::init(Vm& vm, unsigned index, const Capabilities& caps, const V
   if (!root) return "out of memory for the EPT root";
   eptp_ = make_eptp(root, caps.ept_ad);
 
-  vmcs_pa_ = pmm::alloc_4k(true);
+  vmcs_pa_ = x86::pmm::alloc_4k(true);
   if (!vmcs_pa_) return "out of memory for the VMCS";
   *reinterpret_cast<volatile uint32_t*>(vmcs_pa_) = caps.revision_id;
   // VMCLEAR first: it initializes the region's launch state to "clear" (SDM 25.11.3).
@@ -70,7 +70,7 @@ const char* Vcpu::init(Vm& vm, unsigned index, const Capabilities& caps, const V
     // exempts only PE and PG): the checks on the guest-state area (SDM 27.3.1.1) fail, and
     // VM entry ends in an exit with reason 33 and bit 31 set.
     vmwrite(field::kGuestCr0, vmread(field::kGuestCr0) & ~uint64_t{1u << 5});
-    log::info("test: vm%u vcpu%u: guest CR0.NE cleared in the VMCS, VM entry must fail", vm.id(), index);
+    x86::log::info("test: vm%u vcpu%u: guest CR0.NE cleared in the VMCS, VM entry must fail", vm.id(), index);
   }
 
   // A recycled VPID or EPTP may still have translations cached from an earlier user. From
@@ -85,7 +85,7 @@ const char* Vcpu::init(Vm& vm, unsigned index, const Capabilities& caps, const V
   regs.rdx = start.rdx;
   regs.rcx = start.rcx;
   regs.rdi = start.rdi;
-  budget_tsc_ = start.time_budget_us * timer::tsc_khz() / 1000;
+  budget_tsc_ = start.time_budget_us * x86::timer::tsc_khz() / 1000;
   return nullptr;
 }
 
@@ -93,7 +93,7 @@ void Vcpu::stop(bool failure, const char* fmt, ...) {
   if (stopped_) return;
   va_list ap;
   va_start(ap, fmt);
-  vformat(stop_reason_, sizeof stop_reason_, fmt, ap);
+  x86::vformat(stop_reason_, sizeof stop_reason_, fmt, ap);
   va_end(ap);
   stopped_ = true;
   failed_ = failure;
@@ -143,7 +143,7 @@ void Vcpu::sync_ia32e_mode() {
 
 bool Vcpu::before_entry() {
   cpu_work::service();
-  tick::consume();
+  x86::tick::consume();
   // Bounded (lesson from KVM's zap workers): at most kDeferredBudget SPTEs of this CPU's
   // queued root teardown and kDeferredBudget epoch callbacks per pass.
   vm_->mmu().run_deferred_work(kDeferredBudget);
@@ -175,7 +175,7 @@ bool Vcpu::before_entry() {
     return false;
   }
   if (budget_tsc_ && x86::rdtsc() - start_tsc_ > budget_tsc_) {
-    stop(true, "guest exceeded its time budget of %lu ms (rip 0x%lx)", budget_tsc_ / (timer::tsc_khz() ? timer::tsc_khz() : 1),
+    stop(true, "guest exceeded its time budget of %lu ms (rip 0x%lx)", budget_tsc_ / (x86::timer::tsc_khz() ? x86::timer::tsc_khz() : 1),
          vmread(field::kGuestRip));
     return false;
   }
@@ -234,7 +234,7 @@ void Vcpu::release() {
     // it any more.
     invept_context(*caps_, eptp_);
     cpu_work::set_loaded_ept(0, 0);
-    pmm::free_4k(vmcs_pa_);
+    x86::pmm::free_4k(vmcs_pa_);
     vmcs_pa_ = 0;
   }
 }

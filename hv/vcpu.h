@@ -65,7 +65,7 @@ struct VcpuStats {
 class Vcpu {
  public:
   // Allocates and fills the VMCS on the calling CPU. nullptr or why not.
-  const char* init(Vm& vm, unsigned index, const vmx::Capabilities& caps, const VcpuStart& start);
+  const char* init(Vm& vm, unsigned index, const x86::vmx::Capabilities& caps, const VcpuStart& start);
   // Runs until stopped. Returns true when the guest ended normally (it reported a result).
   bool run();
   // VMCLEAR and free the VMCS (on the CPU that ran it).
@@ -83,7 +83,7 @@ class Vcpu {
 
   Vm& vm() { return *vm_; }
   unsigned index() const { return index_; }
-  const vmx::Capabilities& caps() const { return *caps_; }
+  const x86::vmx::Capabilities& caps() const { return *caps_; }
   unsigned cpu() const { return cpu_; }
   // Takes the "fast zap at HLT" request (true once, if VcpuStart asked for it).
   bool take_fast_zap() {
@@ -94,7 +94,7 @@ class Vcpu {
   uint64_t eptp() const { return eptp_; }
   const VcpuStats& vstats() const { return stats_; }
   const ExitTiming& timing() const { return timing_; }
-  vmx::GuestRegs regs = {};
+  x86::vmx::GuestRegs regs = {};
   uint64_t exits = 0;
 
  private:
@@ -104,7 +104,7 @@ class Vcpu {
   void request_vm_stop();
 
   Vm* vm_ = nullptr;
-  const vmx::Capabilities* caps_ = nullptr;
+  const x86::vmx::Capabilities* caps_ = nullptr;
   unsigned index_ = 0;
   unsigned cpu_ = 0;
   uint64_t vmcs_pa_ = 0;

@@ -6,8 +6,8 @@
 namespace hv {
 namespace {
 
-constexpr uint64_t k4K = pmm::k4K;
-constexpr uint64_t k2M = pmm::k2M;
+constexpr uint64_t k4K = x86::pmm::k4K;
+constexpr uint64_t k2M = x86::pmm::k2M;
 
 // `frames` contiguous frames whose first one is 2 MiB-aligned (misalign = false) or exactly
 // 4 KiB past a 2 MiB boundary (misalign = true). The PMM has no aligned multi-frame allocator,
@@ -15,13 +15,13 @@ constexpr uint64_t k2M = pmm::k2M;
 // window's first frame; *base/*count describe what stays allocated.
 uint64_t alloc_window(uint64_t frames, bool misalign, uint64_t* base, uint64_t* count) {
   const uint64_t extra = 512;
-  const uint64_t got = pmm::alloc_pages(static_cast<unsigned>(frames + extra), false);
+  const uint64_t got = x86::pmm::alloc_pages(static_cast<unsigned>(frames + extra), false);
   if (!got) return 0;
   uint64_t start = (got + k2M - 1) & ~(k2M - 1);
   if (misalign) start += k4K;
   if (start + frames * k4K > got + (frames + extra) * k4K) start -= k2M;  // can't happen; keep safe
-  for (uint64_t pa = got; pa < start; pa += k4K) pmm::free_4k(pa);
-  for (uint64_t pa = start + frames * k4K; pa < got + (frames + extra) * k4K; pa += k4K) pmm::free_4k(pa);
+  for (uint64_t pa = got; pa < start; pa += k4K) x86::pmm::free_4k(pa);
+  for (uint64_t pa = start + frames * k4K; pa < got + (frames + extra) * k4K; pa += k4K) x86::pmm::free_4k(pa);
   *base = start;
   *count = frames;
   return start;
@@ -39,7 +39,7 @@ const char* Vm::init(unsigned id, const SlotSpec* specs, unsigned count, int max
     uint64_t base = 0, n = 0;
     // A 1 GiB-aligned slot comes straight from the PMM's aligned allocator, zeroed there with
     // REP STOSB (a word loop over a whole GiB is slow under emulation).
-    const uint64_t hpa = s.align_1g ? pmm::alloc_aligned(frames, 1ull << 30, true)
+    const uint64_t hpa = s.align_1g ? x86::pmm::alloc_aligned(frames, 1ull << 30, true)
                                     : alloc_window(frames, s.misalign_4k, &base, &n);
     if (s.align_1g && hpa) {
       base = hpa;
@@ -70,7 +70,7 @@ const char* Vm::init_pool(unsigned id, uint64_t pool_bytes, uint64_t boot_bytes,
   uint64_t base = 0, n = 0;
   // The aligned allocator zeroes with REP STOSB itself (a word loop over a GiB is slow under
   // emulation).
-  const uint64_t hpa = align_1g ? pmm::alloc_aligned(pool_bytes / k4K, 1ull << 30, true)
+  const uint64_t hpa = align_1g ? x86::pmm::alloc_aligned(pool_bytes / k4K, 1ull << 30, true)
                                 : alloc_window(pool_bytes / k4K, false, &base, &n);
   if (!hpa) return align_1g ? "out of host memory for a 1 GiB-aligned RAM pool" : "out of host memory for the RAM pool";
   if (align_1g) {
@@ -96,7 +96,7 @@ const char* Vm::init_pool(unsigned id, uint64_t pool_bytes, uint64_t boot_bytes,
 void Vm::destroy() {
   mmu_.destroy();
   for (unsigned i = 0; i < slot_count_; i++) {
-    for (uint64_t f = 0; f < alloc_frames_[i]; f++) pmm::free_4k(alloc_base_[i] + f * k4K);
+    for (uint64_t f = 0; f < alloc_frames_[i]; f++) x86::pmm::free_4k(alloc_base_[i] + f * k4K);
     alloc_frames_[i] = 0;
   }
   slot_count_ = 0;

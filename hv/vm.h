@@ -35,7 +35,7 @@ class StatCounter {
 };
 
 struct VmStats {
-  StatCounter exits[vmx::kExitReasonCount] = {};
+  StatCounter exits[x86::vmx::kExitReasonCount] = {};
   StatCounter exits_other = 0;  // reasons beyond the table
   StatCounter ept_violations = 0;
   StatCounter map_results[kMapResultCount] = {};  // by MapResult

@@ -27,8 +27,8 @@
 namespace hv {
 namespace {
 
-using namespace vmx;
-using namespace vmx::field;
+using namespace x86::vmx;
+using namespace x86::vmx::field;
 
 constexpr uint64_t kCr0Pe = 1u << 0, kCr0Et = 1u << 4, kCr0Ne = 1u << 5, kCr0Pg = 1ull << 31;
 constexpr uint64_t kCr4Vmxe = 1u << 13;
@@ -110,7 +110,7 @@ const char* Vcpu::setup_vmcs(const VcpuStart& start) {
     // reloaded at every entry: a VM exit after at most one tick period (10 ms) of guest time,
     // so a guest that never exits comes back to its time budget and its requests even where
     // the LAPIC timer tick is masked or lost.
-    const uint64_t ticks = (timer::tsc_khz() * tick::period_us() / 1000) >> c.preemption_timer_shift;
+    const uint64_t ticks = (x86::timer::tsc_khz() * x86::tick::period_us() / 1000) >> c.preemption_timer_shift;
     w(kGuestPreemptionTimer, ticks > 0xFFFFFFFF ? 0xFFFFFFFF : ticks);
   }
 
@@ -129,10 +129,10 @@ const char* Vcpu::setup_vmcs(const VcpuStart& start) {
   w(kHostCr0, x86::read_cr0());
   w(kHostCr3, x86::read_cr3());
   w(kHostCr4, x86::read_cr4());
-  w(kHostCsSel, gdt::kCodeSelector);
-  w(kHostSsSel, gdt::kDataSelector);
-  w(kHostDsSel, gdt::kDataSelector);
-  w(kHostEsSel, gdt::kDataSelector);
+  w(kHostCsSel, x86::gdt::kCodeSelector);
+  w(kHostSsSel, x86::gdt::kDataSelector);
+  w(kHostDsSel, x86::gdt::kDataSelector);
+  w(kHostEsSel, x86::gdt::kDataSelector);
   w(kHostFsSel, 0);
   w(kHostGsSel, 0);
   w(kHostTrSel, tr);
@@ -196,7 +196,7 @@ const char* Vcpu::setup_vmcs(const VcpuStart& start) {
   w(kGuestPendingDebug, 0);
 
   if (w.failed) {
-    format(g_why, sizeof g_why, "VMWRITE of field 0x%04x failed (VM-instruction error %u: %s)", w.failed_field,
+    x86::format(g_why, sizeof g_why, "VMWRITE of field 0x%04x failed (VM-instruction error %u: %s)", w.failed_field,
            instruction_error(), instruction_error_name(instruction_error()));
     return g_why;
   }

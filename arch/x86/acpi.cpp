@@ -6,7 +6,7 @@
 #include "arch/x86/paging.h"
 #include "arch/x86/string.h"
 
-namespace hv::acpi {
+namespace x86::acpi {
 namespace {
 
 struct [[gnu::packed]] Rsdp {
@@ -271,4 +271,4 @@ const char* init(const void* rsdp_copy, unsigned rsdp_tag, Info& out) {
   return nullptr;
 }
 
-}  // namespace hv::acpi
+}  // namespace x86::acpi

@@ -7,7 +7,7 @@
 
 #include "arch/x86/percpu.h"
 
-namespace hv::acpi {
+namespace x86::acpi {
 
 struct Info {
   bool have_rsdp = false;
@@ -39,4 +39,4 @@ struct Info {
 // are scanned). Returns nullptr when at least the RSDP was found, else a reason.
 const char* init(const void* rsdp_copy, unsigned rsdp_tag, Info& out);
 
-}  // namespace hv::acpi
+}  // namespace x86::acpi

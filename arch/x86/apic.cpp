@@ -7,7 +7,7 @@
 #include "arch/x86/idt.h"
 #include "arch/x86/timer.h"
 
-namespace hv::apic {
+namespace x86::apic {
 namespace {
 
 constexpr uint32_t kRegId = 0x20;
@@ -144,4 +144,4 @@ void timer_stop() {
   write(kRegTimerInitial, 0);
 }
 
-}  // namespace hv::apic
+}  // namespace x86::apic

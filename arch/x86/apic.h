@@ -6,7 +6,7 @@
 
 #include <stdint.h>
 
-namespace hv::apic {
+namespace x86::apic {
 
 // BSP: picks the mode (x2APIC if CPUID.1:ECX[21]) and enables the LAPIC. mmio_base: the
 // xAPIC register page from the MADT (the IA32_APIC_BASE MSR is used when 0).
@@ -36,4 +36,4 @@ void timer_oneshot(uint64_t us, uint8_t vector);
 void timer_periodic(uint64_t us, uint8_t vector);
 void timer_stop();
 
-}  // namespace hv::apic
+}  // namespace x86::apic

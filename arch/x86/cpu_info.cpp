@@ -5,7 +5,7 @@
 #include "arch/x86/string.h"
 #include "arch/x86/vmx/capabilities.h"
 
-namespace hv::cpu {
+namespace x86::cpu {
 
 void identify(Info& out) {
   memset(&out, 0, sizeof out);
@@ -65,4 +65,4 @@ void identify(Info& out) {
     out.no_vmx_reason = "VMX without EPT (the secondary control \"enable EPT\" can't be set)";
 }
 
-}  // namespace hv::cpu
+}  // namespace x86::cpu

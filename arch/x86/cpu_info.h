@@ -9,7 +9,7 @@
 
 #include <stdint.h>
 
-namespace hv::cpu {
+namespace x86::cpu {
 
 enum class Ept { yes, no, unknown };
 
@@ -29,4 +29,4 @@ struct Info {
 void identify(Info& out);
 inline const char* ept_name(Ept e) { return e == Ept::yes ? "yes" : e == Ept::no ? "no" : "unknown"; }
 
-}  // namespace hv::cpu
+}  // namespace x86::cpu

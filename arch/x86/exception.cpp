@@ -12,9 +12,9 @@
 #include "arch/x86/paging.h"
 #include "arch/x86/percpu.h"
 #include "arch/x86/power.h"
-#include "hv/exit_status.h"
+#include "arch/x86/exit_status.h"
 
-namespace hv::idt {
+namespace x86::idt {
 namespace {
 
 const char* const kNames[32] = {
@@ -86,4 +86,4 @@ void fatal_exception(InterruptFrame* f) {
   power::off(kExitFail);
 }
 
-}  // namespace hv::idt
+}  // namespace x86::idt

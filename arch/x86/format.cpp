@@ -3,7 +3,7 @@
 
 #include <stdint.h>
 
-namespace hv {
+namespace x86 {
 namespace {
 
 class Out {
@@ -152,4 +152,4 @@ size_t format(char* buf, size_t size, const char* fmt, ...) {
   return n;
 }
 
-}  // namespace hv
+}  // namespace x86

@@ -8,9 +8,9 @@
 #include <stdarg.h>
 #include <stddef.h>
 
-namespace hv {
+namespace x86 {
 
 size_t vformat(char* buf, size_t size, const char* fmt, va_list ap);
 size_t format(char* buf, size_t size, const char* fmt, ...) __attribute__((format(printf, 3, 4)));
 
-}  // namespace hv
+}  // namespace x86

@@ -4,7 +4,7 @@
 #include "arch/x86/percpu.h"
 #include "arch/x86/string.h"
 
-namespace hv::gdt {
+namespace x86::gdt {
 namespace {
 
 // The 64-bit TSS (Intel SDM Vol. 3A, 8.7): no I/O bitmap, only the stack pointers matter.
@@ -71,4 +71,4 @@ void init_this_cpu(unsigned cpu, uint64_t ist_area) {
       : "rax", "memory");
 }
 
-}  // namespace hv::gdt
+}  // namespace x86::gdt

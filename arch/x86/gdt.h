@@ -7,7 +7,7 @@
 
 #include <stdint.h>
 
-namespace hv::gdt {
+namespace x86::gdt {
 
 inline constexpr uint16_t kCodeSelector = 0x08;
 inline constexpr uint16_t kDataSelector = 0x10;
@@ -28,4 +28,4 @@ void init_this_cpu(unsigned cpu, uint64_t ist_area);
 // The BSP's IST stacks (static: the BSP sets up its GDT before the memory manager exists).
 uint64_t bsp_ist_area();
 
-}  // namespace hv::gdt
+}  // namespace x86::gdt

@@ -7,7 +7,7 @@
 
 extern "C" const uint64_t isr_stub_table[256];
 
-namespace hv::idt {
+namespace x86::idt {
 namespace {
 
 struct [[gnu::packed]] Gate {
@@ -59,10 +59,10 @@ void load_this_cpu() {
 
 void set_handler(uint8_t vector, Handler handler) { __atomic_store_n(&g_handlers[vector], handler, __ATOMIC_RELEASE); }
 
-}  // namespace hv::idt
+}  // namespace x86::idt
 
-extern "C" void interrupt_dispatch(hv::idt::InterruptFrame* frame) {
-  using namespace hv::idt;
+extern "C" void interrupt_dispatch(x86::idt::InterruptFrame* frame) {
+  using namespace x86::idt;
   const uint64_t v = frame->vector;
   if (v < 32) fatal_exception(frame);
   if (v == kSpuriousVector) return;  // spurious LAPIC interrupt: no EOI
@@ -71,5 +71,5 @@ extern "C" void interrupt_dispatch(hv::idt::InterruptFrame* frame) {
     h(frame);
     return;
   }
-  hv::log::warn("unexpected interrupt vector %lu at rip 0x%lx", v, frame->rip);
+  x86::log::warn("unexpected interrupt vector %lu at rip 0x%lx", v, frame->rip);
 }

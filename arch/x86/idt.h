@@ -9,7 +9,7 @@
 
 #include <stdint.h>
 
-namespace hv::idt {
+namespace x86::idt {
 
 // The stack frame that boot/isr.asm builds (lowest address first).
 struct InterruptFrame {
@@ -33,4 +33,4 @@ void set_handler(uint8_t vector, Handler handler);
 // The fatal exception path (exception.cpp): prints everything and powers off with FAIL.
 [[noreturn]] void fatal_exception(InterruptFrame* frame);
 
-}  // namespace hv::idt
+}  // namespace x86::idt

@@ -6,7 +6,7 @@
 #include "arch/x86/serial.h"
 #include "arch/x86/spinlock.h"
 
-namespace hv::log {
+namespace x86::log {
 namespace {
 
 x86::SpinLock g_lock;
@@ -34,9 +34,9 @@ namespace {
 void emit(bool plain, Level lvl, const char* fmt, va_list ap) {
   char line[640];
   const unsigned cpu = x86::cpu_index();
-  size_t n = (cpu && !plain) ? hv::format(line, sizeof line, "hv: cpu%u: %s", cpu, level_tag(lvl))
-                             : hv::format(line, sizeof line, "hv: %s", plain ? "" : level_tag(lvl));
-  n += hv::vformat(line + n, sizeof line - n, fmt, ap);
+  size_t n = (cpu && !plain) ? x86::format(line, sizeof line, "hv: cpu%u: %s", cpu, level_tag(lvl))
+                             : x86::format(line, sizeof line, "hv: %s", plain ? "" : level_tag(lvl));
+  n += x86::vformat(line + n, sizeof line - n, fmt, ap);
   if (n > sizeof line - 2) n = sizeof line - 2;
   line[n++] = '\n';
 
@@ -89,4 +89,4 @@ HV_LOG_LEVEL_FN(info, Level::info)
 HV_LOG_LEVEL_FN(debug, Level::debug)
 #undef HV_LOG_LEVEL_FN
 
-}  // namespace hv::log
+}  // namespace x86::log

@@ -9,7 +9,7 @@
 
 #include <stdarg.h>
 
-namespace hv::log {
+namespace x86::log {
 
 enum class Level : int { error = 0, warn = 1, info = 2, debug = 3 };
 
@@ -30,4 +30,4 @@ void plain(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
 // lock even if it has to break it, so the last lines always get out.
 void enter_panic_mode();
 
-}  // namespace hv::log
+}  // namespace x86::log

@@ -4,7 +4,7 @@
 
 #include "arch/x86/format.h"
 
-namespace hv::mb2 {
+namespace x86::mb2 {
 namespace {
 
 enum TagType : uint32_t {
@@ -105,11 +105,11 @@ void add_range(BootInfo& out, uint64_t base, uint64_t length, uint32_t type) {
 
 const char* parse(uint32_t magic, uint64_t info_pa, BootInfo& out) {
   if (magic != kBootloaderMagic) {
-    hv::format(g_error, sizeof g_error, "not booted by multiboot2 (magic 0x%x)", magic);
+    x86::format(g_error, sizeof g_error, "not booted by multiboot2 (magic 0x%x)", magic);
     return g_error;
   }
   if (info_pa == 0 || (info_pa & 7)) {
-    hv::format(g_error, sizeof g_error, "bad multiboot2 info address 0x%lx", info_pa);
+    x86::format(g_error, sizeof g_error, "bad multiboot2 info address 0x%lx", info_pa);
     return g_error;
   }
   const uint8_t* base = reinterpret_cast<const uint8_t*>(info_pa);
@@ -126,7 +126,7 @@ const char* parse(uint32_t magic, uint64_t info_pa, BootInfo& out) {
     const Tag* tag = reinterpret_cast<const Tag*>(base + off);
     if (tag->type == kTagEnd) break;
     if (tag->size < sizeof(Tag) || off + tag->size > total) {
-      hv::format(g_error, sizeof g_error, "malformed multiboot2 tag %u at offset %u", tag->type, off);
+      x86::format(g_error, sizeof g_error, "malformed multiboot2 tag %u at offset %u", tag->type, off);
       return g_error;
     }
     const uint8_t* payload = reinterpret_cast<const uint8_t*>(tag + 1);
@@ -201,4 +201,4 @@ const char* parse(uint32_t magic, uint64_t info_pa, BootInfo& out) {
   return nullptr;
 }
 
-}  // namespace hv::mb2
+}  // namespace x86::mb2

@@ -9,7 +9,7 @@
 
 #include <stdint.h>
 
-namespace hv::mb2 {
+namespace x86::mb2 {
 
 inline constexpr uint32_t kBootloaderMagic = 0x36d76289;
 
@@ -73,4 +73,4 @@ struct BootInfo {
 // Returns nullptr on success, else a reason ("bad multiboot2 magic 0x...").
 const char* parse(uint32_t magic, uint64_t info_pa, BootInfo& out);
 
-}  // namespace hv::mb2
+}  // namespace x86::mb2

@@ -8,7 +8,7 @@ extern "C" uint64_t boot_pml4[512];
 extern "C" uint64_t boot_pdpt[512];
 extern "C" uint64_t boot_pd[4 * 512];
 
-namespace hv::paging {
+namespace x86::paging {
 namespace {
 
 constexpr uint64_t kP = 1, kW = 2, kPwt = 1 << 3, kPcd = 1 << 4, kPs = 1 << 7;
@@ -64,4 +64,4 @@ uint64_t mapped_limit() { return g_limit; }
 
 uint64_t kernel_cr3() { return reinterpret_cast<uint64_t>(boot_pml4); }
 
-}  // namespace hv::paging
+}  // namespace x86::paging

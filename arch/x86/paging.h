@@ -8,7 +8,7 @@
 
 #include <stdint.h>
 
-namespace hv::paging {
+namespace x86::paging {
 
 // Maps [4 GiB, top) as well (top is capped at 512 GiB, one PDPT). Returns the mapped limit.
 uint64_t extend_identity_map(uint64_t top);
@@ -22,4 +22,4 @@ inline bool is_mapped(uint64_t pa, uint64_t len) { return pa + len >= pa && pa +
 // The PML4 every CPU uses (CR3 value, below 4 GiB).
 uint64_t kernel_cr3();
 
-}  // namespace hv::paging
+}  // namespace x86::paging

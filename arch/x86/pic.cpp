@@ -4,7 +4,7 @@
 
 #include "arch/x86/cpu.h"
 
-namespace hv::pic {
+namespace x86::pic {
 
 void disable() {
   constexpr uint16_t kMasterCmd = 0x20, kMasterData = 0x21, kSlaveCmd = 0xA0, kSlaveData = 0xA1;
@@ -20,4 +20,4 @@ void disable() {
   x86::outb(kSlaveData, 0xFF);
 }
 
-}  // namespace hv::pic
+}  // namespace x86::pic

@@ -8,7 +8,7 @@
 
 extern "C" char _kernel_start[], _kernel_end[];
 
-namespace hv::pmm {
+namespace x86::pmm {
 namespace {
 
 constexpr uint64_t kLowLimit = 1ull << 20;     // nothing below 1 MiB is managed
@@ -110,7 +110,7 @@ const char* init(const mb2::BootInfo& boot) {
     }
   }
   if (!where) {
-    hv::format(g_error, sizeof g_error, "no room below 4 GiB for the %lu KiB frame bitmap", bitmap_bytes >> 10);
+    x86::format(g_error, sizeof g_error, "no room below 4 GiB for the %lu KiB frame bitmap", bitmap_bytes >> 10);
     return g_error;
   }
   // Also, a firmware range of another type may overlap a usable one: checked below by
@@ -118,7 +118,7 @@ const char* init(const mb2::BootInfo& boot) {
   for (unsigned i = 0; i < boot.mmap_count; i++) {
     const mb2::MemoryRange& r = boot.mmap[i];
     if (r.type != mb2::kAvailable && where < r.base + r.length && r.base < where + bitmap_bytes) {
-      hv::format(g_error, sizeof g_error, "frame bitmap at 0x%lx overlaps firmware range 0x%lx", where, r.base);
+      x86::format(g_error, sizeof g_error, "frame bitmap at 0x%lx overlaps firmware range 0x%lx", where, r.base);
       return g_error;
     }
   }
@@ -311,4 +311,4 @@ Stats stats() {
 
 uint64_t trampoline_page() { return g_trampoline; }
 
-}  // namespace hv::pmm
+}  // namespace x86::pmm

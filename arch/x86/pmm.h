@@ -15,7 +15,7 @@
 
 #include "arch/x86/multiboot2.h"
 
-namespace hv::pmm {
+namespace x86::pmm {
 
 inline constexpr uint64_t k4K = 4096;
 inline constexpr uint64_t k2M = 2ull << 20;
@@ -50,4 +50,4 @@ Stats stats();
 // from the memory map; never handed out by alloc_4k().
 uint64_t trampoline_page();
 
-}  // namespace hv::pmm
+}  // namespace x86::pmm

@@ -7,7 +7,7 @@
 #include "arch/x86/percpu.h"
 #include "arch/x86/serial.h"
 
-namespace hv::power {
+namespace x86::power {
 namespace {
 
 constexpr uint16_t kSlpEn = 1 << 13;
@@ -80,4 +80,4 @@ void off(uint8_t status) {
   x86::halt_forever();
 }
 
-}  // namespace hv::power
+}  // namespace x86::power

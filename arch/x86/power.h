@@ -14,7 +14,7 @@
 
 #include "arch/x86/acpi.h"
 
-namespace hv::power {
+namespace x86::power {
 
 // Hands the PM1 control ports and the S5 sleep type found in the ACPI tables to off().
 void configure(const acpi::Info& acpi);
@@ -24,4 +24,4 @@ void configure(const acpi::Info& acpi);
 // True when another CPU than the caller has begun the power-off.
 bool shutdown_elsewhere();
 
-}  // namespace hv::power
+}  // namespace x86::power

@@ -26,7 +26,7 @@ volatile uint32_t ap_boot_cpu;
 [[noreturn]] void ap_main(uint32_t cpu);
 }
 
-namespace hv::smp {
+namespace x86::smp {
 namespace {
 
 constexpr unsigned kStackPages = 4;  // 16 KiB kernel stack per AP
@@ -151,10 +151,10 @@ Result start_aps(const uint32_t* apic_ids, unsigned count) {
   return r;
 }
 
-}  // namespace hv::smp
+}  // namespace x86::smp
 
 extern "C" void ap_main(uint32_t cpu) {
-  using namespace hv;
+  using namespace x86;
   x86::PerCpu& pc = x86::percpu(cpu);
   x86::percpu_init_this_cpu(cpu, pc.apic_id, pc.stack_top);
   gdt::init_this_cpu(cpu, pc.stack_top);  // IST stacks sit right above the kernel stack

@@ -9,7 +9,7 @@
 
 #include <stdint.h>
 
-namespace hv::smp {
+namespace x86::smp {
 
 struct Result {
   unsigned expected;  // CPUs listed (the BSP included)
@@ -31,4 +31,4 @@ unsigned ping_aps(uint64_t timeout_us);
 using ApIdleHook = void (*)(unsigned cpu);
 void set_ap_idle_hook(ApIdleHook hook);
 
-}  // namespace hv::smp
+}  // namespace x86::smp

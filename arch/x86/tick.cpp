@@ -7,7 +7,7 @@
 #include "arch/x86/percpu.h"
 #include "arch/x86/timer.h"
 
-namespace hv::tick {
+namespace x86::tick {
 namespace {
 
 struct alignas(64) State {
@@ -58,4 +58,4 @@ void consume() {
 uint64_t period_us() { return g_period_us; }
 uint64_t ticks(unsigned cpu) { return __atomic_load_n(&g_state[cpu].ticks, __ATOMIC_RELAXED); }
 
-}  // namespace hv::tick
+}  // namespace x86::tick

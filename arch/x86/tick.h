@@ -13,7 +13,7 @@
 
 #include <stdint.h>
 
-namespace hv::tick {
+namespace x86::tick {
 
 inline constexpr uint8_t kVector = 0xEE;
 
@@ -31,4 +31,4 @@ void consume();
 uint64_t period_us();
 uint64_t ticks(unsigned cpu);  // interrupts taken on `cpu` (statistics)
 
-}  // namespace hv::tick
+}  // namespace x86::tick

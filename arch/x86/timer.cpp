@@ -6,7 +6,7 @@
 
 #include "arch/x86/cpu.h"
 
-namespace hv::timer {
+namespace x86::timer {
 namespace {
 
 constexpr uint32_t kPitHz = 1193182;
@@ -64,4 +64,4 @@ void udelay(uint64_t us) {
 
 uint64_t now_us() { return g_tsc_khz ? x86::rdtsc() * 1000 / g_tsc_khz : 0; }
 
-}  // namespace hv::timer
+}  // namespace x86::timer

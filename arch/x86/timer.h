@@ -6,7 +6,7 @@
 
 #include <stdint.h>
 
-namespace hv::timer {
+namespace x86::timer {
 
 // Measures the TSC frequency. Returns a short description of the source ("PIT", ...).
 const char* calibrate();
@@ -14,4 +14,4 @@ uint64_t tsc_khz();
 void udelay(uint64_t us);
 uint64_t now_us();
 
-}  // namespace hv::timer
+}  // namespace x86::timer

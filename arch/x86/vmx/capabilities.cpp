@@ -6,7 +6,7 @@
 #include "arch/x86/log.h"
 #include "arch/x86/vmx/vmcs_fields.h"
 
-namespace hv::vmx {
+namespace x86::vmx {
 namespace {
 
 char g_reason[160];
@@ -98,4 +98,4 @@ void log_capabilities(const Capabilities& c) {
             c.preemption_timer ? "yes" : "no");
 }
 
-}  // namespace hv::vmx
+}  // namespace x86::vmx

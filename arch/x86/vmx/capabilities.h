@@ -9,7 +9,7 @@
 
 #include <stdint.h>
 
-namespace hv::vmx {
+namespace x86::vmx {
 
 namespace msr {
 inline constexpr uint32_t kFeatureControl = 0x3A;
@@ -95,4 +95,4 @@ void log_capabilities(const Capabilities& caps);
 inline uint32_t allowed1(uint64_t cap_msr) { return static_cast<uint32_t>(cap_msr >> 32); }
 inline uint32_t required1(uint64_t cap_msr) { return static_cast<uint32_t>(cap_msr); }
 
-}  // namespace hv::vmx
+}  // namespace x86::vmx

@@ -4,7 +4,7 @@
 #include "arch/x86/format.h"
 #include "arch/x86/vmx/capabilities.h"
 
-namespace hv::vmx {
+namespace x86::vmx {
 namespace {
 char g_why[160];
 }
@@ -31,4 +31,4 @@ const char* compute_controls(const ControlRequest& req, uint32_t& out) {
   return nullptr;
 }
 
-}  // namespace hv::vmx
+}  // namespace x86::vmx

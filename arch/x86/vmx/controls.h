@@ -10,7 +10,7 @@
 
 #include <stdint.h>
 
-namespace hv::vmx {
+namespace x86::vmx {
 
 struct ControlRequest {
   const char* field_name;  // "pin-based", "secondary", ... (for the failure message)
@@ -27,4 +27,4 @@ inline uint32_t forced_bits(const ControlRequest& req, uint32_t value) {
   return value & ~(req.required | req.optional);
 }
 
-}  // namespace hv::vmx
+}  // namespace x86::vmx

@@ -7,7 +7,7 @@
 #include "arch/x86/vmx/exit_reason.h"
 #include "arch/x86/vmx/instructions.h"
 
-namespace hv::vmx {
+namespace x86::vmx {
 namespace {
 
 struct Item {
@@ -98,4 +98,4 @@ void dump_vmcs(const char* why) {
   print_group("exit information", kExitInfo, N(kExitInfo));
 }
 
-}  // namespace hv::vmx
+}  // namespace x86::vmx

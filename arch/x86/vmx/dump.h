@@ -3,9 +3,9 @@
 // wrong: a failed VM entry, an unexpected exit).
 #pragma once
 
-namespace hv::vmx {
+namespace x86::vmx {
 
 // `why` heads the dump ("VM entry failed", "unhandled exit").
 void dump_vmcs(const char* why);
 
-}  // namespace hv::vmx
+}  // namespace x86::vmx

@@ -6,7 +6,7 @@
 
 #include <stdint.h>
 
-namespace hv::vmx {
+namespace x86::vmx {
 
 enum ExitReason : uint16_t {
   kExitExceptionOrNmi = 0,
@@ -104,4 +104,4 @@ inline constexpr bool is_rep(uint64_t q) { return (q & (1u << 5)) != 0; }
 inline constexpr uint16_t port(uint64_t q) { return static_cast<uint16_t>(q >> 16); }
 }  // namespace io_qual
 
-}  // namespace hv::vmx
+}  // namespace x86::vmx

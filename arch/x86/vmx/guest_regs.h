@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-namespace hv::vmx {
+namespace x86::vmx {
 
 struct GuestRegs {
   uint64_t rax, rbx, rcx, rdx, rsi, rdi, rbp;
@@ -39,4 +39,4 @@ int vmx_enter(GuestRegs* regs, int launched);
 void vmx_exit_point();
 }
 
-}  // namespace hv::vmx
+}  // namespace x86::vmx

@@ -12,7 +12,7 @@
 
 #include "arch/x86/vmx/vmcs_fields.h"
 
-namespace hv::vmx {
+namespace x86::vmx {
 
 enum class Status : uint8_t { kOk = 0, kFailInvalid = 1, kFailValid = 2 };
 
@@ -81,4 +81,4 @@ inline Status invvpid_raw(uint64_t type, const InvvpidDescriptor& d) {
   return status_from_flags(cf, zf);
 }
 
-}  // namespace hv::vmx
+}  // namespace x86::vmx

@@ -1,7 +1,7 @@
 // INVEPT / INVVPID type selection (see invalidate.h).
 #include "arch/x86/vmx/invalidate.h"
 
-namespace hv::vmx {
+namespace x86::vmx {
 
 Status invept_context(const Capabilities& caps, uint64_t eptp) {
   if (!caps.invept_single) return invept_global();
@@ -21,4 +21,4 @@ Status invvpid_context(const Capabilities& caps, uint16_t vpid) {
   return invvpid_raw(kInvvpidSingleContext, d);
 }
 
-}  // namespace hv::vmx
+}  // namespace x86::vmx

@@ -11,7 +11,7 @@
 #include "arch/x86/vmx/capabilities.h"
 #include "arch/x86/vmx/instructions.h"
 
-namespace hv::vmx {
+namespace x86::vmx {
 
 inline constexpr uint64_t kInveptSingleContext = 1;
 inline constexpr uint64_t kInveptGlobal = 2;
@@ -25,4 +25,4 @@ Status invept_global();
 // Flush the linear mappings of `vpid` on this CPU (single-context if supported, else all).
 Status invvpid_context(const Capabilities& caps, uint16_t vpid);
 
-}  // namespace hv::vmx
+}  // namespace x86::vmx

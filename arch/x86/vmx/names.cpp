@@ -2,7 +2,7 @@
 #include "arch/x86/vmx/exit_reason.h"
 #include "arch/x86/vmx/instructions.h"
 
-namespace hv::vmx {
+namespace x86::vmx {
 
 const char* exit_reason_name(unsigned r) {
   switch (r) {
@@ -104,4 +104,4 @@ const char* instruction_error_name(uint32_t e) {
   }
 }
 
-}  // namespace hv::vmx
+}  // namespace x86::vmx

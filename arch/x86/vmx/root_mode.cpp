@@ -7,7 +7,7 @@
 #include "arch/x86/pmm.h"
 #include "arch/x86/vmx/instructions.h"
 
-namespace hv::vmx {
+namespace x86::vmx {
 namespace {
 
 constexpr uint64_t kCr4Vmxe = 1u << 13;
@@ -79,4 +79,4 @@ void leave_root_mode() {
 bool in_root_mode() { return g_root[x86::cpu_index()].on; }
 unsigned cpus_in_root_mode() { return __atomic_load_n(&g_on_count, __ATOMIC_RELAXED); }
 
-}  // namespace hv::vmx
+}  // namespace x86::vmx

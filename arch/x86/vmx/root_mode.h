@@ -12,7 +12,7 @@
 
 #include "arch/x86/vmx/capabilities.h"
 
-namespace hv::vmx {
+namespace x86::vmx {
 
 // nullptr on success, else why VMXON did not happen.
 const char* enter_root_mode(const Capabilities& caps);
@@ -22,4 +22,4 @@ bool in_root_mode();
 // Number of CPUs currently in VMX root mode.
 unsigned cpus_in_root_mode();
 
-}  // namespace hv::vmx
+}  // namespace x86::vmx

@@ -12,7 +12,7 @@
 
 #include <stdint.h>
 
-namespace hv::vmx {
+namespace x86::vmx {
 
 enum class Width : uint32_t { k16 = 0, k64 = 1, k32 = 2, kNatural = 3 };
 enum class Kind : uint32_t { kControl = 0, kExitInfo = 1, kGuest = 2, kHost = 3 };
@@ -257,4 +257,4 @@ inline constexpr uint32_t kTypeDataReadWrite = 0x2;
 inline constexpr uint32_t kTypeBusyTss32 = 0xB;  // also "busy 64-bit TSS" in IA-32e mode
 }  // namespace ar
 
-}  // namespace hv::vmx
+}  // namespace x86::vmx

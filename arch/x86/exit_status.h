@@ -5,7 +5,7 @@
 
 #include <stdint.h>
 
-namespace hv {
+namespace x86 {
 
 enum ExitStatus : uint8_t {
   kExitPass = 0x10,   // every check of the run passed
@@ -13,4 +13,4 @@ enum ExitStatus : uint8_t {
   kExitNoVmx = 0x12,  // the run needed VMX/EPT and the CPU has none (or the firmware locked it off)
 };
 
-}  // namespace hv
+}  // namespace x86
