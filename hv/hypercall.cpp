@@ -149,6 +149,13 @@ void set_result64(x86::vmx::GuestRegs& r, uint64_t v) {
 
 }  // namespace
 
+// Bounded work whatever the guest did before: only counters the MMU and the exit path keep up to
+// date are read (MmuStats), never a walk of the roots. A guest can make many roots - one per
+// fast zap, invalid ones staying until their teardown - and a walk of them all inside one
+// epoch read section, as STAT did before, took seconds per VMCALL under Bochs with ~100 invalid
+// roots while this CPU passed no quiescent state, stalling page reclamation machine-wide.
+// The one part that grows with the roots is MmuStats::roots_invalid, a walk of the root list
+// (not of any table) under the roots lock, outside any epoch section.
 void snapshot_stats(Vm& vm, hv_stats& out) {
   for (uint64_t& v : out.value) v = 0;
   const VmStats& s = vm.stats();
@@ -159,12 +166,11 @@ void snapshot_stats(Vm& vm, hv_stats& out) {
   out.value[HV_STAT_EXITS_IO] = s.exits[kExitIoInstruction];
   out.value[HV_STAT_EXITS_EPT] = s.exits[kExitEptViolation];
   out.value[HV_STAT_EXITS_CPUID] = s.exits[kExitCpuid];
-  uint64_t leaves[4];
-  vm.mmu().leaves(leaves);
-  out.value[HV_STAT_LEAVES_4K] = leaves[1];
-  out.value[HV_STAT_LEAVES_2M] = leaves[2];
-  out.value[HV_STAT_LEAVES_1G] = leaves[3];
   const mmu::MmuStats m = vm.mmu().stats();
+  // Leaves in every root of the VM, valid or invalid and not yet torn down (docs/hypercalls.md).
+  out.value[HV_STAT_LEAVES_4K] = m.leaves[1];
+  out.value[HV_STAT_LEAVES_2M] = m.leaves[2];
+  out.value[HV_STAT_LEAVES_1G] = m.leaves[3];
   out.value[HV_STAT_ZAPPED_LEAVES] = m.zapped_leaves;
   out.value[HV_STAT_ZAP_CALLS] = m.zap_calls;
   out.value[HV_STAT_TLB_FLUSHES] = m.flushes;
