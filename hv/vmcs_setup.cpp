@@ -75,11 +75,12 @@ const char* Vcpu::setup_vmcs(const VcpuStart& start) {
   const ControlRequest pin_req{"pin-based", c.pin, pin::kExternalInterruptExiting | pin::kNmiExiting,
                                c.preemption_timer && start.time_budget_us ? pin::kPreemptionTimer : 0u};
   // Every I/O instruction exits (no bitmaps); MSR bitmaps off, so every RDMSR/WRMSR exits.
-  // HLT exits; MWAIT/MONITOR exit so a guest can't park the physical CPU.
+  // HLT exits; MWAIT/MONITOR exit so a guest can't park the physical CPU. RDPMC exits: the
+  // performance counters are the host's (hv offers no virtual PMU), so the guest gets #GP.
   const ControlRequest proc_req{
       "processor-based", c.proc,
       proc::kHltExiting | proc::kUnconditionalIoExiting | proc::kActivateSecondary | proc::kMwaitExiting |
-          proc::kMonitorExiting,
+          proc::kMonitorExiting | proc::kRdpmcExiting,
       0};
   const ControlRequest proc2_req{"secondary", c.proc2, proc2::kEnableEpt | proc2::kUnrestrictedGuest,
                                  c.vpid ? proc2::kEnableVpid : 0u};
