@@ -30,6 +30,7 @@ void handle_cpuid(Vcpu& vcpu, const ExitInfo& exit);           // exit_cpu.cpp
 void handle_hlt(Vcpu& vcpu, const ExitInfo& exit);             // exit_cpu.cpp
 void handle_rdmsr(Vcpu& vcpu, const ExitInfo& exit);           // exit_cpu.cpp
 void handle_wrmsr(Vcpu& vcpu, const ExitInfo& exit);           // exit_cpu.cpp
+void handle_rdpmc(Vcpu& vcpu, const ExitInfo& exit);           // exit_cpu.cpp (#GP: no virtual PMU)
 void handle_cr_access(Vcpu& vcpu, const ExitInfo& exit);       // exit_cpu.cpp
 void handle_skip(Vcpu& vcpu, const ExitInfo& exit);            // exit_cpu.cpp (INVD, WBINVD, PAUSE)
 void handle_undefined(Vcpu& vcpu, const ExitInfo& exit);       // exit_cpu.cpp (#UD: VMX insns)

@@ -92,6 +92,15 @@ void handle_wrmsr(Vcpu& vcpu, const ExitInfo&) {
   vcpu.skip_instruction();
 }
 
+// RDPMC would read the host's performance counters (whatever hv or an earlier guest on this
+// CPU counted: a side channel), so it always exits. hv has no virtual PMU, so every counter
+// number is invalid, and for an invalid ECX the SDM's RDPMC raises #GP(0); that is what the
+// guest gets. (At CPL > 0 with CR4.PCE clear the CPU raises that #GP itself, before the exit:
+// faults based on privilege level have priority over VM exits.) CPUID still passes the
+// host's PMU leaf 0xA through; the planned CPUID policy hides it, so that a guest that looks
+// first does not try.
+void handle_rdpmc(Vcpu& vcpu, const ExitInfo&) { vcpu.inject_exception(kGp, true, 0); }
+
 // The general register numbered as in exit qualifications (SDM table "Exit Qualification for
 // Control-Register Accesses": 0 RAX, 1 RCX, 2 RDX, 3 RBX, 4 RSP, 5 RBP, 6 RSI, 7 RDI, 8-15 R8-R15).
 // RSP lives in the VMCS, so it is read and written there.

@@ -33,6 +33,7 @@ struct Table {
     h[kExitCrAccess] = handle_cr_access;
     h[kExitIoInstruction] = handle_io;
     h[kExitRdmsr] = handle_rdmsr;
+    h[kExitRdpmc] = handle_rdpmc;
     h[kExitWrmsr] = handle_wrmsr;
     h[kExitEptViolation] = handle_ept_violation;
     h[kExitEptMisconfig] = handle_ept_misconfig;

@@ -8,7 +8,7 @@
 
 #include "arch/x86/cpu.h"
 #include "arch/x86/log.h"
-#include "arch/x86/percpu.h"
+#include "arch/x86/spinlock.h"
 #include "arch/x86/string.h"
 #include "arch/x86/vmx/exit_reason.h"
 #include "arch/x86/vmx/instructions.h"
@@ -29,21 +29,12 @@ static_assert(sizeof(hv_stats) == 8 * HV_STAT_COUNT);
 static_assert(static_cast<uint64_t>(int64_t{HV_EUNKNOWN}) == guest_abi::kHypercallUnknown);
 constexpr uint32_t kSignature = 0x44547668;  // "hvTD" in little-endian byte order
 
-// The VM's slot lock, held across one memslot hypercall: it makes "count the guest's slots,
-// then create one" atomic between this VM's vCPUs. The MMU serializes the update itself.
-// While waiting, answer TLB-flush requests (platform cpu_relax): the holder's update may be
-// waiting for this very CPU's flush.
-class SlotLockGuard {
- public:
-  explicit SlotLockGuard(Vm& vm) : vm_(vm) {
-    const unsigned cpu = x86::cpu_index();
-    while (!vm_.slot_lock.try_lock_for(cpu, 1)) platform().cpu_relax();
-  }
-  ~SlotLockGuard() { vm_.slot_lock.unlock(); }
-
- private:
-  Vm& vm_;
-};
+// The VM's slot lock (Vm::slot_lock, which guards Vm::guest_slots) is held across one memslot
+// hypercall: it makes "count the guest's slots, then create one" atomic between this VM's
+// vCPUs. The MMU serializes the update itself. While waiting, answer TLB-flush requests
+// (platform cpu_relax), not just PAUSE: the holder's update may be waiting for this very CPU's
+// flush. Taken as `x86::SpinLockGuard g(vm.slot_lock, answer_cpu_requests)`.
+void answer_cpu_requests() { platform().cpu_relax(); }
 
 int64_t from_mmu(mmu::MemslotError e) {
   using E = mmu::MemslotError;
@@ -89,7 +80,7 @@ int64_t memslot_create(Vm& vm, uint64_t id, uint64_t gpa, uint64_t bytes, uint64
   if ((gpa | bytes | offset) & (k4K - 1)) return HV_EALIGN;
   if (!bytes) return HV_EINVAL;
   if (!range_ok(gpa, bytes, HV_GPA_LIMIT) || !range_ok(offset, bytes, vm.pool_bytes())) return HV_ETOOLARGE;
-  SlotLockGuard g(vm);
+  x86::SpinLockGuard g(vm.slot_lock, answer_cpu_requests);
   if (vm.guest_slots & (uint64_t{1} << id)) return HV_EEXIST;
   if (__builtin_popcountll(vm.guest_slots) >= static_cast<int>(HV_MAX_GUEST_SLOTS)) return HV_ETOOMANY;
   mmu::Memslot s;
@@ -107,7 +98,7 @@ int64_t memslot_create(Vm& vm, uint64_t id, uint64_t gpa, uint64_t bytes, uint64
 
 int64_t memslot_delete(Vm& vm, uint64_t id) {
   if (const int64_t e = check_guest_id(id)) return e;
-  SlotLockGuard g(vm);
+  x86::SpinLockGuard g(vm.slot_lock, answer_cpu_requests);
   if (!(vm.guest_slots & (uint64_t{1} << id))) return HV_ENOSLOT;
   const int64_t r = from_mmu(vm.mmu().update_memslot(mmu::MemslotOp::remove(0, static_cast<uint32_t>(id))));
   if (r == HV_OK) vm.guest_slots &= ~(uint64_t{1} << id);
@@ -117,7 +108,7 @@ int64_t memslot_delete(Vm& vm, uint64_t id) {
 int64_t memslot_move(Vm& vm, uint64_t id, uint64_t gpa) {
   if (const int64_t e = check_guest_id(id)) return e;
   if (gpa & (k4K - 1)) return HV_EALIGN;
-  SlotLockGuard g(vm);
+  x86::SpinLockGuard g(vm.slot_lock, answer_cpu_requests);
   mmu::Memslot cur;
   if (!(vm.guest_slots & (uint64_t{1} << id)) || !vm.mmu().find_slot(static_cast<uint32_t>(id), &cur)) return HV_ENOSLOT;
   if (!range_ok(gpa, cur.npages * k4K, HV_GPA_LIMIT)) return HV_ETOOLARGE;
@@ -127,7 +118,7 @@ int64_t memslot_move(Vm& vm, uint64_t id, uint64_t gpa) {
 int64_t memslot_flags(Vm& vm, uint64_t id, uint64_t flags) {
   if (const int64_t e = check_guest_id(id)) return e;
   if (const int64_t e = check_flags(flags)) return e;
-  SlotLockGuard g(vm);
+  x86::SpinLockGuard g(vm.slot_lock, answer_cpu_requests);
   if (!(vm.guest_slots & (uint64_t{1} << id))) return HV_ENOSLOT;
   const uint32_t f = (flags & HV_SLOT_READONLY) ? mmu::Memslot::kReadOnly : 0;
   return from_mmu(vm.mmu().update_memslot(mmu::MemslotOp::set_flags(0, static_cast<uint32_t>(id), f)));
@@ -158,6 +149,13 @@ void set_result64(x86::vmx::GuestRegs& r, uint64_t v) {
 
 }  // namespace
 
+// Bounded work whatever the guest did before: only counters the MMU and the exit path keep up to
+// date are read (MmuStats), never a walk of the roots. A guest can make many roots - one per
+// fast zap, invalid ones staying until their teardown - and a walk of them all inside one
+// epoch read section, as STAT did before, took seconds per VMCALL under Bochs with ~100 invalid
+// roots while this CPU passed no quiescent state, stalling page reclamation machine-wide.
+// The one part that grows with the roots is MmuStats::roots_invalid, a walk of the root list
+// (not of any table) under the roots lock, outside any epoch section.
 void snapshot_stats(Vm& vm, hv_stats& out) {
   for (uint64_t& v : out.value) v = 0;
   const VmStats& s = vm.stats();
@@ -168,12 +166,11 @@ void snapshot_stats(Vm& vm, hv_stats& out) {
   out.value[HV_STAT_EXITS_IO] = s.exits[kExitIoInstruction];
   out.value[HV_STAT_EXITS_EPT] = s.exits[kExitEptViolation];
   out.value[HV_STAT_EXITS_CPUID] = s.exits[kExitCpuid];
-  uint64_t leaves[4];
-  vm.mmu().leaves(leaves);
-  out.value[HV_STAT_LEAVES_4K] = leaves[1];
-  out.value[HV_STAT_LEAVES_2M] = leaves[2];
-  out.value[HV_STAT_LEAVES_1G] = leaves[3];
   const mmu::MmuStats m = vm.mmu().stats();
+  // Leaves in every root of the VM, valid or invalid and not yet torn down (docs/hypercalls.md).
+  out.value[HV_STAT_LEAVES_4K] = m.leaves[1];
+  out.value[HV_STAT_LEAVES_2M] = m.leaves[2];
+  out.value[HV_STAT_LEAVES_1G] = m.leaves[3];
   out.value[HV_STAT_ZAPPED_LEAVES] = m.zapped_leaves;
   out.value[HV_STAT_ZAP_CALLS] = m.zap_calls;
   out.value[HV_STAT_TLB_FLUSHES] = m.flushes;

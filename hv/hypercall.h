@@ -12,7 +12,8 @@ class Vm;
 
 // Handles the VMCALL exit (installed in the exit table for VMCALL).
 void handle_hypercall(Vcpu& vcpu, const ExitInfo& exit);
-// The counters of HV_CALL_STAT / HV_CALL_STATS_COPY for `vm`, taken now.
+// The counters of HV_CALL_STAT / HV_CALL_STATS_COPY for `vm`, taken now. Reads maintained
+// counters only (no walk of the EPT): its cost does not grow with what the guest mapped.
 void snapshot_stats(Vm& vm, hv_stats& out);
 
 }  // namespace hv

@@ -77,7 +77,7 @@ void stop_tick_on_this_cpu(void*) { x86::tick::stop_this_cpu(); }
 // destroyed under an idle CPU: idle only try-locks it (and does a bounded amount of work
 // inside), the destroy path takes it for real to unpublish the VM.
 x86::SpinLock g_live_lock;
-Vm* g_live_vm = nullptr;
+Vm* g_live_vm GUARDED_BY(g_live_lock) = nullptr;
 }  // namespace
 
 void set_live_vm(Vm* vm) {

@@ -88,7 +88,10 @@ const char* Vm::init_pool(unsigned id, uint64_t pool_bytes, uint64_t boot_bytes,
   pool_bytes_ = pool_bytes;
   max_level_ = max_level;
   ram_bytes_ = ram_top_ = boot_bytes;
-  guest_slots = 0;
+  {
+    x86::SpinLockGuard g(slot_lock);  // no vCPU runs yet; the lock only states the contract
+    guest_slots = 0;
+  }
   // GuestMmu::init numbers slots by index: the boot RAM is slot id 0.
   return mmu_.init(id, slots_, 1, max_level, guest_phys_bits);
 }

@@ -77,7 +77,7 @@ class Vm {
   int max_level() const { return max_level_; }
   // Serializes the hypercall memslot changes of this VM and guards guest_slots.
   x86::SpinLock slot_lock;
-  uint64_t guest_slots = 0;  // bit i: the guest created slot i and has not deleted it
+  uint64_t guest_slots GUARDED_BY(slot_lock) = 0;  // bit i: the guest created slot i and has not deleted it
   // Device models of a multiboot guest (hv/exit_io.cpp). `devices` off: the memtouch ports only.
   bool devices = false;
   Uart uart;

@@ -15,6 +15,7 @@
 #include "arch/x86/cpu.h"
 #include "arch/x86/format.h"
 #include "arch/x86/gdt.h"
+#include "arch/x86/percpu.h"
 #include "arch/x86/tick.h"
 #include "arch/x86/timer.h"
 #include "arch/x86/vmx/controls.h"
@@ -56,12 +57,17 @@ uint64_t tss_base_from_gdt(uint64_t gdt_base, uint16_t selector) {
   return ((lo >> 16) & 0xFFFFFF) | (((lo >> 56) & 0xFF) << 24) | ((hi & 0xFFFFFFFF) << 32);
 }
 
-char g_why[160];
+// Why setup_vmcs() failed, one buffer per CPU: every CPU sets up its own vCPU's VMCS, several
+// at once, and a shared buffer would let one CPU's message overwrite another's before it is
+// printed. The message stays valid until the same CPU sets up its next VMCS (the runner
+// reports a failed vCPU before it starts another on that CPU).
+char g_why[x86::kMaxCpus][kWhySize];
 
 }  // namespace
 
 const char* Vcpu::setup_vmcs(const VcpuStart& start) {
   const Capabilities& c = *caps_;
+  char* const why = g_why[x86::cpu_index()];
 
   // ---- controls ------------------------------------------------------------------------
   uint32_t pinv = 0, procv = 0, proc2v = 0, exitv = 0, entryv = 0;
@@ -69,11 +75,12 @@ const char* Vcpu::setup_vmcs(const VcpuStart& start) {
   const ControlRequest pin_req{"pin-based", c.pin, pin::kExternalInterruptExiting | pin::kNmiExiting,
                                c.preemption_timer && start.time_budget_us ? pin::kPreemptionTimer : 0u};
   // Every I/O instruction exits (no bitmaps); MSR bitmaps off, so every RDMSR/WRMSR exits.
-  // HLT exits; MWAIT/MONITOR exit so a guest can't park the physical CPU.
+  // HLT exits; MWAIT/MONITOR exit so a guest can't park the physical CPU. RDPMC exits: the
+  // performance counters are the host's (hv offers no virtual PMU), so the guest gets #GP.
   const ControlRequest proc_req{
       "processor-based", c.proc,
       proc::kHltExiting | proc::kUnconditionalIoExiting | proc::kActivateSecondary | proc::kMwaitExiting |
-          proc::kMonitorExiting,
+          proc::kMonitorExiting | proc::kRdpmcExiting,
       0};
   const ControlRequest proc2_req{"secondary", c.proc2, proc2::kEnableEpt | proc2::kUnrestrictedGuest,
                                  c.vpid ? proc2::kEnableVpid : 0u};
@@ -83,7 +90,7 @@ const char* Vcpu::setup_vmcs(const VcpuStart& start) {
   const ControlRequest* reqs[] = {&pin_req, &proc_req, &proc2_req, &exit_req, &entry_req};
   uint32_t* outs[] = {&pinv, &procv, &proc2v, &exitv, &entryv};
   for (unsigned i = 0; i < 5; i++)
-    if (const char* why = compute_controls(*reqs[i], *outs[i])) return why;
+    if (compute_controls(*reqs[i], *outs[i], why, kWhySize)) return why;
   // The TRUE_* MSRs let CR3-load/store exiting be 0; with the default MSRs they may be forced
   // on, which is harmless (those exits are handled) but worth knowing about.
   entryv &= ~entry_ctl::kIa32eModeGuest;  // the guest starts outside long mode
@@ -196,9 +203,9 @@ const char* Vcpu::setup_vmcs(const VcpuStart& start) {
   w(kGuestPendingDebug, 0);
 
   if (w.failed) {
-    x86::format(g_why, sizeof g_why, "VMWRITE of field 0x%04x failed (VM-instruction error %u: %s)", w.failed_field,
-           instruction_error(), instruction_error_name(instruction_error()));
-    return g_why;
+    x86::format(why, kWhySize, "VMWRITE of field 0x%04x failed (VM-instruction error %u: %s)", w.failed_field,
+                instruction_error(), instruction_error_name(instruction_error()));
+    return why;
   }
   return nullptr;
 }

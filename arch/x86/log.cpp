@@ -9,8 +9,17 @@
 namespace x86::log {
 namespace {
 
+// The console lock: x86::serial::write() is not locked itself, so this lock is what keeps the
+// lines of different CPUs from interleaving on the UART. It guards the console device, not
+// data, so it is stated on the one function that writes (console_write) rather than on a
+// variable. Interrupt handlers may log: it is only held with interrupts off (emit()).
 x86::SpinLock g_lock;
-Level g_level = Level::info;
+
+void console_write(const char* line, size_t n) REQUIRES(g_lock) { x86::serial::write(line, n); }
+
+// Both flags are read on every CPU at any time and written rarely (boot; panic): relaxed
+// atomics, since neither orders anything else (the console lock does that).
+int g_level = static_cast<int>(Level::info);  // a Level (atomics need an integer)
 bool g_panic = false;
 
 const char* level_tag(Level lvl) {
@@ -24,10 +33,10 @@ const char* level_tag(Level lvl) {
 
 }  // namespace
 
-void set_level(Level max) { g_level = max; }
-Level level() { return g_level; }
+void set_level(Level max) { __atomic_store_n(&g_level, static_cast<int>(max), __ATOMIC_RELAXED); }
+Level level() { return static_cast<Level>(__atomic_load_n(&g_level, __ATOMIC_RELAXED)); }
 
-void enter_panic_mode() { g_panic = true; }
+void enter_panic_mode() { __atomic_store_n(&g_panic, true, __ATOMIC_RELAXED); }
 
 namespace {
 
@@ -43,14 +52,14 @@ void emit(bool plain, Level lvl, const char* fmt, va_list ap) {
   // Interrupt handlers may log, so keep interrupts off while holding the lock.
   const bool irq = x86::interrupts_enabled();
   x86::cli();
-  if (g_panic) {
+  if (__atomic_load_n(&g_panic, __ATOMIC_RELAXED)) {
     // Give the other CPUs a moment, then take the console regardless (this CPU may even
     // hold it already: a fault inside the logger).
-    if (!g_lock.held_by(cpu) && !g_lock.try_lock_for(cpu, 1u << 24)) g_lock.steal(cpu);
+    g_lock.lock_or_break(1u << 24);
   } else {
     g_lock.lock(cpu);
   }
-  x86::serial::write(line, n);
+  console_write(line, n);
   g_lock.unlock();
   if (irq) x86::sti();
 }
@@ -58,7 +67,7 @@ void emit(bool plain, Level lvl, const char* fmt, va_list ap) {
 }  // namespace
 
 void vprint(Level lvl, const char* fmt, va_list ap) {
-  if (static_cast<int>(lvl) > static_cast<int>(g_level)) return;
+  if (static_cast<int>(lvl) > static_cast<int>(level())) return;
   emit(false, lvl, fmt, ap);
 }
 

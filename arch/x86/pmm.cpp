@@ -18,12 +18,19 @@ struct Range {
   uint64_t start, end;  // [start, end)
 };
 
+// The PMM lock guards the bitmap's contents, the free count and the allocation hint: every
+// allocation and free is a read-modify-write of bitmap words that other CPUs change too.
 x86::SpinLock g_lock;
-uint64_t* g_bitmap = nullptr;  // 1 bit per frame, 1 = used
-uint64_t g_frames = 0;         // frames covered by the bitmap
+uint64_t g_free GUARDED_BY(g_lock) = 0;
+uint64_t g_next_word GUARDED_BY(g_lock) = 0;  // next-fit hint for 4 KiB allocations
+
+// Set once by init() on the bootstrap CPU before any other CPU runs, read-only afterwards, so
+// not guarded: the bitmap's place and size, the boot statistics, the trampoline page and the
+// reserved ranges. (The APs start after init(); the MFENCE before each INIT IPI in
+// arch/x86/smp.cpp orders init()'s stores before the AP's first instruction.)
+uint64_t* g_bitmap PT_GUARDED_BY(g_lock) = nullptr;  // 1 bit per frame, 1 = used
+uint64_t g_frames = 0;                               // frames covered by the bitmap
 uint64_t g_words = 0;
-uint64_t g_free = 0;
-uint64_t g_next_word = 0;  // next-fit hint for 4 KiB allocations
 Stats g_stats = {};
 uint64_t g_trampoline = 0;
 
@@ -47,19 +54,21 @@ bool overlaps_reserved(uint64_t start, uint64_t end, uint64_t* skip_to) {
   return false;
 }
 
-void set_used(uint64_t frame) { g_bitmap[frame / 64] |= 1ull << (frame % 64); }
-void set_free(uint64_t frame) { g_bitmap[frame / 64] &= ~(1ull << (frame % 64)); }
-bool is_used(uint64_t frame) { return (g_bitmap[frame / 64] >> (frame % 64)) & 1; }
+void set_used(uint64_t frame) REQUIRES(g_lock) { g_bitmap[frame / 64] |= 1ull << (frame % 64); }
+void set_free(uint64_t frame) REQUIRES(g_lock) { g_bitmap[frame / 64] &= ~(1ull << (frame % 64)); }
+bool is_used(uint64_t frame) REQUIRES(g_lock) { return (g_bitmap[frame / 64] >> (frame % 64)) & 1; }
 
 // Marks the frames that overlap [start, end) used (for reserved ranges).
-void mark_used(uint64_t start, uint64_t end) {
+void mark_used(uint64_t start, uint64_t end) REQUIRES(g_lock) {
+  g_lock.assert_held();
   uint64_t f0 = start / k4K, f1 = align_up(end, k4K) / k4K;
   if (f1 > g_frames) f1 = g_frames;
   for (uint64_t f = f0; f < f1; f++) set_used(f);
 }
 
 // Marks the frames entirely inside [start, end) free.
-void mark_free(uint64_t start, uint64_t end) {
+void mark_free(uint64_t start, uint64_t end) REQUIRES(g_lock) {
+  g_lock.assert_held();
   uint64_t f0 = align_up(start, k4K) / k4K, f1 = align_down(end, k4K) / k4K;
   if (f1 > g_frames) f1 = g_frames;
   for (uint64_t f = f0; f < f1; f++) set_free(f);
@@ -125,6 +134,9 @@ const char* init(const mb2::BootInfo& boot) {
   g_bitmap = reinterpret_cast<uint64_t*>(where);
   reserve(where, where + bitmap_bytes);
 
+  // Only this CPU runs yet, but the bitmap and the free count are the lock's: take it, so the
+  // contract has no exception (it costs one uncontended CAS at boot).
+  x86::SpinLockGuard guard(g_lock);
   memset(g_bitmap, 0xFF, bitmap_bytes);
   for (unsigned i = 0; i < boot.mmap_count; i++) {
     const mb2::MemoryRange& r = boot.mmap[i];
@@ -165,30 +177,28 @@ const char* init(const mb2::BootInfo& boot) {
   return nullptr;
 }
 
-uint64_t alloc_4k(bool zero) {
-  const unsigned cpu = x86::cpu_index();
-  g_lock.lock(cpu);
-  uint64_t pa = 0;
-  for (uint64_t n = 0; n < g_words && !pa; n++) {
-    uint64_t w = (g_next_word + n) % g_words;
+// The allocators search and mark under the lock and zero outside it: the frames are ours
+// once marked, and zeroing 2 MiB under the lock would stall every other CPU's allocation.
+namespace {
+
+uint64_t take_4k() REQUIRES(g_lock) {
+  g_lock.assert_held();
+  for (uint64_t n = 0; n < g_words; n++) {
+    const uint64_t w = (g_next_word + n) % g_words;
     if (g_bitmap[w] == ~0ull) continue;
-    uint64_t frame = w * 64 + __builtin_ctzll(~g_bitmap[w]);
+    const uint64_t frame = w * 64 + __builtin_ctzll(~g_bitmap[w]);
     if (frame >= g_frames) continue;
     set_used(frame);
     g_free--;
     g_next_word = w;
-    pa = frame * k4K;
+    return frame * k4K;
   }
-  g_lock.unlock();
-  if (pa && zero) memset(reinterpret_cast<void*>(pa), 0, k4K);
-  return pa;
+  return 0;
 }
 
-uint64_t alloc_2m(bool zero) {
-  const unsigned cpu = x86::cpu_index();
+uint64_t take_2m() REQUIRES(g_lock) {
+  g_lock.assert_held();
   constexpr uint64_t kWordsPer2M = k2M / k4K / 64;  // 8
-  g_lock.lock(cpu);
-  uint64_t pa = 0;
   for (uint64_t w = 0; w + kWordsPer2M <= g_words; w += kWordsPer2M) {
     bool all_free = true;
     for (uint64_t i = 0; i < kWordsPer2M; i++) {
@@ -200,20 +210,15 @@ uint64_t alloc_2m(bool zero) {
     if (!all_free) continue;
     for (uint64_t i = 0; i < kWordsPer2M; i++) g_bitmap[w + i] = ~0ull;
     g_free -= 512;
-    pa = w * 64 * k4K;
-    break;
+    return w * 64 * k4K;
   }
-  g_lock.unlock();
-  if (pa && zero) memset(reinterpret_cast<void*>(pa), 0, k2M);
-  return pa;
+  return 0;
 }
 
-uint64_t alloc_pages(unsigned count, bool zero) {
-  if (count == 0) return 0;
-  if (count == 1) return alloc_4k(zero);
-  g_lock.lock(x86::cpu_index());
-  uint64_t pa = 0, run = 0;
-  for (uint64_t f = 0; f < g_frames && !pa; f++) {
+uint64_t take_pages(unsigned count) REQUIRES(g_lock) {
+  g_lock.assert_held();
+  uint64_t run = 0;
+  for (uint64_t f = 0; f < g_frames; f++) {
     if ((f % 64) == 0 && g_bitmap[f / 64] == ~0ull) {  // skip full words quickly
       run = 0;
       f += 63;
@@ -224,20 +229,53 @@ uint64_t alloc_pages(unsigned count, bool zero) {
       const uint64_t first = f + 1 - count;
       for (uint64_t i = first; i <= f; i++) set_used(i);
       g_free -= count;
-      pa = first * k4K;
+      return first * k4K;
     }
   }
-  g_lock.unlock();
+  return 0;
+}
+
+}  // namespace
+
+uint64_t alloc_4k(bool zero) {
+  uint64_t pa;
+  {
+    x86::SpinLockGuard guard(g_lock);
+    pa = take_4k();
+  }
+  if (pa && zero) memset(reinterpret_cast<void*>(pa), 0, k4K);
+  return pa;
+}
+
+uint64_t alloc_2m(bool zero) {
+  uint64_t pa;
+  {
+    x86::SpinLockGuard guard(g_lock);
+    pa = take_2m();
+  }
+  if (pa && zero) memset(reinterpret_cast<void*>(pa), 0, k2M);
+  return pa;
+}
+
+uint64_t alloc_pages(unsigned count, bool zero) {
+  if (count == 0) return 0;
+  if (count == 1) return alloc_4k(zero);
+  uint64_t pa;
+  {
+    x86::SpinLockGuard guard(g_lock);
+    pa = take_pages(count);
+  }
   if (pa && zero) memset(reinterpret_cast<void*>(pa), 0, count * k4K);
   return pa;
 }
 
 namespace {
 
-// First aligned run of `count` free frames (as a frame number), or g_frames. Lock held. Only
-// aligned starts are candidates; a candidate fails at its first used frame (whole free words
-// are skipped 64 frames at a time).
-uint64_t find_aligned_run(uint64_t count, uint64_t step) {
+// First aligned run of `count` free frames (as a frame number), or g_frames. Only aligned
+// starts are candidates; a candidate fails at its first used frame (whole free words are
+// skipped 64 frames at a time).
+uint64_t find_aligned_run(uint64_t count, uint64_t step) REQUIRES(g_lock) {
+  g_lock.assert_held();
   for (uint64_t first = 0; first + count <= g_frames; first += step) {
     bool free = true;
     for (uint64_t f = first; f < first + count && free;) {
@@ -266,23 +304,22 @@ void zero_qwords(uint64_t pa, uint64_t bytes) {
 
 bool aligned_run_free(uint64_t count, uint64_t align) {
   if (!aligned_args_ok(count, align)) return false;
-  g_lock.lock(x86::cpu_index());
-  const bool found = find_aligned_run(count, align / k4K) < g_frames;
-  g_lock.unlock();
-  return found;
+  x86::SpinLockGuard guard(g_lock);
+  return find_aligned_run(count, align / k4K) < g_frames;
 }
 
 uint64_t alloc_aligned(uint64_t count, uint64_t align, bool zero) {
   if (!aligned_args_ok(count, align)) return 0;
-  g_lock.lock(x86::cpu_index());
   uint64_t pa = 0;
-  const uint64_t first = find_aligned_run(count, align / k4K);
-  if (first < g_frames) {
-    for (uint64_t f = first; f < first + count; f++) set_used(f);
-    g_free -= count;
-    pa = first * k4K;
+  {
+    x86::SpinLockGuard guard(g_lock);
+    const uint64_t first = find_aligned_run(count, align / k4K);
+    if (first < g_frames) {
+      for (uint64_t f = first; f < first + count; f++) set_used(f);
+      g_free -= count;
+      pa = first * k4K;
+    }
   }
-  g_lock.unlock();
   if (pa && zero) zero_qwords(pa, count * k4K);
   return pa;
 }
@@ -290,12 +327,11 @@ uint64_t alloc_aligned(uint64_t count, uint64_t align, bool zero) {
 void free_4k(uint64_t pa) {
   uint64_t frame = pa / k4K;
   if ((pa & (k4K - 1)) || frame >= g_frames) return;
-  g_lock.lock(x86::cpu_index());
+  x86::SpinLockGuard guard(g_lock);
   if (is_used(frame)) {
     set_free(frame);
     g_free++;
   }
-  g_lock.unlock();
 }
 
 void free_2m(uint64_t pa) {
@@ -305,7 +341,8 @@ void free_2m(uint64_t pa) {
 
 Stats stats() {
   Stats s = g_stats;
-  s.free_frames = __atomic_load_n(&g_free, __ATOMIC_RELAXED);
+  x86::SpinLockGuard guard(g_lock);
+  s.free_frames = g_free;
   return s;
 }
 

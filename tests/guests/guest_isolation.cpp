@@ -1,4 +1,7 @@
-// Isolation: the guest can reach only its own memory. hv keeps a marker word in its own .data
+// Isolation: the guest can reach only its own memory, and none of the host's performance
+// counters: RDPMC of a general-purpose and of a fixed counter must raise #GP(0) (hv intercepts
+// RDPMC and has no virtual PMU; without the interception the CPU would return the host's
+// counter - Bochs returns 0 for counter 0). Then memory: hv keeps a marker word in its own .data
 // (hv/guest_run.cpp, host-physical 0x200000 and up, and prints where); the guest
 //   - scans all of its RAM (slot 0, 8-byte steps, except its own image, which holds the
 //     marker's complement and its stack) for the marker: guest-physical 0x200000.. is the
@@ -97,6 +100,22 @@ void probe_high(uint64_t gpa, uint32_t lo, uint32_t hi) {
 
 uint64_t rnd64() { return (uint64_t{rnd()} << 32) | rnd(); }
 
+// RDPMC of `counter` (ECX) must raise #GP(0); returns whether it did.
+bool rdpmc_refused(uint32_t counter) {
+  uint64_t value = 0;
+  const Fault f = try_rdpmc(counter, &value);
+  if (f.raised) {
+    gprintf("isolation: rdpmc of counter 0x%x raised vector %u (%s), error code 0x%x\n", counter, f.vector,
+            f.vector == 13 ? "#GP" : f.vector == 6 ? "#UD" : "?", f.error_code);
+  } else {
+    gprintf("isolation: rdpmc of counter 0x%x returned 0x%llx: the host's counter reached the guest\n", counter, value);
+  }
+  CHECK(f.raised);
+  CHECK_EQ(f.vector, 13);
+  CHECK_EQ(f.error_code, 0);
+  return f.raised && f.vector == 13 && f.error_code == 0;
+}
+
 }  // namespace
 
 void guest_test() {
@@ -107,6 +126,12 @@ void guest_test() {
   gprintf("isolation: MAXPHYADDR %u bits; RAM [0, 0x%x); image [0x%x, 0x%x)\n", bits, ram,
           reinterpret_cast<uint32_t>(__image_start), reinterpret_cast<uint32_t>(__bss_end));
   CHECK(ram >= (4u << 20));
+
+  // 0. The host's performance counters: general-purpose counter 0 and fixed counter 0 (bit 30).
+  const bool gp_refused = rdpmc_refused(0);
+  const bool fixed_refused = rdpmc_refused(1u << 30);
+  const bool pmc_refused = gp_refused && fixed_refused;
+  gprintf("isolation: rdpmc: %s\n", pmc_refused ? "refused with #GP(0), no performance counter readable" : "NOT refused");
 
   // 1. Its own RAM, where hv's image would appear if guest-physical were host-physical.
   const uint32_t skip_lo = reinterpret_cast<uint32_t>(__image_start) & ~7u;

@@ -8,6 +8,7 @@
 // and the computation fails, naming the bit, when a control we *require* can't be 1.
 #pragma once
 
+#include <stddef.h>
 #include <stdint.h>
 
 namespace x86::vmx {
@@ -19,8 +20,12 @@ struct ControlRequest {
   uint32_t optional;       // used when available
 };
 
-// Returns nullptr and sets `out`, or returns a sentence naming the missing control.
-const char* compute_controls(const ControlRequest& req, uint32_t& out);
+// Returns nullptr and sets `out`, or returns a sentence naming the missing control, written
+// into the caller's `why` (`why_size` bytes; at least kWhySize for the whole sentence) and
+// returned as `why`. The buffer is the caller's so that CPUs setting up VMCSs at the same
+// time cannot overwrite each other's message.
+inline constexpr size_t kWhySize = 160;
+const char* compute_controls(const ControlRequest& req, uint32_t& out, char* why, size_t why_size);
 
 // Bits that the CPU forced on although we didn't ask (for the debug log).
 inline uint32_t forced_bits(const ControlRequest& req, uint32_t value) {

@@ -108,6 +108,8 @@ gdt:
     dq 0x00CFFA000000FFFF   ; 0x18 ring-3 code
     dq 0x00CFF2000000FFFF   ; 0x20 ring-3 data
 gdt_end:
+global guest_gdt_desc               ; also loaded by trap.asm before its IDT
+guest_gdt_desc:
 gdt_desc:
     dw gdt_end - gdt - 1
     dd gdt

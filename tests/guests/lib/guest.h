@@ -65,6 +65,19 @@ uint32_t peek32(uint32_t addr);
 void poke32(uint32_t addr, uint32_t v);
 uint8_t peek8(uint32_t addr);
 
+// --- exceptions (trap.asm, trap.cpp) ---
+// Probes that run one instruction and report the exception it raised, if any, instead of the
+// guest dying of a triple fault. The first probe loads the library's GDT and an IDT for vectors
+// 0-31; from then on an exception outside a probe prints "<name>: FAIL: unexpected exception N
+// ..." and ends the guest with status 1. CPL 0 only, one vCPU at a time.
+struct Fault {
+  bool raised;
+  uint8_t vector;       // 6 #UD, 13 #GP, ...
+  uint32_t error_code;  // 0 for the exceptions without one
+};
+// RDPMC with ECX = counter: *value is the counter when nothing was raised.
+Fault try_rdpmc(uint32_t counter, uint64_t* value);
+
 // --- hypercalls (hv_abi.h) ---
 struct HvRet {
   int32_t status;  // RAX

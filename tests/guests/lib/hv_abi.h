@@ -69,7 +69,7 @@ enum hv_stat {
   HV_STAT_EXITS_IO,
   HV_STAT_EXITS_EPT,          /* EPT-violation exits */
   HV_STAT_EXITS_CPUID,
-  HV_STAT_LEAVES_4K,          /* leaves mapped now, by level (a walk of the roots) */
+  HV_STAT_LEAVES_4K,          /* leaves now, by level, in all roots incl. invalid ones (docs/hypercalls.md) */
   HV_STAT_LEAVES_2M,
   HV_STAT_LEAVES_1G,
   HV_STAT_ZAPPED_LEAVES,      /* leaves removed by zaps, total */
