@@ -8,6 +8,12 @@ using hvtest::HostPlatform;
 using hvtest::TestVcpu;
 using hvtest::TestVm;
 
+namespace {
+// What one teardown step may do beyond its budget: one table unlinked (its 512 entries and the
+// entry that linked it) and the path down to it.
+constexpr unsigned kOvershoot = spte::kEntriesPerTable + static_cast<unsigned>(spte::kMaxLevels);
+}  // namespace
+
 TEST_CASE("roots: shared by role, separate per address space", "[root]") {
   HostPlatform p;
   TestVm vm(p);
@@ -125,12 +131,22 @@ TEST_CASE("teardown: deferred work is bounded by its budget and completes", "[te
     REQUIRE(vm.mmu.vcpu_load_root(a) != 0);
     const uint64_t flushes = vm.mmu.stats().flushes;
     const unsigned kBudget = 2048;
-    unsigned calls = 0, used;
+    unsigned calls = 0, used, max_used = 0;
+    uint64_t total = 0;
     while ((used = vm.mmu.run_deferred_work(kBudget)) != 0) {
       calls++;
-      // One table removal (512 entries) may finish a step that started within budget.
-      REQUIRE(used <= kBudget + spte::kEntriesPerTable);
+      total += used;
+      if (used > max_used) max_used = used;
+      // One table removal (512 entries, and the path down to it) may finish a step that
+      // started within budget.
+      REQUIRE(used <= kBudget + kOvershoot);
     }
+    std::printf("teardown with budget %u: %u passes, %llu units, most in one pass %u\n", kBudget, calls,
+                static_cast<unsigned long long>(total), max_used);
+    // The units are what was done: the 32 page tables alone hold 32 * 512 entries, and a pass
+    // that crossed its budget by unlinking a table says so (4 tables from a fresh pass do).
+    REQUIRE(total >= 32 * spte::kEntriesPerTable);
+    REQUIRE(max_used > kBudget);
     REQUIRE(calls >= 32 * 512 / (kBudget + 512));
     REQUIRE(vm.mmu.stats().flushes > flushes);
     REQUIRE(vm.mmu.stats().roots_live == 1);
@@ -141,4 +157,32 @@ TEST_CASE("teardown: deferred work is bounded by its budget and completes", "[te
   REQUIRE(p.live_pages() == 0);
   REQUIRE(p.check_quarantine() == 0);
   REQUIRE(p.errors() == 0);
+}
+
+TEST_CASE("teardown: the units reported are the units done (a table counts its entries)", "[teardown]") {
+  HostPlatform p;
+  {
+    TestVm vm(p);
+    REQUIRE(vm.add_slot(1, 0, 16384, 1ull << 32, 1) == MemslotError::ok);  // 32 page tables
+    TestVcpu a(vm);
+    for (gfn_t g = 0; g < 16384; g++) REQUIRE(vm.fault(a, g) == FaultOutcome::fixed);
+    vm.mmu.invalidate_all_roots();
+    REQUIRE(vm.mmu.vcpu_load_root(a) != 0);
+    unsigned calls = 0, used;
+    uint64_t tables_removed = 0;
+    for (;;) {
+      const uint64_t tables = vm.mmu.stats().tables_live;
+      used = vm.mmu.run_deferred_work(1);
+      if (used == 0) break;
+      calls++;
+      // A budget of 1 still makes progress, and removing a table is reported as its entries.
+      const uint64_t gone = tables - vm.mmu.stats().tables_live;
+      tables_removed += gone;
+      REQUIRE(used >= gone * spte::kEntriesPerTable);
+      REQUIRE(used <= 1 + kOvershoot);
+    }
+    REQUIRE(tables_removed == 32 + 2);
+    REQUIRE(calls >= 32);
+  }
+  REQUIRE(p.live_pages() == 0);
 }
