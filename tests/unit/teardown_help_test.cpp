@@ -20,9 +20,12 @@ constexpr uint64_t kLimit = 64;
 constexpr unsigned kEntryBudget = 64;     // hv's budget before each VM entry
 constexpr uint64_t kTarget = 2000;        // faults the vCPU must get fixed
 constexpr uint64_t kStuck = 20000;        // this many refusals in a row: no progress
+constexpr uint64_t kEntriesPerZap = 16;   // the vCPU runs at most this far ahead of the zaps
 
 struct Counters {
   Atomic<uint64_t> attempts{0};
+  Atomic<uint64_t> zaps{0};
+  Atomic<uint32_t> zapper_done{0};
   uint64_t fixed = 0, oom = 0, retry = 0, longest_refusal_run = 0, max_live = 0, over_limit = 0;
   bool stuck = false;
 };
@@ -40,7 +43,11 @@ void faulting_vcpu(TestVm& vm, Counters& c) {
   vm.mmu.vcpu_init(v, 0);
   uint64_t next = 0, run = 0;
   while (c.fixed < kTarget) {
-    c.attempts.fetch_add(1, Order::release);
+    const uint64_t n = c.attempts.fetch_add(1, Order::release);
+    // Keep the zapper in the game however the threads are scheduled: at least one fast zap
+    // per kEntriesPerZap entries.
+    while (c.zaps.load(Order::acquire) < n / kEntriesPerZap && !c.zapper_done.load(Order::acquire))
+      std::this_thread::yield();
     vm.mmu.run_deferred_work(kEntryBudget);
     vm.epoch.quiescent();
     FaultOutcome o = FaultOutcome::out_of_memory;
@@ -83,14 +90,15 @@ TEST_CASE("teardown help: a faulting vCPU beside a zapper that never runs deferr
       done.store(1, Order::release);
     });
     // vCPU 0 (this thread, CPU 0): fast zap, let the other vCPU enter a couple of times, again.
-    uint64_t zaps = 0;
     while (!done.load(Order::acquire)) {
       vm.mmu.invalidate_all_roots();
-      zaps++;
+      c.zaps.fetch_add(1, Order::release);
       const uint64_t seen = c.attempts.load(Order::acquire);
       while (!done.load(Order::acquire) && c.attempts.load(Order::acquire) < seen + 2) std::this_thread::yield();
     }
+    c.zapper_done.store(1, Order::release);
     vcpu1.join();
+    const uint64_t zaps = c.zaps.load(Order::relaxed);
     const MmuStats s = vm.mmu.stats();
     std::printf("zaps %llu, vcpu1: attempts %llu fixed %llu retry %llu out_of_memory %llu (longest run %llu), "
                 "table pages max %llu (limit %llu), refused %llu, teardowns queued %llu, steps %llu\n",
