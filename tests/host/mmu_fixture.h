@@ -46,11 +46,12 @@ struct TestVm {
     return out;
   }
 
-  // check_tree() over every root of `as_id` (valid or not) that is not torn down yet.
+  // check_tree() over every root of `as_id` (valid or not) that is not torn down yet, each
+  // inside its own epoch read section (the MMU's lockless root walk).
   std::string check_all_roots(const std::vector<SlotRef>& refs, uint32_t as_id = 0,
                               const std::function<void(const LeafInfo&)>& on_leaf = {}) {
     std::string err;
-    for (mmu::Root* r = mmu.roots().next(nullptr, as_id); r; r = mmu.roots().next(r, as_id)) {
+    for (mmu::Root* r : mmu.roots_lockless(as_id)) {
       if (err.empty()) err = check_tree(platform, r->table, r->level, 0, refs, on_leaf);
     }
     return err;

@@ -1,6 +1,9 @@
 // Roots: sharing by role, refcounts, invalidation, generation, exactly-once teardown.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <vector>
+
 #include "tests/host/mmu_fixture.h"
 
 using namespace mmu;
@@ -11,7 +14,8 @@ using hvtest::TestVm;
 namespace {
 // What one teardown step may do beyond its budget: one table unlinked (its 512 entries and the
 // entry that linked it) and the path down to it.
-constexpr unsigned kOvershoot = spte::kEntriesPerTable + static_cast<unsigned>(spte::kMaxLevels);
+constexpr unsigned kOvershoot = Mmu::kTeardownOvershoot;
+static_assert(kOvershoot < 2 * spte::kEntriesPerTable, "about one table, not more");
 }  // namespace
 
 TEST_CASE("roots: shared by role, separate per address space", "[root]") {
@@ -183,6 +187,75 @@ TEST_CASE("teardown: the units reported are the units done (a table counts its e
     }
     REQUIRE(tables_removed == 32 + 2);
     REQUIRE(calls >= 32);
+  }
+  REQUIRE(p.live_pages() == 0);
+}
+
+TEST_CASE("root walks: every root once, with a reference; sections per root; early exit drops it",
+          "[root]") {
+  HostPlatform p;
+  {
+    TestVm vm(p);
+    REQUIRE(vm.add_slot(1, 0, 512, 1ull << 32, 1) == MemslotError::ok);
+    TestVcpu a(vm), b(vm), c(vm, 1);
+    REQUIRE(vm.fault(a, 1) == FaultOutcome::fixed);
+    vm.mmu.invalidate_all_roots();  // `a` keeps the invalid root, `b` gets a fresh one
+    REQUIRE(vm.mmu.vcpu_load_root(b) != 0);
+    REQUIRE(vm.mmu.vcpu_load_root(c) != 0);
+    Root* old = a.root();
+    REQUIRE(old != b.root());
+    const uint32_t refs_old = old->refcount.load(Order::relaxed);
+
+    std::vector<Root*> seen;
+    for (Root* r : vm.mmu.roots_lockless(0)) {
+      // Lesson 1: the body runs inside the walk's section for this root.
+      REQUIRE(vm.epoch.in_read_section());
+      // The walk holds a reference of its own while the body runs.
+      if (r == old) REQUIRE(r->refcount.load(Order::relaxed) == refs_old + 1);
+      seen.push_back(r);
+    }
+    REQUIRE(!vm.epoch.in_read_section());
+    REQUIRE(seen.size() == 2);  // address space 0: the invalid root and the fresh one
+    REQUIRE(std::count(seen.begin(), seen.end(), old) == 1);
+    REQUIRE(std::count(seen.begin(), seen.end(), b.root()) == 1);
+    REQUIRE(old->refcount.load(Order::relaxed) == refs_old);
+
+    unsigned all = 0;
+    for (Root* r : vm.mmu.roots_lockless(Roots::kAnyAs)) {
+      (void)r;
+      all++;
+    }
+    REQUIRE(all == 3);
+
+    // Early exit: the section is closed and the reference dropped.
+    for (Root* r : vm.mmu.roots_lockless(0)) {
+      if (r == old || r == b.root()) break;
+    }
+    REQUIRE(!vm.epoch.in_read_section());
+    REQUIRE(old->refcount.load(Order::relaxed) == refs_old);
+    REQUIRE(b.root()->refcount.load(Order::relaxed) == 1);
+
+    // The exclusive walk (zaps) under the MMU lock sees the same roots.
+    {
+      WriteLockGuard guard(vm.mmu.lock());
+      unsigned n = 0;
+      for (Root* r : vm.mmu.roots_exclusive(0)) {
+        REQUIRE(vm.mmu.lock().is_write_locked());
+        (void)r;
+        n++;
+      }
+      REQUIRE(n == 2);
+    }
+
+    // A root whose teardown is done is skipped (nothing left to walk), though still referenced.
+    vm.mmu.wait_for_teardown(vm.mmu.invalidate_all_roots());
+    REQUIRE(old->teardown_done.load(Order::relaxed));
+    unsigned left = 0;
+    for (Root* r : vm.mmu.roots_lockless(0)) {
+      (void)r;
+      left++;
+    }
+    REQUIRE(left == 0);  // `b`'s root was invalidated and torn down too
   }
   REQUIRE(p.live_pages() == 0);
 }
