@@ -72,6 +72,17 @@ TEST_CASE("tlb flush: a memslot delete that overtakes a teardown step waits for 
     TlbModel model(p, vm.mmu);
     model.load(kStaleCpu, stale.root(), 0, 2048);
     REQUIRE(model.may_translate(5));
+    // The page table of slot 1: root -> PDPT -> PD -> PT.
+    hpa_t pt = 0;
+    {
+      spte_t* t = stale.root()->table;
+      for (int level = 4; level > 1; level--) {
+        const spte_t e = t[spte::index_of(0, level)];
+        REQUIRE(spte::is_table(e, level));
+        pt = spte::pfn_addr(e);
+        t = static_cast<spte_t*>(p.phys_to_virt(pt));
+      }
+    }
 
     // Fast zap: the old root's teardown is queued here (CPU 0); `stale` does not reload.
     const uint64_t ticket = vm.mmu.invalidate_all_roots();
@@ -84,16 +95,22 @@ TEST_CASE("tlb flush: a memslot delete that overtakes a teardown step waits for 
     });
     const bool entered = held.wait_entered();
     std::vector<gfn_t> left;
+    bool pt_live_in_window = false;
     if (entered) {
       // The teardown unlinked the table of slot 1 and has not finished flushing: delete slot 1.
       REQUIRE(vm.mmu.update_memslot(MemslotOp::remove(0, 1)) == MemslotError::ok);
       left = model.stale(0, 512);
+      // The table itself goes to the epoch only after the teardown's own flush that covers
+      // it: not even a full epoch barrier frees it while that flush is in progress.
+      vm.epoch.barrier();
+      pt_live_in_window = p.is_live(pt);
     }
     held.release.store(1, Order::release);
     teardown.join();
     REQUIRE(entered);
     print_stale("update_memslot(remove) during a teardown flush", left);
     REQUIRE(left.empty());
+    REQUIRE(pt_live_in_window);
     REQUIRE(model.stale(0, 2048).empty());
   }
   REQUIRE(p.live_pages() == 0);
