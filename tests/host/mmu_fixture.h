@@ -46,12 +46,14 @@ struct TestVm {
     return out;
   }
 
-  // check_tree() over every root of `as_id` (valid or not) that is not torn down yet, each
-  // inside its own epoch read section (the MMU's lockless root walk).
+  // check_tree() over every root of `as_id` (valid or not) that is not torn down yet. Not the
+  // MMU's RootWalk: this checker also runs from the SPTE-write recorder, i.e. in the middle of
+  // MMU code that holds the lock or an epoch section, where no walk mode's assertion holds;
+  // Roots::next() itself works in any context.
   std::string check_all_roots(const std::vector<SlotRef>& refs, uint32_t as_id = 0,
                               const std::function<void(const LeafInfo&)>& on_leaf = {}) {
     std::string err;
-    for (mmu::Root* r : mmu.roots_lockless(as_id)) {
+    for (mmu::Root* r = mmu.roots().next(nullptr, as_id); r; r = mmu.roots().next(r, as_id)) {
       if (err.empty()) err = check_tree(platform, r->table, r->level, 0, refs, on_leaf);
     }
     return err;
