@@ -158,7 +158,8 @@ void print_summary(GuestVm& g) {
             v[HV_STAT_ZAP_CALLS], v[HV_STAT_ZAPPED_LEAVES], v[HV_STAT_TLB_FLUSHES], v[HV_STAT_ROOTS_LIVE],
             v[HV_STAT_ROOTS_INVALID], v[HV_STAT_PAGES_AWAITING_RECLAIM]);
   const mmu::MmuStats m = vm.mmu().stats();
-  x86::log::info("vm%u: root teardowns queued %lu, deferred teardown steps %lu", id, m.teardowns_queued, m.teardown_steps);
+  x86::log::info("vm%u: root teardowns queued %lu, deferred teardown steps %lu (%lu run by a CPU helping another's queue)", id,
+                 m.teardowns_queued, m.teardown_steps, m.teardown_steps_helped);
   print_deferred_summary(vm);
   x86::log::info("vm%u: unbacked reads %lu, unbacked writes dropped %lu, read-only writes dropped %lu, hypercalls %lu (%lu errors)",
             id, v[HV_STAT_UNBACKED_READS], v[HV_STAT_UNBACKED_WRITES], v[HV_STAT_READONLY_WRITES], v[HV_STAT_HYPERCALLS],
