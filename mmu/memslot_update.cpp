@@ -5,7 +5,10 @@
 //   1. invalidate_begin(start, end): from here, faults in the range retry (checked under the
 //      MMU lock, which invalidate_begin() took exclusively to raise the count).
 //   2. publish the new set (release; faults look it up with acquire inside an epoch section).
-//   3. zap the leaves of [start, end) in every root of `as`, and flush the TLBs.
+//   3. zap the leaves of [start, end) in every root of `as`, and flush the TLBs. zap_range()
+//      returns only once a completed flush covers its own zaps *and* every unlink made before
+//      it took the MMU lock (the unlink generation, zap.cpp): leaves of the range that a
+//      teardown step or another zap removed first, and has not flushed yet, count too.
 //   4. invalidate_end(): bump the sequence (release). A fault that looked at the old set took
 //      its sequence snapshot before this bump, so it retries; later faults see the new set.
 //   5. retire the old set through the epoch (readers from before step 2 may still use it).

@@ -15,6 +15,11 @@ Mmu::Mmu(Platform& platform, Epoch& epoch, Memslots& memslots, const MmuConfig& 
       max_level_(config.max_level),
       roots_(platform, account_, epoch, &Mmu::schedule_teardown_cb, this) {
   account_.set_limit(config.max_table_pages);
+  // Dead tables waiting for a batched flush still hold their pages: under a limit, keep few.
+  if (config.max_table_pages != 0) {
+    const uint64_t cap = config.max_table_pages / 16;
+    pending_cap_ = cap == 0 ? 1 : cap < kMaxPendingDead ? cap : kMaxPendingDead;
+  }
   MMU_ASSERT(config.root_level == 4 || config.root_level == 5);
   MMU_ASSERT(config.max_level >= 1 && config.max_level <= spte::kMaxHugeLevel);
   // A gfn must be translatable by the root: 48-bit GPAs for 4 levels, 57-bit for 5.
@@ -26,6 +31,8 @@ Mmu::~Mmu() {
   // Every vCPU has released its root: the only references left are teardown jobs'.
   const uint64_t ticket = invalidate_all_roots();
   wait_for_teardown(ticket);
+  // Every job ended with a flush of the pending tables; take any stragglers all the same.
+  flush_pending();
   // Roots free themselves when their job ends; then everything dead goes through the epoch.
   for (;;) {
     retry_limbo();
@@ -126,11 +133,18 @@ MmuStats Mmu::stats() {
   s.flushes = stats_.flushes.load(Order::relaxed);
   s.roots_live = roots_.live();
   s.roots_invalid = roots_.invalid_count();
-  s.pages_awaiting_reclaim = epoch_.pending_pages() + stats_.limbo_pages.load(Order::relaxed);
+  // Unlinked and not yet freed: waiting for the epoch, in limbo, or for their batch's flush.
+  s.pages_awaiting_reclaim = epoch_.pending_pages() + stats_.limbo_pages.load(Order::relaxed) +
+                             stats_.dead_tables_pending.load(Order::relaxed);
   s.splits = stats_.splits.load(Order::relaxed);
   s.huge_replacements = stats_.huge_replacements.load(Order::relaxed);
   s.teardown_steps = stats_.teardown_steps.load(Order::relaxed);
   s.teardowns_queued = stats_.teardowns_queued.load(Order::relaxed);
+  s.teardown_steps_helped = stats_.teardown_steps_helped.load(Order::relaxed);
+  s.dead_tables_pending = stats_.dead_tables_pending.load(Order::relaxed);
+  s.flushes_avoided = stats_.flushes_avoided.load(Order::relaxed);
+  s.reclaim_calls = stats_.reclaim_calls.load(Order::relaxed);
+  s.reclaim_pages = stats_.reclaim_pages.load(Order::relaxed);
   for (int i = 0; i < static_cast<int>(FaultOutcome::kCount); i++) {
     s.faults[i] = stats_.faults[i].load(Order::relaxed);
   }

@@ -7,13 +7,25 @@
 //   zap_range, teardown    MMU lock exclusive, dropped and retaken at yield points.
 //   age_range, count       no MMU lock: lockless, inside an epoch read section per root.
 //   roots                  their own lock + epoch (root.h), whatever the caller holds.
-// Lock order: memslot update lock -> MMU lock -> root list lock -> deferred queue lock.
+//   root walks             RootWalk (root.h) asserts the mode before every root:
+//                          roots_exclusive() for zaps, roots_lockless() for readers.
+// Lock order: memslot update lock -> MMU lock -> root list lock -> deferred queue lock;
+// pending-dead lock and limbo lock are leaves (nothing is taken under them).
 // No CPU waits for the MMU lock inside an epoch read section (faults take the lock first, then
 // enter their section), so synchronize() may be called with the MMU lock held.
 //
 // Reclamation order for page-table pages (issue #3, item 8): unlink (under the lock), flush the
 // TLBs that may cache them (Platform::flush_remote_tlbs), then retire through the epoch; the page
 // is freed only after the grace period that follows.
+//
+// TLB flushes by generation (zap.cpp has the details and the barrier pairings): whoever unlinks
+// leaves or tables and drops the MMU lock before flushing records an "unlink generation" under
+// the lock (note_unlinks()); a flush records the generation it covers. A zap or memslot update
+// reads the generation under the lock and, before it returns, makes sure a completed flush
+// covers it, flushing itself if needed. So "I zapped nothing" no longer means "no flush
+// needed": a delete that finds its leaves already unlinked by a teardown step whose flush is
+// still pending waits for (does) that flush. Teardown batches: its dead tables wait in a
+// bounded pending list and one flush covers the whole batch (not one per table).
 #pragma once
 
 #include "mmu/atomic.h"
@@ -96,7 +108,24 @@ struct MmuStats {
   uint64_t huge_replacements = 0;
   uint64_t teardown_steps = 0;
   uint64_t teardowns_queued = 0;
+  // Teardown steps a CPU ran from another CPU's queue (run_deferred_work() helping a large
+  // backlog, reclaim(), wait_for_teardown()).
+  uint64_t teardown_steps_helped = 0;
+  uint64_t dead_tables_pending = 0;  // unlinked, waiting for the flush of their batch
+  uint64_t flushes_avoided = 0;      // zaps/teardowns whose unlinks an earlier flush covered
+  uint64_t reclaim_calls = 0;
+  uint64_t reclaim_pages = 0;        // ReclaimResult::pages_freed, summed
   uint64_t faults[static_cast<int>(FaultOutcome::kCount)] = {};
+};
+
+// What Mmu::reclaim() did.
+struct ReclaimResult {
+  // Teardown units run (SPTEs visited, a removed table counting its 512 entries), as
+  // run_deferred_work() counts them: at most the budget plus Mmu::kTeardownOvershoot.
+  unsigned units = 0;
+  // Pages credited back to this MMU's account (MmuConfig::max_table_pages) while the call ran:
+  // freed by this call's epoch poll, or by other CPUs meanwhile. Room for a retry, if > 0.
+  uint64_t pages_freed = 0;
 };
 
 class Mmu {
@@ -134,9 +163,24 @@ class Mmu {
   // Run deferred teardown (of any CPU's queue, helping) and epoch callbacks until every root
   // invalidated up to `ticket` is zapped and flushed.
   void wait_for_teardown(uint64_t ticket);
-  // At safe points (before VM entry, idle): run at most `budget` units (SPTEs visited) of this
-  // CPU's deferred teardown, and poll the epoch. Returns the units used.
+  // What one teardown step may do beyond the budget it was given: a step always makes
+  // progress, and its last piece of work may be a whole table (its 512 entries plus the entry
+  // that linked it) reached through the few entries of the path from the root.
+  static constexpr unsigned kTeardownOvershoot =
+      spte::kEntriesPerTable + static_cast<unsigned>(spte::kMaxLevels);
+  // At safe points (before VM entry, idle): run deferred teardown, then poll the epoch. Works
+  // on this CPU's queue first; when the teardown pending on other CPUs' queues of this MMU is
+  // large (teardown_backlog_large()), helps them too, within the same budget. Returns the
+  // units done (SPTEs visited, a removed table counting its entries): at most
+  // budget + kTeardownOvershoot, and 0 when there was no teardown work.
   unsigned run_deferred_work(unsigned budget);
+  // For a vCPU whose fault (or root load) failed with out_of_memory because of the page limit
+  // (MmuConfig::max_table_pages), before it retries: run teardown steps from any CPU's queue
+  // (own first) within `budget`, hand the dead tables waiting for a flush to the epoch (one
+  // flush), and poll the epoch so that retired pages come back to the account. Bounded like
+  // run_deferred_work(). A result with pages_freed == 0 and units == 0 means nothing could be
+  // reclaimed now: the VM really holds its limit's worth of pages.
+  ReclaimResult reclaim(unsigned budget);
   // Set the per-VM largest mapping level (1..3) used by future faults.
   void set_max_level(int level) { max_level_.store(level, Order::relaxed); }
 
@@ -163,6 +207,13 @@ class Mmu {
 
   MmuStats stats();
   Roots& roots() { return roots_; }
+  // Walks over the roots of `as_id` (Roots::kAnyAs: all), for range-for; see RootWalk.
+  // For zaps: the MMU lock held exclusively (asserted before each root).
+  RootWalk roots_exclusive(unsigned as_id) REQUIRES(mmu_lock_) {
+    return RootWalk::exclusive(roots_, as_id, mmu_lock_);
+  }
+  // For lockless readers: one epoch read section per root (lesson 1), none across roots.
+  RootWalk roots_lockless(unsigned as_id) { return RootWalk::epoch_per_root(roots_, as_id, epoch_); }
   Platform& platform() { return platform_; }
   Epoch& epoch() { return epoch_; }
   const MmuConfig& config() const { return config_; }
@@ -173,13 +224,20 @@ class Mmu {
     SpinLock lock;
     Root* head GUARDED_BY(lock) = nullptr;
     Root* tail GUARDED_BY(lock) = nullptr;
+    // Roots in the queue (not counting one popped while a CPU runs its step). Written under
+    // `lock`; read without it by CPUs deciding whether to help (a hint, relaxed).
+    Atomic<uint32_t> length{0};
   };
   // A chain of dead tables linked through their entry 0 (spte::make_dead_link).
   struct DeadTables {
     hpa_t head = 0;
+    hpa_t tail = 0;
     uint64_t count = 0;
-    uint64_t leaves[4] = {};  // leaves that were still mapped in them
+    uint64_t leaves[4] = {};  // leaves that were still mapped in them (not yet uncounted)
   };
+  // Most dead tables kept waiting for a batched flush (per MMU): 512 KiB. With a page limit,
+  // a sixteenth of it (at least 1), since waiting tables still count against the limit.
+  static constexpr uint64_t kMaxPendingDead = 128;
 
   // fault.cpp
   bool lookup_slot(unsigned as_id, gfn_t gfn, SlotView* out);
@@ -192,21 +250,43 @@ class Mmu {
   FaultOutcome replace_table_with_leaf_atomic(VcpuMmu& v, spte_t* sptep, spte_t old, int level,
                                               spte_t leaf) REQUIRES_SHARED(mmu_lock_);
   // zap.cpp
-  bool zap_leafs_yield_safe(Root* root, gfn_t start, gfn_t end) REQUIRES(mmu_lock_);
-  void collect_dead_table(hpa_t table, int level, DeadTables& dead) REQUIRES(mmu_lock_);
+  void zap_leafs_yield_safe(Root* root, gfn_t start, gfn_t end) REQUIRES(mmu_lock_);
+  // Returns the entries visited (512 per table, with the tables below).
+  unsigned collect_dead_table(hpa_t table, int level, DeadTables& dead) REQUIRES(mmu_lock_);
   void collect_dead_table_atomic(hpa_t table, int level, DeadTables& dead)
       REQUIRES_SHARED(mmu_lock_);
   void push_dead(hpa_t table, DeadTables& dead);
   void retire_dead(DeadTables& dead);  // after the flush that covers them
+  // Flush every TLB of this MMU and record the unlink generation the flush covers.
   void flush();
+  // Record that leaves or tables were unlinked and are not flushed yet; called under the MMU
+  // lock before it is dropped. Returns the generation to pass to flush_covering().
+  uint64_t note_unlinks() REQUIRES_SHARED(mmu_lock_);
+  // The unlink generation now: under the MMU lock it covers every unlink made before the
+  // caller took the lock.
+  uint64_t unlink_generation() REQUIRES_SHARED(mmu_lock_);
+  // Make sure a completed flush covers generation `gen` (flush unless one already does).
+  void flush_covering(uint64_t gen) EXCLUDES(mmu_lock_);
+  // Dead tables unlinked at generation <= `gen`: wait in the pending list for a flush; the
+  // list is flushed and retired when it is full. `dead` is emptied.
+  void defer_dead(DeadTables& dead, uint64_t gen) EXCLUDES(mmu_lock_);
+  // Flush (if needed) and retire every pending dead table.
+  void flush_pending() EXCLUDES(mmu_lock_);
+  // Retire the pending dead tables if a completed flush already covers them (never flushes).
+  void retire_pending_if_flushed() EXCLUDES(mmu_lock_);
   // teardown.cpp
   static void schedule_teardown_cb(void* ctx, Root* root);
   void schedule_teardown(Root* root);
   Root* pop_deferred(unsigned cpu);
   void push_deferred_front(unsigned cpu, Root* root);
-  // One bounded step; true when the root is fully zapped. `budget` is decremented.
-  bool teardown_step(Root* root, unsigned& budget) EXCLUDES(mmu_lock_);
-  unsigned run_queue(unsigned cpu, unsigned budget);
+  // One bounded step; true when the root is fully zapped. Adds the units done to `used` and
+  // stops once `used` reaches `budget` (after at least one unit of progress).
+  bool teardown_step(Root* root, unsigned budget, unsigned& used) EXCLUDES(mmu_lock_);
+  // The root's job is done: flush what it unlinked (if no flush covers it yet), report it.
+  void finish_teardown(Root* root) EXCLUDES(mmu_lock_);
+  void run_queue(unsigned cpu, unsigned budget, unsigned& used) EXCLUDES(mmu_lock_);
+  // Other CPUs' queues hold enough teardown that this CPU should help (teardown.cpp).
+  bool teardown_backlog_large();
   void retry_limbo();
 
   Platform& platform_;
@@ -233,6 +313,15 @@ class Mmu {
   SpinLock limbo_lock_;
   DeadTables limbo_ GUARDED_BY(limbo_lock_);
 
+  // TLB flush generations (zap.cpp: the protocol and its barrier pairings).
+  Atomic<uint64_t> unlink_gen_{0};   // bumped by note_unlinks(), under the MMU lock
+  Atomic<uint64_t> flushed_gen_{0};  // the largest generation a completed flush covers
+  // Dead tables unlinked by teardown steps, waiting for one flush that covers them all.
+  SpinLock pending_lock_;
+  DeadTables pending_ GUARDED_BY(pending_lock_);
+  uint64_t pending_gen_ GUARDED_BY(pending_lock_) = 0;  // the newest unlink among them
+  uint64_t pending_cap_ = kMaxPendingDead;              // set from the page limit
+
   struct Counters {
     Atomic<uint64_t> leaves[4];
     Atomic<uint64_t> tables_live{0};
@@ -244,6 +333,11 @@ class Mmu {
     Atomic<uint64_t> huge_replacements{0};
     Atomic<uint64_t> teardown_steps{0};
     Atomic<uint64_t> teardowns_queued{0};
+    Atomic<uint64_t> teardown_steps_helped{0};
+    Atomic<uint64_t> dead_tables_pending{0};
+    Atomic<uint64_t> flushes_avoided{0};
+    Atomic<uint64_t> reclaim_calls{0};
+    Atomic<uint64_t> reclaim_pages{0};
     Atomic<uint64_t> faults[static_cast<int>(FaultOutcome::kCount)];
   } stats_;
 };

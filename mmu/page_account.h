@@ -35,6 +35,9 @@ class PageAccount {
   uint64_t live() const { return live_.load(Order::relaxed); }
   // Allocations refused because of the limit (not because the platform ran out).
   uint64_t refused() const { return refused_.load(Order::relaxed); }
+  // Pages credited back since the account was created (only grows): the difference of two
+  // readings is what was freed in between, by anyone (Mmu::reclaim() reports it).
+  uint64_t freed() const { return freed_.load(Order::relaxed); }
 
   // A zeroed page charged to this account, or 0: beyond the limit, exactly as if the platform
   // had run out (the callers turn 0 into an out_of_memory outcome).
@@ -65,12 +68,14 @@ class PageAccount {
   void credit(uint64_t pages) {
     const uint64_t before = live_.fetch_sub(pages, Order::relaxed);
     MMU_ASSERT(before >= pages);
+    freed_.fetch_add(pages, Order::relaxed);
   }
 
  private:
   uint64_t limit_ = 0;
   Atomic<uint64_t> live_{0};
   Atomic<uint64_t> refused_{0};
+  Atomic<uint64_t> freed_{0};
 };
 
 }  // namespace mmu

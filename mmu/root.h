@@ -45,6 +45,9 @@ struct Root {
   // while it runs, so one CPU at a time).
   int td_pass = 0;  // index into the pass list (see teardown.cpp)
   gfn_t td_gfn = 0;
+  // Unlink generation (Mmu::note_unlinks) of this teardown's latest step that removed
+  // anything: the job is reported done only after a flush covers it (teardown.cpp).
+  uint64_t td_gen = 0;
 
   Platform* platform = nullptr;   // for the final free (an epoch callback has no context)
   PageAccount* account = nullptr; // the Mmu's count, credited by the final free
@@ -108,6 +111,94 @@ class Roots {
   uint64_t ticket_ GUARDED_BY(lock_) = 0;
   Atomic<uint64_t> generation_{0};
   Atomic<uint64_t> live_{0};
+};
+
+// A walk over the roots of one address space (Roots::kAnyAs: all), for range-for:
+//
+//   for (Root* r : RootWalk::exclusive(roots, as_id, mmu_lock)) { ... }
+//
+// Each root is held by a reference while the body runs, so the body may drop and retake locks
+// (yield) without the root leaving the list; roots whose teardown is done are skipped. The walk
+// states which protection it needs and asserts it before every root (lesson 2, as the root
+// iteration macros of KVM's TDP MMU assert the MMU lock), instead of trusting a flag:
+//   exclusive        the caller holds the MMU lock exclusively (zaps); checked again before
+//                    each root, so a body that yields must have retaken it.
+//   locked           the caller holds the MMU lock in either mode.
+//   epoch_per_root   no MMU lock: the walk opens an epoch read section around each root and
+//                    closes it before taking the next one (lesson 1: a grace period can end
+//                    between two roots). The caller must not be inside a section, which the
+//                    walk asserts; pointers into a root's tables must not outlive its turn.
+// The Mmu wraps these with its own lock and epoch (Mmu::roots_exclusive(), roots_lockless()).
+class RootWalk {
+ public:
+  enum class Mode : uint8_t { exclusive, locked, epoch_per_root };
+
+  static RootWalk exclusive(Roots& roots, unsigned as_id, const RwSpinLock& lock) {
+    return RootWalk(roots, as_id, Mode::exclusive, &lock, nullptr);
+  }
+  static RootWalk locked(Roots& roots, unsigned as_id, const RwSpinLock& lock) {
+    return RootWalk(roots, as_id, Mode::locked, &lock, nullptr);
+  }
+  static RootWalk epoch_per_root(Roots& roots, unsigned as_id, Epoch& epoch) {
+    return RootWalk(roots, as_id, Mode::epoch_per_root, nullptr, &epoch);
+  }
+
+  struct End {};
+  class Iterator {
+   public:
+    explicit Iterator(const RootWalk& w) : w_(w) { advance(); }
+    // An early exit (break, return) drops the section and the reference of the current root.
+    ~Iterator() {
+      if (root_ == nullptr) return;
+      leave();
+      w_.roots_.put(root_);
+    }
+    Iterator(const Iterator&) = delete;
+    Iterator& operator=(const Iterator&) = delete;
+
+    Root* operator*() const { return root_; }
+    Iterator& operator++() {
+      leave();
+      advance();
+      return *this;
+    }
+    bool operator!=(End) const { return root_ != nullptr; }
+
+   private:
+    void check() const {
+      switch (w_.mode_) {
+        case Mode::exclusive: w_.lock_->assert_held(); break;
+        case Mode::locked: w_.lock_->assert_held_shared(); break;
+        case Mode::epoch_per_root: w_.epoch_->assert_not_in_read_section(); break;
+      }
+    }
+    void advance() {
+      check();
+      // Outside any section: next() may drop the previous root's last reference, which may
+      // queue its teardown or retire it.
+      root_ = w_.roots_.next(root_, w_.as_id_);
+      if (root_ != nullptr && w_.mode_ == Mode::epoch_per_root) w_.epoch_->read_lock();
+    }
+    void leave() {
+      if (w_.mode_ == Mode::epoch_per_root) w_.epoch_->read_unlock();
+    }
+
+    const RootWalk& w_;
+    Root* root_ = nullptr;
+  };
+
+  Iterator begin() const { return Iterator(*this); }
+  End end() const { return End{}; }
+
+ private:
+  RootWalk(Roots& roots, unsigned as_id, Mode mode, const RwSpinLock* lock, Epoch* epoch)
+      : roots_(roots), as_id_(as_id), mode_(mode), lock_(lock), epoch_(epoch) {}
+
+  Roots& roots_;
+  unsigned as_id_;
+  Mode mode_;
+  const RwSpinLock* lock_;
+  Epoch* epoch_;
 };
 
 }  // namespace mmu

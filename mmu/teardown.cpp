@@ -3,17 +3,25 @@
 // invalidate_all_roots() only marks roots invalid and queues each one's teardown *once* (the
 // teardown_scheduled marker of root.h, lesson 3) on the current CPU's queue. The platform runs
 // run_deferred_work(budget) at safe points (before VM entry, in idle): each call does at most
-// `budget` units of work (one unit per SPTE visited), so teardown never holds a CPU for long
-// (lesson of KVM's removed async zap workers), and the work stays on the CPU that asked. A caller
-// that must know the teardown is done (memslot deletion, VM destruction) calls
-// wait_for_teardown(ticket), which runs the work itself, helping other CPUs' queues so that the
-// wait never depends on another CPU reaching a safe point.
+// about `budget` units of work (one unit per SPTE visited, a removed table counting its 512
+// entries; see kTeardownOvershoot for the one step that may cross the budget), so teardown
+// never holds a CPU for long (lesson of KVM's removed async zap workers), and the work stays on
+// the CPU that asked -- unless it piles up there (teardown_backlog_large()): then every CPU
+// that reaches a safe point of this MMU helps, within its own budget, so a vCPU that zaps in a
+// loop and seldom exits cannot make the VM's tables grow without bound. A caller that must
+// know the teardown is done (memslot deletion, VM destruction) calls wait_for_teardown(ticket),
+// which runs the work itself, helping other CPUs' queues so that the wait never depends on
+// another CPU reaching a safe point; a vCPU refused a page by the VM's page limit calls
+// reclaim() before it retries.
 //
 // A root is zapped in passes by level so that every step is short: pass 1 unlinks the 4 KiB
 // tables (each a 2 MiB range: 512 entries to account), pass 2 the 2 MiB tables (each a 1 GiB
 // range), pass 3 the 1 GiB tables, and so on up to the root. Huge leaves met on the way are
-// zapped in the pass of their level. Each step ends with a TLB flush that covers what it
-// unlinked, and only then are the unlinked tables retired to the epoch.
+// zapped in the pass of their level. A step holds the MMU lock exclusively and does not flush:
+// it records its unlinks (note_unlinks(), zap.cpp) and hands its dead tables to the MMU's
+// pending list, which one flush retires as a batch (when it is full, when a root's teardown
+// ends, or when a zap/reclaim flushes anyway). A root's job is reported done only after a
+// flush covers everything it unlinked.
 #include "mmu/mmu.h"
 #include "mmu/spte_ops.h"
 #include "mmu/tdp_iter.h"
@@ -33,6 +41,7 @@ void Mmu::schedule_teardown(Root* root) {
     q.head = root;
   }
   q.tail = root;
+  q.length.store(q.length.load(Order::relaxed) + 1, Order::relaxed);
 }
 
 Root* Mmu::pop_deferred(unsigned cpu) {
@@ -43,6 +52,7 @@ Root* Mmu::pop_deferred(unsigned cpu) {
     q.head = r->deferred_next;
     if (!q.head) q.tail = nullptr;
     r->deferred_next = nullptr;
+    q.length.store(q.length.load(Order::relaxed) - 1, Order::relaxed);
   }
   return r;
 }
@@ -53,6 +63,7 @@ void Mmu::push_deferred_front(unsigned cpu, Root* root) {
   root->deferred_next = q.head;
   q.head = root;
   if (!q.tail) q.tail = root;
+  q.length.store(q.length.load(Order::relaxed) + 1, Order::relaxed);
 }
 
 uint64_t Mmu::invalidate_all_roots() { return roots_.invalidate_all(); }
@@ -61,23 +72,28 @@ uint64_t Mmu::invalidate_all_roots() { return roots_.invalidate_all(); }
 // exclusively for the step: faults on other roots wait at most one step, and no fault can be
 // inside the tree being removed (a fault checks root->invalid under the lock, and the root was
 // marked invalid, or lost its last reference, before the teardown was queued).
-bool Mmu::teardown_step(Root* root, unsigned& budget) {
+//
+// Units (issue 9, item 4): every entry visited is one, and a table unlinked whole adds the
+// entries collect_dead_table() visited in it (512 for a table of leaves). `used` reports them
+// all; the step stops at the first entry it reaches with used >= budget, but not before it
+// made progress (so a tiny budget still moves forward). Hence a step ends with
+// used <= max(budget - 1, path) + 1 + 512 (+ tables below, which pass order has removed
+// already): within kTeardownOvershoot of the budget.
+bool Mmu::teardown_step(Root* root, unsigned budget, unsigned& used) {
   const int passes = root->level - 1;  // min levels 2 .. root level
   DeadTables dead;
-  bool zapped_leaves = false;
   stats_.teardown_steps.fetch_add(1, Order::relaxed);
   {
     epoch_.assert_not_in_read_section();  // no waiting for the lock in a section
     WriteLockGuard guard(mmu_lock_);
     bool progressed = false;
+    bool unlinked = false;
     while (root->td_pass < passes) {
       const int min_level = 2 + root->td_pass;
       TdpIter it(platform_, root->table, root->level, root->td_gfn, ~gfn_t{0}, min_level);
       for (; it.valid(); it.next()) {
-        // Stop when the budget is spent, but only after real progress (an entry at the pass's
-        // level, or a leaf) so that a tiny budget still moves forward.
-        if (budget == 0 && progressed) break;
-        if (budget) budget--;
+        if (used >= budget && progressed) break;
+        used++;
         const int level = it.level();
         const spte_t old = it.old_spte;
         if (spte::is_table(old, level) && level > min_level) continue;  // descend
@@ -87,14 +103,14 @@ bool Mmu::teardown_step(Root* root, unsigned& budget) {
           const spte_t last = spte_exchange(it.sptep(), 0, level);
           if (spte::is_leaf(last, level)) {
             stats_.leaves[level].fetch_sub(1, Order::relaxed);
-            zapped_leaves = true;
+            unlinked = true;
           }
         } else if (spte::is_table(old, level)) {
           // Unlink a whole table of the pass's level; its entries are accounted for (leaves
           // counted, tables below chained) and it joins the dead list.
           spte_exchange(it.sptep(), 0, level);
-          collect_dead_table(spte::pfn_addr(old), level - 1, dead);
-          budget = budget > spte::kEntriesPerTable ? budget - spte::kEntriesPerTable : 0;
+          used += collect_dead_table(spte::pfn_addr(old), level - 1, dead);
+          unlinked = true;
         }
         it.old_spte = 0;
       }
@@ -105,47 +121,113 @@ bool Mmu::teardown_step(Root* root, unsigned& budget) {
       root->td_pass++;
       root->td_gfn = 0;
     }
+    // Before the lock is dropped: whoever takes it next and must return with these unlinks
+    // flushed (a zap, a memslot delete) finds the generation and flushes for them (zap.cpp).
+    if (unlinked) root->td_gen = note_unlinks();
   }
-  // Unlinked tables and zapped leaves may still be cached by TLBs of vCPUs that run on this root
-  // (until they reload) or of any CPU that ran it: flush before the pages may be reused.
-  if (dead.count || zapped_leaves) flush();
-  retire_dead(dead);
+  // Unlinked tables and zapped leaves may still be cached by TLBs of vCPUs that run on this
+  // root (until they reload) or of any CPU that ran it: the tables wait for the flush of their
+  // batch before they go to the epoch.
+  defer_dead(dead, root->td_gen);
   return root->td_pass >= passes;
 }
 
-unsigned Mmu::run_queue(unsigned cpu, unsigned budget) {
-  unsigned left = budget;
-  while (left > 0) {
+void Mmu::finish_teardown(Root* root) {
+  // The waiting tables of this root (and any others) go with one flush, and the job is not
+  // reported done before a flush covers its last unlink: waiters (wait_for_teardown) and the
+  // root's final free rely on that. Usually flush_pending() already covered it.
+  flush_pending();
+  flush_covering(root->td_gen);
+  roots_.teardown_finished(root);
+}
+
+void Mmu::run_queue(unsigned cpu, unsigned budget, unsigned& used) {
+  const bool helping = cpu != platform_.cpu_id();
+  while (used < budget) {
     Root* r = pop_deferred(cpu);
     if (!r) break;
-    if (teardown_step(r, left)) {
-      roots_.teardown_finished(r);
+    if (helping) stats_.teardown_steps_helped.fetch_add(1, Order::relaxed);
+    if (teardown_step(r, budget, used)) {
+      finish_teardown(r);
     } else {
       push_deferred_front(cpu, r);
       break;
     }
   }
-  return budget - left;
+}
+
+// "Large" (issue 9, item 2): more than one root waits in other CPUs' queues of this MMU (one
+// is the normal aftermath of a fast zap, and stays with the CPU that asked), or any root waits
+// there while the MMU holds three quarters of its page limit. A root queued on a CPU whose vCPU
+// seldom exits can then not hold the VM's memory: the faulting vCPUs and idle CPUs help.
+bool Mmu::teardown_backlog_large() {
+  const unsigned me = platform_.cpu_id();
+  const unsigned n = platform_.cpu_count();
+  uint64_t elsewhere = 0;
+  for (unsigned cpu = 0; cpu < n; cpu++) {
+    if (cpu != me) elsewhere += queues_[cpu].length.load(Order::relaxed);
+  }
+  if (elsewhere >= 2) return true;
+  const uint64_t limit = account_.limit();
+  return elsewhere != 0 && limit != 0 && account_.live() * 4 >= limit * 3;
 }
 
 unsigned Mmu::run_deferred_work(unsigned budget) {
-  const unsigned used = run_queue(platform_.cpu_id(), budget);
+  const unsigned me = platform_.cpu_id();
+  unsigned used = 0;
+  run_queue(me, budget, used);
+  if (used < budget && teardown_backlog_large()) {
+    const unsigned n = platform_.cpu_count();
+    for (unsigned cpu = 0; cpu < n && used < budget; cpu++) {
+      if (cpu != me) run_queue(cpu, budget, used);
+    }
+  }
   retry_limbo();
   epoch_.poll(budget);
   return used;
 }
 
+ReclaimResult Mmu::reclaim(unsigned budget) {
+  stats_.reclaim_calls.fetch_add(1, Order::relaxed);
+  ReclaimResult r;
+  const uint64_t freed_before = account_.freed();
+  const unsigned me = platform_.cpu_id();
+  const unsigned n = platform_.cpu_count();
+  // Any queue, ours first: the caller is out of pages now, backlog or not.
+  run_queue(me, budget, r.units);
+  for (unsigned cpu = 0; cpu < n && r.units < budget; cpu++) {
+    if (cpu != me) run_queue(cpu, budget, r.units);
+  }
+  // Dead tables waiting for their batch's flush still count against the limit.
+  flush_pending();
+  retry_limbo();
+  // Retired pages are freed two epoch steps after their batch is closed: a few polls (each
+  // bounded by the budget, each trying to advance the epoch) give them the chance to come
+  // back now rather than on the vCPU's next exit.
+  for (int i = 0; i < 3 && account_.freed() == freed_before; i++) {
+    if (epoch_.poll(budget) == 0 && i > 0) break;
+  }
+  r.pages_freed = account_.freed() - freed_before;
+  stats_.reclaim_pages.fetch_add(r.pages_freed, Order::relaxed);
+  return r;
+}
+
 void Mmu::wait_for_teardown(uint64_t ticket) {
   // Small steps: each one holds the MMU lock exclusively, so a big step here stalls every other
   // vCPU's faults for as long (the guest benchmark saw 200-300k TSC ticks of stall with 4096).
-  // One table (512 entries) per step bounds that stall while keeping the per-step flush
-  // (teardown_step flushes whatever it unlinked) from dominating.
+  // One table (512 entries) per step bounds that stall; the flushes are batched (pending dead
+  // tables, one flush per batch and one when a root is done), not one per step.
   constexpr unsigned kBudget = 512;
   while (!roots_.teardowns_done_up_to(ticket)) {
     // Our own queue first, then help the others: a root queued by another CPU that is not at a
     // safe point right now must not stall us.
-    unsigned used = run_queue(platform_.cpu_id(), kBudget);
-    for (unsigned cpu = 0; cpu < platform_.cpu_count(); cpu++) used += run_queue(cpu, kBudget);
+    unsigned used = 0;
+    run_queue(platform_.cpu_id(), kBudget, used);
+    for (unsigned cpu = 0; cpu < platform_.cpu_count(); cpu++) {
+      unsigned u = 0;
+      run_queue(cpu, kBudget, u);
+      used += u;
+    }
     // Nothing to run here but not done: another CPU has popped the root and is running a step.
     if (used == 0) platform_.cpu_relax();
   }

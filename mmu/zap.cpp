@@ -17,42 +17,115 @@ namespace {
 constexpr unsigned kYieldCheckInterval = 32;
 }  // namespace
 
+// TLB flushes by generation
+// -------------------------
+// The problem (issue 9, item 1): an unlinker that drops the MMU lock before its flush leaves a
+// window in which another caller takes the lock, finds nothing left to zap, and used to return
+// without a flush while a CPU could still translate through what the first one removed.
+//
+// The protocol:
+//   * Unlinker U: clears SPTEs (atomic exchanges) under the MMU lock, then, still under the
+//     lock, note_unlinks(): g_U = ++unlink_gen_ (release). Anyone that unlinks and drops the
+//     lock before its flush completes must do this. (replace_table_with_leaf_atomic() in
+//     fault.cpp flushes before it drops its lock, so it needs no generation.)
+//   * Flusher F, in flush(): g = unlink_gen_ (acquire), then Platform::flush_remote_tlbs(),
+//     then flushed_gen_ = max(flushed_gen_, g) (release CAS).
+//   * Caller Z that must not return before what it depends on is flushed (zap_range, memslot
+//     updates through it, the end of a root's teardown): reads need = unlink_gen_ under the
+//     MMU lock, and after dropping the lock calls flush_covering(need): if flushed_gen_
+//     (acquire) >= need a completed flush covers it, else it flushes itself.
+//   * Dead tables are retired to the epoch only once flushed_gen_ covers their generation.
+// Barrier pairings:
+//   (a) U's release fetch_add <-> F's acquire load of unlink_gen_: every writer of unlink_gen_
+//       is an RMW, so F's load reads from the release sequence of U's increment whenever it
+//       sees a value >= g_U; U's SPTE clears then happen before F calls the platform, whose
+//       contract covers every entry cleared before the call.
+//   (b) F's release CAS of flushed_gen_ <-> Z's acquire load in flush_covering(): Z sees a
+//       value >= need only from a flusher whose flush (covering >= need) had completed; the
+//       CAS-max writers are RMWs, so a later, larger value still carries that ordering.
+//   (c) The MMU lock orders U's increment before Z's read of `need`: U increments before it
+//       unlocks (release), Z reads after it locks (acquire), so `need` >= g_U for every U
+//       that held the lock before Z; relaxed loads suffice under the lock.
+//   (d) A dead table pushed to the pending list by one CPU and retired by another: the list's
+//       SpinLock (release at push, acquire at take) makes the unlink happen before the
+//       retiring CPU's epoch stamp, which is all condition C2 of mmu/epoch.cpp needs.
+// Why a generation rather than "flush before unlocking": teardown can then drop the exclusive
+// lock after every short step and still flush once per batch of tables, and a flush is never
+// issued with the MMU lock held exclusively (the other vCPUs' faults would wait for the IPIs).
 void Mmu::flush() {
+  // (a): acquire, before the flush is issued.
+  const uint64_t covers = unlink_gen_.load(Order::acquire);
   stats_.flushes.fetch_add(1, Order::relaxed);
   platform_.flush_remote_tlbs(config_.tlb_tag);
+  // (b): release, after the flush completed. A failed CAS reloads `cur`; stop once someone
+  // recorded a flush that covers at least as much.
+  uint64_t cur = flushed_gen_.load(Order::relaxed);
+  while (cur < covers && !flushed_gen_.compare_exchange(cur, covers, Order::release)) {
+  }
+}
+
+uint64_t Mmu::note_unlinks() {
+  mmu_lock_.assert_held_shared();
+  // (a), (c): release, after the SPTE exchanges it stands for.
+  return unlink_gen_.fetch_add(1, Order::release) + 1;
+}
+
+uint64_t Mmu::unlink_generation() {
+  mmu_lock_.assert_held_shared();
+  // (c): the lock's acquire already ordered every increment made before we took it.
+  return unlink_gen_.load(Order::relaxed);
+}
+
+void Mmu::flush_covering(uint64_t gen) {
+  // (b): acquire pairs with the release CAS at the end of flush().
+  if (flushed_gen_.load(Order::acquire) >= gen) {
+    stats_.flushes_avoided.fetch_add(1, Order::relaxed);
+    return;
+  }
+  // Not covered (or a flush that will cover it is still in progress on another CPU): flush
+  // ourselves rather than wait for it. Flushes are idempotent; waiting would tie this CPU to
+  // another one's IPI round for no gain.
+  flush();
 }
 
 void Mmu::zap_range(unsigned as_id, gfn_t start, gfn_t end) {
   if (start >= end) return;
   stats_.zap_calls.fetch_add(1, Order::relaxed);
-  bool flush_needed = false;
+  uint64_t need;
   {
     epoch_.assert_not_in_read_section();  // no waiting for the lock in a section
     WriteLockGuard guard(mmu_lock_);
     // Every root of the address space, valid or not: a vCPU may still run on an invalid root
     // until its next entry, so its leaves of the range must go too.
-    for (Root* r = roots_.next(nullptr, as_id); r != nullptr; r = roots_.next(r, as_id)) {
-      flush_needed |= zap_leafs_yield_safe(r, start, end);
-    }
+    for (Root* r : roots_exclusive(as_id)) zap_leafs_yield_safe(r, start, end);
+    // Our own zaps and every unlink made before we (last) took the lock, by anyone: a
+    // teardown step or another zap may have removed the leaves we came for and still be on
+    // its way to the flush.
+    need = unlink_generation();
   }
-  // The change is done only once no TLB can translate through a zapped leaf.
-  if (flush_needed) flush();
+  // The change is done only once no TLB can translate through a removed leaf. Outside the
+  // lock: the other vCPUs' faults need not wait for the IPIs.
+  flush_covering(need);
+  // Our flush may also have covered the teardown's waiting tables: don't keep them.
+  retire_pending_if_flushed();
 }
 
-// MMU lock: exclusive (dropped and retaken at yield points). Returns whether leaves were zapped
-// that no flush has covered yet.
-bool Mmu::zap_leafs_yield_safe(Root* root, gfn_t start, gfn_t end) {
+// MMU lock: exclusive (dropped and retaken at yield points). Notes its zaps (note_unlinks)
+// before every unlock, so whoever takes the lock meanwhile flushes for them if it must return.
+void Mmu::zap_leafs_yield_safe(Root* root, gfn_t start, gfn_t end) {
   mmu_lock_.assert_held();
-  bool flush_needed = false;
+  bool unnoted = false;
   unsigned since_check = 0;
   for (TdpIter it(platform_, root->table, root->level, start, end, 1); it.valid(); it.next()) {
     if (++since_check >= kYieldCheckInterval && it.may_yield()) {
       since_check = 0;
       if (platform_.should_yield()) {
-        // Flush before others run: a fault that comes after us must not find a TLB that still
-        // translates through what we zapped.
-        if (flush_needed) flush();
-        flush_needed = false;
+        // No flush here: a fault that runs meanwhile may reinstall a leaf we removed only if
+        // its memslot still maps it (a memslot change holds faults off its range with
+        // invalidate_begin()), i.e. with the same translation; and a zap that runs meanwhile
+        // finds our generation and flushes for it.
+        if (unnoted) note_unlinks();
+        unnoted = false;
         mmu_lock_.unlock();
         platform_.cpu_relax();
         epoch_.assert_not_in_read_section();  // no waiting for the lock in a section
@@ -71,35 +144,41 @@ bool Mmu::zap_leafs_yield_safe(Root* root, gfn_t start, gfn_t end) {
     if (spte::is_leaf(last, level)) {
       stats_.leaves[level].fetch_sub(1, Order::relaxed);
       stats_.zapped_leaves.fetch_add(1, Order::relaxed);
-      flush_needed = true;
+      unnoted = true;
     }
   }
-  return flush_needed;
+  if (unnoted) note_unlinks();
 }
 
 // Chain a table that left the tree onto `dead`, through its entry 0 (the entry's old value was
 // already read by the caller).
+// The table is out of the tree from now on: it no longer counts in tables_live.
 void Mmu::push_dead(hpa_t table, DeadTables& dead) {
   auto* t = static_cast<spte_t*>(platform_.phys_to_virt(table));
   spte_store(&t[0], spte::make_dead_link(dead.head), 0);
+  if (dead.head == 0) dead.tail = table;
   dead.head = table;
   dead.count++;
+  stats_.tables_live.fetch_sub(1, Order::relaxed);
 }
 
 // MMU lock: exclusive. `table` (at `level`) was unlinked by the caller; nobody else can write
 // into it (faults hold the lock shared and re-walk from the root), so its entries are just read.
-void Mmu::collect_dead_table(hpa_t table, int level, DeadTables& dead) {
+// Returns the entries visited, the tables below included (teardown's units).
+unsigned Mmu::collect_dead_table(hpa_t table, int level, DeadTables& dead) {
   mmu_lock_.assert_held();
   auto* t = static_cast<spte_t*>(platform_.phys_to_virt(table));
+  unsigned visited = spte::kEntriesPerTable;
   for (unsigned i = 0; i < spte::kEntriesPerTable; i++) {
     const spte_t s = spte_read(&t[i]);
     if (spte::is_table(s, level)) {
-      collect_dead_table(spte::pfn_addr(s), level - 1, dead);
+      visited += collect_dead_table(spte::pfn_addr(s), level - 1, dead);
     } else if (spte::is_leaf(s, level)) {
       dead.leaves[level]++;
     }
   }
   push_dead(table, dead);
+  return visited;
 }
 
 // MMU lock: shared. Like collect_dead_table(), but other CPUs may still be walking the subtree
@@ -134,19 +213,18 @@ void Mmu::retire_dead(DeadTables& dead) {
     auto* t = static_cast<spte_t*>(platform_.phys_to_virt(page));
     // Read the link first: once retired, the page may be freed after the grace period.
     const hpa_t next = spte::dead_link_next(spte_read(&t[0]));
-    stats_.tables_live.fetch_sub(1, Order::relaxed);
     // The epoch credits the page to our account when it finally frees it.
     if (!epoch_.retire_page(page, &account_)) {
       SpinLockGuard g(limbo_lock_);
       spte_store(&t[0], spte::make_dead_link(limbo_.head), 0);
+      if (limbo_.head == 0) limbo_.tail = page;
       limbo_.head = page;
       limbo_.count++;
       stats_.limbo_pages.fetch_add(1, Order::relaxed);
     }
     page = next;
   }
-  dead.head = 0;
-  dead.count = 0;
+  dead = DeadTables{};
 }
 
 void Mmu::retry_limbo() {
@@ -158,8 +236,67 @@ void Mmu::retry_limbo() {
     limbo_ = DeadTables{};
   }
   stats_.limbo_pages.fetch_sub(pending.count, Order::relaxed);
-  stats_.tables_live.fetch_add(pending.count, Order::relaxed);  // retire_dead counts them again
   retire_dead(pending);
+}
+
+// Pending dead tables (teardown's batches): see "TLB flushes by generation" above.
+void Mmu::defer_dead(DeadTables& dead, uint64_t gen) {
+  if (dead.head == 0) return;
+  // The leaves they held are gone from the tree now.
+  for (int l = 1; l <= 3; l++) {
+    if (dead.leaves[l]) stats_.leaves[l].fetch_sub(dead.leaves[l], Order::relaxed);
+    dead.leaves[l] = 0;
+  }
+  bool full;
+  {
+    // (d): release at unlock publishes the chain (and orders its unlinks) for the CPU that
+    // takes the list.
+    SpinLockGuard g(pending_lock_);
+    if (pending_.head != 0) {
+      // Append the list behind our chain: its first table's link points to the list's head.
+      auto* t = static_cast<spte_t*>(platform_.phys_to_virt(dead.tail));
+      spte_store(&t[0], spte::make_dead_link(pending_.head), 0);
+    } else {
+      pending_.tail = dead.tail;
+    }
+    pending_.head = dead.head;
+    pending_.count += dead.count;
+    if (gen > pending_gen_) pending_gen_ = gen;
+    full = pending_.count >= pending_cap_;
+    stats_.dead_tables_pending.store(pending_.count, Order::relaxed);
+  }
+  dead = DeadTables{};
+  if (full) flush_pending();
+}
+
+void Mmu::flush_pending() {
+  DeadTables batch;
+  uint64_t gen;
+  {
+    // (d): acquire pairs with the release of defer_dead()'s unlock.
+    SpinLockGuard g(pending_lock_);
+    batch = pending_;
+    gen = pending_gen_;
+    pending_ = DeadTables{};
+    stats_.dead_tables_pending.store(0, Order::relaxed);
+  }
+  if (batch.head == 0) return;
+  // One flush for the whole batch (none if another CPU's completed flush covers it).
+  flush_covering(gen);
+  retire_dead(batch);
+}
+
+void Mmu::retire_pending_if_flushed() {
+  DeadTables batch;
+  {
+    SpinLockGuard g(pending_lock_);
+    // (b): acquire, as in flush_covering(): the covering flush completed before we retire.
+    if (pending_.head == 0 || flushed_gen_.load(Order::acquire) < pending_gen_) return;
+    batch = pending_;
+    pending_ = DeadTables{};
+    stats_.dead_tables_pending.store(0, Order::relaxed);
+  }
+  retire_dead(batch);
 }
 
 }  // namespace mmu

@@ -46,7 +46,10 @@ struct TestVm {
     return out;
   }
 
-  // check_tree() over every root of `as_id` (valid or not) that is not torn down yet.
+  // check_tree() over every root of `as_id` (valid or not) that is not torn down yet. Not the
+  // MMU's RootWalk: this checker also runs from the SPTE-write recorder, i.e. in the middle of
+  // MMU code that holds the lock or an epoch section, where no walk mode's assertion holds;
+  // Roots::next() itself works in any context.
   std::string check_all_roots(const std::vector<SlotRef>& refs, uint32_t as_id = 0,
                               const std::function<void(const LeafInfo&)>& on_leaf = {}) {
     std::string err;

@@ -1,12 +1,22 @@
 // Roots: sharing by role, refcounts, invalidation, generation, exactly-once teardown.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <vector>
+
 #include "tests/host/mmu_fixture.h"
 
 using namespace mmu;
 using hvtest::HostPlatform;
 using hvtest::TestVcpu;
 using hvtest::TestVm;
+
+namespace {
+// What one teardown step may do beyond its budget: one table unlinked (its 512 entries and the
+// entry that linked it) and the path down to it.
+constexpr unsigned kOvershoot = Mmu::kTeardownOvershoot;
+static_assert(kOvershoot < 2 * spte::kEntriesPerTable, "about one table, not more");
+}  // namespace
 
 TEST_CASE("roots: shared by role, separate per address space", "[root]") {
   HostPlatform p;
@@ -125,12 +135,22 @@ TEST_CASE("teardown: deferred work is bounded by its budget and completes", "[te
     REQUIRE(vm.mmu.vcpu_load_root(a) != 0);
     const uint64_t flushes = vm.mmu.stats().flushes;
     const unsigned kBudget = 2048;
-    unsigned calls = 0, used;
+    unsigned calls = 0, used, max_used = 0;
+    uint64_t total = 0;
     while ((used = vm.mmu.run_deferred_work(kBudget)) != 0) {
       calls++;
-      // One table removal (512 entries) may finish a step that started within budget.
-      REQUIRE(used <= kBudget + spte::kEntriesPerTable);
+      total += used;
+      if (used > max_used) max_used = used;
+      // One table removal (512 entries, and the path down to it) may finish a step that
+      // started within budget.
+      REQUIRE(used <= kBudget + kOvershoot);
     }
+    std::printf("teardown with budget %u: %u passes, %llu units, most in one pass %u\n", kBudget, calls,
+                static_cast<unsigned long long>(total), max_used);
+    // The units are what was done: the 32 page tables alone hold 32 * 512 entries, and a pass
+    // that crossed its budget by unlinking a table says so (4 tables from a fresh pass do).
+    REQUIRE(total >= 32 * spte::kEntriesPerTable);
+    REQUIRE(max_used > kBudget);
     REQUIRE(calls >= 32 * 512 / (kBudget + 512));
     REQUIRE(vm.mmu.stats().flushes > flushes);
     REQUIRE(vm.mmu.stats().roots_live == 1);
@@ -141,4 +161,101 @@ TEST_CASE("teardown: deferred work is bounded by its budget and completes", "[te
   REQUIRE(p.live_pages() == 0);
   REQUIRE(p.check_quarantine() == 0);
   REQUIRE(p.errors() == 0);
+}
+
+TEST_CASE("teardown: the units reported are the units done (a table counts its entries)", "[teardown]") {
+  HostPlatform p;
+  {
+    TestVm vm(p);
+    REQUIRE(vm.add_slot(1, 0, 16384, 1ull << 32, 1) == MemslotError::ok);  // 32 page tables
+    TestVcpu a(vm);
+    for (gfn_t g = 0; g < 16384; g++) REQUIRE(vm.fault(a, g) == FaultOutcome::fixed);
+    vm.mmu.invalidate_all_roots();
+    REQUIRE(vm.mmu.vcpu_load_root(a) != 0);
+    unsigned calls = 0, used;
+    uint64_t tables_removed = 0;
+    for (;;) {
+      const uint64_t tables = vm.mmu.stats().tables_live;
+      used = vm.mmu.run_deferred_work(1);
+      if (used == 0) break;
+      calls++;
+      // A budget of 1 still makes progress, and removing a table is reported as its entries.
+      const uint64_t gone = tables - vm.mmu.stats().tables_live;
+      tables_removed += gone;
+      REQUIRE(used >= gone * spte::kEntriesPerTable);
+      REQUIRE(used <= 1 + kOvershoot);
+    }
+    REQUIRE(tables_removed == 32 + 2);
+    REQUIRE(calls >= 32);
+  }
+  REQUIRE(p.live_pages() == 0);
+}
+
+TEST_CASE("root walks: every root once, with a reference; sections per root; early exit drops it",
+          "[root]") {
+  HostPlatform p;
+  {
+    TestVm vm(p);
+    REQUIRE(vm.add_slot(1, 0, 512, 1ull << 32, 1) == MemslotError::ok);
+    TestVcpu a(vm), b(vm), c(vm, 1);
+    REQUIRE(vm.fault(a, 1) == FaultOutcome::fixed);
+    vm.mmu.invalidate_all_roots();  // `a` keeps the invalid root, `b` gets a fresh one
+    REQUIRE(vm.mmu.vcpu_load_root(b) != 0);
+    REQUIRE(vm.mmu.vcpu_load_root(c) != 0);
+    Root* old = a.root();
+    REQUIRE(old != b.root());
+    const uint32_t refs_old = old->refcount.load(Order::relaxed);
+
+    std::vector<Root*> seen;
+    for (Root* r : vm.mmu.roots_lockless(0)) {
+      // Lesson 1: the body runs inside the walk's section for this root.
+      REQUIRE(vm.epoch.in_read_section());
+      // The walk holds a reference of its own while the body runs.
+      if (r == old) REQUIRE(r->refcount.load(Order::relaxed) == refs_old + 1);
+      seen.push_back(r);
+    }
+    REQUIRE(!vm.epoch.in_read_section());
+    REQUIRE(seen.size() == 2);  // address space 0: the invalid root and the fresh one
+    REQUIRE(std::count(seen.begin(), seen.end(), old) == 1);
+    REQUIRE(std::count(seen.begin(), seen.end(), b.root()) == 1);
+    REQUIRE(old->refcount.load(Order::relaxed) == refs_old);
+
+    unsigned all = 0;
+    for (Root* r : vm.mmu.roots_lockless(Roots::kAnyAs)) {
+      (void)r;
+      all++;
+    }
+    REQUIRE(all == 3);
+
+    // Early exit: the section is closed and the reference dropped.
+    for (Root* r : vm.mmu.roots_lockless(0)) {
+      if (r == old || r == b.root()) break;
+    }
+    REQUIRE(!vm.epoch.in_read_section());
+    REQUIRE(old->refcount.load(Order::relaxed) == refs_old);
+    REQUIRE(b.root()->refcount.load(Order::relaxed) == 1);
+
+    // The exclusive walk (zaps) under the MMU lock sees the same roots.
+    {
+      WriteLockGuard guard(vm.mmu.lock());
+      unsigned n = 0;
+      for (Root* r : vm.mmu.roots_exclusive(0)) {
+        REQUIRE(vm.mmu.lock().is_write_locked());
+        (void)r;
+        n++;
+      }
+      REQUIRE(n == 2);
+    }
+
+    // A root whose teardown is done is skipped (nothing left to walk), though still referenced.
+    vm.mmu.wait_for_teardown(vm.mmu.invalidate_all_roots());
+    REQUIRE(old->teardown_done.load(Order::relaxed));
+    unsigned left = 0;
+    for (Root* r : vm.mmu.roots_lockless(0)) {
+      (void)r;
+      left++;
+    }
+    REQUIRE(left == 0);  // `b`'s root was invalidated and torn down too
+  }
+  REQUIRE(p.live_pages() == 0);
 }

@@ -90,7 +90,8 @@ TEST_CASE("zap: yielding in the middle of a zap still zaps everything", "[zap]")
   const uint64_t flushes = p.flush_count();
   vm.mmu.zap_range(0, 1, 8191);
   p.set_yield_probability(0);
-  REQUIRE(p.flush_count() > flushes + 1);  // flushed before each yield that followed zaps
+  // No flush at the yields (the unlink generation covers the window, zap.cpp): one at the end.
+  REQUIRE(p.flush_count() == flushes + 1);
   uint64_t counts[4];
   vm.mmu.count_leaves(0, counts);
   REQUIRE(counts[1] == 2);
