@@ -6,7 +6,8 @@
 //   split_huge_pages       MMU lock shared (CAS); dropped and retaken at yield points, and the
 //                          epoch section is left at each of them.
 //   zap_range, teardown    MMU lock exclusive, dropped and retaken at yield points.
-//   age_range, count       no MMU lock: lockless, inside an epoch read section per root.
+//   age_range, count       no MMU lock: lockless, inside epoch read sections of bounded length
+//                          (one per root at least, left every few hundred entries).
 //   roots                  their own lock + epoch (root.h), whatever the caller holds.
 // Lock order: memslot update lock -> MMU lock -> root list lock -> deferred queue lock.
 // No CPU waits for the MMU lock inside an epoch read section (faults take the lock first, then
@@ -169,7 +170,9 @@ class Mmu {
   // time proportional to every root's size, invalid roots included. Callers that must be cheap
   // (a hypercall) read stats().leaves: counters over all address spaces, exact at quiescent
   // points (no MMU operation in flight), where they equal the sum of count_leaves() over the
-  // address spaces.
+  // address spaces - except while a root whose last reference was dropped (not by a fast zap)
+  // waits for its teardown: Roots::next() no longer hands it out, so the walk misses what it
+  // still maps until the teardown has run.
   void count_leaves(unsigned as_id, uint64_t out[4]);
   // The leaf mapping `gfn` in `root` (value and level), or false. Lockless (epoch).
   bool lookup(Root* root, gfn_t gfn, spte_t* leaf, int* level);
