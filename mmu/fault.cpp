@@ -236,41 +236,96 @@ FaultOutcome Mmu::replace_table_with_leaf_atomic(VcpuMmu& v, spte_t* sptep, spte
 
 namespace mmu {
 
+namespace {
+// Work between two yield points of an eager split: one unit per entry visited, a table's worth
+// per split (it writes 512 entries). So the walk leaves its epoch section, and asks
+// should_yield(), after every split or every 512 entries visited (at most two splits when the
+// iterator may not yield yet, right after a restart).
+constexpr unsigned kSplitYieldUnits = spte::kEntriesPerTable;
+}  // namespace
+
 // Eager split of the huge leaves of [start, end) down to `level` (e.g. after the per-VM maximum
-// was lowered). MMU lock: taken shared here, per batch of splits; pages come from the vCPU's
-// cache, refilled with the lock dropped.
+// was lowered). Pages come from the vCPU's cache, filled with no lock held; when it runs dry the
+// walk returns where it stopped, and we refill and go on from there.
 bool Mmu::split_huge_pages(VcpuMmu& v, gfn_t start, gfn_t end, int level) {
   MMU_ASSERT(level >= 1 && level < spte::kMaxHugeLevel);
-  Root* const root = v.root_;
+  Root* const root = v.root_;  // the vCPU's reference keeps it (and its top table) alive
   if (root == nullptr) return true;
   gfn_t resume = start;
-  for (;;) {
+  while (resume < end) {
+    // Progress: every call below starts with at least one page and returns early only when a
+    // split found the cache empty, i.e. after at least one split used a page.
     if (!v.cache_.topup(platform_, account_, PageCache::kCapacity) && v.cache_.count() == 0) return false;
-    bool out_of_pages = false;
-    {
-      epoch_.assert_not_in_read_section();  // no waiting for the lock in a section
-      ReadLockGuard guard(mmu_lock_);
-      EpochReadGuard section(epoch_);
-      for (TdpIter it(platform_, root->table, root->level, resume, end, level + 1); it.valid();
-           it.next()) {
-        const int l = it.level();
-        FaultOutcome o = FaultOutcome::fixed;
-        // Split, or after a lost race (A/D set by the CPU, another split) decide again by
-        // what is there now; next() then steps into the new table to split further.
-        while (l > level && spte::is_leaf(it.old_spte, l)) {
-          o = split_huge_leaf_atomic(v, it.sptep(), it.old_spte, l);
-          if (o != FaultOutcome::retry) break;
-          it.old_spte = spte_read(it.sptep());
-        }
-        if (o == FaultOutcome::out_of_memory) {
-          resume = it.gfn();
-          out_of_pages = true;
-          break;
-        }
-      }
-    }
-    if (!out_of_pages) return true;
+    epoch_.assert_not_in_read_section();  // no waiting for the lock in a section
+    ReadLockGuard guard(mmu_lock_);
+    resume = split_huge_leafs_yield_safe(v, root, resume, end, level);
   }
+  return true;
+}
+
+// MMU lock: shared, dropped and retaken at yield points. Splits what [start, end) holds above
+// `level` in `root`; returns `end` when done (or when the root became invalid), else the gfn
+// where a split found the vCPU's page cache empty.
+//
+// Why yield: a writer (zap, teardown step, memslot update) waits for every reader of the lock,
+// and a grace period waits for every epoch section; a split of a whole GiB down to 4 KiB (512
+// splits, 262144 entries written) must hold neither for its whole length. So every
+// kSplitYieldUnits of work the walk leaves its epoch section (a grace period may complete now)
+// and, if the platform asks, drops the lock too (a writer may run now). Either way it must not
+// use a table pointer from before (the table may have been unlinked and freed: faults unlink
+// tables holding the lock only shared), so it restarts from the root at the current entry
+// (TdpIter::mark_yielded), which it has not processed yet.
+gfn_t Mmu::split_huge_leafs_yield_safe(VcpuMmu& v, Root* root, gfn_t start, gfn_t end, int level) {
+  mmu_lock_.assert_held_shared();
+  // An invalid root is being (or will be) torn down, which removes every leaf; splitting in it
+  // would only race with the teardown's cursor. The vCPU's next root is faulted in afresh.
+  if (root->invalid.load(Order::acquire)) return end;
+  gfn_t resume = end;
+  unsigned units = 0;
+  // Tables may be unlinked by other CPUs holding the lock shared (replace_table_...): the
+  // section keeps every table we may still point into alive.
+  epoch_.read_lock();
+  for (TdpIter it(platform_, root->table, root->level, start, end, level + 1); it.valid(); it.next()) {
+    if (units >= kSplitYieldUnits && it.may_yield()) {
+      units = 0;
+      epoch_.read_unlock();
+      if (platform_.should_yield()) {
+        stats_.split_yields.fetch_add(1, Order::relaxed);
+        mmu_lock_.unlock_shared();
+        platform_.cpu_relax();
+        epoch_.assert_not_in_read_section();  // no waiting for the lock in a section
+        mmu_lock_.lock_shared();
+        // A fast zap may have come meanwhile (and its teardown may have started).
+        if (root->invalid.load(Order::acquire)) return end;
+      }
+      epoch_.read_lock();
+      it.mark_yielded();
+      continue;  // next() restarts from the root at this entry
+    }
+    units++;
+    const int l = it.level();
+    FaultOutcome o = FaultOutcome::fixed;
+    // Split, or after a lost race (A/D set by the CPU, another split) decide again by what is
+    // there now; next() then steps into the new table to split further.
+    while (l > level && spte::is_leaf(it.old_spte, l)) {
+      o = split_huge_leaf_atomic(v, it.sptep(), it.old_spte, l);
+      if (o == FaultOutcome::fixed) {
+        stats_.eager_splits.fetch_add(1, Order::relaxed);
+        units += spte::kEntriesPerTable;
+        break;
+      }
+      if (o != FaultOutcome::retry) break;
+      it.old_spte = spte_read(it.sptep());
+    }
+    if (o == FaultOutcome::out_of_memory) {
+      // A huge leaf may begin before `start`: resume at `start` then, not at the leaf's first
+      // gfn, or the next walk would split what lies before the range.
+      resume = it.gfn() > start ? it.gfn() : start;
+      break;
+    }
+  }
+  epoch_.read_unlock();
+  return resume;
 }
 
 }  // namespace mmu

@@ -137,6 +137,8 @@ MmuStats Mmu::stats() {
   s.pages_awaiting_reclaim = epoch_.pending_pages() + stats_.limbo_pages.load(Order::relaxed) +
                              stats_.dead_tables_pending.load(Order::relaxed);
   s.splits = stats_.splits.load(Order::relaxed);
+  s.eager_splits = stats_.eager_splits.load(Order::relaxed);
+  s.split_yields = stats_.split_yields.load(Order::relaxed);
   s.huge_replacements = stats_.huge_replacements.load(Order::relaxed);
   s.teardown_steps = stats_.teardown_steps.load(Order::relaxed);
   s.teardowns_queued = stats_.teardowns_queued.load(Order::relaxed);

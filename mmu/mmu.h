@@ -3,9 +3,11 @@
 // Locking contract (lesson 2: stated per path, asserted at the top of each function):
 //   map (fault)            MMU lock shared; SPTEs changed with CAS; FROZEN marks an entry that
 //                          one CPU is replacing.
-//   split_huge_pages       MMU lock shared (CAS).
+//   split_huge_pages       MMU lock shared (CAS); dropped and retaken at yield points, and the
+//                          epoch section is left at each of them.
 //   zap_range, teardown    MMU lock exclusive, dropped and retaken at yield points.
-//   age_range, count       no MMU lock: lockless, inside an epoch read section per root.
+//   age_range, count       no MMU lock: lockless, inside epoch read sections of bounded length
+//                          (one per root at least, left every few hundred entries).
 //   roots                  their own lock + epoch (root.h), whatever the caller holds.
 //   root walks             RootWalk (root.h) asserts the mode before every root:
 //                          roots_exclusive() for zaps, roots_lockless() for readers.
@@ -104,7 +106,9 @@ struct MmuStats {
   uint64_t roots_live = 0;
   uint64_t roots_invalid = 0;
   uint64_t pages_awaiting_reclaim = 0;
-  uint64_t splits = 0;
+  uint64_t splits = 0;        // huge leaves split, by faults and by split_huge_pages
+  uint64_t eager_splits = 0;  // of which by split_huge_pages
+  uint64_t split_yields = 0;  // times split_huge_pages dropped the MMU lock at a yield point
   uint64_t huge_replacements = 0;
   uint64_t teardown_steps = 0;
   uint64_t teardowns_queued = 0;
@@ -154,8 +158,12 @@ class Mmu {
   // Zap the leaves of [start, end) in every root of `as_id`, flush, and return. Huge leaves that
   // straddle the range are zapped whole (lesson 4). Used by memslot updates; public for tests.
   void zap_range(unsigned as_id, gfn_t start, gfn_t end) EXCLUDES(mmu_lock_);
-  // Split the huge leaves of [start, end) down to `level` (same mappings, no flush needed).
-  // False if memory ran out (what was split stays split).
+  // Split the huge leaves of [start, end) in the vCPU's root down to `level` (same mappings, no
+  // flush needed). False if memory ran out (what was split stays split). Takes the MMU lock
+  // shared; yields it (and the epoch section) at bounded intervals, so a long range never holds
+  // off writers or grace periods (see fault.cpp). Stops early, returning true, if the root is
+  // invalidated meanwhile: its teardown removes every leaf, and the next root is faulted in at
+  // the current per-VM maximum.
   bool split_huge_pages(VcpuMmu& v, gfn_t start, gfn_t end, int level) EXCLUDES(mmu_lock_);
   // Fast zap: invalidate every root; their teardown goes to this CPU's deferred work. Returns a
   // ticket for wait_for_teardown().
@@ -200,7 +208,15 @@ class Mmu {
   // Test-and-clear Accessed on the leaves of [start, end) in every root of `as_id`; returns how
   // many were young. Lockless; one epoch read section per root (lesson 1).
   uint64_t age_range(unsigned as_id, gfn_t start, gfn_t end);
-  // Leaves currently mapped per level (index 1..3) in the roots of `as_id`, counted by a walk.
+  // Leaves currently mapped per level (index 1..3) in the roots of `as_id`, counted by a walk
+  // (for tests and diagnostics). Lockless; its epoch sections are bounded (a yield point between
+  // roots and every few hundred entries inside a root, see age.cpp), but the whole walk takes
+  // time proportional to every root's size, invalid roots included. Callers that must be cheap
+  // (a hypercall) read stats().leaves: counters over all address spaces, exact at quiescent
+  // points (no MMU operation in flight), where they equal the sum of count_leaves() over the
+  // address spaces - except while a root whose last reference was dropped (not by a fast zap)
+  // waits for its teardown: Roots::next() no longer hands it out, so the walk misses what it
+  // still maps until the teardown has run.
   void count_leaves(unsigned as_id, uint64_t out[4]);
   // The leaf mapping `gfn` in `root` (value and level), or false. Lockless (epoch).
   bool lookup(Root* root, gfn_t gfn, spte_t* leaf, int* level);
@@ -249,6 +265,10 @@ class Mmu {
       REQUIRES_SHARED(mmu_lock_);
   FaultOutcome replace_table_with_leaf_atomic(VcpuMmu& v, spte_t* sptep, spte_t old, int level,
                                               spte_t leaf) REQUIRES_SHARED(mmu_lock_);
+  gfn_t split_huge_leafs_yield_safe(VcpuMmu& v, Root* root, gfn_t start, gfn_t end, int level)
+      REQUIRES_SHARED(mmu_lock_);
+  // age.cpp
+  void count_root_leaves(Root* root, uint64_t out[4]);
   // zap.cpp
   void zap_leafs_yield_safe(Root* root, gfn_t start, gfn_t end) REQUIRES(mmu_lock_);
   // Returns the entries visited (512 per table, with the tables below).
@@ -330,6 +350,8 @@ class Mmu {
     Atomic<uint64_t> flushes{0};
     Atomic<uint64_t> limbo_pages{0};
     Atomic<uint64_t> splits{0};
+    Atomic<uint64_t> eager_splits{0};
+    Atomic<uint64_t> split_yields{0};
     Atomic<uint64_t> huge_replacements{0};
     Atomic<uint64_t> teardown_steps{0};
     Atomic<uint64_t> teardowns_queued{0};
