@@ -97,7 +97,7 @@ uint64_t get(const uint64_t& c) { return __atomic_load_n(&c, __ATOMIC_RELAXED); 
 
 // Timed here, where every caller passes through, so that the summary's "longest pass" covers
 // the vCPU loop and idle alike (the point of bounding the teardown: no pass may hold a CPU
-// for long, the lesson of KVM's removed zap workers).
+// for long, as KVM learned when it removed its zap workers: docs/mmu.md §5).
 void GuestMmu::run_deferred_work(unsigned budget) {
   const uint64_t t0 = x86::rdtsc();
   const unsigned used = mmu_->run_deferred_work(budget);

@@ -1,6 +1,6 @@
 // Aging: test-and-clear Accessed over a range, and leaf counts by walking the tree.
 //
-// Both run without the MMU lock. Lesson 1: the epoch read section is held per root, not across
+// Both run without the MMU lock. Rule 1: the epoch read section is held per root, not across
 // all roots, so a grace period (and the reclamation of tables other CPUs unlinked) can complete
 // between two roots; and inside a root it is left every kSectionEntries entries, so a walk over
 // a big tree (a GiB of 4 KiB leaves is 262144 entries) never holds one section for long either.
@@ -12,6 +12,7 @@
 // table pointer from before it (epoch.h): it restarts from the root at the entry it was about
 // to process (TdpIter::mark_yielded), so nothing is visited twice and nothing skipped, up to
 // the changes other CPUs make meanwhile (a walk without the lock is never a snapshot).
+// "Rule N": the five design rules of the MMU, docs/mmu.md §10.
 #include "mmu/mmu.h"
 #include "mmu/spte_ops.h"
 #include "mmu/tdp_iter.h"

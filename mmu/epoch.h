@@ -79,7 +79,7 @@
 #include "mmu/lock.h"
 #include "mmu/page_account.h"
 #include "mmu/platform.h"
-#include "mmu/thread_safety.h"
+#include "base/thread_safety.h"
 #include "mmu/types.h"
 
 namespace mmu {

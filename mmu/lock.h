@@ -18,16 +18,8 @@
 #pragma once
 
 #include "mmu/atomic.h"
-#include "mmu/thread_safety.h"
+#include "base/thread_safety.h"
 #include "mmu/types.h"
-
-// Annotations that mmu/thread_safety.h does not (yet) spell.
-#ifndef TRY_ACQUIRE_SHARED
-#define TRY_ACQUIRE_SHARED(...) MMU_TSA(try_acquire_shared_capability(__VA_ARGS__))
-#endif
-#ifndef RETURN_CAPABILITY
-#define RETURN_CAPABILITY(x) MMU_TSA(lock_returned(x))
-#endif
 
 namespace mmu {
 

@@ -29,7 +29,7 @@
 #include "mmu/epoch.h"
 #include "mmu/lock.h"
 #include "mmu/platform.h"
-#include "mmu/thread_safety.h"
+#include "base/thread_safety.h"
 #include "mmu/types.h"
 
 namespace mmu {

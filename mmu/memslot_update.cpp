@@ -1,5 +1,5 @@
 // Memslot changes as the MMU sees them: lookups for the fault path, and the orchestration of an
-// update (issue #3, item 10).
+// update (docs/mmu.md §4).
 //
 // Update protocol, for a change of address space `as` whose old range [start, end) loses leaves:
 //   1. invalidate_begin(start, end): from here, faults in the range retry (checked under the

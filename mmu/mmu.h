@@ -1,22 +1,25 @@
 // Mmu: the per-VM TDP MMU facade. One instance per VM; its vCPUs each own a VcpuMmu.
 //
-// Locking contract (lesson 2: stated per path, asserted at the top of each function):
+// Locking contract (rule 2: stated per path, asserted at the top of each function):
 //   map (fault)            MMU lock shared; SPTEs changed with CAS; FROZEN marks an entry that
 //                          one CPU is replacing.
 //   split_huge_pages       MMU lock shared (CAS); dropped and retaken at yield points, and the
 //                          epoch section is left at each of them.
-//   zap_range, teardown    MMU lock exclusive, dropped and retaken at yield points.
+//   zap_range              MMU lock exclusive, dropped and retaken at yield points.
+//   teardown step          MMU lock exclusive for one bounded step (no yield inside a step).
 //   age_range, count       no MMU lock: lockless, inside epoch read sections of bounded length
 //                          (one per root at least, left every few hundred entries).
 //   roots                  their own lock + epoch (root.h), whatever the caller holds.
 //   root walks             RootWalk (root.h) asserts the mode before every root:
 //                          roots_exclusive() for zaps, roots_lockless() for readers.
-// Lock order: memslot update lock -> MMU lock -> root list lock -> deferred queue lock;
-// pending-dead lock and limbo lock are leaves (nothing is taken under them).
+// Lock order (docs/mmu.md §8): memslot update lock -> MMU lock -> each of the root list lock,
+// a deferred queue lock, the pending-dead lock, the limbo lock and the epoch's own locks. The
+// root list lock and a queue lock are never held together; nothing is taken under the
+// pending-dead or limbo lock.
 // No CPU waits for the MMU lock inside an epoch read section (faults take the lock first, then
 // enter their section), so synchronize() may be called with the MMU lock held.
 //
-// Reclamation order for page-table pages (issue #3, item 8): unlink (under the lock), flush the
+// Reclamation order for page-table pages (docs/mmu.md §7): unlink (under the lock), flush the
 // TLBs that may cache them (Platform::flush_remote_tlbs), then retire through the epoch; the page
 // is freed only after the grace period that follows.
 //
@@ -28,6 +31,7 @@
 // needed": a delete that finds its leaves already unlinked by a teardown step whose flush is
 // still pending waits for (does) that flush. Teardown batches: its dead tables wait in a
 // bounded pending list and one flush covers the whole batch (not one per table).
+// "Rule N": the five design rules of the MMU, docs/mmu.md §10.
 #pragma once
 
 #include "mmu/atomic.h"
@@ -156,7 +160,7 @@ class Mmu {
 
   // --- Invalidation ---
   // Zap the leaves of [start, end) in every root of `as_id`, flush, and return. Huge leaves that
-  // straddle the range are zapped whole (lesson 4). Used by memslot updates; public for tests.
+  // straddle the range are zapped whole (rule 4). Used by memslot updates; public for tests.
   void zap_range(unsigned as_id, gfn_t start, gfn_t end) EXCLUDES(mmu_lock_);
   // Split the huge leaves of [start, end) in the vCPU's root down to `level` (same mappings, no
   // flush needed). False if memory ran out (what was split stays split). Takes the MMU lock
@@ -168,8 +172,9 @@ class Mmu {
   // Fast zap: invalidate every root; their teardown goes to this CPU's deferred work. Returns a
   // ticket for wait_for_teardown().
   uint64_t invalidate_all_roots();
-  // Run deferred teardown (of any CPU's queue, helping) and epoch callbacks until every root
-  // invalidated up to `ticket` is zapped and flushed.
+  // Run deferred teardown (this CPU's queue, then helping every other CPU's) until every root
+  // invalidated up to `ticket` is zapped and a flush covers it. It does not poll the epoch:
+  // the tables are retired, and freed after their grace period as usual.
   void wait_for_teardown(uint64_t ticket);
   // What one teardown step may do beyond the budget it was given: a step always makes
   // progress, and its last piece of work may be a whole table (its 512 entries plus the entry
@@ -206,7 +211,7 @@ class Mmu {
 
   // --- Aging and inspection ---
   // Test-and-clear Accessed on the leaves of [start, end) in every root of `as_id`; returns how
-  // many were young. Lockless; one epoch read section per root (lesson 1).
+  // many were young. Lockless; one epoch read section per root (rule 1).
   uint64_t age_range(unsigned as_id, gfn_t start, gfn_t end);
   // Leaves currently mapped per level (index 1..3) in the roots of `as_id`, counted by a walk
   // (for tests and diagnostics). Lockless; its epoch sections are bounded (a yield point between
@@ -228,7 +233,7 @@ class Mmu {
   RootWalk roots_exclusive(unsigned as_id) REQUIRES(mmu_lock_) {
     return RootWalk::exclusive(roots_, as_id, mmu_lock_);
   }
-  // For lockless readers: one epoch read section per root (lesson 1), none across roots.
+  // For lockless readers: one epoch read section per root (rule 1), none across roots.
   RootWalk roots_lockless(unsigned as_id) { return RootWalk::epoch_per_root(roots_, as_id, epoch_); }
   Platform& platform() { return platform_; }
   Epoch& epoch() { return epoch_; }

@@ -1,4 +1,5 @@
 // Roots: creation, sharing by role, reference counting, invalidation. See root.h.
+// "Rule N": the five design rules of the MMU, docs/mmu.md §10.
 #include "mmu/root.h"
 
 namespace mmu {
@@ -121,7 +122,7 @@ uint64_t Roots::invalidate_all() {
       ticket = ++ticket_;
       for (Root* r = head_; r; r = r->next) {
         r->invalid.store(1, Order::release);
-        // Exactly once (lesson 3): a root invalidated twice, or whose last reference already
+        // Exactly once (rule 3): a root invalidated twice, or whose last reference already
         // queued its teardown, is not queued again; waiters find it by its older ticket.
         if (r->teardown_scheduled.load(Order::relaxed)) continue;
         if (n == 64) {

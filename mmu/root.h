@@ -1,7 +1,7 @@
 // EPT roots: one top-level table per (address space, level), shared by the vCPUs whose role
 // matches, reference-counted, and never handed out again once invalid.
 //
-// Protection (lesson 2): the root list and the refcount transitions that matter (1 -> 0 and
+// Protection (rule 2): the root list and the refcount transitions that matter (1 -> 0 and
 // "take a reference from the list") are protected by the list's own SpinLock, never by the MMU
 // lock, so every function here works whatever the caller holds of the MMU lock (or nothing).
 // Root objects are freed through the epoch after they leave the list, so a walker that still
@@ -10,9 +10,10 @@
 // Lifecycle of a root:
 //   created valid, refcount 1 (the vCPU that asked) -> shared by get() while valid ->
 //   invalidated (fast zap) or its last reference dropped -> teardown scheduled exactly once
-//   (teardown_scheduled, lesson 3: "invalid" alone does not mean "queued") -> the teardown job
+//   (teardown_scheduled, rule 3: "invalid" alone does not mean "queued") -> the teardown job
 //   zaps the whole tree in bounded steps -> when both the job is done and the refcount is 0,
 //   the root leaves the list and its top table and object are retired through the epoch.
+// "Rule N": the five design rules of the MMU, docs/mmu.md §10.
 #pragma once
 
 #include "mmu/atomic.h"
@@ -119,13 +120,13 @@ class Roots {
 //
 // Each root is held by a reference while the body runs, so the body may drop and retake locks
 // (yield) without the root leaving the list; roots whose teardown is done are skipped. The walk
-// states which protection it needs and asserts it before every root (lesson 2, as the root
+// states which protection it needs and asserts it before every root (rule 2, as the root
 // iteration macros of KVM's TDP MMU assert the MMU lock), instead of trusting a flag:
 //   exclusive        the caller holds the MMU lock exclusively (zaps); checked again before
 //                    each root, so a body that yields must have retaken it.
 //   locked           the caller holds the MMU lock in either mode.
 //   epoch_per_root   no MMU lock: the walk opens an epoch read section around each root and
-//                    closes it before taking the next one (lesson 1: a grace period can end
+//                    closes it before taking the next one (rule 1: a grace period can end
 //                    between two roots). The caller must not be inside a section, which the
 //                    walk asserts; pointers into a root's tables must not outlive its turn.
 // The Mmu wraps these with its own lock and epoch (Mmu::roots_exclusive(), roots_lockless()).

@@ -1,12 +1,12 @@
 // Fast zap and the deferred, bounded teardown of invalidated roots.
 //
 // invalidate_all_roots() only marks roots invalid and queues each one's teardown *once* (the
-// teardown_scheduled marker of root.h, lesson 3) on the current CPU's queue. The platform runs
+// teardown_scheduled marker of root.h, rule 3) on the current CPU's queue. The platform runs
 // run_deferred_work(budget) at safe points (before VM entry, in idle): each call does at most
 // about `budget` units of work (one unit per SPTE visited, a removed table counting its 512
 // entries; see kTeardownOvershoot for the one step that may cross the budget), so teardown
-// never holds a CPU for long (lesson of KVM's removed async zap workers), and the work stays on
-// the CPU that asked -- unless it piles up there (teardown_backlog_large()): then every CPU
+// never holds a CPU for long (KVM removed its unbounded zap workers: docs/mmu.md §5), and the
+// work stays on the CPU that asked -- unless it piles up there (teardown_backlog_large()): then every CPU
 // that reaches a safe point of this MMU helps, within its own budget, so a vCPU that zaps in a
 // loop and seldom exits cannot make the VM's tables grow without bound. A caller that must
 // know the teardown is done (memslot deletion, VM destruction) calls wait_for_teardown(ticket),
@@ -16,12 +16,13 @@
 //
 // A root is zapped in passes by level so that every step is short: pass 1 unlinks the 4 KiB
 // tables (each a 2 MiB range: 512 entries to account), pass 2 the 2 MiB tables (each a 1 GiB
-// range), pass 3 the 1 GiB tables, and so on up to the root. Huge leaves met on the way are
-// zapped in the pass of their level. A step holds the MMU lock exclusively and does not flush:
+// range), pass 3 the 1 GiB tables, and so on up to the root. A pass descends through every
+// table above its level, so the first pass already zaps every huge leaf it meets. A step holds the MMU lock exclusively and does not flush:
 // it records its unlinks (note_unlinks(), zap.cpp) and hands its dead tables to the MMU's
 // pending list, which one flush retires as a batch (when it is full, when a root's teardown
 // ends, or when a zap/reclaim flushes anyway). A root's job is reported done only after a
 // flush covers everything it unlinked.
+// "Rule N": the five design rules of the MMU, docs/mmu.md §10.
 #include "mmu/mmu.h"
 #include "mmu/spte_ops.h"
 #include "mmu/tdp_iter.h"
@@ -73,7 +74,7 @@ uint64_t Mmu::invalidate_all_roots() { return roots_.invalidate_all(); }
 // inside the tree being removed (a fault checks root->invalid under the lock, and the root was
 // marked invalid, or lost its last reference, before the teardown was queued).
 //
-// Units (issue 9, item 4): every entry visited is one, and a table unlinked whole adds the
+// Units: every entry visited is one, and a table unlinked whole adds the
 // entries collect_dead_table() visited in it (512 for a table of leaves). `used` reports them
 // all; the step stops at the first entry it reaches with used >= budget, but not before it
 // made progress (so a tiny budget still moves forward). Hence a step ends with
@@ -156,7 +157,7 @@ void Mmu::run_queue(unsigned cpu, unsigned budget, unsigned& used) {
   }
 }
 
-// "Large" (issue 9, item 2): more than one root waits in other CPUs' queues of this MMU (one
+// "Large": more than one root waits in other CPUs' queues of this MMU (one
 // is the normal aftermath of a fast zap, and stays with the CPU that asked), or any root waits
 // there while the MMU holds three quarters of its page limit. A root queued on a CPU whose vCPU
 // seldom exits can then not hold the VM's memory: the faulting vCPUs and idle CPUs help.

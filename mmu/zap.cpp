@@ -1,10 +1,11 @@
 // Leaf zaps of a gfn range, and the handling of tables that leave the tree.
 //
-// Lesson 4: a memslot change needs only the *leaves* of its range zapped. Paging structures do
+// Rule 4: a memslot change needs only the *leaves* of its range zapped. Paging structures do
 // not point at guest memory, so empty tables may stay; the next fault reuses them (or replaces
 // them by a huge leaf). A huge leaf that overlaps the range only partly is zapped whole: that
 // over-zaps the part outside the range, which is correct, because the next fault there simply
 // installs again what still belongs to a memslot.
+// "Rule N": the five design rules of the MMU, docs/mmu.md §10.
 #include "mmu/mmu.h"
 #include "mmu/spte_ops.h"
 #include "mmu/tdp_iter.h"
@@ -19,7 +20,7 @@ constexpr unsigned kYieldCheckInterval = 32;
 
 // TLB flushes by generation
 // -------------------------
-// The problem (issue 9, item 1): an unlinker that drops the MMU lock before its flush leaves a
+// The problem: an unlinker that drops the MMU lock before its flush leaves a
 // window in which another caller takes the lock, finds nothing left to zap, and used to return
 // without a flush while a CPU could still translate through what the first one removed.
 //
@@ -137,7 +138,7 @@ void Mmu::zap_leafs_yield_safe(Root* root, gfn_t start, gfn_t end) {
     const int level = it.level();
     const spte_t old = it.old_spte;
     if (!spte::is_leaf(old, level) && !spte::is_mmio(old)) continue;
-    // Over-zap (lesson 4, see the top of this file): this leaf may reach outside [start, end).
+    // Over-zap (rule 4, see the top of this file): this leaf may reach outside [start, end).
     // Exchange, not store: the CPU may set A/D concurrently and we want the final value.
     const spte_t last = spte_exchange(it.sptep(), 0, level);
     it.old_spte = 0;
@@ -201,7 +202,7 @@ void Mmu::collect_dead_table_atomic(hpa_t table, int level, DeadTables& dead) {
 }
 
 // Hand dead tables to the epoch. The caller has flushed the TLBs since they were unlinked, so
-// after the grace period neither a CPU nor a TLB can reach them (issue #3, item 8). Pages the
+// after the grace period neither a CPU nor a TLB can reach them (docs/mmu.md §7). Pages the
 // epoch cannot take now (no memory for its tracking page) wait in the limbo list.
 void Mmu::retire_dead(DeadTables& dead) {
   for (int l = 1; l <= 3; l++) {

@@ -1,4 +1,5 @@
 // Roots: sharing by role, refcounts, invalidation, generation, exactly-once teardown.
+// "Rule N": the five design rules of the MMU, docs/mmu.md §10.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -67,7 +68,7 @@ TEST_CASE("roots: invalidation gives every vCPU a fresh root, never an invalid o
   REQUIRE(p.errors() == 0);
 }
 
-TEST_CASE("roots: an invalidated root is torn down exactly once (lesson 3)", "[root][teardown]") {
+TEST_CASE("roots: an invalidated root is torn down exactly once (rule 3)", "[root][teardown]") {
   HostPlatform p;
   {
     TestVm vm(p);
@@ -208,7 +209,7 @@ TEST_CASE("root walks: every root once, with a reference; sections per root; ear
 
     std::vector<Root*> seen;
     for (Root* r : vm.mmu.roots_lockless(0)) {
-      // Lesson 1: the body runs inside the walk's section for this root.
+      // Rule 1: the body runs inside the walk's section for this root.
       REQUIRE(vm.epoch.in_read_section());
       // The walk holds a reference of its own while the body runs.
       if (r == old) REQUIRE(r->refcount.load(Order::relaxed) == refs_old + 1);

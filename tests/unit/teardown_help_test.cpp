@@ -1,4 +1,4 @@
-// Teardown that other CPUs help with (issue 9, item 2, the MMU half): one vCPU fast-zaps in a
+// Teardown that other CPUs help with: one vCPU fast-zaps in a
 // loop and never reaches a safe point that runs deferred work (its queue only grows), another
 // faults 4 KiB leaves under a page-table limit and runs deferred work before each entry as hv
 // does (and, in the second section, Mmu::reclaim() when a fault is refused a page). The

@@ -1,4 +1,4 @@
-// TLB flushes as a contract (issue 9, item 1): when a zap or a memslot update returns, no CPU
+// TLB flushes as a contract: when a zap or a memslot update returns, no CPU
 // may still translate a gfn whose leaf it removed, even if the unlink was done by someone else
 // (a teardown step, another zap) whose flush has not completed yet. Checked with a model of the
 // TLBs driven by the platform's flush hook (tests/host/tlb_model.h). Also: one flush per batch

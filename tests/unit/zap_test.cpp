@@ -1,4 +1,5 @@
 // Leaf zaps (including the over-zap of partly covered huge leaves), memslot update flows, aging.
+// "Rule N": the five design rules of the MMU, docs/mmu.md §10.
 #include <catch2/catch.hpp>
 
 #include "tests/host/mmu_fixture.h"
@@ -23,7 +24,7 @@ TEST_CASE("zap: leaves in range go, tables stay, a flush follows", "[zap]") {
   REQUIRE(p.flush_count() == flushes + 1);
   for (gfn_t g : {gfn_t{0}, gfn_t{99}, gfn_t{600}, gfn_t{1023}}) REQUIRE(vm.leaf(v, g).second == 1);
   for (gfn_t g : {gfn_t{100}, gfn_t{300}, gfn_t{599}}) REQUIRE(vm.leaf(v, g).second == 0);
-  REQUIRE(vm.mmu.stats().tables_live == tables);  // leaf-only (lesson 4)
+  REQUIRE(vm.mmu.stats().tables_live == tables);  // leaf-only (rule 4)
   REQUIRE(vm.mmu.stats().leaves[1] == 1024 - 500);
   REQUIRE(vm.mmu.stats().zapped_leaves == 500);
   // Nothing to zap: no flush.
