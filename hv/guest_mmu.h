@@ -51,6 +51,7 @@ class GuestMmu {
     limit_override_ = true;
     page_limit_ = pages;
   }
+  void clear_page_limit_override() { limit_override_ = false; }
   bool page_limit_is_default() const { return !limit_override_; }
   // Creates the memslots (address space 0) and the MMU. max_level: largest leaf (1 = 4 KiB,
   // 2 = 2 MiB, 3 = 1 GiB). `mappable_bytes`/`mappable_ranges`: the most guest-physical memory

@@ -54,6 +54,10 @@ const char* Vcpu::init(Vm& vm, unsigned index, const Capabilities& caps, const V
   vpid_ = static_cast<uint16_t>(1 + vm.id() * kMaxVcpus + index);  // 0 is the host's
 
   run_ = &run;
+  launched_ = false;
+  stopped_ = false;
+  failed_ = false;
+  stop_reason_[0] = 0;
   fast_zap_at_hlt_ = start.fast_zap_at_hlt;
   stats_ = VcpuStats{};
   timing_.reset();

@@ -44,6 +44,15 @@ class Vm {
   // the default (0: no limit). hv_slot_bytes/ranges: guest-physical memory that hv itself will
   // add in slots after init (hv.bench-zap-gib's alias slots), counted into the default.
   void set_page_limit_override(uint64_t pages) { mmu_.set_page_limit_override(pages); }
+  // Back to the defaults (no override, no extra slots, no devices, no result), before init.
+  void reset_config() {
+    mmu_.clear_page_limit_override();
+    hv_slot_bytes_ = 0;
+    hv_slot_ranges_ = 0;
+    devices = false;
+    vcpu_count = 1;
+    report_result_reset();
+  }
   void add_hv_slots(uint64_t bytes, unsigned ranges) {
     hv_slot_bytes_ += bytes;
     hv_slot_ranges_ += ranges;

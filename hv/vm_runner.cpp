@@ -100,7 +100,7 @@ RunVm* VmRunner::add(unsigned id, const char* name, unsigned vcpus) {
   rv.failure = nullptr;
   rv.why[0] = 0;
   // The VM id is set by Vm::init/init_pool; the UART and the device flag by the caller.
-  rv.vm.devices = false;
+  rv.vm.reset_config();
   rv.vm.vcpu_count = rv.vcpus;
   // hv.pt-limit=N overrides the default page-table limit of every VM (hv/pt_limit.h).
   if (cmdline::has("hv.pt-limit")) rv.vm.set_page_limit_override(cmdline::get_number("hv.pt-limit", 0));
@@ -158,10 +158,11 @@ bool VmRunner::start_and_wait() {
       }
     }
   }
+  // Each vCPU stops by itself (its VM's time limit, stop or finish request); the margin only
+  // catches a CPU that stopped answering altogether.
+  const uint64_t wait_until = limit_ms ? t0 + limit_ms * 1000 + kFinishMarginUs : 0;
   if (mine) vcpu_job(mine);
-  // Wait for the others. Each vCPU stops by itself (its VM's time limit, stop or finish
-  // request); the margin only catches a CPU that stopped answering altogether.
-  const uint64_t wait_until = limit_ms ? x86::timer::now_us() + limit_ms * 1000 + kFinishMarginUs : 0;
+  // Wait for the others.
   bool all = false;
   for (;;) {
     all = true;
