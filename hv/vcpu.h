@@ -99,7 +99,8 @@ class Vcpu {
   const VcpuStats& vstats() const { return stats_; }
   const ExitTiming& timing() const { return timing_; }
   // Port 0xE9 (the memtouch guest's console): one line buffer per vCPU, so no two vCPUs or VMs
-  // share one. Single writer: only this vCPU's exits (on its own CPU) feed it; the runner
+  // share one. Lines print as "guest: ..." for vm0 (memtouch, as the boot tests know them) and
+  // "vmN: guest: ..." for any other VM. Single writer: only this vCPU's exits (on its own CPU) feed it; the runner
   // flushes it after the vCPU finished (the finished edge of VmRunState orders the two).
   void console_put(uint8_t c);
   void console_flush();

@@ -251,6 +251,8 @@ void VmRunner::destroy_all(const char*& failure) {
 
 const char* VmRunner::run() {
   const char* failure = create_failure_;
+  for (unsigned v = 0; v < count_ && !failure; v++)
+    if (!vms_[v]->ready) failure = fail(*vms_[v], "the VM was neither made ready nor failed by its caller");
   if (!failure) {
     unsigned cpus = 0;
     for (unsigned v = 0; v < count_; v++) cpus += vms_[v]->vcpus;
