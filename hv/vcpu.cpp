@@ -137,8 +137,8 @@ bool Vcpu::vm_requests_stop() {
     stop(true, "stopped because vcpu%u failed (guest rip 0x%lx)", by - 1, vmread(field::kGuestRip));
     return true;
   }
-  if (run_->finish_requested()) {
-    stop(false, "the VM finished (vcpu0 exited)");
+  if (const char* why = run_->finish_reason()) {
+    stop(false, "the VM finished (%s)", why);
     return true;
   }
   if (run_->time_is_up(x86::rdtsc())) {

@@ -19,9 +19,11 @@
 //   - post_wake (release) / take_wake (acquire): what the waker wrote before waking a vCPU (a
 //     start state, later a SIPI vector or a pending interrupt) is visible to the vCPU that
 //     takes the wake-up.
-//   - stop and finish requests, and the deadline: relaxed. They carry no data: the stopping
-//     vCPU's reason is read by the runner only after the finished edge above, and the other
-//     vCPUs only need *to* stop, soon (the IPI that follows the request makes "soon" bounded:
+//   - request_finish (release) / finish_reason (acquire): the reason text (a string the
+//     requester may have formatted just before) is complete when a vCPU reads it.
+//   - the stop request and the deadline: relaxed. They carry no data: the stopping vCPU's
+//     reason is read by the runner only after the finished edge above, and the other vCPUs
+//     only need *to* stop, soon (the IPI that follows the request makes "soon" bounded:
 //     a locked CAS/XCHG orders the request before the IPI's ICR write; see wake_vcpu for
 //     the x2APIC case).
 //   - the placement (cpu_of) and the limit are written by the runner before any vCPU job is
@@ -46,7 +48,7 @@ class VmRunState {
     time_limit_ms_ = time_limit_ms;
     deadline_.store(deadline, mmu::Order::relaxed);
     stop_.store(0, mmu::Order::relaxed);
-    finish_.store(0, mmu::Order::relaxed);
+    finish_.store(nullptr, mmu::Order::relaxed);
     for (unsigned i = 0; i < kMaxVcpus; i++) {
       cpu_of_[i] = 0;
       phase_[i].store(static_cast<uint32_t>(Phase::kIdle), mmu::Order::relaxed);
@@ -89,8 +91,15 @@ class VmRunState {
   }
   // 0, or 1 + the index of the vCPU that stopped the VM.
   uint32_t stopped_by() const { return stop_.load(mmu::Order::relaxed); }
-  void request_finish() { finish_.store(1, mmu::Order::relaxed); }
-  bool finish_requested() const { return finish_.load(mmu::Order::relaxed) != 0; }
+  // The VM is over without a failure (its vCPU 0 ended; later: the guest powered off): every
+  // vCPU stops as passed, with `why` in its stop reason. The first request's reason is kept.
+  void request_finish(const char* why) {
+    const char* none = nullptr;
+    finish_.compare_exchange(none, why, mmu::Order::release);
+  }
+  bool finish_requested() const { return finish_.load(mmu::Order::relaxed) != nullptr; }
+  // The reason of the finish request, nullptr when there is none. Acquire: see above.
+  const char* finish_reason() const { return finish_.load(mmu::Order::acquire); }
 
   // --- the time limit (hv.time-limit-ms), one for the whole VM ---
   uint64_t time_limit_ms() const { return time_limit_ms_; }
@@ -113,7 +122,7 @@ class VmRunState {
   unsigned cpu_of_[kMaxVcpus] = {};
   mmu::Atomic<uint64_t> deadline_{0};
   mmu::Atomic<uint32_t> stop_{0};
-  mmu::Atomic<uint32_t> finish_{0};
+  mmu::Atomic<const char*> finish_{nullptr};
   mmu::Atomic<uint32_t> phase_[kMaxVcpus];
   mmu::Atomic<uint32_t> wake_[kMaxVcpus];
 };

@@ -49,7 +49,7 @@ void vcpu_job(void* p) {
   }
   if (i == 0 && rv.vcpu0_ends_vm) {
     // vCPU 0 is done: so is its VM (the others stop as passed, unless a failure came first).
-    rv.state.request_finish();
+    rv.state.request_finish("vcpu0 exited");
     kick_vcpus(rv.state, 0);
   }
   j.t1 = x86::timer::now_us();

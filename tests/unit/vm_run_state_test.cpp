@@ -7,6 +7,8 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <cstdio>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -23,6 +25,7 @@ struct Result {
   bool failed = false;
   unsigned saw_stop_by = 0;  // 1 + index, as stopped_by()
   bool saw_finish = false;
+  const char* finish_reason = nullptr;
 };
 
 }  // namespace
@@ -111,22 +114,30 @@ TEST_CASE("vm run state: the finish request ends parked and running vCPUs as pas
         std::this_thread::yield();
       }
       results[i].saw_finish = st.finish_requested();
+      results[i].finish_reason = st.finish_reason();
       st.mark_finished(i);
     });
-  // vCPU 0 (this thread) ends: the VM is over.
+  // vCPU 0 (this thread) ends: the VM is over. The reason is formatted just before the
+  // request (a plain buffer: its release/acquire pairing is what makes reading it race-free).
+  static char reason[32];
+  std::snprintf(reason, sizeof reason, "vcpu%u exited", 0u);
   results[0].slices = 1;
-  st.request_finish();
+  st.request_finish(reason);
+  st.request_finish("a later reason");  // the first one stays
   st.mark_finished(0);
   while (!st.all_finished()) std::this_thread::yield();
   bool saw_finish[kMaxVcpus] = {}, was_woken[kMaxVcpus] = {};
+  std::string reasons[kMaxVcpus];
   for (unsigned i = 1; i < kMaxVcpus; i++) {
     saw_finish[i] = results[i].saw_finish;
     was_woken[i] = woken[i];
+    reasons[i] = results[i].finish_reason ? results[i].finish_reason : "";
   }
   for (std::thread& t : vcpus) t.join();
   for (unsigned i = 1; i < kMaxVcpus; i++) {
     REQUIRE(saw_finish[i]);
     REQUIRE_FALSE(was_woken[i]);
+    REQUIRE(reasons[i] == "vcpu0 exited");
   }
   REQUIRE(st.stopped_by() == 0);
 }
