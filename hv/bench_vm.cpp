@@ -38,8 +38,8 @@ const char* map_alias_gibs(Vm& vm, unsigned gib) {
   const uint64_t step = uint64_t{1} << shift;
   const unsigned rwx = mmu::spte::kAccRead | mmu::spte::kAccWrite | mmu::spte::kAccExec;
   for (uint64_t gpa = kAliasGpa; gpa < kAliasGpa + gib * kGiB; gpa += step) {
-    const MapResult r = vm.mmu().map(0, gpa >> mmu::kPageShift, rwx);
-    if (r != MapResult::kFixed && r != MapResult::kSpurious) return "pre-mapping the alias slots failed";
+    const mmu::FaultOutcome r = vm.mmu().map(0, gpa >> mmu::kPageShift, rwx);
+    if (r != mmu::FaultOutcome::fixed && r != mmu::FaultOutcome::spurious) return "pre-mapping the alias slots failed";
   }
   uint64_t leaves[4];
   vm.mmu().leaves(leaves);
@@ -53,6 +53,11 @@ const char* map_alias_gibs(Vm& vm, unsigned gib) {
 
 BenchVmConfig bench_vm_config(uint64_t default_pool_bytes, int default_max_level) {
   BenchVmConfig c{default_pool_bytes, default_max_level, false};
+  const uint64_t zap_gib = cmdline::get_number("hv.bench-zap-gib", 0);
+  if (zap_gib && zap_gib <= kMaxZapGib) {
+    c.hv_slot_bytes = zap_gib * kGiB;
+    c.hv_slot_ranges = static_cast<unsigned>(zap_gib);
+  }
   char v[8];
   if (cmdline::get("hv.backing", v, sizeof v)) {
     const int want = !strcmp(v, "4k") ? 1 : !strcmp(v, "2m") ? 2 : !strcmp(v, "1g") ? 3 : 0;

@@ -19,6 +19,10 @@ struct BenchVmConfig {
   uint64_t pool_bytes;
   int max_level;
   bool align_1g;  // pool from a 1 GiB-aligned run
+  // hv.bench-zap-gib's alias slots (created by bench_vm_prepare after the VM's init): their
+  // guest-physical size and count, for the VM's default page-table limit (hv/pt_limit.h).
+  uint64_t hv_slot_bytes = 0;
+  unsigned hv_slot_ranges = 0;
 };
 
 // The pool and leaf limit for the multiboot guest's VM, from the command line and the defaults.

@@ -6,15 +6,18 @@
 //   hv.test=pagefault|null|ud|panic  provoke a failure on purpose (tests the fatal paths)
 //   hv.test=bad-guest-state          clear guest CR0.NE in vCPU 0's VMCS: VM entry fails
 //   hv.vcpus=N                       at most N vCPUs (default: one per CPU, at most 4)
-//   hv.time-limit-ms=N               stop the VM's vCPUs after N ms (default 60000)
+//   hv.time-limit-ms=N               every VM's vCPUs stop after the VM ran N ms (default
+//                                    120000, 0: no limit; hv/vm_runner.h)
 //   hv.noguest                       VMX bring-up only, even if a guest module is loaded
 //   hv.guest=unbacked|triple-fault|bad-msr|spin  make the memtouch guest misbehave on purpose
 //   hv.run=NAME                      run the multiboot v1 guest in GRUB module NAME (e.g.
 //                                    guest-hcall) instead of memtouch (hv/guest_loader.h);
-//                                    hv.run=A,B runs two VMs at once (hv/guest_run.cpp), each
-//                                    with hv.vcpus vCPUs (default 1 for multiboot guests)
-//   hv.pt-limit=N                    the multiboot guest's MMU may hold at most N pages;
-//                                    beyond, the VM stops with a report (mmu/page_account.h)
+//                                    hv.run=A,B,... runs up to four VMs at once
+//                                    (hv/guest_run.cpp), each with hv.vcpus vCPUs (default 1
+//                                    for multiboot guests)
+//   hv.pt-limit=N                    every VM's MMU may hold at most N pages (0: no limit)
+//                                    instead of the default sized from its memory
+//                                    (hv/pt_limit.h); beyond, the VM stops with a report
 //   hv.backing=4k|2m|1g, hv.pool-mib=N, hv.bench-*   the multiboot guest's largest EPT leaf,
 //                                    its RAM pool, and the benchmark guest's parameters
 //                                    (hv/bench_vm.h; tools/hv bench --guest)

@@ -10,6 +10,7 @@
 #include "arch/x86/timer.h"
 #include "arch/x86/vmx/invalidate.h"
 #include "arch/x86/vmx/root_mode.h"
+#include "hv/counter.h"
 
 namespace hv::cpu_work {
 namespace {
@@ -43,10 +44,11 @@ struct alignas(64) Slot {
 };
 Slot g_slots[x86::kMaxCpus];
 const x86::vmx::Capabilities* g_caps = nullptr;
-uint64_t g_flush_requests = 0;
-uint64_t g_remote_flushes = 0;
-uint64_t g_flush_ipis = 0;
-uint64_t g_flush_skipped = 0;
+// Statistics (hv/counter.h: relaxed, they order nothing).
+Counter g_flush_requests;
+Counter g_remote_flushes;
+Counter g_flush_ipis;
+Counter g_flush_skipped;
 
 void kick_handler(x86::idt::InterruptFrame*) { x86::apic::eoi(); }
 
@@ -95,7 +97,7 @@ void service_flushes() {
   if (want == __atomic_load_n(&s.flush_done, __ATOMIC_RELAXED)) return;
   const uint64_t tags = __atomic_exchange_n(&s.flush_tags, 0, __ATOMIC_ACQ_REL);
   local_flush(s, tags);
-  __atomic_fetch_add(&g_remote_flushes, 1, __ATOMIC_RELAXED);
+  g_remote_flushes++;
   // Release: the requester's acquire load sees the flush as done only after INVEPT retired.
   __atomic_store_n(&s.flush_done, want, __ATOMIC_RELEASE);
 }
@@ -180,7 +182,7 @@ void set_loaded_ept(uint64_t tlb_tag, uint64_t eptp) {
 }
 
 void flush_ept(uint64_t tlb_tag) {
-  __atomic_fetch_add(&g_flush_requests, 1, __ATOMIC_RELAXED);
+  g_flush_requests++;
   const unsigned me = x86::cpu_index();
   const unsigned n = x86::smp::cpus_online();
   const uint64_t bit = tag_bit(tlb_tag);
@@ -207,9 +209,9 @@ void flush_ept(uint64_t tlb_tag) {
     if ((state[cpu] & 1) && __atomic_load_n(&s.loaded_tag, __ATOMIC_ACQUIRE) != tlb_tag) state[cpu] = 0;
     if (state[cpu] & 1) {
       kick(cpu);
-      __atomic_fetch_add(&g_flush_ipis, 1, __ATOMIC_RELAXED);
+      g_flush_ipis++;
     } else {
-      __atomic_fetch_add(&g_flush_skipped, 1, __ATOMIC_RELAXED);
+      g_flush_skipped++;
     }
   }
   for (unsigned cpu = 0; cpu < n; cpu++) {
@@ -257,9 +259,9 @@ unsigned flush_ept_all_cpus_sync(uint64_t timeout_us) {
   return answered;
 }
 
-uint64_t flush_requests() { return __atomic_load_n(&g_flush_requests, __ATOMIC_RELAXED); }
-uint64_t remote_flushes() { return __atomic_load_n(&g_remote_flushes, __ATOMIC_RELAXED); }
-uint64_t flush_ipis() { return __atomic_load_n(&g_flush_ipis, __ATOMIC_RELAXED); }
-uint64_t flush_skipped() { return __atomic_load_n(&g_flush_skipped, __ATOMIC_RELAXED); }
+uint64_t flush_requests() { return g_flush_requests.get(); }
+uint64_t remote_flushes() { return g_remote_flushes.get(); }
+uint64_t flush_ipis() { return g_flush_ipis.get(); }
+uint64_t flush_skipped() { return g_flush_skipped.get(); }
 
 }  // namespace hv::cpu_work

@@ -127,6 +127,40 @@ bool emulate_dropped_access(Vcpu& vcpu, bool write_protected, unsigned access) {
   return true;
 }
 
+// A fault that found no page for a table (mmu::FaultOutcome::out_of_memory: the VM's page
+// limit, hv/pt_limit.h, or hv's memory): before the VM is stopped, reclaim and retry. First
+// the reclaim hook (GuestMmu::reclaim: what the VM holds without using it, invalid roots
+// waiting for teardown and pages waiting for the epoch) and one retry at once; if the pages
+// are still on their way, the guest resumes without the mapping and faults again after its
+// next safe point, which runs more deferred work (and the other CPUs' grace periods advance).
+// That is retried for at most kOomRetries consecutive faults of this vCPU. The VM is stopped
+// only when nothing is left to reclaim or the retries are used up: a guest that maps more than
+// its limit allows (guest-ptlimit) stops at once; one whose limit is taken by roots it
+// invalidated itself (fast zaps) waits for their teardown instead.
+constexpr unsigned kReclaimBudget = 512;  // one table's entries: about one teardown step
+constexpr unsigned kOomRetries = 1000;
+
+mmu::FaultOutcome map_with_reclaim(Vcpu& vcpu, uint64_t gpa, unsigned access) {
+  Vm& vm = vcpu.vm();
+  mmu::FaultOutcome r = vm.mmu().map(vcpu.index(), gpa >> 12, access);
+  if (r != mmu::FaultOutcome::out_of_memory) {
+    vcpu.oom_streak = 0;
+    return r;
+  }
+  const bool more_coming = vm.mmu().reclaim(kReclaimBudget);
+  r = vm.mmu().map(vcpu.index(), gpa >> 12, access);
+  if (r != mmu::FaultOutcome::out_of_memory) {
+    vcpu.oom_streak = 0;
+    return r;
+  }
+  if (more_coming && vcpu.oom_streak < kOomRetries) {
+    vcpu.oom_streak++;
+    vm.stats().oom_retries++;
+    return mmu::FaultOutcome::retry;  // back to the guest: it faults again after a safe point
+  }
+  return r;
+}
+
 }  // namespace
 
 void handle_ept_violation(Vcpu& vcpu, const ExitInfo& e) {
@@ -137,38 +171,41 @@ void handle_ept_violation(Vcpu& vcpu, const ExitInfo& e) {
   if (e.qualification & ept_qual::kRead) access |= mmu::spte::kAccRead;
   if (e.qualification & ept_qual::kWrite) access |= mmu::spte::kAccWrite;
   if (e.qualification & ept_qual::kFetch) access |= mmu::spte::kAccExec;
-  const MapResult r = vm.mmu().map(vcpu.index(), gpa >> 12, access);
-  vm.stats().map_results[static_cast<unsigned>(r)]++;
-  switch (r) {
-    case MapResult::kFixed:
-    case MapResult::kSpurious:
-    case MapResult::kRetry:
+  using F = mmu::FaultOutcome;
+  switch (map_with_reclaim(vcpu, gpa, access)) {
+    case F::fixed:
+    case F::spurious:
+    case F::retry:
       return;
-    case MapResult::kUnbacked:
-    case MapResult::kBadGfn:
+    case F::unbacked:
+    case F::bad_gfn:
       if (emulate_dropped_access(vcpu, false, access)) return;
       vcpu.stop(true, "guest accessed unbacked guest-physical address 0x%lx (%s%s%s) at rip 0x%lx", gpa,
                 access & mmu::spte::kAccRead ? "r" : "", access & mmu::spte::kAccWrite ? "w" : "",
                 access & mmu::spte::kAccExec ? "x" : "", vmread(field::kGuestRip));
       return;
-    case MapResult::kWriteProtected:
+    case F::write_protected:
       if (emulate_dropped_access(vcpu, true, access)) return;
       vcpu.stop(true, "guest wrote to read-only guest-physical address 0x%lx", gpa);
       return;
-    case MapResult::kOutOfMemory: {
-      // The VM's page-table limit (hv.pt-limit, counted by the MMU: mmu/page_account.h) or
-      // hv's memory: either way only this VM stops; what it holds is freed when hv destroys it.
-      const mmu::MmuStats q = vcpu.vm().mmu().stats();
+    case F::out_of_memory: {
+      // The VM's page-table limit (counted by the MMU: mmu/page_account.h) or hv's memory, and
+      // reclaim did not help: only this VM stops; what it holds is freed when hv destroys it.
+      const mmu::MmuStats q = vm.mmu().stats();
       if (q.table_pages_limit && q.table_pages_refused) {
-        x86::log::error("vm%u: out of page-table pages (limit %lu): vcpu%u stopped at gpa 0x%lx, the VM is stopped", vcpu.vm().id(),
-                   q.table_pages_limit, vcpu.index(), gpa);
+        x86::log::error("vm%u: out of page-table pages (limit %lu): vcpu%u stopped at gpa 0x%lx, the VM is stopped; "
+                        "%lu live, %lu invalid root(s), %lu page(s) awaiting reclaim, %u retries after reclaim",
+                        vm.id(), q.table_pages_limit, vcpu.index(), gpa, q.table_pages_live, q.roots_invalid,
+                        q.pages_awaiting_reclaim, vcpu.oom_streak);
         vcpu.stop(true, "out of page-table pages (limit %lu) at gpa 0x%lx", q.table_pages_limit, gpa);
       } else {
         vcpu.stop(true, "out of memory for EPT tables (gpa 0x%lx)", gpa);
       }
       return;
     }
+    case F::kCount: break;
   }
+  vcpu.stop(true, "unexpected fault outcome at gpa 0x%lx", gpa);
 }
 
 void handle_ept_misconfig(Vcpu& vcpu, const ExitInfo&) {

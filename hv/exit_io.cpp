@@ -16,22 +16,6 @@ using namespace x86::vmx;
 
 namespace {
 constexpr uint16_t kExitPort = 0xF4;
-
-char g_line[Vm::kMaxVcpus][120];
-unsigned g_len[Vm::kMaxVcpus];
-
-void console_byte(Vcpu& vcpu, uint8_t c) {
-  const unsigned i = vcpu.index() % Vm::kMaxVcpus;
-  if (c == '\n' || g_len[i] + 1 >= sizeof g_line[i]) {
-    g_line[i][g_len[i]] = 0;
-    x86::log::plain("guest: %s", g_line[i]);
-    g_len[i] = 0;
-    if (c == '\n') return;
-  }
-  // Only printable characters reach the log (a hostile guest can't forge "hv: " lines with
-  // control characters).
-  g_line[i][g_len[i]++] = (c >= 0x20 && c < 0x7F) ? static_cast<char>(c) : '?';
-}
 }  // namespace
 
 void handle_io(Vcpu& vcpu, const ExitInfo& e) {
@@ -58,10 +42,7 @@ void handle_io(Vcpu& vcpu, const ExitInfo& e) {
     const uint64_t v = vcpu.regs.rax & mask;
     vm.uart.flush();
     // As HV_CALL_EXIT: only vCPU 0's status (or a failure of any vCPU) is the VM's result.
-    if (vcpu.index() == 0 || v != 0) {
-      vm.result = static_cast<uint32_t>(v);
-      vm.result_valid = true;
-    }
+    if (vcpu.index() == 0 || v != 0) vm.report_result(static_cast<uint32_t>(v));
     vcpu.skip_instruction();
     vcpu.stop(v != 0, "guest exited through port 0xf4 with status %lu", v);
     return;
@@ -73,10 +54,10 @@ void handle_io(Vcpu& vcpu, const ExitInfo& e) {
   } else {
     const uint64_t v = vcpu.regs.rax & mask;
     if (port == guest_abi::kConsolePort) {
-      console_byte(vcpu, static_cast<uint8_t>(v));
+      // The vCPU's own line buffer (Vcpu::console_put: single writer, this CPU).
+      vcpu.console_put(static_cast<uint8_t>(v));
     } else if (port == guest_abi::kResultPort) {
-      vcpu.vm().result = static_cast<uint32_t>(v);
-      vcpu.vm().result_valid = true;
+      vm.report_result(static_cast<uint32_t>(v));
       vcpu.skip_instruction();
       vcpu.stop(v != 0, "guest reported result %lu (%s)", v, v == 0 ? "pass" : "failure");
       return;

@@ -8,32 +8,26 @@
 #include "arch/x86/cpu.h"
 #include "arch/x86/format.h"
 #include "hv/mmu_platform.h"
+#include "hv/pt_limit.h"
 #include "mmu/epoch.h"
+#include "mmu/page_cache.h"
 #include "mmu/spte.h"
 
 namespace hv {
 
-namespace {
-char g_why[120];
-}
+static_assert(pt_limit::kPageCacheCapacity == mmu::PageCache::kCapacity,
+              "the default page limit's slack counts the vCPUs' page caches");
 
-const char* to_string(MapResult r) {
-  switch (r) {
-    case MapResult::kFixed: return "fixed";
-    case MapResult::kSpurious: return "spurious";
-    case MapResult::kRetry: return "retry";
-    case MapResult::kUnbacked: return "unbacked";
-    case MapResult::kWriteProtected: return "write-protected";
-    case MapResult::kBadGfn: return "bad gfn";
-    case MapResult::kOutOfMemory: return "out of memory";
-  }
-  return "?";
-}
-
-const char* GuestMmu::init(uint64_t vm_id, const RamSlot* slots, unsigned count, int max_level,
-                           unsigned guest_phys_bits) {
+const char* GuestMmu::init(uint64_t vm_id, const RamSlot* slots, unsigned count, int max_level, unsigned guest_phys_bits,
+                           uint64_t mappable_bytes, unsigned mappable_ranges) {
   if (count > kMaxSlots) return "too many memory slots";
-  deferred_ = DeferredStats{};
+  deferred_.passes.reset();
+  deferred_.busy_passes.reset();
+  deferred_.units.reset();
+  deferred_.max_units.reset();
+  deferred_.max_budget.reset();
+  deferred_.max_tsc.reset();
+  if (!limit_override_) page_limit_ = pt_limit::default_limit(mappable_bytes, mappable_ranges);
   mmu::MemslotConfig mc;
   mc.maxphyaddr = guest_phys_bits;
   memslots_ = new (memslots_storage_) mmu::Memslots(platform(), epoch(), mc);
@@ -61,9 +55,9 @@ const char* GuestMmu::init(uint64_t vm_id, const RamSlot* slots, unsigned count,
     s.max_level = static_cast<uint8_t>(max_level);  // alignment limits it further per gfn
     const mmu::MemslotError err = mmu_->update_memslot(mmu::MemslotOp::create(s));
     if (err != mmu::MemslotError::ok) {
-      x86::format(g_why, sizeof g_why, "memslot \"%s\": %s", slots[i].name, mmu::to_string(err));
+      x86::format(why_, sizeof why_, "memslot \"%s\": %s", slots[i].name, mmu::to_string(err));
       destroy();
-      return g_why;
+      return why_;
     }
   }
   return nullptr;
@@ -71,29 +65,9 @@ const char* GuestMmu::init(uint64_t vm_id, const RamSlot* slots, unsigned count,
 
 mmu::hpa_t GuestMmu::load_root(unsigned vcpu) { return mmu_->vcpu_load_root(*vcpus_[vcpu % kMaxVcpus]); }
 
-MapResult GuestMmu::map(unsigned vcpu, mmu::gfn_t gfn, unsigned access) {
-  switch (mmu_->map(*vcpus_[vcpu % kMaxVcpus], gfn, access)) {
-    case mmu::FaultOutcome::fixed: return MapResult::kFixed;
-    case mmu::FaultOutcome::spurious: return MapResult::kSpurious;
-    case mmu::FaultOutcome::retry: return MapResult::kRetry;
-    case mmu::FaultOutcome::unbacked: return MapResult::kUnbacked;
-    case mmu::FaultOutcome::write_protected: return MapResult::kWriteProtected;
-    case mmu::FaultOutcome::bad_gfn: return MapResult::kBadGfn;
-    case mmu::FaultOutcome::out_of_memory: return MapResult::kOutOfMemory;
-    case mmu::FaultOutcome::kCount: break;
-  }
-  return MapResult::kBadGfn;
+mmu::FaultOutcome GuestMmu::map(unsigned vcpu, mmu::gfn_t gfn, unsigned access) {
+  return mmu_->map(*vcpus_[vcpu % kMaxVcpus], gfn, access);
 }
-
-namespace {
-void add(uint64_t& c, uint64_t v) { __atomic_fetch_add(&c, v, __ATOMIC_RELAXED); }
-void raise_to(uint64_t& m, uint64_t v) {
-  uint64_t cur = __atomic_load_n(&m, __ATOMIC_RELAXED);
-  while (v > cur && !__atomic_compare_exchange_n(&m, &cur, v, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
-  }
-}
-uint64_t get(const uint64_t& c) { return __atomic_load_n(&c, __ATOMIC_RELAXED); }
-}  // namespace
 
 // Timed here, where every caller passes through, so that the summary's "longest pass" covers
 // the vCPU loop and idle alike (the point of bounding the teardown: no pass may hold a CPU
@@ -101,26 +75,41 @@ uint64_t get(const uint64_t& c) { return __atomic_load_n(&c, __ATOMIC_RELAXED); 
 void GuestMmu::run_deferred_work(unsigned budget) {
   const uint64_t t0 = x86::rdtsc();
   const unsigned used = mmu_->run_deferred_work(budget);
-  const uint64_t dt = x86::rdtsc() - t0;
-  add(deferred_.passes, 1);
+  note_pass(used, budget, x86::rdtsc() - t0);
+}
+
+void GuestMmu::note_pass(unsigned used, unsigned budget, uint64_t dt) {
+  deferred_.passes++;
   if (used) {
-    add(deferred_.busy_passes, 1);
-    add(deferred_.units, used);
-    raise_to(deferred_.max_units, used);
+    deferred_.busy_passes++;
+    deferred_.units += used;
+    deferred_.max_units.raise_to(used);
   }
-  raise_to(deferred_.max_budget, budget);
-  raise_to(deferred_.max_tsc, dt);
+  deferred_.max_budget.raise_to(budget);
+  deferred_.max_tsc.raise_to(dt);
 }
 
 DeferredStats GuestMmu::deferred_stats() const {
   DeferredStats d;
-  d.passes = get(deferred_.passes);
-  d.busy_passes = get(deferred_.busy_passes);
-  d.units = get(deferred_.units);
-  d.max_units = get(deferred_.max_units);
-  d.max_budget = get(deferred_.max_budget);
-  d.max_tsc = get(deferred_.max_tsc);
+  d.passes = deferred_.passes.get();
+  d.busy_passes = deferred_.busy_passes.get();
+  d.units = deferred_.units.get();
+  d.max_units = deferred_.max_units.get();
+  d.max_budget = deferred_.max_budget.get();
+  d.max_tsc = deferred_.max_tsc.get();
   return d;
+}
+
+bool GuestMmu::reclaim(unsigned budget) {
+  // Teardown from any CPU's queue of this VM (not only ours: the root that holds the pages may
+  // have been queued by a vCPU that seldom exits), the pending dead tables flushed and retired,
+  // and the epoch polled. Timed and counted like a safe-point pass.
+  const uint64_t t0 = x86::rdtsc();
+  const mmu::ReclaimResult r = mmu_->reclaim(budget);
+  note_pass(r.units, budget, x86::rdtsc() - t0);
+  if (r.pages_freed) return true;
+  const mmu::MmuStats s = mmu_->stats();
+  return s.roots_invalid != 0 || s.pages_awaiting_reclaim != 0;
 }
 
 void GuestMmu::leaves(uint64_t out[4]) { mmu_->count_leaves(0, out); }

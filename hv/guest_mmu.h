@@ -1,11 +1,20 @@
-// The VM layer's view of its EPT MMU: the memslots of guest RAM, a root per vCPU, the EPT
-// violation handler, statistics and teardown. A thin adapter over mmu::Mmu and mmu::Memslots
-// (the portable TDP MMU in mmu/), so that the VMX code speaks in vCPU indices and MapResults
-// and never sees the MMU's locking or reclamation.
+// A VM's EPT MMU as hv runs it: the mmu::Memslots and mmu::Mmu objects of one VM (the kernel
+// has no heap, so they live in storage inside the GuestMmu), one mmu::VcpuMmu per vCPU index,
+// and hv's policy around them: the page-table limit (a default sized from the VM's memory,
+// hv/pt_limit.h), timing and counting of the deferred-work passes, the reclaim hook of the
+// fault path, and guest-physical lookups inside an epoch section.
+//
+// Not a type boundary. hv code uses the MMU's own vocabulary (mmu::FaultOutcome,
+// mmu::MemslotError, mmu::MmuStats, mmu::Memslot) directly: it is the portable MMU's public
+// interface, and an hv copy of each type would only have to be kept identical (the old
+// MapResult was exactly that). What GuestMmu hides is ownership and the locking/reclamation
+// details: callers speak in vCPU indices and never take an MMU lock or an epoch section.
 #pragma once
 
 #include <stdint.h>
 
+#include "hv/counter.h"
+#include "hv/vm_limits.h"
 #include "mmu/memslot.h"
 #include "mmu/mmu.h"
 #include "mmu/types.h"
@@ -20,13 +29,9 @@ struct RamSlot {
   mmu::hpa_t backing_hpa;
 };
 
-enum class MapResult : uint8_t { kFixed, kSpurious, kRetry, kUnbacked, kWriteProtected, kBadGfn, kOutOfMemory };
-inline constexpr unsigned kMapResultCount = 7;
-const char* to_string(MapResult r);
-
-// The VM's deferred-work passes (GuestMmu::run_deferred_work), from every CPU that runs them:
-// before each VM entry (hv/vcpu.cpp) and in idle (hv/hypervisor.cpp idle_work). A pass is one
-// call: teardown units (SPTEs visited, at most the budget) plus the epoch poll.
+// A snapshot of the VM's deferred-work passes (GuestMmu::run_deferred_work), from every CPU
+// that runs them: before each VM entry (hv/vcpu.cpp), in idle (hv/live_vms.cpp) and in the
+// reclaim hook. A pass is one call: teardown units (SPTEs visited) plus the epoch poll.
 struct DeferredStats {
   uint64_t passes = 0;
   uint64_t busy_passes = 0;  // passes that did teardown work
@@ -39,20 +44,34 @@ struct DeferredStats {
 class GuestMmu {
  public:
   static constexpr unsigned kMaxSlots = 8;
-  static constexpr unsigned kMaxVcpus = 4;
 
+  // The page-table limit, set before init(): either hv.pt-limit=N (`pages`, 0 = none) or the
+  // default of hv/pt_limit.h for `mappable_bytes` of guest-physical space in `ranges` ranges.
+  void set_page_limit_override(uint64_t pages) {
+    limit_override_ = true;
+    page_limit_ = pages;
+  }
+  void clear_page_limit_override() { limit_override_ = false; }
+  bool page_limit_is_default() const { return !limit_override_; }
   // Creates the memslots (address space 0) and the MMU. max_level: largest leaf (1 = 4 KiB,
-  // 2 = 2 MiB, 3 = 1 GiB). Returns nullptr or why not.
-  const char* init(uint64_t vm_id, const RamSlot* slots, unsigned count, int max_level, unsigned guest_phys_bits);
+  // 2 = 2 MiB, 3 = 1 GiB). `mappable_bytes`/`mappable_ranges`: the most guest-physical memory
+  // the VM can ever have in slots (for the default page limit). nullptr or why not.
+  const char* init(uint64_t vm_id, const RamSlot* slots, unsigned count, int max_level, unsigned guest_phys_bits,
+                   uint64_t mappable_bytes, unsigned mappable_ranges);
   // The root table's physical address for `vcpu`, before every VM entry: a fast zap makes the
   // vCPU load a fresh root here. 0 when out of memory.
   mmu::hpa_t load_root(unsigned vcpu);
   // Make `gfn` accessible for `access` (mmu::spte::Access bits): the EPT-violation handler.
-  MapResult map(unsigned vcpu, mmu::gfn_t gfn, unsigned access);
-  // Safe point before VM entry: bounded deferred work (root teardown, epoch callbacks),
-  // timed and counted in deferred_stats().
+  mmu::FaultOutcome map(unsigned vcpu, mmu::gfn_t gfn, unsigned access);
+  // Safe point before VM entry (and idle): bounded deferred work (root teardown, epoch
+  // callbacks), timed and counted in deferred_stats().
   void run_deferred_work(unsigned budget);
   DeferredStats deferred_stats() const;
+  // For a fault that failed with out_of_memory: free what the VM holds without using it,
+  // within `budget` units (mmu::Mmu::reclaim: teardown from any CPU's queue of this VM, the
+  // pending dead tables flushed and retired, the epoch polled). True when retrying can help:
+  // pages came back, or something is still on its way (invalid roots, pages in the epoch).
+  bool reclaim(unsigned budget);
   // Leaves mapped per level (index 1..3), counted by a walk of the roots.
   void leaves(uint64_t out[4]);
   uint64_t table_pages();
@@ -66,11 +85,6 @@ class GuestMmu {
   mmu::MmuStats stats();
   // The guest's MAXPHYADDR as the MMU was configured with it.
   unsigned guest_phys_bits() const { return mmu_->config().guest_phys_bits; }
-  // The limit on the pages this VM's MMU may hold for its EPT (hv.pt-limit; 0: none): the
-  // MMU's own account (mmu/page_account.h, MmuConfig::max_table_pages), which every VM uses,
-  // limited or not. Set it before init(). The count and the refusals are in stats()
-  // (table_pages_live, table_pages_limit, table_pages_refused).
-  void set_page_limit(uint64_t pages) { page_limit_ = pages; }
   // A copy of slot `id` of address space 0, or false when there is none.
   bool find_slot(uint32_t id, mmu::Memslot* out);
   // The host-physical address of guest-physical [gpa, gpa + len) when that range lies inside
@@ -84,8 +98,14 @@ class GuestMmu {
   void destroy();
 
  private:
-  // Relaxed atomics: several CPUs run passes at once; only the totals and maxima matter.
-  DeferredStats deferred_;
+  void note_pass(unsigned used, unsigned budget, uint64_t tsc);
+  // Bumped by every CPU that runs a pass (vCPUs, idle CPUs): hv's relaxed counters.
+  struct Deferred {
+    Counter passes, busy_passes, units;
+    MaxCounter max_units, max_budget, max_tsc;
+  } deferred_;
+  char why_[120] = {};  // init()'s error text (VM creation runs on one CPU)
+  bool limit_override_ = false;
   uint64_t page_limit_ = 0;
   mmu::Memslots* memslots_ = nullptr;
   mmu::Mmu* mmu_ = nullptr;

@@ -234,17 +234,13 @@ void handle_hypercall(Vcpu& vcpu, const ExitInfo&) {
         break;
       }
       case HV_CALL_RESULT:
-        vm.result = static_cast<uint32_t>(a0);
-        vm.result_valid = true;
+        vm.report_result(static_cast<uint32_t>(a0));
         x86::log::plain("vm%u: guest reports result %lu (%s), value 0x%lx", vm.id(), a0, a0 ? "failure" : "pass", a1);
         break;
       case HV_CALL_EXIT:
         // vCPU 0's status is the VM's; another vCPU's 0 only ends that vCPU (its part of the
         // test is done), a non-zero one fails and stops the whole VM (Vcpu::stop).
-        if (vcpu.index() == 0 || a0 != 0) {
-          vm.result = static_cast<uint32_t>(a0);
-          vm.result_valid = true;
-        }
+        if (vcpu.index() == 0 || a0 != 0) vm.report_result(static_cast<uint32_t>(a0));
         vcpu.skip_instruction();
         r.rax = HV_OK;
         vcpu.stop(a0 != 0, "guest exited by hypercall with status %lu", a0);

@@ -29,6 +29,7 @@
 #include "arch/x86/exit_status.h"
 #include "hv/hypervisor.h"
 #include "hv/panic.h"
+#include "mmu/atomic.h"
 #include "mmu/platform.h"
 
 extern "C" char boot_stack_top[];
@@ -136,10 +137,12 @@ const char* identity_map_selfcheck(uint64_t top) {
 }
 
 // The BSP's LAPIC timer raises its interrupt (one-shot, 1 ms) while interrupts are on.
+// The count carries no data: relaxed (the handler runs on this CPU; the atomic only keeps the
+// compiler from caching the load in the wait loop below).
 constexpr uint8_t kTimerVector = 0xEF;
-uint32_t g_timer_ticks = 0;
+mmu::Atomic<uint32_t> g_timer_ticks{0};
 void timer_handler(x86::idt::InterruptFrame*) {
-  __atomic_fetch_add(&g_timer_ticks, 1u, __ATOMIC_RELEASE);
+  g_timer_ticks.fetch_add(1, mmu::Order::relaxed);
   x86::apic::eoi();
 }
 const char* lapic_timer_selfcheck() {
@@ -147,10 +150,10 @@ const char* lapic_timer_selfcheck() {
   x86::apic::timer_oneshot(1000, kTimerVector);
   const uint64_t deadline = x86::timer::now_us() + 200000;
   x86::sti();
-  while (!__atomic_load_n(&g_timer_ticks, __ATOMIC_ACQUIRE) && x86::timer::now_us() < deadline) x86::cpu_relax();
+  while (!g_timer_ticks.load(mmu::Order::relaxed) && x86::timer::now_us() < deadline) x86::cpu_relax();
   x86::cli();
   x86::apic::timer_stop();
-  return __atomic_load_n(&g_timer_ticks, __ATOMIC_ACQUIRE) ? nullptr : "lapic: timer interrupt never arrived";
+  return g_timer_ticks.load(mmu::Order::relaxed) ? nullptr : "lapic: timer interrupt never arrived";
 }
 
 }  // namespace
@@ -182,6 +185,9 @@ extern "C" [[noreturn]] void kernel_main(uint32_t magic, uint32_t info) {
   for (unsigned i = 0; i < g_boot.module_count; i++)
     x86::log::info("boot: module %u at 0x%lx-0x%lx \"%s\"", i, g_boot.modules[i].start, g_boot.modules[i].end,
               g_boot.modules[i].cmdline);
+  if (g_boot.modules_ignored)
+    x86::log::warn("boot: %u more module(s) beyond hv's limit of %u ignored: hv cannot find them by name", g_boot.modules_ignored,
+              x86::mb2::BootInfo::kMaxModules);
 
   x86::cpu::identify(g_cpu);
   x86::log::info("cpu: vendor %s, family/model/stepping 0x%x/0x%x/0x%x, vmx %s, ept %s", g_cpu.vendor, g_cpu.family,

@@ -16,12 +16,12 @@ KernelPlatform& platform() {
 
 mmu::hpa_t KernelPlatform::alloc_page() {
   const uint64_t pa = x86::pmm::alloc_4k(true);
-  if (pa) __atomic_add_fetch(&pages_in_use_, 1, __ATOMIC_RELAXED);
+  if (pa) pages_in_use_.fetch_add(1, mmu::Order::relaxed);
   return pa;
 }
 
 void KernelPlatform::free_page(mmu::hpa_t page) {
-  __atomic_sub_fetch(&pages_in_use_, 1, __ATOMIC_RELAXED);
+  pages_in_use_.fetch_sub(1, mmu::Order::relaxed);
   x86::pmm::free_4k(page);
 }
 

@@ -3,6 +3,7 @@
 // and request + IPI on the other CPUs (hv/cpu_work.h), and the TSC as the clock.
 #pragma once
 
+#include "mmu/atomic.h"
 #include "mmu/platform.h"
 
 namespace hv {
@@ -20,10 +21,13 @@ class KernelPlatform final : public mmu::Platform {
   void cpu_relax() override;
   uint64_t timestamp() override;
 
-  uint64_t pages_in_use() const { return __atomic_load_n(&pages_in_use_, __ATOMIC_RELAXED); }
+  // Pages allocated through the platform and not yet freed (the runner's page check). Relaxed:
+  // a count that orders nothing; the runner reads it after epoch().barrier(), whose
+  // synchronization orders every free before the read.
+  uint64_t pages_in_use() const { return pages_in_use_.load(mmu::Order::relaxed); }
 
  private:
-  uint64_t pages_in_use_ = 0;
+  mmu::Atomic<uint64_t> pages_in_use_{0};
 };
 
 // The one instance (the MMU's platform for every VM).

@@ -14,11 +14,15 @@ constexpr uint8_t kMsrCts = 0x10, kMsrDsr = 0x20, kMsrDcd = 0x80;
 }  // namespace
 
 void Uart::reset(unsigned vm_id) {
-  *this = Uart{};
+  mmu::SpinLockGuard g(lock_);
   vm_id_ = vm_id;
+  ier_ = lcr_ = mcr_ = scr_ = dlm_ = fcr_ = 0;
+  dll_ = 1;
+  line_.clear();
 }
 
 uint8_t Uart::read(uint16_t port) {
+  mmu::SpinLockGuard g(lock_);
   switch (port - kBase) {
     case 0: return (lcr_ & kLcrDlab) ? dll_ : 0;  // no received data
     case 1: return (lcr_ & kLcrDlab) ? dlm_ : ier_;
@@ -34,6 +38,7 @@ uint8_t Uart::read(uint16_t port) {
 }
 
 void Uart::write(uint16_t port, uint8_t v) {
+  mmu::SpinLockGuard g(lock_);
   switch (port - kBase) {
     case 0:
       if (lcr_ & kLcrDlab) dll_ = v;
@@ -52,19 +57,20 @@ void Uart::write(uint16_t port, uint8_t v) {
 }
 
 void Uart::transmit(uint8_t c) {
-  if (c == '\r') return;
-  if (c == '\n' || len_ + 1 >= sizeof line_) {
-    flush();
-    if (c == '\n') return;
-  }
-  line_[len_++] = (c >= 0x20 && c < 0x7F) ? static_cast<char>(c) : '?';
+  lock_.assert_held();
+  const unsigned id = vm_id_;
+  line_.put(c, [id](const char* text) { x86::log::plain("vm%u: %s", id, text); });
+}
+
+void Uart::flush_locked() {
+  lock_.assert_held();
+  const unsigned id = vm_id_;
+  line_.flush([id](const char* text) { x86::log::plain("vm%u: %s", id, text); });
 }
 
 void Uart::flush() {
-  if (!len_) return;
-  line_[len_] = 0;
-  x86::log::plain("vm%u: %s", vm_id_, line_);
-  len_ = 0;
+  mmu::SpinLockGuard g(lock_);
+  flush_locked();
 }
 
 }  // namespace hv

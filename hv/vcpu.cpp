@@ -4,7 +4,7 @@
 //   safe point: cross-CPU requests (TLB flushes), a new tick slice, bounded deferred MMU work
 //     (root teardown, epoch callbacks), EPTP reload if the root changed, an epoch quiescent
 //     state (no read-side section may be open across a VM entry: the guest can run for an
-//     unbounded time), the VM's stop request and the time budget;
+//     unbounded time), the VM's stop and finish requests and its time limit (VmRunState);
 //   guest mode published (cpu_work::enter_guest_mode: a flush request that raced with us is
 //     seen here, and we go round again), then vmx_enter(): the guest runs;
 //   exit boundary: guest mode left, another quiescent state, then the dispatch table
@@ -28,8 +28,11 @@
 #include "arch/x86/vmx/invalidate.h"
 #include "hv/cpu_work.h"
 #include "hv/exit.h"
+#include "hv/live_vms.h"
 #include "hv/mmu_platform.h"
 #include "hv/vm.h"
+#include "hv/vm_run_state.h"
+#include "hv/vm_runner.h"
 #include "mmu/epoch.h"
 
 namespace hv {
@@ -43,17 +46,23 @@ uint64_t make_eptp(uint64_t root, bool ad) { return root | 6 | (3u << 3) | (ad ?
 constexpr unsigned kDeferredBudget = 64;
 }  // namespace
 
-const char* Vcpu::init(Vm& vm, unsigned index, const Capabilities& caps, const VcpuStart& start) {
+const char* Vcpu::init(Vm& vm, unsigned index, const Capabilities& caps, const VcpuStart& start, VmRunState& run) {
   vm_ = &vm;
   caps_ = &caps;
   index_ = index;
   cpu_ = x86::cpu_index();
-  vpid_ = static_cast<uint16_t>(1 + vm.id() * Vm::kMaxVcpus + index);  // 0 is the host's
+  vpid_ = static_cast<uint16_t>(1 + vm.id() * kMaxVcpus + index);  // 0 is the host's
 
-  run_ = start.run;
+  run_ = &run;
+  launched_ = false;
+  stopped_ = false;
+  failed_ = false;
+  stop_reason_[0] = 0;
   fast_zap_at_hlt_ = start.fast_zap_at_hlt;
   stats_ = VcpuStats{};
   timing_.reset();
+  console_.clear();
+  oom_streak = 0;
   const uint64_t root = vm.mmu().load_root(index);
   if (!root) return "out of memory for the EPT root";
   eptp_ = make_eptp(root, caps.ept_ad);
@@ -80,12 +89,12 @@ const char* Vcpu::init(Vm& vm, unsigned index, const Capabilities& caps, const V
   if (caps.vpid) invvpid_context(caps, vpid_);
 
   regs = GuestRegs{};
+  regs.rax = start.rax;
   regs.rbx = start.rbx;
-  regs.rsi = start.rsi;
-  regs.rdx = start.rdx;
   regs.rcx = start.rcx;
+  regs.rdx = start.rdx;
+  regs.rsi = start.rsi;
   regs.rdi = start.rdi;
-  budget_tsc_ = start.time_budget_us * x86::timer::tsc_khz() / 1000;
   return nullptr;
 }
 
@@ -103,14 +112,61 @@ void Vcpu::stop(bool failure, const char* fmt, ...) {
 // The first vCPU that fails stops the whole VM: the others see the request at their next safe
 // point, and the IPI makes sure that comes soon even if their guest never exits by itself.
 void Vcpu::request_vm_stop() {
-  if (!run_) return;
-  uint32_t expected = 0;
-  // The word holds the failing vCPU's index + 1: one CAS both claims and names the stop.
-  if (!__atomic_compare_exchange_n(&run_->stop_requested, &expected, index_ + 1, false, __ATOMIC_RELAXED,
-                                   __ATOMIC_RELAXED))
-    return;
-  for (unsigned i = 0; i < run_->vcpus; i++)
-    if (i != index_) cpu_work::kick(run_->cpu_of[i]);
+  if (run_ && run_->request_stop(index_)) kick_vcpus(*run_, index_);
+}
+
+void Vcpu::console_put(uint8_t c) {
+  const unsigned id = vm_->id();
+  console_.put(c, [id](const char* text) {
+    // vm0 is the memtouch VM, whose lines the boot tests know as "guest: ...".
+    if (id == 0) x86::log::plain("guest: %s", text);
+    else x86::log::plain("vm%u: guest: %s", id, text);
+  });
+}
+
+void Vcpu::console_flush() {
+  const unsigned id = vm_->id();
+  console_.flush([id](const char* text) {
+    if (id == 0) x86::log::plain("guest: %s", text);
+    else x86::log::plain("vm%u: guest: %s", id, text);
+  });
+}
+
+bool Vcpu::vm_requests_stop() {
+  if (const uint32_t by = run_->stopped_by()) {
+    stop(true, "stopped because vcpu%u failed (guest rip 0x%lx)", by - 1, vmread(field::kGuestRip));
+    return true;
+  }
+  if (const char* why = run_->finish_reason()) {
+    stop(false, "the VM finished (%s)", why);
+    return true;
+  }
+  if (run_->time_is_up(x86::rdtsc())) {
+    stop(true, "guest exceeded its time budget of %lu ms (rip 0x%lx)", run_->time_limit_ms(), vmread(field::kGuestRip));
+    return true;
+  }
+  return false;
+}
+
+bool Vcpu::park() {
+  run_->set_phase(index_, VmRunState::Phase::kParked);
+  for (;;) {
+    // What an idle CPU does (cross-CPU requests, a quiescent state, deferred MMU work), since
+    // this CPU runs nothing else meanwhile: a parked vCPU must never hold up a flush or a
+    // grace period.
+    cpu_work::service();
+    x86::tick::consume();
+    idle_work();
+    if (run_->take_wake(index_)) {
+      run_->set_phase(index_, VmRunState::Phase::kRunning);
+      return true;
+    }
+    if (vm_requests_stop()) return false;
+    // Sleep until an interrupt (a kick: wake-up, stop, flush request; or the tick). Interrupts
+    // are off here, and STI delays them until after the next instruction, so an IPI sent
+    // after the checks above is taken by the HLT: no wake-up is lost between check and sleep.
+    if (!run_->wake_pending(index_)) asm volatile("sti; hlt; cli" ::: "memory");
+  }
 }
 
 void Vcpu::skip_instruction() {
@@ -166,24 +222,11 @@ bool Vcpu::before_entry() {
     stats_.root_switches++;
   }
   epoch().quiescent();
-  if (const uint32_t by = run_ ? __atomic_load_n(&run_->stop_requested, __ATOMIC_RELAXED) : 0) {
-    stop(true, "stopped because vcpu%u failed (guest rip 0x%lx)", by - 1, vmread(field::kGuestRip));
-    return false;
-  }
-  if (run_ && __atomic_load_n(&run_->finish_requested, __ATOMIC_RELAXED)) {
-    stop(false, "the VM finished (vcpu0 exited)");
-    return false;
-  }
-  if (budget_tsc_ && x86::rdtsc() - start_tsc_ > budget_tsc_) {
-    stop(true, "guest exceeded its time budget of %lu ms (rip 0x%lx)", budget_tsc_ / (x86::timer::tsc_khz() ? x86::timer::tsc_khz() : 1),
-         vmread(field::kGuestRip));
-    return false;
-  }
-  return true;
+  return !vm_requests_stop();
 }
 
 bool Vcpu::run() {
-  start_tsc_ = x86::rdtsc();
+  run_->set_phase(index_, VmRunState::Phase::kRunning);
   VmStats& st = vm_->stats();
   while (!stopped_) {
     if (!before_entry()) break;

@@ -1,46 +1,42 @@
 // A virtual CPU: its VMCS, the guest registers that the VMCS does not hold, and the run loop.
 //
-// A vCPU runs on the physical CPU that created it (its VMCS is current there; vCPU i of a VM
-// is pinned to CPU i); run() loops "safe point -> VM entry -> VM exit -> dispatch" until a
-// handler stops it. Stopping is how every guest-caused problem ends (unknown exit, failed
-// entry, triple fault, unbacked memory, time limit): the vCPU records why and returns; hv
-// itself keeps going. A vCPU that stops with a failure stops its VM: the other vCPUs are
-// asked (VmRun, plus an IPI that makes them exit) and stop at their next safe point.
+// A vCPU runs on the physical CPU that created it (its VMCS is current there; the runner,
+// hv/vm_runner.h, places vCPUs on CPUs); run() loops "safe point -> VM entry -> VM exit ->
+// dispatch" until a handler stops it. Stopping is how every guest-caused problem ends (unknown
+// exit, failed entry, triple fault, unbacked memory, the VM's time limit): the vCPU records why
+// and returns; hv itself keeps going. A vCPU that stops with a failure stops its VM: it claims
+// the VM's stop request (VmRunState) and kicks the other vCPUs, which stop at their next safe
+// point. Before it runs, a vCPU may be parked (park(): set up on its CPU, waiting for a
+// wake-up: a secondary vCPU waiting to be started, later a halted vCPU).
 #pragma once
 
 #include <stdint.h>
 
 #include "arch/x86/vmx/capabilities.h"
 #include "arch/x86/vmx/guest_regs.h"
+#include "hv/console_line.h"
 #include "hv/exit_timing.h"
 
 namespace hv {
 
 class Vm;
+class VmRunState;
 
-// What the vCPUs of one VM share while they run: the stop request.
-struct VmRun {
-  static constexpr unsigned kMaxVcpus = 4;
-  unsigned vcpus = 1;
-  unsigned cpu_of[kMaxVcpus] = {};  // physical CPU of each vCPU (for the stop IPI)
-  uint32_t stop_requested = 0;      // 0, or 1 + the index of the first vCPU that failed (CAS)
-  // Set when the VM is over without a failure (a multiboot guest's vCPU 0 exited): the other
-  // vCPUs stop, as passed, at their next safe point (hv/guest_run.cpp).
-  uint32_t finish_requested = 0;
-};
-
+// The architectural state a vCPU starts in (besides what hv/vmcs_setup.cpp fixes: 32-bit
+// protected mode, flat segments, paging off) and the test knobs of its first run.
 struct VcpuStart {
-  uint64_t rip;
-  uint64_t rsp;
-  uint64_t rbx;  // handed to the guest (memtouch: the size of its RAM)
-  uint64_t rsi;  // handed to the guest (memtouch: its mode, guest_abi.h)
-  uint64_t time_budget_us;  // the vCPU is stopped when it ran longer than this (0: no limit)
-  uint64_t rdx = 0;  // handed to the guest (memtouch: its vCPU index)
-  uint64_t rcx = 1;  // handed to the guest (memtouch: the VM's vCPU count)
-  uint64_t rdi = 0;  // handed to the guest (memtouch: base of its 1 GiB slot, 0 if none)
-  VmRun* run = nullptr;              // shared with the VM's other vCPUs (may be null)
+  uint64_t rip = 0;
+  uint64_t rsp = 0;
+  // General registers handed to the guest (memtouch: RBX RAM size, RSI mode, RDX vCPU index,
+  // RCX vCPU count, RDI base of its 1 GiB slot; multiboot: EAX magic, EBX info address).
+  uint64_t rax = 0, rbx = 0, rcx = 0, rdx = 0, rsi = 0, rdi = 0;
+  // The VM's time limit in µs (0: none), filled in by the runner (hv.time-limit-ms; the limit
+  // itself is checked VM-wide, VmRunState::time_is_up). With a limit, the VMX preemption timer
+  // bounds every guest slice (hv/vmcs_setup.cpp), so the limit is noticed even when a guest
+  // never exits by itself.
+  uint64_t time_budget_us = 0;
   bool corrupt_guest_state = false;  // hv.test=bad-guest-state: VM entry must fail
-  bool fast_zap_at_hlt = false;      // vCPU 0's first HLT invalidates every EPT root
+  bool fast_zap_at_hlt = false;      // the vCPU's first HLT invalidates every EPT root
   // Start with RFLAGS.IF = 1. No interrupt reaches the guest either way (external-interrupt
   // exiting sends them all to hv), but Bochs 2.7 only re-evaluates its interrupt mask when IF
   // changes at VM entry, before it considers the guest in VMX non-root mode: a guest entered
@@ -50,7 +46,9 @@ struct VcpuStart {
   bool interrupts_enabled = false;
 };
 
-// Per-vCPU counters (the VM's VmStats sums all vCPUs).
+// Per-vCPU counters (the VM's VmStats sums all vCPUs). Single writer: only the vCPU's own CPU
+// writes them, and the runner reads them after the vCPU finished (VmRunState: release/acquire),
+// so they are plain integers (hv/counter.h).
 struct VcpuStats {
   uint64_t exits = 0;
   uint64_t ept_violations = 0;
@@ -64,8 +62,14 @@ struct VcpuStats {
 
 class Vcpu {
  public:
-  // Allocates and fills the VMCS on the calling CPU. nullptr or why not.
-  const char* init(Vm& vm, unsigned index, const x86::vmx::Capabilities& caps, const VcpuStart& start);
+  // Allocates and fills the VMCS on the calling CPU. `run` is the VM's shared run state
+  // (stop, finish, time limit, wake-ups). nullptr or why not.
+  const char* init(Vm& vm, unsigned index, const x86::vmx::Capabilities& caps, const VcpuStart& start, VmRunState& run);
+  // Waits on this CPU, outside the guest, until the vCPU is woken (VmRunState::post_wake and
+  // an IPI: hv/vm_runner.h wake_vcpu). Meanwhile the CPU serves cross-CPU requests and idles
+  // (deferred MMU work, epoch quiescent states). True when woken; false when the VM's stop or
+  // finish request or its time limit came first (the vCPU is then stopped, with the reason).
+  bool park();
   // Runs until stopped. Returns true when the guest ended normally (it reported a result).
   bool run();
   // VMCLEAR and free the VMCS (on the CPU that ran it).
@@ -94,12 +98,24 @@ class Vcpu {
   uint64_t eptp() const { return eptp_; }
   const VcpuStats& vstats() const { return stats_; }
   const ExitTiming& timing() const { return timing_; }
+  // Port 0xE9 (the memtouch guest's console): one line buffer per vCPU, so no two vCPUs or VMs
+  // share one. Lines print as "guest: ..." for vm0 (memtouch, as the boot tests know them) and
+  // "vmN: guest: ..." for any other VM. Single writer: only this vCPU's exits (on its own CPU) feed it; the runner
+  // flushes it after the vCPU finished (the finished edge of VmRunState orders the two).
+  void console_put(uint8_t c);
+  void console_flush();
+  // Consecutive EPT violations that failed for lack of page-table pages and were sent back to
+  // the guest to retry after reclaim (hv/exit_ept.cpp); reset by a fault that succeeds.
+  unsigned oom_streak = 0;
   x86::vmx::GuestRegs regs = {};
   uint64_t exits = 0;
 
  private:
   const char* setup_vmcs(const VcpuStart& start);
   bool before_entry();
+  // The VM's requests seen at a safe point (stop, finish, time limit): true when this vCPU
+  // must stop now (it is then stopped, with the reason).
+  bool vm_requests_stop();
   void sync_ia32e_mode();
   void request_vm_stop();
 
@@ -113,10 +129,9 @@ class Vcpu {
   bool launched_ = false;
   bool stopped_ = false;
   bool failed_ = false;
-  uint64_t budget_tsc_ = 0;
-  uint64_t start_tsc_ = 0;
-  VmRun* run_ = nullptr;
+  VmRunState* run_ = nullptr;
   bool fast_zap_at_hlt_ = false;
+  ConsoleLine console_;
   VcpuStats stats_;
   ExitTiming timing_;  // exit-to-entry cost by reason, printed when run() returns
   char stop_reason_[200] = {};

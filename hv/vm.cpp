@@ -2,8 +2,20 @@
 #include "hv/vm.h"
 
 #include "arch/x86/pmm.h"
+#include "tests/guests/lib/hv_abi.h"
 
 namespace hv {
+
+// One vCPU limit for hv and its guests (the guest library sizes its per-vCPU state by it).
+static_assert(kMaxVcpus == HV_MAX_VCPUS, "hv/vm_limits.h and tests/guests/lib/hv_abi.h disagree");
+
+void VmStats::reset() {
+  for (Counter& c : exits) c.reset();
+  Counter* const others[] = {&exits_other,    &ept_violations,  &oom_retries,     &guest_tsc,  &host_exit_tsc,
+                             &unbacked_reads, &unbacked_writes, &readonly_writes, &hypercalls, &hypercall_errors};
+  for (Counter* c : others) c->reset();
+}
+
 namespace {
 
 constexpr uint64_t k4K = x86::pmm::k4K;
@@ -31,6 +43,8 @@ uint64_t alloc_window(uint64_t frames, bool misalign, uint64_t* base, uint64_t* 
 
 const char* Vm::init(unsigned id, const SlotSpec* specs, unsigned count, int max_level, unsigned guest_phys_bits) {
   id_ = id;
+  stats_.reset();
+  report_result_reset();
   if (count > kMaxSlots) return "too many memory slots";
   for (unsigned i = 0; i < count; i++) {
     const SlotSpec& s = specs[i];
@@ -60,12 +74,16 @@ const char* Vm::init(unsigned id, const SlotSpec* specs, unsigned count, int max
     if (s.gpa + s.bytes > ram_top_) ram_top_ = s.gpa + s.bytes;
   }
   slot_count_ = count;
-  return mmu_.init(id, slots_, count, max_level, guest_phys_bits);
+  // The memslots are fixed (no hypercalls change them): the default page limit covers them
+  // and hv's own extra slots.
+  return mmu_.init(id, slots_, count, max_level, guest_phys_bits, ram_bytes_ + hv_slot_bytes_, count + hv_slot_ranges_);
 }
 
 const char* Vm::init_pool(unsigned id, uint64_t pool_bytes, uint64_t boot_bytes, int max_level, unsigned guest_phys_bits,
                           bool align_1g) {
   id_ = id;
+  stats_.reset();
+  report_result_reset();
   if ((pool_bytes | boot_bytes) & (k2M - 1) || !boot_bytes || boot_bytes > pool_bytes) return "bad RAM pool layout";
   uint64_t base = 0, n = 0;
   // The aligned allocator zeroes with REP STOSB itself (a word loop over a GiB is slow under
@@ -92,8 +110,14 @@ const char* Vm::init_pool(unsigned id, uint64_t pool_bytes, uint64_t boot_bytes,
     x86::SpinLockGuard g(slot_lock);  // no vCPU runs yet; the lock only states the contract
     guest_slots = 0;
   }
+  // The most the guest can map (docs/hypercalls.md): the boot RAM plus HV_MAX_GUEST_SLOTS slots,
+  // each at most the pool (slots may alias it) and all below HV_GPA_LIMIT, plus hv's own extra
+  // slots. The default page limit covers a full 4 KiB mapping of that (hv/pt_limit.h).
+  uint64_t mappable = boot_bytes + uint64_t{HV_MAX_GUEST_SLOTS} * pool_bytes;
+  if (mappable > HV_GPA_LIMIT) mappable = HV_GPA_LIMIT;
   // GuestMmu::init numbers slots by index: the boot RAM is slot id 0.
-  return mmu_.init(id, slots_, 1, max_level, guest_phys_bits);
+  return mmu_.init(id, slots_, 1, max_level, guest_phys_bits, mappable + hv_slot_bytes_,
+                   1 + HV_MAX_GUEST_SLOTS + hv_slot_ranges_);
 }
 
 void Vm::destroy() {

@@ -7,52 +7,56 @@
 
 #include "arch/x86/spinlock.h"
 #include "arch/x86/vmx/exit_reason.h"
+#include "hv/counter.h"
 #include "hv/guest_mmu.h"
 #include "hv/uart.h"
+#include "hv/vm_limits.h"
+#include "mmu/atomic.h"
 
 namespace hv {
 
 class Vcpu;
 
-// A statistics counter that the vCPUs of a VM bump from their own CPUs at the same time:
-// relaxed atomic increments (nothing is ordered by a counter; it only must not lose counts).
-// Reads convert implicitly, so code that sums or copies counters is unchanged; pass get()
-// to printf-style functions.
-class StatCounter {
- public:
-  constexpr StatCounter(uint64_t v = 0) : v_(v) {}
-  void operator++(int) { __atomic_fetch_add(&v_, 1, __ATOMIC_RELAXED); }
-  void operator++() { __atomic_fetch_add(&v_, 1, __ATOMIC_RELAXED); }
-  StatCounter& operator+=(uint64_t d) {
-    __atomic_fetch_add(&v_, d, __ATOMIC_RELAXED);
-    return *this;
-  }
-  uint64_t get() const { return __atomic_load_n(&v_, __ATOMIC_RELAXED); }
-  operator uint64_t() const { return get(); }
-
- private:
-  uint64_t v_;
-};
-
+// The VM's counters, bumped by its vCPUs from their own CPUs at once (hv::Counter: relaxed
+// atomic increments; see hv/counter.h). Fault outcomes are counted by the MMU itself
+// (mmu::MmuStats::faults).
 struct VmStats {
-  StatCounter exits[x86::vmx::kExitReasonCount] = {};
-  StatCounter exits_other = 0;  // reasons beyond the table
-  StatCounter ept_violations = 0;
-  StatCounter map_results[kMapResultCount] = {};  // by MapResult
-  StatCounter guest_tsc = 0;        // TSC cycles between entry and exit, summed
-  StatCounter host_exit_tsc = 0;    // TSC cycles spent handling exits
+  Counter exits[x86::vmx::kExitReasonCount];
+  Counter exits_other;     // reasons beyond the table
+  Counter ept_violations;
+  Counter oom_retries;     // EPT violations that hit the page limit and were retried after reclaim
+  Counter guest_tsc;       // TSC cycles between entry and exit, summed
+  Counter host_exit_tsc;   // TSC cycles spent handling exits
   // Guest memory accesses that hv emulated instead of mapping (hv/exit_ept.cpp).
-  StatCounter unbacked_reads = 0;   // loads from a gpa without a slot: all ones
-  StatCounter unbacked_writes = 0;  // stores there: dropped
-  StatCounter readonly_writes = 0;  // stores to a read-only slot: dropped
-  StatCounter hypercalls = 0;
-  StatCounter hypercall_errors = 0;
+  Counter unbacked_reads;   // loads from a gpa without a slot: all ones
+  Counter unbacked_writes;  // stores there: dropped
+  Counter readonly_writes;  // stores to a read-only slot: dropped
+  Counter hypercalls;
+  Counter hypercall_errors;
+  void reset();
 };
 
 class Vm {
  public:
-  static constexpr unsigned kMaxVcpus = 4;
   static constexpr unsigned kMaxSlots = GuestMmu::kMaxSlots;
+
+  // The page-table limit (hv/pt_limit.h), before init()/init_pool(): hv.pt-limit=N overrides
+  // the default (0: no limit). hv_slot_bytes/ranges: guest-physical memory that hv itself will
+  // add in slots after init (hv.bench-zap-gib's alias slots), counted into the default.
+  void set_page_limit_override(uint64_t pages) { mmu_.set_page_limit_override(pages); }
+  // Back to the defaults (no override, no extra slots, no devices, no result), before init.
+  void reset_config() {
+    mmu_.clear_page_limit_override();
+    hv_slot_bytes_ = 0;
+    hv_slot_ranges_ = 0;
+    devices = false;
+    vcpu_count = 1;
+    report_result_reset();
+  }
+  void add_hv_slots(uint64_t bytes, unsigned ranges) {
+    hv_slot_bytes_ += bytes;
+    hv_slot_ranges_ += ranges;
+  }
 
   // Allocates guest RAM as described by `layout` (base and size of each slot; a slot whose
   // `misalign_4k` is set gets backing that is deliberately not 2 MiB-aligned, so the fault path
@@ -97,9 +101,20 @@ class Vm {
 
   // vCPUs the VM runs (HV_CALL_VCPU_INFO); set before any of them starts.
   unsigned vcpu_count = 1;
-  // Set by the guest's result port (hv/exit_io.cpp); `result_valid` once it reported.
-  bool result_valid = false;
-  uint32_t result = 0;
+  // The guest's result: the result port and the exit port (hv/exit_io.cpp), HV_CALL_RESULT and
+  // HV_CALL_EXIT (hv/hypercall.cpp). Any vCPU may report, at the same time as another: both
+  // words are atomics. Relaxed: the runner reads them only after every vCPU has finished
+  // (VmRunState::finished, acquire), which orders the reports before the read.
+  void report_result(uint32_t value) {
+    result_.store(value, mmu::Order::relaxed);
+    result_valid_.store(1, mmu::Order::relaxed);
+  }
+  bool result_valid() const { return result_valid_.load(mmu::Order::relaxed) != 0; }
+  uint32_t result() const { return result_.load(mmu::Order::relaxed); }
+  void report_result_reset() {
+    result_.store(0, mmu::Order::relaxed);
+    result_valid_.store(0, mmu::Order::relaxed);
+  }
 
  private:
   unsigned id_ = 0;
@@ -112,6 +127,10 @@ class Vm {
   int max_level_ = 1;
   uint64_t ram_bytes_ = 0;
   uint64_t ram_top_ = 0;
+  uint64_t hv_slot_bytes_ = 0;
+  unsigned hv_slot_ranges_ = 0;
+  mmu::Atomic<uint32_t> result_{0};
+  mmu::Atomic<uint32_t> result_valid_{0};
   GuestMmu mmu_;
   VmStats stats_;
 };

@@ -137,6 +137,8 @@ const char* parse(uint32_t magic, uint64_t info_pa, BootInfo& out) {
         const ModuleTag* m = reinterpret_cast<const ModuleTag*>(tag);
         if (out.module_count < BootInfo::kMaxModules)
           out.modules[out.module_count++] = {m->mod_start, m->mod_end, m->cmdline};
+        else
+          out.modules_ignored++;
         break;
       }
       case kTagBasicMeminfo: {

@@ -45,9 +45,13 @@ struct BootInfo {
   const char* cmdline = "";
   const char* loader_name = "";
 
-  static constexpr unsigned kMaxModules = 16;
+  // Modules kept, in GRUB's order. A static table (parse() runs before there is any allocator):
+  // 64 is several times what the ISO loads (iso/grub.cfg.in); more are counted in
+  // modules_ignored, and kernel_main warns about them (hv/main.cpp).
+  static constexpr unsigned kMaxModules = 64;
   Module modules[kMaxModules] = {};
   unsigned module_count = 0;
+  unsigned modules_ignored = 0;  // module tags beyond kMaxModules
 
   static constexpr unsigned kMaxRanges = 256;
   MemoryRange mmap[kMaxRanges] = {};

@@ -5,7 +5,7 @@
 #include <cstring>
 #include <vector>
 
-#include "hv/guest_walk.cpp"  // NOLINT: one pure translation unit, no kernel dependencies
+#include "hv/guest_walk.h"
 
 using hv::guest_walk;
 using hv::GuestPaging;

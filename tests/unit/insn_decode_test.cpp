@@ -2,7 +2,7 @@
 // (hv/insn_decode.h). It is pure code, so it is compiled into the host tests directly.
 #include <catch2/catch.hpp>
 
-#include "hv/insn_decode.cpp"  // NOLINT: one pure translation unit, no kernel dependencies
+#include "hv/insn_decode.h"
 
 using hv::decode_mov32;
 using hv::MemInsn;

@@ -9,8 +9,8 @@
 #include <cstring>
 #include <thread>
 
-#include "arch/x86/format.cpp"        // NOLINT: pure translation units, no kernel dependencies
-#include "arch/x86/vmx/controls.cpp"  // NOLINT
+#include "arch/x86/format.h"
+#include "arch/x86/vmx/controls.h"
 
 namespace {
 
