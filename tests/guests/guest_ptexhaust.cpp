@@ -16,9 +16,10 @@
 //   to the VM (HV_STAT_TABLE_PAGES_CHARGED: in trees, page caches or awaiting reclaim), the
 //   tables in trees, the invalid roots and the VM's limit.
 //
-// Verdict: hv must give the VM a page-table limit (HV_STAT_TABLE_PAGES_LIMIT > 0) and keep
-// the attacker within it: no sample above the limit, and the attack runs to its end (a VM
-// stopped at its limit never prints its verdict, so that fails too). Run it beside a checker
+// Verdict: hv must give the VM a page-table limit (HV_STAT_TABLE_PAGES_LIMIT > 0) sized from
+// its memory (at most as many pages as its RAM pool: a larger one would bound nothing) and
+// keep the attacker within it: no sample above the limit, and the attack runs to its end (a
+// VM stopped at its limit never prints its verdict, so that fails too). Run it beside a checker
 // VM (hv.run=guest-ptexhaust,guest-memcheck hv.vcpus=2), which must pass unaffected.
 #include "tests/guests/lib/guest.h"
 
@@ -39,6 +40,7 @@ constexpr unsigned kSamples = 48;  // samples in the attack (one every kAttackTi
 constexpr unsigned kTraceShown = 8;
 
 uint32_t g_slot_bytes = 0;
+uint32_t g_pool_pages = 0;  // the VM's RAM pool in 4 KiB pages
 uint32_t g_rounds = 0;     // rounds finished by all workers together (release: vCPU 0 acquires)
 uint32_t g_touches = 0;    // pages touched by the workers
 uint32_t g_stop = 0;       // vCPU 0: the attack is over
@@ -167,12 +169,14 @@ void report(unsigned zaps, uint64_t elapsed) {
     gprintf("ptexhaust: no page-table limit for this VM: its table pages grew to %llu (%llu KiB)\n", peak->charged,
             peak->charged * 4);
   } else {
-    gprintf("ptexhaust: page-table limit %llu: %u of %u samples above it (peak %llu)\n", limit, over, g_nsamples,
-            peak->charged);
+    gprintf("ptexhaust: page-table limit %llu (RAM pool %u pages): %u of %u samples above it (peak %llu)\n", limit,
+            g_pool_pages, over, g_nsamples, peak->charged);
   }
   CHECK(zaps > 0);
   CHECK(rounds > 0);
   CHECK(limit > 0);
+  // A limit sized from the VM's memory: one as large as the VM's whole RAM would bound nothing.
+  CHECK(limit <= g_pool_pages);
   CHECK_EQ(over, 0);
 }
 
@@ -190,6 +194,7 @@ void guest_test() {
   }
   const uint32_t pool = hv_call(HV_CALL_POOL_INFO).rbx;
   g_slot_bytes = pool - kPoolOffset;
+  g_pool_pages = pool >> 12;
   for (unsigned k = 0; k < kSlots; k++) CHECK_EQ(hv_slot_create(k + 1, slot_gpa(k), g_slot_bytes, kPoolOffset, 0), HV_OK);
   gprintf("ptexhaust: %u slots of %u KiB (4K-only backing), %u vCPU(s) fault one page per 2 MiB, vCPU 0 zaps; "
           "%llu Mticks\n",
