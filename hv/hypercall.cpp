@@ -183,6 +183,8 @@ void snapshot_stats(Vm& vm, hv_stats& out) {
   out.value[HV_STAT_READONLY_WRITES] = s.readonly_writes;
   out.value[HV_STAT_HYPERCALLS] = s.hypercalls;
   out.value[HV_STAT_HYPERCALL_ERRORS] = s.hypercall_errors;
+  out.value[HV_STAT_TABLE_PAGES_CHARGED] = m.table_pages_live;
+  out.value[HV_STAT_TABLE_PAGES_LIMIT] = m.table_pages_limit;
 }
 
 void handle_hypercall(Vcpu& vcpu, const ExitInfo&) {

@@ -84,6 +84,8 @@ enum hv_stat {
   HV_STAT_READONLY_WRITES,    /* stores to read-only slots (dropped) */
   HV_STAT_HYPERCALLS,
   HV_STAT_HYPERCALL_ERRORS,
+  HV_STAT_TABLE_PAGES_CHARGED, /* every page the VM's MMU holds (trees, caches, awaiting reclaim) */
+  HV_STAT_TABLE_PAGES_LIMIT,   /* the most it may hold (0: no limit) */
   HV_STAT_COUNT
 };
 
