@@ -18,6 +18,9 @@
 //   hv.pt-limit=N                    every VM's MMU may hold at most N pages (0: no limit)
 //                                    instead of the default sized from its memory
 //                                    (hv/pt_limit.h); beyond, the VM stops with a report
+//   hv.zap-backlog=N                 fast-zap backpressure: a fast zap finishes the teardown
+//                                    of all but the last N invalidations (default 2; 0: none,
+//                                    so invalid roots can pile up: for tests that need them)
 //   hv.backing=4k|2m|1g, hv.pool-mib=N, hv.bench-*   the multiboot guest's largest EPT leaf,
 //                                    its RAM pool, and the benchmark guest's parameters
 //                                    (hv/bench_vm.h; tools/hv bench --guest)

@@ -17,6 +17,8 @@ namespace hv {
 
 static_assert(pt_limit::kPageCacheCapacity == mmu::PageCache::kCapacity,
               "the default page limit's slack counts the vCPUs' page caches");
+static_assert(pt_limit::kRootCopies >= mmu::MmuConfig::kDefaultTeardownBacklog + 1,
+              "the default page limit leaves room for the live tree and the old ones fast-zap backpressure allows");
 
 const char* GuestMmu::init(uint64_t vm_id, const RamSlot* slots, unsigned count, int max_level, unsigned guest_phys_bits,
                            uint64_t mappable_bytes, unsigned mappable_ranges) {
@@ -40,6 +42,7 @@ const char* GuestMmu::init(uint64_t vm_id, const RamSlot* slots, unsigned count,
   // Counted by the MMU itself, with or without a limit: pages freed later by the machine-wide
   // epoch are credited back to this VM's count (mmu/page_account.h).
   cfg.max_table_pages = page_limit_;
+  cfg.max_teardown_backlog = teardown_backlog_;
   mmu_ = new (mmu_storage_) mmu::Mmu(platform(), epoch(), *memslots_, cfg);
   for (unsigned i = 0; i < kMaxVcpus; i++) {
     vcpus_[i] = new (vcpu_storage_[i]) mmu::VcpuMmu();

@@ -51,7 +51,13 @@ class GuestMmu {
     limit_override_ = true;
     page_limit_ = pages;
   }
-  void clear_page_limit_override() { limit_override_ = false; }
+  void clear_page_limit_override() {
+    limit_override_ = false;
+    teardown_backlog_ = mmu::MmuConfig::kDefaultTeardownBacklog;
+  }
+  // Fast-zap backpressure (mmu::MmuConfig::max_teardown_backlog), set before init():
+  // hv.zap-backlog=N; 0 turns it off.
+  void set_teardown_backlog(uint64_t n) { teardown_backlog_ = n; }
   bool page_limit_is_default() const { return !limit_override_; }
   // Creates the memslots (address space 0) and the MMU. max_level: largest leaf (1 = 4 KiB,
   // 2 = 2 MiB, 3 = 1 GiB). `mappable_bytes`/`mappable_ranges`: the most guest-physical memory
@@ -107,6 +113,7 @@ class GuestMmu {
   char why_[120] = {};  // init()'s error text (VM creation runs on one CPU)
   bool limit_override_ = false;
   uint64_t page_limit_ = 0;
+  uint64_t teardown_backlog_ = mmu::MmuConfig::kDefaultTeardownBacklog;
   mmu::Memslots* memslots_ = nullptr;
   mmu::Mmu* mmu_ = nullptr;
   mmu::VcpuMmu* vcpus_[kMaxVcpus] = {};

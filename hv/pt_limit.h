@@ -2,7 +2,7 @@
 // root tables and Root objects, paging structures, the vCPUs' page caches), sized from the
 // guest-physical memory the VM can map. hv.pt-limit=N overrides it (0: no limit).
 //
-// Why a default at all (issue 9, item 2): without one, a guest that fast-zaps in a loop while
+// Why a default at all: without one, a guest that fast-zaps in a loop while
 // another of its vCPUs faults grows its tables without bound (invalid roots wait for their
 // teardown) and takes hv's free memory from every other VM.
 //
@@ -16,7 +16,9 @@
 //   limit = kRootCopies * full + kSlackPages
 // kRootCopies = 4: the live root plus up to three invalid ones whose teardown is still queued or
 // running. A guest that fast-zaps and faults all of its memory in again needs two copies (the
-// old one being torn down, the new one); four leave that doubled. kSlackPages covers the
+// old one being torn down, the new one); four leave that doubled. However fast a vCPU zaps, the
+// MMU's fast-zap backpressure keeps at most mmu::MmuConfig::kDefaultTeardownBacklog (2) old trees, so
+// three copies is the most a VM can reach by zapping (static_assert in hv/guest_mmu.cpp). kSlackPages covers the
 // vCPUs' page caches (mmu/page_cache.h, PageCache::kCapacity = 8 each) and a few roots of the
 // second address space.
 //

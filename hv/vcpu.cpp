@@ -44,6 +44,10 @@ namespace {
 // bit 6 enables the accessed/dirty flags.
 uint64_t make_eptp(uint64_t root, bool ad) { return root | 6 | (3u << 3) | (ad ? (1u << 6) : 0); }
 constexpr unsigned kDeferredBudget = 64;
+// A vCPU refused its fresh root by the page limit: reclaim steps of about one table each, at
+// most this many, before the VM is stopped.
+constexpr unsigned kRootReclaimBudget = 512;
+constexpr unsigned kRootReclaimTries = 1000;
 }  // namespace
 
 const char* Vcpu::init(Vm& vm, unsigned index, const Capabilities& caps, const VcpuStart& start, VmRunState& run) {
@@ -207,9 +211,19 @@ bool Vcpu::before_entry() {
   // EPTP. INVEPT both: the old EPTP so that this CPU caches translations only for the EPTP it
   // has loaded (what cpu_work's single-context remote flush relies on), the new one because
   // its table page may be a recycled one that this CPU cached under the same EPTP value.
-  const uint64_t root = vm_->mmu().load_root(index_);
+  uint64_t root = vm_->mmu().load_root(index_);
+  // The page limit may refuse the fresh root a fast zap asks for while old trees are still on
+  // their way back: reclaim (teardown from any CPU's queue, the epoch polled) and try again,
+  // answering other CPUs' requests in between (one of them may wait for our flush), a bounded
+  // number of times, before stopping the VM.
+  for (unsigned tries = 0; !root && tries < kRootReclaimTries && vm_->mmu().reclaim(kRootReclaimBudget); tries++) {
+    cpu_work::service();
+    root = vm_->mmu().load_root(index_);
+  }
   if (!root) {
-    stop(true, "out of memory for an EPT root");
+    const mmu::MmuStats q = vm_->mmu().stats();
+    stop(true, "out of memory for an EPT root (MMU pages %lu, limit %lu, %lu invalid root(s), %lu awaiting reclaim)",
+         q.table_pages_live, q.table_pages_limit, q.roots_invalid, q.pages_awaiting_reclaim);
     return false;
   }
   const uint64_t eptp = make_eptp(root, caps_->ept_ad);

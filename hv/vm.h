@@ -44,6 +44,8 @@ class Vm {
   // the default (0: no limit). hv_slot_bytes/ranges: guest-physical memory that hv itself will
   // add in slots after init (hv.bench-zap-gib's alias slots), counted into the default.
   void set_page_limit_override(uint64_t pages) { mmu_.set_page_limit_override(pages); }
+  // Fast-zap backpressure (hv.zap-backlog=N, before init; see GuestMmu).
+  void set_teardown_backlog(uint64_t n) { mmu_.set_teardown_backlog(n); }
   // Back to the defaults (no override, no extra slots, no devices, no result), before init.
   void reset_config() {
     mmu_.clear_page_limit_override();

@@ -104,6 +104,8 @@ RunVm* VmRunner::add(unsigned id, const char* name, unsigned vcpus) {
   rv.vm.vcpu_count = rv.vcpus;
   // hv.pt-limit=N overrides the default page-table limit of every VM (hv/pt_limit.h).
   if (cmdline::has("hv.pt-limit")) rv.vm.set_page_limit_override(cmdline::get_number("hv.pt-limit", 0));
+  // hv.zap-backlog=N: the MMU's fast-zap backpressure (mmu::MmuConfig::max_teardown_backlog).
+  if (cmdline::has("hv.zap-backlog")) rv.vm.set_teardown_backlog(cmdline::get_number("hv.zap-backlog", 0));
   vms_[count_++] = &rv;
   return &rv;
 }

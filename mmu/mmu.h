@@ -69,6 +69,11 @@ struct MmuConfig {
   // exactly like a failed Platform::alloc_page(): the fault reports out_of_memory, nothing
   // changed. Pages come back to the count when they are finally freed (after the epoch).
   uint64_t max_table_pages = 0;
+  // Fast-zap backpressure (invalidate_all_roots): at most this many invalidations may still
+  // have teardown outstanding when a fast zap returns; older ones are finished by the caller.
+  // 0: none (old trees wait for deferred work alone; tests use it to build up invalid roots).
+  static constexpr uint64_t kDefaultTeardownBacklog = 2;
+  uint64_t max_teardown_backlog = kDefaultTeardownBacklog;
 };
 
 // The MMU state of one vCPU. Owned and used by that vCPU only.
@@ -170,7 +175,11 @@ class Mmu {
   // the current per-VM maximum.
   bool split_huge_pages(VcpuMmu& v, gfn_t start, gfn_t end, int level) EXCLUDES(mmu_lock_);
   // Fast zap: invalidate every root; their teardown goes to this CPU's deferred work. Returns a
-  // ticket for wait_for_teardown().
+  // ticket for wait_for_teardown(). Backpressure: if teardown of invalidations older than the
+  // last MmuConfig::max_teardown_backlog is still outstanding, this call finishes it first
+  // (bounded steps, on this CPU), so the trees of invalid roots a VM holds at once stay
+  // bounded however fast a vCPU zaps.
+  static constexpr unsigned kBackpressurePollBudget = 512;  // epoch work after such a wait
   uint64_t invalidate_all_roots();
   // Run deferred teardown (this CPU's queue, then helping every other CPU's) until every root
   // invalidated up to `ticket` is zapped and a flush covers it. It does not poll the epoch:

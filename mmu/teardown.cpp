@@ -67,7 +67,24 @@ void Mmu::push_deferred_front(unsigned cpu, Root* root) {
   q.length.store(q.length.load(Order::relaxed) + 1, Order::relaxed);
 }
 
-uint64_t Mmu::invalidate_all_roots() { return roots_.invalidate_all(); }
+uint64_t Mmu::invalidate_all_roots() {
+  const uint64_t ticket = roots_.invalidate_all();
+  // Backpressure: the caller pays for the teardown it causes once it runs ahead of it. A vCPU
+  // that fast-zaps in a loop and seldom reaches a safe point would otherwise pile up invalid
+  // roots (each holding a whole tree) faster than any helper tears them down, and its VM's
+  // pages would grow until the page limit stops it. So at most config_.max_teardown_backlog
+  // invalidations may have teardown outstanding when this returns: the older ones are finished
+  // here, by this CPU, in the same bounded steps as any waiter (wait_for_teardown). A single
+  // fast zap, or a few in a row, still returns at once.
+  const uint64_t backlog = config_.max_teardown_backlog;
+  if (backlog && ticket > backlog && !roots_.teardowns_done_up_to(ticket - backlog)) {
+    wait_for_teardown(ticket - backlog);
+    // The tables we just retired sit in this CPU's epoch lists, which only this CPU's poll()
+    // runs: poll now too (bounded), rather than rely on the caller reaching a safe point soon.
+    epoch_.poll(kBackpressurePollBudget);
+  }
+  return ticket;
+}
 
 // One bounded step of a root's teardown; true when the whole tree is gone. The lock is taken
 // exclusively for the step: faults on other roots wait at most one step, and no fault can be

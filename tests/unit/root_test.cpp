@@ -192,6 +192,48 @@ TEST_CASE("teardown: the units reported are the units done (a table counts its e
   REQUIRE(p.live_pages() == 0);
 }
 
+TEST_CASE("fast zap: backpressure bounds the invalid roots a zapper leaves behind", "[teardown][limit]") {
+  // A vCPU that fast-zaps, faults its memory in again and zaps again, and never runs deferred
+  // work: without backpressure (max_teardown_backlog = 0) every old root stays queued with its
+  // whole tree (12 trees of 8 page tables here). With it, invalidate_all_roots() finishes all
+  // but the last max_teardown_backlog invalidations itself, so at most that many old trees
+  // exist at any time.
+  constexpr unsigned kRounds = 12;
+  static_assert(MmuConfig::kDefaultTeardownBacklog < kRounds / 2, "the test must be able to tell a pile-up");
+  const bool backpressure = GENERATE(true, false);
+  HostPlatform p;
+  {
+    MmuConfig cfg;
+    if (!backpressure) cfg.max_teardown_backlog = 0;
+    TestVm vm(p, cfg);
+    REQUIRE(vm.add_slot(1, 0, 4096, 1ull << 32, 1) == MemslotError::ok);  // 8 page tables' worth
+    TestVcpu a(vm);
+    uint64_t max_tables = 0, max_invalid = 0;
+    for (unsigned round = 0; round < kRounds; round++) {
+      for (gfn_t g = 0; g < 4096; g += 512) REQUIRE(vm.fault(a, g) == FaultOutcome::fixed);
+      vm.mmu.invalidate_all_roots();
+      REQUIRE(vm.mmu.vcpu_load_root(a) != 0);  // drops the vCPU's reference on the old root
+      const MmuStats s = vm.mmu.stats();
+      if (s.tables_live > max_tables) max_tables = s.tables_live;
+      if (s.roots_invalid > max_invalid) max_invalid = s.roots_invalid;
+    }
+    std::printf("%s: %u zaps, at most %llu invalid roots and %llu tables at once\n",
+                backpressure ? "backpressure" : "no backpressure", kRounds,
+                static_cast<unsigned long long>(max_invalid), static_cast<unsigned long long>(max_tables));
+    if (backpressure) {
+      // One tree is 8 page tables, a PD and a PDPT.
+      REQUIRE(max_invalid <= MmuConfig::kDefaultTeardownBacklog);
+      REQUIRE(max_tables <= (MmuConfig::kDefaultTeardownBacklog + 1) * 10);
+    } else {
+      REQUIRE(max_invalid == kRounds);
+      REQUIRE(max_tables == kRounds * 10);  // every tree still there
+    }
+    vm.mmu.wait_for_teardown(vm.mmu.invalidate_all_roots());
+  }
+  REQUIRE(p.live_pages() == 0);
+  REQUIRE(p.errors() == 0);
+}
+
 TEST_CASE("root walks: every root once, with a reference; sections per root; early exit drops it",
           "[root]") {
   HostPlatform p;

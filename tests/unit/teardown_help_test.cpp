@@ -5,6 +5,9 @@
 // faulting vCPU must keep making progress, and the limit is never exceeded. Before the MMU
 // helped (run_deferred_work ran only the caller's queue), the faulting vCPU got stuck in
 // out_of_memory for good after about 50 faults: the old roots' tables stayed queued on CPU 0.
+// The zapper's own backpressure (invalidate_all_roots finishes the teardown of all but the
+// last MmuConfig::kDefaultTeardownBacklog invalidations) is what keeps the safe-point-only section
+// moving; the helping shows in the steps run from CPU 0's queue by CPU 1.
 #include <catch2/catch.hpp>
 
 #include <thread>
@@ -133,15 +136,14 @@ TEST_CASE("teardown help: a faulting vCPU beside a zapper that never runs deferr
   REQUIRE(c.max_live <= kLimit);
   // Every teardown step ran on CPU 1 from CPU 0's queue: nobody else runs it.
   REQUIRE(helped > 0);
-  if (c.use_reclaim) {
-    // Progress is promised only with reclaim(): the safe-point budget alone (64 units per
-    // entry) can fall behind a zapper that leaves a fresh root to tear down every 16 entries
-    // (an empty root's three passes visit about 1.5k entries), and then the vCPU is refused
-    // pages for as long as the zapper keeps that pace.
-    REQUIRE_FALSE(c.stuck);
-    REQUIRE(c.fixed == kTarget);
+  // Progress in both sections. Without the zapper's backpressure the safe-point budget alone
+  // (64 units per entry) falls behind a zapper that leaves a fresh root to tear down every 16
+  // entries (an empty root's passes visit about 1.5k entries), and the vCPU is refused pages
+  // for as long as the zapper keeps that pace; reclaim() alone got it through.
+  REQUIRE_FALSE(c.stuck);
+  REQUIRE(c.fixed == kTarget);
+  if (c.use_reclaim && c.oom > 0) {
     REQUIRE(c.reclaims > 0);
-    REQUIRE(c.reclaim_pages > 0);
   }
   REQUIRE(p.live_pages() == 0);
 }
