@@ -11,9 +11,13 @@
 #include "arch/x86/vmx/invalidate.h"
 #include "arch/x86/vmx/root_mode.h"
 #include "hv/counter.h"
+#include "mmu/atomic.h"
 
 namespace hv::cpu_work {
 namespace {
+
+using mmu::Atomic;
+using mmu::Order;
 
 // Bit 63 of a flush request: "everything" (global INVEPT); VM t uses bit t % 63.
 constexpr uint64_t kFlushAll = 1ull << 63;
@@ -22,7 +26,7 @@ uint64_t tag_bit(uint64_t tag) { return 1ull << (tag % 63); }
 struct alignas(64) Slot {
   // Work item: set by the requester (release), cleared by the target when fn has returned
   // (release); the requester's acquire load of `fn == nullptr` then sees fn's effects.
-  void (*fn)(void*) = nullptr;
+  Atomic<void (*)(void*)> fn{nullptr};
   void* arg = nullptr;
   // Owner only: service() is inside fn right now (a vCPU loop posted as a work item calls
   // service() itself and must not run itself again).
@@ -31,15 +35,15 @@ struct alignas(64) Slot {
   // requester ORs its bit, then bumps `flush_want`; the target takes the bits after it has
   // read `flush_want` and then copies want -> done, so a done generation covers every bit
   // OR-ed before its want was bumped.
-  uint64_t flush_tags = 0;
-  uint64_t flush_want = 0;
-  uint64_t flush_done = 0;
+  Atomic<uint64_t> flush_tags{0};
+  Atomic<uint64_t> flush_want{0};
+  Atomic<uint64_t> flush_done{0};
   // Even: outside guest mode; odd: between enter_guest_mode() and the VM exit. Bumped by the
   // owner only; read by requesters (see the protocol in cpu_work.h).
-  uint64_t guest_state = 0;
+  Atomic<uint64_t> guest_state{0};
   // The EPTP this CPU has loaded and the VM it belongs to. Written by the owner only, outside
   // guest mode; `loaded_tag` is also read by requesters (flush_ept: atomic, see there).
-  uint64_t loaded_tag = 0;
+  Atomic<uint64_t> loaded_tag{0};
   uint64_t loaded_eptp = 0;
 };
 Slot g_slots[x86::kMaxCpus];
@@ -66,7 +70,7 @@ void local_flush(const Slot& s, uint64_t tags) {
   if (!x86::vmx::in_root_mode()) return;
   if (tags & kFlushAll) {
     x86::vmx::invept_global();
-  } else if (s.loaded_eptp && (tags & tag_bit(s.loaded_tag))) {
+  } else if (s.loaded_eptp && (tags & tag_bit(s.loaded_tag.load(Order::relaxed)))) {
     // Single-context where the CPU has it (invept_context falls back to global).
     x86::vmx::invept_context(*g_caps, s.loaded_eptp);
   }
@@ -93,13 +97,13 @@ void service_flushes() {
   Slot& s = self();
   // Acquire: pairs with the requester's bump of flush_want (a seq_cst RMW, so a release);
   // the tag bits it OR-ed before the bump are seen by the exchange below.
-  const uint64_t want = __atomic_load_n(&s.flush_want, __ATOMIC_SEQ_CST);
-  if (want == __atomic_load_n(&s.flush_done, __ATOMIC_RELAXED)) return;
-  const uint64_t tags = __atomic_exchange_n(&s.flush_tags, 0, __ATOMIC_ACQ_REL);
+  const uint64_t want = s.flush_want.load(Order::seq_cst);
+  if (want == s.flush_done.load(Order::relaxed)) return;
+  const uint64_t tags = s.flush_tags.exchange(0, Order::acq_rel);
   local_flush(s, tags);
   g_remote_flushes++;
   // Release: the requester's acquire load sees the flush as done only after INVEPT retired.
-  __atomic_store_n(&s.flush_done, want, __ATOMIC_RELEASE);
+  s.flush_done.store(want, Order::release);
 }
 
 void service() {
@@ -107,32 +111,32 @@ void service() {
   Slot& s = self();
   if (s.running) return;
   // Acquire pairs with the requester's release store of fn (arg was written before it).
-  void (*fn)(void*) = __atomic_load_n(&s.fn, __ATOMIC_ACQUIRE);
+  void (*fn)(void*) = s.fn.load(Order::acquire);
   if (!fn) return;
   s.running = true;
   fn(s.arg);
   s.running = false;
-  __atomic_store_n(&s.fn, static_cast<void (*)(void*)>(nullptr), __ATOMIC_RELEASE);
+  s.fn.store(nullptr, Order::release);
 }
 
 bool yield_wanted() {
   const Slot& s = self();
   if (x86::tick::pending()) return true;
-  if (__atomic_load_n(&s.flush_want, __ATOMIC_RELAXED) != __atomic_load_n(&s.flush_done, __ATOMIC_RELAXED))
+  if (s.flush_want.load(Order::relaxed) != s.flush_done.load(Order::relaxed))
     return true;
-  return !s.running && __atomic_load_n(&s.fn, __ATOMIC_RELAXED) != nullptr;
+  return !s.running && s.fn.load(Order::relaxed) != nullptr;
 }
 
 bool post(unsigned cpu, void (*fn)(void*), void* arg) {
   Slot& s = g_slots[cpu];
-  if (__atomic_load_n(&s.fn, __ATOMIC_ACQUIRE) != nullptr) return false;
+  if (s.fn.load(Order::acquire) != nullptr) return false;
   s.arg = arg;
-  __atomic_store_n(&s.fn, fn, __ATOMIC_RELEASE);
+  s.fn.store(fn, Order::release);
   kick(cpu);
   return true;
 }
 
-bool done(unsigned cpu) { return __atomic_load_n(&g_slots[cpu].fn, __ATOMIC_ACQUIRE) == nullptr; }
+bool done(unsigned cpu) { return g_slots[cpu].fn.load(Order::acquire) == nullptr; }
 
 bool run_on(unsigned cpu, void (*fn)(void*), void* arg, uint64_t timeout_us) {
   if (cpu == x86::cpu_index()) {
@@ -158,10 +162,10 @@ bool enter_guest_mode() {
   // Sequentially consistent store (XCHG): pairs with flush_ept(), which bumps flush_want and
   // then reads guest_state. Either it sees us in guest mode (and IPIs and waits), or our
   // load below sees its request and we flush before VM entry.
-  __atomic_store_n(&s.guest_state, s.guest_state + 1, __ATOMIC_SEQ_CST);
-  if (__atomic_load_n(&s.flush_want, __ATOMIC_SEQ_CST) == __atomic_load_n(&s.flush_done, __ATOMIC_RELAXED))
+  s.guest_state.store(s.guest_state.load(Order::relaxed) + 1, Order::seq_cst);
+  if (s.flush_want.load(Order::seq_cst) == s.flush_done.load(Order::relaxed))
     return true;
-  __atomic_store_n(&s.guest_state, s.guest_state + 1, __ATOMIC_RELEASE);
+  s.guest_state.store(s.guest_state.load(Order::relaxed) + 1, Order::release);
   return false;
 }
 
@@ -170,14 +174,14 @@ void exit_guest_mode() {
   // After the VM exit no translation of the guest's EPTP is used until the next entry, which
   // looks at the requests first (enter_guest_mode): a requester that sees this even value may
   // stop waiting. Release: our flush_done stores before it are seen with it.
-  __atomic_store_n(&s.guest_state, s.guest_state + 1, __ATOMIC_RELEASE);
+  s.guest_state.store(s.guest_state.load(Order::relaxed) + 1, Order::release);
 }
 
 void set_loaded_ept(uint64_t tlb_tag, uint64_t eptp) {
   Slot& s = self();
   // Atomic: flush_ept() reads it from other CPUs. Ordered before this CPU's next
   // enter_guest_mode() XCHG, which is what a requester's guest_state load synchronizes with.
-  __atomic_store_n(&s.loaded_tag, tlb_tag, __ATOMIC_RELAXED);
+  s.loaded_tag.store(tlb_tag, Order::relaxed);
   s.loaded_eptp = eptp;
 }
 
@@ -194,10 +198,10 @@ void flush_ept(uint64_t tlb_tag) {
     state[cpu] = 0;
     if (cpu == me || !online(cpu)) continue;
     Slot& s = g_slots[cpu];
-    __atomic_fetch_or(&s.flush_tags, bit, __ATOMIC_SEQ_CST);
-    want[cpu] = __atomic_add_fetch(&s.flush_want, 1, __ATOMIC_SEQ_CST);
+    s.flush_tags.fetch_or(bit, Order::seq_cst);
+    want[cpu] = s.flush_want.fetch_add(1, Order::seq_cst) + 1;
     // Sequentially consistent: pairs with the XCHG in the target's enter_guest_mode().
-    state[cpu] = __atomic_load_n(&s.guest_state, __ATOMIC_SEQ_CST);
+    state[cpu] = s.guest_state.load(Order::seq_cst);
     // In guest mode for another VM: that CPU holds no translation of this one (a vCPU flushes
     // its EPTP when it leaves a CPU or switches roots, hv/vcpu.cpp), and the request bit set
     // above makes it flush before it could enter this VM. So neither an IPI nor a wait: one
@@ -206,7 +210,7 @@ void flush_ept(uint64_t tlb_tag) {
     // enter_guest_mode), and our seq_cst load of guest_state synchronizes with that XCHG, so
     // we see the tag of the VM that is in guest mode there now (or a later one, which entered
     // after our request and flushed on its way in).
-    if ((state[cpu] & 1) && __atomic_load_n(&s.loaded_tag, __ATOMIC_ACQUIRE) != tlb_tag) state[cpu] = 0;
+    if ((state[cpu] & 1) && s.loaded_tag.load(Order::acquire) != tlb_tag) state[cpu] = 0;
     if (state[cpu] & 1) {
       kick(cpu);
       g_flush_ipis++;
@@ -221,8 +225,8 @@ void flush_ept(uint64_t tlb_tag) {
     // No timeout: returning before the CPU flushed or left guest mode would let the MMU free a
     // table its TLB may still use. The IPI forces the exit (external-interrupt exiting), so a
     // guest can't hold us here; a CPU that never answers is a hang we want to see.
-    while (__atomic_load_n(&s.flush_done, __ATOMIC_ACQUIRE) < want[cpu]) {
-      const uint64_t now = __atomic_load_n(&s.guest_state, __ATOMIC_SEQ_CST);
+    while (s.flush_done.load(Order::acquire) < want[cpu]) {
+      const uint64_t now = s.guest_state.load(Order::seq_cst);
       if (!(now & 1)) break;  // left guest mode: it flushes before its next entry
       if (now != kicked) {
         // It re-entered, maybe without having seen our request: make it exit once more.
@@ -242,19 +246,19 @@ unsigned flush_ept_all_cpus_sync(uint64_t timeout_us) {
   local_flush(g_slots[me], kFlushAll);
   for (unsigned cpu = 0; cpu < n; cpu++) {
     if (cpu == me || !online(cpu)) continue;
-    __atomic_fetch_or(&g_slots[cpu].flush_tags, kFlushAll, __ATOMIC_SEQ_CST);
-    want[cpu] = __atomic_add_fetch(&g_slots[cpu].flush_want, 1, __ATOMIC_SEQ_CST);
+    g_slots[cpu].flush_tags.fetch_or(kFlushAll, Order::seq_cst);
+    want[cpu] = g_slots[cpu].flush_want.fetch_add(1, Order::seq_cst) + 1;
     kick(cpu);
   }
   unsigned answered = 0;
   const uint64_t deadline = x86::timer::now_us() + timeout_us;
   for (unsigned cpu = 0; cpu < n; cpu++) {
     if (cpu == me || !online(cpu)) continue;
-    while (__atomic_load_n(&g_slots[cpu].flush_done, __ATOMIC_ACQUIRE) < want[cpu] && x86::timer::now_us() < deadline) {
+    while (g_slots[cpu].flush_done.load(Order::acquire) < want[cpu] && x86::timer::now_us() < deadline) {
       service_flushes();
       x86::cpu_relax();
     }
-    if (__atomic_load_n(&g_slots[cpu].flush_done, __ATOMIC_ACQUIRE) >= want[cpu]) answered++;
+    if (g_slots[cpu].flush_done.load(Order::acquire) >= want[cpu]) answered++;
   }
   return answered;
 }

@@ -29,8 +29,8 @@ constexpr unsigned kSectionEntries = spte::kEntriesPerTable;
 
 uint64_t Mmu::age_range(unsigned as_id, gfn_t start, gfn_t end) {
   uint64_t young = 0;
-  // The reference taken by next() keeps the Root object in the list between sections.
-  for (Root* r = roots_.next(nullptr, as_id); r != nullptr; r = roots_.next(r, as_id)) {
+  // The walk's reference keeps the Root object in the list between our sections.
+  for (Root* r : roots_lockless_yield_safe(as_id)) {
     epoch_.read_lock();
     unsigned visited = 0;
     for (TdpIter it(platform_, r->table, r->level, start, end, 1); it.valid(); it.next()) {
@@ -63,7 +63,7 @@ uint64_t Mmu::age_range(unsigned as_id, gfn_t start, gfn_t end) {
 // kernel). The total still grows with the trees: that is why a hypercall reads the counters.
 void Mmu::count_leaves(unsigned as_id, uint64_t out[4]) {
   for (int l = 0; l < 4; l++) out[l] = 0;
-  for (Root* r = roots_.next(nullptr, as_id); r != nullptr; r = roots_.next(r, as_id)) {
+  for (Root* r : roots_lockless_yield_safe(as_id)) {
     if (platform_.should_yield()) platform_.cpu_relax();
     count_root_leaves(r, out);
   }

@@ -11,7 +11,8 @@
 //                          (one per root at least, left every few hundred entries).
 //   roots                  their own lock + epoch (root.h), whatever the caller holds.
 //   root walks             RootWalk (root.h) asserts the mode before every root:
-//                          roots_exclusive() for zaps, roots_lockless() for readers.
+//                          roots_exclusive() for zaps, roots_lockless() for readers,
+//                          roots_lockless_yield_safe() for readers with their own sections.
 // Lock order (docs/mmu.md §8): memslot update lock -> MMU lock -> each of the root list lock,
 // a deferred queue lock, the pending-dead lock, the limbo lock and the epoch's own locks. The
 // root list lock and a queue lock are never held together; nothing is taken under the
@@ -244,6 +245,9 @@ class Mmu {
   }
   // For lockless readers: one epoch read section per root (rule 1), none across roots.
   RootWalk roots_lockless(unsigned as_id) { return RootWalk::epoch_per_root(roots_, as_id, epoch_); }
+  // For lockless readers that keep their sections short themselves (several per root, each a
+  // bounded number of entries; age.cpp): the walk holds none and asserts none is left open.
+  RootWalk roots_lockless_yield_safe(unsigned as_id) { return RootWalk::body_sections(roots_, as_id, epoch_); }
   Platform& platform() { return platform_; }
   Epoch& epoch() { return epoch_; }
   const MmuConfig& config() const { return config_; }

@@ -129,10 +129,14 @@ class Roots {
 //                    closes it before taking the next one (rule 1: a grace period can end
 //                    between two roots). The caller must not be inside a section, which the
 //                    walk asserts; pointers into a root's tables must not outlive its turn.
+//   body_sections    no MMU lock, and the walk opens no section: the body opens its own,
+//                    several per root if it wants them short (a long walk leaves and re-enters
+//                    its section inside a root, restarting from the root: mmu/age.cpp). The
+//                    walk asserts before every root that the body left no section open.
 // The Mmu wraps these with its own lock and epoch (Mmu::roots_exclusive(), roots_lockless()).
 class RootWalk {
  public:
-  enum class Mode : uint8_t { exclusive, locked, epoch_per_root };
+  enum class Mode : uint8_t { exclusive, locked, epoch_per_root, body_sections };
 
   static RootWalk exclusive(Roots& roots, unsigned as_id, const RwSpinLock& lock) {
     return RootWalk(roots, as_id, Mode::exclusive, &lock, nullptr);
@@ -142,6 +146,9 @@ class RootWalk {
   }
   static RootWalk epoch_per_root(Roots& roots, unsigned as_id, Epoch& epoch) {
     return RootWalk(roots, as_id, Mode::epoch_per_root, nullptr, &epoch);
+  }
+  static RootWalk body_sections(Roots& roots, unsigned as_id, Epoch& epoch) {
+    return RootWalk(roots, as_id, Mode::body_sections, nullptr, &epoch);
   }
 
   struct End {};
@@ -170,7 +177,8 @@ class RootWalk {
       switch (w_.mode_) {
         case Mode::exclusive: w_.lock_->assert_held(); break;
         case Mode::locked: w_.lock_->assert_held_shared(); break;
-        case Mode::epoch_per_root: w_.epoch_->assert_not_in_read_section(); break;
+        case Mode::epoch_per_root:
+        case Mode::body_sections: w_.epoch_->assert_not_in_read_section(); break;
       }
     }
     void advance() {
