@@ -31,12 +31,6 @@ constexpr uint16_t kUnclaimedPort = 0x80;  // POST code port: hv ignores it, bar
 
 bool g_hv = false;
 
-uint64_t rdtsc() {
-  uint32_t lo, hi;
-  // LFENCE: earlier instructions complete before the TSC is read (the phases are short).
-  asm volatile("lfence; rdtsc" : "=a"(lo), "=d"(hi)::"memory");
-  return (static_cast<uint64_t>(hi) << 32) | lo;
-}
 
 void cpuid0() {
   uint32_t a = 0, b, c = 0, d;

@@ -48,25 +48,7 @@ struct Poll {
 Poll g_polls[kMaxZaps / kPollEvery + 2];
 unsigned g_npolls = 0;
 
-uint64_t rdtsc() {
-  uint32_t lo, hi;
-  asm volatile("rdtsc" : "=a"(lo), "=d"(hi));
-  return (static_cast<uint64_t>(hi) << 32) | lo;
-}
 
-// 64-bit division by shift and subtract (no libgcc for __udivdi3 on this target).
-uint64_t div64(uint64_t n, uint64_t d) {
-  if (!d) return 0;
-  uint64_t q = 0, r = 0;
-  for (int i = 63; i >= 0; i--) {
-    r = (r << 1) | ((n >> i) & 1);
-    if (r >= d) {
-      r -= d;
-      q |= uint64_t{1} << i;
-    }
-  }
-  return q;
-}
 
 uint32_t slot_gpa(unsigned k) { return kSlotFirst + k * kSlotStride; }
 

@@ -27,28 +27,13 @@ void serial_putc(char c) {
   outb(kCom1, static_cast<uint8_t>(c));
 }
 
-// 64-bit unsigned division by a small number, by shift-and-subtract: this target has no
-// libgcc for __udivdi3.
-uint64_t udiv(uint64_t n, unsigned d, unsigned* rem) {
-  uint64_t q = 0, r = 0;
-  for (int i = 63; i >= 0; i--) {
-    r = (r << 1) | ((n >> i) & 1);
-    if (r >= d) {
-      r -= d;
-      q |= uint64_t{1} << i;
-    }
-  }
-  *rem = static_cast<unsigned>(r);
-  return q;
-}
-
 void put_num(uint64_t v, unsigned base, bool neg) {
   char buf[24];
   int n = 0;
   do {
-    unsigned r;
-    v = udiv(v, base, &r);
-    buf[n++] = "0123456789abcdef"[r];
+    const uint64_t q = div64(v, base);
+    buf[n++] = "0123456789abcdef"[v - q * base];
+    v = q;
   } while (v);
   if (neg) serial_putc('-');
   while (n) serial_putc(buf[--n]);
@@ -104,6 +89,20 @@ void print_lock() {
 void print_unlock() { __atomic_store_n(&g_print_lock, 0, __ATOMIC_RELEASE); }
 
 }  // namespace
+
+// Shift and subtract, one quotient bit per step.
+uint64_t div64(uint64_t n, uint64_t d) {
+  if (!d) return 0;
+  uint64_t q = 0, r = 0;
+  for (int i = 63; i >= 0; i--) {
+    r = (r << 1) | ((n >> i) & 1);
+    if (r >= d) {
+      r -= d;
+      q |= uint64_t{1} << i;
+    }
+  }
+  return q;
+}
 
 void gprintf(const char* fmt, ...) {
   va_list ap;

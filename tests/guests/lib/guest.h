@@ -104,5 +104,14 @@ void smp_wait_done();
 void barrier();
 inline void cpu_relax() { asm volatile("pause" ::: "memory"); }
 
+// The time stamp counter; LFENCE first, so earlier instructions have completed when it is read.
+inline uint64_t rdtsc() {
+  uint32_t lo, hi;
+  asm volatile("lfence; rdtsc" : "=a"(lo), "=d"(hi)::"memory");
+  return (static_cast<uint64_t>(hi) << 32) | lo;
+}
+// 64-bit unsigned division (the 32-bit guests have no libgcc for __udivdi3); n / 0 gives 0.
+uint64_t div64(uint64_t n, uint64_t d);
+
 extern "C" void* memset(void* d, int c, size_t n);
 extern "C" void* memcpy(void* d, const void* s, size_t n);
