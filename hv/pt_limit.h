@@ -17,9 +17,9 @@
 // kRootCopies = 4: the live root plus up to three invalid ones whose teardown is still queued or
 // running. A guest that fast-zaps and faults all of its memory in again needs two copies (the
 // old one being torn down, the new one); four leave that doubled. However fast a vCPU zaps, the
-// MMU's fast-zap backpressure keeps at most mmu::MmuConfig::kDefaultTeardownBacklog (2) old trees, so
-// three copies is the most a VM can reach by zapping (static_assert in hv/guest_mmu.cpp). kSlackPages covers the
-// vCPUs' page caches (mmu/page_cache.h, PageCache::kCapacity = 8 each) and a few roots of the
+// MMU's fast-zap backpressure keeps at most mmu::MmuConfig::kDefaultTeardownBacklog (2) old
+// trees, so three copies is the most a VM can reach by zapping (static_assert in
+// hv/guest_mmu.cpp). kSlackPages covers the vCPUs' page caches (mmu/page_cache.h, PageCache::kCapacity = 8 each) and a few roots of the
 // second address space.
 //
 // Pure code, host-tested (tests/unit/pt_limit_test.cpp).
@@ -32,7 +32,7 @@
 namespace hv::pt_limit {
 
 inline constexpr uint64_t kRootCopies = 4;
-inline constexpr uint64_t kPageCacheCapacity = 8;  // mmu::PageCache::kCapacity (static_assert in hv/vm.cpp)
+inline constexpr uint64_t kPageCacheCapacity = 8;  // mmu::PageCache::kCapacity (static_assert in hv/guest_mmu.cpp)
 inline constexpr uint64_t kSlackPages = kMaxVcpus * kPageCacheCapacity + 32;
 
 constexpr uint64_t ceil_div(uint64_t a, uint64_t b) { return (a + b - 1) / b; }

@@ -204,8 +204,9 @@ void Vcpu::sync_ia32e_mode() {
 bool Vcpu::before_entry() {
   cpu_work::service();
   x86::tick::consume();
-  // Bounded (KVM's removed zap workers, docs/mmu.md §5): at most kDeferredBudget SPTEs of this
-  // CPU's queued root teardown and kDeferredBudget epoch callbacks per pass.
+  // Bounded (KVM's removed zap workers, docs/mmu.md §5): about kDeferredBudget SPTEs of queued
+  // root teardown (this CPU's queue, or another's when its backlog is large; one table of
+  // overshoot at most, mmu::Mmu::kTeardownOvershoot) and kDeferredBudget epoch callbacks.
   vm_->mmu().run_deferred_work(kDeferredBudget);
   // A fast zap (invalidate all roots) makes the MMU hand out a fresh root here: switch the
   // EPTP. INVEPT both: the old EPTP so that this CPU caches translations only for the EPTP it

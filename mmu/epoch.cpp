@@ -37,11 +37,13 @@
 //  C1. The load of G in read_lock() stays acquire. Step 2 needs the CAS that wrote R's value
 //      of G to happen before F_R; a relaxed load would leave the stale-pin case (R loads G,
 //      G moves twice, R pins its old value) without an ordering to reason from.
-//  C2. The unlink of O is an atomic RMW (the SPTE exchange/CAS of the MMU) or a release store,
-//      sequenced before the fence F_W in stamp(): retire()/retire_page()/synchronize() must
-//      come after the unlink in program order, on the same CPU. Step 1 needs the unlink to be
-//      an access to the pointer's location that is ordered after R's load of it (coherence)
-//      and that happens before F_W. A plain store, or a stamp taken before the unlink, breaks
+//  C2. The unlink of O is an atomic RMW (the SPTE exchange/CAS of the MMU) or a release store
+//      that happens before the fence F_W in stamp(): retire()/retire_page()/synchronize() come
+//      after the unlink in program order on the same CPU, or on another CPU that took O over
+//      through a release/acquire pair (a lock: the MMU's pending dead tables, mmu/zap.cpp (d)).
+//      Step 1 needs the unlink to be an access to the pointer's location that is ordered
+//      after R's load of it (coherence) and that happens before F_W ([atomics.order]/4.4 is
+//      stated with "happens before", not "sequenced before"). A plain store, or a stamp taken before the unlink, breaks
 //      step 1.
 //  C3. A reader obtains every pointer it dereferences, after its F_R, through a location the
 //      unlink changes (the parent SPTE, the published memslot set), or through pointers read

@@ -221,7 +221,7 @@ class Mmu {
 
   // --- Aging and inspection ---
   // Test-and-clear Accessed on the leaves of [start, end) in every root of `as_id`; returns how
-  // many were young. Lockless; one epoch read section per root (rule 1).
+  // many were young. Lockless; epoch read sections of bounded length, none across roots (rule 1).
   uint64_t age_range(unsigned as_id, gfn_t start, gfn_t end);
   // Leaves currently mapped per level (index 1..3) in the roots of `as_id`, counted by a walk
   // (for tests and diagnostics). Lockless; its epoch sections are bounded (a yield point between

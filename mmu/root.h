@@ -83,7 +83,7 @@ class Roots {
 
   // Fast zap, first half: mark every root invalid, bump the generation, and for each root whose
   // teardown was not scheduled yet, schedule it (taking the job's reference). Returns the
-  // ticket that waiters pass to all_done_before().
+  // ticket that waiters pass to teardowns_done_up_to().
   uint64_t invalidate_all() EXCLUDES(lock_);
   // True when no root has a teardown scheduled with a ticket <= `ticket` still unfinished.
   bool teardowns_done_up_to(uint64_t ticket) EXCLUDES(lock_);
