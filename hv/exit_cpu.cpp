@@ -36,8 +36,13 @@ void handle_cpuid(Vcpu& vcpu, const ExitInfo&) {
   } else {
     c = x86::cpuid(leaf, sub);
     if (leaf == 1) {
-      c.ecx &= ~(1u << 5);  // no nested VMX
-      c.ecx |= 1u << 31;    // "running under a hypervisor"
+      c.ecx &= ~(1u << 5);   // no nested VMX
+      c.ecx &= ~(1u << 15);  // no PDCM: IA32_PERF_CAPABILITIES is not offered (RDMSR gives #GP)
+      c.ecx |= 1u << 31;     // "running under a hypervisor"
+    } else if (leaf == 0xA) {
+      // No virtual PMU (architectural performance monitoring version 0, no counters): what
+      // handle_rdpmc enforces, stated where a guest looks first.
+      c = {};
     }
   }
   r.rax = c.eax;
@@ -96,9 +101,8 @@ void handle_wrmsr(Vcpu& vcpu, const ExitInfo&) {
 // CPU counted: a side channel), so it always exits. hv has no virtual PMU, so every counter
 // number is invalid, and for an invalid ECX the SDM's RDPMC raises #GP(0); that is what the
 // guest gets. (At CPL > 0 with CR4.PCE clear the CPU raises that #GP itself, before the exit:
-// faults based on privilege level have priority over VM exits.) CPUID still passes the
-// host's PMU leaf 0xA through; the planned CPUID policy hides it, so that a guest that looks
-// first does not try.
+// faults based on privilege level have priority over VM exits.) CPUID says the same: leaf 0xA
+// reports no performance monitoring (handle_cpuid), so a guest that looks first does not try.
 void handle_rdpmc(Vcpu& vcpu, const ExitInfo&) { vcpu.inject_exception(kGp, true, 0); }
 
 // The general register numbered as in exit qualifications (SDM table "Exit Qualification for

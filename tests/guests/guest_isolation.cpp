@@ -1,7 +1,9 @@
 // Isolation: the guest can reach only its own memory, and none of the host's performance
-// counters: RDPMC of a general-purpose and of a fixed counter must raise #GP(0) (hv intercepts
-// RDPMC and has no virtual PMU; without the interception the CPU would return the host's
-// counter - Bochs returns 0 for counter 0). Then memory: hv keeps a marker word in its own .data
+// counters. First the counters, also bare (see check_performance_counters: bare and under hv
+// the verdict is "no counter readable" where none is advertised); under hv RDPMC of a
+// general-purpose and of a fixed counter must raise #GP(0) (hv intercepts RDPMC and has no
+// virtual PMU; without the interception the CPU would return the host's counter - Bochs
+// returns 0 for counter 0). Then memory, under hv only: hv keeps a marker word in its own .data
 // (hv/guest_run.cpp, host-physical 0x200000 and up, and prints where); the guest
 //   - scans all of its RAM (slot 0, 8-byte steps, except its own image, which holds the
 //     marker's complement and its stack) for the marker: guest-physical 0x200000.. is the
@@ -100,25 +102,64 @@ void probe_high(uint64_t gpa, uint32_t lo, uint32_t hi) {
 
 uint64_t rnd64() { return (uint64_t{rnd()} << 32) | rnd(); }
 
-// RDPMC of `counter` (ECX) must raise #GP(0); returns whether it did.
-bool rdpmc_refused(uint32_t counter) {
+// General-purpose performance counters the CPU advertises: CPUID.0AH:EAX[15:8] (0 when leaf
+// 0AH does not exist, or reports architectural performance monitoring version 0).
+unsigned advertised_gp_counters() {
+  uint32_t a, b, c, d;
+  asm volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(0), "c"(0));
+  if (a < 0xA) return 0;
+  asm volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(0xA), "c"(0));
+  return (a & 0xFF) ? (a >> 8) & 0xFF : 0;
+}
+
+// RDPMC of `counter` (ECX): the fault it raised, printed.
+Fault probe_rdpmc(uint32_t counter) {
   uint64_t value = 0;
   const Fault f = try_rdpmc(counter, &value);
   if (f.raised) {
     gprintf("isolation: rdpmc of counter 0x%x raised vector %u (%s), error code 0x%x\n", counter, f.vector,
             f.vector == 13 ? "#GP" : f.vector == 6 ? "#UD" : "?", f.error_code);
   } else {
-    gprintf("isolation: rdpmc of counter 0x%x returned 0x%llx: the host's counter reached the guest\n", counter, value);
+    gprintf("isolation: rdpmc of counter 0x%x returned 0x%llx\n", counter, value);
   }
-  CHECK(f.raised);
-  CHECK_EQ(f.vector, 13);
-  CHECK_EQ(f.error_code, 0);
-  return f.raised && f.vector == 13 && f.error_code == 0;
+  return f;
+}
+
+// The performance counters, the part of this guest that also runs bare (the conformance half).
+// Architecture (SDM, RDPMC): at CPL 0 an invalid counter index raises #GP(0). With no
+// general-purpose counter advertised (CPUID.0AH), counter 0 is invalid, so RDPMC of it must not
+// hand the guest a value, on any implementation: hv gives #GP(0); QEMU TCG gives #UD (it does
+// not implement RDPMC); both verdicts are "no counter readable". Where a CPU advertises
+// counters, reading one is legitimate and the bare run says so instead of judging. Under hv the
+// stricter policy is checked too (docs/hypercalls.md): hv has no virtual PMU, so RDPMC of a
+// general-purpose and of a fixed counter (bit 30) both raise #GP(0), whatever CPUID says (hiding
+// the PMU in CPUID is the vCPU-model work of issue 10).
+void check_performance_counters(bool hv) {
+  const unsigned advertised = advertised_gp_counters();
+  const Fault gp = probe_rdpmc(0);
+  if (advertised == 0) {
+    CHECK(gp.raised);
+    gprintf("isolation: rdpmc: no counter advertised, none readable: %s\n", gp.raised ? "ok" : "FAIL");
+  } else {
+    gprintf("isolation: rdpmc: %u general-purpose counter(s) advertised: reading them is allowed\n", advertised);
+  }
+  if (!hv) return;
+  CHECK_EQ(advertised, 0u);  // hv's CPUID hides the host's PMU
+  const Fault fixed = probe_rdpmc(1u << 30);
+  CHECK(gp.raised && fixed.raised);
+  CHECK_EQ(gp.vector, 13);
+  CHECK_EQ(gp.error_code, 0);
+  CHECK_EQ(fixed.vector, 13);
+  CHECK_EQ(fixed.error_code, 0);
+  const bool refused = gp.raised && fixed.raised && gp.vector == 13 && fixed.vector == 13 && gp.error_code == 0 &&
+                       fixed.error_code == 0;
+  gprintf("isolation: rdpmc: %s\n", refused ? "refused with #GP(0), no performance counter readable" : "NOT refused");
 }
 
 }  // namespace
 
 void guest_test() {
+  check_performance_counters(under_hv());
   require_hv();
   const uint32_t lo = ~g_inverted[0], hi = ~g_inverted[1];
   const uint32_t ram = hv_call(HV_CALL_POOL_INFO).rcx;  // bytes of slot 0 at guest-physical 0
@@ -126,12 +167,6 @@ void guest_test() {
   gprintf("isolation: MAXPHYADDR %u bits; RAM [0, 0x%x); image [0x%x, 0x%x)\n", bits, ram,
           reinterpret_cast<uint32_t>(__image_start), reinterpret_cast<uint32_t>(__bss_end));
   CHECK(ram >= (4u << 20));
-
-  // 0. The host's performance counters: general-purpose counter 0 and fixed counter 0 (bit 30).
-  const bool gp_refused = rdpmc_refused(0);
-  const bool fixed_refused = rdpmc_refused(1u << 30);
-  const bool pmc_refused = gp_refused && fixed_refused;
-  gprintf("isolation: rdpmc: %s\n", pmc_refused ? "refused with #GP(0), no performance counter readable" : "NOT refused");
 
   // 1. Its own RAM, where hv's image would appear if guest-physical were host-physical.
   const uint32_t skip_lo = reinterpret_cast<uint32_t>(__image_start) & ~7u;
