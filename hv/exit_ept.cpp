@@ -137,8 +137,8 @@ bool emulate_dropped_access(Vcpu& vcpu, bool write_protected, unsigned access) {
 // only when nothing is left to reclaim or the retries are used up: a guest that maps more than
 // its limit allows (guest-ptlimit) stops at once; one whose limit is taken by roots it
 // invalidated itself (fast zaps) waits for their teardown instead.
-constexpr unsigned kReclaimBudget = 512;  // one table's entries: about one teardown step
-constexpr unsigned kOomRetries = 1000;
+constexpr unsigned kReclaimBudget = GuestMmu::kReclaimBudget;
+constexpr unsigned kOomRetries = GuestMmu::kReclaimRetries;
 
 mmu::FaultOutcome map_with_reclaim(Vcpu& vcpu, uint64_t gpa, unsigned access) {
   Vm& vm = vcpu.vm();

@@ -78,6 +78,11 @@ class GuestMmu {
   // pending dead tables flushed and retired, the epoch polled). True when retrying can help:
   // pages came back, or something is still on its way (invalid roots, pages in the epoch).
   bool reclaim(unsigned budget);
+  // What a vCPU refused a page spends before the VM is stopped: reclaim passes of about one
+  // table's teardown each (hv/exit_ept.cpp for a fault, hv/vcpu.cpp for a fresh root), at most
+  // kReclaimRetries of them in a row.
+  static constexpr unsigned kReclaimBudget = 512;
+  static constexpr unsigned kReclaimRetries = 1000;
   // Leaves mapped per level (index 1..3), counted by a walk of the roots.
   void leaves(uint64_t out[4]);
   uint64_t table_pages();

@@ -1,11 +1,12 @@
 // The registry of live VMs and the idle pass (see live_vms.h).
 #include "hv/live_vms.h"
 
+#include "arch/x86/percpu.h"
+#include "arch/x86/spinlock.h"
 #include "hv/mmu_platform.h"
 #include "hv/vm.h"
 #include "hv/vm_limits.h"
 #include "mmu/epoch.h"
-#include "mmu/lock.h"
 
 namespace hv {
 namespace {
@@ -13,7 +14,7 @@ namespace {
 constexpr unsigned kIdleBudget = 64;
 
 struct LiveSlot {
-  mmu::SpinLock lock;
+  x86::SpinLock lock;
   Vm* vm GUARDED_BY(lock) = nullptr;
 };
 LiveSlot g_live[kMaxVms];
@@ -22,7 +23,7 @@ LiveSlot g_live[kMaxVms];
 
 bool live_vms_add(Vm& vm) {
   for (LiveSlot& s : g_live) {
-    mmu::SpinLockGuard g(s.lock);
+    x86::SpinLockGuard g(s.lock);
     if (s.vm) continue;
     s.vm = &vm;
     return true;
@@ -33,7 +34,7 @@ bool live_vms_add(Vm& vm) {
 void live_vms_remove(Vm& vm) {
   for (LiveSlot& s : g_live) {
     // Waits for an idle pass that holds the slot: after this, none can reach the VM.
-    mmu::SpinLockGuard g(s.lock);
+    x86::SpinLockGuard g(s.lock);
     if (s.vm == &vm) s.vm = nullptr;
   }
 }
@@ -43,8 +44,9 @@ void live_vms_remove(Vm& vm) {
 // epoch callbacks (bounded). The epoch exists before the hook is installed.
 void idle_work() {
   epoch().quiescent();
+  const unsigned cpu = x86::cpu_index();
   for (LiveSlot& s : g_live) {
-    if (!s.lock.try_lock()) continue;  // being (un)registered, or another CPU's idle pass: skip
+    if (!s.lock.try_lock_for(cpu, 1)) continue;  // being (un)registered, or another CPU's idle pass: skip
     if (s.vm) s.vm->mmu().run_deferred_work(kIdleBudget);
     s.lock.unlock();
   }

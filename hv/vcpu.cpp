@@ -44,10 +44,6 @@ namespace {
 // bit 6 enables the accessed/dirty flags.
 uint64_t make_eptp(uint64_t root, bool ad) { return root | 6 | (3u << 3) | (ad ? (1u << 6) : 0); }
 constexpr unsigned kDeferredBudget = 64;
-// A vCPU refused its fresh root by the page limit: reclaim steps of about one table each, at
-// most this many, before the VM is stopped.
-constexpr unsigned kRootReclaimBudget = 512;
-constexpr unsigned kRootReclaimTries = 1000;
 }  // namespace
 
 const char* Vcpu::init(Vm& vm, unsigned index, const Capabilities& caps, const VcpuStart& start, VmRunState& run) {
@@ -217,7 +213,8 @@ bool Vcpu::before_entry() {
   // their way back: reclaim (teardown from any CPU's queue, the epoch polled) and try again,
   // answering other CPUs' requests in between (one of them may wait for our flush), a bounded
   // number of times, before stopping the VM.
-  for (unsigned tries = 0; !root && tries < kRootReclaimTries && vm_->mmu().reclaim(kRootReclaimBudget); tries++) {
+  for (unsigned tries = 0; !root && tries < GuestMmu::kReclaimRetries && vm_->mmu().reclaim(GuestMmu::kReclaimBudget);
+       tries++) {
     cpu_work::service();
     root = vm_->mmu().load_root(index_);
   }
