@@ -347,6 +347,9 @@ class Mmu {
   PageAccount account_;
   Roots roots_;
   DeferredQueue queues_[Platform::kMaxCpus];
+  // Roots whose teardown is scheduled and not finished (queued, or popped for a step): the
+  // cheap "nothing to help with" test of teardown_backlog_large().
+  Atomic<uint64_t> teardowns_outstanding_{0};
   // Dead tables whose retire_page() failed (no memory for the epoch's tracking page).
   SpinLock limbo_lock_;
   DeadTables limbo_ GUARDED_BY(limbo_lock_);

@@ -33,6 +33,7 @@ void Mmu::schedule_teardown_cb(void* ctx, Root* root) { static_cast<Mmu*>(ctx)->
 
 void Mmu::schedule_teardown(Root* root) {
   stats_.teardowns_queued.fetch_add(1, Order::relaxed);
+  teardowns_outstanding_.fetch_add(1, Order::relaxed);
   DeferredQueue& q = queues_[platform_.cpu_id()];
   SpinLockGuard g(q.lock);
   root->deferred_next = nullptr;
@@ -157,6 +158,7 @@ void Mmu::finish_teardown(Root* root) {
   flush_pending();
   flush_covering(root->td_gen);
   roots_.teardown_finished(root);
+  teardowns_outstanding_.fetch_sub(1, Order::relaxed);
 }
 
 void Mmu::run_queue(unsigned cpu, unsigned budget, unsigned& used) {
@@ -179,6 +181,10 @@ void Mmu::run_queue(unsigned cpu, unsigned budget, unsigned& used) {
 // there while the MMU holds three quarters of its page limit. A root queued on a CPU whose vCPU
 // seldom exits can then not hold the VM's memory: the faulting vCPUs and idle CPUs help.
 bool Mmu::teardown_backlog_large() {
+  // Every safe point asks, before every VM entry: with no teardown anywhere (the usual case)
+  // one load of a line that changes twice per root's teardown answers, not a look at every
+  // CPU's queue. Relaxed: a hint, as the queue lengths are.
+  if (teardowns_outstanding_.load(Order::relaxed) == 0) return false;
   const unsigned me = platform_.cpu_id();
   const unsigned n = platform_.cpu_count();
   uint64_t elsewhere = 0;
