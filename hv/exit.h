@@ -26,12 +26,12 @@ void dispatch_exit(Vcpu& vcpu);
 void handle_ept_violation(Vcpu& vcpu, const ExitInfo& exit);   // exit_ept.cpp
 void handle_ept_misconfig(Vcpu& vcpu, const ExitInfo& exit);   // exit_ept.cpp
 void handle_io(Vcpu& vcpu, const ExitInfo& exit);              // exit_io.cpp
-void handle_cpuid(Vcpu& vcpu, const ExitInfo& exit);           // exit_cpu.cpp
+void handle_cpuid(Vcpu& vcpu, const ExitInfo& exit);           // exit_cpuid.cpp
 void handle_hlt(Vcpu& vcpu, const ExitInfo& exit);             // exit_cpu.cpp
-void handle_rdmsr(Vcpu& vcpu, const ExitInfo& exit);           // exit_cpu.cpp
-void handle_wrmsr(Vcpu& vcpu, const ExitInfo& exit);           // exit_cpu.cpp
+void handle_rdmsr(Vcpu& vcpu, const ExitInfo& exit);           // exit_msr.cpp
+void handle_wrmsr(Vcpu& vcpu, const ExitInfo& exit);           // exit_msr.cpp
 void handle_rdpmc(Vcpu& vcpu, const ExitInfo& exit);           // exit_cpu.cpp (#GP: no virtual PMU)
-void handle_cr_access(Vcpu& vcpu, const ExitInfo& exit);       // exit_cpu.cpp
+void handle_cr_access(Vcpu& vcpu, const ExitInfo& exit);       // exit_cr.cpp
 void handle_skip(Vcpu& vcpu, const ExitInfo& exit);            // exit_cpu.cpp (INVD, WBINVD, PAUSE)
 void handle_undefined(Vcpu& vcpu, const ExitInfo& exit);       // exit_cpu.cpp (#UD: VMX insns)
 void handle_external_interrupt(Vcpu& vcpu, const ExitInfo& exit);  // exit_events.cpp

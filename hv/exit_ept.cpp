@@ -9,6 +9,7 @@
 #include "arch/x86/vmx/exit_reason.h"
 #include "arch/x86/vmx/instructions.h"
 #include "hv/exit.h"
+#include "hv/guest_gpr.h"
 #include "hv/guest_walk.h"
 #include "hv/insn_decode.h"
 #include "hv/vcpu.h"
@@ -33,11 +34,6 @@ using namespace x86::vmx;
 // a guest that broke the architecture's rules can cause, and the check of the decoded direction
 // against the exit's below catches most of it; either way only that guest is affected.
 namespace {
-
-uint64_t* gpr(x86::vmx::GuestRegs& r, unsigned n) {
-  uint64_t* const table[8] = {&r.rax, &r.rcx, &r.rdx, &r.rbx, nullptr, &r.rbp, &r.rsi, &r.rdi};
-  return table[n & 7];
-}
 
 // A guest page-table entry read for the walker: only from the VM's RAM slots, the whole entry
 // inside one slot (GuestMmu::translate checks the bounds).

@@ -77,6 +77,15 @@ struct Fault {
 };
 // RDPMC with ECX = counter: *value is the counter when nothing was raised.
 Fault try_rdpmc(uint32_t counter, uint64_t* value);
+// The generic probe: runs fn() with the probe armed for the whole call and reports the first
+// exception raised inside it (fn is then abandoned at the faulting instruction, longjmp-like:
+// only memory it wrote before survives). Write the instruction under test as inline assembly:
+//   uint64_t v; Fault f = probe([&] { v = rdmsr_raw(0x10); });
+Fault probe_call(void (*fn)(void*), void* ctx);
+template <class F>
+Fault probe(F fn) {
+  return probe_call([](void* c) { (*static_cast<F*>(c))(); }, &fn);
+}
 
 // --- hypercalls (hv_abi.h) ---
 struct HvRet {

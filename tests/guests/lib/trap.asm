@@ -108,6 +108,35 @@ trap_rdpmc:
     mov eax, 1
     ret
 
+; uint32_t trap_call(void (*fn)(void*), void* ctx): calls fn(ctx) with a probe armed for the
+; whole call. Returns 0 when fn returned, 1 when an exception was raised inside it (then
+; trap_last_vector and trap_last_error say which, and fn's frame is abandoned: ESP and the
+; callee-saved registers are restored from here, like longjmp). The generic probe behind
+; probe() in guest.h: a guest writes the instruction under test as inline assembly in a lambda.
+global trap_call
+trap_call:
+    push ebp
+    push ebx
+    push esi
+    push edi
+    mov [trap_saved_esp], esp
+    mov dword [trap_resume], .raised
+    push dword [esp + 24]           ; ctx (above: 4 saved registers, the return address, fn)
+    call [esp + 24]                 ; fn (one push moved it up by 4)
+    add esp, 4
+    mov dword [trap_resume], 0
+    xor eax, eax
+    jmp .out
+.raised:
+    mov esp, [trap_saved_esp]
+    mov eax, 1
+.out:
+    pop edi
+    pop esi
+    pop ebx
+    pop ebp
+    ret
+
 section .rodata
 align 4
 stubs:
@@ -125,6 +154,7 @@ idt_desc:
 align 4
 global trap_last_vector, trap_last_error
 trap_resume: dd 0                   ; where an exception continues; 0: none expected
+trap_saved_esp: dd 0                ; trap_call's ESP after it saved its registers
 trap_last_vector: dd 0
 trap_last_error: dd 0
 

@@ -4,6 +4,18 @@
 extern "C" void trap_install();
 extern "C" uint32_t trap_rdpmc(uint32_t counter, uint64_t* value);
 extern "C" volatile uint32_t trap_last_vector, trap_last_error;
+extern "C" uint32_t trap_call(void (*fn)(void*), void* ctx);
+
+Fault probe_call(void (*fn)(void*), void* ctx) {
+  trap_install();
+  Fault f{};
+  if (trap_call(fn, ctx)) {
+    f.raised = true;
+    f.vector = static_cast<uint8_t>(trap_last_vector);
+    f.error_code = trap_last_error;
+  }
+  return f;
+}
 
 Fault try_rdpmc(uint32_t counter, uint64_t* value) {
   trap_install();

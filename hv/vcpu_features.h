@@ -1,0 +1,32 @@
+// What hv virtualizes for a guest's vCPUs, decided once per VM from the host CPU and its VMX
+// capabilities. The CPUID policy (hv/cpuid_policy.h) advertises a feature only where this says
+// hv handles it, and the VMCS setup enables the matching controls from the same facts, so what
+// a guest is told and what it gets cannot drift apart.
+#pragma once
+
+#include <stdint.h>
+
+#include "arch/x86/vmx/capabilities.h"
+
+namespace hv {
+
+struct VcpuFeatures {
+  // XSAVE/XRSTOR/XSETBV with the guest's XCR0 switched on entry and exit (hv/exit_xsetbv.cpp):
+  // CPUID.1:ECX.XSAVE, leaf 0xD; `xcr0_mask` is what XSETBV accepts (x87 | SSE | AVX ...,
+  // never more than the host supports).
+  bool xsave = false;
+  uint64_t xcr0_mask = 0;
+  // "Enable INVPCID" (secondary control): CPUID.7.0:EBX.INVPCID.
+  bool invpcid = false;
+  // "Enable RDTSCP" (secondary control) and IA32_TSC_AUX kept per vCPU: CPUID.80000001H:EDX.RDTSCP.
+  bool rdtscp = false;
+  // A virtual local APIC (the interrupt-platform issue): until it exists, x2APIC and the
+  // TSC-deadline timer are hidden.
+  bool x2apic = false;
+  bool tsc_deadline = false;
+};
+
+// The features of a VM on this host.
+VcpuFeatures vcpu_features(const x86::vmx::Capabilities& caps);
+
+}  // namespace hv
