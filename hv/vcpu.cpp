@@ -89,7 +89,6 @@ const char* Vcpu::init(Vm& vm, unsigned index, const Capabilities& caps, const V
   if (caps.vpid) invvpid_context(caps, vpid_);
 
   regs = GuestRegs{};
-  cr2 = 0;
   regs.rax = start.rax;
   regs.rbx = start.rbx;
   regs.rcx = start.rcx;
@@ -189,7 +188,7 @@ void Vcpu::inject_exception(uint8_t vector, bool has_error_code, uint32_t error_
 }
 
 void Vcpu::inject_page_fault(uint64_t linear, uint32_t error_code) {
-  cr2 = linear;  // loaded into the register before the entry that delivers the #PF
+  regs.cr2 = linear;  // vmx_enter loads it just before the entry that delivers the #PF
   inject_exception(14, true, error_code);
 }
 
@@ -252,12 +251,10 @@ bool Vcpu::run() {
       stats_.entry_retries++;  // a flush request raced with us: before_entry() serves it
       continue;
     }
-    if (x86::read_cr2() != cr2) x86::write_cr2(cr2);
     const uint64_t t0 = x86::rdtsc();
     timing_.entering(t0);
     const int r = vmx_enter(&regs, launched_ ? 1 : 0);
     const uint64_t t1 = x86::rdtsc();
-    cr2 = x86::read_cr2();
     cpu_work::exit_guest_mode();
     epoch().quiescent();  // the exit boundary
     if (r != kEnterExited) {

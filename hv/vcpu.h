@@ -84,7 +84,8 @@ class Vcpu {
   void skip_instruction();
   // Inject a hardware exception at the next entry (vector, optional error code).
   void inject_exception(uint8_t vector, bool has_error_code, uint32_t error_code);
-  // Inject a #PF for `linear` (the guest's CR2 at delivery) with `error_code`.
+  // Inject a #PF for `linear` (the guest's CR2 at delivery: regs.cr2, which vmx_enter loads
+  // into the register, as it saves it at every exit; the VMCS has no CR2 field) with `error_code`.
   void inject_page_fault(uint64_t linear, uint32_t error_code);
 
   Vm& vm() { return *vm_; }
@@ -110,11 +111,6 @@ class Vcpu {
   // the guest to retry after reclaim (hv/exit_ept.cpp); reset by a fault that succeeds.
   unsigned oom_streak = 0;
   x86::vmx::GuestRegs regs = {};
-  // The guest's CR2. The VMCS has no field for it: VM entry and exit leave the register as it
-  // is, so hv saves it after every exit and puts it back before every entry (only when it
-  // differs: a MOV to CR2 costs more than a compare), so that no other guest's value and no
-  // page fault of hv's shows through, and an injected #PF can set it.
-  uint64_t cr2 = 0;
   uint64_t exits = 0;
 
  private:
