@@ -5,13 +5,15 @@
 // cached translations for the faulting address (SDM 29.4.3.3), and the CPU does not cache
 // not-present entries as usable translations.
 #include "arch/x86/log.h"
+#include "arch/x86/spinlock.h"
 #include "arch/x86/vmx/dump.h"
 #include "arch/x86/vmx/exit_reason.h"
 #include "arch/x86/vmx/instructions.h"
 #include "hv/exit.h"
 #include "hv/guest_gpr.h"
 #include "hv/guest_walk.h"
-#include "hv/insn_decode.h"
+#include "hv/emulate/execute.h"
+#include "hv/emulate/translate.h"
 #include "hv/vcpu.h"
 #include "hv/vm.h"
 #include "mmu/spte.h"
@@ -20,20 +22,31 @@ namespace hv {
 
 using namespace x86::vmx;
 
-// Policy for guest accesses that no slot backs, or that write a read-only slot
-// (docs/hypercalls.md, "Unbacked and read-only memory"): a load returns all ones, a store is
-// dropped, each is counted, and the guest continues after the instruction - like reads of an
-// empty bus and writes to ROM. hv completes the instruction by decoding it (insn_decode.h);
-// that needs the instruction bytes, which it reads through the memslots after translating
-// CS:RIP with the guest's own paging state (guest_walk.h: paging off, 32-bit, PAE, 4/5-level),
-// so 32-bit code works with paging on too and may reach any guest-physical address up to
-// MAXPHYADDR. Any other case - 64-bit code, an instruction the decoder refuses, RIP that the
-// walker cannot translate, an instruction fetch - stops the vCPU with a report. The walk reads
-// the guest's tables as they are in memory now, while the CPU may have fetched through a TLB
-// entry the guest has not invalidated yet: then the bytes may differ from what ran, which only
-// a guest that broke the architecture's rules can cause, and the check of the decoded direction
-// against the exit's below catches most of it; either way only that guest is affected.
+// Guest accesses that no slot backs, that write a read-only slot, or that an MMIO device
+// claims (hv/mmio_bus.h) - in a VM with the multiboot machine (Vm::devices; hv's own memtouch
+// guest has none: any such access stops it, as its test mode "unbacked" expects). The
+// instruction is emulated (hv/emulate/): a load from unbacked memory returns all ones, a store
+// there or to a read-only slot is dropped, each counted (docs/hypercalls.md, "Unbacked and
+// read-only memory"); a device's range goes to the device; RAM parts (the other half of a
+// page-crossing access, the other operand of MOVS) go to the slot. The instruction bytes are
+// fetched at CS:RIP through the guest's own page tables (hv/guest_walk.h: paging off, 32-bit,
+// PAE with the PDPTEs from the VMCS, 4/5-level) and the memslots; a translation that fails
+// gives the guest the #PF its CPU would raise (hv/emulate/translate.h). The walk reads the
+// guest's tables as they are in memory now, while the CPU may have used a TLB entry the guest
+// has not invalidated yet: then the bytes may differ from what ran, which only a guest that broke
+// the architecture's rules can cause, and only that guest is affected. The exit's own
+// guest-linear address translates to the exit's guest-physical address (the CPU's translation).
+//
+// Not emulated, the vCPU stops with a report instead (docs/guest-platform.md, section 5):
+//   - an access made while the CPU delivered an event (IDT-vectoring information valid): the
+//     IDT, a gate's target stack or a TSS in unbacked memory is not the instruction at RIP;
+//   - an access by the guest's own page walk (qualification bit 7 set, bit 8 clear): a paging
+//     structure in unbacked memory;
+//   - an instruction fetch from memory that is not RAM;
+//   - an instruction the emulator does not know (the report names its bytes).
 namespace {
+
+constexpr uint64_t kRepBudget = 256;  // REP iterations per exit: the handler stays bounded
 
 // A guest page-table entry read for the walker: only from the VM's RAM slots, the whole entry
 // inside one slot (GuestMmu::translate checks the bounds).
@@ -61,65 +74,157 @@ GuestPaging guest_paging(Vm& vm) {
   return p;
 }
 
-// Reads up to 15 instruction bytes at CS:RIP (32-bit code: 32-bit linear addresses) through
-// the guest's page tables and the memslots. Returns how many it got; 0 with *why set when even
-// the first byte cannot be translated.
-unsigned fetch_insn(Vm& vm, uint8_t* buf, uint64_t* lin_out, WalkStatus* why) {
-  const uint64_t lin = (vmread(field::kGuestCsBase) + vmread(field::kGuestRip)) & 0xFFFFFFFFull;
-  *lin_out = lin;
-  const GuestPaging paging = guest_paging(vm);
-  WalkResult w;
-  unsigned n = 0;
-  for (; n < 15; n++) {
-    const uint64_t at = (lin + n) & 0xFFFFFFFFull;
-    // Walk again where the instruction crosses into another page (or on the first byte).
-    if (n == 0 || (at & 0xFFF) == 0) {
-      w = guest_walk(paging, at, &read_guest_entry, &vm);
-      if (w.status != WalkStatus::ok) {
-        if (n == 0) *why = w.status;
-        break;
-      }
-      w.gpa -= n;  // so that w.gpa + n below is the byte's address
-    }
-    const uint64_t hpa = vm.mmu().translate(w.gpa + n, 1, false);
-    if (!hpa) break;
-    buf[n] = *reinterpret_cast<const volatile uint8_t*>(hpa);
-  }
-  return n;
+void copy_from_host(uint64_t hpa, unsigned size, uint8_t* out) {
+  for (unsigned k = 0; k < size; k++) out[k] = reinterpret_cast<const volatile uint8_t*>(hpa)[k];
 }
 
-// True when the access was completed per the policy above.
-bool emulate_dropped_access(Vcpu& vcpu, bool write_protected, unsigned access) {
-  if (access & mmu::spte::kAccExec) return false;
-  if (!((vmread(field::kGuestCsAr) >> 14) & 1)) return false;  // CS.D = 0: 16-bit or 64-bit code
-  uint8_t bytes[15];
-  uint64_t lin = 0;
-  WalkStatus why = WalkStatus::ok;
-  const unsigned n = fetch_insn(vcpu.vm(), bytes, &lin, &why);
-  if (n == 0 && why != WalkStatus::ok) {
-    x86::log::error("vm%u: vcpu%u: cannot read the instruction at linear 0x%lx: guest page walk: %s", vcpu.vm().id(), vcpu.index(),
-               lin, to_string(why));
+// Guest memory for the emulator on a VMX vCPU (hv/emulate/guest_access.h). Called with the
+// VM's MMIO bus lock held: the whole instruction is one critical section for the devices.
+class VmxGuestAccess final : public emu::GuestAccess {
+ public:
+  VmxGuestAccess(Vm& vm, const GuestPaging& paging, const emu::TranslateHint& hint) : vm_(vm), paging_(paging), hint_(hint) {}
+
+  Translation translate(uint64_t linear, emu::AccessKind kind, unsigned cpl) override {
+    return emu::translate_linear(paging_, &read_guest_entry, &vm_, hint_, linear, kind, cpl);
   }
-  MemInsn m;
-  if (!decode_mov32(bytes, n, &m)) return false;
-  // The exit says whether the access was a write; the decoder must agree, else the bytes
-  // were changed under us (another vCPU) or the instruction is not what it seems.
-  if (m.store != ((access & mmu::spte::kAccWrite) != 0)) return false;
-  VmStats& st = vcpu.vm().stats();
-  if (m.store) {
-    if (write_protected) st.readonly_writes++;
-    else st.unbacked_writes++;
-  } else {
-    if (write_protected) return false;  // a read can't hit write protection
-    st.unbacked_reads++;
-    // ESP (reg 4 without high8) lives in the VMCS; AH..BH name registers 0-3.
-    if (uint64_t* reg = gpr(vcpu.regs, m.reg)) {
-      *reg = all_ones_load(m, *reg);
-    } else {
-      vmwrite(field::kGuestRsp, all_ones_load(m, vmread(field::kGuestRsp)));
+  void read_phys(uint64_t gpa, unsigned size, uint8_t* out) override {
+    vm_.mmio.lock.assert_held();
+    if (const uint64_t hpa = vm_.mmu().translate(gpa, size, false)) {
+      copy_from_host(hpa, size, out);
+      return;
     }
+    if (const int region = vm_.mmio.find(gpa, size); region >= 0) {
+      const uint64_t v = vm_.mmio.read(region, gpa, size);
+      for (unsigned k = 0; k < size; k++) out[k] = static_cast<uint8_t>(v >> (8 * k));
+      return;
+    }
+    for (unsigned k = 0; k < size; k++) out[k] = 0xFF;  // an empty bus
+    vm_.stats().unbacked_reads++;
   }
-  vmwrite(field::kGuestRip, (vmread(field::kGuestRip) + m.length) & 0xFFFFFFFFull);
+  void write_phys(uint64_t gpa, unsigned size, const uint8_t* in) override {
+    vm_.mmio.lock.assert_held();
+    if (const uint64_t hpa = vm_.mmu().translate(gpa, size, true)) {
+      for (unsigned k = 0; k < size; k++) reinterpret_cast<volatile uint8_t*>(hpa)[k] = in[k];
+      return;
+    }
+    if (vm_.mmu().translate(gpa, size, false)) {  // a read-only slot: like ROM
+      vm_.stats().readonly_writes++;
+      return;
+    }
+    if (const int region = vm_.mmio.find(gpa, size); region >= 0) {
+      uint64_t v = 0;
+      for (unsigned k = 0; k < size; k++) v |= static_cast<uint64_t>(in[k]) << (8 * k);
+      vm_.mmio.write(region, gpa, size, v);
+      return;
+    }
+    vm_.stats().unbacked_writes++;
+  }
+  bool fetch_phys(uint64_t gpa, unsigned size, uint8_t* out) override {
+    const uint64_t hpa = vm_.mmu().translate(gpa, size, false);
+    if (!hpa) return false;
+    copy_from_host(hpa, size, out);
+    return true;
+  }
+
+ private:
+  Vm& vm_;
+  const GuestPaging& paging_;
+  const emu::TranslateHint& hint_;
+};
+
+emu::CpuState cpu_state() {
+  emu::CpuState c;
+  const uint64_t cs_ar = vmread(field::kGuestCsAr);
+  const bool lma = (vmread(field::kGuestEfer) >> 10) & 1;
+  if (lma && ((cs_ar >> 13) & 1)) c.mode = emu::Mode::k64;        // CS.L
+  else if ((cs_ar >> 14) & 1) c.mode = emu::Mode::k32;            // CS.D
+  else c.mode = emu::Mode::k16;                                   // 16-bit protected or real mode
+  const uint32_t bases[6] = {field::kGuestEsBase, field::kGuestCsBase, field::kGuestSsBase,
+                             field::kGuestDsBase, field::kGuestFsBase, field::kGuestGsBase};
+  for (unsigned i = 0; i < 6; i++) c.seg_base[i] = vmread(bases[i]);
+  c.cpl = (vmread(field::kGuestSsAr) >> 5) & 3;  // SS.DPL is the CPL
+  return c;
+}
+
+const char* access_text(unsigned access) {
+  return access & mmu::spte::kAccExec ? "x" : access & mmu::spte::kAccWrite ? "w" : "r";
+}
+
+// Completes the access per the policy above. False when the vCPU was stopped instead.
+bool emulate_access(Vcpu& vcpu, const ExitInfo& e, uint64_t gpa, unsigned access, const char* what) {
+  Vm& vm = vcpu.vm();
+  const uint64_t rip = vmread(field::kGuestRip);
+  const uint32_t vectoring = static_cast<uint32_t>(vmread(field::kIdtVectoringInfo));
+  if (vectoring & (1u << 31)) {
+    vcpu.stop(true, "event delivery (vector %u) accessed %s guest-physical 0x%lx (%s) at rip 0x%lx", vectoring & 0xFF, what,
+              gpa, access_text(access), rip);
+    return false;
+  }
+  if ((e.qualification & ept_qual::kLinearValid) && !(e.qualification & ept_qual::kFinalTranslation)) {
+    vcpu.stop(true, "the guest's page walk for linear 0x%lx accessed %s guest-physical 0x%lx (a paging-structure entry) at rip 0x%lx",
+              vmread(field::kGuestLinearAddress), what, gpa, rip);
+    return false;
+  }
+  if (!vm.devices || (access & mmu::spte::kAccExec)) {
+    vcpu.stop(true, "guest accessed %s guest-physical address 0x%lx (%s) at rip 0x%lx", what, gpa, access_text(access), rip);
+    return false;
+  }
+  const GuestPaging paging = guest_paging(vm);
+  emu::TranslateHint hint;
+  if (e.qualification & ept_qual::kLinearValid) {
+    hint.valid = true;
+    hint.linear = vmread(field::kGuestLinearAddress);
+    hint.gpa = gpa;
+  }
+  const emu::CpuState cpu = cpu_state();
+  emu::Regs r;
+  for (unsigned i = 0; i < 16; i++) {
+    const uint64_t* g = gpr(vcpu.regs, i);
+    r.gpr[i] = g ? *g : vmread(field::kGuestRsp);
+  }
+  r.rip = rip;
+  r.rflags = vmread(field::kGuestRflags);
+  VmxGuestAccess mem(vm, paging, hint);
+  emu::Result res;
+  {
+    x86::SpinLockGuard guard(vm.mmio.lock);
+    res = emu::emulate(cpu, r, mem, kRepBudget);
+  }
+  if (res.status == emu::Result::Status::refused || res.status == emu::Result::Status::stop) {
+    char bytes[48];
+    emu::format_bytes(res.bytes, res.nbytes, bytes, sizeof bytes);
+    if (res.status == emu::Result::Status::refused) {
+      vcpu.stop(true, "cannot emulate %s at rip 0x%lx: %s (access to %s guest-physical 0x%lx)", res.nbytes ? bytes : "(no bytes)",
+                rip, emu::to_string(res.decode), what, gpa);
+    } else {
+      vcpu.stop(true, "cannot emulate the access to %s guest-physical 0x%lx at rip 0x%lx (linear 0x%lx): %s", what, gpa, rip,
+                res.fault.linear, res.fault.why);
+    }
+    return false;
+  }
+  // The registers as the CPU leaves them: after the instruction (done), or where a fault leaves
+  // them (nothing changed, or a REP instruction's completed iterations).
+  for (unsigned i = 0; i < 16; i++) {
+    if (uint64_t* g = gpr(vcpu.regs, i)) *g = r.gpr[i];
+    else vmwrite(field::kGuestRsp, r.gpr[i]);
+  }
+  if (res.status == emu::Result::Status::fault) {
+    if (res.fault.kind == emu::Fault::Kind::page_fault) vcpu.inject_page_fault(res.fault.linear, res.fault.error_code);
+    else vcpu.inject_exception(res.fault.vector, res.fault.has_error, res.fault.error_code);
+    return true;
+  }
+  constexpr uint64_t kRf = 1ull << 16;  // a completed instruction clears RF, as on the CPU
+  vmwrite(field::kGuestRflags, r.rflags & ~kRf);
+  if (r.rip != rip) {
+    // The instruction completed: RIP moves past it, and any STI/MOV-SS interrupt shadow ends
+    // (SDM 25.4.2), what Vcpu::skip_instruction() does for exits with an instruction length.
+    // TODO(merge): route through Vcpu::skip_instruction's semantics for RFLAGS.TF (a single-step
+    // #DB after the emulated instruction) once it takes a length: EPT violations have no
+    // VM-exit instruction length, the emulator's decode gives it (res.insn.length).
+    vmwrite(field::kGuestRip, r.rip);
+    const uint64_t intr = vmread(field::kGuestInterruptibility);
+    if (intr & 3) vmwrite(field::kGuestInterruptibility, intr & ~3ull);
+  }
   return true;
 }
 
@@ -175,14 +280,10 @@ void handle_ept_violation(Vcpu& vcpu, const ExitInfo& e) {
       return;
     case F::unbacked:
     case F::bad_gfn:
-      if (emulate_dropped_access(vcpu, false, access)) return;
-      vcpu.stop(true, "guest accessed unbacked guest-physical address 0x%lx (%s%s%s) at rip 0x%lx", gpa,
-                access & mmu::spte::kAccRead ? "r" : "", access & mmu::spte::kAccWrite ? "w" : "",
-                access & mmu::spte::kAccExec ? "x" : "", vmread(field::kGuestRip));
+      emulate_access(vcpu, e, gpa, access, "unbacked");
       return;
     case F::write_protected:
-      if (emulate_dropped_access(vcpu, true, access)) return;
-      vcpu.stop(true, "guest wrote to read-only guest-physical address 0x%lx", gpa);
+      emulate_access(vcpu, e, gpa, access, "read-only");
       return;
     case F::out_of_memory: {
       // The VM's page-table limit (counted by the MMU: mmu/page_account.h) or hv's memory, and

@@ -21,6 +21,7 @@
 #include "hv/guest_loader.h"
 #include "hv/guest_phys_bits.h"
 #include "hv/hypercall.h"
+#include "hv/mmio_scratch.h"
 #include "hv/vm_runner.h"
 
 namespace hv {
@@ -53,6 +54,7 @@ const char* create_vm(RunVm& rv, const x86::mb2::BootInfo& boot, const char* nam
     return err;
   rv.vm.devices = true;
   rv.vm.uart.reset(rv.id);
+  add_scratch_mmio(rv.vm);  // HV_SCRATCH_MMIO_GPA (hv/mmio_scratch.h)
   uint64_t entry = 0;
   if (const char* err = load_multiboot(rv.vm, reinterpret_cast<const uint8_t*>(mod->start), mod->end - mod->start, &entry)) {
     x86::format(rv.why, sizeof rv.why, "%s: %s", name, err);

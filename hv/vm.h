@@ -9,6 +9,7 @@
 #include "arch/x86/vmx/exit_reason.h"
 #include "hv/counter.h"
 #include "hv/guest_mmu.h"
+#include "hv/mmio_bus.h"
 #include "hv/uart.h"
 #include "hv/vm_limits.h"
 #include "mmu/atomic.h"
@@ -52,6 +53,7 @@ class Vm {
     hv_slot_bytes_ = 0;
     hv_slot_ranges_ = 0;
     devices = false;
+    mmio.clear();
     vcpu_count = 1;
     report_result_reset();
   }
@@ -87,6 +89,7 @@ class Vm {
   // Device models of a multiboot guest (hv/exit_io.cpp). `devices` off: the memtouch ports only.
   bool devices = false;
   Uart uart;
+  MmioBus mmio;  // MMIO devices (hv/mmio_bus.h); emulated accesses of a multiboot guest (devices on)
   // Frees the EPT tables and the guest RAM. The vCPUs must be stopped and their VMCSs cleared.
   void destroy();
 

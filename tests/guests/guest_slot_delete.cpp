@@ -42,7 +42,7 @@ void guest_test() {
   gprintf("slot-delete: unbacked: %llu reads gave all ones, %llu writes dropped\n", hv_stat(HV_STAT_UNBACKED_READS) - r0,
           hv_stat(HV_STAT_UNBACKED_WRITES) - w0);
 
-  // Every MOV form hv's decoder knows, against the unbacked range (hv/insn_decode.h): the
+  // MOV forms against the unbacked range (hv's emulator, hv/emulate/): the
   // loaded register gets all ones in exactly the bytes the instruction writes.
   const uint64_t r1 = hv_stat(HV_STAT_UNBACKED_READS), w1 = hv_stat(HV_STAT_UNBACKED_WRITES);
   uint32_t v;

@@ -8,7 +8,7 @@
 ; At entry (multiboot v1): 32-bit protected mode, paging off, flat segments, interrupts off,
 ; EAX = 0x2BADB002, EBX = address of the multiboot information. The guests stay in 32-bit
 ; protected mode with paging off: guest-physical = linear, which keeps their memory tests
-; direct and lets hv decode their faulting MOVs (hv/insn_decode.h).
+; direct (hv's emulator, hv/emulate/, handles other modes too: guest-emulate enters long mode).
 
 MB_MAGIC equ 0x1BADB002
 %ifdef MB_PLAIN_ELF

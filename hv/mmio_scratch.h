@@ -1,0 +1,34 @@
+// The scratch MMIO device of the test guests: 8 KiB at guest-physical HV_SCRATCH_MMIO_GPA
+// (tests/guests/lib/hv_abi.h; two 4 KiB pages, so accesses that cross its page boundary are
+// emulated in two parts) that behave like RAM - a load returns what the last store wrote -
+// but every access is an emulated MMIO access, since no memslot backs the range. It exists so
+// the conformance guest guest-emulate (tests/guests/guest_emulate.cpp) can run every encoding
+// the emulator knows against a device and compare the result with the CPU running the same
+// instruction on RAM. Its contents start as zeros when the VM is created.
+#pragma once
+
+#include <stdint.h>
+
+#include "hv/mmio_bus.h"
+
+namespace hv {
+
+class Vm;
+
+class ScratchMmio final : public MmioDevice {
+ public:
+  static constexpr uint64_t kBytes = 8192;
+  const char* name() const override { return "scratch"; }
+  uint64_t mmio_read(uint64_t offset, unsigned size) override;
+  void mmio_write(uint64_t offset, unsigned size, uint64_t value) override;
+  void reset();
+
+ private:
+  uint8_t bytes_[kBytes] = {};
+};
+
+// Registers a fresh scratch device at HV_SCRATCH_MMIO_GPA on `vm`'s bus (one device per VM id).
+// Before the VM's vCPUs run.
+void add_scratch_mmio(Vm& vm);
+
+}  // namespace hv
