@@ -79,22 +79,22 @@ extern "C" [[noreturn]] void lowload_main(uint32_t magic, uint32_t info) {
   check(rd32(reinterpret_cast<uint32_t>(__image_start)) == 0x1BADB002u, "the multiboot header intact at the image's start");
   check(g_canary == 0x10AD10ADu, ".data intact");
   if (magic == 0x2BADB002u) {
-    check(outside_image(info, 116), "information outside the image");
     const uint32_t flags = rd32(info);
     puts("lowload: flags ");
     puthex(flags);
-    check(flags & 1, "memory information (flags bit 0)");
-    check(flags & (1u << 6), "memory map (flags bit 6)");
-    if (flags & (1u << 6)) check(outside_image(rd32(info + 48), rd32(info + 44)), "memory map outside the image");
     if (flags & 1) {
       puts(", mem_lower ");
       puthex(rd32(info + 4));
       puts(" KiB, mem_upper ");
       puthex(rd32(info + 8));
       puts(" KiB");
-      check(rd32(info + 8) >= 1024, "at least 1 MiB above 1 MiB");
     }
     puts("\n");
+    check(outside_image(info, 116), "information outside the image");
+    check(flags & 1, "memory information (flags bit 0)");
+    check(flags & (1u << 6), "memory map (flags bit 6)");
+    if (flags & (1u << 6)) check(outside_image(rd32(info + 48), rd32(info + 44)), "memory map outside the image");
+    if (flags & 1) check(rd32(info + 8) >= 1024, "at least 1 MiB above 1 MiB");
     if (flags & (1u << 2)) {
       const char* cl = reinterpret_cast<const char*>(rd32(info + 16));
       uint32_t n = 0;
