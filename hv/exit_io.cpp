@@ -173,6 +173,10 @@ class LinearMem {
         uint32_t ec = (write ? 2u : 0u) | (user_ ? 4u : 0u);
         if (w.status == WalkStatus::reserved_bit) ec |= 1u | 8u;
         vcpu_.inject_page_fault(lin, ec);
+        // arch/x86/vmx/entry.asm loads CR2 from GuestRegs::cr2 right before the VM entry,
+        // after Vcpu::run() restored Vcpu::cr2: set both, or the #PF arrives with a stale CR2
+        // (reported to the vCPU's owner; harmless once the two are one).
+        vcpu_.regs.cr2 = lin;
         return MemResult::fault_injected;
       }
       if (w.status != WalkStatus::ok) {

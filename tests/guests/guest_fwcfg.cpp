@@ -16,6 +16,8 @@
 // Every fw_cfg item is read twice: byte by byte with IN, and whole with REP INSB; both must
 // agree. Also checked: reading past an item's end and an unknown key give 0, a select rewinds,
 // REP INSB with DF = 1 fills the buffer downwards, and a selector written with OUTSW works.
+// Last, with paging on, REP INSB and REP OUTSB that reach a not-present page raise #PF with
+// the CPU's CR2 and error code (hv emulates string I/O through the guest's page tables).
 // It also checks that nothing the loader wrote (information, memory map, command line,
 // modules) overlaps its image.
 #include "tests/guests/lib/guest.h"
@@ -306,9 +308,66 @@ void check_fw_cfg(const Mb& m) {
           ram_file.key ? "present, agrees" : "absent");
 }
 
+// String I/O that runs into a page the guest's own page tables leave out: the CPU (or hv
+// emulating it) raises #PF with CR2 = the first byte it could not reach and the error code of
+// the access (W for INS, which writes memory; 0 for OUTS, which reads it), after the elements
+// before it were done. 32-bit paging, identity map of the first 4 MiB but one page.
+alignas(4096) uint32_t g_pd[1024];
+alignas(4096) uint32_t g_pt[1024];
+alignas(4096) uint8_t g_pages[2 * 4096];
+
+uint32_t read_cr2() {
+  uint32_t v;
+  asm volatile("mov %%cr2, %0" : "=r"(v));
+  return v;
+}
+
+void check_string_io_faults() {
+  uint8_t* const hole = g_pages + 4096;  // not present while paging is on
+  const uint32_t hole_addr = reinterpret_cast<uint32_t>(hole);
+  for (uint32_t i = 0; i < 1024; i++) g_pt[i] = (i << 12) | 3;
+  g_pt[hole_addr >> 12] = 0;
+  g_pd[0] = reinterpret_cast<uint32_t>(g_pt) | 3;
+  g_pages[4094] = g_pages[4095] = 0;
+  uint32_t cr0;
+  asm volatile("mov %0, %%cr3" ::"r"(reinterpret_cast<uint32_t>(g_pd)) : "memory");
+  asm volatile("mov %%cr0, %0" : "=r"(cr0));
+  asm volatile("mov %0, %%cr0" ::"r"(cr0 | (1u << 31)) : "memory");
+  select(kSignature);
+  const Fault ins = probe([&] {
+    uint8_t* d = hole - 2;
+    uint32_t c = 4;
+    asm volatile("cld; rep insb" : "+D"(d), "+c"(c) : "d"(kData) : "memory");
+  });
+  const uint32_t cr2_ins = read_cr2();
+  const Fault outs = probe([&] {
+    const uint8_t* s = hole;
+    uint32_t c = 1;
+    asm volatile("cld; rep outsb" : "+S"(s), "+c"(c) : "d"(uint16_t{0x80}) : "memory");
+  });
+  const uint32_t cr2_outs = read_cr2();
+  asm volatile("mov %0, %%cr0" ::"r"(cr0) : "memory");
+  const bool done_before = g_pages[4094] == 'Q' && g_pages[4095] == 'E';
+  gprintf("%s: rep insb into a not-present page: %s vector %u error 0x%x, cr2 %s, first 2 bytes %s\n", guest_name,
+          ins.raised ? "raised" : "did not raise", ins.vector, ins.error_code, cr2_ins == hole_addr ? "at the page" : "ELSEWHERE",
+          done_before ? "stored" : "MISSING");
+  gprintf("%s: rep outsb from a not-present page: %s vector %u error 0x%x, cr2 %s\n", guest_name,
+          outs.raised ? "raised" : "did not raise", outs.vector, outs.error_code, cr2_outs == hole_addr ? "at the page" : "ELSEWHERE");
+  CHECK(ins.raised);
+  CHECK_EQ(ins.vector, 14);
+  CHECK_EQ(ins.error_code, 2);  // not present, write, supervisor
+  CHECK_EQ(cr2_ins, hole_addr);
+  CHECK(done_before);
+  CHECK(outs.raised);
+  CHECK_EQ(outs.vector, 14);
+  CHECK_EQ(outs.error_code, 0);  // not present, read, supervisor
+  CHECK_EQ(cr2_outs, hole_addr);
+}
+
 }  // namespace
 
 void guest_test() {
   const Mb m = check_multiboot();
   check_fw_cfg(m);
+  check_string_io_faults();
 }
