@@ -28,6 +28,7 @@
 // Not checked: segment limits and types, alignment checks, I/O permission (the CPU checked
 // CPL/IOPL and the TSS bitmap before the exit).
 #include "arch/x86/log.h"
+#include "arch/x86/string.h"
 #include "arch/x86/vmx/exit_reason.h"
 #include "arch/x86/vmx/instructions.h"
 #include "hv/exit.h"
@@ -272,7 +273,37 @@ const char* claim_guest_abi_ports(Vm& vm) {
 const char* claim_multiboot_ports(Vm& vm) {
   if (const char* err = vm.io.claim(uart_device(vm.uart))) return err;
   if (const char* err = vm.io.claim(kExitDev)) return err;
-  return vm.io.claim(vm.fw_cfg.device());
+  if (const char* err = vm.io.claim(vm.fw_cfg.device())) return err;
+  if (vm.fw_cfg.dma_enabled()) return vm.io.claim(vm.fw_cfg.dma_device());
+  return nullptr;
+}
+
+// fw_cfg's DMA reaches guest-physical memory only through the VM's RAM slots, a page at a time
+// (a range may span slots; any byte outside them fails the whole request).
+bool guest_copy(Vm& vm, uint64_t gpa, uint8_t* host, uint64_t len, bool to_guest) {
+  while (len) {
+    const uint64_t n = len < 4096 - (gpa & 0xFFF) ? len : 4096 - (gpa & 0xFFF);
+    const uint64_t hpa = vm.mmu().translate(gpa, n, to_guest);
+    if (!hpa) return false;
+    if (to_guest) memcpy(reinterpret_cast<void*>(hpa), host, n);
+    else memcpy(host, reinterpret_cast<const void*>(hpa), n);
+    gpa += n;
+    host += n;
+    len -= n;
+  }
+  return true;
+}
+
+FwCfg::GuestMemory fw_cfg_guest_memory(Vm& vm) {
+  FwCfg::GuestMemory m;
+  m.ctx = &vm;
+  m.read = [](void* ctx, uint64_t gpa, void* dst, uint64_t len) {
+    return guest_copy(*static_cast<Vm*>(ctx), gpa, static_cast<uint8_t*>(dst), len, false);
+  };
+  m.write = [](void* ctx, uint64_t gpa, const void* src, uint64_t len) {
+    return guest_copy(*static_cast<Vm*>(ctx), gpa, const_cast<uint8_t*>(static_cast<const uint8_t*>(src)), len, true);
+  };
+  return m;
 }
 
 void handle_io(Vcpu& vcpu, const ExitInfo& e) {

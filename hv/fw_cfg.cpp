@@ -50,14 +50,16 @@ const char* FwCfg::init(const Config& c) {
     mmu::SpinLockGuard g(lock_);  // no vCPU runs yet: the lock only states the contract
     selector_ = 0;
     offset_ = 0;
+    for (uint8_t& b : dma_addr_) b = 0;
   }
+  mem_ = c.mem;
   used_ = 0;
   count_ = 0;
   const size_t args_len = str_len(c.args);
   if (args_len > kMaxCmdline) return "the guest's command line is too long for fw_cfg (at most 1024 bytes)";
   uint8_t b[8];
   if (!add(kSignature, "QEMU", 4)) return "fw_cfg: out of item space";
-  put_le(b, kIdTraditional, 4);
+  put_le(b, kIdTraditional | (dma_enabled() ? kIdDma : 0), 4);
   add(kId, b, 4);
   put_le(b, c.ram_bytes, 8);
   add(kRamSize, b, 8);
@@ -138,6 +140,81 @@ uint32_t FwCfg::read_data(unsigned n) {
     v |= uint32_t{byte} << (8 * i);
   }
   return v;
+}
+
+uint32_t FwCfg::dma_register_read(unsigned offset, unsigned size) const {
+  uint32_t v = 0;
+  for (unsigned i = 0; i < size && offset + i < 8; i++)
+    v |= static_cast<uint32_t>((kDmaSignature >> (8 * (7 - (offset + i)))) & 0xFF) << (8 * i);
+  return v;
+}
+
+void FwCfg::dma_register_write(unsigned offset, unsigned size, uint32_t value) {
+  mmu::SpinLockGuard g(lock_);
+  bool last = false;
+  for (unsigned i = 0; i < size && offset + i < 8; i++) {
+    dma_addr_[offset + i] = static_cast<uint8_t>(value >> (8 * i));
+    last = last || offset + i == 7;
+  }
+  if (!last) return;
+  uint64_t gpa = 0;
+  for (unsigned i = 0; i < 8; i++) gpa = (gpa << 8) | dma_addr_[i];
+  run_dma(gpa);
+}
+
+void FwCfg::run_dma(uint64_t gpa) {
+  lock_.assert_held();
+  uint8_t req[16];
+  if (!mem_.read(mem_.ctx, gpa, req, sizeof req)) return;  // nowhere to report to
+  uint32_t control = 0, length = 0;
+  uint64_t address = 0;
+  for (unsigned i = 0; i < 4; i++) control = (control << 8) | req[i];
+  for (unsigned i = 4; i < 8; i++) length = (length << 8) | req[i];
+  for (unsigned i = 8; i < 16; i++) address = (address << 8) | req[i];
+  bool error = false;
+  if (control & kDmaSelect) {
+    selector_ = static_cast<uint16_t>(control >> 16);
+    offset_ = 0;
+  }
+  if (control & kDmaWrite) {
+    error = true;  // no item is writable
+  } else if (control & kDmaRead) {
+    if (length > kDmaMaxLength) {
+      error = true;
+    } else {
+      const Item* it = (selector_ & 0x8000) ? nullptr : find(selector_ & 0x3FFF);
+      uint8_t chunk[256];
+      for (uint32_t done = 0; done < length && !error;) {
+        const uint32_t n = length - done < sizeof chunk ? length - done : static_cast<uint32_t>(sizeof chunk);
+        for (uint32_t i = 0; i < n; i++) {
+          const uint64_t at = uint64_t{offset_} + i;
+          chunk[i] = (it && at < it->size) ? data_[it->offset + at] : 0;
+        }
+        if (!mem_.write(mem_.ctx, address + done, chunk, n)) error = true;
+        offset_ = offset_ + n < offset_ ? UINT32_MAX : offset_ + n;
+        done += n;
+      }
+    }
+  } else if (control & kDmaSkip) {
+    offset_ = offset_ + length < offset_ ? UINT32_MAX : offset_ + length;
+  }
+  const uint8_t done_ctl[4] = {0, 0, 0, static_cast<uint8_t>(error ? kDmaError : 0)};
+  mem_.write(mem_.ctx, gpa, done_ctl, sizeof done_ctl);
+}
+
+IoDevice FwCfg::dma_device() {
+  IoDevice d{};
+  d.name = "fw_cfg-dma";
+  d.base = kDmaPort;
+  d.count = 8;
+  d.ctx = this;
+  d.read = [](void* ctx, Vcpu&, uint16_t port, unsigned size) -> uint32_t {
+    return static_cast<FwCfg*>(ctx)->dma_register_read(port - kDmaPort, size);
+  };
+  d.write = [](void* ctx, Vcpu&, uint16_t port, unsigned size, uint32_t value) {
+    static_cast<FwCfg*>(ctx)->dma_register_write(port - kDmaPort, size, value);
+  };
+  return d;
 }
 
 IoDevice FwCfg::device() {

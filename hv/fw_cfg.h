@@ -12,12 +12,24 @@
 //          past the end of an item, or an item that does not exist, returns 0. OUT is ignored
 //          (QEMU dropped data-port writes). INS works (hv/exit_io.cpp), so `rep insb` reads a
 //          whole item.
-//   0x514  the DMA interface is not implemented: FW_CFG_ID says so (bit 1 clear) and the
-//          port is an empty bus.
+//   0x514  the DMA address register, 64-bit big-endian over 0x514-0x51B (a guest writes the
+//          high half with outl(0x514, bswap32(hi)) and then the low half at 0x518): the write
+//          that completes byte 0x51B starts the request at that guest-physical address.
+//          Reads return the signature "QEMU CFG" (0x514 holds 'Q'). Only when the VM gave the
+//          device its guest memory (Config::mem); otherwise FW_CFG_ID has no DMA bit and the
+//          ports are an empty bus.
+// DMA request (16 bytes, big-endian): control (32), length (32), address (64). Control bits:
+// 0x08 select (the key in bits 31:16, rewinds), 0x02 read `length` bytes from the offset into
+// guest memory at `address` (zeros past the item's end), 0x04 skip `length` bytes, 0x10 write
+// (no item is writable: error). On completion hv writes control back as 0, or 0x01 (error)
+// when guest memory at `address` is not RAM, on a write, or when `length` exceeds
+// kDmaMaxLength (hv's bound: the whole request runs inside one exit). Synchronous: done when
+// the OUT returns, which the specification allows.
 //
 // Items (keys as QEMU numbers them; integers little-endian unless said):
 //   0x0000 FW_CFG_SIGNATURE  "QEMU"
-//   0x0001 FW_CFG_ID         32-bit feature bitmap: bit 0 (traditional interface) only
+//   0x0001 FW_CFG_ID         32-bit feature bitmap: bit 0 (traditional interface), bit 1 (DMA)
+//                            when the DMA interface is on
 //   0x0003 FW_CFG_RAM_SIZE   64-bit: bytes of the VM's boot RAM (slot 0, hv.guest-mem)
 //   0x0005 FW_CFG_NB_CPUS    16-bit: the VM's vCPUs
 //   0x000f FW_CFG_MAX_CPUS   16-bit: the same (no CPU hotplug)
@@ -61,11 +73,24 @@ class FwCfg {
   static constexpr size_t kMaxCmdline = 1024;  // bytes of arguments (longer: init refuses)
   static constexpr size_t kFileNameBytes = 56;
   static constexpr size_t kDirEntryBytes = 64;
+  static constexpr uint16_t kDmaPort = 0x514;
+  static constexpr uint32_t kDmaError = 0x01, kDmaRead = 0x02, kDmaSkip = 0x04, kDmaSelect = 0x08, kDmaWrite = 0x10;
+  static constexpr uint32_t kDmaMaxLength = 1u << 20;
+  static constexpr uint64_t kDmaSignature = 0x51454D5520434647ull;  // "QEMU CFG"
+
+  // Guest-physical memory for DMA (the VM's RAM slots): false when [gpa, gpa + len) is not
+  // all RAM (the range may span slots; the callback splits it).
+  struct GuestMemory {
+    void* ctx = nullptr;
+    bool (*read)(void* ctx, uint64_t gpa, void* dst, uint64_t len) = nullptr;
+    bool (*write)(void* ctx, uint64_t gpa, const void* src, uint64_t len) = nullptr;
+  };
 
   struct Config {
     uint64_t ram_bytes = 0;
     uint16_t cpus = 1;
     const char* args = "";  // the guest's arguments (no kernel name)
+    GuestMemory mem;        // for DMA; without it (no callbacks) no DMA
   };
 
   // Builds the items. nullptr, or why not (arguments too long).
@@ -76,8 +101,15 @@ class FwCfg {
   // Next `n` (1-4) bytes of the selected item, lowest first in the low byte.
   uint32_t read_data(unsigned n) EXCLUDES(lock_);
 
-  // The port range for the VM's I/O bus (0x510-0x511); ctx is this device.
+  // The DMA address register (offset 0-7 from 0x514): `size` bytes of `value`, port order.
+  void dma_register_write(unsigned offset, unsigned size, uint32_t value) EXCLUDES(lock_);
+  uint32_t dma_register_read(unsigned offset, unsigned size) const;
+  bool dma_enabled() const { return mem_.read && mem_.write; }
+
+  // The port ranges for the VM's I/O bus: 0x510-0x511, and 0x514-0x51B (DMA, when enabled);
+  // ctx is this device.
   IoDevice device();
+  IoDevice dma_device();
 
   // For tests and reports: an item's size (0 when absent) and its bytes.
   uint32_t item_size(uint16_t key) const;
@@ -93,6 +125,7 @@ class FwCfg {
   static constexpr size_t kDataBytes = 4096;
 
   const Item* find(uint16_t key) const;
+  void run_dma(uint64_t gpa) REQUIRES(lock_);
   // Appends an item; false when the arena or the table is full.
   bool add(uint16_t key, const void* bytes, uint32_t size);
   bool add_file(const char* name, const void* bytes, uint32_t size);
@@ -103,9 +136,12 @@ class FwCfg {
   Item items_[kMaxItems] = {};
   unsigned count_ = 0;
 
+  GuestMemory mem_;
+
   mmu::SpinLock lock_;
   uint16_t selector_ GUARDED_BY(lock_) = 0;
   uint32_t offset_ GUARDED_BY(lock_) = 0;
+  uint8_t dma_addr_[8] GUARDED_BY(lock_) = {};  // the address register, big-endian
 };
 
 }  // namespace hv

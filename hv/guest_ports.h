@@ -4,15 +4,20 @@
 //                       the guest's result; the vCPU stops) - hv/guest_abi.h
 //   multiboot guests:   the 16550 at 0x3F8-0x3FF (hv/uart.h), the exit port 0xF4 (OUT: the
 //                       guest's exit status, as QEMU's isa-debug-exit), fw_cfg at 0x510-0x511
-//                       (hv/fw_cfg.h)
+//                       and its DMA register at 0x514-0x51B (hv/fw_cfg.h)
 // Every other port is an empty bus: IN reads all ones, OUT is dropped. That includes the PC
 // ports a guest may poke without needing an answer - 0x80 (POST codes), 0x92 (fast A20/reset),
-// 0x61 (speaker/NMI status), 0x514 (fw_cfg DMA, not implemented) - until a device claims them.
+// 0x61 (speaker/NMI status) - until a device claims them.
 #pragma once
+
+#include "hv/fw_cfg.h"
 
 namespace hv {
 
 class Vm;
+
+// fw_cfg's window on `vm`'s guest-physical memory for DMA (the RAM slots only).
+FwCfg::GuestMemory fw_cfg_guest_memory(Vm& vm);
 
 // Claims 0xE9 and 0x500 on `vm`'s bus (Vm::init and Vm::init_pool do it). nullptr or why not.
 const char* claim_guest_abi_ports(Vm& vm);

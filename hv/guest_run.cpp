@@ -169,6 +169,7 @@ const char* create_vm(RunVm& rv, const x86::mb2::BootInfo& boot, const char* nam
   fw.ram_bytes = rv.vm.ram_bytes();
   fw.cpus = static_cast<uint16_t>(rv.vcpus);
   fw.args = module_args(line);
+  fw.mem = fw_cfg_guest_memory(rv.vm);
   if (const char* err = rv.vm.fw_cfg.init(fw)) return err;
   if (const char* err = claim_multiboot_ports(rv.vm)) return err;
 

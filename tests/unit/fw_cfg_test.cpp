@@ -1,7 +1,7 @@
 // The fw_cfg device's items and registers (hv/fw_cfg.h): QEMU's layout of the fixed items and
 // the file directory (big-endian count, 64-byte entries sorted by name, selectors from 0x20),
 // the data register's semantics (select rewinds, past the end and unknown keys read 0, the
-// architecture-local bit, wide reads), the selector's width rule, and the I/O bus contract
+// architecture-local bit, wide reads), the selector's width rule, DMA requests, and the I/O bus contract
 // (hv/io_bus.h: claims, overlaps, lookups). Pure code, compiled into the host tests.
 #include <catch2/catch.hpp>
 
@@ -28,15 +28,51 @@ uint32_t be32(const std::string& s, size_t at) {
   return v;
 }
 
-FwCfg& make(const char* args, uint64_t ram = 32ull << 20, uint16_t cpus = 2) {
+FwCfg& make(const char* args, uint64_t ram = 32ull << 20, uint16_t cpus = 2, FwCfg::GuestMemory mem = {}) {
   static FwCfg f;  // 4 KiB of items: keep it off the stack
   FwCfg::Config c;
   c.ram_bytes = ram;
   c.cpus = cpus;
   c.args = args;
+  c.mem = mem;
   REQUIRE(f.init(c) == nullptr);
   return f;
 }
+
+// A guest memory of 64 KiB at guest-physical 0 for the DMA tests; anything else is not RAM.
+struct FakeRam {
+  uint8_t bytes[65536] = {};
+  static bool in(uint64_t gpa, uint64_t len) { return gpa <= sizeof(FakeRam::bytes) && len <= sizeof(FakeRam::bytes) - gpa; }
+  FwCfg::GuestMemory mem() {
+    FwCfg::GuestMemory m;
+    m.ctx = this;
+    m.read = [](void* ctx, uint64_t gpa, void* dst, uint64_t len) {
+      if (!in(gpa, len)) return false;
+      std::memcpy(dst, static_cast<FakeRam*>(ctx)->bytes + gpa, len);
+      return true;
+    };
+    m.write = [](void* ctx, uint64_t gpa, const void* src, uint64_t len) {
+      if (!in(gpa, len)) return false;
+      std::memcpy(static_cast<FakeRam*>(ctx)->bytes + gpa, src, len);
+      return true;
+    };
+    return m;
+  }
+  void put_be(uint64_t gpa, uint64_t v, unsigned n) {
+    for (unsigned i = 0; i < n; i++) bytes[gpa + i] = static_cast<uint8_t>(v >> (8 * (n - 1 - i)));
+  }
+  // Writes a request at `at` and starts it the way a guest does (two 32-bit OUTs, big-endian).
+  uint32_t run(FwCfg& f, uint64_t at, uint32_t control, uint32_t length, uint64_t address) {
+    put_be(at, control, 4);
+    put_be(at + 4, length, 4);
+    put_be(at + 8, address, 8);
+    f.dma_register_write(0, 4, __builtin_bswap32(static_cast<uint32_t>(at >> 32)));
+    f.dma_register_write(4, 4, __builtin_bswap32(static_cast<uint32_t>(at)));
+    uint32_t c = 0;
+    for (unsigned i = 0; i < 4; i++) c = (c << 8) | bytes[at + i];
+    return c;
+  }
+};
 
 }  // namespace
 
@@ -124,6 +160,44 @@ TEST_CASE("fw_cfg: data register semantics", "[hv][fw_cfg]") {
   c.args = big.c_str();
   static FwCfg g;
   REQUIRE(g.init(c) != nullptr);
+}
+
+TEST_CASE("fw_cfg: DMA requests (select, read with zeros past the end, skip, errors)", "[hv][fw_cfg]") {
+  static FakeRam ram;
+  FwCfg& f = make("x", 32ull << 20, 1, ram.mem());
+  REQUIRE(f.dma_enabled());
+  f.select(FwCfg::kId);
+  REQUIRE(f.read_data(4) == (FwCfg::kIdTraditional | FwCfg::kIdDma));
+  // The signature register, in port order.
+  REQUIRE(f.dma_register_read(0, 4) == 0x554D4551u);  // "QEMU"
+  REQUIRE(f.dma_register_read(4, 4) == 0x47464320u);  // " CFG"
+  std::memset(ram.bytes + 0x1000, 0xEE, 16);
+  REQUIRE(ram.run(f, 0x100, (uint32_t{FwCfg::kSignature} << 16) | FwCfg::kDmaSelect | FwCfg::kDmaRead, 6, 0x1000) == 0);
+  REQUIRE(std::memcmp(ram.bytes + 0x1000, "QEMU\0\0", 6) == 0);
+  REQUIRE(ram.bytes[0x1006] == 0xEE);  // exactly `length` bytes
+  // Skip, then read on: the offset carries over, and the port sees it too.
+  REQUIRE(ram.run(f, 0x100, (uint32_t{FwCfg::kSignature} << 16) | FwCfg::kDmaSelect | FwCfg::kDmaSkip, 1, 0) == 0);
+  REQUIRE(ram.run(f, 0x100, FwCfg::kDmaRead, 1, 0x1000) == 0);
+  REQUIRE(ram.bytes[0x1000] == 'E');
+  REQUIRE(f.read_data(1) == 'M');
+  // Errors: a write, a destination that is not RAM, a length beyond hv's bound.
+  REQUIRE(ram.run(f, 0x100, FwCfg::kDmaWrite, 1, 0x1000) == FwCfg::kDmaError);
+  REQUIRE(ram.run(f, 0x100, FwCfg::kDmaRead, 16, sizeof ram.bytes - 8) == FwCfg::kDmaError);
+  REQUIRE(ram.run(f, 0x100, FwCfg::kDmaRead, FwCfg::kDmaMaxLength + 1, 0x1000) == FwCfg::kDmaError);
+  // A request that is itself outside RAM is dropped: nothing to write back, nothing breaks.
+  f.dma_register_write(0, 4, 0);
+  f.dma_register_write(4, 4, __builtin_bswap32(0x100000));
+  // Byte writes complete the register only at its last byte.
+  ram.put_be(0x200, (uint32_t{FwCfg::kSignature} << 16) | FwCfg::kDmaSelect | FwCfg::kDmaRead, 4);
+  ram.put_be(0x204, 4, 4);
+  ram.put_be(0x208, 0x1100, 8);
+  for (unsigned i = 0; i < 8; i++) f.dma_register_write(i, 1, i == 6 ? 0x02 : 0);
+  REQUIRE(std::memcmp(ram.bytes + 0x1100, "QEMU", 4) == 0);
+  // Without guest memory there is no DMA.
+  FwCfg& g = make("x");
+  REQUIRE_FALSE(g.dma_enabled());
+  g.select(FwCfg::kId);
+  REQUIRE(g.read_data(4) == FwCfg::kIdTraditional);
 }
 
 TEST_CASE("fw_cfg: ports through the I/O bus; only a 16-bit selector write selects", "[hv][fw_cfg][io]") {
