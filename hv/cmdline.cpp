@@ -11,8 +11,10 @@ const char* g_line = "";
 
 bool is_blank(char c) { return c == ' ' || c == '\t'; }
 
-// Finds the word that starts with `key` followed by '=', a blank or the end. Returns a
-// pointer just past the key, or nullptr.
+bool is_separator(const char* word, const char* end) { return end - word == 2 && word[0] == '-' && word[1] == '-'; }
+
+// Finds the word that starts with `key` followed by '=', a blank or the end, before the word
+// "--" (what follows it is the guest's). Returns a pointer just past the key, or nullptr.
 const char* find(const char* key) {
   const size_t n = strlen(key);
   const char* p = g_line;
@@ -20,6 +22,7 @@ const char* find(const char* key) {
     while (is_blank(*p)) p++;
     const char* word = p;
     while (*p && !is_blank(*p)) p++;
+    if (is_separator(word, p)) return nullptr;
     if (static_cast<size_t>(p - word) >= n && strncmp(word, key, n) == 0 &&
         (word[n] == '=' || word[n] == '\0' || is_blank(word[n])))
       return word + n;
@@ -32,6 +35,20 @@ const char* find(const char* key) {
 void set(const char* line) { g_line = line ? line : ""; }
 
 bool has(const char* key) { return find(key) != nullptr; }
+
+const char* guest_args() {
+  const char* p = g_line;
+  while (*p) {
+    while (is_blank(*p)) p++;
+    const char* word = p;
+    while (*p && !is_blank(*p)) p++;
+    if (is_separator(word, p)) {
+      while (is_blank(*p)) p++;
+      return p;
+    }
+  }
+  return nullptr;
+}
 
 bool get(const char* key, char* buf, size_t size) {
   const char* p = find(key);

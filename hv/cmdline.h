@@ -21,6 +21,17 @@
 //   hv.zap-backlog=N                 fast-zap backpressure: a fast zap finishes the teardown
 //                                    of all but the last N invalidations (default 2; 0: none,
 //                                    so invalid roots can pile up: for tests that need them)
+//   hv.guest-mem=MiB                 boot RAM of each multiboot guest's VM (default 32, a
+//                                    multiple of 2, at most 3072; its pool grows with it:
+//                                    hv/guest_run.cpp); a VM that hv's free memory can't hold
+//                                    is not started (clear error, FAIL)
+//   hv.guest-mods=A,B,...            GRUB modules A, B, ... handed to each multiboot guest as
+//                                    its multiboot modules (at most 8), each with its GRUB
+//                                    command line as its string
+//   -- ARGS...                       everything after the word "--" is the guests' arguments:
+//                                    each multiboot guest's command line becomes "NAME ARGS"
+//                                    instead of its GRUB module's line (hv/guest_run.cpp);
+//                                    hv reads no option after "--"
 //   hv.backing=4k|2m|1g, hv.pool-mib=N, hv.bench-*   the multiboot guest's largest EPT leaf,
 //                                    its RAM pool, and the benchmark guest's parameters
 //                                    (hv/bench_vm.h; tools/hv bench --guest)
@@ -32,8 +43,11 @@
 namespace hv::cmdline {
 
 void set(const char* line);
-// True if the word `key` or "key=..." is present.
+// True if the word `key` or "key=..." is present (before "--").
 bool has(const char* key);
+// What follows the word "--" (leading blanks skipped; "" when nothing does), or nullptr when
+// the command line has no "--".
+const char* guest_args();
 // Copies the value of "key=value" into buf (NUL-terminated); false when absent.
 bool get(const char* key, char* buf, size_t size);
 // The decimal value of "key=N", or `fallback` when the key is absent, empty or not a number

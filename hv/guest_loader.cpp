@@ -3,6 +3,7 @@
 #include "hv/guest_loader.h"
 
 #include "arch/x86/string.h"
+#include "hv/multiboot_info.h"
 #include "hv/vm.h"
 
 namespace hv {
@@ -26,39 +27,43 @@ bool write_guest(Vm& vm, uint64_t gpa, const void* src, uint64_t len) {
   return true;
 }
 
-// Multiboot information (spec 3.3), the fields hv fills.
-struct [[gnu::packed]] MbInfo {
-  uint32_t flags, mem_lower, mem_upper, boot_device, cmdline, mods_count, mods_addr;
-  uint32_t syms[4];
-  uint32_t mmap_length, mmap_addr, drives_length, drives_addr, config_table, boot_loader_name;
-  uint32_t apm_table;
-  uint32_t vbe[4];
-  uint8_t framebuffer[28];
+// The image's range, to keep the information away from it.
+struct Placed {
+  uint64_t start = ~0ull, end = 0;
+  void add(uint64_t s, uint64_t e) {
+    if (s < start) start = s;
+    if (e > end) end = e;
+  }
 };
-static_assert(sizeof(MbInfo) == 116 && __builtin_offsetof(MbInfo, mmap_length) == 44 &&
-              __builtin_offsetof(MbInfo, boot_loader_name) == 64);
-struct [[gnu::packed]] MbMmap {
-  uint32_t size;  // of the rest of the entry (20)
-  uint64_t base, length;
-  uint32_t type;  // 1 = available RAM
-};
-static_assert(sizeof(MbMmap) == 24);
-constexpr uint32_t kInfoMem = 1u << 0, kInfoMmap = 1u << 6, kInfoLoaderName = 1u << 9;
 
-bool write_info(Vm& vm) {
+uint8_t g_info_buf[kMbMaxMetaBytes];  // one loader at a time (VM creation is serialized by the runner)
+
+// Places and writes the information block and the modules (multiboot_info.h).
+const char* write_info(Vm& vm, const MultibootBoot& boot, const Placed& image, MultibootLoaded* out) {
+  MbModuleIn mods[kMbMaxModules];
+  if (boot.module_count > kMbMaxModules) return "more than 8 guest modules";
+  for (unsigned i = 0; i < boot.module_count; i++) mods[i] = {boot.modules[i].size, boot.modules[i].string};
+  MbPlan plan;
+  if (const char* err = mb_plan(boot.cmdline, mods, boot.module_count, &plan)) return err;
   const uint64_t ram = vm.ram_bytes();
-  const uint64_t mmap_gpa = kMultibootInfoGpa + 0x100, name_gpa = kMultibootInfoGpa + 0x200;
-  const MbMmap mmap[2] = {{20, 0, 0x9F000, 1}, {20, 0x100000, ram - 0x100000, 1}};
-  MbInfo info{};
-  info.flags = kInfoMem | kInfoMmap | kInfoLoaderName;
-  info.mem_lower = 0x9F000 / 1024;
-  info.mem_upper = static_cast<uint32_t>((ram - 0x100000) / 1024);
-  info.mmap_length = sizeof mmap;
-  info.mmap_addr = static_cast<uint32_t>(mmap_gpa);
-  info.boot_loader_name = static_cast<uint32_t>(name_gpa);
-  static const char kName[] = "hv";
-  return write_guest(vm, kMultibootInfoGpa, &info, sizeof info) && write_guest(vm, mmap_gpa, mmap, sizeof mmap) &&
-         write_guest(vm, name_gpa, kName, sizeof kName);
+  const GpaRange busy[] = {
+      {kMbReservedPage0, kMbReservedPage0 + 0x1000},
+      {kMbReservedBenchPage, kMbReservedBenchPage + 0x1000},
+      {kMbLowRamEnd, kMbHighRamStart},
+      {image.start, image.end},
+  };
+  const uint64_t base = mb_find_free(busy, sizeof busy / sizeof busy[0], plan.total_bytes, ram);
+  if (base == UINT64_MAX) return "guest RAM has no free range for the multiboot information and modules (hv.guest-mem)";
+  mb_build(g_info_buf, base, ram, boot.cmdline, mods, plan);
+  if (!write_guest(vm, base, g_info_buf, plan.meta_bytes)) return "the multiboot information is not in guest RAM";
+  for (unsigned i = 0; i < boot.module_count; i++)
+    if (mods[i].size && !write_guest(vm, base + plan.mod_contents[i], boot.modules[i].data, mods[i].size))
+      return "a guest module does not fit in guest RAM";
+  out->info_gpa = base;
+  out->block_bytes = plan.total_bytes;
+  out->image_start = image.start;
+  out->image_end = image.end;
+  return nullptr;
 }
 
 // ELF32 (System V ABI, Intel386 supplement): the fields hv reads.
@@ -76,7 +81,7 @@ constexpr uint32_t kPtLoad = 1;
 constexpr unsigned kMaxSegments = 16;
 
 // Loads the PT_LOAD segments at their physical addresses (p_paddr, as multiboot loaders do).
-const char* load_elf32(Vm& vm, const uint8_t* image, uint64_t size, uint64_t* entry) {
+const char* load_elf32(Vm& vm, const uint8_t* image, uint64_t size, const MultibootBoot& boot, MultibootLoaded* out) {
   Elf32Header h;
   if (size < sizeof h) return "the image is neither a.out-kludge multiboot nor ELF";
   memcpy(&h, image, sizeof h);
@@ -89,31 +94,33 @@ const char* load_elf32(Vm& vm, const uint8_t* image, uint64_t size, uint64_t* en
     return "the ELF program headers are malformed";
   bool entry_ok = false;
   unsigned loaded = 0;
+  Placed placed;
   for (unsigned i = 0; i < h.phnum; i++) {
     Elf32Phdr p;
     memcpy(&p, image + h.phoff + i * sizeof p, sizeof p);
     if (p.type != kPtLoad || !p.memsz) continue;
     if (p.filesz > p.memsz || p.offset > size || p.filesz > size - p.offset) return "an ELF segment lies beyond the image";
-    if (p.paddr < kMultibootInfoGpa + 0x1000) return "an ELF segment would overlap the multiboot information";
+    if (p.paddr < 0x1000) return "an ELF segment lies in the first page of guest RAM";
     const uint64_t hpa = vm.mmu().translate(p.paddr, p.memsz, true);
     if (!hpa) return "an ELF segment does not fit in guest RAM";
     memcpy(reinterpret_cast<void*>(hpa), image + p.offset, p.filesz);
     memset(reinterpret_cast<void*>(hpa + p.filesz), 0, p.memsz - p.filesz);
     if (h.entry >= p.paddr && h.entry - p.paddr < p.memsz) entry_ok = true;
+    placed.add(p.paddr, p.paddr + p.memsz);
     loaded++;
   }
   if (!loaded) return "the ELF image has no loadable segment";
   // Virtual = physical for the guests hv runs (paging is off at entry): the entry must be in a
   // loaded segment.
   if (!entry_ok) return "the ELF entry point is outside its loaded segments";
-  if (!write_info(vm)) return "no room for the multiboot information";
-  *entry = h.entry;
+  if (const char* err = write_info(vm, boot, placed, out)) return err;
+  out->entry = h.entry;
   return nullptr;
 }
 
 }  // namespace
 
-const char* load_multiboot(Vm& vm, const uint8_t* image, uint64_t size, uint64_t* entry) {
+const char* load_multiboot(Vm& vm, const uint8_t* image, uint64_t size, const MultibootBoot& boot, MultibootLoaded* out) {
   if (vm.ram_bytes() < (2ull << 20)) return "guest RAM below 2 MiB";
   const uint64_t end = size < kSearchBytes ? size : kSearchBytes;
   uint64_t off = 0;
@@ -122,7 +129,7 @@ const char* load_multiboot(Vm& vm, const uint8_t* image, uint64_t size, uint64_t
   if (off + 48 > end) return "no multiboot v1 header (magic 0x1BADB002 with a valid checksum) in the first 8 KiB";
   const uint32_t flags = rd32(image + off + 4);
   if (flags & 0xFFFF & ~(kFlagPageAlign | kFlagMemInfo)) return "the multiboot header asks for a feature hv lacks (flags bits 2-15)";
-  if (!(flags & kFlagAoutKludge)) return load_elf32(vm, image, size, entry);
+  if (!(flags & kFlagAoutKludge)) return load_elf32(vm, image, size, boot, out);
   const uint64_t header_addr = rd32(image + off + 12), load_addr = rd32(image + off + 16);
   uint64_t load_end = rd32(image + off + 20), bss_end = rd32(image + off + 24);
   const uint64_t entry_addr = rd32(image + off + 28);
@@ -134,12 +141,14 @@ const char* load_multiboot(Vm& vm, const uint8_t* image, uint64_t size, uint64_t
   if (!bss_end) bss_end = load_end;
   if (bss_end < load_end) return "multiboot bss ends before the load range";
   if (entry_addr < load_addr || entry_addr >= load_end) return "multiboot entry point outside the loaded image";
-  if (load_addr < kMultibootInfoGpa + 0x1000) return "multiboot image would overlap the information structure";
+  if (load_addr < 0x1000) return "multiboot image would start in the first page of guest RAM";
   // Guest RAM is zeroed, so the bss needs no clearing; it must still be RAM.
   if (!vm.mmu().translate(load_addr, bss_end - load_addr, true)) return "multiboot image does not fit in guest RAM";
   if (!write_guest(vm, load_addr, image + file_start, load_end - load_addr)) return "multiboot image copy failed";
-  if (!write_info(vm)) return "no room for the multiboot information";
-  *entry = entry_addr;
+  Placed placed;
+  placed.add(load_addr, bss_end);
+  if (const char* err = write_info(vm, boot, placed, out)) return err;
+  out->entry = entry_addr;
   return nullptr;
 }
 

@@ -1,9 +1,14 @@
 // Multiboot guests, each in its own VM (see guest_loader.h), described for the runner
 // (hv/vm_runner.h), which runs them, prints their verdicts and summaries and frees them.
 //
-// A VM: a 64 MiB RAM pool, 2 MiB-aligned; slot 0 (hv's) maps its first 32 MiB at
-// guest-physical 0; the other 32 MiB are the guest's to map with memslot hypercalls
-// (docs/hypercalls.md). Devices: the 16550 at 0x3F8 and the exit port 0xF4.
+// A VM: boot RAM of hv.guest-mem MiB (default 32) in slot 0 (hv's) at guest-physical 0, the
+// first part of a RAM pool, 2 MiB-aligned, that has 32 MiB more for the guest to map with
+// memslot hypercalls (docs/hypercalls.md): 64 MiB by default; hv.pool-mib sets the pool
+// instead (hv/bench_vm.h). Devices on the VM's I/O bus (hv/guest_ports.h): the 16550 at
+// 0x3F8, the exit port 0xF4, fw_cfg at 0x510 (hv/fw_cfg.h), besides the console and result
+// ports every VM has. The guest's command line is its GRUB module's line, or its name and the
+// words after "--" on hv's command line; hv.guest-mods=A,B names GRUB modules it gets as its
+// multiboot modules (docs/guest-platform.md section 6).
 //
 // hv.run=guest-A runs one VM (vm1); hv.run=guest-A,guest-B,... runs several at once (vm1,
 // vm2, ...), each on CPUs of its own, with hv.vcpus=N vCPUs each (default 1). vCPU 0 starts in
@@ -13,12 +18,15 @@
 // asked to finish (RunVm::vcpu0_ends_vm). Every VM gets the time limit hv.time-limit-ms.
 #include "arch/x86/format.h"
 #include "arch/x86/log.h"
+#include "arch/x86/pmm.h"
 #include "arch/x86/smp.h"
 #include "arch/x86/string.h"
 #include "hv/bench_vm.h"
 #include "hv/boot_modules.h"
 #include "hv/cmdline.h"
 #include "hv/guest_loader.h"
+#include "hv/guest_ports.h"
+#include "hv/multiboot_info.h"
 #include "hv/guest_phys_bits.h"
 #include "hv/hypercall.h"
 #include "hv/mmio_scratch.h"
@@ -28,8 +36,10 @@ namespace hv {
 
 namespace {
 
-constexpr uint64_t kPoolBytes = 64ull << 20;
-constexpr uint64_t kBootRamBytes = 32ull << 20;
+constexpr uint64_t kMiB = 1ull << 20;
+constexpr uint64_t kDefaultBootRamMib = 32;
+constexpr uint64_t kMaxBootRamMib = 3072;           // slot 0 stays below 3 GiB (32-bit mmap, HV_GPA_LIMIT)
+constexpr uint64_t kGuestSlotPoolBytes = 32 * kMiB;  // the pool beyond slot 0: the guest's memslots
 constexpr uint64_t kApStackTop = 0x8000;  // unused by the library (it sets its own), harmless
 
 // A word that exists only in hv's own memory (its .data, at a host-physical address inside
@@ -38,6 +48,87 @@ constexpr uint64_t kApStackTop = 0x8000;  // unused by the library (it sets its 
 // complement, so the value can't come from the guest's own image.
 volatile uint64_t g_isolation_marker = 0x68764D61726B6572ull;  // "hvMarker"
 
+// Each VM's command line ("NAME ARGS") and module list, alive while the VM is built.
+char g_cmdlines[kMaxVms][kMbMaxString];
+MultibootModule g_modules[kMbMaxModules];
+
+const char* skip_blanks(const char* s) {
+  while (module_blank(*s)) s++;
+  return s;
+}
+
+// The guest's command line: its GRUB module's line ("NAME" and the module's arguments), or
+// "NAME" and the words after "--" on hv's command line when there is a "--".
+const char* guest_cmdline(RunVm& rv, const x86::mb2::Module& mod, const char* name, char* buf) {
+  const char* args = cmdline::guest_args();
+  const char* line = skip_blanks(mod.cmdline ? mod.cmdline : name);
+  size_t n = 0;
+  if (args) {
+    n = strlen(name);
+    const size_t a = strlen(args);
+    if (n + 1 + a >= kMbMaxString) {
+      x86::format(rv.why, sizeof rv.why, "%s: the guest's arguments after \"--\" are longer than %lu bytes", name,
+                  kMbMaxString - 2 - n);
+      return nullptr;
+    }
+    memcpy(buf, name, n);
+    if (a) {
+      buf[n++] = ' ';
+      memcpy(buf + n, args, a);
+      n += a;
+    }
+  } else {
+    n = strlen(line);
+    if (n >= kMbMaxString) {
+      x86::format(rv.why, sizeof rv.why, "%s: the GRUB module's command line is longer than %lu bytes", name, kMbMaxString - 1);
+      return nullptr;
+    }
+    memcpy(buf, line, n);
+  }
+  // No trailing blanks (GRUB's line may have some).
+  while (n && module_blank(buf[n - 1])) n--;
+  buf[n] = 0;
+  return buf;
+}
+
+// hv.guest-mods=A,B,...: the GRUB modules handed to the guest. Count, or -1 with rv.why set.
+int guest_modules(RunVm& rv, const x86::mb2::BootInfo& boot) {
+  char list[256];
+  if (!cmdline::get("hv.guest-mods", list, sizeof list) || !list[0]) return 0;
+  unsigned count = 0;
+  for (char* p = list; *p;) {
+    char* name = p;
+    while (*p && *p != ',') p++;
+    if (*p) *p++ = 0;
+    if (!*name) continue;
+    if (count == kMbMaxModules) {
+      x86::format(rv.why, sizeof rv.why, "hv.guest-mods: at most %u modules", kMbMaxModules);
+      return -1;
+    }
+    const x86::mb2::Module* m = find_module(boot, name);
+    if (!m) {
+      x86::format(rv.why, sizeof rv.why, "hv.guest-mods: no GRUB module named \"%s\"", name);
+      return -1;
+    }
+    g_modules[count++] = MultibootModule{reinterpret_cast<const uint8_t*>(m->start), m->end - m->start,
+                                         skip_blanks(m->cmdline ? m->cmdline : name)};
+  }
+  return static_cast<int>(count);
+}
+
+// hv.guest-mem (boot RAM, slot 0) and the pool around it. nullptr or why not (rv.why).
+const char* guest_memory(RunVm& rv, uint64_t* boot_bytes, uint64_t* default_pool) {
+  const uint64_t mib = cmdline::get_number("hv.guest-mem", kDefaultBootRamMib);
+  if (mib < 2 || mib % 2 || mib > kMaxBootRamMib) {
+    x86::format(rv.why, sizeof rv.why, "hv.guest-mem=%lu: the guest's RAM must be 2 to %lu MiB, in 2 MiB steps", mib,
+                kMaxBootRamMib);
+    return rv.why;
+  }
+  *boot_bytes = mib * kMiB;
+  *default_pool = *boot_bytes + kGuestSlotPoolBytes;
+  return nullptr;
+}
+
 // Creates the VM of `rv` for GRUB module `name` and loads the image. nullptr or why not.
 const char* create_vm(RunVm& rv, const x86::mb2::BootInfo& boot, const char* name, const x86::vmx::Capabilities& caps) {
   const x86::mb2::Module* mod = find_module(boot, name);
@@ -45,32 +136,70 @@ const char* create_vm(RunVm& rv, const x86::mb2::BootInfo& boot, const char* nam
     x86::format(rv.why, sizeof rv.why, "no GRUB module named \"%s\"", name);
     return rv.why;
   }
+  uint64_t boot_bytes = 0, default_pool = 0;
+  if (const char* err = guest_memory(rv, &boot_bytes, &default_pool)) return err;
   // hv.backing and hv.pool-mib (hv/bench_vm.h); the defaults without them.
-  const BenchVmConfig bench = bench_vm_config(kPoolBytes, caps.ept_1g ? 3 : 2);
+  const BenchVmConfig bench = bench_vm_config(default_pool, caps.ept_1g ? 3 : 2);
+  if (bench.pool_bytes < boot_bytes) {
+    x86::format(rv.why, sizeof rv.why, "hv.pool-mib=%lu is smaller than the guest's RAM (hv.guest-mem=%lu)",
+                bench.pool_bytes / kMiB, boot_bytes / kMiB);
+    return rv.why;
+  }
+  // Refuse up front, with the numbers, what hv's memory can't hold (the pool is allocated
+  // with 2 MiB of alignment slack).
+  const uint64_t free_bytes = x86::pmm::stats().free_frames * x86::pmm::k4K;
+  if (!bench.align_1g && bench.pool_bytes + x86::pmm::k2M > free_bytes) {
+    x86::format(rv.why, sizeof rv.why,
+                "hv.guest-mem=%lu: the VM's RAM pool needs %lu MiB and hv has %lu MiB free; the VM is not started",
+                boot_bytes / kMiB, bench.pool_bytes / kMiB, free_bytes / kMiB);
+    return rv.why;
+  }
   // hv.bench-zap-gib's alias slots are hv's, added after init: the default page limit counts them.
   rv.vm.add_hv_slots(bench.hv_slot_bytes, bench.hv_slot_ranges);
-  if (const char* err =
-          rv.vm.init_pool(rv.id, bench.pool_bytes, kBootRamBytes, bench.max_level, guest_phys_bits(), bench.align_1g))
+  if (const char* err = rv.vm.init_pool(rv.id, bench.pool_bytes, boot_bytes, bench.max_level, guest_phys_bits(), bench.align_1g))
     return err;
-  rv.vm.devices = true;
+
+  const char* const line = guest_cmdline(rv, *mod, name, g_cmdlines[rv.id - 1]);
+  if (!line) return rv.why;
+  const int nmods = guest_modules(rv, boot);
+  if (nmods < 0) return rv.why;
+
+  // The VM's devices, claimed on its I/O bus before any vCPU runs (hv/io_bus.h).
   rv.vm.uart.reset(rv.id);
+  FwCfg::Config fw;
+  fw.ram_bytes = rv.vm.ram_bytes();
+  fw.cpus = static_cast<uint16_t>(rv.vcpus);
+  fw.args = module_args(line);
+  fw.mem = fw_cfg_guest_memory(rv.vm);
+  if (const char* err = rv.vm.fw_cfg.init(fw)) return err;
+  if (const char* err = claim_multiboot_ports(rv.vm)) return err;
   add_scratch_mmio(rv.vm);  // HV_SCRATCH_MMIO_GPA (hv/mmio_scratch.h)
-  uint64_t entry = 0;
-  if (const char* err = load_multiboot(rv.vm, reinterpret_cast<const uint8_t*>(mod->start), mod->end - mod->start, &entry)) {
+  rv.vm.unbacked_policy = true;  // docs/hypercalls.md "Unbacked and read-only memory"
+
+  MultibootBoot mb;
+  mb.cmdline = line;
+  mb.modules = g_modules;
+  mb.module_count = static_cast<unsigned>(nmods);
+  MultibootLoaded loaded;
+  if (const char* err = load_multiboot(rv.vm, reinterpret_cast<const uint8_t*>(mod->start), mod->end - mod->start, mb, &loaded)) {
     x86::format(rv.why, sizeof rv.why, "%s: %s", name, err);
     return rv.why;
   }
+  const uint64_t entry = loaded.entry;
   x86::log::info("vm%u: multiboot guest %s, %lu bytes, entry 0x%lx; RAM %lu MiB in slot 0 of a %lu MiB pool; %u vCPU(s)", rv.id,
                  name, mod->end - mod->start, entry, rv.vm.ram_bytes() >> 20, rv.vm.pool_bytes() >> 20, rv.vcpus);
+  x86::log::info("vm%u: image at [0x%lx, 0x%lx), multiboot information at 0x%lx (%lu bytes with %d module(s)), command line \"%s\"",
+                 rv.id, loaded.image_start, loaded.image_end, loaded.info_gpa, loaded.block_bytes, nmods, line);
   const unsigned n = rv.vcpus;
   for (unsigned i = 0; i < n; i++) {
     VcpuStart& s = rv.start[i];
     s.rip = entry;
     if (i == 0) {
-      // Multiboot leaves ESP undefined; give the guest a harmless value inside its RAM.
-      s.rsp = 0x8000;
+      // Multiboot leaves ESP undefined; give the guest a value inside its RAM that is not in
+      // its image: just below the information (free RAM or hv's reserved pages).
+      s.rsp = loaded.info_gpa;
       s.rax = kMultibootBootMagic;
-      s.rbx = kMultibootInfoGpa;
+      s.rbx = loaded.info_gpa;
     } else {
       s.rsp = kApStackTop;
       s.rax = HV_AP_MAGIC;

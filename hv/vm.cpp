@@ -2,6 +2,7 @@
 #include "hv/vm.h"
 
 #include "arch/x86/pmm.h"
+#include "hv/guest_ports.h"
 #include "tests/guests/lib/hv_abi.h"
 
 namespace hv {
@@ -45,6 +46,8 @@ const char* Vm::init(unsigned id, const SlotSpec* specs, unsigned count, int max
   id_ = id;
   stats_.reset();
   report_result_reset();
+  io.clear();
+  if (const char* err = claim_guest_abi_ports(*this)) return err;
   if (count > kMaxSlots) return "too many memory slots";
   for (unsigned i = 0; i < count; i++) {
     const SlotSpec& s = specs[i];
@@ -84,6 +87,8 @@ const char* Vm::init_pool(unsigned id, uint64_t pool_bytes, uint64_t boot_bytes,
   id_ = id;
   stats_.reset();
   report_result_reset();
+  io.clear();
+  if (const char* err = claim_guest_abi_ports(*this)) return err;
   if ((pool_bytes | boot_bytes) & (k2M - 1) || !boot_bytes || boot_bytes > pool_bytes) return "bad RAM pool layout";
   uint64_t base = 0, n = 0;
   // The aligned allocator zeroes with REP STOSB itself (a word loop over a GiB is slow under

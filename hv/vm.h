@@ -8,8 +8,10 @@
 #include "arch/x86/spinlock.h"
 #include "arch/x86/vmx/exit_reason.h"
 #include "hv/counter.h"
+#include "hv/fw_cfg.h"
 #include "hv/guest_mmu.h"
 #include "hv/mmio_bus.h"
+#include "hv/io_bus.h"
 #include "hv/uart.h"
 #include "hv/vm_limits.h"
 #include "mmu/atomic.h"
@@ -47,12 +49,12 @@ class Vm {
   void set_page_limit_override(uint64_t pages) { mmu_.set_page_limit_override(pages); }
   // Fast-zap backpressure (hv.zap-backlog=N, before init; see GuestMmu).
   void set_teardown_backlog(uint64_t n) { mmu_.set_teardown_backlog(n); }
-  // Back to the defaults (no override, no extra slots, no devices, no result), before init.
+  // Back to the defaults (no override, no extra slots, no result), before init.
   void reset_config() {
     mmu_.clear_page_limit_override();
     hv_slot_bytes_ = 0;
     hv_slot_ranges_ = 0;
-    devices = false;
+    unbacked_policy = false;
     mmio.clear();
     vcpu_count = 1;
     report_result_reset();
@@ -86,10 +88,18 @@ class Vm {
   // Serializes the hypercall memslot changes of this VM and guards guest_slots.
   x86::SpinLock slot_lock;
   uint64_t guest_slots GUARDED_BY(slot_lock) = 0;  // bit i: the guest created slot i and has not deleted it
-  // Device models of a multiboot guest (hv/exit_io.cpp). `devices` off: the memtouch ports only.
-  bool devices = false;
+  // The VM's port-I/O bus (hv/io_bus.h): init()/init_pool() start it with hv's console and
+  // result ports (hv/guest_ports.h); whoever builds the VM claims its devices on it before
+  // any vCPU runs. The devices of a multiboot guest follow (hv/guest_run.cpp claims them).
+  IoBus io;
   Uart uart;
-  MmioBus mmio;  // MMIO devices (hv/mmio_bus.h); emulated accesses of a multiboot guest (devices on)
+  // The VM's MMIO devices (hv/mmio_bus.h), reached through the instruction emulator.
+  MmioBus mmio;
+  // Accesses to unbacked or read-only guest-physical memory are emulated and completed as
+  // docs/hypercalls.md ("Unbacked and read-only memory") says. Off (hv's memtouch VM, whose
+  // guest never makes one on purpose): such an access stops the vCPU with a report.
+  bool unbacked_policy = false;
+  FwCfg fw_cfg;
   // Frees the EPT tables and the guest RAM. The vCPUs must be stopped and their VMCSs cleared.
   void destroy();
 

@@ -10,6 +10,7 @@ constexpr uint32_t kBootMagic = 0x2BADB002;
 
 unsigned g_checks = 0, g_failures = 0;
 uint32_t g_ram_top = 0;
+uint32_t g_mb_info = 0;
 
 void serial_init() {
   outb(kCom1 + 1, 0x00);  // no interrupts
@@ -161,6 +162,7 @@ void require_hv() {
 }
 
 uint32_t ram_top() { return g_ram_top; }
+uint32_t multiboot_info() { return g_mb_info; }
 
 uint32_t peek32(uint32_t addr) {
   uint32_t v;
@@ -215,6 +217,7 @@ extern "C" [[noreturn]] void guest_start(uint32_t magic, uint32_t info) {
     gprintf("%s: FAIL: not started by a multiboot loader (eax 0x%x)\n", guest_name, magic);
     guest_exit(1);
   }
+  g_mb_info = info;
   const uint32_t* mbi = reinterpret_cast<const uint32_t*>(info);
   if (mbi[0] & 1) g_ram_top = 0x100000 + mbi[2] * 1024;  // flags bit 0: mem_lower/mem_upper
   gprintf("%s: start, RAM to 0x%x, %s\n", guest_name, g_ram_top, under_hv() ? "under hv" : "no hv");

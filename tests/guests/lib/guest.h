@@ -56,6 +56,7 @@ uint8_t inb(uint16_t port);
 bool under_hv();     // CPUID hypervisor bit and hv's signature at leaf 0x40000000
 void require_hv();   // skip() unless under_hv()
 uint32_t ram_top();  // end of the RAM above 1 MiB (multiboot mem_upper)
+uint32_t multiboot_info();  // EBX at entry: the multiboot information's address
 // Continue at CPL 3 (flat segments, IOPL 3 so port I/O still works); one way (entry.asm).
 extern "C" void enter_user_mode();
 

@@ -1,0 +1,28 @@
+// hv's own port devices and who gets them (implemented in hv/exit_io.cpp, on the VM's I/O
+// bus, hv/io_bus.h):
+//   every VM:           0xE9 console (OUT byte: the vCPU's line buffer), 0x500 result (OUT:
+//                       the guest's result; the vCPU stops) - hv/guest_abi.h
+//   multiboot guests:   the 16550 at 0x3F8-0x3FF (hv/uart.h), the exit port 0xF4 (OUT: the
+//                       guest's exit status, as QEMU's isa-debug-exit), fw_cfg at 0x510-0x511
+//                       and its DMA register at 0x514-0x51B (hv/fw_cfg.h)
+// Every other port is an empty bus: IN reads all ones, OUT is dropped. That includes the PC
+// ports a guest may poke without needing an answer - 0x80 (POST codes), 0x92 (fast A20/reset),
+// 0x61 (speaker/NMI status) - until a device claims them.
+#pragma once
+
+#include "hv/fw_cfg.h"
+
+namespace hv {
+
+class Vm;
+
+// fw_cfg's window on `vm`'s guest-physical memory for DMA (the RAM slots only).
+FwCfg::GuestMemory fw_cfg_guest_memory(Vm& vm);
+
+// Claims 0xE9 and 0x500 on `vm`'s bus (Vm::init and Vm::init_pool do it). nullptr or why not.
+const char* claim_guest_abi_ports(Vm& vm);
+// Claims the 16550, the exit port and fw_cfg (hv/guest_run.cpp, after the VM's fw_cfg items
+// are built). nullptr or why not.
+const char* claim_multiboot_ports(Vm& vm);
+
+}  // namespace hv
