@@ -23,7 +23,7 @@ namespace hv {
 using namespace x86::vmx;
 
 // Guest accesses that no slot backs, that write a read-only slot, or that an MMIO device
-// claims (hv/mmio_bus.h) - in a VM with the multiboot machine (Vm::devices; hv's own memtouch
+// claims (hv/mmio_bus.h) - in a VM with the unbacked-memory policy (Vm::unbacked_policy; hv's own memtouch
 // guest has none: any such access stops it, as its test mode "unbacked" expects). The
 // instruction is emulated (hv/emulate/): a load from unbacked memory returns all ones, a store
 // there or to a read-only slot is dropped, each counted (docs/hypercalls.md, "Unbacked and
@@ -165,7 +165,7 @@ bool emulate_access(Vcpu& vcpu, const ExitInfo& e, uint64_t gpa, unsigned access
               vmread(field::kGuestLinearAddress), what, gpa, rip);
     return false;
   }
-  if (!vm.devices || (access & mmu::spte::kAccExec)) {
+  if (!vm.unbacked_policy || (access & mmu::spte::kAccExec)) {
     vcpu.stop(true, "guest accessed %s guest-physical address 0x%lx (%s) at rip 0x%lx", what, gpa, access_text(access), rip);
     return false;
   }
