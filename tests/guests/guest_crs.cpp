@@ -6,6 +6,9 @@
 //           with NE clear (hv completes those writes itself and must load the PDPTEs); PG
 //           without PE and NW without CD give #GP(0), with NE unchanged (the CPU's own check)
 //           and with NE flipped (hv's check, the write exits);
+//   ia32e   IA-32e mode entered and left in compatibility mode by CR0.PG with EFER.LME: EFER.LMA
+//           follows, also when hv completes the write (NE changed); PG with LME but without PAE
+//           gives #GP(0);
 //   cr4     VMXE reads 0 and setting it gives #GP(0) (CPUID has no VMX), a reserved bit and
 //           SMXE (without SMX) give #GP(0);
 //   xsave   XSETBV with CR4.OSXSAVE clear is #UD; valid XCR0 values are taken and XGETBV reads
@@ -108,7 +111,8 @@ void test_cr0() {
   CHECK_EQ(cleared | kNe, cr0 | kNe);
   write_cr0(cr0 | kNe);
   CHECK(read_cr0() & kNe);
-  gprintf("crs: cr0: NE cleared reads back clear, set again reads set: ok\n");
+  if (!f.raised && !(cleared & kNe) && (read_cr0() & kNe))
+    gprintf("crs: cr0: NE cleared reads back clear, set again reads set: ok\n");
 
   // 32-bit paging with 4 MiB pages, turned on by CR0 = 0x80010001 (NE and ET clear: ET reads 1).
   for (uint32_t i = 0; i < 1024; i++) g_pd32[i] = (i << 22) | 0x83;  // P, RW, PS
@@ -126,7 +130,8 @@ void test_cr0() {
   CHECK_EQ(on, 0x80010011u);
   CHECK_EQ(off, 0x00000011u);
   CHECK_EQ(word, 0x5eed1234u);
-  gprintf("crs: cr0: paging on with CR0=0x80010001 reads 0x%x, memory through the 4 MiB identity map: ok\n", on);
+  if (!f.raised && on == 0x80010011u && off == 0x11u && word == 0x5eed1234u)
+    gprintf("crs: cr0: paging on with CR0=0x80010001 reads 0x%x, memory through the 4 MiB identity map: ok\n", on);
 
   // PAE paging switched on together with NE clear: PDPTEs loaded from CR3.
   for (uint32_t i = 0; i < 512; i++) g_pd_pae[i] = (uint64_t{i} << 21) | 0x83;
@@ -140,6 +145,7 @@ void test_cr0() {
   const uint32_t word2 = g_probe_word;
   write_cr0(cr0);
   write_cr4(cr4);
+  const Fault f_pae = f;
   CHECK(!f.raised);
   CHECK_EQ(pae_on, (cr0 | kPg | kEt) & ~kNe);
   CHECK_EQ(word2, 0x5eed1234u);
@@ -153,7 +159,8 @@ void test_cr0() {
   g_pdpt[1] = 0;
   check_gp0_sdm(f, "PAE paging with a reserved PDPTE bit");
   if (g_hv || f.raised) CHECK_EQ(after_bad & kPg, 0);
-  gprintf("crs: cr0: PAE paging on with NE clear: ok\n");
+  if (!f_pae.raised && pae_on == ((cr0 | kPg | kEt) & ~kNe) && word2 == 0x5eed1234u)
+    gprintf("crs: cr0: PAE paging on with NE clear: ok\n");
   if (!g_deviations) gprintf("crs: cr0: PAE paging with a reserved PDPTE bit: #GP(0)\n");
   const unsigned before = g_deviations;
 
@@ -176,6 +183,61 @@ void test_cr0() {
   }
   write_cr4(cr4);
   if (g_deviations == before) gprintf("crs: cr0: PG without PE, NW without CD: #GP(0) (NE kept and NE changed)\n");
+}
+
+uint64_t rdmsr(uint32_t idx) {
+  uint32_t lo, hi;
+  asm volatile("rdmsr" : "=a"(lo), "=d"(hi) : "c"(idx));
+  return (uint64_t{hi} << 32) | lo;
+}
+void wrmsr(uint32_t idx, uint64_t v) {
+  asm volatile("wrmsr" ::"c"(idx), "a"(static_cast<uint32_t>(v)), "d"(static_cast<uint32_t>(v >> 32)) : "memory");
+}
+alignas(4096) uint64_t g_pml4[512];
+alignas(4096) uint64_t g_pdpt_l[512];
+
+// IA-32e mode entered and left by MOV to CR0 with EFER.LME = 1, staying in compatibility mode
+// (CS is the 32-bit code segment): EFER.LMA follows CR0.PG. With NE unchanged the CPU switches
+// itself; with NE changed the write exits and hv must set and clear LMA as the CPU would. No
+// exception may happen while LMA = 1 (the library's IDT has 8-byte protected-mode gates).
+// Before that: PG with LME = 1 and PAE = 0 gives #GP(0).
+void test_ia32e() {
+  constexpr uint32_t kEfer = 0xC0000080, kLme = 1u << 8, kLma = 1u << 10;
+  if (!(cpuid(0x80000001).d & (1u << 29))) {
+    gprintf("crs: cr0: SKIP IA-32e: CPUID.80000001H:EDX.LM is 0\n");
+    return;
+  }
+  for (uint32_t i = 0; i < 512; i++) g_pd_pae[i] = (uint64_t{i} << 21) | 0x83;
+  g_pdpt_l[0] = reinterpret_cast<uint32_t>(g_pd_pae) | 3;
+  g_pml4[0] = reinterpret_cast<uint32_t>(g_pdpt_l) | 3;
+  const uint32_t cr0 = read_cr0() | kNe, cr4 = read_cr4();
+  write_cr0(cr0);
+  const uint64_t efer = rdmsr(kEfer);
+  write_cr3(reinterpret_cast<uint32_t>(g_pml4));
+  wrmsr(kEfer, efer | kLme);
+  const uint32_t flips[2] = {0u, kNe};
+  for (uint32_t flip : flips) check_gp0_sdm(probe([&] { write_cr0((cr0 | kPg) ^ flip); }), "PG with LME and without PAE");
+  CHECK_EQ(rdmsr(kEfer) & kLma, 0);
+  write_cr4(cr4 | kPae);
+  uint64_t lma_on[2], lma_off[2];
+  uint32_t seen_cr0[2];
+  for (unsigned i = 0; i < 2; i++) {
+    write_cr0((cr0 | kPg) ^ flips[i]);
+    lma_on[i] = rdmsr(kEfer);
+    seen_cr0[i] = read_cr0();
+    write_cr0(cr0 ^ flips[i]);
+    lma_off[i] = rdmsr(kEfer);
+    write_cr0(cr0);
+  }
+  wrmsr(kEfer, efer);
+  write_cr4(cr4);
+  for (unsigned i = 0; i < 2; i++) {
+    CHECK_EQ(lma_on[i] & (kLma | kLme), kLma | kLme);
+    CHECK_EQ(lma_off[i] & (kLma | kLme), kLme);
+    CHECK_EQ(seen_cr0[i], (cr0 | kPg) ^ flips[i]);
+  }
+  if ((lma_on[0] & lma_on[1] & kLma) && !((lma_off[0] | lma_off[1]) & kLma))
+    gprintf("crs: cr0: IA-32e mode entered and left by CR0.PG with EFER.LME (NE kept and NE changed): LMA follows\n");
 }
 
 void test_cr4() {
@@ -342,6 +404,7 @@ void guest_test() {
   g_hv = under_hv();
   gprintf("crs: %s\n", g_hv ? "under hv" : "bare");
   test_cr0();
+  test_ia32e();
   test_cr4();
   test_xsave();
   test_invpcid();
