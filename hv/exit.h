@@ -32,6 +32,7 @@ void handle_rdmsr(Vcpu& vcpu, const ExitInfo& exit);           // exit_msr.cpp
 void handle_wrmsr(Vcpu& vcpu, const ExitInfo& exit);           // exit_msr.cpp
 void handle_rdpmc(Vcpu& vcpu, const ExitInfo& exit);           // exit_cpu.cpp (#GP: no virtual PMU)
 void handle_cr_access(Vcpu& vcpu, const ExitInfo& exit);       // exit_cr.cpp
+void handle_xsetbv(Vcpu& vcpu, const ExitInfo& exit);          // exit_xsetbv.cpp
 void handle_skip(Vcpu& vcpu, const ExitInfo& exit);            // exit_cpu.cpp (INVD, WBINVD, PAUSE)
 void handle_undefined(Vcpu& vcpu, const ExitInfo& exit);       // exit_cpu.cpp (#UD: VMX insns)
 void handle_external_interrupt(Vcpu& vcpu, const ExitInfo& exit);  // exit_events.cpp

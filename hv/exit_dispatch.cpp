@@ -1,4 +1,11 @@
 // The exit-reason table and the handler for reasons hv does not handle.
+//
+// Around every handler: the event whose delivery the exit interrupted (IDT-vectoring
+// information) becomes the vCPU's pending event before the handler runs, and whatever is
+// pending afterwards - that event, or what a handler's inject_exception() made of it
+// (hv/event_inject.h) - is written into the VM-entry fields. So an exception whose frame lands
+// on a stack page not yet in EPT, or whose IDT is not yet in EPT, is delivered after the EPT
+// violation maps the page, without any handler knowing about it.
 #include "arch/x86/log.h"
 #include "arch/x86/vmx/dump.h"
 #include "arch/x86/vmx/exit_reason.h"
@@ -38,6 +45,7 @@ struct Table {
     h[kExitEptViolation] = handle_ept_violation;
     h[kExitEptMisconfig] = handle_ept_misconfig;
     h[kExitPreemptionTimer] = handle_preemption_timer;
+    h[kExitXsetbv] = handle_xsetbv;  // hv/exit_xsetbv.cpp
     // VMX instructions in the guest: no nested VMX, so they are undefined opcodes to it.
     const uint16_t vmx_insns[] = {kExitVmclear, kExitVmlaunch, kExitVmptrld, kExitVmptrst,
                                   kExitVmread,  kExitVmresume, kExitVmwrite, kExitVmxoff,
@@ -63,7 +71,9 @@ void dispatch_exit(Vcpu& vcpu) {
     handle_fatal(vcpu, e);
     return;
   }
+  vcpu.begin_exit_events();
   (e.basic < kExitReasonCount ? kTable.h[e.basic] : handle_unknown)(vcpu, e);
+  vcpu.commit_events();
 }
 
 void handle_unknown(Vcpu& vcpu, const ExitInfo& e) {

@@ -215,16 +215,10 @@ bool emulate_access(Vcpu& vcpu, const ExitInfo& e, uint64_t gpa, unsigned access
   }
   constexpr uint64_t kRf = 1ull << 16;  // a completed instruction clears RF, as on the CPU
   vmwrite(field::kGuestRflags, r.rflags & ~kRf);
-  if (r.rip != rip) {
-    // The instruction completed: RIP moves past it, and any STI/MOV-SS interrupt shadow ends
-    // (SDM 25.4.2), what Vcpu::skip_instruction() does for exits with an instruction length.
-    // TODO(merge): route through Vcpu::skip_instruction's semantics for RFLAGS.TF (a single-step
-    // #DB after the emulated instruction) once it takes a length: EPT violations have no
-    // VM-exit instruction length, the emulator's decode gives it (res.insn.length).
-    vmwrite(field::kGuestRip, r.rip);
-    const uint64_t intr = vmread(field::kGuestInterruptibility);
-    if (intr & 3) vmwrite(field::kGuestInterruptibility, intr & ~3ull);
-  }
+  // The instruction completed (a REP string instruction may stop early and leave RIP on
+  // itself, to be re-executed for the rest): RIP moves past it, the STI/MOV-SS shadow ends,
+  // and with RFLAGS.TF the single-step #DB follows, as for any instruction hv completes.
+  if (r.rip != rip) vcpu.complete_instruction(r.rip);
   return true;
 }
 

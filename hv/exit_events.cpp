@@ -5,6 +5,7 @@
 #include "arch/x86/vmx/exit_reason.h"
 #include "arch/x86/vmx/instructions.h"
 #include "hv/cpu_work.h"
+#include "hv/event_inject.h"
 #include "hv/exit.h"
 #include "hv/vcpu.h"
 
@@ -48,7 +49,17 @@ void handle_fatal(Vcpu& vcpu, const ExitInfo& e) {
               e.qualification);
     return;
   }
-  if (e.basic == kExitTripleFault) dump_vmcs("guest triple fault");
+  if (e.basic == kExitTripleFault) {
+    dump_vmcs("guest triple fault");
+    // The CPU saves the event it was delivering when the fault that made the triple fault came
+    // (typically the #DF): name it when the field is valid.
+    const uint32_t vec = static_cast<uint32_t>(vmread(field::kIdtVectoringInfo));
+    if (vec & event::kInfoValid) {
+      vcpu.stop(true, "guest triple fault at rip 0x%lx (while delivering %s, vector %u)", rip,
+                event::vector_name(event::info_vector(vec)), event::info_vector(vec));
+      return;
+    }
+  }
   vcpu.stop(true, "guest %s at rip 0x%lx", exit_reason_name(e.basic), rip);
 }
 

@@ -26,6 +26,8 @@
 #include "arch/x86/vmx/exit_reason.h"
 #include "arch/x86/vmx/instructions.h"
 #include "arch/x86/vmx/invalidate.h"
+#include "arch/x86/xsave.h"
+#include "hv/cr_rules.h"
 #include "hv/cpu_work.h"
 #include "hv/exit.h"
 #include "hv/live_vms.h"
@@ -60,6 +62,11 @@ const char* Vcpu::init(Vm& vm, unsigned index, const Capabilities& caps, const V
   stop_reason_[0] = 0;
   fast_zap_at_hlt_ = start.fast_zap_at_hlt;
   stats_ = VcpuStats{};
+  features_ = vcpu_features(caps);
+  event_ = event::Pending{};
+  reinjecting_ = false;
+  xcr0 = 1;
+  cr8 = 0;
   timing_.reset();
   console_.clear();
   oom_streak = 0;
@@ -170,26 +177,103 @@ bool Vcpu::park() {
 }
 
 void Vcpu::skip_instruction() {
-  vmwrite(field::kGuestRip, vmread(field::kGuestRip) + vmread(field::kExitInstructionLength));
+  complete_instruction(vmread(field::kGuestRip) + vmread(field::kExitInstructionLength));
+}
+
+void Vcpu::complete_instruction(uint64_t next_rip) {
+  vmwrite(field::kGuestRip, next_rip);
   // Skipping an instruction ends any STI/MOV SS interrupt shadow it created (SDM 25.4.2).
   const uint64_t intr = vmread(field::kGuestInterruptibility);
   if (intr & 3) vmwrite(field::kGuestInterruptibility, intr & ~3ull);
+  // The instruction completed: RF is cleared as after any completed instruction (it only
+  // suppressed an instruction breakpoint on this one), and a single-step trap is due.
+  // BS (bit 14) in the pending-debug-exceptions field makes VM entry deliver the #DB with
+  // DR6.BS set before the next instruction, as the SDM prescribes for a VMM that emulates an
+  // instruction while RFLAGS.TF = 1 (Vol. 3C, 27.7.3). With DEBUGCTL.BTF = 1 TF traps only on
+  // branches, and hv skips no branch. Hardware data or I/O breakpoints the skipped instruction
+  // would have hit are not reported (docs/guest-platform.md, section 4).
+  constexpr uint64_t kRf = 1u << 16, kTf = 1u << 8, kBtf = 1u << 1, kPendingBs = 1u << 14;
+  const uint64_t rflags = vmread(field::kGuestRflags);
+  if (rflags & kRf) vmwrite(field::kGuestRflags, rflags & ~kRf);
+  if ((rflags & kTf) && !(vmread(field::kGuestDebugCtl) & kBtf))
+    vmwrite(field::kGuestPendingDebug, vmread(field::kGuestPendingDebug) | kPendingBs);
 }
 
 void Vcpu::inject_exception(uint8_t vector, bool has_error_code, uint32_t error_code) {
-  // VM-entry interruption information (SDM 25.8.3): vector, type 3 = hardware exception,
-  // bit 11 deliver error code, bit 31 valid.
-  uint32_t info = vector | (3u << 8) | (1u << 31);
-  if (has_error_code) {
-    info |= 1u << 11;
-    vmwrite(field::kEntryExceptionErrorCode, error_code);
+  if (stopped_) return;
+  bool triple = false;
+  const event::Pending first = event_;
+  event_ = event::raise(first, vector, has_error_code, error_code, &triple);
+  reinjecting_ = false;
+  if (triple) {
+    // A contributory fault or #PF while the CPU delivers #DF: shutdown (SDM Vol. 3A, 6.15,
+    // interrupt 8). A VM has no one to reset it, so it stops, with both vectors in the report.
+    dump_vmcs("guest triple fault");
+    stop(true, "guest triple fault: %s (vector %u, error code 0x%x) raised while delivering #DF (vector %u), rip 0x%lx",
+         event::vector_name(vector), vector, error_code, event::info_vector(first.info), vmread(field::kGuestRip));
   }
-  vmwrite(field::kEntryInterruptionInfo, info);
 }
 
 void Vcpu::inject_page_fault(uint64_t linear, uint32_t error_code) {
-  regs.cr2 = linear;  // vmx_enter loads it just before the entry that delivers the #PF
-  inject_exception(14, true, error_code);
+  // A #PF that becomes a #DF must not change CR2 (the #DF handler sees the faulting address of
+  // the first #PF in the combination, which is what the guest's CR2 already holds).
+  if (event::combine(event_, event::kPf) == event::Outcome::kSerial) regs.cr2 = linear;  // vmx_enter loads it just before the entry
+  inject_exception(event::kPf, true, error_code);
+}
+
+void Vcpu::begin_exit_events() {
+  // The event whose delivery caused this exit (SDM 28.2.4): the CPU abandoned it, so it must be
+  // delivered again at the next entry unless a handler raises something on top of it (KVM
+  // calls this step "complete interrupts"). Without "virtual NMIs" an NMI being re-injected
+  // needs nothing more: NMI blocking is not tracked for the guest (hv never injects NMIs of its
+  // own and NMI exiting takes the host's), docs/guest-platform.md section 4.
+  const uint32_t vec = static_cast<uint32_t>(vmread(field::kIdtVectoringInfo));
+  if (vec & event::kInfoValid) {
+    const uint32_t ec = (vec & event::kInfoErrorCode) ? static_cast<uint32_t>(vmread(field::kIdtVectoringErrorCode)) : 0;
+    event_ = event::from_idt_vectoring(vec, ec, static_cast<uint32_t>(vmread(field::kExitInstructionLength)));
+    reinjecting_ = true;
+  } else {
+    event_ = event::Pending{};
+    reinjecting_ = false;
+  }
+}
+
+void Vcpu::commit_events() {
+  if (stopped_ || !event_.valid()) {
+    // VM exits clear the valid bit of the entry field (SDM 28.2.x): nothing to undo.
+    return;
+  }
+  uint32_t info = event_.info;
+  const event::Type type = event::info_type(info);
+  if (type == event::Type::kHardwareException) {
+    const uint8_t v = event::info_vector(info);
+    // VM entry requires "deliver error code" exactly for the vectors that push one and only
+    // in protected mode (a real-mode guest under unrestricted guest gets no error code).
+    const bool pe = (vmread(field::kGuestCr0) & cr::kCr0Pe) != 0;
+    const bool ec = pe && (v == event::kCp ? (info & event::kInfoErrorCode) != 0 : event::has_error_code(v));
+    info = ec ? (info | event::kInfoErrorCode) : (info & ~event::kInfoErrorCode);
+    // Hardware pushes RF = 1 for faults; VM entry pushes the RFLAGS field as it is.
+    if (event::sets_rf(v)) {
+      constexpr uint64_t kRf = 1u << 16;
+      const uint64_t rflags = vmread(field::kGuestRflags);
+      if (!(rflags & kRf)) vmwrite(field::kGuestRflags, rflags | kRf);
+    }
+  }
+  if (info & event::kInfoErrorCode) vmwrite(field::kEntryExceptionErrorCode, event_.error_code);
+  if (type == event::Type::kSoftwareInterrupt || type == event::Type::kSoftwareException ||
+      type == event::Type::kPrivilegedSoftwareException)
+    vmwrite(field::kEntryInstructionLength, event_.instruction_length);
+  vmwrite(field::kEntryInterruptionInfo, info);
+}
+
+uint64_t Vcpu::visible_cr0() const {
+  const uint64_t mask = vmread(field::kCr0GuestHostMask);
+  return (vmread(field::kGuestCr0) & ~mask) | (vmread(field::kCr0ReadShadow) & mask);
+}
+
+uint64_t Vcpu::visible_cr4() const {
+  const uint64_t mask = vmread(field::kCr4GuestHostMask);
+  return (vmread(field::kGuestCr4) & ~mask) | (vmread(field::kCr4ReadShadow) & mask);
 }
 
 // When the guest turns paging on with EFER.LME set, the CPU sets EFER.LMA without a VM exit.
@@ -251,10 +335,17 @@ bool Vcpu::run() {
       stats_.entry_retries++;  // a flush request raced with us: before_entry() serves it
       continue;
     }
+    // The guest's XCR0 only while it runs (arch/x86/xsave.h: hv's XCR0 is a superset, so the
+    // switch back never disables a component that holds guest state). Interrupts are off here
+    // and hv's handlers use no extended state anyway.
+    const uint64_t host_xcr0 = x86::xsave::host_xcr0();
+    const bool switch_xcr0 = features_.xsave && xcr0 != host_xcr0;
+    if (switch_xcr0) x86::xsave::xsetbv(0, xcr0);
     const uint64_t t0 = x86::rdtsc();
     timing_.entering(t0);
     const int r = vmx_enter(&regs, launched_ ? 1 : 0);
     const uint64_t t1 = x86::rdtsc();
+    if (switch_xcr0) x86::xsave::xsetbv(0, host_xcr0);
     cpu_work::exit_guest_mode();
     epoch().quiescent();  // the exit boundary
     if (r != kEnterExited) {

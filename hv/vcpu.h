@@ -15,7 +15,9 @@
 #include "arch/x86/vmx/capabilities.h"
 #include "arch/x86/vmx/guest_regs.h"
 #include "hv/console_line.h"
+#include "hv/event_inject.h"
 #include "hv/exit_timing.h"
+#include "hv/vcpu_features.h"
 
 namespace hv {
 
@@ -80,13 +82,39 @@ class Vcpu {
   bool stopped() const { return stopped_; }
   bool failed() const { return failed_; }
   const char* stop_reason() const { return stop_reason_; }
-  // Skip the instruction that caused the exit (VM-exit instruction length).
+  // Skip the instruction that caused the exit (VM-exit instruction length), completing it as
+  // the CPU would: the STI/MOV SS shadow ends, RFLAGS.RF is cleared, and with RFLAGS.TF = 1
+  // (and DEBUGCTL.BTF = 0) the single-step #DB is made pending (pending debug exceptions BS),
+  // so that it is delivered right after the skipped instruction (SDM Vol. 3C, 27.7.3).
   void skip_instruction();
-  // Inject a hardware exception at the next entry (vector, optional error code).
+  // The same for an instruction hv emulated whose length the exit does not give (EPT
+  // violations: the emulator decoded it): RIP becomes `next_rip` (the caller wraps it as the
+  // mode requires), then shadow, RF and single-step as above.
+  void complete_instruction(uint64_t next_rip);
+  // Inject a hardware exception at the next entry (vector, optional error code). When an event
+  // is already waiting (the one whose delivery caused this exit: IDT-vectoring information,
+  // hv/exit_dispatch.cpp), the double-fault rules combine the two (hv/event_inject.h): the new
+  // exception, a #DF, or a triple fault, which stops the VM with a report.
   void inject_exception(uint8_t vector, bool has_error_code, uint32_t error_code);
   // Inject a #PF for `linear` (the guest's CR2 at delivery: regs.cr2, which vmx_enter loads
   // into the register, as it saves it at every exit; the VMCS has no CR2 field) with `error_code`.
   void inject_page_fault(uint64_t linear, uint32_t error_code);
+  // The event that the next VM entry injects, if any (valid() false: none). Right after an
+  // exit it is the event whose delivery the exit interrupted: a handler can ask whether the
+  // exit happened during event delivery (then the access that exited was the CPU's, reading the
+  // IDT or pushing a frame, not the instruction's at RIP).
+  const event::Pending& pending_event() const { return event_; }
+  bool exit_during_event_delivery() const { return reinjecting_; }
+  // Called by dispatch_exit(): before the handler (the interrupted event becomes the pending
+  // one) and after it (the pending event written into the VM-entry fields).
+  void begin_exit_events();
+  void commit_events();
+
+  // The guest's CR0 and CR4 as it reads them (the read shadows over the bits hv owns).
+  uint64_t visible_cr0() const;
+  uint64_t visible_cr4() const;
+  // What this vCPU offers (hv/vcpu_features.h), fixed at init().
+  const VcpuFeatures& features() const { return features_; }
 
   Vm& vm() { return *vm_; }
   unsigned index() const { return index_; }
@@ -111,6 +139,13 @@ class Vcpu {
   // the guest to retry after reclaim (hv/exit_ept.cpp); reset by a fault that succeeds.
   unsigned oom_streak = 0;
   x86::vmx::GuestRegs regs = {};
+  // The guest's XCR0 (XSETBV, hv/exit_xsetbv.cpp): loaded before every entry and hv's own
+  // restored after every exit when the two differ (arch/x86/xsave.h). 1 (x87 only) at reset.
+  uint64_t xcr0 = 1;
+  // The guest's task-priority register as MOV to/from CR8 sees it (hv/exit_cr.cpp). CR8
+  // accesses always exit: without a TPR shadow the guest would otherwise change the real
+  // LAPIC's TPR, which is hv's.
+  uint8_t cr8 = 0;
   uint64_t exits = 0;
 
  private:
@@ -134,6 +169,9 @@ class Vcpu {
   bool failed_ = false;
   VmRunState* run_ = nullptr;
   bool fast_zap_at_hlt_ = false;
+  VcpuFeatures features_;
+  event::Pending event_;     // injected at the next entry (commit_events)
+  bool reinjecting_ = false; // event_ is the one whose delivery this exit interrupted
   ConsoleLine console_;
   VcpuStats stats_;
   ExitTiming timing_;  // exit-to-entry cost by reason, printed when run() returns

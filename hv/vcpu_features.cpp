@@ -1,10 +1,25 @@
 // What hv virtualizes (see vcpu_features.h).
 #include "hv/vcpu_features.h"
 
+#include "arch/x86/cpu.h"
+#include "arch/x86/vmx/vmcs_fields.h"
+#include "arch/x86/xsave.h"
+
 namespace hv {
 
-VcpuFeatures vcpu_features(const x86::vmx::Capabilities&) {
+VcpuFeatures vcpu_features(const x86::vmx::Capabilities& caps) {
   VcpuFeatures f;
+  // XSAVE: only when hv runs with CR4.OSXSAVE (it must execute XSETBV to switch XCR0, and the
+  // guest's XSETBV exits unconditionally, hv/exit_xsetbv.cpp). The guest may enable what hv's
+  // own XCR0 holds (arch/x86/xsave.h: x87, SSE, AVX, AVX-512 where the host has them), so that
+  // switching back to hv's XCR0 after an exit never disables a component with guest state.
+  const uint64_t host_xcr0 = x86::xsave::host_xcr0();
+  f.xsave = host_xcr0 != 0 && (x86::read_cr4() & x86::xsave::kCr4Osxsave) != 0;
+  f.xcr0_mask = f.xsave ? host_xcr0 : 0;
+  // INVPCID: the secondary control "enable INVPCID" (else INVPCID is #UD in the guest) and the
+  // instruction itself on the host (CPUID.(EAX=7,ECX=0):EBX[10]).
+  const bool invpcid_ctl = (x86::vmx::allowed1(caps.proc2) & x86::vmx::proc2::kEnableInvpcid) != 0;
+  f.invpcid = invpcid_ctl && x86::cpuid(0, 0).eax >= 7 && (x86::cpuid(7, 0).ebx & (1u << 10)) != 0;
   return f;
 }
 

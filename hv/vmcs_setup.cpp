@@ -77,16 +77,24 @@ const char* Vcpu::setup_vmcs(const VcpuStart& start) {
   // Every I/O instruction exits (no bitmaps); MSR bitmaps off, so every RDMSR/WRMSR exits.
   // HLT exits; MWAIT/MONITOR exit so a guest can't park the physical CPU. RDPMC exits: the
   // performance counters are the host's (hv offers no virtual PMU), so the guest gets #GP.
+  // Control registers and events (hv/exit_cr.cpp, docs/guest-platform.md sections 3 and 4):
+  // CR8 accesses exit (no TPR shadow: the real CR8 is hv's LAPIC TPR); MOV DR does not exit
+  // (DR0-DR3 and DR6 are the guest's: hv never reads or writes them, and VMX leaves them as
+  // they are across exits); DR7 and IA32_DEBUGCTL are switched by the debug-controls pair, so
+  // the guest's breakpoints survive its exits; "enable INVPCID" where the vCPU offers it.
+  const uint32_t cr_proc = proc::kCr8LoadExiting | proc::kCr8StoreExiting;
+  const uint32_t ev_proc2 = features_.invpcid ? proc2::kEnableInvpcid : 0u;
+  const uint32_t ev_exit = exit_ctl::kSaveDebugControls, ev_entry = entry_ctl::kLoadDebugControls;
   const ControlRequest proc_req{
       "processor-based", c.proc,
       proc::kHltExiting | proc::kUnconditionalIoExiting | proc::kActivateSecondary | proc::kMwaitExiting |
-          proc::kMonitorExiting | proc::kRdpmcExiting,
+          proc::kMonitorExiting | proc::kRdpmcExiting | cr_proc,
       0};
   const ControlRequest proc2_req{"secondary", c.proc2, proc2::kEnableEpt | proc2::kUnrestrictedGuest,
-                                 c.vpid ? proc2::kEnableVpid : 0u};
+                                 (c.vpid ? proc2::kEnableVpid : 0u) | ev_proc2};
   const ControlRequest exit_req{"VM-exit", c.exit,
-                                exit_ctl::kHostAddressSpaceSize | exit_ctl::kSaveEfer | exit_ctl::kLoadEfer, 0};
-  const ControlRequest entry_req{"VM-entry", c.entry, entry_ctl::kLoadEfer, 0};
+                                exit_ctl::kHostAddressSpaceSize | exit_ctl::kSaveEfer | exit_ctl::kLoadEfer | ev_exit, 0};
+  const ControlRequest entry_req{"VM-entry", c.entry, entry_ctl::kLoadEfer | ev_entry, 0};
   const ControlRequest* reqs[] = {&pin_req, &proc_req, &proc2_req, &exit_req, &entry_req};
   uint32_t* outs[] = {&pinv, &procv, &proc2v, &exitv, &entryv};
   for (unsigned i = 0; i < 5; i++)
@@ -121,10 +129,18 @@ const char* Vcpu::setup_vmcs(const VcpuStart& start) {
     w(kGuestPreemptionTimer, ticks > 0xFFFFFFFF ? 0xFFFFFFFF : ticks);
   }
 
-  // CR0.NE and CR4.VMXE are the host's: a guest write that changes them exits (and is refused).
-  w(kCr0GuestHostMask, kCr0Ne);
-  w(kCr0ReadShadow, kCr0Pe | kCr0Et | kCr0Ne);
-  w(kCr4GuestHostMask, kCr4Vmxe);
+  // The bits of CR0 and CR4 hv owns (hv/exit_cr.cpp says why each): a guest write that changes
+  // one of them against its read shadow exits and hv completes it. CR0: NE and whatever else
+  // FIXED0/FIXED1 pin besides PE and PG; the guest starts with NE = 1 (as after reset: the
+  // shadow says what the real bit is). CR4: VMXE, SMXE, OSXSAVE without XSAVE, and the bits the
+  // CPU does not have; all of them read 0.
+  const uint64_t cr0_owned = kCr0Ne | (c.cr0_fixed0 & ~(kCr0Pe | kCr0Pg)) | (~c.cr0_fixed1 & 0xFFFFFFFFull);
+  constexpr uint64_t kCr4Smxe = 1u << 14, kCr4Osxsave = 1u << 18;
+  const uint64_t cr4_owned =
+      kCr4Vmxe | kCr4Smxe | c.cr4_fixed0 | ~c.cr4_fixed1 | (features_.xsave ? 0 : kCr4Osxsave);
+  w(kCr0GuestHostMask, cr0_owned);
+  w(kCr0ReadShadow, (kCr0Pe | kCr0Et | kCr0Ne) & cr0_owned);
+  w(kCr4GuestHostMask, cr4_owned);
   w(kCr4ReadShadow, 0);
 
   // ---- host state ------------------------------------------------------------------------

@@ -6,6 +6,7 @@
 #include "arch/x86/percpu.h"
 #include "arch/x86/pmm.h"
 #include "arch/x86/vmx/instructions.h"
+#include "arch/x86/xsave.h"
 
 namespace x86::vmx {
 namespace {
@@ -45,6 +46,8 @@ const char* enter_root_mode(const Capabilities& caps) {
   if (!(cr4 & kCr4Vmxe)) return "IA32_VMX_CR4_FIXED1 does not allow CR4.VMXE";
   x86::write_cr0(cr0);
   x86::write_cr4(cr4);
+  // CR4.OSXSAVE and hv's XCR0, so that guests can have their own XCR0 (arch/x86/xsave.h).
+  x86::xsave::enable_on_this_cpu(x86::xsave::kGuestComponents);
 
   if (!r.vmxon_pa) {
     r.vmxon_pa = pmm::alloc_4k(true);
