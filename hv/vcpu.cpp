@@ -253,10 +253,12 @@ bool Vcpu::run() {
       continue;
     }
     if (x86::read_cr2() != cr2) x86::write_cr2(cr2);
+    load_guest_msrs(*this);  // hv/vcpu_msrs.h: the switched MSRs, hv's values back right after
     const uint64_t t0 = x86::rdtsc();
     timing_.entering(t0);
     const int r = vmx_enter(&regs, launched_ ? 1 : 0);
     const uint64_t t1 = x86::rdtsc();
+    restore_host_msrs(*this);
     cr2 = x86::read_cr2();
     cpu_work::exit_guest_mode();
     epoch().quiescent();  // the exit boundary
@@ -299,6 +301,7 @@ void Vcpu::release() {
     cpu_work::set_loaded_ept(0, 0);
     x86::pmm::free_4k(vmcs_pa_);
     vmcs_pa_ = 0;
+    release_vcpu_msrs(*this);
   }
 }
 

@@ -16,6 +16,7 @@
 #include "arch/x86/vmx/guest_regs.h"
 #include "hv/console_line.h"
 #include "hv/exit_timing.h"
+#include "hv/vcpu_msrs.h"
 
 namespace hv {
 
@@ -116,6 +117,9 @@ class Vcpu {
   // page fault of hv's shows through, and an injected #PF can set it.
   uint64_t cr2 = 0;
   uint64_t exits = 0;
+  // The guest's MSRs that the VMCS does not hold, the policy state, the MSR bitmap
+  // (hv/vcpu_msrs.h; filled by setup_vmcs, switched around every guest slice).
+  VcpuMsrs msrs;
 
  private:
   const char* setup_vmcs(const VcpuStart& start);

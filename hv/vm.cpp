@@ -1,6 +1,7 @@
 // VM construction and guest RAM (see vm.h).
 #include "hv/vm.h"
 
+#include "arch/x86/cpu.h"
 #include "arch/x86/pmm.h"
 #include "tests/guests/lib/hv_abi.h"
 
@@ -43,6 +44,7 @@ uint64_t alloc_window(uint64_t frames, bool misalign, uint64_t* base, uint64_t* 
 
 const char* Vm::init(unsigned id, const SlotSpec* specs, unsigned count, int max_level, unsigned guest_phys_bits) {
   id_ = id;
+  tsc_origin = x86::rdtsc();
   stats_.reset();
   report_result_reset();
   if (count > kMaxSlots) return "too many memory slots";
@@ -82,6 +84,7 @@ const char* Vm::init(unsigned id, const SlotSpec* specs, unsigned count, int max
 const char* Vm::init_pool(unsigned id, uint64_t pool_bytes, uint64_t boot_bytes, int max_level, unsigned guest_phys_bits,
                           bool align_1g) {
   id_ = id;
+  tsc_origin = x86::rdtsc();
   stats_.reset();
   report_result_reset();
   if ((pool_bytes | boot_bytes) & (k2M - 1) || !boot_bytes || boot_bytes > pool_bytes) return "bad RAM pool layout";
