@@ -27,8 +27,10 @@ const Info kTable[] = {
     {kSysenterEsp, 1, "IA32_SYSENTER_ESP", Home::kVmcs, true, true},
     {kSysenterEip, 1, "IA32_SYSENTER_EIP", Home::kVmcs, true, true},
     {kMiscEnable, 1, "IA32_MISC_ENABLE", Home::kEmulated, false, false},
-    // DEBUGCTL: VMCS guest field, but writes exit so only the bits hv can honour get in.
-    {kDebugCtl, 1, "IA32_DEBUGCTL", Home::kVmcs, true, false},
+    // DEBUGCTL: VMCS guest field; writes exit so only the bits hv can honour get in, and so do
+    // reads: a CPU may drop bits it does not implement from the real register (Bochs keeps no
+    // BTF), while the guest must read back what it was allowed to write.
+    {kDebugCtl, 1, "IA32_DEBUGCTL", Home::kVmcs, false, false},
     {kMtrrPhysBase0, 2 * kVariableMtrrs, "IA32_MTRR_PHYSBASE/MASKn", Home::kEmulated, false, false},
     {kMtrrFix64k00000, 1, "IA32_MTRR_FIX64K_00000", Home::kEmulated, false, false},
     {kMtrrFix16k80000, 2, "IA32_MTRR_FIX16K_80000/A0000", Home::kEmulated, false, false},
