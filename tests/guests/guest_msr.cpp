@@ -167,6 +167,44 @@ void unknown_msrs() {
   }
 }
 
+// A hostile guest (under hv only: bare, random WRMSRs could reprogram the emulator's real
+// MSRs): MSRs that hv must never pass to the CPU nor let stop the VM - the VMX capability
+// MSRs, performance monitoring, machine check, SMM, XSS, AMD's range - and seeded random
+// indices outside the two ranges the MSR bitmap covers (so all of them exit). Every RDMSR and
+// WRMSR must raise #GP(0) and the guest keeps running.
+uint32_t g_seed = 0x6d5372u;
+uint32_t rnd() {
+  g_seed = g_seed * 1664525u + 1013904223u;
+  return g_seed;
+}
+void hostile() {
+  if (!g_strict) {
+    gprintf("msr: hostile: SKIP: not under hv\n");
+    return;
+  }
+  unsigned accesses = 0, gp = 0;
+  auto both = [&](uint32_t idx) {
+    uint64_t v = 0;
+    const Fault r = rd(idx, &v);
+    const Fault w = wr(idx, 0x5A5A5A5A5A5A5A5Aull);
+    accesses += 2;
+    gp += is_gp(r) + is_gp(w);
+    if (!is_gp(r) || !is_gp(w)) gprintf("msr: hostile: 0x%x not refused (rdmsr %u/%u, wrmsr %u/%u)\n", idx, r.raised, r.vector, w.raised, w.vector);
+  };
+  static const uint32_t kSensitive[] = {0x480, 0x481, 0x482, 0x48B, 0x48C, 0x491, 0x345, 0xCE, 0x179, 0x17A, 0x186,
+                                        0xC1, 0x38D, 0x38F, 0x390, 0xC80, 0x9E, 0xDA0, 0x6E0, 0x10B, 0x1A2, 0x199,
+                                        0x1B0, 0x400, 0x401, 0xC0000104, 0xC0010000, 0xC0010114, 0xC0010117};
+  for (uint32_t idx : kSensitive) both(idx);
+  for (unsigned i = 0; i < 200; i++) {
+    uint32_t idx = rnd();
+    if (idx < 0x2000 || (idx >= 0xC0000000u && idx < 0xC0002000u)) idx ^= 0x40000000u;  // outside the table's ranges
+    both(idx);
+  }
+  MCHECK_EQ(gp, accesses);
+  gprintf("msr: hostile: %u accesses to MSRs outside the table (%u fixed, 200 random, seed 0x6d5372): %u raised #GP(0), the VM kept running\n",
+          accesses, static_cast<unsigned>(sizeof kSensitive / sizeof kSensitive[0]), gp);
+}
+
 alignas(4096) uint32_t g_pd[1024];
 
 void paging(bool on) {
@@ -444,5 +482,6 @@ void guest_test() {
   misc();
   tsc_aux();
   debugctl();
+  hostile();
   (void)hv;
 }
