@@ -44,7 +44,6 @@ uint64_t alloc_window(uint64_t frames, bool misalign, uint64_t* base, uint64_t* 
 
 const char* Vm::init(unsigned id, const SlotSpec* specs, unsigned count, int max_level, unsigned guest_phys_bits) {
   id_ = id;
-  tsc_origin = x86::rdtsc();
   stats_.reset();
   report_result_reset();
   if (count > kMaxSlots) return "too many memory slots";
@@ -76,6 +75,7 @@ const char* Vm::init(unsigned id, const SlotSpec* specs, unsigned count, int max
     if (s.gpa + s.bytes > ram_top_) ram_top_ = s.gpa + s.bytes;
   }
   slot_count_ = count;
+  tsc_origin = x86::rdtsc();  // the VM exists from here (its RAM is zeroed): guest TSC 0
   // The memslots are fixed (no hypercalls change them): the default page limit covers them
   // and hv's own extra slots.
   return mmu_.init(id, slots_, count, max_level, guest_phys_bits, ram_bytes_ + hv_slot_bytes_, count + hv_slot_ranges_);
@@ -84,7 +84,6 @@ const char* Vm::init(unsigned id, const SlotSpec* specs, unsigned count, int max
 const char* Vm::init_pool(unsigned id, uint64_t pool_bytes, uint64_t boot_bytes, int max_level, unsigned guest_phys_bits,
                           bool align_1g) {
   id_ = id;
-  tsc_origin = x86::rdtsc();
   stats_.reset();
   report_result_reset();
   if ((pool_bytes | boot_bytes) & (k2M - 1) || !boot_bytes || boot_bytes > pool_bytes) return "bad RAM pool layout";
@@ -119,6 +118,7 @@ const char* Vm::init_pool(unsigned id, uint64_t pool_bytes, uint64_t boot_bytes,
   uint64_t mappable = boot_bytes + uint64_t{HV_MAX_GUEST_SLOTS} * pool_bytes;
   if (mappable > HV_GPA_LIMIT) mappable = HV_GPA_LIMIT;
   // GuestMmu::init numbers slots by index: the boot RAM is slot id 0.
+  tsc_origin = x86::rdtsc();  // the VM exists from here (its pool is zeroed): guest TSC 0
   return mmu_.init(id, slots_, 1, max_level, guest_phys_bits, mappable + hv_slot_bytes_,
                    1 + HV_MAX_GUEST_SLOTS + hv_slot_ranges_);
 }

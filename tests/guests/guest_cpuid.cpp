@@ -80,7 +80,31 @@ uint32_t g_apic_ids[HV_MAX_VCPUS];
 
 uint32_t apic_id_leaf1() { return cpuid(1).b >> 24; }
 
-void report_apic_id(unsigned index) { g_apic_ids[index] = apic_id_leaf1(); }
+// The vCPUs' TSCs agree (hv gives every vCPU of a VM the same TSC offset): a TSC read after
+// another vCPU's read, in the order a release/acquire flag makes certain, is never smaller -
+// both ways between vCPU 0 and vCPU 1.
+uint32_t g_tsc_flag = 0;
+uint64_t g_tsc1 = 0, g_tsc2 = 0;
+
+void report_apic_id(unsigned index) {
+  g_apic_ids[index] = apic_id_leaf1();
+  if (index != 1) return;
+  while (__atomic_load_n(&g_tsc_flag, __ATOMIC_ACQUIRE) != 1) cpu_relax();
+  g_tsc1 = rdtsc();
+  g_tsc2 = rdtsc();
+  __atomic_store_n(&g_tsc_flag, 2, __ATOMIC_RELEASE);
+}
+
+void tsc_agreement() {
+  Group g("tsc: the CPUs' TSCs agree (causality both ways between cpu 0 and cpu 1)");
+  const uint64_t t0 = rdtsc();
+  __atomic_store_n(&g_tsc_flag, 1, __ATOMIC_RELEASE);
+  while (__atomic_load_n(&g_tsc_flag, __ATOMIC_ACQUIRE) != 2) cpu_relax();
+  const uint64_t t3 = rdtsc();
+  if (g_tsc1 < t0 || t3 < g_tsc2) gprintf("cpuid: tsc: cpu 0 0x%llx, cpu 1 0x%llx 0x%llx, cpu 0 0x%llx\n", t0, g_tsc1, g_tsc2, t3);
+  MCHECK(g_tsc1 >= t0);
+  MCHECK(t3 >= g_tsc2);
+}
 
 void topology() {
   Group g("topology: leaf 1, leaf 4 and leaf 0xB agree with the CPU count");
@@ -117,6 +141,7 @@ void topology() {
   g_apic_ids[0] = l1.b >> 24;
   if (n > 1) {
     smp_start(report_apic_id);
+    tsc_agreement();
     smp_wait_done();
     for (unsigned i = 0; i < n; i++)
       for (unsigned j = i + 1; j < n; j++) MCHECK(g_apic_ids[i] != g_apic_ids[j]);
