@@ -2,6 +2,7 @@
 // of the policy, the MSR bitmap, and the switching of the MSRs the VMCS does not hold
 // (hv/vcpu_msrs.h says why it is done by hand, around every guest slice).
 #include "arch/x86/cpu.h"
+#include "arch/x86/log.h"
 #include "arch/x86/pmm.h"
 #include "arch/x86/vmx/exit_reason.h"
 #include "arch/x86/vmx/instructions.h"
@@ -100,9 +101,46 @@ const char* init_vcpu_msrs(Vcpu& vcpu, bool use_bitmap, bool rdtscp) {
   return nullptr;
 }
 
+// When the vCPU is done (on its own CPU, after its last exit): every switched MSR must hold
+// hv's value again. Checked against the real registers and reported when the guest had set any
+// of them to a value of its own, so a guest that leaves its values behind (guest-msr does)
+// shows that none of them stayed in root mode.
 void release_vcpu_msrs(Vcpu& vcpu) {
-  if (vcpu.msrs.bitmap_pa) x86::pmm::free_4k(vcpu.msrs.bitmap_pa);
-  vcpu.msrs.bitmap_pa = 0;
+  VcpuMsrs& m = vcpu.msrs;
+  if (m.bitmap_pa) {
+    struct Item {
+      const char* name;
+      uint32_t index;
+      uint64_t guest, host;
+      bool present;
+    };
+    const msr::State& s = m.state;
+    const Item items[] = {
+        {"KERNEL_GS_BASE", msr::kKernelGsBase, s.kernel_gs_base, m.host_kernel_gs_base, true},
+        {"STAR", msr::kStar, s.star, m.host_star, true},
+        {"LSTAR", msr::kLstar, s.lstar, m.host_lstar, true},
+        {"CSTAR", msr::kCstar, s.cstar, m.host_cstar, true},
+        {"FMASK", msr::kSfmask, s.sfmask, m.host_sfmask, true},
+        {"TSC_AUX", msr::kTscAux, s.tsc_aux, m.host_tsc_aux, m.config.rdtscp},
+        {"SPEC_CTRL", msr::kSpecCtrl, s.spec_ctrl, m.host_spec_ctrl, m.config.spec_ctrl},
+    };
+    unsigned differ = 0, leaked = 0;
+    for (const Item& it : items) {
+      if (!it.present) continue;
+      if (it.guest != it.host) differ++;
+      const uint64_t now = x86::rdmsr(it.index);
+      if (now != it.host) {
+        leaked++;
+        x86::log::error("vm%u: vcpu%u: %s holds 0x%lx in root mode, not hv's 0x%lx", vcpu.vm().id(), vcpu.index(), it.name,
+                        now, it.host);
+      }
+    }
+    if (differ)
+      x86::log::info("vm%u: vcpu%u: switched MSRs: %u guest value(s) differ from hv's; after the last exit %s", vcpu.vm().id(),
+                     vcpu.index(), differ, leaked ? "GUEST VALUES LEFT IN ROOT MODE" : "all hold hv's values");
+    x86::pmm::free_4k(m.bitmap_pa);
+  }
+  m.bitmap_pa = 0;
 }
 
 // Right before VM entry, interrupts off: the guest's value into each switched MSR where it
