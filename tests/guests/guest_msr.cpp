@@ -10,7 +10,10 @@
 // FS/GS base (a WRMSR is seen through a segment access); KERNEL_GS_BASE; the TSC (WRMSR moves
 // RDTSC) and TSC_ADJUST (SDM 17.17.3 coupling); PAT and MTRRs (round trip, reserved memory
 // types and bits); APIC base; MISC_ENABLE; FEATURE_CONTROL; microcode revision; TSC_AUX and
-// RDTSCP; DEBUGCTL.
+// RDTSCP; DEBUGCTL. Under hv only (hv's policy, not the SDM): the guest's TSC starts near 0,
+// and a hostile sweep of MSRs outside the table (all #GP, the VM keeps running). The SYSCALL
+// MSRs and TSC_AUX are left set at the end, so hv's release check (hv/exit_msr.cpp) shows hv's
+// own values back in the real registers.
 #include "tests/guests/lib/guest.h"
 
 const char guest_name[] = "msr";
