@@ -1,12 +1,14 @@
-// CPUID exits: what the guest sees of the processor (the CPUID policy).
+// CPUID exits: what the guest sees of the processor is the CPUID policy (hv/cpuid_policy.h),
+// given this host, the VM's vCPU count, this vCPU's index and the guest state CPUID reflects.
 #include "arch/x86/cpu.h"
-#include "arch/x86/log.h"
-#include "arch/x86/vmx/exit_reason.h"
+#include "arch/x86/timer.h"
 #include "arch/x86/vmx/instructions.h"
-#include "arch/x86/vmx/capabilities.h"
+#include "arch/x86/vmx/vmcs_fields.h"
+#include "hv/cpuid_policy.h"
 #include "hv/exit.h"
-#include "hv/guest_abi.h"
+#include "hv/guest_phys_bits.h"
 #include "hv/vcpu.h"
+#include "hv/vcpu_features.h"
 #include "hv/vm.h"
 
 namespace hv {
@@ -14,33 +16,28 @@ namespace hv {
 using namespace x86::vmx;
 
 namespace {
-uint32_t sig(unsigned i) {
-  const char* s = guest_abi::kSignature;
-  return static_cast<uint32_t>(s[4 * i]) | static_cast<uint32_t>(s[4 * i + 1]) << 8 |
-         static_cast<uint32_t>(s[4 * i + 2]) << 16 | static_cast<uint32_t>(s[4 * i + 3]) << 24;
+cpuid::Regs host_cpuid(void*, uint32_t leaf, uint32_t sub) {
+  const x86::CpuidResult r = x86::cpuid(leaf, sub);
+  return {r.eax, r.ebx, r.ecx, r.edx};
 }
+
+constexpr uint64_t kCr4Osxsave = 1u << 18;
 }  // namespace
 
 void handle_cpuid(Vcpu& vcpu, const ExitInfo&) {
   x86::vmx::GuestRegs& r = vcpu.regs;
-  const uint32_t leaf = static_cast<uint32_t>(r.rax), sub = static_cast<uint32_t>(r.rcx);
-  x86::CpuidResult c{};
-  if (leaf == guest_abi::kHypervisorLeaf) {
-    c = {guest_abi::kHypervisorLeaf, sig(0), sig(1), sig(2)};
-  } else if ((leaf & 0xF0000000) == 0x40000000) {
-    c = {};
-  } else {
-    c = x86::cpuid(leaf, sub);
-    if (leaf == 1) {
-      c.ecx &= ~(1u << 5);   // no nested VMX
-      c.ecx &= ~(1u << 15);  // no PDCM: IA32_PERF_CAPABILITIES is not offered (RDMSR gives #GP)
-      c.ecx |= 1u << 31;     // "running under a hypervisor"
-    } else if (leaf == 0xA) {
-      // No virtual PMU (architectural performance monitoring version 0, no counters): what
-      // handle_rdpmc enforces, stated where a guest looks first.
-      c = {};
-    }
-  }
+  cpuid::Inputs in;
+  in.host = host_cpuid;
+  in.features = vcpu.features();
+  in.vcpu_index = vcpu.index();
+  in.vcpu_count = vcpu.vm().vcpu_count;
+  in.tsc_khz = x86::timer::tsc_khz();
+  in.phys_bits = guest_phys_bits();
+  // CPUID.1:ECX.OSXSAVE is the guest's CR4.OSXSAVE as it reads it (the read shadow where hv
+  // owns the bit: hv itself runs with OSXSAVE on), leaf 0xD.0 EBX sizes the guest's XCR0.
+  in.guest_cr4_osxsave = (vcpu.visible_cr4() & kCr4Osxsave) != 0;
+  in.guest_xcr0 = vcpu.xcr0;
+  const cpuid::Regs c = cpuid::guest_cpuid(in, static_cast<uint32_t>(r.rax), static_cast<uint32_t>(r.rcx));
   r.rax = c.eax;
   r.rbx = c.ebx;
   r.rcx = c.ecx;

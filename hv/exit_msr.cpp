@@ -1,12 +1,16 @@
-// RDMSR/WRMSR exits: the guest's model-specific registers (the MSR policy).
+// RDMSR/WRMSR exits and the kernel side of the MSR policy (hv/msr_policy.h): the VMCS backend
+// of the policy, the MSR bitmap, and the switching of the MSRs the VMCS does not hold
+// (hv/vcpu_msrs.h says why it is done by hand, around every guest slice).
 #include "arch/x86/cpu.h"
 #include "arch/x86/log.h"
+#include "arch/x86/pmm.h"
 #include "arch/x86/vmx/exit_reason.h"
 #include "arch/x86/vmx/instructions.h"
-#include "arch/x86/vmx/capabilities.h"
+#include "arch/x86/vmx/vmcs_fields.h"
 #include "hv/exit.h"
-#include "hv/guest_abi.h"
+#include "hv/guest_phys_bits.h"
 #include "hv/vcpu.h"
+#include "hv/vcpu_msrs.h"
 #include "hv/vm.h"
 
 namespace hv {
@@ -15,17 +19,193 @@ using namespace x86::vmx;
 
 namespace {
 constexpr uint8_t kGp = 13;
-constexpr uint64_t kEferSce = 1u << 0, kEferLme = 1u << 8, kEferLma = 1u << 10, kEferNxe = 1u << 11;
+
+uint32_t vmcs_field(msr::Field f) {
+  switch (f) {
+    case msr::Field::kFsBase: return field::kGuestFsBase;
+    case msr::Field::kGsBase: return field::kGuestGsBase;
+    case msr::Field::kSysenterCs: return field::kGuestSysenterCs;
+    case msr::Field::kSysenterEsp: return field::kGuestSysenterEsp;
+    case msr::Field::kSysenterEip: return field::kGuestSysenterEip;
+    case msr::Field::kEfer: return field::kGuestEfer;
+    case msr::Field::kPat: return field::kGuestPat;
+    case msr::Field::kDebugCtl: return field::kGuestDebugCtl;
+    case msr::Field::kCr0: return field::kGuestCr0;
+    case msr::Field::kTscOffset: return field::kTscOffset;
+  }
+  return 0;
+}
+
+uint64_t backend_get(void*, msr::Field f) { return vmread(vmcs_field(f)); }
+void backend_set(void*, msr::Field f, uint64_t v) { vmwrite(vmcs_field(f), v); }
+// IBPB for the guest: the barrier is the same whoever asks for it.
+void backend_pred_cmd(void*, uint64_t v) { x86::wrmsr(msr::kPredCmd, v); }
+constexpr msr::Backend kVmcsBackend{nullptr, backend_get, backend_set, backend_pred_cmd};
+
+// The switched MSRs, one bit each in VcpuMsrs::loaded.
+enum : uint32_t { kKgs = 1, kStar = 2, kLstar = 4, kCstar = 8, kSfmask = 16, kTscAux = 32, kSpecCtrl = 64 };
+
+// MSR bitmap (SDM 25.6.9): read-low, read-high, write-low, write-high, 1 KiB each; low =
+// 0..0x1FFF, high = 0xC0000000..0xC0001FFF; a set bit makes the access exit.
+void allow_direct(uint8_t* bitmap, uint32_t index, bool write) {
+  unsigned base = write ? 2048 : 0;
+  if (index >= 0xC0000000u) {
+    base += 1024;
+    index -= 0xC0000000u;
+  }
+  if (index >= 0x2000) return;
+  bitmap[base + index / 8] &= static_cast<uint8_t>(~(1u << (index % 8)));
+}
 }  // namespace
+
+const char* init_vcpu_msrs(Vcpu& vcpu, bool use_bitmap, bool rdtscp) {
+  VcpuMsrs& m = vcpu.msrs;
+  m = VcpuMsrs{};
+  msr::Config& c = m.config;
+  c.phys_bits = guest_phys_bits();
+  c.bsp = vcpu.index() == 0;
+  c.rdtscp = rdtscp;
+  c.x2apic = false;  // no virtual LAPIC yet (VcpuFeatures.x2apic)
+  const bool has7 = x86::cpuid(0).eax >= 7;
+  const uint32_t edx7 = has7 ? x86::cpuid(7, 0).edx : 0;
+  c.spec_ctrl = (edx7 >> 26) & 1;
+  c.stibp = c.spec_ctrl && ((edx7 >> 27) & 1);
+  c.ssbd = c.spec_ctrl && ((edx7 >> 31) & 1);
+  c.arch_capabilities = (edx7 >> 29) & 1;
+  if (c.arch_capabilities) c.arch_capabilities_value = x86::rdmsr(msr::kArchCapabilities);
+  msr::reset(m.state, c, 0 - vcpu.vm().tsc_origin);
+
+  m.host_kernel_gs_base = x86::rdmsr(msr::kKernelGsBase);
+  m.host_star = x86::rdmsr(msr::kStar);
+  m.host_lstar = x86::rdmsr(msr::kLstar);
+  m.host_cstar = x86::rdmsr(msr::kCstar);
+  m.host_sfmask = x86::rdmsr(msr::kSfmask);
+  if (c.rdtscp) m.host_tsc_aux = x86::rdmsr(msr::kTscAux);
+  if (c.spec_ctrl) m.host_spec_ctrl = x86::rdmsr(msr::kSpecCtrl);
+
+  if (use_bitmap) {
+    m.bitmap_pa = x86::pmm::alloc_4k(false);
+    if (!m.bitmap_pa) return "out of memory for the MSR bitmap";
+    uint8_t* bitmap = reinterpret_cast<uint8_t*>(m.bitmap_pa);
+    for (unsigned i = 0; i < 4096; i++) bitmap[i] = 0xFF;
+    unsigned n = 0;
+    const msr::Info* tab = msr::table(n);
+    for (unsigned i = 0; i < n; i++) {
+      for (uint32_t idx = tab[i].index; idx < tab[i].index + tab[i].count; idx++) {
+        if (msr::find(c, idx) != &tab[i]) continue;  // not on this host
+        if (tab[i].read_direct) allow_direct(bitmap, idx, false);
+        if (tab[i].write_direct) allow_direct(bitmap, idx, true);
+      }
+    }
+  }
+  return nullptr;
+}
+
+// When the vCPU is done (on its own CPU, after its last exit): every switched MSR must hold
+// hv's value again. Checked against the real registers and reported when the guest had set any
+// of them to a value of its own, so a guest that leaves its values behind (guest-msr does)
+// shows that none of them stayed in root mode.
+void release_vcpu_msrs(Vcpu& vcpu) {
+  VcpuMsrs& m = vcpu.msrs;
+  if (m.bitmap_pa) {
+    struct Item {
+      const char* name;
+      uint32_t index;
+      uint64_t guest, host;
+      bool present;
+    };
+    const msr::State& s = m.state;
+    const Item items[] = {
+        {"KERNEL_GS_BASE", msr::kKernelGsBase, s.kernel_gs_base, m.host_kernel_gs_base, true},
+        {"STAR", msr::kStar, s.star, m.host_star, true},
+        {"LSTAR", msr::kLstar, s.lstar, m.host_lstar, true},
+        {"CSTAR", msr::kCstar, s.cstar, m.host_cstar, true},
+        {"FMASK", msr::kSfmask, s.sfmask, m.host_sfmask, true},
+        {"TSC_AUX", msr::kTscAux, s.tsc_aux, m.host_tsc_aux, m.config.rdtscp},
+        {"SPEC_CTRL", msr::kSpecCtrl, s.spec_ctrl, m.host_spec_ctrl, m.config.spec_ctrl},
+    };
+    unsigned differ = 0, leaked = 0;
+    for (const Item& it : items) {
+      if (!it.present) continue;
+      if (it.guest != it.host) differ++;
+      const uint64_t now = x86::rdmsr(it.index);
+      if (now != it.host) {
+        leaked++;
+        x86::log::error("vm%u: vcpu%u: %s holds 0x%lx in root mode, not hv's 0x%lx", vcpu.vm().id(), vcpu.index(), it.name,
+                        now, it.host);
+      }
+    }
+    if (differ)
+      x86::log::info("vm%u: vcpu%u: switched MSRs: %u guest value(s) differ from hv's; after the last exit %s", vcpu.vm().id(),
+                     vcpu.index(), differ, leaked ? "GUEST VALUES LEFT IN ROOT MODE" : "all hold hv's values");
+    x86::pmm::free_4k(m.bitmap_pa);
+  }
+  m.bitmap_pa = 0;
+}
+
+// Right before VM entry, interrupts off: the guest's value into each switched MSR where it
+// differs from hv's.
+void load_guest_msrs(Vcpu& vcpu) {
+  VcpuMsrs& m = vcpu.msrs;
+  const msr::State& s = m.state;
+  uint32_t loaded = 0;
+  if (s.kernel_gs_base != m.host_kernel_gs_base) {
+    x86::wrmsr(msr::kKernelGsBase, s.kernel_gs_base);
+    loaded |= kKgs;
+  }
+  if (s.star != m.host_star) {
+    x86::wrmsr(msr::kStar, s.star);
+    loaded |= kStar;
+  }
+  if (s.lstar != m.host_lstar) {
+    x86::wrmsr(msr::kLstar, s.lstar);
+    loaded |= kLstar;
+  }
+  if (s.cstar != m.host_cstar) {
+    x86::wrmsr(msr::kCstar, s.cstar);
+    loaded |= kCstar;
+  }
+  if (s.sfmask != m.host_sfmask) {
+    x86::wrmsr(msr::kSfmask, s.sfmask);
+    loaded |= kSfmask;
+  }
+  if (m.config.rdtscp && s.tsc_aux != m.host_tsc_aux) {
+    x86::wrmsr(msr::kTscAux, s.tsc_aux);
+    loaded |= kTscAux;
+  }
+  if (m.config.spec_ctrl && s.spec_ctrl != m.host_spec_ctrl) {
+    x86::wrmsr(msr::kSpecCtrl, s.spec_ctrl);
+    loaded |= kSpecCtrl;
+  }
+  m.loaded = loaded;
+}
+
+// Right after VM exit, before anything else of hv runs: the guest's KERNEL_GS_BASE read back
+// (SWAPGS and a direct WRMSR change it without an exit), then hv's value into every MSR that
+// holds a guest value.
+void restore_host_msrs(Vcpu& vcpu) {
+  VcpuMsrs& m = vcpu.msrs;
+  const uint64_t kgs = x86::rdmsr(msr::kKernelGsBase);
+  m.state.kernel_gs_base = kgs;
+  if (kgs != m.host_kernel_gs_base) x86::wrmsr(msr::kKernelGsBase, m.host_kernel_gs_base);
+  const uint32_t loaded = m.loaded;
+  if (loaded & kStar) x86::wrmsr(msr::kStar, m.host_star);
+  if (loaded & kLstar) x86::wrmsr(msr::kLstar, m.host_lstar);
+  if (loaded & kCstar) x86::wrmsr(msr::kCstar, m.host_cstar);
+  if (loaded & kSfmask) x86::wrmsr(msr::kSfmask, m.host_sfmask);
+  if (loaded & kTscAux) x86::wrmsr(msr::kTscAux, m.host_tsc_aux);
+  if (loaded & kSpecCtrl) x86::wrmsr(msr::kSpecCtrl, m.host_spec_ctrl);
+  m.loaded = 0;
+}
 
 void handle_rdmsr(Vcpu& vcpu, const ExitInfo&) {
   x86::vmx::GuestRegs& r = vcpu.regs;
   const uint32_t index = static_cast<uint32_t>(r.rcx);
-  if (index != msr::kEfer) {
+  uint64_t v = 0;
+  if (!msr::read(vcpu.msrs.config, vcpu.msrs.state, kVmcsBackend, index, x86::rdtsc(), v)) {
     vcpu.inject_exception(kGp, true, 0);
     return;
   }
-  const uint64_t v = vmread(field::kGuestEfer);
   r.rax = static_cast<uint32_t>(v);
   r.rdx = v >> 32;
   vcpu.skip_instruction();
@@ -35,14 +215,10 @@ void handle_wrmsr(Vcpu& vcpu, const ExitInfo&) {
   x86::vmx::GuestRegs& r = vcpu.regs;
   const uint32_t index = static_cast<uint32_t>(r.rcx);
   const uint64_t v = (r.rdx << 32) | static_cast<uint32_t>(r.rax);
-  // Only EFER, and only its SCE/LME/NXE bits; LMA is the CPU's. Anything else is #GP, as a
-  // CPU does for an MSR it does not have.
-  if (index != msr::kEfer || (v & ~(kEferSce | kEferLme | kEferLma | kEferNxe))) {
+  if (!msr::write(vcpu.msrs.config, vcpu.msrs.state, kVmcsBackend, index, v, x86::rdtsc())) {
     vcpu.inject_exception(kGp, true, 0);
     return;
   }
-  const uint64_t cur = vmread(field::kGuestEfer);
-  vmwrite(field::kGuestEfer, (v & (kEferSce | kEferLme | kEferNxe)) | (cur & kEferLma));
   vcpu.skip_instruction();
 }
 

@@ -341,10 +341,12 @@ bool Vcpu::run() {
     const uint64_t host_xcr0 = x86::xsave::host_xcr0();
     const bool switch_xcr0 = features_.xsave && xcr0 != host_xcr0;
     if (switch_xcr0) x86::xsave::xsetbv(0, xcr0);
+    load_guest_msrs(*this);  // hv/vcpu_msrs.h: the switched MSRs, hv's values back right after
     const uint64_t t0 = x86::rdtsc();
     timing_.entering(t0);
     const int r = vmx_enter(&regs, launched_ ? 1 : 0);
     const uint64_t t1 = x86::rdtsc();
+    restore_host_msrs(*this);
     if (switch_xcr0) x86::xsave::xsetbv(0, host_xcr0);
     cpu_work::exit_guest_mode();
     epoch().quiescent();  // the exit boundary
@@ -387,6 +389,7 @@ void Vcpu::release() {
     cpu_work::set_loaded_ept(0, 0);
     x86::pmm::free_4k(vmcs_pa_);
     vmcs_pa_ = 0;
+    release_vcpu_msrs(*this);
   }
 }
 

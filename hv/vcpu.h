@@ -18,6 +18,7 @@
 #include "hv/event_inject.h"
 #include "hv/exit_timing.h"
 #include "hv/vcpu_features.h"
+#include "hv/vcpu_msrs.h"
 
 namespace hv {
 
@@ -147,6 +148,9 @@ class Vcpu {
   // LAPIC's TPR, which is hv's.
   uint8_t cr8 = 0;
   uint64_t exits = 0;
+  // The guest's MSRs that the VMCS does not hold, the policy state, the MSR bitmap
+  // (hv/vcpu_msrs.h; filled by setup_vmcs, switched around every guest slice).
+  VcpuMsrs msrs;
 
  private:
   const char* setup_vmcs(const VcpuStart& start);

@@ -20,6 +20,10 @@ VcpuFeatures vcpu_features(const x86::vmx::Capabilities& caps) {
   // instruction itself on the host (CPUID.(EAX=7,ECX=0):EBX[10]).
   const bool invpcid_ctl = (x86::vmx::allowed1(caps.proc2) & x86::vmx::proc2::kEnableInvpcid) != 0;
   f.invpcid = invpcid_ctl && x86::cpuid(0, 0).eax >= 7 && (x86::cpuid(7, 0).ebx & (1u << 10)) != 0;
+  // RDTSCP (and RDPID) where the host has it and "enable RDTSCP" may be 1; hv/vmcs_setup.cpp
+  // sets the control from this, hv/exit_msr.cpp switches IA32_TSC_AUX per vCPU.
+  f.rdtscp = (x86::vmx::allowed1(caps.proc2) & x86::vmx::proc2::kEnableRdtscp) &&
+             x86::cpuid(0x80000000u).eax >= 0x80000001u && ((x86::cpuid(0x80000001u).edx >> 27) & 1);
   return f;
 }
 

@@ -24,6 +24,9 @@ struct VcpuFeatures {
   // TSC-deadline timer are hidden.
   bool x2apic = false;
   bool tsc_deadline = false;
+  // The local APIC itself (CPUID.1:EDX.APIC): hidden until the virtual LAPIC exists; meanwhile
+  // IA32_APIC_BASE is still readable (hv/msr_policy.h), since kernels read it unconditionally.
+  bool lapic = false;
 };
 
 // The features of a VM on this host.

@@ -1,6 +1,7 @@
 // VM construction and guest RAM (see vm.h).
 #include "hv/vm.h"
 
+#include "arch/x86/cpu.h"
 #include "arch/x86/pmm.h"
 #include "hv/guest_ports.h"
 #include "tests/guests/lib/hv_abi.h"
@@ -77,6 +78,7 @@ const char* Vm::init(unsigned id, const SlotSpec* specs, unsigned count, int max
     if (s.gpa + s.bytes > ram_top_) ram_top_ = s.gpa + s.bytes;
   }
   slot_count_ = count;
+  tsc_origin = x86::rdtsc();  // the VM exists from here (its RAM is zeroed): guest TSC 0
   // The memslots are fixed (no hypercalls change them): the default page limit covers them
   // and hv's own extra slots.
   return mmu_.init(id, slots_, count, max_level, guest_phys_bits, ram_bytes_ + hv_slot_bytes_, count + hv_slot_ranges_);
@@ -121,6 +123,7 @@ const char* Vm::init_pool(unsigned id, uint64_t pool_bytes, uint64_t boot_bytes,
   uint64_t mappable = boot_bytes + uint64_t{HV_MAX_GUEST_SLOTS} * pool_bytes;
   if (mappable > HV_GPA_LIMIT) mappable = HV_GPA_LIMIT;
   // GuestMmu::init numbers slots by index: the boot RAM is slot id 0.
+  tsc_origin = x86::rdtsc();  // the VM exists from here (its pool is zeroed): guest TSC 0
   return mmu_.init(id, slots_, 1, max_level, guest_phys_bits, mappable + hv_slot_bytes_,
                    1 + HV_MAX_GUEST_SLOTS + hv_slot_ranges_);
 }

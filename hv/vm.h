@@ -116,6 +116,10 @@ class Vm {
 
   // vCPUs the VM runs (HV_CALL_VCPU_INFO); set before any of them starts.
   unsigned vcpu_count = 1;
+  // The host TSC when the VM was created (set at the end of init/init_pool, once its RAM is
+  // zeroed): every vCPU's TSC offset starts at minus this value, so
+  // the guest's TSC starts near 0 and all its vCPUs agree (hv/msr_policy.h, IA32_TSC).
+  uint64_t tsc_origin = 0;
   // The guest's result: the result port and the exit port (hv/exit_io.cpp), HV_CALL_RESULT and
   // HV_CALL_EXIT (hv/hypercall.cpp). Any vCPU may report, at the same time as another: both
   // words are atomics. Relaxed: the runner reads them only after every vCPU has finished

@@ -23,6 +23,7 @@
 #include "arch/x86/vmx/instructions.h"
 #include "arch/x86/vmx/vmcs_fields.h"
 #include "hv/vcpu.h"
+#include "hv/vcpu_features.h"
 #include "hv/vm.h"
 
 namespace hv {
@@ -74,7 +75,10 @@ const char* Vcpu::setup_vmcs(const VcpuStart& start) {
   // External interrupts and NMIs must come to the host, not the guest's IDT.
   const ControlRequest pin_req{"pin-based", c.pin, pin::kExternalInterruptExiting | pin::kNmiExiting,
                                c.preemption_timer && start.time_budget_us ? pin::kPreemptionTimer : 0u};
-  // Every I/O instruction exits (no bitmaps); MSR bitmaps off, so every RDMSR/WRMSR exits.
+  // Every I/O instruction exits (no bitmaps). RDMSR/WRMSR exit unless the MSR bitmap lets them
+  // through (hv/msr_policy.h: read_direct/write_direct); without bitmaps every one exits, which
+  // the policy handles too. The TSC runs with an offset (guest TSC = host TSC + offset: it
+  // starts near 0 for the VM, and IA32_TSC writes move it); RDTSC does not exit.
   // HLT exits; MWAIT/MONITOR exit so a guest can't park the physical CPU. RDPMC exits: the
   // performance counters are the host's (hv offers no virtual PMU), so the guest gets #GP.
   // Control registers and events (hv/exit_cr.cpp, docs/guest-platform.md sections 3 and 4):
@@ -88,13 +92,19 @@ const char* Vcpu::setup_vmcs(const VcpuStart& start) {
   const ControlRequest proc_req{
       "processor-based", c.proc,
       proc::kHltExiting | proc::kUnconditionalIoExiting | proc::kActivateSecondary | proc::kMwaitExiting |
-          proc::kMonitorExiting | proc::kRdpmcExiting | cr_proc,
-      0};
+          proc::kMonitorExiting | proc::kRdpmcExiting | proc::kUseTscOffsetting | cr_proc,
+      proc::kUseMsrBitmaps};
+  // "Enable RDTSCP" exactly when the CPUID policy advertises RDTSCP (VcpuFeatures): without it
+  // RDTSCP and RDPID are #UD in the guest, as CPUID then says.
   const ControlRequest proc2_req{"secondary", c.proc2, proc2::kEnableEpt | proc2::kUnrestrictedGuest,
-                                 (c.vpid ? proc2::kEnableVpid : 0u) | ev_proc2};
+                                 (c.vpid ? proc2::kEnableVpid : 0u) | ev_proc2 |
+                                     (features_.rdtscp ? proc2::kEnableRdtscp : 0u)};
+  // The guest's PAT is a VMCS field, loaded at entry and saved at exit where the CPU has the
+  // controls (hv/msr_policy.h); DR7 and DEBUGCTL likewise, always (ev_exit, ev_entry above).
   const ControlRequest exit_req{"VM-exit", c.exit,
-                                exit_ctl::kHostAddressSpaceSize | exit_ctl::kSaveEfer | exit_ctl::kLoadEfer | ev_exit, 0};
-  const ControlRequest entry_req{"VM-entry", c.entry, entry_ctl::kLoadEfer | ev_entry, 0};
+                                exit_ctl::kHostAddressSpaceSize | exit_ctl::kSaveEfer | exit_ctl::kLoadEfer | ev_exit,
+                                exit_ctl::kSavePat | exit_ctl::kLoadPat};
+  const ControlRequest entry_req{"VM-entry", c.entry, entry_ctl::kLoadEfer | ev_entry, entry_ctl::kLoadPat};
   const ControlRequest* reqs[] = {&pin_req, &proc_req, &proc2_req, &exit_req, &entry_req};
   uint32_t* outs[] = {&pinv, &procv, &proc2v, &exitv, &entryv};
   for (unsigned i = 0; i < 5; i++)
@@ -102,6 +112,8 @@ const char* Vcpu::setup_vmcs(const VcpuStart& start) {
   // The TRUE_* MSRs let CR3-load/store exiting be 0; with the default MSRs they may be forced
   // on, which is harmless (those exits are handled) but worth knowing about.
   entryv &= ~entry_ctl::kIa32eModeGuest;  // the guest starts outside long mode
+  // The MSR policy's state, hv's values of the switched MSRs, the MSR bitmap (hv/vcpu_msrs.h).
+  if (const char* e = init_vcpu_msrs(*this, procv & proc::kUseMsrBitmaps, (proc2v & proc2::kEnableRdtscp) != 0)) return e;
 
   Writer w;
   w(kPinBasedControls, pinv);
@@ -119,6 +131,8 @@ const char* Vcpu::setup_vmcs(const VcpuStart& start) {
   w(kEntryInterruptionInfo, 0);
   w(kVmcsLinkPointer, ~0ull);
   w(kEptPointer, eptp_);
+  if (msrs.bitmap_pa) w(kMsrBitmap, msrs.bitmap_pa);
+  w(kTscOffset, msrs.state.tsc_offset);
   if (proc2v & proc2::kEnableVpid) w(kVpid, vpid_);
   if (pinv & pin::kPreemptionTimer) {
     // Counts down at the TSC rate >> shift (IA32_VMX_MISC[4:0], SDM 26.5.1) from this value,
@@ -168,6 +182,7 @@ const char* Vcpu::setup_vmcs(const VcpuStart& start) {
   w(kHostSysenterEsp, 0);
   w(kHostSysenterEip, 0);
   w(kHostEfer, x86::rdmsr(msr::kEfer));
+  if (exitv & exit_ctl::kLoadPat) w(kHostPat, x86::rdmsr(msr::kPat));
   w(kHostRip, reinterpret_cast<uint64_t>(&vmx_exit_point));
   w(kHostRsp, 0);  // written by vmx_enter before every entry
 
@@ -211,6 +226,7 @@ const char* Vcpu::setup_vmcs(const VcpuStart& start) {
   w(kGuestRsp, start.rsp);
   w(kGuestEfer, 0);
   w(kGuestDebugCtl, 0);
+  w(kGuestPat, hv::msr::kPatReset);
   w(kGuestSysenterCs, 0);
   w(kGuestSysenterEsp, 0);
   w(kGuestSysenterEip, 0);
