@@ -3,7 +3,7 @@
 // else becomes '?'), so a hostile guest cannot forge hv's own lines with control characters or
 // escape sequences; '\r' is dropped.
 //
-// Not synchronized: each owner says who may use it (hv/uart.h: under the UART's lock;
+// Not synchronized: each owner says who may use it (hv/devices/uart.h: under the UART's lock;
 // hv/vcpu.h: the vCPU's own CPU only).
 #pragma once
 

@@ -5,7 +5,7 @@
 // first part of a RAM pool, 2 MiB-aligned, that has 32 MiB more for the guest to map with
 // memslot hypercalls (docs/hypercalls.md): 64 MiB by default; hv.pool-mib sets the pool
 // instead (hv/bench_vm.h). Devices on the VM's I/O bus (hv/guest_ports.h): the 16550 at
-// 0x3F8, the exit port 0xF4, fw_cfg at 0x510 (hv/fw_cfg.h), besides the console and result
+// 0x3F8, the exit port 0xF4, fw_cfg at 0x510 (hv/devices/fw_cfg.h), besides the console and result
 // ports every VM has. The guest's command line is its GRUB module's line, or its name and the
 // words after "--" on hv's command line; hv.guest-mods=A,B names GRUB modules it gets as its
 // multiboot modules (docs/guest-platform.md section 6).
@@ -29,7 +29,7 @@
 #include "hv/multiboot_info.h"
 #include "hv/guest_phys_bits.h"
 #include "hv/hypercall.h"
-#include "hv/mmio_scratch.h"
+#include "hv/devices/mmio_scratch.h"
 #include "hv/vm_runner.h"
 
 namespace hv {
@@ -173,7 +173,7 @@ const char* create_vm(RunVm& rv, const x86::mb2::BootInfo& boot, const char* nam
   fw.mem = fw_cfg_guest_memory(rv.vm);
   if (const char* err = rv.vm.fw_cfg.init(fw)) return err;
   if (const char* err = claim_multiboot_ports(rv.vm)) return err;
-  add_scratch_mmio(rv.vm);  // HV_SCRATCH_MMIO_GPA (hv/mmio_scratch.h)
+  add_scratch_mmio(rv.vm);  // HV_SCRATCH_MMIO_GPA (hv/devices/mmio_scratch.h)
   rv.vm.unbacked_policy = true;  // docs/hypercalls.md "Unbacked and read-only memory"
 
   MultibootBoot mb;

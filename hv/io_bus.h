@@ -1,7 +1,7 @@
 // The port-I/O bus of one VM: every emulated device that answers on x86 I/O ports claims a
 // range of ports here, and the I/O exit handler (hv/exit_io.cpp) routes each IN/OUT - and
 // each element of an INS/OUTS - to the device that claimed the port. It is the one port
-// dispatch of hv: the 16550 (hv/uart.h), the exit port 0xF4, fw_cfg (hv/fw_cfg.h), the guest
+// dispatch of hv: the 16550 (hv/devices/uart.h), the exit port 0xF4, fw_cfg (hv/devices/fw_cfg.h), the guest
 // console 0xE9 and the result port 0x500 live on it, and later devices (PIC, PIT, RTC, ...)
 // register the same way.
 //

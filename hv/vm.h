@@ -8,11 +8,11 @@
 #include "arch/x86/spinlock.h"
 #include "arch/x86/vmx/exit_reason.h"
 #include "hv/counter.h"
-#include "hv/fw_cfg.h"
+#include "hv/devices/fw_cfg.h"
 #include "hv/guest_mmu.h"
 #include "hv/mmio_bus.h"
 #include "hv/io_bus.h"
-#include "hv/uart.h"
+#include "hv/devices/uart.h"
 #include "hv/vm_limits.h"
 #include "mmu/atomic.h"
 

@@ -1,4 +1,4 @@
-// The fw_cfg device's items and registers (hv/fw_cfg.h): QEMU's layout of the fixed items and
+// The fw_cfg device's items and registers (hv/devices/fw_cfg.h): QEMU's layout of the fixed items and
 // the file directory (big-endian count, 64-byte entries sorted by name, selectors from 0x20),
 // the data register's semantics (select rewinds, past the end and unknown keys read 0, the
 // architecture-local bit, wide reads), the selector's width rule, DMA requests, and the I/O bus contract
@@ -8,7 +8,7 @@
 #include <cstring>
 #include <string>
 
-#include "hv/fw_cfg.h"
+#include "hv/devices/fw_cfg.h"
 #include "hv/io_bus.h"
 
 using hv::FwCfg;

@@ -62,7 +62,7 @@
 #define HV_MAX_GUEST_SLOTS 8u    /* slots a VM may have created at a time */
 #define HV_GPA_LIMIT 0x100000000ull /* guest slots end at or below 4 GiB */
 
-/* The scratch MMIO device (hv/mmio_scratch.h, docs/guest-platform.md section 5): every
+/* The scratch MMIO device (hv/devices/mmio_scratch.h, docs/guest-platform.md section 5): every
  * multiboot guest VM has 8 KiB at this guest-physical address, outside its RAM and below the
  * LAPIC/IOAPIC range, that behaves like RAM but is emulated MMIO (each access is an EPT
  * violation that hv's instruction emulator completes); its two pages make page-crossing

@@ -1,5 +1,5 @@
 // The scratch MMIO device (see mmio_scratch.h).
-#include "hv/mmio_scratch.h"
+#include "hv/devices/mmio_scratch.h"
 
 #include "arch/x86/log.h"
 #include "arch/x86/string.h"

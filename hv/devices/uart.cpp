@@ -1,5 +1,5 @@
 // The emulated 16550 (see uart.h). Register semantics from the 16550 data sheet.
-#include "hv/uart.h"
+#include "hv/devices/uart.h"
 
 #include "arch/x86/log.h"
 

@@ -1,5 +1,5 @@
 // The fw_cfg device (see fw_cfg.h).
-#include "hv/fw_cfg.h"
+#include "hv/devices/fw_cfg.h"
 
 namespace hv {
 
