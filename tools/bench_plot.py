@@ -142,13 +142,15 @@ class Plotter:
         wl = (guest or {}).get("workload", {})
         keys = [("ratio_first_touch_seq", "first touch, sequential"), ("ratio_first_touch_random", "first touch, random"),
                 ("ratio_retouch", "re-touch")]
-        backings = [bk for bk in ("4k", "2m", "1g") if isinstance(wl.get(bk), dict)]
-        if not backings or not any(wl[bk].get(k) is not None for bk in backings for k, _ in keys):
+        # tools/bench_guest.py keys the runs "hv-4k", "hv-2m", "hv-1g".
+        runs = {bk: wl.get(f"hv-{bk}") for bk in ("4k", "2m", "1g")}
+        backings = [bk for bk, r in runs.items() if isinstance(r, dict)]
+        if not backings or not any(runs[bk].get(k) is not None for bk in backings for k, _ in keys):
             return self.skip("guest-ratios.png", "no workload ratios in the guest JSON")
         fig, ax = self.plt.subplots(figsize=(7, 4))
         width = 0.8 / len(keys)
         for i, (k, label) in enumerate(keys):
-            vals = [wl[bk].get(k) or 0 for bk in backings]
+            vals = [runs[bk].get(k) or 0 for bk in backings]
             ax.bar([j + (i - 1) * width for j in range(len(backings))], vals, width=width, label=label)
         ax.axhline(1.0, color="black", linewidth=0.8)
         ax.set_xticks(range(len(backings)))

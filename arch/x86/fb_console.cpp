@@ -29,7 +29,7 @@ struct State {
 };
 
 State g;
-char g_text[kMaxRows][kMaxCols];        // what each cell shows ('\0' = never drawn: blank)
+char g_text[kMaxRows][kMaxCols];        // what each cell shows
 uint8_t g_text_colour[kMaxRows][kMaxCols];
 
 // One 8-bit channel value scaled into a colour field of `size` bits at `pos`.
@@ -107,43 +107,42 @@ void newline() {
 
 const char* init(const mb2::Framebuffer& fb) {
   g = State{};
+  // Everything is checked before g.kind is set: write() draws whenever kind is not none.
+  State s;
   if (fb.type == 2) {
-    g.kind = Kind::ega_text;
-    g.cols = fb.width < kMaxCols ? fb.width : kMaxCols;
-    g.rows = fb.height < kMaxRows ? fb.height : kMaxRows;
-    g.pitch = fb.pitch ? fb.pitch : fb.width * 2;
+    s.kind = Kind::ega_text;
+    s.cols = fb.width < kMaxCols ? fb.width : kMaxCols;
+    s.rows = fb.height < kMaxRows ? fb.height : kMaxRows;
+    s.pitch = fb.pitch ? fb.pitch : fb.width * 2;
   } else if (fb.type == 1) {
     if (fb.bpp != 32 && fb.bpp != 24 && fb.bpp != 16 && fb.bpp != 15) return "unsupported bits per pixel";
     if (!fb.red_size || !fb.green_size || !fb.blue_size) return "no colour field layout in the tag";
-    g.kind = Kind::rgb;
-    g.bpp = fb.bpp;
-    g.bytes_per_pixel = (fb.bpp + 7) / 8;
-    g.cols = fb.width / font::kWidth < kMaxCols ? fb.width / font::kWidth : kMaxCols;
-    g.rows = fb.height / font::kHeight < kMaxRows ? fb.height / font::kHeight : kMaxRows;
-    g.pitch = fb.pitch;
-    if (g.pitch < fb.width * g.bytes_per_pixel) return "pitch shorter than a row of pixels";
-    g.ink[static_cast<int>(Colour::normal)] = pixel(fb, 0xE0, 0xE0, 0xE0);
-    g.ink[static_cast<int>(Colour::warning)] = pixel(fb, 0xFF, 0xE0, 0x40);
-    g.ink[static_cast<int>(Colour::error)] = pixel(fb, 0xFF, 0x60, 0x60);
-    g.paper = pixel(fb, 0, 0, 0);
+    s.kind = Kind::rgb;
+    s.bpp = fb.bpp;
+    s.bytes_per_pixel = (fb.bpp + 7) / 8;
+    s.cols = fb.width / font::kWidth < kMaxCols ? fb.width / font::kWidth : kMaxCols;
+    s.rows = fb.height / font::kHeight < kMaxRows ? fb.height / font::kHeight : kMaxRows;
+    s.pitch = fb.pitch;
+    if (s.pitch < fb.width * s.bytes_per_pixel) return "pitch shorter than a row of pixels";
+    s.ink[static_cast<int>(Colour::normal)] = pixel(fb, 0xE0, 0xE0, 0xE0);
+    s.ink[static_cast<int>(Colour::warning)] = pixel(fb, 0xFF, 0xE0, 0x40);
+    s.ink[static_cast<int>(Colour::error)] = pixel(fb, 0xFF, 0x60, 0x60);
+    s.paper = pixel(fb, 0, 0, 0);
   } else {
     return "indexed-colour framebuffer (not drawn)";
   }
-  g.width = fb.width;
-  g.height = fb.height;
-  const uint64_t bytes = uint64_t{g.pitch} * (g.kind == Kind::rgb ? fb.height : fb.height);
-  if (g.cols < 2 || g.rows < 2) { g.kind = Kind::none; return "screen smaller than 2x2 cells"; }
-  if (!fb.address || !paging::is_mapped(fb.address, bytes)) {
-    g.kind = Kind::none;
+  if (s.cols < 2 || s.rows < 2) return "screen smaller than 2x2 cells";
+  if (!fb.address || !paging::is_mapped(fb.address, uint64_t{s.pitch} * fb.height))
     return "framebuffer outside the identity map";
-  }
-  g.base = reinterpret_cast<uint8_t*>(fb.address);
+  s.width = fb.width;
+  s.height = fb.height;
+  s.base = reinterpret_cast<uint8_t*>(fb.address);
+  g = s;
   // Clear the whole visible area once (also the margin right of and below the cells).
   if (g.kind == Kind::rgb) {
     for (uint32_t y = 0; y < fb.height; y++)
       for (uint32_t x = 0; x < fb.width; x++) put_pixel(g.base + uint64_t{y} * g.pitch + x * g.bytes_per_pixel, g.paper);
   }
-  memset(g_text, 0, sizeof g_text);
   memset(g_text_colour, 0, sizeof g_text_colour);
   for (unsigned r = 0; r < g.rows; r++)
     for (unsigned c = 0; c < g.cols; c++) {
