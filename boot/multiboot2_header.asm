@@ -40,6 +40,13 @@ align 8
     dw 6, MB2_TAG_OPTIONAL
     dd 8
 
+; No framebuffer request tag (type 5): with it, GRUB on BIOS switches the video mode itself
+; before entering hv, and under Bochs 2.7 (its LGPL VGA BIOS) that ends in a triple fault
+; inside GRUB, with or without GRUB's VBE driver loaded. Without the tag GRUB still reports
+; what it leaves behind: on BIOS the EGA text screen (framebuffer tag type 2), on UEFI the
+; GOP framebuffer it always sets up (type 1). hv draws its console on either
+; (arch/x86/fb_console.h).
+
 ; End tag.
 align 8
     dw 0, 0

@@ -5,6 +5,11 @@
 //   nosmp                            don't start the application processors
 //   hv.test=pagefault|null|ud|panic  provoke a failure on purpose (tests the fatal paths)
 //   hv.test=bad-guest-state          clear guest CR0.NE in vCPU 0's VMCS: VM entry fails
+//   hv.test=reset                    reset the machine after the SMP bring-up (the reset path)
+//   hv.fb=on|off                     the framebuffer console (default on when GRUB set a
+//                                    graphics or EGA text mode; arch/x86/fb_console.h)
+//   hv.poweroff=auto|acpi|reset      how hv ends: auto (QEMU isa-debug-exit, then ACPI S5),
+//                                    acpi (ACPI S5 only, as on real machines), reset
 //   hv.vcpus=N                       at most N vCPUs (default: one per CPU, at most 4)
 //   hv.time-limit-ms=N               every VM's vCPUs stop after the VM ran N ms (default
 //                                    120000, 0: no limit; hv/vm_runner.h)

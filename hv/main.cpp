@@ -12,6 +12,7 @@
 #include "arch/x86/apic.h"
 #include "arch/x86/cpu.h"
 #include "arch/x86/cpu_info.h"
+#include "arch/x86/fb_console.h"
 #include "arch/x86/gdt.h"
 #include "arch/x86/idt.h"
 #include "arch/x86/log.h"
@@ -25,6 +26,7 @@
 #include "arch/x86/smp.h"
 #include "arch/x86/string.h"
 #include "arch/x86/timer.h"
+#include "arch/x86/vmx/checklist.h"
 #include "hv/cmdline.h"
 #include "arch/x86/exit_status.h"
 #include "hv/hypervisor.h"
@@ -92,6 +94,8 @@ void run_requested_failure() {
     asm volatile("ud2");
   } else if (!strcmp(what, "panic")) {
     panic("requested by hv.test=panic");
+  } else if (!strcmp(what, "reset")) {
+    x86::power::reset(x86::kExitPass);  // the reset path, watched by a boot test
   } else if (!strcmp(what, "bad-guest-state")) {
     // Provoked later, at the first VM entry (hv/hypervisor.cpp, hv/vcpu.cpp).
   } else {
@@ -174,8 +178,20 @@ extern "C" [[noreturn]] void kernel_main(uint32_t magic, uint32_t info) {
   const char* mb2_error = x86::mb2::parse(magic, info, g_boot);
   cmdline::set(g_boot.cmdline);
   apply_log_level();
+  // The framebuffer console mirrors every line from here on; hv.fb=off keeps it dark.
+  char fb_opt[8] = "on";
+  cmdline::get("hv.fb", fb_opt, sizeof fb_opt);
+  const char* fb_error = !g_boot.have_framebuffer ? "no framebuffer tag"
+                         : strcmp(fb_opt, "off") == 0 ? "off (hv.fb=off)"
+                                                      : x86::fbcon::init(g_boot.framebuffer);
   x86::log::info("hv %s booting (multiboot2, cmdline \"%s\")", kVersion, g_boot.cmdline);
   if (mb2_error) finish(false, mb2_error);
+  {
+    char fb[96];
+    x86::fbcon::describe(fb, sizeof fb);
+    if (x86::fbcon::active()) x86::log::info("console: framebuffer %s", fb);
+    else x86::log::info("console: serial only, framebuffer: %s", fb_error);
+  }
   x86::log::info("boot: loader \"%s\", %s, %u module(s), image 0x%lx-0x%lx", g_boot.loader_name,
             g_boot.efi ? "UEFI" : "BIOS", g_boot.module_count, reinterpret_cast<uint64_t>(_kernel_start),
             reinterpret_cast<uint64_t>(_kernel_end));
@@ -196,6 +212,7 @@ extern "C" [[noreturn]] void kernel_main(uint32_t magic, uint32_t info) {
   if (g_cpu.vmx)
     x86::log::info("cpu: IA32_FEATURE_CONTROL %s, VMX outside SMX %s", g_cpu.feature_control_locked ? "locked" : "unlocked",
               g_cpu.vmx_outside_smx ? "on" : "off");
+  x86::vmx::print_hardware_checklist();
 
   // Memory.
   const x86::pmm::Stats before = [] {
@@ -227,6 +244,20 @@ extern "C" [[noreturn]] void kernel_main(uint32_t magic, uint32_t info) {
       x86::log::info("acpi: PM1a_CNT 0x%x, PM1b_CNT 0x%x, S5 %s (SLP_TYP %u/%u)", g_acpi.pm1a_cnt, g_acpi.pm1b_cnt,
                 g_acpi.have_s5 ? "found" : "not found", g_acpi.slp_typ_a, g_acpi.slp_typ_b);
     x86::power::configure(g_acpi);
+    if (g_acpi.have_reset_reg)
+      x86::log::info("acpi: reset register %s 0x%lx, value 0x%x",
+                     g_acpi.reset_space == 0 ? "memory" : g_acpi.reset_space == 1 ? "I/O" : "PCI config",
+                     g_acpi.reset_address, g_acpi.reset_value);
+  }
+  {
+    // hv.poweroff=acpi: power off through ACPI S5 only (as on a real machine), not through
+    // QEMU's isa-debug-exit; hv.poweroff=reset: reset the machine at the end instead.
+    char how[16];
+    if (cmdline::get("hv.poweroff", how, sizeof how)) {
+      if (!strcmp(how, "acpi")) x86::power::set_method(x86::power::Method::acpi);
+      else if (!strcmp(how, "reset")) x86::power::set_method(x86::power::Method::reset);
+      else if (strcmp(how, "auto") != 0) x86::log::warn("unknown hv.poweroff \"%s\" ignored (auto, acpi, reset)", how);
+    }
   }
   if (!x86::paging::protect_null_page()) x86::log::warn("paging: page 0 stays mapped (no memory for a page table)");
 

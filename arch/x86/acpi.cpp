@@ -230,6 +230,14 @@ void parse_fadt(const Fadt* f, Info& out) {
   };
   out.pm1a_cnt = io_port(f->x_pm1a_cnt_blk, __builtin_offsetof(Fadt, x_pm1a_cnt_blk), f->pm1a_cnt_blk);
   out.pm1b_cnt = io_port(f->x_pm1b_cnt_blk, __builtin_offsetof(Fadt, x_pm1b_cnt_blk), f->pm1b_cnt_blk);
+  constexpr uint32_t kResetRegSupported = 1u << 10;  // FADT flags (ACPI 6.x table 5.10)
+  if (len >= __builtin_offsetof(Fadt, reset_value) + 1 && (f->flags & kResetRegSupported) && f->reset_reg.address &&
+      f->reset_reg.space <= 2) {
+    out.have_reset_reg = true;
+    out.reset_space = f->reset_reg.space;
+    out.reset_address = f->reset_reg.address;
+    out.reset_value = f->reset_value;
+  }
   out.smi_cmd = f->smi_cmd <= 0xFFFF ? static_cast<uint16_t>(f->smi_cmd) : 0;
   out.acpi_enable = f->acpi_enable;
   uint64_t dsdt_pa = f->dsdt;

@@ -33,6 +33,13 @@ struct Info {
   uint8_t slp_typ_a = 0, slp_typ_b = 0;
   uint16_t smi_cmd = 0;
   uint8_t acpi_enable = 0;
+
+  // FADT RESET_REG / RESET_VALUE, valid when the FADT flag RESET_REG_SUP (bit 10) is set and
+  // the table is long enough to hold them (ACPI 2.0+). space: 0 memory, 1 I/O, 2 PCI config.
+  bool have_reset_reg = false;
+  uint8_t reset_space = 0;
+  uint64_t reset_address = 0;
+  uint8_t reset_value = 0;
 };
 
 // rsdp_copy: the RSDP copy from the multiboot2 information (or nullptr; then the BIOS areas

@@ -1,6 +1,7 @@
 // The kernel logger (see log.h): formatting, prefixes, one lock around the console.
 #include "arch/x86/log.h"
 
+#include "arch/x86/fb_console.h"
 #include "arch/x86/format.h"
 #include "arch/x86/percpu.h"
 #include "arch/x86/serial.h"
@@ -15,7 +16,12 @@ namespace {
 // variable. Interrupt handlers may log: it is only held with interrupts off (emit()).
 x86::SpinLock g_lock;
 
-void console_write(const char* line, size_t n) REQUIRES(g_lock) { x86::serial::write(line, n); }
+// Every line goes to the UART and, when there is one, to the framebuffer console (the same
+// text, so a photo of the screen says what the serial log says).
+void console_write(const char* line, size_t n, x86::fbcon::Colour colour) REQUIRES(g_lock) {
+  x86::serial::write(line, n);
+  x86::fbcon::write(line, n, colour);
+}
 
 // Both flags are read on every CPU at any time and written rarely (boot; panic): relaxed
 // atomics, since neither orders anything else (the console lock does that).
@@ -59,7 +65,10 @@ void emit(bool plain, Level lvl, const char* fmt, va_list ap) {
   } else {
     g_lock.lock(cpu);
   }
-  console_write(line, n);
+  console_write(line, n,
+                plain || lvl == Level::info || lvl == Level::debug ? x86::fbcon::Colour::normal
+                : lvl == Level::warn                              ? x86::fbcon::Colour::warning
+                                                                  : x86::fbcon::Colour::error);
   g_lock.unlock();
   if (irq) x86::sti();
 }

@@ -63,7 +63,10 @@ struct FramebufferTag {
   uint32_t pitch, width, height;
   uint8_t bpp, type;
   uint16_t reserved;
+  // Type 1 (direct RGB) only: bit position and width of each colour field in a pixel.
+  uint8_t red_pos, red_size, green_pos, green_size, blue_pos, blue_size;
 };
+static_assert(__builtin_offsetof(FramebufferTag, red_pos) == 32, "multiboot2 framebuffer tag layout");
 
 char g_error[96];
 
@@ -152,7 +155,10 @@ const char* parse(uint32_t magic, uint64_t info_pa, BootInfo& out) {
       case kTagFramebuffer: {
         const FramebufferTag* f = reinterpret_cast<const FramebufferTag*>(tag);
         out.have_framebuffer = true;
-        out.framebuffer = {f->address, f->pitch, f->width, f->height, f->bpp, f->type};
+        out.framebuffer = {f->address, f->pitch, f->width, f->height, f->bpp, f->type, 0, 0, 0, 0, 0, 0};
+        if (f->type == 1 && tag->size >= __builtin_offsetof(FramebufferTag, blue_size) + 1)
+          out.framebuffer = {f->address, f->pitch,     f->width,     f->height,    f->bpp,      f->type,
+                             f->red_pos, f->red_size,  f->green_pos, f->green_size, f->blue_pos, f->blue_size};
         break;
       }
       case kTagEfi32SystemTable:

@@ -34,10 +34,12 @@ struct Module {
   const char* cmdline;
 };
 
+// Tag 8. type: 0 indexed colour, 1 direct RGB, 2 EGA text (width/height in characters).
 struct Framebuffer {
   uint64_t address;
   uint32_t pitch, width, height;
   uint8_t bpp, type;
+  uint8_t red_pos, red_size, green_pos, green_size, blue_pos, blue_size;  // type 1 only
 };
 
 struct BootInfo {
