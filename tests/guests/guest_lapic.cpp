@@ -18,11 +18,19 @@
 //   x2apic      x2APIC mode (CPUID.1:ECX[21]): ID/LDR MSRs, SELF_IPI, ICR, #GP for EOI != 0
 //               and writes to read-only registers, mode transitions (x2APIC -> xAPIC #GP,
 //               through disabled allowed)
+//   ipi         (2 vCPUs, hv.vcpus=2; SKIP with one CPU) ping-pong by physical destination,
+//               vCPU 1 sleeping in HLT between pings; logical flat destinations; the
+//               all-excluding-self and all-including-self shorthands; lowest priority to two
+//               APICs reaches exactly one
 // The 8259 pair is masked first (bare, the BIOS leaves the PIT's IRQ 0 on it) and LINT0/LINT1
 // masked, so only interrupts of the test's own reach the IDT.
 #include "tests/guests/lib/guest.h"
 
+#ifdef LAPIC_STORM
+const char guest_name[] = "lapic-storm";
+#else
 const char guest_name[] = "lapic";
+#endif
 
 namespace {
 
@@ -113,10 +121,27 @@ volatile uint64_t g_timer_tsc[16];
 volatile unsigned g_spurious = 0;
 void (*volatile g_hook)(uint8_t vector) = nullptr;
 
+// The SMP group's vectors 0xC0-0xC7: counted per APIC ID; a ping (0xC1) on vCPU 1 answers
+// with a pong (0xC2) to APIC ID 0.
+constexpr uint8_t kPing = 0xC1, kPong = 0xC2, kLogical = 0xC3, kAllButSelf = 0xC4, kAll = 0xC5, kWake = 0xC6,
+                  kLowest = 0xC7;
+volatile unsigned g_smp_count[2][8];
+void send_ipi(uint32_t dest, uint32_t low) {
+  wr(kIcrHigh, dest << 24);
+  wr(kIcrLow, low);
+}
+
 extern "C" void irq_dispatch(uint32_t vector) {
   const uint8_t v = static_cast<uint8_t>(vector);
   if (v == kSpurious) {  // spurious: no EOI (SDM 11.9)
     g_spurious = g_spurious + 1;
+    return;
+  }
+  if (v >= 0xC0 && v <= 0xC7) {
+    const uint32_t me = (rd(kId) >> 24) & 1;
+    g_smp_count[me][v - 0xC0] = g_smp_count[me][v - 0xC0] + 1;
+    if (v == kPing && me == 1) send_ipi(0, kPong);
+    eoi();
     return;
   }
   g_depth = g_depth + 1;
@@ -536,9 +561,114 @@ void test_x2apic() {
   group("x2apic", f0);
 }
 
+volatile uint32_t g_ap_ready = 0, g_smp_done = 0;
+
+void ap_main(unsigned index) {
+  // vCPU 1: its own LAPIC at the same address; the shared IDT; logical ID bit `index` (flat).
+  load_idt();
+  enable_apic_sw();
+  wr(0xE0, 0xFFFFFFFF);  // DFR flat
+  wr(kLdr, (1u << index) << 24);
+  __atomic_store_n(&g_ap_ready, 1u, __ATOMIC_RELEASE);
+  // Sleep until interrupts come; STI's shadow makes "sti; hlt" atomic against them.
+  while (!__atomic_load_n(&g_smp_done, __ATOMIC_ACQUIRE)) asm volatile("sti; hlt; cli" ::: "memory");
+}
+
+bool wait_count(unsigned cpu, uint8_t vec, unsigned n) {
+  const uint64_t t0 = rdtsc();
+  while (g_smp_count[cpu][vec - 0xC0] < n) {
+    asm volatile("sti; nop; cli" ::: "memory");
+    if (rdtsc() - t0 > 2000000000ull) return false;
+  }
+  return true;
+}
+
+void test_smp() {
+  if (vcpu_count() < 2) {
+    gprintf("lapic: ipi: SKIP: one CPU\n");
+    return;
+  }
+  const unsigned f0 = g_fail;
+  asm volatile("cli");
+  wr(0xE0, 0xFFFFFFFF);
+  wr(kLdr, 1u << 24);
+  smp_start(ap_main);
+  while (!__atomic_load_n(&g_ap_ready, __ATOMIC_ACQUIRE)) cpu_relax();
+  // Ping-pong by physical destination: each ping is answered before the next.
+  constexpr unsigned kRounds = 50;
+  const uint64_t t0 = rdtsc();
+  for (unsigned i = 1; i <= kRounds; i++) {
+    send_ipi(1, kPing);
+    if (!wait_count(0, kPong, i)) break;
+  }
+  const uint64_t t1 = rdtsc();
+  LCHECK_EQ(g_smp_count[1][kPing - 0xC0], kRounds);
+  LCHECK_EQ(g_smp_count[0][kPong - 0xC0], kRounds);
+  gprintf("lapic: ipi: %u ping-pong round trips, %llu TSC cycles each\n", kRounds, div64(t1 - t0, kRounds));
+  // Logical flat destination 0x02 = vCPU 1 only; 0x03 = both.
+  send_ipi(0x02, (1u << 11) | kLogical);
+  LCHECK(wait_count(1, kLogical, 1));
+  send_ipi(0x03, (1u << 11) | kLogical);
+  LCHECK(wait_count(1, kLogical, 2));
+  LCHECK(wait_count(0, kLogical, 1));
+  // Shorthands: all excluding self, all including self.
+  send_ipi(0, (3u << 18) | kAllButSelf);
+  LCHECK(wait_count(1, kAllButSelf, 1));
+  send_ipi(0, (2u << 18) | kAll);
+  LCHECK(wait_count(1, kAll, 1));
+  LCHECK(wait_count(0, kAll, 1));
+  // Lowest priority to both: exactly one of them takes it.
+  send_ipi(0x03, (1u << 11) | (1u << 8) | kLowest);
+  const uint64_t t2 = rdtsc();
+  while (g_smp_count[0][kLowest - 0xC0] + g_smp_count[1][kLowest - 0xC0] < 1 && rdtsc() - t2 < 2000000000ull)
+    asm volatile("sti; nop; cli" ::: "memory");
+  spin_tsc(2000000);
+  asm volatile("sti; nop; cli" ::: "memory");
+  LCHECK_EQ(g_smp_count[0][kLowest - 0xC0] + g_smp_count[1][kLowest - 0xC0], 1u);
+  spin_tsc(1000000);
+  LCHECK_EQ(g_smp_count[0][kAllButSelf - 0xC0], 0u);  // excluded
+  // Release vCPU 1 from its HLT loop.
+  __atomic_store_n(&g_smp_done, 1u, __ATOMIC_RELEASE);
+  send_ipi(1, kWake);
+  smp_wait_done();
+  group("ipi", f0);
+}
+
+#ifdef LAPIC_STORM
+// guest-lapic-storm: a hostile guest. A periodic LAPIC timer with initial count 1 at divide 1
+// (a period of one timer tick, 1 ns under hv) and a handler that sends itself another self-IPI
+// each time: interrupts as fast as the CPU can take them, forever. hv must keep control: the
+// VM's time limit still stops it, and a VM beside it still runs (guest-lapic-storm-*).
+volatile unsigned g_storm_ipis = 0;
+void storm_hook(uint8_t v) {
+  g_storm_ipis = g_storm_ipis + 1;
+  self_ipi(v);
+}
+[[noreturn]] void storm() {
+  asm volatile("cli");
+  outb(0x21, 0xFF);
+  outb(0xA1, 0xFF);
+  install_idt();
+  enable_apic_sw();
+  g_hook = storm_hook;
+  wr(kDivide, 0xB);
+  wr(kLvtTimer, (1u << 17) | kTimerVector);
+  wr(kInitial, 1);
+  self_ipi(0x41);
+  while (g_timer_count < 1000) asm volatile("sti; nop; cli" ::: "memory");
+  gprintf("lapic: storm: 1000 timer interrupts and %u self-IPIs taken; flooding until stopped\n", g_storm_ipis);
+  asm volatile("sti");
+  for (;;) asm volatile("" ::: "memory");
+}
+#endif
+
 }  // namespace
 
 void guest_test() {
+#ifdef LAPIC_STORM
+  require_hv();
+  storm();
+#endif
   const Regs4 one = cpuid(1);
   gprintf("lapic: %s\n", under_hv() ? "under hv" : "bare");
   LCHECK((one.d >> 9) & 1);  // CPUID.1:EDX.APIC
@@ -557,6 +687,7 @@ void guest_test() {
   test_hlt();
   test_deadline();
   test_x2apic();
+  test_smp();
   (void)kIcrHigh;
   (void)kEsr;
   LCHECK_EQ(g_spurious, 0u);
