@@ -37,6 +37,7 @@ using namespace x86::vmx;
 namespace {
 constexpr uint64_t kRflagsIf = 1u << 9;
 constexpr uint64_t kBlockingSti = 1u << 0, kBlockingMovSs = 1u << 1, kBlockingNmi = 1u << 3;
+constexpr uint64_t kMinSliceUs = 10;  // shortest guest slice the LAPIC timer may ask for
 }  // namespace
 
 uint64_t guest_tsc_now(const Vcpu& vcpu) { return x86::rdtsc() + vcpu.msrs.state.tsc_offset; }
@@ -79,7 +80,12 @@ void Vcpu::evaluate_interrupts() {
   if (preempt_default_) {
     uint64_t ticks = preempt_default_;
     if (const uint64_t d = l.timer_deadline()) {
-      const uint64_t left = d > now ? (d - now) >> caps_->preemption_timer_shift : 0;
+      // At least kMinSliceUs of guest time: a timer due sooner (a hostile 1 ns period) fires
+      // at the next entry instead, so the guest always runs between two timer interrupts and
+      // an interrupt storm costs hv one exit per slice, not a livelock of zero-length slices.
+      const uint64_t min_slice = (x86::timer::tsc_khz() * kMinSliceUs / 1000) >> caps_->preemption_timer_shift;
+      uint64_t left = d > now ? (d - now) >> caps_->preemption_timer_shift : 0;
+      if (left < min_slice) left = min_slice ? min_slice : 1;
       if (left < ticks) ticks = left;
     }
     if (ticks != preempt_loaded_) {

@@ -424,24 +424,28 @@ void test_timer() {
     group("timer", f0);
     return;
   }
-  // One-shot for about 2M and 4M TSC cycles: fires once each, and the second takes about
-  // twice as long (the timer runs at a constant rate against the TSC).
-  uint64_t took[2] = {};
+  // One-shot for about 2M and 4M TSC cycles: fires once each, never early, and the second
+  // takes about twice as long (the timer runs at a constant rate against the TSC). Each is the
+  // shortest of three runs: bare under TCG on a busy host, delays only ever add.
+  uint64_t took[2] = {~0ull, ~0ull};
   for (unsigned k = 0; k < 2; k++) {
     const uint32_t count = static_cast<uint32_t>(g_ticks_per_mcycle * 2 * (k + 1));
-    g_timer_count = 0;
-    wr(kLvtTimer, kTimerVector);  // one-shot, unmasked
-    const uint64_t s = rdtsc();
-    wr(kInitial, count);
-    LCHECK(wait_timer(1, 400000000ull));
-    took[k] = g_timer_count ? g_timer_tsc[0] - s : 0;
-    spin_tsc(took[k] * 2);  // a one-shot timer fires once
-    asm volatile("sti; nop; cli" ::: "memory");
-    LCHECK_EQ(g_timer_count, 1u);
-    LCHECK_EQ(rd(kCurrent), 0u);
+    for (unsigned run = 0; run < 3; run++) {
+      g_timer_count = 0;
+      wr(kLvtTimer, kTimerVector);  // one-shot, unmasked
+      const uint64_t s = rdtsc();
+      wr(kInitial, count);
+      LCHECK(wait_timer(1, 400000000ull));
+      const uint64_t t = g_timer_count ? g_timer_tsc[0] - s : ~0ull;
+      if (t < took[k]) took[k] = t;
+      spin_tsc(t == ~0ull ? 0 : t);  // a one-shot timer fires once
+      asm volatile("sti; nop; cli" ::: "memory");
+      LCHECK_EQ(g_timer_count, 1u);
+      LCHECK_EQ(rd(kCurrent), 0u);
+    }
   }
   gprintf("lapic: timer: one-shot of ~2M and ~4M TSC cycles took %llu and %llu\n", took[0], took[1]);
-  LCHECK(took[0] >= 1000000 && took[0] <= 6000000);
+  LCHECK(took[0] >= 1800000 && took[0] <= 20000000);
   // Ratio 2 within 25 %.
   LCHECK(took[1] * 4 >= took[0] * 6 && took[1] * 4 <= took[0] * 10);
   // Periodic: 5 periods of ~1M TSC cycles, each about as long as the whole divided by 5.
@@ -455,7 +459,7 @@ void test_timer() {
   if (g_timer_count >= 6) {
     const uint64_t total = g_timer_tsc[5] - g_timer_tsc[0];
     gprintf("lapic: timer: periodic, 5 periods of ~1M TSC cycles took %llu\n", total);
-    LCHECK(total >= 2500000 && total <= 15000000);
+    LCHECK(total >= 4500000 && total <= 50000000);  // never early; loose above (a busy TCG host)
   }
   group("timer", f0);
 }
@@ -564,8 +568,9 @@ void test_x2apic() {
 volatile uint32_t g_ap_ready = 0, g_smp_done = 0;
 
 void ap_main(unsigned index) {
-  // vCPU 1: its own LAPIC at the same address; the shared IDT; logical ID bit `index` (flat).
-  load_idt();
+  // vCPU 1: its own LAPIC at the same address; the library's GDT (the gates' selector 0x08;
+  // a probe loads it) and the shared IDT; logical ID bit `index` (flat).
+  xprobe([] {});
   enable_apic_sw();
   wr(0xE0, 0xFFFFFFFF);  // DFR flat
   wr(kLdr, (1u << index) << 24);
@@ -655,8 +660,11 @@ void storm_hook(uint8_t v) {
   wr(kLvtTimer, (1u << 17) | kTimerVector);
   wr(kInitial, 1);
   self_ipi(0x41);
-  while (g_timer_count < 1000) asm volatile("sti; nop; cli" ::: "memory");
-  gprintf("lapic: storm: 1000 timer interrupts and %u self-IPIs taken; flooding until stopped\n", g_storm_ipis);
+  // The self-IPI vector (class 4) outranks the timer's (class 3): while the flood runs the
+  // timer waits in IRR, as on hardware. Count both.
+  while (g_timer_count + g_storm_ipis < 1000) asm volatile("sti; nop; cli" ::: "memory");
+  gprintf("lapic: storm: 1000 interrupts taken (%u timer, %u self-IPI); flooding until stopped\n", g_timer_count,
+          g_storm_ipis);
   asm volatile("sti");
   for (;;) asm volatile("" ::: "memory");
 }
