@@ -38,6 +38,7 @@ void handle_undefined(Vcpu& vcpu, const ExitInfo& exit);       // exit_cpu.cpp (
 void handle_external_interrupt(Vcpu& vcpu, const ExitInfo& exit);  // exit_events.cpp
 void handle_exception_or_nmi(Vcpu& vcpu, const ExitInfo& exit);    // exit_events.cpp
 void handle_preemption_timer(Vcpu& vcpu, const ExitInfo& exit);    // exit_events.cpp
+void handle_interrupt_window(Vcpu& vcpu, const ExitInfo& exit);    // exit_events.cpp
 void handle_fatal(Vcpu& vcpu, const ExitInfo& exit);               // exit_events.cpp
 void handle_unknown(Vcpu& vcpu, const ExitInfo& exit);             // exit_dispatch.cpp
 

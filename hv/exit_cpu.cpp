@@ -19,8 +19,9 @@ namespace {
 constexpr uint8_t kUd = 6, kGp = 13;
 }  // namespace
 
-// Nothing can wake a halted guest yet (no virtual interrupts), so HLT is a no-op that the
-// statistics count; a guest that wants to stop reports through its result port.
+// HLT: the vCPU sleeps in hv until an interrupt it can take is pending (Vcpu::halt,
+// hv/irq_inject.cpp); the next entry injects it. Skipped first, so the interrupt's frame
+// returns after the HLT, as on hardware.
 //
 // With several vCPUs, vCPU 0's first HLT is also where hv invalidates every EPT root of the
 // VM (a fast zap, as a memslot-wide change would): the other vCPUs are in the guest at that
@@ -34,6 +35,7 @@ void handle_hlt(Vcpu& vcpu, const ExitInfo&) {
               vcpu.index());
   }
   vcpu.skip_instruction();
+  vcpu.halt();
 }
 
 // RDPMC would read the host's performance counters (whatever hv or an earlier guest on this

@@ -152,7 +152,7 @@ void handle_cr_access(Vcpu& vcpu, const ExitInfo& e) {
             vcpu.inject_exception(event::kGp, true, 0);
             return;
           }
-          vcpu.cr8 = static_cast<uint8_t>(value);
+          vcpu.vm().lapic[vcpu.index()].set_tpr(static_cast<uint8_t>(value << 4));  // CR8 = TPR[7:4]
           vcpu.skip_instruction();
           return;
         default: break;
@@ -161,7 +161,7 @@ void handle_cr_access(Vcpu& vcpu, const ExitInfo& e) {
     }
     case 1:  // MOV from CR (CR0 and CR4 reads never exit: the read shadows answer them)
       if (cr == 3 || cr == 8) {
-        write_gpr(vcpu, reg, cr == 3 ? vmread(field::kGuestCr3) : vcpu.cr8);
+        write_gpr(vcpu, reg, cr == 3 ? vmread(field::kGuestCr3) : vcpu.vm().lapic[vcpu.index()].tpr() >> 4);
         vcpu.skip_instruction();
         return;
       }

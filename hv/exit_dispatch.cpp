@@ -33,6 +33,7 @@ struct Table {
     h[kExitEntryFailMachineCheck] = handle_fatal;
     h[kExitCpuid] = handle_cpuid;
     h[kExitHlt] = handle_hlt;
+    h[kExitInterruptWindow] = handle_interrupt_window;  // hv/exit_events.cpp
     h[kExitInvd] = handle_skip;
     h[kExitWbinvd] = handle_skip;
     h[kExitPause] = handle_skip;

@@ -82,7 +82,8 @@ void copy_from_host(uint64_t hpa, unsigned size, uint8_t* out) {
 // VM's MMIO bus lock held: the whole instruction is one critical section for the devices.
 class VmxGuestAccess final : public emu::GuestAccess {
  public:
-  VmxGuestAccess(Vm& vm, const GuestPaging& paging, const emu::TranslateHint& hint) : vm_(vm), paging_(paging), hint_(hint) {}
+  VmxGuestAccess(Vcpu& vcpu, const GuestPaging& paging, const emu::TranslateHint& hint)
+      : vcpu_(vcpu), vm_(vcpu.vm()), paging_(paging), hint_(hint) {}
 
   Translation translate(uint64_t linear, emu::AccessKind kind, unsigned cpl) override {
     return emu::translate_linear(paging_, &read_guest_entry, &vm_, hint_, linear, kind, cpl);
@@ -94,7 +95,7 @@ class VmxGuestAccess final : public emu::GuestAccess {
       return;
     }
     if (const int region = vm_.mmio.find(gpa, size); region >= 0) {
-      const uint64_t v = vm_.mmio.read(region, gpa, size);
+      const uint64_t v = vm_.mmio.read(vcpu_, region, gpa, size);
       for (unsigned k = 0; k < size; k++) out[k] = static_cast<uint8_t>(v >> (8 * k));
       return;
     }
@@ -114,7 +115,7 @@ class VmxGuestAccess final : public emu::GuestAccess {
     if (const int region = vm_.mmio.find(gpa, size); region >= 0) {
       uint64_t v = 0;
       for (unsigned k = 0; k < size; k++) v |= static_cast<uint64_t>(in[k]) << (8 * k);
-      vm_.mmio.write(region, gpa, size, v);
+      vm_.mmio.write(vcpu_, region, gpa, size, v);
       return;
     }
     vm_.stats().unbacked_writes++;
@@ -127,6 +128,7 @@ class VmxGuestAccess final : public emu::GuestAccess {
   }
 
  private:
+  Vcpu& vcpu_;  // whose instruction this is (per-vCPU devices: the local APIC)
   Vm& vm_;
   const GuestPaging& paging_;
   const emu::TranslateHint& hint_;
@@ -184,7 +186,7 @@ bool emulate_access(Vcpu& vcpu, const ExitInfo& e, uint64_t gpa, unsigned access
   }
   r.rip = rip;
   r.rflags = vmread(field::kGuestRflags);
-  VmxGuestAccess mem(vm, paging, hint);
+  VmxGuestAccess mem(vcpu, paging, hint);
   emu::Result res;
   {
     x86::SpinLockGuard guard(vm.mmio.lock);

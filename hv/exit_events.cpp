@@ -41,6 +41,10 @@ void handle_exception_or_nmi(Vcpu& vcpu, const ExitInfo&) {
 // timer value" is off), so nothing to rearm.
 void handle_preemption_timer(Vcpu&, const ExitInfo&) {}
 
+// The guest can take an interrupt now (RFLAGS.IF = 1, no shadow): the next entry injects it
+// (hv/irq_inject.cpp sets and clears the control).
+void handle_interrupt_window(Vcpu&, const ExitInfo&) {}
+
 void handle_fatal(Vcpu& vcpu, const ExitInfo& e) {
   const uint64_t rip = vmread(field::kGuestRip);
   if (e.reason & kExitReasonEntryFailure) {

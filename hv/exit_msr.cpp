@@ -9,6 +9,7 @@
 #include "arch/x86/vmx/vmcs_fields.h"
 #include "hv/exit.h"
 #include "hv/guest_phys_bits.h"
+#include "hv/irq_inject.h"
 #include "hv/vcpu.h"
 #include "hv/vcpu_msrs.h"
 #include "hv/vm.h"
@@ -65,7 +66,7 @@ const char* init_vcpu_msrs(Vcpu& vcpu, bool use_bitmap, bool rdtscp) {
   c.phys_bits = guest_phys_bits();
   c.bsp = vcpu.index() == 0;
   c.rdtscp = rdtscp;
-  c.x2apic = false;  // no virtual LAPIC yet (VcpuFeatures.x2apic)
+  c.x2apic = vcpu.features().x2apic;
   const bool has7 = x86::cpuid(0).eax >= 7;
   const uint32_t edx7 = has7 ? x86::cpuid(7, 0).edx : 0;
   c.spec_ctrl = (edx7 >> 26) & 1;
@@ -198,11 +199,51 @@ void restore_host_msrs(Vcpu& vcpu) {
   m.loaded = 0;
 }
 
+// The local APIC's MSRs: the x2APIC registers 0x800-0x8FF (only in x2APIC mode, else #GP, as
+// are the reserved ones and writes the SDM forbids: hv/devices/vlapic.cpp) and
+// IA32_TSC_DEADLINE (with the TSC-deadline timer advertised). True when `index` is one of them;
+// *ok says whether the access succeeded.
+static bool lapic_msr_read(Vcpu& vcpu, uint32_t index, uint64_t& v, bool* ok) {
+  Vlapic& l = vcpu.vm().lapic[vcpu.index()];
+  if (index >= apic::kX2apicMsrBase && index <= apic::kX2apicMsrLast) {
+    *ok = l.x2apic() && l.read((index - apic::kX2apicMsrBase) << 4, guest_tsc_now(vcpu), v);
+    return true;
+  }
+  if (index == apic::kTscDeadlineMsr) {
+    *ok = vcpu.features().tsc_deadline;
+    v = *ok ? l.tsc_deadline_msr() : 0;
+    return true;
+  }
+  return false;
+}
+
+static bool lapic_msr_write(Vcpu& vcpu, uint32_t index, uint64_t v, bool* ok) {
+  Vlapic& l = vcpu.vm().lapic[vcpu.index()];
+  if (index >= apic::kX2apicMsrBase && index <= apic::kX2apicMsrLast) {
+    WriteEffect fx;
+    *ok = l.x2apic() && l.write((index - apic::kX2apicMsrBase) << 4, v, guest_tsc_now(vcpu), fx);
+    if (*ok) lapic_apply(vcpu, fx);
+    return true;
+  }
+  if (index == apic::kTscDeadlineMsr) {
+    *ok = vcpu.features().tsc_deadline;
+    if (*ok) l.set_tsc_deadline_msr(v);
+    return true;
+  }
+  return false;
+}
+
 void handle_rdmsr(Vcpu& vcpu, const ExitInfo&) {
   x86::vmx::GuestRegs& r = vcpu.regs;
   const uint32_t index = static_cast<uint32_t>(r.rcx);
   uint64_t v = 0;
-  if (!msr::read(vcpu.msrs.config, vcpu.msrs.state, kVmcsBackend, index, x86::rdtsc(), v)) {
+  bool ok = false;
+  if (lapic_msr_read(vcpu, index, v, &ok)) {
+    if (!ok) {
+      vcpu.inject_exception(kGp, true, 0);
+      return;
+    }
+  } else if (!msr::read(vcpu.msrs.config, vcpu.msrs.state, kVmcsBackend, index, x86::rdtsc(), v)) {
     vcpu.inject_exception(kGp, true, 0);
     return;
   }
@@ -215,9 +256,19 @@ void handle_wrmsr(Vcpu& vcpu, const ExitInfo&) {
   x86::vmx::GuestRegs& r = vcpu.regs;
   const uint32_t index = static_cast<uint32_t>(r.rcx);
   const uint64_t v = (r.rdx << 32) | static_cast<uint32_t>(r.rax);
-  if (!msr::write(vcpu.msrs.config, vcpu.msrs.state, kVmcsBackend, index, v, x86::rdtsc())) {
+  bool ok = false;
+  if (lapic_msr_write(vcpu, index, v, &ok)) {
+    if (!ok) {
+      vcpu.inject_exception(kGp, true, 0);
+      return;
+    }
+  } else if (!msr::write(vcpu.msrs.config, vcpu.msrs.state, kVmcsBackend, index, v, x86::rdtsc())) {
     vcpu.inject_exception(kGp, true, 0);
     return;
+  } else if (index == msr::kApicBase) {
+    // The policy accepted the transition; the LAPIC follows its mode.
+    const uint64_t b = vcpu.msrs.state.apic_base;
+    vcpu.vm().lapic[vcpu.index()].set_mode((b & msr::kApicBaseEnable) != 0, (b & msr::kApicBaseExtd) != 0);
   }
   vcpu.skip_instruction();
 }

@@ -30,6 +30,7 @@
 #include "hv/guest_phys_bits.h"
 #include "hv/hypercall.h"
 #include "hv/devices/mmio_scratch.h"
+#include "hv/devices/vlapic_mmio.h"
 #include "hv/vm_runner.h"
 
 namespace hv {
@@ -174,6 +175,7 @@ const char* create_vm(RunVm& rv, const x86::mb2::BootInfo& boot, const char* nam
   if (const char* err = rv.vm.fw_cfg.init(fw)) return err;
   if (const char* err = claim_multiboot_ports(rv.vm)) return err;
   add_scratch_mmio(rv.vm);  // HV_SCRATCH_MMIO_GPA (hv/devices/mmio_scratch.h)
+  add_lapic_mmio(rv.vm);    // the xAPIC page (hv/devices/vlapic_mmio.h)
   rv.vm.unbacked_policy = true;  // docs/hypercalls.md "Unbacked and read-only memory"
 
   MultibootBoot mb;

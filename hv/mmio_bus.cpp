@@ -21,16 +21,16 @@ int MmioBus::find(uint64_t gpa, unsigned size) const {
   return -1;
 }
 
-uint64_t MmioBus::read(int region, uint64_t gpa, unsigned size) {
+uint64_t MmioBus::read(Vcpu& vcpu, int region, uint64_t gpa, unsigned size) {
   lock.assert_held();
   const Region& r = regions_[region];
-  return r.dev->mmio_read(gpa - r.gpa, size);
+  return r.dev->mmio_read(vcpu, gpa - r.gpa, size);
 }
 
-void MmioBus::write(int region, uint64_t gpa, unsigned size, uint64_t value) {
+void MmioBus::write(Vcpu& vcpu, int region, uint64_t gpa, unsigned size, uint64_t value) {
   lock.assert_held();
   const Region& r = regions_[region];
-  r.dev->mmio_write(gpa - r.gpa, size, value);
+  r.dev->mmio_write(vcpu, gpa - r.gpa, size, value);
 }
 
 }  // namespace hv

@@ -24,12 +24,15 @@
 
 namespace hv {
 
+class Vcpu;
+
 class MmioDevice {
  public:
   virtual const char* name() const = 0;
-  // Called with the bus's lock held (MmioBus::read/write).
-  virtual uint64_t mmio_read(uint64_t offset, unsigned size) = 0;
-  virtual void mmio_write(uint64_t offset, unsigned size, uint64_t value) = 0;
+  // Called with the bus's lock held (MmioBus::read/write), on the CPU of `vcpu`, the vCPU whose
+  // instruction made the access (a device with per-vCPU state, the local APIC, needs to know).
+  virtual uint64_t mmio_read(Vcpu& vcpu, uint64_t offset, unsigned size) = 0;
+  virtual void mmio_write(Vcpu& vcpu, uint64_t offset, unsigned size, uint64_t value) = 0;
 
  protected:
   ~MmioDevice() = default;
@@ -45,8 +48,8 @@ class MmioBus {
   void clear() { count_ = 0; }
   // The region that holds all of [gpa, gpa + size), or -1.
   int find(uint64_t gpa, unsigned size) const;
-  uint64_t read(int region, uint64_t gpa, unsigned size) REQUIRES(lock);
-  void write(int region, uint64_t gpa, unsigned size, uint64_t value) REQUIRES(lock);
+  uint64_t read(Vcpu& vcpu, int region, uint64_t gpa, unsigned size) REQUIRES(lock);
+  void write(Vcpu& vcpu, int region, uint64_t gpa, unsigned size, uint64_t value) REQUIRES(lock);
   unsigned count() const { return count_; }
 
   x86::SpinLock lock;

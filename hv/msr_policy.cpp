@@ -189,6 +189,12 @@ bool write(const Config& c, State& s, const Backend& b, uint32_t index, uint64_t
       const uint64_t allowed = phys_mask(c) | kApicBaseBsp | kApicBaseEnable | (c.x2apic ? kApicBaseExtd : 0);
       if (v & ~allowed) return false;
       if ((v & kApicBaseExtd) && !(v & kApicBaseEnable)) return false;
+      // Mode transitions (SDM 11.12.5): x2APIC -> xAPIC must go through disabled, and
+      // disabled -> x2APIC must go through xAPIC; both are #GP.
+      const bool was_x2 = (s.apic_base & kApicBaseExtd) != 0, was_on = (s.apic_base & kApicBaseEnable) != 0;
+      const bool to_x2 = (v & kApicBaseExtd) != 0, to_on = (v & kApicBaseEnable) != 0;
+      if (was_x2 && to_on && !to_x2) return false;
+      if (!was_on && to_x2) return false;
       s.apic_base = (v & ~kApicBaseBsp) | (s.apic_base & kApicBaseBsp);
       return true;
     }

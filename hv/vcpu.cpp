@@ -66,7 +66,7 @@ const char* Vcpu::init(Vm& vm, unsigned index, const Capabilities& caps, const V
   event_ = event::Pending{};
   reinjecting_ = false;
   xcr0 = 1;
-  cr8 = 0;
+  interrupt_window_ = false;
   timing_.reset();
   console_.clear();
   oom_streak = 0;
@@ -331,6 +331,7 @@ bool Vcpu::run() {
   VmStats& st = vm_->stats();
   while (!stopped_) {
     if (!before_entry()) break;
+    evaluate_interrupts();
     if (!cpu_work::enter_guest_mode()) {
       stats_.entry_retries++;  // a flush request raced with us: before_entry() serves it
       continue;

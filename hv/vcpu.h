@@ -61,6 +61,9 @@ struct VcpuStats {
   uint64_t entry_retries = 0;        // a flush request came in just before VM entry
   uint64_t guest_tsc = 0;
   uint64_t host_tsc = 0;
+  uint64_t interrupts_injected = 0;  // external interrupts from the vLAPIC (hv/irq_inject.cpp)
+  uint64_t nmis_injected = 0;
+  uint64_t halts = 0;                // HLTs that slept
 };
 
 class Vcpu {
@@ -111,6 +114,10 @@ class Vcpu {
   void begin_exit_events();
   void commit_events();
 
+  // Interrupts (hv/irq_inject.cpp): HLT sleeps until an interrupt can be taken (true), or the
+  // vCPU was stopped meanwhile (false). Called by handle_hlt after the HLT was skipped.
+  bool halt();
+
   // The guest's CR0 and CR4 as it reads them (the read shadows over the bits hv owns).
   uint64_t visible_cr0() const;
   uint64_t visible_cr4() const;
@@ -143,10 +150,6 @@ class Vcpu {
   // The guest's XCR0 (XSETBV, hv/exit_xsetbv.cpp): loaded before every entry and hv's own
   // restored after every exit when the two differ (arch/x86/xsave.h). 1 (x87 only) at reset.
   uint64_t xcr0 = 1;
-  // The guest's task-priority register as MOV to/from CR8 sees it (hv/exit_cr.cpp). CR8
-  // accesses always exit: without a TPR shadow the guest would otherwise change the real
-  // LAPIC's TPR, which is hv's.
-  uint8_t cr8 = 0;
   uint64_t exits = 0;
   // The guest's MSRs that the VMCS does not hold, the policy state, the MSR bitmap
   // (hv/vcpu_msrs.h; filled by setup_vmcs, switched around every guest slice).
@@ -155,6 +158,9 @@ class Vcpu {
  private:
   const char* setup_vmcs(const VcpuStart& start);
   bool before_entry();
+  // Right before VM entry: timer poll, NMI / external-interrupt injection, interrupt window,
+  // preemption timer bounded by the LAPIC timer (hv/irq_inject.cpp).
+  void evaluate_interrupts();
   // The VM's requests seen at a safe point (stop, finish, time limit): true when this vCPU
   // must stop now (it is then stopped, with the reason).
   bool vm_requests_stop();
@@ -176,6 +182,9 @@ class Vcpu {
   VcpuFeatures features_;
   event::Pending event_;     // injected at the next entry (commit_events)
   bool reinjecting_ = false; // event_ is the one whose delivery this exit interrupted
+  bool interrupt_window_ = false;  // "interrupt-window exiting" is set in the VMCS
+  uint64_t preempt_default_ = 0;   // VMX preemption timer per slice (0: the timer is off)
+  uint64_t preempt_loaded_ = 0;    // the value in the VMCS now
   ConsoleLine console_;
   VcpuStats stats_;
   ExitTiming timing_;  // exit-to-entry cost by reason, printed when run() returns

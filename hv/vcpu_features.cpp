@@ -24,6 +24,13 @@ VcpuFeatures vcpu_features(const x86::vmx::Capabilities& caps) {
   // sets the control from this, hv/exit_msr.cpp switches IA32_TSC_AUX per vCPU.
   f.rdtscp = (x86::vmx::allowed1(caps.proc2) & x86::vmx::proc2::kEnableRdtscp) &&
              x86::cpuid(0x80000000u).eax >= 0x80000001u && ((x86::cpuid(0x80000001u).edx >> 27) & 1);
+  // The virtual local APIC (hv/devices/vlapic.h): always; x2APIC mode and the TSC-deadline
+  // timer are emulated too, advertised where the host has them (the CPUID policy passes host
+  // bits only, hv/cpuid_policy.cpp).
+  const uint32_t ecx1 = x86::cpuid(1).ecx;
+  f.lapic = true;
+  f.x2apic = (ecx1 >> 21) & 1;
+  f.tsc_deadline = (ecx1 >> 24) & 1;
   return f;
 }
 

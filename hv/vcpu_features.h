@@ -20,12 +20,11 @@ struct VcpuFeatures {
   bool invpcid = false;
   // "Enable RDTSCP" (secondary control) and IA32_TSC_AUX kept per vCPU: CPUID.80000001H:EDX.RDTSCP.
   bool rdtscp = false;
-  // A virtual local APIC (the interrupt-platform issue): until it exists, x2APIC and the
-  // TSC-deadline timer are hidden.
+  // The virtual local APIC (hv/devices/vlapic.h): CPUID.1:EDX.APIC; x2APIC mode
+  // (CPUID.1:ECX.x2APIC, MSRs 0x800-0x8FF) and the TSC-deadline timer (CPUID.1:ECX[24],
+  // IA32_TSC_DEADLINE) where the host CPU has them.
   bool x2apic = false;
   bool tsc_deadline = false;
-  // The local APIC itself (CPUID.1:EDX.APIC): hidden until the virtual LAPIC exists; meanwhile
-  // IA32_APIC_BASE is still readable (hv/msr_policy.h), since kernels read it unconditionally.
   bool lapic = false;
 };
 

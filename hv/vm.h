@@ -9,6 +9,8 @@
 #include "arch/x86/vmx/exit_reason.h"
 #include "hv/counter.h"
 #include "hv/devices/fw_cfg.h"
+#include "hv/devices/vlapic.h"
+#include "hv/devices/vlapic_mmio.h"
 #include "hv/guest_mmu.h"
 #include "hv/mmio_bus.h"
 #include "hv/io_bus.h"
@@ -19,6 +21,7 @@
 namespace hv {
 
 class Vcpu;
+class VmRunState;
 
 // The VM's counters, bumped by its vCPUs from their own CPUs at once (hv::Counter: relaxed
 // atomic increments; see hv/counter.h). Fault outcomes are counted by the MMU itself
@@ -100,6 +103,15 @@ class Vm {
   // guest never makes one on purpose): such an access stops the vCPU with a report.
   bool unbacked_policy = false;
   FwCfg fw_cfg;
+
+  // --- local APICs (hv/devices/vlapic.h, apic_bus.cpp; the lapic part of issue 11) ---
+  // One per vCPU, indexed by vCPU = APIC ID; reset by the runner before any vCPU starts.
+  Vlapic lapic[kMaxVcpus];
+  LapicMmio lapic_mmio;  // the xAPIC page at the APIC base (kApicBaseDefault)
+  // The VM's run state, for the wake-ups of apic_deliver (set by the runner before the start).
+  VmRunState* run_state = nullptr;
+  mmu::Atomic<uint32_t> lowest_priority_next{0};  // round-robin of lowest-priority delivery
+  mmu::Atomic<uint32_t> apic_dropped{0};          // INIT/STARTUP messages (not modelled yet)
   // Frees the EPT tables and the guest RAM. The vCPUs must be stopped and their VMCSs cleared.
   void destroy();
 

@@ -127,6 +127,10 @@ bool VmRunner::start_and_wait() {
     RunVm& rv = *vms_[v];
     rv.state.reset(rv.vcpus, limit_ms, deadline);
     rv.vm.vcpu_count = rv.vcpus;
+    // The local APICs, before any vCPU can send to another (APIC ID = vCPU index).
+    rv.vm.run_state = &rv.state;
+    const bool tsc_deadline = vcpu_features(*g_caps).tsc_deadline;
+    for (unsigned i = 0; i < kMaxVcpus; i++) rv.vm.lapic[i].reset(i, khz, tsc_deadline);
     for (unsigned i = 0; i < rv.vcpus; i++) {
       rv.state.place(i, cpu++);
       rv.start[i].time_budget_us = limit_ms * 1000;

@@ -140,7 +140,11 @@ const char* Vcpu::setup_vmcs(const VcpuStart& start) {
     // so a guest that never exits comes back to its time budget and its requests even where
     // the LAPIC timer tick is masked or lost.
     const uint64_t ticks = (x86::timer::tsc_khz() * x86::tick::period_us() / 1000) >> c.preemption_timer_shift;
-    w(kGuestPreemptionTimer, ticks > 0xFFFFFFFF ? 0xFFFFFFFF : ticks);
+    preempt_default_ = ticks > 0xFFFFFFFF ? 0xFFFFFFFF : (ticks ? ticks : 1);
+    preempt_loaded_ = preempt_default_;
+    w(kGuestPreemptionTimer, preempt_default_);
+  } else {
+    preempt_default_ = preempt_loaded_ = 0;
   }
 
   // The bits of CR0 and CR4 hv owns (hv/exit_cr.cpp says why each): a guest write that changes

@@ -12,13 +12,13 @@ namespace hv {
 static_assert(ScratchMmio::kBytes == HV_SCRATCH_MMIO_BYTES);
 static_assert((HV_SCRATCH_MMIO_GPA & 0xFFF) == 0, "page-aligned, so the device spans exactly two pages");
 
-uint64_t ScratchMmio::mmio_read(uint64_t offset, unsigned size) {
+uint64_t ScratchMmio::mmio_read(Vcpu&, uint64_t offset, unsigned size) {
   uint64_t v = 0;
   for (unsigned k = 0; k < size && offset + k < kBytes; k++) v |= static_cast<uint64_t>(bytes_[offset + k]) << (8 * k);
   return v;
 }
 
-void ScratchMmio::mmio_write(uint64_t offset, unsigned size, uint64_t value) {
+void ScratchMmio::mmio_write(Vcpu&, uint64_t offset, unsigned size, uint64_t value) {
   for (unsigned k = 0; k < size && offset + k < kBytes; k++) bytes_[offset + k] = static_cast<uint8_t>(value >> (8 * k));
 }
 

@@ -19,8 +19,8 @@ class ScratchMmio final : public MmioDevice {
  public:
   static constexpr uint64_t kBytes = 8192;
   const char* name() const override { return "scratch"; }
-  uint64_t mmio_read(uint64_t offset, unsigned size) override;
-  void mmio_write(uint64_t offset, unsigned size, uint64_t value) override;
+  uint64_t mmio_read(Vcpu& vcpu, uint64_t offset, unsigned size) override;
+  void mmio_write(Vcpu& vcpu, uint64_t offset, unsigned size, uint64_t value) override;
   void reset();
 
  private:

@@ -194,8 +194,9 @@ void hostile() {
     gp += is_gp(r) + is_gp(w);
     if (!is_gp(r) || !is_gp(w)) gprintf("msr: hostile: 0x%x not refused (rdmsr %u/%u, wrmsr %u/%u)\n", idx, r.raised, r.vector, w.raised, w.vector);
   };
+  // (IA32_TSC_DEADLINE 0x6E0 left the list: the virtual LAPIC's timer has it, section 8.)
   static const uint32_t kSensitive[] = {0x480, 0x481, 0x482, 0x48B, 0x48C, 0x491, 0x345, 0xCE, 0x179, 0x17A, 0x186,
-                                        0xC1, 0x38D, 0x38F, 0x390, 0xC80, 0x9E, 0xDA0, 0x6E0, 0x10B, 0x1A2, 0x199,
+                                        0xC1, 0x38D, 0x38F, 0x390, 0xC80, 0x9E, 0xDA0, 0x10B, 0x1A2, 0x199,
                                         0x1B0, 0x400, 0x401, 0xC0000104, 0xC0010000, 0xC0010114, 0xC0010117};
   for (uint32_t idx : kSensitive) both(idx);
   for (unsigned i = 0; i < 200; i++) {

@@ -1,0 +1,158 @@
+// The virtual local APIC of one vCPU (SDM Vol. 3A, chapter 11 "Advanced Programmable Interrupt
+// Controller"): its registers, the IRR/ISR/TMR priority logic, and the LAPIC timer.
+//
+// Pure code: no VMCS, no IPIs, no clocks. The caller passes the guest TSC where time matters
+// and acts on what a write asks for (WriteEffect: send an IPI through apic_deliver, broadcast
+// an EOI to the IOAPIC), so every rule runs in host unit tests (tests/unit/vlapic_test.cpp).
+// The kernel side: hv/devices/apic_bus.cpp (delivery between vLAPICs), hv/irq_inject.cpp
+// (injection at VM entry, HLT, the timer on the vCPU's CPU), hv/devices/vlapic_mmio.cpp
+// (xAPIC page), hv/exit_msr.cpp (x2APIC MSRs, IA32_APIC_BASE).
+//
+// Register access goes by the xAPIC page offset (0x000-0x3F0, 16-byte aligned); x2APIC MSR
+// 0x800 + n is offset n << 4. The two modes differ in what they allow (read()/write() take the
+// mode from the state): xAPIC has DFR and a writable LDR and 32-bit ICR halves, x2APIC has a
+// read-only LDR derived from the ID, a 64-bit ICR, SELF_IPI and #GP for reserved registers.
+//
+// Concurrency: IRR and TMR are set by any CPU (another vCPU's IPI, a device through the
+// IOAPIC): atomic bitmaps (accept()). The rest belongs to the vCPU's own CPU: only its exits
+// and its entries read or write it. The NMI/INIT/SIPI latches are atomics for the same reason
+// as the IRR. accept() publishes the IRR bit with release order; the owner's reads of the IRR
+// (highest_irr) are acquire, so whatever the sender wrote before the IPI is visible to the
+// handler the vector runs.
+#pragma once
+
+#include <stdint.h>
+
+#include "hv/irq.h"
+#include "mmu/atomic.h"
+
+namespace hv {
+
+namespace apic {
+// Register offsets in the xAPIC page.
+inline constexpr unsigned kId = 0x20, kVersion = 0x30, kTpr = 0x80, kApr = 0x90, kPpr = 0xA0, kEoi = 0xB0,
+                          kRrd = 0xC0, kLdr = 0xD0, kDfr = 0xE0, kSvr = 0xF0, kIsr = 0x100, kTmr = 0x180, kIrr = 0x200,
+                          kEsr = 0x280, kLvtCmci = 0x2F0, kIcrLow = 0x300, kIcrHigh = 0x310, kLvtTimer = 0x320,
+                          kLvtThermal = 0x330, kLvtPerf = 0x340, kLvtLint0 = 0x350, kLvtLint1 = 0x360, kLvtError = 0x370,
+                          kTimerInitial = 0x380, kTimerCurrent = 0x390, kTimerDivide = 0x3E0, kSelfIpi = 0x3F0;
+// Version register: version 0x14 (integrated APIC), max LVT entry 5 (timer, thermal,
+// performance, LINT0, LINT1, error; no CMCI), no EOI-broadcast suppression.
+inline constexpr uint32_t kVersionValue = 0x00050014;
+inline constexpr uint32_t kLvtMasked = 1u << 16;
+inline constexpr uint32_t kSvrEnable = 1u << 8;
+// ESR bits (SDM 11.5.3).
+inline constexpr uint32_t kEsrSendIllegalVector = 1u << 5, kEsrReceiveIllegalVector = 1u << 6,
+                          kEsrIllegalRegister = 1u << 7;
+// Timer modes of LVT timer bits 18:17.
+inline constexpr uint32_t kTimerOneShot = 0, kTimerPeriodic = 1, kTimerTscDeadline = 2;
+inline constexpr uint32_t kX2apicMsrBase = 0x800, kX2apicMsrLast = 0x8FF;
+inline constexpr uint32_t kTscDeadlineMsr = 0x6E0;
+}  // namespace apic
+
+// What a register write asks the caller to do.
+struct WriteEffect {
+  bool send = false;       // deliver `msg` (ICR or SELF_IPI write) from this vCPU
+  ApicMessage msg;
+  int eoi_level_vector = -1;  // an EOI of a level-triggered vector: ioapic_eoi(vector)
+  bool timer_changed = false; // the timer was (re)armed or stopped: recompute the next deadline
+};
+
+class Vlapic {
+ public:
+  // Power-up/reset state (SDM 11.4.7.1 and table 10-1): ID = `id`, everything masked and
+  // software-disabled, xAPIC mode. `tsc_khz`: the TSC rate the timer converts against
+  // (the LAPIC timer counts at kLapicTimerKhz, hv/cpuid_policy.h). `tsc_deadline`: the mode
+  // is offered (CPUID.1:ECX[24]).
+  void reset(uint32_t id, uint64_t tsc_khz, bool tsc_deadline);
+
+  // --- mode (IA32_APIC_BASE; the MSR policy validates the transition) ---
+  void set_mode(bool enabled, bool x2apic);
+  bool x2apic() const { return x2apic_; }
+  bool hw_enabled() const { return hw_enabled_; }
+  bool sw_enabled() const { return (svr_ & apic::kSvrEnable) != 0; }
+  uint32_t id() const { return id_; }
+
+  // --- registers ---
+  // False: the access is not allowed (x2APIC: #GP; xAPIC: reads 0, writes dropped, and the
+  // caller treats it so). `now` is the guest TSC (current count).
+  bool read(unsigned offset, uint64_t now, uint64_t& value) const;
+  bool write(unsigned offset, uint64_t value, uint64_t now, WriteEffect& fx);
+
+  // --- interrupts ---
+  // Any CPU: a fixed/lowest-priority interrupt with `vector` arrives (IRR, TMR). False when
+  // refused (illegal vector 0-15: ESR "receive illegal vector", latched by the owner later).
+  bool accept(uint8_t vector, bool level);
+  // Any CPU: an NMI arrives.
+  void accept_nmi() { nmi_.store(1, mmu::Order::release); }
+  bool take_nmi() { return nmi_.exchange(0, mmu::Order::acquire) != 0; }
+  bool nmi_pending() const { return nmi_.load(mmu::Order::relaxed) != 0; }
+  // Owner: the vector the CPU would take now (highest IRR above PPR), or -1.
+  int deliverable() const;
+  // Owner: the CPU takes `vector` (IRR -> ISR, PPR updated). Returns the vector.
+  void ack(uint8_t vector);
+  // Owner: the EOI register was written (highest ISR cleared).
+  void eoi(WriteEffect& fx);
+  uint8_t tpr() const { return static_cast<uint8_t>(tpr_); }
+  uint8_t ppr() const;
+  void set_tpr(uint8_t v) { tpr_ = v; }  // MOV to CR8 (CR8 = TPR[7:4])
+  int highest_irr() const;
+  int highest_isr() const;
+  bool irr_bit(uint8_t v) const { return (irr_[v / 32].load(mmu::Order::acquire) >> (v % 32)) & 1; }
+  bool isr_bit(uint8_t v) const { return (isr_[v / 32] >> (v % 32)) & 1; }
+
+  // --- destinations (apic_bus.cpp) ---
+  // Whether this LAPIC is a target of a message with `dest` in the given mode.
+  bool matches_physical(uint32_t dest, bool x2apic_format) const;
+  bool matches_logical(uint32_t dest, bool x2apic_format) const;
+  uint32_t ldr() const;
+
+  // --- timer ---
+  // Owner: the guest TSC at which the timer next fires, or 0 (not armed).
+  uint64_t timer_deadline() const { return deadline_; }
+  // Owner: if the timer is due at `now`, fire it (IRR unless masked; periodic re-armed from
+  // the previous deadline, missed periods coalesced into one interrupt). True if it fired.
+  bool timer_poll(uint64_t now);
+  // IA32_TSC_DEADLINE (0x6E0): reads 0 and ignores writes outside TSC-deadline mode.
+  uint64_t tsc_deadline_msr() const;
+  void set_tsc_deadline_msr(uint64_t v);
+  // TSC cycles of `count` timer ticks at the current divide (for the tests too).
+  uint64_t ticks_to_tsc(uint64_t count) const;
+  uint64_t timer_fired() const { return timer_fired_; }
+
+ private:
+  uint32_t timer_mode() const { return (lvt_[0] >> 17) & 3; }
+  unsigned divide_shift() const;
+  void arm_count(uint64_t now);
+  void stop_timer() { deadline_ = 0; }
+  bool send_icr(uint64_t icr, WriteEffect& fx);
+  void write_lvt(unsigned index, uint32_t v);
+
+  uint32_t id_ = 0;
+  uint64_t tsc_khz_ = 1;
+  bool tsc_deadline_ok_ = false;
+  bool hw_enabled_ = true;
+  bool x2apic_ = false;
+  uint32_t tpr_ = 0;
+  uint32_t ldr_ = 0;        // xAPIC: bits 31:24
+  uint32_t dfr_ = 0xFFFFFFFF;
+  uint32_t svr_ = 0xFF;
+  uint32_t esr_ = 0;        // readable (latched by the last ESR write)
+  uint32_t esr_pending_ = 0;
+  uint32_t icr_high_ = 0;
+  uint32_t icr_low_ = 0;
+  uint32_t lvt_[6] = {};    // timer, thermal, perf, LINT0, LINT1, error
+  uint32_t divide_ = 0;     // divide configuration register (bits 0, 1, 3)
+  uint32_t initial_ = 0;
+  uint64_t start_ = 0;      // guest TSC when the count was loaded / the last period began
+  uint64_t deadline_ = 0;   // guest TSC of the next expiry (0: none)
+  uint64_t period_ = 0;     // periodic: TSC cycles of one period
+  uint64_t tsc_deadline_ = 0;
+  uint64_t timer_fired_ = 0;
+  uint32_t isr_[8] = {};
+  mmu::Atomic<uint32_t> irr_[8];
+  mmu::Atomic<uint32_t> tmr_[8];
+  mmu::Atomic<uint32_t> nmi_{0};
+  mmu::Atomic<uint32_t> esr_remote_{0};  // receive errors seen by accept(), folded into esr_pending_
+};
+
+}  // namespace hv

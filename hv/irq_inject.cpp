@@ -1,0 +1,141 @@
+// Interrupts into the guest (see irq_inject.h and hv/devices/vlapic.h).
+//
+// At every VM entry (Vcpu::evaluate_interrupts, interrupts off, after the safe point):
+//   1. the LAPIC timer is polled against the guest TSC (an expiry sets its vector in the IRR);
+//   2. if an event is already in the VM-entry interruption field (an event being re-injected
+//      after an exit that interrupted its delivery, or an exception a handler raised), nothing
+//      else is injected: it goes first, and the window logic below asks for the next exit;
+//   3. a latched NMI is injected when the guest is not blocking NMIs (interruptibility bits
+//      0-3 clear), else it waits for a later entry;
+//   4. the highest IRR vector above PPR is injected as an external interrupt (type 0; IRR ->
+//      ISR) when RFLAGS.IF = 1 and there is no STI or MOV-SS shadow (the SDM's conditions,
+//      which VM entry also checks, 27.3.1.5); otherwise "interrupt-window exiting" is set so
+//      the guest exits as soon as it can take it (exit reason 7), and cleared again when
+//      nothing waits;
+//   5. the VMX preemption timer (already the time-budget bound) is lowered to the timer's next
+//      deadline, so a timer that expires while the guest runs ends its slice on time.
+// The guest never uses the HLT activity state: HLT exits and Vcpu::halt() sleeps in hv.
+#include "hv/irq_inject.h"
+
+#include "arch/x86/cpu.h"
+#include "arch/x86/log.h"
+#include "arch/x86/tick.h"
+#include "arch/x86/timer.h"
+#include "arch/x86/vmx/instructions.h"
+#include "arch/x86/vmx/vmcs_fields.h"
+#include "hv/cpu_work.h"
+#include "hv/event_inject.h"
+#include "hv/live_vms.h"
+#include "hv/vcpu.h"
+#include "hv/vm.h"
+#include "hv/vm_run_state.h"
+
+namespace hv {
+
+using namespace x86::vmx;
+
+namespace {
+constexpr uint64_t kRflagsIf = 1u << 9;
+constexpr uint64_t kBlockingSti = 1u << 0, kBlockingMovSs = 1u << 1, kBlockingNmi = 1u << 3;
+constexpr uint64_t kMinSliceUs = 10;  // shortest guest slice the LAPIC timer may ask for
+}  // namespace
+
+uint64_t guest_tsc_now(const Vcpu& vcpu) { return x86::rdtsc() + vcpu.msrs.state.tsc_offset; }
+
+void lapic_apply(Vcpu& vcpu, const WriteEffect& fx) {
+  if (fx.send) apic_deliver(vcpu.vm(), fx.msg, static_cast<int>(vcpu.index()));
+  if (fx.eoi_level_vector >= 0) ioapic_eoi(vcpu.vm(), static_cast<uint8_t>(fx.eoi_level_vector));
+}
+
+void Vcpu::evaluate_interrupts() {
+  Vlapic& l = vm_->lapic[index_];
+  const uint64_t now = guest_tsc_now(*this);
+  l.timer_poll(now);
+
+  bool busy = (vmread(field::kEntryInterruptionInfo) & event::kInfoValid) != 0;
+  const uint64_t intr = vmread(field::kGuestInterruptibility);
+  const uint64_t rflags = vmread(field::kGuestRflags);
+  if (l.nmi_pending() && !busy && !(intr & (kBlockingSti | kBlockingMovSs | kBlockingNmi)) && l.take_nmi()) {
+    vmwrite(field::kEntryInterruptionInfo, event::make_info(event::kNmi, event::Type::kNmi, false));
+    stats_.nmis_injected++;
+    busy = true;
+  }
+  bool window = false;
+  const int v = l.deliverable();
+  if (v >= 0) {
+    if (!busy && (rflags & kRflagsIf) && !(intr & (kBlockingSti | kBlockingMovSs))) {
+      l.ack(static_cast<uint8_t>(v));
+      vmwrite(field::kEntryInterruptionInfo, event::make_info(static_cast<uint8_t>(v), event::Type::kExternalInterrupt, false));
+      stats_.interrupts_injected++;
+    } else {
+      window = true;
+    }
+  }
+  if (window != interrupt_window_) {
+    const uint64_t procv = vmread(field::kProcBasedControls);
+    vmwrite(field::kProcBasedControls,
+            window ? procv | proc::kInterruptWindowExiting : procv & ~uint64_t{proc::kInterruptWindowExiting});
+    interrupt_window_ = window;
+  }
+  if (preempt_default_) {
+    uint64_t ticks = preempt_default_;
+    if (const uint64_t d = l.timer_deadline()) {
+      // At least kMinSliceUs of guest time: a timer due sooner (a hostile 1 ns period) fires
+      // at the next entry instead, so the guest always runs between two timer interrupts and
+      // an interrupt storm costs hv one exit per slice, not a livelock of zero-length slices.
+      const uint64_t min_slice = (x86::timer::tsc_khz() * kMinSliceUs / 1000) >> caps_->preemption_timer_shift;
+      uint64_t left = d > now ? (d - now) >> caps_->preemption_timer_shift : 0;
+      if (left < min_slice) left = min_slice ? min_slice : 1;
+      if (left < ticks) ticks = left;
+    }
+    if (ticks != preempt_loaded_) {
+      vmwrite(field::kGuestPreemptionTimer, ticks);
+      preempt_loaded_ = ticks;
+    }
+  }
+}
+
+bool Vcpu::halt() {
+  Vlapic& l = vm_->lapic[index_];
+  // A LAPIC the guest never enabled can raise nothing: such a guest (hv's memtouch guest, the
+  // exit benchmarks, guests that predate the interrupt platform) continues at once, as HLT
+  // did before there were interrupts (docs/guest-platform.md section 8).
+  if (!l.hw_enabled() || !l.sw_enabled()) return true;
+  const bool if_set = (vmread(field::kGuestRflags) & kRflagsIf) != 0;
+  if (!if_set && vm_->vcpu_count == 1 && !l.nmi_pending()) {
+    // Nothing can end this HLT: only an NMI, SMI, INIT or reset would, and a one-vCPU VM
+    // without a chipset has no source of any of them. Stop with a report instead of waiting
+    // for the time limit.
+    stop(true, "vCPU halted with interrupts disabled (rip 0x%lx): nothing can wake it", vmread(field::kGuestRip));
+    return false;
+  }
+  run_->set_phase(index_, VmRunState::Phase::kParked);
+  const uint64_t spin_window = x86::timer::tsc_khz() * x86::tick::period_us() / 1000;
+  stats_.halts++;
+  for (;;) {
+    run_->take_wake(index_);  // acquire: pairs with the sender's post_wake after its IRR write
+    const uint64_t now = guest_tsc_now(*this);
+    l.timer_poll(now);
+    if ((if_set && l.deliverable() >= 0) || l.nmi_pending()) break;
+    // Like park(): serve the CPU's requests and deferred work, so a halted vCPU never holds up
+    // a flush or a grace period.
+    cpu_work::service();
+    x86::tick::consume();
+    idle_work();
+    if (vm_requests_stop()) return false;
+    const uint64_t d = l.timer_deadline();
+    if (d && d - now < spin_window) {
+      // The timer fires before the next tick could wake us: wait for it here (bounded by a
+      // tick period), checking for wake-ups.
+      asm volatile("pause" ::: "memory");
+      continue;
+    }
+    // An IPI after the checks above is taken by the HLT (STI's one-instruction delay), so no
+    // wake-up is lost; the tick ends the sleep at least once per period.
+    if (!run_->wake_pending(index_)) asm volatile("sti; hlt; cli" ::: "memory");
+  }
+  run_->set_phase(index_, VmRunState::Phase::kRunning);
+  return true;
+}
+
+}  // namespace hv
