@@ -8,6 +8,7 @@
 #include "arch/x86/spinlock.h"
 #include "arch/x86/vmx/exit_reason.h"
 #include "hv/counter.h"
+#include "hv/devices/chipset.h"
 #include "hv/devices/fw_cfg.h"
 #include "hv/guest_mmu.h"
 #include "hv/mmio_bus.h"
@@ -100,6 +101,9 @@ class Vm {
   // guest never makes one on purpose): such an access stops the vCPU with a report.
   bool unbacked_policy = false;
   FwCfg fw_cfg;
+  // The PC chipset (hv/devices/chipset.h): 8259 pair, PIT, RTC/NVRAM, IOAPIC, PCI host bridge,
+  // reset controls; claimed on the buses by add_chipset (multiboot guests).
+  Chipset chipset;
   // Frees the EPT tables and the guest RAM. The vCPUs must be stopped and their VMCSs cleared.
   void destroy();
 
