@@ -3,6 +3,7 @@
 
 #include "arch/x86/cpu.h"
 #include "arch/x86/log.h"
+#include "arch/x86/serial.h"
 #include "arch/x86/spinlock.h"
 #include "arch/x86/timer.h"
 #include "hv/irq.h"
@@ -204,6 +205,7 @@ constexpr PortRange kPorts[] = {
 // --- the IOAPIC page ----------------------------------------------------------------------------
 
 uint64_t IoapicMmio::mmio_read(uint64_t offset, unsigned size) {
+  chipset_poll(*vm, x86::rdtsc());  // a guest polling an entry's remote IRR sees what is due
   if (size != 4 && !(offset == 0 && size == 1)) return 0;
   return vm->chipset.ioapic.read(offset);
 }
@@ -215,10 +217,26 @@ void IoapicMmio::mmio_write(uint64_t offset, unsigned size, uint64_t value) {
   ioapic_send(*vm, out);
 }
 
+// --- hv's console input -------------------------------------------------------------------------
+
+// One VM owns the console input: the bytes hv's own COM1 receives go to that VM's 16550.
+// vm1 (the first multiboot guest) by default. One CPU at a time reads the host UART
+// (try-lock: a poll that finds another CPU at it just skips).
+constexpr unsigned kConsoleVm = 1;
+x86::SpinLock g_console_in_lock;
+
+void poll_console_input(Vm& vm) {
+  if (vm.id() != kConsoleVm || !g_console_in_lock.try_lock_for(x86::cpu_index(), 1)) return;
+  unsigned char c;
+  for (unsigned i = 0; i < 16 && x86::serial::try_getc(&c); i++) vm.uart.receive(c);
+  g_console_in_lock.unlock();
+}
+
 // --- time ---------------------------------------------------------------------------------------
 
 void chipset_poll(Vm& vm, uint64_t host_tsc) {
   if (!vm.chipset.tsc_hz) return;  // no chipset on this VM
+  poll_console_input(vm);
   const Now n = now_of(vm, host_tsc);
   if (vm.chipset.pit.poll(n.pit)) {
     irq_set_level(vm, 0, true);
@@ -274,6 +292,8 @@ const char* add_chipset(Vm& vm, unsigned vcpus) {
     d.write = r.write;
     if (const char* err = vm.io.claim(d)) return err;
   }
+  // The 16550 at COM1 drives ISA IRQ4.
+  vm.uart.attach_irq([](void* ctx, bool level) { irq_set_level(*static_cast<Vm*>(ctx), 4, level); }, &vm);
   c.ioapic_mmio.vm = &vm;
   if (!vm.mmio.add(Ioapic::kBase, Ioapic::kSize, &c.ioapic_mmio)) return "the IOAPIC page could not be added to the MMIO bus";
   return nullptr;

@@ -17,8 +17,9 @@
 //     longer than that (the VMX preemption timer, or the host timer while halted).
 //   - chipset_poll(vm, host_tsc): raises the lines whose time has come. Any vCPU may call it
 //     at any time, concurrently (each device locks itself; a line is raised once).
-// Every port access to a chipset device polls first, so a guest that reads the PIC or the
-// RTC sees what is due even before the vCPU side polls.
+// Every port access to a chipset device, every read of the IOAPIC page and every read of the
+// 16550 polls first, so a guest that reads the PIC, the RTC or an IOAPIC entry sees what is
+// due even before the vCPU side polls.
 #pragma once
 
 #include <stdint.h>

@@ -39,7 +39,7 @@ void guest_test() {
   const uint64_t hz = div64(cycles * 1193182ull, 11932);
   gprintf("pit: calibrate: channel 2 mode 0 through port 0x61: OUT2 low, then high after 11932 ticks: TSC %u MHz\n",
           static_cast<unsigned>(div64(hz, 1000000)));
-  CHECK(hz > 50000000ull && hz < 20000000000ull);
+  CHECK(hz > 10000000ull && hz < 20000000000ull);  // Bochs runs its TSC at its 50 M instructions/s
   if (!hz) return;
 
   const bool judge_tsc = under_hv();
