@@ -81,7 +81,10 @@ IoDevice uart_device(Uart& u) {
   d.count = 8;
   d.ctx = &u;
   // One byte per access: a wider access uses its low byte, as an 8-bit ISA device sees it.
-  d.read = [](void* ctx, Vcpu&, uint16_t port, unsigned) -> uint32_t { return static_cast<Uart*>(ctx)->read(port); };
+  d.read = [](void* ctx, Vcpu& vcpu, uint16_t port, unsigned) -> uint32_t {
+    chipset_poll(vcpu.vm(), x86::rdtsc());  // console input and due interrupts (hv/devices/chipset.h)
+    return static_cast<Uart*>(ctx)->read(port);
+  };
   d.write = [](void* ctx, Vcpu&, uint16_t port, unsigned, uint32_t v) {
     static_cast<Uart*>(ctx)->write(port, static_cast<uint8_t>(v));
   };

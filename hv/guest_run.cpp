@@ -174,6 +174,7 @@ const char* create_vm(RunVm& rv, const x86::mb2::BootInfo& boot, const char* nam
   fw.mem = fw_cfg_guest_memory(rv.vm);
   if (const char* err = rv.vm.fw_cfg.init(fw)) return err;
   if (const char* err = claim_multiboot_ports(rv.vm)) return err;
+  if (const char* err = add_chipset(rv.vm, rv.vcpus)) return err;  // hv/devices/chipset.h
   add_scratch_mmio(rv.vm);  // HV_SCRATCH_MMIO_GPA (hv/devices/mmio_scratch.h)
   add_lapic_mmio(rv.vm);    // the xAPIC page (hv/devices/vlapic_mmio.h)
   rv.vm.unbacked_policy = true;  // docs/hypercalls.md "Unbacked and read-only memory"

@@ -49,6 +49,11 @@ struct ApicMessage {
 // vLAPIC side (hv/devices/apic_bus.cpp): delivers `m` to the local APICs it selects.
 // `source_vcpu` is the sender (for the self shorthands), or -1 for the IOAPIC.
 void apic_deliver(Vm& vm, const ApicMessage& m, int source_vcpu);
+// vLAPIC side: the 8259 pair's INTR output rose (a new request, an unmask, an EOI that uncovers
+// one). The vCPU that takes the 8259's interrupts (LINT0 in ExtINT mode, or its LAPIC
+// disabled: the BSP after reset) must look at pic_output()/pic_intack() soon: kick it out of
+// guest mode or wake it from HLT. Called without any chipset lock held.
+void apic_pic_intr_raised(Vm& vm);
 
 // Chipset side (hv/devices/irq_router.cpp): a device drives interrupt line `gsi`. GSIs 0-23
 // are IOAPIC pins; ISA IRQs 0-15 are also 8259 inputs (GSI n = IRQ n, except IRQ0 -> GSI 2

@@ -24,6 +24,7 @@
 #include "arch/x86/vmx/instructions.h"
 #include "arch/x86/vmx/vmcs_fields.h"
 #include "hv/cpu_work.h"
+#include "hv/devices/chipset.h"
 #include "hv/event_inject.h"
 #include "hv/live_vms.h"
 #include "hv/vcpu.h"
@@ -51,6 +52,17 @@ void Vcpu::evaluate_interrupts() {
   Vlapic& l = vm_->lapic[index_];
   const uint64_t now = guest_tsc_now(*this);
   l.timer_poll(now);
+  // The chipset's time-driven lines (PIT channel 0, RTC) are raised here when due: a device
+  // only sees time when it is touched (hv/devices/chipset.h), so every vCPU looks at the clock
+  // before it enters the guest, and its slice ends no later than the chipset's next deadline.
+  // The IOAPIC turns a raised line into an apic_deliver, which sets an IRR (of this vCPU or
+  // another, which it wakes) before the evaluation below.
+  uint64_t chipset_deadline = ~0ull;  // host TSC
+  if (vm_->chipset.tsc_hz) {
+    const uint64_t host_now = x86::rdtsc();
+    chipset_poll(*vm_, host_now);
+    chipset_deadline = chipset_next_deadline(*vm_);
+  }
 
   bool busy = (vmread(field::kEntryInterruptionInfo) & event::kInfoValid) != 0;
   const uint64_t intr = vmread(field::kGuestInterruptibility);
@@ -62,6 +74,21 @@ void Vcpu::evaluate_interrupts() {
   }
   bool window = false;
   const int v = l.deliverable();
+  // The 8259's interrupt, for the vCPU wired to it (vCPU 0, when its LAPIC takes ExtINT): the
+  // LAPIC's own vectors first, then the PIC's (the INTA cycle happens only when the guest can
+  // take the interrupt now, so a request is never acknowledged and then held).
+  const bool extint = v < 0 && index_ == 0 && l.takes_extint() && pic_output(*vm_);
+  if (extint) {
+    if (!busy && (rflags & kRflagsIf) && !(intr & (kBlockingSti | kBlockingMovSs))) {
+      const int pv = pic_intack(*vm_);
+      if (pv >= 0) {
+        vmwrite(field::kEntryInterruptionInfo, event::make_info(static_cast<uint8_t>(pv), event::Type::kExternalInterrupt, false));
+        stats_.interrupts_injected++;
+      }
+    } else {
+      window = true;
+    }
+  }
   if (v >= 0) {
     if (!busy && (rflags & kRflagsIf) && !(intr & (kBlockingSti | kBlockingMovSs))) {
       l.ack(static_cast<uint8_t>(v));
@@ -85,6 +112,15 @@ void Vcpu::evaluate_interrupts() {
       // an interrupt storm costs hv one exit per slice, not a livelock of zero-length slices.
       const uint64_t min_slice = (x86::timer::tsc_khz() * kMinSliceUs / 1000) >> caps_->preemption_timer_shift;
       uint64_t left = d > now ? (d - now) >> caps_->preemption_timer_shift : 0;
+      if (left < min_slice) left = min_slice ? min_slice : 1;
+      if (left < ticks) ticks = left;
+    }
+    if (chipset_deadline != ~0ull) {
+      // The same floor for the chipset: a PIT programmed with a count of 1 gets one interrupt
+      // per slice of at least kMinSliceUs, not a livelock.
+      const uint64_t min_slice = (x86::timer::tsc_khz() * kMinSliceUs / 1000) >> caps_->preemption_timer_shift;
+      const uint64_t host_now = x86::rdtsc();
+      uint64_t left = chipset_deadline > host_now ? (chipset_deadline - host_now) >> caps_->preemption_timer_shift : 0;
       if (left < min_slice) left = min_slice ? min_slice : 1;
       if (left < ticks) ticks = left;
     }
@@ -116,7 +152,15 @@ bool Vcpu::halt() {
     run_->take_wake(index_);  // acquire: pairs with the sender's post_wake after its IRR write
     const uint64_t now = guest_tsc_now(*this);
     l.timer_poll(now);
-    if ((if_set && l.deliverable() >= 0) || l.nmi_pending()) break;
+    // The chipset's time-driven lines too (see evaluate_interrupts): a PIT or RTC interrupt
+    // routed to this vCPU lands in its IRR here.
+    uint64_t chipset_deadline = ~0ull;
+    if (vm_->chipset.tsc_hz) {
+      chipset_poll(*vm_, x86::rdtsc());
+      chipset_deadline = chipset_next_deadline(*vm_);
+    }
+    if ((if_set && (l.deliverable() >= 0 || (index_ == 0 && l.takes_extint() && pic_output(*vm_)))) || l.nmi_pending())
+      break;
     // Like park(): serve the CPU's requests and deferred work, so a halted vCPU never holds up
     // a flush or a grace period.
     cpu_work::service();
@@ -124,7 +168,9 @@ bool Vcpu::halt() {
     idle_work();
     if (vm_requests_stop()) return false;
     const uint64_t d = l.timer_deadline();
-    if (d && d - now < spin_window) {
+    const uint64_t host_now = x86::rdtsc();
+    const bool chipset_soon = chipset_deadline != ~0ull && chipset_deadline - host_now < spin_window;
+    if ((d && d - now < spin_window) || chipset_soon) {
       // The timer fires before the next tick could wake us: wait for it here (bounded by a
       // tick period), checking for wake-ups.
       asm volatile("pause" ::: "memory");

@@ -8,6 +8,7 @@
 #include "arch/x86/spinlock.h"
 #include "arch/x86/vmx/exit_reason.h"
 #include "hv/counter.h"
+#include "hv/devices/chipset.h"
 #include "hv/devices/fw_cfg.h"
 #include "hv/devices/vlapic.h"
 #include "hv/devices/vlapic_mmio.h"
@@ -112,6 +113,10 @@ class Vm {
   VmRunState* run_state = nullptr;
   mmu::Atomic<uint32_t> lowest_priority_next{0};  // round-robin of lowest-priority delivery
   mmu::Atomic<uint32_t> apic_dropped{0};          // INIT/STARTUP messages (not modelled yet)
+
+  // The PC chipset (hv/devices/chipset.h): 8259 pair, PIT, RTC/NVRAM, IOAPIC, PCI host bridge,
+  // reset controls; claimed on the buses by add_chipset (multiboot guests).
+  Chipset chipset;
   // Frees the EPT tables and the guest RAM. The vCPUs must be stopped and their VMCSs cleared.
   void destroy();
 

@@ -64,4 +64,11 @@ void drain() {
   for (unsigned i = 0; i < 10000000 && !(inb(kCom1 + kLsr) & kLsrTemt); i++) cpu_relax();
 }
 
+bool try_getc(unsigned char* c) {
+  constexpr uint8_t kLsrDr = 0x01;
+  if (!g_uart || !(inb(kCom1 + kLsr) & kLsrDr)) return false;
+  *c = inb(kCom1);
+  return true;
+}
+
 }  // namespace x86::serial

@@ -15,5 +15,8 @@ void putc(char c);
 // Waits until the UART has shifted out its last bit (LSR.TEMT), so nothing is lost when the
 // machine is powered off right after.
 void drain();
+// One received byte from COM1 (LSR.DR), if there is one; false without a UART. Reading LSR
+// concurrently with a writer is harmless (only its error bits clear on read).
+bool try_getc(unsigned char* c);
 
 }  // namespace x86::serial

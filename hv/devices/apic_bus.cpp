@@ -73,4 +73,11 @@ void apic_deliver(Vm& vm, const ApicMessage& m, int source_vcpu) {
   }
 }
 
+// The 8259's INTR is wired to LINT0 of the BSP (vCPU 0), as on a PC: wake it if its LAPIC takes
+// ExtINT; it fetches the vector with pic_intack() at its next entry (hv/irq_inject.cpp).
+void apic_pic_intr_raised(Vm& vm) {
+  if (!vm.lapic[0].takes_extint()) return;
+  if (VmRunState* run = vm.run_state) wake_vcpu(*run, 0);
+}
+
 }  // namespace hv

@@ -7,9 +7,11 @@ namespace hv {
 
 namespace {
 constexpr uint8_t kLcrDlab = 0x80;
-constexpr uint8_t kLsrThre = 0x20, kLsrTemt = 0x40;
+constexpr uint8_t kLsrDr = 0x01, kLsrOe = 0x02, kLsrThre = 0x20, kLsrTemt = 0x40;
 constexpr uint8_t kIirNoInterrupt = 0x01, kIirFifos = 0xC0;
-constexpr uint8_t kMcrLoop = 0x10;
+constexpr uint8_t kIirLineStatus = 0x06, kIirRxData = 0x04, kIirThre = 0x02;
+constexpr uint8_t kIerRda = 0x01, kIerThre = 0x02, kIerRls = 0x04;
+constexpr uint8_t kMcrOut2 = 0x08, kMcrLoop = 0x10;
 constexpr uint8_t kMsrCts = 0x10, kMsrDsr = 0x20, kMsrDcd = 0x80;
 }  // namespace
 
@@ -19,17 +21,78 @@ void Uart::reset(unsigned vm_id) {
   ier_ = lcr_ = mcr_ = scr_ = dlm_ = fcr_ = 0;
   dll_ = 1;
   line_.clear();
+  rx_head_ = rx_count_ = 0;
+  overrun_ = thre_pending_ = false;
+  irq_level_ = false;
+  irq_set_ = nullptr;
+  irq_ctx_ = nullptr;
+}
+
+void Uart::attach_irq(void (*set)(void* ctx, bool level), void* ctx) {
+  mmu::SpinLockGuard g(lock_);
+  irq_set_ = set;
+  irq_ctx_ = ctx;
+}
+
+// The highest-priority pending interrupt that IER enables, as IIR shows it.
+uint8_t Uart::iir() const {
+  lock_.assert_held();
+  if ((ier_ & kIerRls) && overrun_) return kIirLineStatus;
+  if ((ier_ & kIerRda) && rx_count_) return kIirRxData;
+  if ((ier_ & kIerThre) && thre_pending_) return kIirThre;
+  return kIirNoInterrupt;
+}
+
+void Uart::update_irq() {
+  lock_.assert_held();
+  const bool level = iir() != kIirNoInterrupt && (mcr_ & kMcrOut2);
+  if (level == irq_level_) return;
+  irq_level_ = level;
+  if (irq_set_) irq_set_(irq_ctx_, level);
+}
+
+void Uart::receive(uint8_t c) {
+  mmu::SpinLockGuard g(lock_);
+  if (rx_count_ == kFifo) {
+    overrun_ = true;
+  } else {
+    rx_[(rx_head_ + rx_count_) % kFifo] = c;
+    rx_count_++;
+  }
+  update_irq();
 }
 
 uint8_t Uart::read(uint16_t port) {
   mmu::SpinLockGuard g(lock_);
   switch (port - kBase) {
-    case 0: return (lcr_ & kLcrDlab) ? dll_ : 0;  // no received data
+    case 0: {
+      if (lcr_ & kLcrDlab) return dll_;
+      if (!rx_count_) return 0;
+      const uint8_t c = rx_[rx_head_];
+      rx_head_ = (rx_head_ + 1) % kFifo;
+      rx_count_--;
+      update_irq();
+      return c;
+    }
     case 1: return (lcr_ & kLcrDlab) ? dlm_ : ier_;
-    case 2: return kIirNoInterrupt | ((fcr_ & 1) ? kIirFifos : 0);
+    case 2: {
+      const uint8_t v = iir();
+      if (v == kIirThre) {  // reading IIR while it shows THRE clears that interrupt
+        thre_pending_ = false;
+        update_irq();
+      }
+      return static_cast<uint8_t>(v | ((fcr_ & 1) ? kIirFifos : 0));
+    }
     case 3: return lcr_;
     case 4: return mcr_;
-    case 5: return kLsrThre | kLsrTemt;
+    case 5: {
+      const uint8_t v = static_cast<uint8_t>(kLsrThre | kLsrTemt | (rx_count_ ? kLsrDr : 0) | (overrun_ ? kLsrOe : 0));
+      if (overrun_) {  // reading LSR clears the error bits and the line status interrupt
+        overrun_ = false;
+        update_irq();
+      }
+      return v;
+    }
     // In loopback mode the modem inputs follow the outputs; otherwise "the other end is there".
     case 6: return (mcr_ & kMcrLoop) ? static_cast<uint8_t>((mcr_ & 0x0F) << 4) : (kMsrCts | kMsrDsr | kMsrDcd);
     case 7: return scr_;
@@ -41,16 +104,37 @@ void Uart::write(uint16_t port, uint8_t v) {
   mmu::SpinLockGuard g(lock_);
   switch (port - kBase) {
     case 0:
-      if (lcr_ & kLcrDlab) dll_ = v;
-      else if (!(mcr_ & kMcrLoop)) transmit(v);
+      if (lcr_ & kLcrDlab) {
+        dll_ = v;
+        return;
+      }
+      if (!(mcr_ & kMcrLoop)) transmit(v);
+      // The byte left at once: the THR is empty again, which is a new THRE interrupt.
+      thre_pending_ = true;
+      update_irq();
       return;
     case 1:
-      if (lcr_ & kLcrDlab) dlm_ = v;
-      else ier_ = v & 0x0F;
+      if (lcr_ & kLcrDlab) {
+        dlm_ = v;
+        return;
+      }
+      // Enabling THRE with the THR empty raises it at once (drivers count on it).
+      if ((v & kIerThre) && !(ier_ & kIerThre)) thre_pending_ = true;
+      ier_ = v & 0x0F;
+      update_irq();
       return;
-    case 2: fcr_ = v & 0xC9; return;
+    case 2:
+      fcr_ = v & 0xC9;
+      if (v & 0x02) {  // clear the receive FIFO
+        rx_head_ = rx_count_ = 0;
+        update_irq();
+      }
+      return;
     case 3: lcr_ = v; return;
-    case 4: mcr_ = v & 0x1F; return;
+    case 4:
+      mcr_ = v & 0x1F;
+      update_irq();
+      return;
     case 7: scr_ = v; return;
     default: return;  // LSR and MSR are read-only
   }

@@ -1,6 +1,13 @@
-// An emulated 16550 UART at COM1 (0x3F8-0x3FF), as much of it as a polling driver needs:
-// the transmitter is always ready (LSR.THRE|TEMT), the receiver never has data, no interrupt is
-// ever pending. What the guest transmits goes to hv's console a line at a time, prefixed
+// An emulated 16550 UART at COM1 (0x3F8-0x3FF): the transmitter is always ready
+// (LSR.THRE|TEMT: a byte goes out the moment it is written); the receiver has a 16-byte FIFO
+// fed by receive() (hv's console input, for the VM that owns it: hv/devices/chipset.h);
+// interrupts as the 16550 data sheet ranks them in IIR: line status (overrun: 0x06) > received
+// data (0x04) > THR empty (0x02) > modem status (never raised); a THRE interrupt is cleared by
+// reading IIR while it is the one shown or by writing THR, and raised when IER.THRE is set with
+// the THR empty and after each byte written. The IRQ output (COM1: ISA IRQ4) is "an enabled
+// interrupt is pending" gated by MCR.OUT2, as PC boards wire it; it goes to set_irq (the
+// chipset's irq_set_level) whenever it changes, with the UART's lock held (lock order: the
+// UART before the chipset's devices). What the guest transmits goes to hv's console a line at a time, prefixed
 // "vmN: ", with control characters replaced, so a guest can't forge hv's own lines.
 // Register map (offset from 0x3F8; DLAB = LCR bit 7):
 //   0 RBR (in) / THR (out), DLL when DLAB   1 IER, DLM when DLAB   2 IIR (in) / FCR (out)
@@ -29,16 +36,30 @@ class Uart {
   void write(uint16_t port, uint8_t value) EXCLUDES(lock_);
   // Prints what is left of an unfinished line (the exit port, VM shutdown).
   void flush() EXCLUDES(lock_);
+  // The interrupt line's consumer (before the VM runs); none: the line goes nowhere.
+  void attach_irq(void (*set)(void* ctx, bool level), void* ctx) EXCLUDES(lock_);
+  // A byte from the outside world into the receive FIFO (dropped, with overrun, when full).
+  void receive(uint8_t c) EXCLUDES(lock_);
 
  private:
   void transmit(uint8_t c) REQUIRES(lock_);
   void flush_locked() REQUIRES(lock_);
+  uint8_t iir() const REQUIRES(lock_);
+  void update_irq() REQUIRES(lock_);
 
   mmu::SpinLock lock_;
   unsigned vm_id_ GUARDED_BY(lock_) = 0;
   uint8_t ier_ GUARDED_BY(lock_) = 0, lcr_ GUARDED_BY(lock_) = 0, mcr_ GUARDED_BY(lock_) = 0, scr_ GUARDED_BY(lock_) = 0,
       dll_ GUARDED_BY(lock_) = 1, dlm_ GUARDED_BY(lock_) = 0, fcr_ GUARDED_BY(lock_) = 0;
   ConsoleLine line_ GUARDED_BY(lock_);
+  static constexpr unsigned kFifo = 16;
+  uint8_t rx_[kFifo] GUARDED_BY(lock_) = {};
+  unsigned rx_head_ GUARDED_BY(lock_) = 0, rx_count_ GUARDED_BY(lock_) = 0;
+  bool overrun_ GUARDED_BY(lock_) = false;
+  bool thre_pending_ GUARDED_BY(lock_) = false;  // the THR-empty interrupt condition
+  bool irq_level_ GUARDED_BY(lock_) = false;
+  void (*irq_set_)(void*, bool) GUARDED_BY(lock_) = nullptr;
+  void* irq_ctx_ GUARDED_BY(lock_) = nullptr;
 };
 
 }  // namespace hv

@@ -118,6 +118,13 @@ class Vlapic {
   // TSC cycles of `count` timer ticks at the current divide (for the tests too).
   uint64_t ticks_to_tsc(uint64_t count) const;
   uint64_t timer_fired() const { return timer_fired_; }
+  // Whether this LAPIC takes the 8259's INTR (the PC's "virtual wire"): hardware-disabled (the
+  // INTR pin goes straight to the CPU), or LINT0 unmasked in ExtINT mode (SDM 11.5.1). A
+  // software-disabled LAPIC has its LVTs masked, so it takes nothing.
+  bool takes_extint() const {
+    const uint32_t lint0 = lvt_[3];
+    return !hw_enabled_ || (!(lint0 & (1u << 16)) && ((lint0 >> 8) & 7) == 7);
+  }
 
  private:
   uint32_t timer_mode() const { return (lvt_[0] >> 17) & 3; }
