@@ -8,6 +8,7 @@
 #include "arch/x86/spinlock.h"
 #include "arch/x86/vmx/exit_reason.h"
 #include "hv/counter.h"
+#include "hv/devices/acpi_pm.h"
 #include "hv/devices/fw_cfg.h"
 #include "hv/guest_mmu.h"
 #include "hv/mmio_bus.h"
@@ -57,6 +58,7 @@ class Vm {
     unbacked_policy = false;
     mmio.clear();
     vcpu_count = 1;
+    acpi_rsdp_gpa = 0;
     report_result_reset();
   }
   void add_hv_slots(uint64_t bytes, unsigned ranges) {
@@ -100,6 +102,11 @@ class Vm {
   // guest never makes one on purpose): such an access stops the vCPU with a report.
   bool unbacked_policy = false;
   FwCfg fw_cfg;
+  // --- ACPI (hv/devices/acpi.h; multiboot guests) ---
+  // The PM1a registers and PM timer on the I/O bus, and where the RSDP is (guest-physical, 0:
+  // no tables), for loaders that hand it to the guest (Linux's boot protocols).
+  AcpiPm acpi_pm;
+  uint64_t acpi_rsdp_gpa = 0;
   // Frees the EPT tables and the guest RAM. The vCPUs must be stopped and their VMCSs cleared.
   void destroy();
 
