@@ -252,6 +252,17 @@ void check_fadt(uint32_t fadt) {
   }
   g_pm1a_cnt = pm1a_cnt;
   if (s5) g_slp_typ = static_cast<uint16_t>(s5a);
+  // Under hv only: a sleep state other than S5 (hv's DSDT offers none) is refused and the
+  // guest goes on. Bare, QEMU would really suspend (SLP_TYP 1 is its S3).
+  if (under_hv() && pm1a_cnt && s5 && s5a != 1) {
+    const uint16_t port = static_cast<uint16_t>(pm1a_cnt);
+    outw(port, static_cast<uint16_t>((1u << 10) | (1u << 13) | 1u));  // SLP_TYP 1, SLP_EN
+    outw(port, static_cast<uint16_t>((3u << 10) | (1u << 13) | 1u));  // SLP_TYP 3, SLP_EN
+    const uint16_t v = inw(port);
+    CHECK_EQ(v & (1u << 13), 0u);  // SLP_EN is a strobe: it reads 0
+    CHECK_EQ(v & 1u, 1u);          // still in ACPI mode
+    gprintf("acpi: SLP_TYP 1 and 3 with SLP_EN: refused, the guest still runs (PM1a_CNT reads 0x%x)\n", v);
+  }
 }
 
 void check_mp(unsigned want_cpus) {
