@@ -4,7 +4,8 @@
 //                       the guest's result; the vCPU stops) - hv/guest_abi.h
 //   multiboot guests:   the 16550 at 0x3F8-0x3FF (hv/devices/uart.h), the exit port 0xF4 (OUT: the
 //                       guest's exit status, as QEMU's isa-debug-exit), fw_cfg at 0x510-0x511
-//                       and its DMA register at 0x514-0x51B (hv/devices/fw_cfg.h)
+//                       and its DMA register at 0x514-0x51B (hv/devices/fw_cfg.h), the ACPI
+//                       PM1a event/control blocks and PM timer at 0x600-0x60B (hv/devices/acpi.h)
 // Every other port is an empty bus: IN reads all ones, OUT is dropped. That includes the PC
 // ports a guest may poke without needing an answer - 0x80 (POST codes), 0x92 (fast A20/reset),
 // 0x61 (speaker/NMI status) - until a device claims them.
