@@ -3,6 +3,7 @@
 #include "hv/guest_loader.h"
 
 #include "arch/x86/string.h"
+#include "hv/devices/acpi_tables.h"
 #include "hv/multiboot_info.h"
 #include "hv/vm.h"
 
@@ -46,6 +47,9 @@ const char* write_info(Vm& vm, const MultibootBoot& boot, const Placed& image, M
   MbPlan plan;
   if (const char* err = mb_plan(boot.cmdline, mods, boot.module_count, &plan)) return err;
   const uint64_t ram = vm.ram_bytes();
+  // hv's ACPI and MP tables (hv/devices/acpi.h) are in guest RAM before the image is loaded.
+  if (image.start < acpi::kAcpiAreaGpa + acpi::kAcpiAreaBytes && acpi::kAcpiAreaGpa < image.end)
+    return "the image overlaps 0xf0000-0xf0fff, the BIOS area where hv puts the ACPI tables";
   const GpaRange busy[] = {
       {kMbReservedPage0, kMbReservedPage0 + 0x1000},
       {kMbReservedBenchPage, kMbReservedBenchPage + 0x1000},

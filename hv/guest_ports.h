@@ -5,7 +5,8 @@
 //   multiboot guests:   the chipset (hv/devices/chipset.h: PIC, PIT, RTC, PCI, i8042, 0x92, 0xCF9, 0x80),
 //                       the 16550 at 0x3F8-0x3FF (hv/devices/uart.h), the exit port 0xF4 (OUT: the
 //                       guest's exit status, as QEMU's isa-debug-exit), fw_cfg at 0x510-0x511
-//                       and its DMA register at 0x514-0x51B (hv/devices/fw_cfg.h)
+//                       and its DMA register at 0x514-0x51B (hv/devices/fw_cfg.h), the ACPI
+//                       PM1a event/control blocks and PM timer at 0x600-0x60B (hv/devices/acpi.h)
 // Every other port is an empty bus: IN reads all ones, OUT is dropped.
 #pragma once
 

@@ -22,6 +22,7 @@
 #include "arch/x86/smp.h"
 #include "arch/x86/string.h"
 #include "hv/bench_vm.h"
+#include "hv/devices/acpi.h"
 #include "hv/boot_modules.h"
 #include "hv/cmdline.h"
 #include "hv/guest_loader.h"
@@ -175,6 +176,7 @@ const char* create_vm(RunVm& rv, const x86::mb2::BootInfo& boot, const char* nam
   if (const char* err = rv.vm.fw_cfg.init(fw)) return err;
   if (const char* err = claim_multiboot_ports(rv.vm)) return err;
   if (const char* err = add_chipset(rv.vm, rv.vcpus)) return err;  // hv/devices/chipset.h
+  if (const char* err = add_acpi(rv.vm, rv.vcpus)) return err;  // RSDP/MADT/FADT/MP in 0xF0000, PM1a ports (hv/devices/acpi.h)
   add_scratch_mmio(rv.vm);  // HV_SCRATCH_MMIO_GPA (hv/devices/mmio_scratch.h)
   add_lapic_mmio(rv.vm);    // the xAPIC page (hv/devices/vlapic_mmio.h)
   rv.vm.unbacked_policy = true;  // docs/hypercalls.md "Unbacked and read-only memory"

@@ -122,6 +122,12 @@ void Vcpu::request_vm_stop() {
   if (run_ && run_->request_stop(index_)) kick_vcpus(*run_, index_);
 }
 
+void Vcpu::finish_vm(const char* why) {
+  if (!run_) return;
+  run_->request_finish(why);
+  kick_vcpus(*run_, index_);
+}
+
 void Vcpu::console_put(uint8_t c) {
   const unsigned id = vm_->id();
   console_.put(c, [id](const char* text) {

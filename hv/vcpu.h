@@ -83,6 +83,9 @@ class Vcpu {
 
   // --- used by exit handlers ---
   void stop(bool failure, const char* fmt, ...) __attribute__((format(printf, 3, 4)));
+  // Ends the whole VM without a failure (the guest powered off): every other vCPU stops as
+  // passed at its next safe point, with `why` (a string that outlives the VM) in its reason.
+  void finish_vm(const char* why);
   bool stopped() const { return stopped_; }
   bool failed() const { return failed_; }
   const char* stop_reason() const { return stop_reason_; }

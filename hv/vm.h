@@ -9,6 +9,7 @@
 #include "arch/x86/vmx/exit_reason.h"
 #include "hv/counter.h"
 #include "hv/devices/chipset.h"
+#include "hv/devices/acpi_pm.h"
 #include "hv/devices/fw_cfg.h"
 #include "hv/devices/vlapic.h"
 #include "hv/devices/vlapic_mmio.h"
@@ -61,6 +62,7 @@ class Vm {
     unbacked_policy = false;
     mmio.clear();
     vcpu_count = 1;
+    acpi_rsdp_gpa = 0;
     report_result_reset();
   }
   void add_hv_slots(uint64_t bytes, unsigned ranges) {
@@ -117,6 +119,12 @@ class Vm {
   // The PC chipset (hv/devices/chipset.h): 8259 pair, PIT, RTC/NVRAM, IOAPIC, PCI host bridge,
   // reset controls; claimed on the buses by add_chipset (multiboot guests).
   Chipset chipset;
+
+  // --- ACPI (hv/devices/acpi.h; multiboot guests) ---
+  // The PM1a registers and PM timer on the I/O bus, and where the RSDP is (guest-physical, 0:
+  // no tables), for loaders that hand it to the guest (Linux's boot protocols).
+  AcpiPm acpi_pm;
+  uint64_t acpi_rsdp_gpa = 0;
   // Frees the EPT tables and the guest RAM. The vCPUs must be stopped and their VMCSs cleared.
   void destroy();
 

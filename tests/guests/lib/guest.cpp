@@ -137,7 +137,10 @@ uint8_t inb(uint16_t port) {
   return v;
 }
 
+unsigned (*guest_exit_hook)(unsigned status) = nullptr;
+
 void guest_exit(unsigned status) {
+  if (guest_exit_hook) status = guest_exit_hook(status);
   // A 32-bit OUT, as isa-debug-exit (iosize 4) and hv both take it.
   asm volatile("outl %0, %1" : : "a"(status), "Nd"(kExitPort));
   for (;;) asm volatile("cli; hlt");

@@ -48,6 +48,9 @@ void note_check();
 
 // --- ending ---
 [[noreturn]] void guest_exit(unsigned status);  // port 0xf4, then halt
+// A guest that ends another way (guest_acpi: ACPI S5 power-off) sets this hook: guest_exit
+// calls it first with the status; if it returns, its return value goes to port 0xf4.
+extern unsigned (*guest_exit_hook)(unsigned status);
 [[noreturn]] void skip(const char* why);         // "<name>: SKIP: why", status 0
 
 // --- the machine ---
