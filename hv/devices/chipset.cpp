@@ -1,6 +1,8 @@
 // The chipset of a VM on its buses, its time, and the poll/deadline hooks (see chipset.h).
 #include "hv/devices/chipset.h"
 
+#include "hv/devices/acpi_tables.h"
+
 #include "arch/x86/cpu.h"
 #include "arch/x86/log.h"
 #include "arch/x86/serial.h"
@@ -270,6 +272,13 @@ const char* add_chipset(Vm& vm, unsigned vcpus) {
   c.pic.reset();
   c.pit.reset();
   c.ioapic.reset();
+  {
+    // The IOAPIC's ID is the one the MADT and the MP table give it (hv/devices/acpi_tables.h:
+    // the first ID after the vCPUs' APIC IDs), as firmware would have programmed it.
+    Ioapic::Out none;
+    c.ioapic.write(0x00, 0, none);  // IOREGSEL = IOAPICID
+    c.ioapic.write(0x10, static_cast<uint32_t>(acpi::ioapic_id(vcpus ? vcpus : 1)) << 24, none);
+  }
   c.pci.reset();
   c.reset_ctl.reset();
   c.post_code.store(0, mmu::Order::relaxed);
