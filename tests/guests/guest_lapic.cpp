@@ -15,6 +15,9 @@
 //               periodic (several periods of equal length), current count counts down
 //   hlt         HLT with IF = 1 sleeps until the timer fires
 //   deadline    TSC-deadline mode: fires at or after the deadline (CPUID.1:ECX[24])
+//   ioapic-pit  the chipset's interrupt path: the PIT's IRQ 0 through IOAPIC pin 2 (the
+//               IRQ0 -> GSI 2 override of the MADT) to this LAPIC as a fixed, edge-triggered
+//               vector; channel 0 in mode 2 at ~1 kHz; HLT with IF = 1 woken by each of them
 //   x2apic      x2APIC mode (CPUID.1:ECX[21]): ID/LDR MSRs, SELF_IPI, ICR, #GP for EOI != 0
 //               and writes to read-only registers, mode transitions (x2APIC -> xAPIC #GP,
 //               through disabled allowed)
@@ -480,6 +483,42 @@ void test_hlt() {
   group("hlt", f0);
 }
 
+// The IOAPIC's registers: IOREGSEL at +0, IOWIN at +0x10 (82093AA datasheet).
+constexpr uint32_t kIoapic = 0xFEC00000;
+void ioapic_write(uint8_t reg, uint32_t v) {
+  poke32(kIoapic, reg);
+  poke32(kIoapic + 0x10, v);
+}
+constexpr uint8_t kPitVector = 0x61;
+
+void test_ioapic_pit() {
+  const unsigned f0 = g_fail;
+  asm volatile("cli");
+  g_count = 0;
+  const uint32_t my_id = rd(kId) >> 24;
+  // Pin 2 (the PIT, as the MADT's override says): fixed, physical destination = us, edge,
+  // active high, unmasked.
+  ioapic_write(0x10 + 2 * 2 + 1, my_id << 24);
+  ioapic_write(0x10 + 2 * 2, kPitVector);
+  // PIT channel 0: lobyte/hibyte, mode 2 (rate generator), 1193 ticks = ~1 ms.
+  outb(0x43, 0x34);
+  outb(0x40, 1193 & 0xFF);
+  outb(0x40, 1193 >> 8);
+  // Each HLT sleeps until the next interrupt; ten HLTs leave room for a stray wake-up.
+  for (unsigned i = 0; i < 10 && g_count < 5; i++) asm volatile("sti; hlt; cli" ::: "memory");
+  const unsigned n = g_count;
+  ioapic_write(0x10 + 2 * 2, (1u << 16) | kPitVector);  // masked again
+  outb(0x43, 0x30);                                      // channel 0 to mode 0: no more edges
+  outb(0x40, 0);
+  outb(0x40, 0);
+  LCHECK(n >= 5);
+  bool all = true;
+  for (unsigned i = 0; i < 5 && i < n; i++) all = all && g_log[i].vector == kPitVector;
+  LCHECK(all);
+  if (g_fail == f0) gprintf("lapic: ioapic-pit: 5 PIT interrupts through IOAPIC pin 2 as vector 0x%x, each ending a HLT\n", kPitVector);
+  group("ioapic-pit", f0);
+}
+
 void test_deadline() {
   if (!((cpuid(1).c >> 24) & 1)) {
     gprintf("lapic: deadline: SKIP: no TSC-deadline timer (CPUID.1:ECX[24])\n");
@@ -694,6 +733,7 @@ void guest_test() {
   test_timer();
   test_hlt();
   test_deadline();
+  test_ioapic_pit();
   test_x2apic();
   test_smp();
   (void)kIcrHigh;
