@@ -11,6 +11,7 @@
 #include "arch/x86/vmx/instructions.h"
 #include "hv/exit.h"
 #include "hv/guest_gpr.h"
+#include "hv/guest_paging.h"
 #include "hv/guest_walk.h"
 #include "hv/emulate/execute.h"
 #include "hv/emulate/translate.h"
@@ -48,32 +49,6 @@ namespace {
 
 constexpr uint64_t kRepBudget = 256;  // REP iterations per exit: the handler stays bounded
 
-// A guest page-table entry read for the walker: only from the VM's RAM slots, the whole entry
-// inside one slot (GuestMmu::translate checks the bounds).
-bool read_guest_entry(void* ctx, uint64_t gpa, unsigned size, uint64_t* value) {
-  const uint64_t hpa = static_cast<Vm*>(ctx)->mmu().translate(gpa, size, false);
-  if (!hpa) return false;
-  *value = size == 8 ? *reinterpret_cast<const volatile uint64_t*>(hpa) : *reinterpret_cast<const volatile uint32_t*>(hpa);
-  return true;
-}
-
-GuestPaging guest_paging(Vm& vm) {
-  GuestPaging p;
-  p.cr0 = vmread(field::kGuestCr0);
-  p.cr3 = vmread(field::kGuestCr3);
-  p.cr4 = vmread(field::kGuestCr4);
-  p.efer = vmread(field::kGuestEfer);
-  p.maxphyaddr = vm.mmu().guest_phys_bits();
-  // With EPT, a VM exit saves the PDPTEs the CPU uses for PAE paging in the VMCS (guest
-  // PDPTE0-3, encodings 0x280A + 2n); they are what the guest's fetch used.
-  constexpr uint64_t kPg = 1ull << 31, kPae = 1ull << 5, kLma = 1ull << 10;
-  if ((p.cr0 & kPg) && (p.cr4 & kPae) && !(p.efer & kLma)) {
-    for (unsigned i = 0; i < 4; i++) p.pdpte[i] = vmread(field::kGuestPdpte0 + 2 * i);
-    p.pdptes_valid = true;
-  }
-  return p;
-}
-
 void copy_from_host(uint64_t hpa, unsigned size, uint8_t* out) {
   for (unsigned k = 0; k < size; k++) out[k] = reinterpret_cast<const volatile uint8_t*>(hpa)[k];
 }
@@ -86,7 +61,7 @@ class VmxGuestAccess final : public emu::GuestAccess {
       : vcpu_(vcpu), vm_(vcpu.vm()), paging_(paging), hint_(hint) {}
 
   Translation translate(uint64_t linear, emu::AccessKind kind, unsigned cpl) override {
-    return emu::translate_linear(paging_, &read_guest_entry, &vm_, hint_, linear, kind, cpl);
+    return emu::translate_linear(paging_, &read_guest_paging_entry, &vm_, hint_, linear, kind, cpl);
   }
   void read_phys(uint64_t gpa, unsigned size, uint8_t* out) override {
     vm_.mmio.lock.assert_held();
@@ -171,7 +146,7 @@ bool emulate_access(Vcpu& vcpu, const ExitInfo& e, uint64_t gpa, unsigned access
     vcpu.stop(true, "guest accessed %s guest-physical address 0x%lx (%s) at rip 0x%lx", what, gpa, access_text(access), rip);
     return false;
   }
-  const GuestPaging paging = guest_paging(vm);
+  const GuestPaging paging = current_guest_paging(vm);
   emu::TranslateHint hint;
   if (e.qualification & ept_qual::kLinearValid) {
     hint.valid = true;

@@ -34,6 +34,7 @@
 #include "hv/exit.h"
 #include "hv/guest_abi.h"
 #include "hv/guest_ports.h"
+#include "hv/guest_paging.h"
 #include "hv/guest_walk.h"
 #include "hv/io_bus.h"
 #include "hv/vcpu.h"
@@ -93,35 +94,12 @@ IoDevice uart_device(Uart& u) {
 
 // --- string I/O -----------------------------------------------------------------------------
 
-bool read_guest_entry(void* ctx, uint64_t gpa, unsigned size, uint64_t* value) {
-  const uint64_t hpa = static_cast<Vm*>(ctx)->mmu().translate(gpa, size, false);
-  if (!hpa) return false;
-  *value = size == 8 ? *reinterpret_cast<const volatile uint64_t*>(hpa) : *reinterpret_cast<const volatile uint32_t*>(hpa);
-  return true;
-}
-
-GuestPaging guest_paging(Vm& vm) {
-  GuestPaging p;
-  p.cr0 = vmread(field::kGuestCr0);
-  p.cr3 = vmread(field::kGuestCr3);
-  p.cr4 = vmread(field::kGuestCr4);
-  p.efer = vmread(field::kGuestEfer);
-  p.maxphyaddr = vm.mmu().guest_phys_bits();
-  // PAE paging uses the PDPTEs the CPU loaded, saved in the VMCS at every exit with EPT.
-  constexpr uint64_t kPg = 1ull << 31, kPae = 1ull << 5, kLma = 1ull << 10;
-  if ((p.cr0 & kPg) && (p.cr4 & kPae) && !(p.efer & kLma)) {
-    for (unsigned i = 0; i < 4; i++) p.pdpte[i] = vmread(field::kGuestPdpte0 + 2 * i);
-    p.pdptes_valid = true;
-  }
-  return p;
-}
-
 enum class MemResult { ok, fault_injected, stopped };
 
 // The guest's linear memory for one string instruction: translations cached per page.
 class LinearMem {
  public:
-  LinearMem(Vcpu& vcpu, bool user) : vcpu_(vcpu), vm_(vcpu.vm()), paging_(guest_paging(vcpu.vm())), user_(user) {}
+  LinearMem(Vcpu& vcpu, bool user) : vcpu_(vcpu), vm_(vcpu.vm()), paging_(current_guest_paging(vcpu.vm())), user_(user) {}
 
   // `n` (1-4) bytes at `lin`, lowest first. Every byte is translated before any is written,
   // so a fault leaves memory untouched.
@@ -170,7 +148,7 @@ class LinearMem {
   MemResult translate(uint64_t lin, bool write, uint64_t* gpa) {
     const uint64_t page = lin & ~0xFFFull;
     if (page != cached_page_) {
-      const WalkResult w = guest_walk(paging_, lin, &read_guest_entry, &vm_);
+      const WalkResult w = guest_walk(paging_, lin, &read_guest_paging_entry, &vm_);
       if (w.status == WalkStatus::not_present || w.status == WalkStatus::reserved_bit) {
         // #PF error code: P (bit 0) for a reserved-bit fault (the entry was present), W/R (1),
         // U/S (2), RSVD (3).
