@@ -41,14 +41,6 @@ struct Group {
   ~Group() { gprintf("cpuid: %s: %s\n", name, g_fail_count == fails0 ? "ok" : "FAILED"); }
 };
 
-struct Cpuid {
-  uint32_t a, b, c, d;
-};
-Cpuid cpuid(uint32_t leaf, uint32_t sub = 0) {
-  Cpuid r;
-  asm volatile("cpuid" : "=a"(r.a), "=b"(r.b), "=c"(r.c), "=d"(r.d) : "a"(leaf), "c"(sub));
-  return r;
-}
 
 uint32_t g_max_basic = 0, g_max_ext = 0;
 

@@ -38,14 +38,6 @@ constexpr uint32_t kPg = 1u << 31;
 constexpr uint32_t kPse = 1u << 4, kPae = 1u << 5, kOsfxsr = 1u << 9, kOsxmmexcpt = 1u << 10, kVmxe = 1u << 13;
 constexpr uint32_t kSmxe = 1u << 14, kOsxsave = 1u << 18;
 
-struct Cpuid {
-  uint32_t a, b, c, d;
-};
-Cpuid cpuid(uint32_t leaf, uint32_t sub = 0) {
-  Cpuid r;
-  asm volatile("cpuid" : "=a"(r.a), "=b"(r.b), "=c"(r.c), "=d"(r.d) : "a"(leaf), "c"(sub));
-  return r;
-}
 
 uint32_t read_cr0() {
   uint32_t v;
@@ -185,14 +177,6 @@ void test_cr0() {
   if (g_deviations == before) gprintf("crs: cr0: PG without PE, NW without CD: #GP(0) (NE kept and NE changed)\n");
 }
 
-uint64_t rdmsr(uint32_t idx) {
-  uint32_t lo, hi;
-  asm volatile("rdmsr" : "=a"(lo), "=d"(hi) : "c"(idx));
-  return (uint64_t{hi} << 32) | lo;
-}
-void wrmsr(uint32_t idx, uint64_t v) {
-  asm volatile("wrmsr" ::"c"(idx), "a"(static_cast<uint32_t>(v)), "d"(static_cast<uint32_t>(v >> 32)) : "memory");
-}
 alignas(4096) uint64_t g_pml4[512];
 alignas(4096) uint64_t g_pdpt_l[512];
 

@@ -65,22 +65,6 @@ void group(const char* name, unsigned fail_before) {
   else gprintf("lapic: %s: FAILED\n", name);
 }
 
-struct Regs4 {
-  uint32_t a, b, c, d;
-};
-Regs4 cpuid(uint32_t leaf, uint32_t sub = 0) {
-  Regs4 r;
-  asm volatile("cpuid" : "=a"(r.a), "=b"(r.b), "=c"(r.c), "=d"(r.d) : "a"(leaf), "c"(sub));
-  return r;
-}
-uint64_t rdmsr(uint32_t index) {
-  uint32_t lo, hi;
-  asm volatile("rdmsr" : "=a"(lo), "=d"(hi) : "c"(index) : "memory");
-  return (static_cast<uint64_t>(hi) << 32) | lo;
-}
-void wrmsr(uint32_t index, uint64_t v) {
-  asm volatile("wrmsr" ::"c"(index), "a"(static_cast<uint32_t>(v)), "d"(static_cast<uint32_t>(v >> 32)) : "memory");
-}
 void load_idt();
 // probe() (guest.h) loads the library's 32-entry IDT: put ours back after it.
 template <class F>
@@ -244,7 +228,7 @@ void enable_apic_sw() {
 // ---- groups ----
 void test_xapic() {
   const unsigned f0 = g_fail;
-  const Regs4 one = cpuid(1);
+  const Cpuid one = cpuid(1);
   const uint64_t base = rdmsr(0x1B);
   LCHECK((base >> 11) & 1);                      // globally enabled
   LCHECK((base >> 8) & 1);                       // vCPU 0 is the BSP
@@ -551,7 +535,7 @@ void test_deadline() {
 bool gp(const Fault& f) { return f.raised && f.vector == 13; }
 
 void test_x2apic() {
-  const Regs4 one = cpuid(1);
+  const Cpuid one = cpuid(1);
   if (!((one.c >> 21) & 1)) {
     gprintf("lapic: x2apic: SKIP: no x2APIC (CPUID.1:ECX[21])\n");
     return;
@@ -716,7 +700,7 @@ void guest_test() {
   require_hv();
   storm();
 #endif
-  const Regs4 one = cpuid(1);
+  const Cpuid one = cpuid(1);
   gprintf("lapic: %s\n", under_hv() ? "under hv" : "bare");
   LCHECK((one.d >> 9) & 1);  // CPUID.1:EDX.APIC
   if (!((one.d >> 9) & 1)) return;

@@ -38,14 +38,6 @@ unsigned g_fail_count = 0;
   } while (0)
 unsigned failures_now() { return g_fail_count; }
 
-struct Cpuid {
-  uint32_t a, b, c, d;
-};
-Cpuid cpuid(uint32_t leaf, uint32_t sub = 0) {
-  Cpuid r;
-  asm volatile("cpuid" : "=a"(r.a), "=b"(r.b), "=c"(r.c), "=d"(r.d) : "a"(leaf), "c"(sub));
-  return r;
-}
 
 Fault rd(uint32_t index, uint64_t* v) {
   uint32_t lo = 0, hi = 0;

@@ -84,7 +84,7 @@ Fault try_rdpmc(uint32_t counter, uint64_t* value);
 // The generic probe: runs fn() with the probe armed for the whole call and reports the first
 // exception raised inside it (fn is then abandoned at the faulting instruction, longjmp-like:
 // only memory it wrote before survives). Write the instruction under test as inline assembly:
-//   uint64_t v; Fault f = probe([&] { v = rdmsr_raw(0x10); });
+//   uint64_t v; Fault f = probe([&] { v = rdmsr(0x10); });
 Fault probe_call(void (*fn)(void*), void* ctx);
 template <class F>
 Fault probe(F fn) {
@@ -116,6 +116,26 @@ void smp_wait_done();
 // Waits until all N vCPUs have arrived (every vCPU must call it the same number of times).
 void barrier();
 inline void cpu_relax() { asm volatile("pause" ::: "memory"); }
+
+// CPUID of (leaf, subleaf): EAX, EBX, ECX, EDX.
+struct Cpuid {
+  uint32_t a, b, c, d;
+};
+inline Cpuid cpuid(uint32_t leaf, uint32_t sub = 0) {
+  Cpuid r;
+  asm volatile("cpuid" : "=a"(r.a), "=b"(r.b), "=c"(r.c), "=d"(r.d) : "a"(leaf), "c"(sub));
+  return r;
+}
+// RDMSR and WRMSR, unprobed (a #GP is an unexpected exception: wrap them in probe() where one
+// may come).
+inline uint64_t rdmsr(uint32_t index) {
+  uint32_t lo, hi;
+  asm volatile("rdmsr" : "=a"(lo), "=d"(hi) : "c"(index) : "memory");
+  return (static_cast<uint64_t>(hi) << 32) | lo;
+}
+inline void wrmsr(uint32_t index, uint64_t v) {
+  asm volatile("wrmsr" ::"c"(index), "a"(static_cast<uint32_t>(v)), "d"(static_cast<uint32_t>(v >> 32)) : "memory");
+}
 
 // The time stamp counter; LFENCE first, so earlier instructions have completed when it is read.
 inline uint64_t rdtsc() {
