@@ -11,8 +11,8 @@ constexpr uint8_t kLsrDr = 0x01, kLsrOe = 0x02, kLsrThre = 0x20, kLsrTemt = 0x40
 constexpr uint8_t kIirNoInterrupt = 0x01, kIirFifos = 0xC0;
 constexpr uint8_t kIirLineStatus = 0x06, kIirRxData = 0x04, kIirThre = 0x02;
 constexpr uint8_t kIerRda = 0x01, kIerThre = 0x02, kIerRls = 0x04;
-constexpr uint8_t kMcrOut2 = 0x08, kMcrLoop = 0x10;
-constexpr uint8_t kMsrCts = 0x10, kMsrDsr = 0x20, kMsrDcd = 0x80;
+constexpr uint8_t kMcrDtr = 0x01, kMcrRts = 0x02, kMcrOut1 = 0x04, kMcrOut2 = 0x08, kMcrLoop = 0x10;
+constexpr uint8_t kMsrCts = 0x10, kMsrDsr = 0x20, kMsrRi = 0x40, kMsrDcd = 0x80;
 }  // namespace
 
 void Uart::reset(unsigned vm_id) {
@@ -53,6 +53,11 @@ void Uart::update_irq() {
 
 void Uart::receive(uint8_t c) {
   mmu::SpinLockGuard g(lock_);
+  push_rx(c);
+}
+
+void Uart::push_rx(uint8_t c) {
+  lock_.assert_held();
   if (rx_count_ == kFifo) {
     overrun_ = true;
   } else {
@@ -93,8 +98,15 @@ uint8_t Uart::read(uint16_t port) {
       }
       return v;
     }
-    // In loopback mode the modem inputs follow the outputs; otherwise "the other end is there".
-    case 6: return (mcr_ & kMcrLoop) ? static_cast<uint8_t>((mcr_ & 0x0F) << 4) : (kMsrCts | kMsrDsr | kMsrDcd);
+    // In loopback mode the modem inputs follow the outputs, wired as the data sheet's loopback
+    // diagram says: RTS -> CTS, DTR -> DSR, OUT1 -> RI, OUT2 -> DCD (so MCR 0x0A reads back as
+    // MSR 0x90, the check drivers make before they trust a port). Otherwise "the other end is
+    // there".
+    case 6:
+      if (mcr_ & kMcrLoop)
+        return static_cast<uint8_t>(((mcr_ & kMcrRts) ? kMsrCts : 0) | ((mcr_ & kMcrDtr) ? kMsrDsr : 0) |
+                                    ((mcr_ & kMcrOut1) ? kMsrRi : 0) | ((mcr_ & kMcrOut2) ? kMsrDcd : 0));
+      return kMsrCts | kMsrDsr | kMsrDcd;
     case 7: return scr_;
   }
   return 0xFF;
@@ -108,7 +120,9 @@ void Uart::write(uint16_t port, uint8_t v) {
         dll_ = v;
         return;
       }
-      if (!(mcr_ & kMcrLoop)) transmit(v);
+      // In loopback mode the transmitter's output is wired to the receiver's input.
+      if (mcr_ & kMcrLoop) push_rx(v);
+      else transmit(v);
       // The byte left at once: the THR is empty again, which is a new THRE interrupt.
       thre_pending_ = true;
       update_irq();

@@ -8,7 +8,9 @@
 // interrupt is pending" gated by MCR.OUT2, as PC boards wire it; it goes to set_irq (the
 // chipset's irq_set_level) whenever it changes, with the UART's lock held (lock order: the
 // UART before the chipset's devices). What the guest transmits goes to hv's console a line at a time, prefixed
-// "vmN: ", with control characters replaced, so a guest can't forge hv's own lines.
+// "vmN: ", with control characters replaced, so a guest can't forge hv's own lines. Loopback
+// (MCR bit 4) wires the transmitter to the receiver and the modem outputs to the modem inputs
+// (the test drivers make before trusting a port).
 // Register map (offset from 0x3F8; DLAB = LCR bit 7):
 //   0 RBR (in) / THR (out), DLL when DLAB   1 IER, DLM when DLAB   2 IIR (in) / FCR (out)
 //   3 LCR   4 MCR   5 LSR   6 MSR   7 SCR
@@ -43,6 +45,7 @@ class Uart {
 
  private:
   void transmit(uint8_t c) REQUIRES(lock_);
+  void push_rx(uint8_t c) REQUIRES(lock_);
   void flush_locked() REQUIRES(lock_);
   uint8_t iir() const REQUIRES(lock_);
   void update_irq() REQUIRES(lock_);
