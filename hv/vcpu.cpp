@@ -35,6 +35,7 @@
 #include "hv/vm.h"
 #include "hv/vm_run_state.h"
 #include "hv/vm_runner.h"
+#include "hv/vm_stat.h"
 #include "mmu/epoch.h"
 
 namespace hv {
@@ -146,6 +147,10 @@ void Vcpu::console_flush() {
 }
 
 bool Vcpu::vm_requests_stop() {
+  // hv.stat-ms: the VM's live counter line, printed by whichever of its vCPUs gets here first
+  // once a period is due (hv/vm_stat_clock.h).
+  uint64_t elapsed = 0;
+  if (vm_->stat_clock.claim(x86::rdtsc(), &elapsed)) print_vm_stat(*vm_, elapsed / (x86::timer::tsc_khz() ?: 1));
   if (const uint32_t by = run_->stopped_by()) {
     stop(true, "stopped because vcpu%u failed (guest rip 0x%lx)", by - 1, vmread(field::kGuestRip));
     return true;

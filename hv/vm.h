@@ -18,6 +18,7 @@
 #include "hv/io_bus.h"
 #include "hv/devices/uart.h"
 #include "hv/vm_limits.h"
+#include "hv/vm_stat_clock.h"
 #include "mmu/atomic.h"
 
 namespace hv {
@@ -113,6 +114,8 @@ class Vm {
   LapicMmio lapic_mmio;  // the xAPIC page at the APIC base (kApicBaseDefault)
   // The VM's run state, for the wake-ups of apic_deliver (set by the runner before the start).
   VmRunState* run_state = nullptr;
+  // When the VM prints its live counters (hv.stat-ms; hv/vm_stat.h), started by the runner.
+  VmStatClock stat_clock;
   mmu::Atomic<uint32_t> lowest_priority_next{0};  // round-robin of lowest-priority delivery
   mmu::Atomic<uint32_t> apic_dropped{0};          // INIT/STARTUP messages (not modelled yet)
 

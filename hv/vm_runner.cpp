@@ -14,6 +14,7 @@
 #include "hv/live_vms.h"
 #include "hv/mmu_platform.h"
 #include "hv/vm_report.h"
+#include "hv/vm_stat.h"
 #include "mmu/epoch.h"
 
 namespace hv {
@@ -121,6 +122,7 @@ bool VmRunner::start_and_wait() {
   const uint64_t limit_ms = time_limit_ms();
   const uint64_t khz = x86::timer::tsc_khz();
   const uint64_t deadline = limit_ms ? x86::rdtsc() + limit_ms * khz : 0;
+  const uint64_t stat_ms = stat_period_ms();
   const unsigned self = x86::cpu_index();
   unsigned cpu = 0;
   for (unsigned v = 0; v < count_; v++) {
@@ -129,6 +131,7 @@ bool VmRunner::start_and_wait() {
     rv.vm.vcpu_count = rv.vcpus;
     // The local APICs, before any vCPU can send to another (APIC ID = vCPU index).
     rv.vm.run_state = &rv.state;
+    rv.vm.stat_clock.start(x86::rdtsc(), stat_ms * khz);  // hv.stat-ms (hv/vm_stat.h)
     const bool tsc_deadline = vcpu_features(*g_caps).tsc_deadline;
     for (unsigned i = 0; i < kMaxVcpus; i++) rv.vm.lapic[i].reset(i, khz, tsc_deadline);
     for (unsigned i = 0; i < rv.vcpus; i++) {
