@@ -11,6 +11,7 @@
 #include "arch/x86/vmx/invalidate.h"
 #include "arch/x86/vmx/root_mode.h"
 #include "hv/counter.h"
+#include "hv/trace.h"
 #include "mmu/atomic.h"
 
 namespace hv::cpu_work {
@@ -102,6 +103,7 @@ void service_flushes() {
   const uint64_t tags = s.flush_tags.exchange(0, Order::acq_rel);
   local_flush(s, tags);
   g_remote_flushes++;
+  if (trace::on(trace::kCatFlush)) trace::record(trace::kFlushServe, 0, 0xFF, x86::rdtsc(), tags, 0);
   // Release: the requester's acquire load sees the flush as done only after INVEPT retired.
   s.flush_done.store(want, Order::release);
 }
@@ -187,6 +189,8 @@ void set_loaded_ept(uint64_t tlb_tag, uint64_t eptp) {
 
 void flush_ept(uint64_t tlb_tag) {
   g_flush_requests++;
+  const uint64_t t0 = trace::on(trace::kCatFlush) ? x86::rdtsc() : 0;
+  uint64_t ipis = 0;
   const unsigned me = x86::cpu_index();
   const unsigned n = x86::smp::cpus_online();
   const uint64_t bit = tag_bit(tlb_tag);
@@ -214,6 +218,7 @@ void flush_ept(uint64_t tlb_tag) {
     if (state[cpu] & 1) {
       kick(cpu);
       g_flush_ipis++;
+      ipis++;
     } else {
       g_flush_skipped++;
     }
@@ -237,6 +242,9 @@ void flush_ept(uint64_t tlb_tag) {
       x86::cpu_relax();
     }
   }
+  // The request as one slice on this CPU (how long it waited); tools/hv_trace.py draws a flow
+  // from it to each kFlushServe of the same VM's tag on other CPUs inside that slice.
+  if (t0) trace::record(trace::kFlushReq, static_cast<uint32_t>(tlb_tag), 0xFF, t0, bit, ((x86::rdtsc() - t0) & 0xFFFFFFFFu) | (ipis << 32));
 }
 
 unsigned flush_ept_all_cpus_sync(uint64_t timeout_us) {

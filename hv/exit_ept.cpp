@@ -13,6 +13,7 @@
 #include "hv/guest_gpr.h"
 #include "hv/guest_paging.h"
 #include "hv/guest_walk.h"
+#include "hv/trace.h"
 #include "hv/emulate/execute.h"
 #include "hv/emulate/translate.h"
 #include "hv/vcpu.h"
@@ -244,7 +245,15 @@ void handle_ept_violation(Vcpu& vcpu, const ExitInfo& e) {
   if (e.qualification & ept_qual::kWrite) access |= mmu::spte::kAccWrite;
   if (e.qualification & ept_qual::kFetch) access |= mmu::spte::kAccExec;
   using F = mmu::FaultOutcome;
-  switch (map_with_reclaim(vcpu, gpa, access)) {
+  const uint64_t t0 = trace::on(trace::kCatFault) ? x86::rdtsc() : 0;
+  const F outcome = map_with_reclaim(vcpu, gpa, access);
+  if (t0) {
+    const uint64_t dt = x86::rdtsc() - t0;
+    trace::record(trace::kFault, vm.id(), static_cast<uint8_t>(vcpu.index()), t0, gpa,
+                  (dt & 0xFFFFFFFFu) | (static_cast<uint64_t>(outcome) << 32) |
+                      (static_cast<uint64_t>((access & mmu::spte::kAccWrite) != 0) << 48));
+  }
+  switch (outcome) {
     case F::fixed:
     case F::spurious:
     case F::retry:

@@ -9,6 +9,7 @@
 #include "arch/x86/format.h"
 #include "hv/mmu_platform.h"
 #include "hv/pt_limit.h"
+#include "hv/trace.h"
 #include "mmu/epoch.h"
 #include "mmu/page_cache.h"
 #include "mmu/spte.h"
@@ -23,6 +24,7 @@ static_assert(pt_limit::kRootCopies >= mmu::MmuConfig::kDefaultTeardownBacklog +
 const char* GuestMmu::init(uint64_t vm_id, const RamSlot* slots, unsigned count, int max_level, unsigned guest_phys_bits,
                            uint64_t mappable_bytes, unsigned mappable_ranges) {
   if (count > kMaxSlots) return "too many memory slots";
+  vm_id_ = static_cast<uint32_t>(vm_id);
   deferred_.passes.reset();
   deferred_.busy_passes.reset();
   deferred_.units.reset();
@@ -78,7 +80,10 @@ mmu::FaultOutcome GuestMmu::map(unsigned vcpu, mmu::gfn_t gfn, unsigned access) 
 void GuestMmu::run_deferred_work(unsigned budget) {
   const uint64_t t0 = x86::rdtsc();
   const unsigned used = mmu_->run_deferred_work(budget);
-  note_pass(used, budget, x86::rdtsc() - t0);
+  const uint64_t dt = x86::rdtsc() - t0;
+  note_pass(used, budget, dt);
+  // Passes with work only: an idle pass happens at every entry.
+  if (used && trace::on(trace::kCatMmu)) trace::record(trace::kDeferred, vm_id_, 0xFF, t0, used, dt);
 }
 
 void GuestMmu::note_pass(unsigned used, unsigned budget, uint64_t dt) {
@@ -122,7 +127,9 @@ uint64_t GuestMmu::table_pages() { return mmu_->stats().tables_live; }
 mmu::MemslotError GuestMmu::update_memslot(const mmu::MemslotOp& op) { return mmu_->update_memslot(op); }
 
 void GuestMmu::invalidate_all_roots(bool wait) {
+  const uint64_t t0 = x86::rdtsc();
   const uint64_t ticket = mmu_->invalidate_all_roots();
+  if (trace::on(trace::kCatMmu)) trace::record(trace::kFastZap, vm_id_, 0xFF, t0, ticket, wait);
   if (wait) mmu_->wait_for_teardown(ticket);
 }
 

@@ -116,6 +116,7 @@ class GuestMmu {
     MaxCounter max_units, max_budget, max_tsc;
   } deferred_;
   char why_[120] = {};  // init()'s error text (VM creation runs on one CPU)
+  uint32_t vm_id_ = 0;  // for trace records (hv/trace.h)
   bool limit_override_ = false;
   uint64_t page_limit_ = 0;
   uint64_t teardown_backlog_ = mmu::MmuConfig::kDefaultTeardownBacklog;

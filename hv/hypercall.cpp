@@ -14,6 +14,7 @@
 #include "arch/x86/vmx/instructions.h"
 #include "hv/guest_abi.h"
 #include "hv/mmu_platform.h"
+#include "hv/trace.h"
 #include "hv/vcpu.h"
 #include "hv/vm.h"
 
@@ -259,6 +260,8 @@ void handle_hypercall(Vcpu& vcpu, const ExitInfo&) {
     }
   }
   if (st != HV_OK) vm.stats().hypercall_errors++;
+  if (trace::on(trace::kCatHcall))
+    trace::record(trace::kHcall, vm.id(), static_cast<uint8_t>(vcpu.index()), x86::rdtsc(), nr, static_cast<uint64_t>(st));
   r.rax = static_cast<uint64_t>(st) & mask;
   vcpu.skip_instruction();
 }

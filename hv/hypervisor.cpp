@@ -19,6 +19,7 @@
 #include "hv/live_vms.h"
 #include "hv/memtouch_vm.h"
 #include "hv/mmu_platform.h"
+#include "hv/trace.h"
 #include "mmu/epoch.h"
 
 namespace hv {
@@ -48,6 +49,7 @@ VmxRunResult run_vmx(const x86::mb2::BootInfo& boot, bool guest_required) {
   epoch();  // create the machine's epoch on the BSP, before any AP's idle hook can use it
   cpu_work::init(idle_work, &g_caps);  // idle CPUs help every live VM (hv/live_vms.h)
   x86::tick::init(kTickPeriodUs);
+  trace::init(x86::smp::cpus_online());  // hv.trace (hv/trace.h)
 
   // Every online CPU into VMX root mode, the BSP first.
   const unsigned n = x86::smp::cpus_online();

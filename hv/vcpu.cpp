@@ -32,6 +32,7 @@
 #include "hv/exit.h"
 #include "hv/live_vms.h"
 #include "hv/mmu_platform.h"
+#include "hv/trace.h"
 #include "hv/vm.h"
 #include "hv/vm_run_state.h"
 #include "hv/vm_runner.h"
@@ -356,6 +357,7 @@ bool Vcpu::run() {
     load_guest_msrs(*this);  // hv/vcpu_msrs.h: the switched MSRs, hv's values back right after
     const uint64_t t0 = x86::rdtsc();
     timing_.entering(t0);
+    if (trace::g_mask) trace_entry(t0);
     const int r = vmx_enter(&regs, launched_ ? 1 : 0);
     const uint64_t t1 = x86::rdtsc();
     restore_host_msrs(*this);
@@ -376,6 +378,8 @@ bool Vcpu::run() {
     stats_.guest_tsc += t1 - t0;
     const unsigned basic = vmread(field::kExitReason) & 0xFFFF;
     timing_.exited(basic, t1);
+    if (trace::on(trace::kCatExit))
+      trace::record(trace::kExit, vm_->id(), static_cast<uint8_t>(index_), t1, basic, vmread(field::kExitQualification));
     switch (basic) {
       case kExitEptViolation: stats_.ept_violations++; break;
       case kExitExternalInterrupt: stats_.external_interrupts++; break;
@@ -388,8 +392,22 @@ bool Vcpu::run() {
     st.host_exit_tsc += t2 - t1;
     stats_.host_tsc += t2 - t1;
   }
+  if (trace::on(trace::kCatExit)) trace::record(trace::kVcpuStop, vm_->id(), static_cast<uint8_t>(index_), x86::rdtsc(), failed_, 0);
   timing_.print(vm_->id(), index_);
   return !failed_;
+}
+
+// The entry's trace records (hv/trace.h): the event about to be injected, then the entry.
+void Vcpu::trace_entry(uint64_t tsc) {
+  if (trace::on(trace::kCatIrq)) {
+    const uint64_t info = vmread(field::kEntryInterruptionInfo);
+    // Valid, and an external interrupt (type 0) or an NMI (type 2): what the interrupt
+    // platform injected (exceptions re-injected by the event code are not "irq").
+    const uint64_t type = (info >> 8) & 7;
+    if ((info & (1u << 31)) && (type == 0 || type == 2))
+      trace::record(trace::kInject, vm_->id(), static_cast<uint8_t>(index_), tsc, info & 0xFF, type);
+  }
+  if (trace::on(trace::kCatExit)) trace::record(trace::kEntry, vm_->id(), static_cast<uint8_t>(index_), tsc, 0, 0);
 }
 
 void Vcpu::release() {

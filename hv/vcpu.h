@@ -164,6 +164,8 @@ class Vcpu {
   // Right before VM entry: timer poll, NMI / external-interrupt injection, interrupt window,
   // preemption timer bounded by the LAPIC timer (hv/irq_inject.cpp).
   void evaluate_interrupts();
+  // hv.trace: the injected event and the entry (hv/trace.h).
+  void trace_entry(uint64_t tsc);
   // The VM's requests seen at a safe point (stop, finish, time limit): true when this vCPU
   // must stop now (it is then stopped, with the reason).
   bool vm_requests_stop();

@@ -14,6 +14,7 @@
 #include "hv/live_vms.h"
 #include "hv/mmu_platform.h"
 #include "hv/vm_report.h"
+#include "hv/trace.h"
 #include "hv/vm_stat.h"
 #include "mmu/epoch.h"
 
@@ -294,6 +295,7 @@ const char* VmRunner::run() {
                    "by other cpus",
                    flushes[0], flushes[1], flushes[2], flushes[3]);
   destroy_all(failure);
+  trace::print_all();  // hv.trace (hv/trace.h): every CPU's records, now that the VMs are gone
   return failure;
 }
 

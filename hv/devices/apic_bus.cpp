@@ -20,6 +20,7 @@
 #include "hv/irq.h"
 #include "hv/vm.h"
 #include "hv/vm_run_state.h"
+#include "hv/trace.h"
 #include "hv/vm_runner.h"
 
 namespace hv {
@@ -69,7 +70,12 @@ void apic_deliver(Vm& vm, const ApicMessage& m, int source_vcpu) {
       default: continue;  // SMI, ExtINT (only through LINT0, not on the bus)
     }
     VmRunState* run = vm.run_state;
-    if (run && static_cast<int>(i) != source_vcpu) wake_vcpu(*run, i);
+    if (run && static_cast<int>(i) != source_vcpu) {
+      if (trace::on(trace::kCatIrq))
+        trace::record(trace::kWakeIpi, vm.id(), source_vcpu < 0 ? 0xFF : static_cast<uint8_t>(source_vcpu), x86::rdtsc(), i,
+                      run->cpu_of(i));
+      wake_vcpu(*run, i);
+    }
   }
 }
 
