@@ -9,7 +9,8 @@
 //   flush     remote EPT flushes: the request (and how long it waited), each CPU's flush
 //   mmu       deferred MMU work passes (teardown units), fast zaps (all roots invalidated)
 //   hcall     hypercalls (number, status)
-// hv.trace-kib=N sizes each CPU's ring (default 1024 KiB: 32768 records).
+// hv.trace-kib=N sizes each CPU's ring (default 1024 KiB: 32768 records); hv.trace-drain=0 records
+// without printing (the guest benchmark's trace-cost run).
 //
 // Contract:
 // - One ring per CPU, written only by that CPU (its vCPU loop, its exit handlers, its

@@ -92,7 +92,7 @@ def main():
     ap.add_argument("--emulator", default="bochs")
     a = ap.parse_args()
     runs = {n: parse(os.path.join(a.rundir, n, "serial.log")) for n in
-            ("bare", "hv-4k", "hv-2m", "hv-1g") + tuple(
+            ("bare", "hv-4k", "hv-2m", "hv-1g", "hv-2m-trace") + tuple(
                  p + z for _, z, _ in ZAPS for p in ("zap-", "zapwait-"))}
     missing = [n for n, r in runs.items() if not r or not r["passed"]]
     out = {"emulator": a.emulator, "units": "TSC ticks (Bochs: emulated instructions; KVM/hardware: cycles)",
@@ -185,6 +185,21 @@ def main():
           "  guest round trip = the guest's loop time / iterations; hlt: a no-op exit in hv (no virtual interrupts yet), "
           "the guest continues at once",
           ["reason", "exits", "median", "p99", "max", "guest round trip"], rows)
+
+    # --- the trace's cost: hv-2m again with hv.trace=all (recorded, not printed) ---
+    traced = runs["hv-2m-trace"] or {"cost": {}, "exit-loop": {}}
+    out["trace_cost"] = {}
+    rows = []
+    for reason in ("cpuid", "vmcall", "io", "ept-violation"):
+        off, on = main_run["cost"].get(reason), traced["cost"].get(reason)
+        r = ratio(on and on["median"], off and off["median"])
+        out["trace_cost"][reason] = {"median_off": off and off["median"], "median_on": on and on["median"],
+                                     "mean_off": off and off["mean"], "mean_on": on and on["mean"], "ratio_median": r}
+        rows.append([reason, fmt(off and off["median"]), fmt(on and on["median"]), fmt(r),
+                     fmt(off and off["mean"]), fmt(on and on["mean"])])
+    table("Trace cost: exit-to-entry ticks with hv.trace off (hv-2m) and with every category on (hv-2m-trace; "
+          "records kept in the rings, not printed)",
+          ["reason", "median off", "median on", "ratio", "mean off", "mean on"], rows)
 
     # --- fast zap ---
     def other_max(run):
