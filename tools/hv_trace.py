@@ -211,14 +211,16 @@ def png(builder, path):
     tracks = sorted(builder.slices)
     colors = {"guest": "#4caf50"}
     fig, ax = plt.subplots(figsize=(14, 1.0 + 0.5 * max(len(tracks), 1)))
+    # Milliseconds from the first vCPU slice (records of the VM's creation come earlier).
+    origin = min((sl[0][0] for sl in builder.slices.values() if sl), default=0.0)
     for row, key in enumerate(tracks):
-        guest = [(a, b - a) for a, b, n in builder.slices[key] if n == "guest"]
-        exits = [(a, b - a) for a, b, n in builder.slices[key] if n != "guest"]
+        guest = [((a - origin) / 1000, (b - a) / 1000) for a, b, n in builder.slices[key] if n == "guest"]
+        exits = [((a - origin) / 1000, (b - a) / 1000) for a, b, n in builder.slices[key] if n != "guest"]
         ax.broken_barh(guest, (row - 0.4, 0.8), facecolors=colors["guest"], label="guest" if row == 0 else None)
         ax.broken_barh(exits, (row - 0.4, 0.8), facecolors="#e53935", label="exit handling" if row == 0 else None)
     ax.set_yticks(range(len(tracks)))
     ax.set_yticklabels([f"vm{p} vcpu{t}" for p, t in tracks])
-    ax.set_xlabel("time since the first record (us)")
+    ax.set_xlabel("ms since the first VM entry")
     ax.set_title("hv trace: guest time and exit handling per vCPU")
     if tracks:
         ax.legend(loc="upper right")
