@@ -124,7 +124,15 @@ void GuestMmu::leaves(uint64_t out[4]) { mmu_->count_leaves(0, out); }
 
 uint64_t GuestMmu::table_pages() { return mmu_->stats().tables_live; }
 
-mmu::MemslotError GuestMmu::update_memslot(const mmu::MemslotOp& op) { return mmu_->update_memslot(op); }
+mmu::MemslotError GuestMmu::update_memslot(const mmu::MemslotOp& op) {
+  const uint64_t t0 = x86::rdtsc();
+  const mmu::MemslotError e = mmu_->update_memslot(op);
+  // The slot change with the zap of its old range (remove, move, flags) inside it.
+  if (trace::on(trace::kCatMmu))
+    trace::record(trace::kSlotUpdate, vm_id_, 0xFF, t0, op.slot.id | static_cast<uint64_t>(op.kind) << 32,
+                  ((x86::rdtsc() - t0) & 0xFFFFFFFFu) | static_cast<uint64_t>(e) << 32);
+  return e;
+}
 
 void GuestMmu::invalidate_all_roots(bool wait) {
   const uint64_t t0 = x86::rdtsc();

@@ -7,7 +7,8 @@
 //   fault     EPT faults handled by the MMU: GPA, outcome, write or not, duration
 //   irq       interrupts and NMIs injected, wake-up IPIs to vCPUs
 //   flush     remote EPT flushes: the request (and how long it waited), each CPU's flush
-//   mmu       deferred MMU work passes (teardown units), fast zaps (all roots invalidated)
+//   mmu       deferred MMU work passes (teardown units), fast zaps (all roots invalidated),
+//             memslot changes with the zaps of the ranges they unmap
 //   hcall     hypercalls (number, status)
 // hv.trace-kib=N sizes each CPU's ring (default 1024 KiB: 32768 records); hv.trace-drain=0 records
 // without printing (the guest benchmark's trace-cost run).
@@ -58,6 +59,8 @@ enum Type : uint8_t {
   kDeferred = 9,    // a deferred-work pass with work; a = units, b = duration
   kFastZap = 10,    // all roots of a VM invalidated; a = roots invalidated
   kHcall = 11,      // hypercall at tsc; a = number, b = status
+  kSlotUpdate = 12, // a memslot change (and the zap of the range it unmaps) started at tsc;
+                    // a = slot id | kind << 32 (create, remove, move, flags), b = duration | error << 32
 };
 
 struct Record {

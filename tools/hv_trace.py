@@ -24,7 +24,8 @@ import os
 import re
 import sys
 
-ENTRY, EXIT, VCPU_STOP, FAULT, INJECT, WAKE_IPI, FLUSH_REQ, FLUSH_SERVE, DEFERRED, FAST_ZAP, HCALL = range(1, 12)
+ENTRY, EXIT, VCPU_STOP, FAULT, INJECT, WAKE_IPI, FLUSH_REQ, FLUSH_SERVE, DEFERRED, FAST_ZAP, HCALL, SLOT_UPDATE = range(1, 13)
+SLOT_KINDS = ["create", "remove", "move", "flags"]
 
 EXIT_REASONS = {
     0: "exception or NMI", 1: "external interrupt", 2: "triple fault", 3: "INIT", 4: "SIPI", 7: "interrupt window",
@@ -154,6 +155,11 @@ class Builder:
             elif t == DEFERRED:
                 self.slice(HOST_PID, r["cpu"], f"deferred work vm{vm}", r["tsc"], r["tsc"] + r["b"], "mmu",
                            {"units": r["a"]}, track=False)
+            elif t == SLOT_UPDATE:
+                kind = r["a"] >> 32
+                self.slice(HOST_PID, r["cpu"], f"memslot {SLOT_KINDS[kind] if kind < 4 else kind} vm{vm}", r["tsc"],
+                           r["tsc"] + (r["b"] & 0xFFFFFFFF), "mmu", {"slot": r["a"] & 0xFFFFFFFF, "error": r["b"] >> 32},
+                           track=False)
             elif t == FAST_ZAP:
                 self.instant(HOST_PID, r["cpu"], f"fast zap vm{vm}", r["tsc"], "mmu", {"ticket": r["a"]})
         # Flow arrows: a request to the first flush of its tag on each other CPU after it (that
