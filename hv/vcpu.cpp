@@ -151,7 +151,9 @@ bool Vcpu::vm_requests_stop() {
   // hv.stat-ms: the VM's live counter line, printed by whichever of its vCPUs gets here first
   // once a period is due (hv/vm_stat_clock.h).
   uint64_t elapsed = 0;
-  if (vm_->stat_clock.claim(x86::rdtsc(), &elapsed)) print_vm_stat(*vm_, elapsed / (x86::timer::tsc_khz() ?: 1));
+  const uint64_t now = x86::rdtsc();
+  if (vm_->stat_clock.claim(now, &elapsed)) print_vm_stat(*vm_, elapsed / (x86::timer::tsc_khz() ?: 1));
+  vm_stress_poll(*this, now);  // hv.stress-* (hv/vm_stress.h)
   if (const uint32_t by = run_->stopped_by()) {
     stop(true, "stopped because vcpu%u failed (guest rip 0x%lx)", by - 1, vmread(field::kGuestRip));
     return true;

@@ -19,6 +19,7 @@
 #include "hv/devices/uart.h"
 #include "hv/vm_limits.h"
 #include "hv/vm_stat_clock.h"
+#include "hv/vm_stress.h"
 #include "mmu/atomic.h"
 
 namespace hv {
@@ -116,6 +117,8 @@ class Vm {
   VmRunState* run_state = nullptr;
   // When the VM prints its live counters (hv.stat-ms; hv/vm_stat.h), started by the runner.
   VmStatClock stat_clock;
+  // hv.stress-zap-ms / hv.stress-slot-ms (hv/vm_stress.h), started by the runner.
+  VmStress stress;
   mmu::Atomic<uint32_t> lowest_priority_next{0};  // round-robin of lowest-priority delivery
   mmu::Atomic<uint32_t> apic_dropped{0};          // INIT/STARTUP messages (not modelled yet)
 

@@ -133,6 +133,7 @@ bool VmRunner::start_and_wait() {
     // The local APICs, before any vCPU can send to another (APIC ID = vCPU index).
     rv.vm.run_state = &rv.state;
     rv.vm.stat_clock.start(x86::rdtsc(), stat_ms * khz);  // hv.stat-ms (hv/vm_stat.h)
+    vm_stress_start(rv.vm, x86::rdtsc(), khz);             // hv.stress-* (hv/vm_stress.h)
     const bool tsc_deadline = vcpu_features(*g_caps).tsc_deadline;
     for (unsigned i = 0; i < kMaxVcpus; i++) rv.vm.lapic[i].reset(i, khz, tsc_deadline);
     for (unsigned i = 0; i < rv.vcpus; i++) {
@@ -289,7 +290,10 @@ const char* VmRunner::run() {
   uint64_t flushes[4] = {cpu_work::flush_requests() - flush0_[0], cpu_work::flush_ipis() - flush0_[1],
                          cpu_work::flush_skipped() - flush0_[2], cpu_work::remote_flushes() - flush0_[3]};
   for (unsigned v = 0; v < count_; v++)
-    if (vms_[v]->ready && vms_[v]->t0) print_vm_summary(*vms_[v], count_ == 1 ? flushes : nullptr);
+    if (vms_[v]->ready && vms_[v]->t0) {
+      print_vm_summary(*vms_[v], count_ == 1 ? flushes : nullptr);
+      vm_stress_finish(vms_[v]->vm);
+    }
   if (count_ > 1 && vms_[0]->t0)
     x86::log::info("run: remote flushes: %lu requests, %lu IPIs to cpus in guest mode, %lu left to the next entry, %lu done "
                    "by other cpus",
