@@ -227,7 +227,7 @@ const char* create_vm(RunVm& rv, const x86::mb2::BootInfo& boot, const char* nam
       return rv.why;
     }
     if (const char* err = set_ap_start_sipi(rv, caps)) return err;
-    if (n > 1) x86::log::info("vm%u: vCPUs 1-%u wait for INIT/SIPI (hv.ap-start=sipi)", rv.id, n - 1);
+    if (n > 1) x86::log::info("vm%u: %u AP vCPU(s) wait for INIT/SIPI (hv.ap-start=sipi)", rv.id, n - 1);
   }
   rv.vcpu0_ends_vm = true;
   return bench_vm_prepare(rv.vm);  // hv.bench-* only (hv/bench_vm.h)
