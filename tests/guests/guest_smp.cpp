@@ -24,6 +24,9 @@
 //   garbage        SIPI into a page of all ones (what unbacked memory reads as): the AP takes #UD
 //                  in real mode through the IVT (the guest's stub records it); INIT-SIPI brings
 //                  it back
+// With the argument "init-bsp" (hostile, hv only: bare, QEMU's BSP would re-run SeaBIOS) the BSP
+// then sends INIT to its own APIC ID 0: hv stops the VM with a report instead (a boot CPU's INIT
+// restarts it in firmware, which hv's VMs do not have).
 // The CPU count comes from fw_cfg (QEMU's and hv's: key 0x05); APIC IDs are 0..N-1 on both.
 #include "tests/guests/lib/guest.h"
 
@@ -395,6 +398,22 @@ void test_garbage() {
 
 }  // namespace
 
+// Whether the multiboot command line has the word `w`.
+bool has_arg(const char* w) {
+  const uint32_t* mbi = reinterpret_cast<const uint32_t*>(multiboot_info());
+  if (!(mbi[0] & 4)) return false;
+  const char* s = reinterpret_cast<const char*>(mbi[4]);
+  size_t n = 0;
+  while (w[n]) n++;
+  for (const char* p = s; *p; p++) {
+    if (p != s && p[-1] != ' ') continue;
+    size_t k = 0;
+    while (k < n && p[k] == w[k]) k++;
+    if (k == n && (p[n] == 0 || p[n] == ' ')) return true;
+  }
+  return false;
+}
+
 void guest_test() {
   gprintf("smp: %s\n", under_hv() ? "under hv" : "bare");
   const Cpuid one = cpuid(1);
@@ -415,6 +434,14 @@ void guest_test() {
   copy_trampoline();
   test_bringup();
   if (g_fail) return;  // without every AP the rest means nothing
+  if (has_arg("init-bsp")) {
+    gprintf("smp: init-bsp: the BSP sends INIT to its own APIC ID 0\n");
+    icr(0, kInitAssert);
+    spin_tsc(50000000);
+    gprintf("smp: init-bsp: FAIL: still running after INIT to the BSP\n");
+    g_fail++;
+    return;
+  }
   test_nobody();
   test_pingpong();
   test_nmi();
