@@ -15,8 +15,8 @@
 // the multiboot state; vCPU i > 0 at the same entry with EAX = HV_AP_MAGIC, EBX = i, ECX = N
 // (docs/hypercalls.md "Several vCPUs"), once vCPU 0 is set up (VcpuLaunch::kWithVcpu0, as a
 // boot CPU starts the others); with hv.ap-start=sipi they wait for INIT/SIPI instead, as on a
-// PC (set_ap_start_sipi, hv/vm_runner.h). When a VM's vCPU 0 stops, that VM is over: its other vCPUs are
-// asked to finish (RunVm::vcpu0_ends_vm). Every VM gets the time limit hv.time-limit-ms.
+// PC (set_ap_start_sipi, hv/vm_runner.h). When a VM's vCPU 0 stops, that VM is over: its other
+// vCPUs are asked to finish (RunVm::vcpu0_ends_vm). Every VM gets the time limit hv.time-limit-ms.
 #include "arch/x86/format.h"
 #include "arch/x86/log.h"
 #include "arch/x86/pmm.h"
