@@ -280,6 +280,14 @@ void Vcpu::commit_events() {
       if (!(rflags & kRf)) vmwrite(field::kGuestRflags, rflags | kRf);
     }
   }
+  if (type == event::Type::kNmi) {
+    // An NMI whose delivery exited (re-injected) may have left (virtual-)NMI blocking set in
+    // the saved interruptibility state; VM entry refuses to inject an NMI with that bit set
+    // (SDM 27.3.1.5), and the blocking belongs to the delivery that is now repeated. Clear it.
+    constexpr uint64_t kBlockingNmi = 1u << 3;
+    const uint64_t intr = vmread(field::kGuestInterruptibility);
+    if (intr & kBlockingNmi) vmwrite(field::kGuestInterruptibility, intr & ~kBlockingNmi);
+  }
   if (info & event::kInfoErrorCode) vmwrite(field::kEntryExceptionErrorCode, event_.error_code);
   if (type == event::Type::kSoftwareInterrupt || type == event::Type::kSoftwareException ||
       type == event::Type::kPrivilegedSoftwareException)
