@@ -219,7 +219,7 @@ const char* create_vm(RunVm& rv, const x86::mb2::BootInfo& boot, const char* nam
       rv.launch[i] = VcpuLaunch::kWithVcpu0;
     }
   }
-  // hv.ap-start=sipi: the APs wait for INIT/SIPI instead (hv/vm_runner.h ApStart).
+  // hv.ap-start=sipi: the APs wait for INIT/SIPI instead (hv/vm_runner.h set_ap_start_sipi).
   char ap_start[8];
   if (cmdline::get("hv.ap-start", ap_start, sizeof ap_start) && strcmp(ap_start, "hv") != 0) {
     if (strcmp(ap_start, "sipi") != 0) {

@@ -44,11 +44,6 @@ enum class VcpuLaunch : uint8_t {
                     // hv/vcpu_sipi.cpp) and starts in real mode at the SIPI vector
 };
 
-// How the secondary vCPUs (1..N-1) of a VM start: hv's own protocol (kWithVcpu0 at the image
-// entry, EAX = HV_AP_MAGIC: the multiboot test guests, docs/hypercalls.md), or waiting for
-// INIT/SIPI as on a PC (kWaitForSipi: hv.ap-start=sipi, and the Linux loaders).
-enum class ApStart : uint8_t { kHvProtocol, kSipi };
-
 // One VM of a run: what the caller describes, and the runner's bookkeeping.
 struct RunVm {
   // --- the caller's description (after VmRunner::add, before VmRunner::ready) ---
@@ -109,6 +104,10 @@ class VmRunner {
   uint64_t flush0_[4] = {};
 };
 
+// How the secondary vCPUs (1..N-1) of a VM start is the caller's choice: hv's own protocol
+// (kWithVcpu0 at the image entry, EAX = HV_AP_MAGIC: the multiboot test guests,
+// docs/hypercalls.md), or waiting for INIT/SIPI as on a PC (hv.ap-start=sipi, and the Linux
+// loaders), which this sets up.
 // Puts the secondary vCPUs of `rv` (after VmRunner::add, before ready) into wait-for-SIPI:
 // launch[i] = kWaitForSipi for i >= 1; start[i] is then unused (the SIPI defines the state).
 // Needs "unrestricted guest" (the vCPUs start in real mode); nullptr, or why not (a sentence
