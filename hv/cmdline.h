@@ -20,6 +20,9 @@
 //                                    hv.run=A,B,... runs up to four VMs at once
 //                                    (hv/guest_run.cpp), each with hv.vcpus vCPUs (default 1
 //                                    for multiboot guests)
+//   hv.ap-start=hv|sipi              how a multiboot guest's vCPUs 1..N-1 start: hv's own
+//                                    protocol at the image entry (default), or waiting for
+//                                    INIT/SIPI as on a PC (hv/vm_runner.h set_ap_start_sipi)
 //   hv.pt-limit=N                    every VM's MMU may hold at most N pages (0: no limit)
 //                                    instead of the default sized from its memory
 //                                    (hv/pt_limit.h); beyond, the VM stops with a report

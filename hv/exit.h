@@ -39,6 +39,8 @@ void handle_external_interrupt(Vcpu& vcpu, const ExitInfo& exit);  // exit_event
 void handle_exception_or_nmi(Vcpu& vcpu, const ExitInfo& exit);    // exit_events.cpp
 void handle_preemption_timer(Vcpu& vcpu, const ExitInfo& exit);    // exit_events.cpp
 void handle_interrupt_window(Vcpu& vcpu, const ExitInfo& exit);    // exit_events.cpp
+void handle_nmi_window(Vcpu& vcpu, const ExitInfo& exit);          // exit_events.cpp
+void handle_sipi(Vcpu& vcpu, const ExitInfo& exit);                // exit_events.cpp
 void handle_fatal(Vcpu& vcpu, const ExitInfo& exit);               // exit_events.cpp
 void handle_unknown(Vcpu& vcpu, const ExitInfo& exit);             // exit_dispatch.cpp
 

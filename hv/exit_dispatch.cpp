@@ -34,6 +34,8 @@ struct Table {
     h[kExitCpuid] = handle_cpuid;
     h[kExitHlt] = handle_hlt;
     h[kExitInterruptWindow] = handle_interrupt_window;  // hv/exit_events.cpp
+    h[kExitNmiWindow] = handle_nmi_window;              // hv/exit_events.cpp
+    h[kExitSipi] = handle_sipi;                         // hv/exit_events.cpp (never expected)
     h[kExitInvd] = handle_skip;
     h[kExitWbinvd] = handle_skip;
     h[kExitPause] = handle_skip;

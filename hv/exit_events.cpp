@@ -1,5 +1,6 @@
 // Exits caused by events rather than instructions: interrupts, NMIs, exceptions, the
-// preemption timer, triple faults, INIT, and failed VM entries.
+// preemption timer, the interrupt and NMI windows, triple faults, INIT and SIPI, and failed VM
+// entries.
 #include "arch/x86/cpu.h"
 #include "arch/x86/vmx/dump.h"
 #include "arch/x86/vmx/exit_reason.h"
@@ -44,6 +45,16 @@ void handle_preemption_timer(Vcpu&, const ExitInfo&) {}
 // The guest can take an interrupt now (RFLAGS.IF = 1, no shadow): the next entry injects it
 // (hv/irq_inject.cpp sets and clears the control).
 void handle_interrupt_window(Vcpu&, const ExitInfo&) {}
+
+// The guest can take an NMI now (no virtual-NMI blocking, no MOV-SS shadow): the next entry
+// injects it (hv/irq_inject.cpp sets and clears the control).
+void handle_nmi_window(Vcpu& vcpu, const ExitInfo&) { vcpu.count_nmi_window(); }
+
+// A SIPI arrived while the VMCS was in the wait-for-SIPI activity state (exit reason 4). hv
+// never puts a VMCS into that state (hv/sipi_latch.h says why: its INIT/SIPI are virtual and
+// wait in software), so only a physical SIPI after such a state could cause this; it is
+// handled as a latched SIPI would be: the vector is in bits 7:0 of the qualification.
+void handle_sipi(Vcpu& vcpu, const ExitInfo& e) { vcpu.sipi_exit(static_cast<uint8_t>(e.qualification & 0xFF)); }
 
 void handle_fatal(Vcpu& vcpu, const ExitInfo& e) {
   const uint64_t rip = vmread(field::kGuestRip);

@@ -14,8 +14,9 @@
 // vm2, ...), each on CPUs of its own, with hv.vcpus=N vCPUs each (default 1). vCPU 0 starts in
 // the multiboot state; vCPU i > 0 at the same entry with EAX = HV_AP_MAGIC, EBX = i, ECX = N
 // (docs/hypercalls.md "Several vCPUs"), once vCPU 0 is set up (VcpuLaunch::kWithVcpu0, as a
-// boot CPU starts the others). When a VM's vCPU 0 stops, that VM is over: its other vCPUs are
-// asked to finish (RunVm::vcpu0_ends_vm). Every VM gets the time limit hv.time-limit-ms.
+// boot CPU starts the others); with hv.ap-start=sipi they wait for INIT/SIPI instead, as on a
+// PC (set_ap_start_sipi, hv/vm_runner.h). When a VM's vCPU 0 stops, that VM is over: its other
+// vCPUs are asked to finish (RunVm::vcpu0_ends_vm). Every VM gets the time limit hv.time-limit-ms.
 #include "arch/x86/format.h"
 #include "arch/x86/log.h"
 #include "arch/x86/pmm.h"
@@ -217,6 +218,16 @@ const char* create_vm(RunVm& rv, const x86::mb2::BootInfo& boot, const char* nam
       s.interrupts_enabled = true;
       rv.launch[i] = VcpuLaunch::kWithVcpu0;
     }
+  }
+  // hv.ap-start=sipi: the APs wait for INIT/SIPI instead (hv/vm_runner.h set_ap_start_sipi).
+  char ap_start[8];
+  if (cmdline::get("hv.ap-start", ap_start, sizeof ap_start) && strcmp(ap_start, "hv") != 0) {
+    if (strcmp(ap_start, "sipi") != 0) {
+      x86::format(rv.why, sizeof rv.why, "hv.ap-start=%s: expected hv or sipi", ap_start);
+      return rv.why;
+    }
+    if (const char* err = set_ap_start_sipi(rv, caps)) return err;
+    if (n > 1) x86::log::info("vm%u: %u AP vCPU(s) wait for INIT/SIPI (hv.ap-start=sipi)", rv.id, n - 1);
   }
   rv.vcpu0_ends_vm = true;
   return bench_vm_prepare(rv.vm);  // hv.bench-* only (hv/bench_vm.h)

@@ -54,6 +54,8 @@ void apic_deliver(Vm& vm, const ApicMessage& m, int source_vcpu);
 // disabled: the BSP after reset) must look at pic_output()/pic_intack() soon: kick it out of
 // guest mode or wake it from HLT. Called without any chipset lock held.
 void apic_pic_intr_raised(Vm& vm);
+// vLAPIC side: the LINT1 line (NMI) of every LAPIC is pulsed (hv/devices/apic_bus.cpp).
+void apic_lint1_nmi(Vm& vm);
 
 // Chipset side (hv/devices/irq_router.cpp): a device drives interrupt line `gsi`. GSIs 0-23
 // are IOAPIC pins; ISA IRQs 0-15 are also 8259 inputs (GSI n = IRQ n, except IRQ0 -> GSI 2

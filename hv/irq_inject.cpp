@@ -5,8 +5,20 @@
 //   2. if an event is already in the VM-entry interruption field (an event being re-injected
 //      after an exit that interrupted its delivery, or an exception a handler raised), nothing
 //      else is injected: it goes first, and the window logic below asks for the next exit;
-//   3. a latched NMI is injected when the guest is not blocking NMIs (interruptibility bits
-//      0-3 clear), else it waits for a later entry;
+//   3. a latched NMI (an NMI IPI, LINT1 in NMI mode) is injected when nothing else is being
+//      injected and the guest is not blocking NMIs (interruptibility: no STI or MOV-SS shadow,
+//      no NMI blocking). Otherwise, with "virtual NMIs" (pin-based control, used where the CPU
+//      has it), "NMI-window exiting" makes the guest exit as soon as it can take one (exit
+//      reason 8: after the IRET that ends its NMI handler, after a MOV-SS shadow, or right
+//      after the delivery of the event being injected); only an STI shadow alone waits for
+//      the interrupt window instead, because a CPU may or may not let an STI shadow hold back
+//      an NMI-window exit (SDM 26.3/25.2: "a logical processor may also prevent such a VM
+//      exit if there is blocking of events by STI"), and an exit right after entry, with the
+//      shadow still there, would repeat forever; IF = 1 in a shadow, so that window opens
+//      after one instruction. Injection sets virtual-NMI blocking; the guest's IRET clears it,
+//      and an exit in between keeps it in the interruptibility field (and hv/vcpu.cpp sets it
+//      back when an IRET that unblocked NMIs exits before it completes). Without virtual NMIs
+//      a blocked NMI simply waits for a later entry;
 //   4. the highest IRR vector above PPR is injected as an external interrupt (type 0; IRR ->
 //      ISR) when RFLAGS.IF = 1 and there is no STI or MOV-SS shadow (the SDM's conditions,
 //      which VM entry also checks, 27.3.1.5); otherwise "interrupt-window exiting" is set so
@@ -39,6 +51,9 @@ namespace {
 constexpr uint64_t kRflagsIf = 1u << 9;
 constexpr uint64_t kBlockingSti = 1u << 0, kBlockingMovSs = 1u << 1, kBlockingNmi = 1u << 3;
 constexpr uint64_t kMinSliceUs = 10;  // shortest guest slice the LAPIC timer may ask for
+// Primary processor-based control "NMI-window exiting" (SDM Vol. 3C, 25.6.2); allowed only with
+// the pin-based "virtual NMIs" (Vcpu::virtual_nmis_).
+constexpr uint64_t kProcNmiWindowExiting = 1u << 22;
 }  // namespace
 
 uint64_t guest_tsc_now(const Vcpu& vcpu) { return x86::rdtsc() + vcpu.msrs.state.tsc_offset; }
@@ -67,12 +82,19 @@ void Vcpu::evaluate_interrupts() {
   bool busy = (vmread(field::kEntryInterruptionInfo) & event::kInfoValid) != 0;
   const uint64_t intr = vmread(field::kGuestInterruptibility);
   const uint64_t rflags = vmread(field::kGuestRflags);
-  if (l.nmi_pending() && !busy && !(intr & (kBlockingSti | kBlockingMovSs | kBlockingNmi)) && l.take_nmi()) {
-    vmwrite(field::kEntryInterruptionInfo, event::make_info(event::kNmi, event::Type::kNmi, false));
-    stats_.nmis_injected++;
-    busy = true;
+  bool window = false, nmi_window = false;
+  if (l.nmi_pending()) {
+    const uint64_t blocking = intr & (kBlockingSti | kBlockingMovSs | kBlockingNmi);
+    if (!busy && !blocking && l.take_nmi()) {
+      vmwrite(field::kEntryInterruptionInfo, event::make_info(event::kNmi, event::Type::kNmi, false));
+      stats_.nmis_injected++;
+      busy = true;
+    } else if (!busy && blocking == kBlockingSti && (rflags & kRflagsIf)) {
+      window = true;  // see 3. above: the STI shadow ends after one instruction
+    } else if (virtual_nmis_) {
+      nmi_window = true;
+    }
   }
-  bool window = false;
   const int v = l.deliverable();
   // The 8259's interrupt, for the vCPU wired to it (vCPU 0, when its LAPIC takes ExtINT): the
   // LAPIC's own vectors first, then the PIC's (the INTA cycle happens only when the guest can
@@ -98,11 +120,13 @@ void Vcpu::evaluate_interrupts() {
       window = true;
     }
   }
-  if (window != interrupt_window_) {
-    const uint64_t procv = vmread(field::kProcBasedControls);
-    vmwrite(field::kProcBasedControls,
-            window ? procv | proc::kInterruptWindowExiting : procv & ~uint64_t{proc::kInterruptWindowExiting});
+  if (window != interrupt_window_ || nmi_window != nmi_window_) {
+    uint64_t procv = vmread(field::kProcBasedControls);
+    procv = window ? procv | proc::kInterruptWindowExiting : procv & ~uint64_t{proc::kInterruptWindowExiting};
+    procv = nmi_window ? procv | kProcNmiWindowExiting : procv & ~kProcNmiWindowExiting;
+    vmwrite(field::kProcBasedControls, procv);
     interrupt_window_ = window;
+    nmi_window_ = nmi_window;
   }
   if (preempt_default_) {
     uint64_t ticks = preempt_default_;
@@ -138,6 +162,7 @@ bool Vcpu::halt() {
   // did before there were interrupts (docs/guest-platform.md section 8).
   if (!l.hw_enabled() || !l.sw_enabled()) return true;
   const bool if_set = (vmread(field::kGuestRflags) & kRflagsIf) != 0;
+  const bool nmi_blocked = (vmread(field::kGuestInterruptibility) & kBlockingNmi) != 0;
   if (!if_set && vm_->vcpu_count == 1 && !l.nmi_pending()) {
     // Nothing can end this HLT: only an NMI, SMI, INIT or reset would, and a one-vCPU VM
     // without a chipset has no source of any of them. Stop with a report instead of waiting
@@ -159,7 +184,10 @@ bool Vcpu::halt() {
       chipset_poll(*vm_, x86::rdtsc());
       chipset_deadline = chipset_next_deadline(*vm_);
     }
-    if ((if_set && (l.deliverable() >= 0 || (index_ == 0 && l.takes_extint() && pic_output(*vm_)))) || l.nmi_pending())
+    // An NMI ends the HLT unless the guest blocks NMIs (inside its NMI handler); an INIT
+    // always does (the run loop's safe point then takes it, hv/vcpu_sipi.cpp).
+    if ((if_set && (l.deliverable() >= 0 || (index_ == 0 && l.takes_extint() && pic_output(*vm_)))) ||
+        (l.nmi_pending() && !nmi_blocked) || vm_->sipi[index_].init_pending())
       break;
     // Like park(): serve the CPU's requests and deferred work, so a halted vCPU never holds up
     // a flush or a grace period.

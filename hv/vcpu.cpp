@@ -69,6 +69,7 @@ const char* Vcpu::init(Vm& vm, unsigned index, const Capabilities& caps, const V
   reinjecting_ = false;
   xcr0 = 1;
   interrupt_window_ = false;
+  nmi_window_ = false;
   timing_.reset();
   console_.clear();
   oom_streak = 0;
@@ -83,6 +84,7 @@ const char* Vcpu::init(Vm& vm, unsigned index, const Capabilities& caps, const V
   if (vmclear(vmcs_pa_) != Status::kOk) return "VMCLEAR of the new VMCS failed";
   if (vmptrld(vmcs_pa_) != Status::kOk) return "VMPTRLD of the new VMCS failed";
   if (const char* why = setup_vmcs(start)) return why;
+  virtual_nmis_ = (vmread(field::kPinBasedControls) & pin::kVirtualNmis) != 0;
   if (start.corrupt_guest_state) {
     // CR0.NE is fixed to 1 in VMX operation (IA32_VMX_CR0_FIXED0 bit 5; unrestricted guest
     // exempts only PE and PG): the checks on the guest-state area (SDM 27.3.1.1) fail, and
@@ -238,10 +240,23 @@ void Vcpu::inject_page_fault(uint64_t linear, uint32_t error_code) {
 void Vcpu::begin_exit_events() {
   // The event whose delivery caused this exit (SDM 28.2.4): the CPU abandoned it, so it must be
   // delivered again at the next entry unless a handler raises something on top of it (KVM
-  // calls this step "complete interrupts"). Without "virtual NMIs" an NMI being re-injected
-  // needs nothing more: NMI blocking is not tracked for the guest (hv never injects NMIs of its
-  // own and NMI exiting takes the host's), docs/guest-platform.md section 4.
+  // calls this step "complete interrupts"). An NMI being re-injected needs nothing more: VM
+  // entry that injects it sets (virtual-)NMI blocking again.
   const uint32_t vec = static_cast<uint32_t>(vmread(field::kIdtVectoringInfo));
+  // An IRET that faulted or hit an EPT violation has already unblocked NMIs before the exit
+  // (SDM 28.2.3 / 28.2.2: "NMI unblocking due to IRET", bit 12 of the EPT-violation
+  // qualification). The IRET runs again after the exit and will unblock them then; until
+  // then the NMI handler is still running, so blocking must be set again, or a second NMI
+  // would nest inside it (SDM Vol. 3C, 28.2.3; KVM: "recover NMI blocking"). With "virtual
+  // NMIs" the bit is virtual-NMI blocking, which hv's NMI injection relies on.
+  if (virtual_nmis_ && !(vec & event::kInfoValid)) {
+    const uint32_t basic = static_cast<uint32_t>(vmread(field::kExitReason)) & 0xFFFF;
+    constexpr uint64_t kNmiUnblockingIret = 1u << 12, kBlockingNmi = 1u << 3;
+    if (basic == kExitEptViolation && (vmread(field::kExitQualification) & kNmiUnblockingIret)) {
+      const uint64_t intr = vmread(field::kGuestInterruptibility);
+      if (!(intr & kBlockingNmi)) vmwrite(field::kGuestInterruptibility, intr | kBlockingNmi);
+    }
+  }
   if (vec & event::kInfoValid) {
     const uint32_t ec = (vec & event::kInfoErrorCode) ? static_cast<uint32_t>(vmread(field::kIdtVectoringErrorCode)) : 0;
     event_ = event::from_idt_vectoring(vec, ec, static_cast<uint32_t>(vmread(field::kExitInstructionLength)));
@@ -272,6 +287,14 @@ void Vcpu::commit_events() {
       const uint64_t rflags = vmread(field::kGuestRflags);
       if (!(rflags & kRf)) vmwrite(field::kGuestRflags, rflags | kRf);
     }
+  }
+  if (type == event::Type::kNmi) {
+    // An NMI whose delivery exited (re-injected) may have left (virtual-)NMI blocking set in
+    // the saved interruptibility state; VM entry refuses to inject an NMI with that bit set
+    // (SDM 27.3.1.5), and the blocking belongs to the delivery that is now repeated. Clear it.
+    constexpr uint64_t kBlockingNmi = 1u << 3;
+    const uint64_t intr = vmread(field::kGuestInterruptibility);
+    if (intr & kBlockingNmi) vmwrite(field::kGuestInterruptibility, intr & ~kBlockingNmi);
   }
   if (info & event::kInfoErrorCode) vmwrite(field::kEntryExceptionErrorCode, event_.error_code);
   if (type == event::Type::kSoftwareInterrupt || type == event::Type::kSoftwareException ||
@@ -345,6 +368,11 @@ bool Vcpu::run() {
   VmStats& st = vm_->stats();
   while (!stopped_) {
     if (!before_entry()) break;
+    // INIT, or waiting for SIPI (hv/vcpu_sipi.cpp): after a wait, round again to the safe point.
+    if (vm_->sipi[index_].raw() & (SipiLatch::kInit | SipiLatch::kWaiting)) {
+      if (!ap_events()) break;
+      continue;
+    }
     evaluate_interrupts();
     if (!cpu_work::enter_guest_mode()) {
       stats_.entry_retries++;  // a flush request raced with us: before_entry() serves it

@@ -64,6 +64,9 @@ struct VcpuStats {
   uint64_t interrupts_injected = 0;  // external interrupts from the vLAPIC (hv/irq_inject.cpp)
   uint64_t nmis_injected = 0;
   uint64_t halts = 0;                // HLTs that slept
+  uint64_t nmi_windows = 0;          // NMI-window exits (an NMI waited for the guest's IRET)
+  uint64_t inits = 0;                // INIT states entered (hv/vcpu_sipi.cpp; an AP's first wait counts)
+  uint64_t sipis = 0;                // starts by a STARTUP IPI
 };
 
 class Vcpu {
@@ -120,6 +123,10 @@ class Vcpu {
   // Interrupts (hv/irq_inject.cpp): HLT sleeps until an interrupt can be taken (true), or the
   // vCPU was stopped meanwhile (false). Called by handle_hlt after the HLT was skipped.
   bool halt();
+  // INIT/SIPI (hv/vcpu_sipi.cpp): a SIPI exit (reason 4) from the wait-for-SIPI activity state
+  // starts the vCPU at `vector` as a latched SIPI would.
+  void sipi_exit(uint8_t vector);
+  void count_nmi_window() { stats_.nmi_windows++; }
 
   // The guest's CR0 and CR4 as it reads them (the read shadows over the bits hv owns).
   uint64_t visible_cr0() const;
@@ -166,6 +173,12 @@ class Vcpu {
   void evaluate_interrupts();
   // hv.trace: the injected event and the entry (hv/trace.h).
   void trace_entry(uint64_t tsc);
+  // INIT and STARTUP at a safe point (hv/vcpu_sipi.cpp): a pending INIT puts the vCPU into the
+  // INIT state, and a vCPU in wait-for-SIPI sleeps here until a SIPI starts it. False when the
+  // vCPU stopped instead (the VM's stop, finish or time limit; INIT to vCPU 0).
+  bool ap_events();
+  void enter_init_state();
+  void start_at_sipi(uint8_t vector);
   // The VM's requests seen at a safe point (stop, finish, time limit): true when this vCPU
   // must stop now (it is then stopped, with the reason).
   bool vm_requests_stop();
@@ -188,6 +201,8 @@ class Vcpu {
   event::Pending event_;     // injected at the next entry (commit_events)
   bool reinjecting_ = false; // event_ is the one whose delivery this exit interrupted
   bool interrupt_window_ = false;  // "interrupt-window exiting" is set in the VMCS
+  bool nmi_window_ = false;        // "NMI-window exiting" is set in the VMCS
+  bool virtual_nmis_ = false;      // the pin-based "virtual NMIs" control is on (NMI-window possible)
   uint64_t preempt_default_ = 0;   // VMX preemption timer per slice (0: the timer is off)
   uint64_t preempt_loaded_ = 0;    // the value in the VMCS now
   ConsoleLine console_;

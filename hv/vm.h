@@ -15,6 +15,7 @@
 #include "hv/devices/vlapic_mmio.h"
 #include "hv/guest_mmu.h"
 #include "hv/mmio_bus.h"
+#include "hv/sipi_latch.h"
 #include "hv/io_bus.h"
 #include "hv/devices/uart.h"
 #include "hv/vm_limits.h"
@@ -120,7 +121,10 @@ class Vm {
   // hv.stress-zap-ms / hv.stress-slot-ms (hv/vm_stress.h), started by the runner.
   VmStress stress;
   mmu::Atomic<uint32_t> lowest_priority_next{0};  // round-robin of lowest-priority delivery
-  mmu::Atomic<uint32_t> apic_dropped{0};          // INIT/STARTUP messages (not modelled yet)
+  mmu::Atomic<uint32_t> apic_dropped{0};          // INIT/STARTUP messages without effect (no target, ignored)
+  // INIT/SIPI per vCPU (hv/sipi_latch.h): what the APIC bus latched, whether it waits for SIPI.
+  // Reset by the runner before any vCPU starts.
+  SipiLatch sipi[kMaxVcpus];
 
   // The PC chipset (hv/devices/chipset.h): 8259 pair, PIT, RTC/NVRAM, IOAPIC, PCI host bridge,
   // reset controls; claimed on the buses by add_chipset (multiboot guests).

@@ -9,6 +9,7 @@
 #include "arch/x86/smp.h"
 #include "arch/x86/tick.h"
 #include "arch/x86/timer.h"
+#include "arch/x86/vmx/vmcs_fields.h"
 #include "hv/cmdline.h"
 #include "hv/cpu_work.h"
 #include "hv/live_vms.h"
@@ -47,7 +48,8 @@ void vcpu_job(void* p) {
     if (i == 0)
       for (unsigned k = 1; k < rv.vcpus; k++)
         if (rv.launch[k] == VcpuLaunch::kWithVcpu0) wake_vcpu(rv.state, k);
-    if (rv.launch[i] == VcpuLaunch::kRun || v.park()) v.run();
+    // kWaitForSipi runs at once: its run loop waits for the SIPI before the first entry.
+    if (rv.launch[i] == VcpuLaunch::kRun || rv.launch[i] == VcpuLaunch::kWaitForSipi || v.park()) v.run();
   }
   if (i == 0 && rv.vcpu0_ends_vm) {
     // vCPU 0 is done: so is its VM (the others stop as passed, unless a failure came first).
@@ -63,6 +65,22 @@ void vcpu_job(void* p) {
 uint64_t time_limit_ms() { return cmdline::get_number("hv.time-limit-ms", kDefaultTimeLimitMs); }
 
 }  // namespace
+
+const char* set_ap_start_sipi(RunVm& rv, const x86::vmx::Capabilities& caps) {
+  // The allowed 1-settings of the secondary controls are the high half of the capability MSR.
+  if (!((caps.proc2 >> 32) & x86::vmx::proc2::kUnrestrictedGuest)) {
+    x86::format(rv.why, sizeof rv.why,
+                "vm%u: APs that wait for INIT/SIPI start in real mode, which needs the VMX \"unrestricted guest\" "
+                "control; this CPU does not offer it (IA32_VMX_PROCBASED_CTLS2 bit 39)",
+                rv.id);
+    return rv.why;
+  }
+  for (unsigned i = 1; i < rv.vcpus; i++) {
+    rv.launch[i] = VcpuLaunch::kWaitForSipi;
+    rv.start[i] = VcpuStart{};
+  }
+  return nullptr;
+}
 
 void kick_vcpus(const VmRunState& state, unsigned except) {
   for (unsigned i = 0; i < state.vcpus(); i++)
@@ -136,6 +154,8 @@ bool VmRunner::start_and_wait() {
     vm_stress_start(rv.vm, x86::rdtsc(), khz);             // hv.stress-* (hv/vm_stress.h)
     const bool tsc_deadline = vcpu_features(*g_caps).tsc_deadline;
     for (unsigned i = 0; i < kMaxVcpus; i++) rv.vm.lapic[i].reset(i, khz, tsc_deadline);
+    // INIT/SIPI latches: the APs that start in wait-for-SIPI have their power-up INIT pending.
+    for (unsigned i = 0; i < kMaxVcpus; i++) rv.vm.sipi[i].reset(i < rv.vcpus && rv.launch[i] == VcpuLaunch::kWaitForSipi);
     for (unsigned i = 0; i < rv.vcpus; i++) {
       rv.state.place(i, cpu++);
       rv.start[i].time_budget_us = limit_ms * 1000;

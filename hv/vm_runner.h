@@ -39,6 +39,9 @@ enum class VcpuLaunch : uint8_t {
   kWithVcpu0,       // set up and parked; woken by vCPU 0 once vCPU 0 is set up (as a boot CPU
                     // starts the others)
   kParked,          // set up and parked until someone calls wake_vcpu
+  kWaitForSipi,     // set up, never entered until the guest starts it with INIT-SIPI(-SIPI)
+                    // through its LAPIC: it waits in the INIT state (hv/sipi_latch.h,
+                    // hv/vcpu_sipi.cpp) and starts in real mode at the SIPI vector
 };
 
 // One VM of a run: what the caller describes, and the runner's bookkeeping.
@@ -100,6 +103,16 @@ class VmRunner {
   uint64_t platform_pages_before_ = 0;
   uint64_t flush0_[4] = {};
 };
+
+// How the secondary vCPUs (1..N-1) of a VM start is the caller's choice: hv's own protocol
+// (kWithVcpu0 at the image entry, EAX = HV_AP_MAGIC: the multiboot test guests,
+// docs/hypercalls.md), or waiting for INIT/SIPI as on a PC (hv.ap-start=sipi, and the Linux
+// loaders), which this sets up.
+// Puts the secondary vCPUs of `rv` (after VmRunner::add, before ready) into wait-for-SIPI:
+// launch[i] = kWaitForSipi for i >= 1; start[i] is then unused (the SIPI defines the state).
+// Needs "unrestricted guest" (the vCPUs start in real mode); nullptr, or why not (a sentence
+// naming the missing control, also written to rv.why). vCPU 0 is left as the caller set it.
+const char* set_ap_start_sipi(RunVm& rv, const x86::vmx::Capabilities& caps);
 
 // Make every vCPU of the VM but `except` look at its VM's requests soon (an IPI to its CPU: a
 // guest there exits, a parked vCPU wakes). kMaxVcpus for "all".

@@ -73,8 +73,10 @@ const char* Vcpu::setup_vmcs(const VcpuStart& start) {
   // ---- controls ------------------------------------------------------------------------
   uint32_t pinv = 0, procv = 0, proc2v = 0, exitv = 0, entryv = 0;
   // External interrupts and NMIs must come to the host, not the guest's IDT.
+  // "Virtual NMIs" where the CPU has it (sipi branch, hv/irq_inject.cpp): the guest's NMI
+  // blocking is tracked by the CPU and NMI-window exiting becomes available.
   const ControlRequest pin_req{"pin-based", c.pin, pin::kExternalInterruptExiting | pin::kNmiExiting,
-                               c.preemption_timer && start.time_budget_us ? pin::kPreemptionTimer : 0u};
+                               (c.preemption_timer && start.time_budget_us ? pin::kPreemptionTimer : 0u) | pin::kVirtualNmis};
   // Every I/O instruction exits (no bitmaps). RDMSR/WRMSR exit unless the MSR bitmap lets them
   // through (hv/msr_policy.h: read_direct/write_direct); without bitmaps every one exits, which
   // the policy handles too. The TSC runs with an offset (guest TSC = host TSC + offset: it

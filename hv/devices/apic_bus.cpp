@@ -7,8 +7,15 @@
 // Lowest priority: one of the selected APICs, picked round-robin per VM (the SDM lets the
 // chipset choose; comparing the targets' TPRs would read state that belongs to other CPUs).
 // Fixed and lowest priority set the vector in the target's IRR (atomic, vlapic.h); NMI
-// latches the target's NMI. INIT and STARTUP are not modelled yet (guest SMP starts through
-// hv's own protocol, docs/hypercalls.md): they are counted and dropped. SMI is dropped.
+// latches the target's NMI. INIT and STARTUP go to the target's SipiLatch (hv/sipi_latch.h,
+// which also says why hv does this in software): INIT always (the target acts on it at its next
+// safe point: wait-for-SIPI, or for vCPU 0 a VM stop), STARTUP only while the target waits for
+// SIPI or has an INIT pending; an ignored STARTUP, an INIT/STARTUP that selects no APIC, and
+// INIT/STARTUP with the "self" shorthand (not a valid combination, SDM 11.6.1 table "Valid
+// Combinations for the Local xAPIC ICR") are counted in Vm::apic_dropped. INIT level de-assert
+// never gets here (Vlapic::send_icr drops it: nothing happens on P6 and later). SMI is dropped.
+// A disabled LAPIC still takes INIT and STARTUP (SDM 11.4.7.2: a software-disabled APIC still
+// responds to them; hardware-disabled ones are left out, as for every message).
 //
 // After a target's state changed, the target is made to look: wake_vcpu (hv/vm_runner.h)
 // posts a wake-up (seq_cst fence before the IPI) and sends its CPU an IPI, which ends its
@@ -42,7 +49,11 @@ void apic_deliver(Vm& vm, const ApicMessage& m, int source_vcpu) {
   uint32_t targets = 0;
   for (unsigned i = 0; i < n; i++)
     if (vm.lapic[i].hw_enabled() && selected(vm.lapic[i], i, m, source_vcpu)) targets |= 1u << i;
-  if (!targets) return;
+  const bool init_sipi = m.mode == DeliveryMode::kInit || m.mode == DeliveryMode::kStartup;
+  if (!targets || (init_sipi && m.shorthand == Shorthand::kSelf)) {
+    if (init_sipi) vm.apic_dropped.fetch_add(1, mmu::Order::relaxed);
+    return;
+  }
   if (m.mode == DeliveryMode::kLowestPriority) {
     // Round-robin among the selected APICs, from the one after the last pick.
     const unsigned start = vm.lowest_priority_next.fetch_add(1, mmu::Order::relaxed);
@@ -63,10 +74,13 @@ void apic_deliver(Vm& vm, const ApicMessage& m, int source_vcpu) {
         if (!l.accept(m.vector, m.level)) continue;
         break;
       case DeliveryMode::kNmi: l.accept_nmi(); break;
-      case DeliveryMode::kInit:
+      case DeliveryMode::kInit: vm.sipi[i].deliver_init(); break;
       case DeliveryMode::kStartup:
-        vm.apic_dropped.fetch_add(1, mmu::Order::relaxed);
-        continue;
+        if (!vm.sipi[i].deliver_sipi(m.vector)) {
+          vm.apic_dropped.fetch_add(1, mmu::Order::relaxed);
+          continue;
+        }
+        break;
       default: continue;  // SMI, ExtINT (only through LINT0, not on the bus)
     }
     VmRunState* run = vm.run_state;
@@ -76,6 +90,23 @@ void apic_deliver(Vm& vm, const ApicMessage& m, int source_vcpu) {
                       run->cpu_of(i));
       wake_vcpu(*run, i);
     }
+  }
+}
+
+// LINT1 (the PC's NMI input, wired to every LAPIC): each LAPIC whose LVT LINT1 is unmasked in
+// NMI mode latches an NMI; a hardware-disabled LAPIC passes LINT1 straight to its CPU as an
+// NMI (the "through-local-APIC" wiring after reset). No device of hv drives LINT1 yet: this is
+// the entry for one (an I/O check or a watchdog), kept beside the IPI path it shares.
+void apic_lint1_nmi(Vm& vm) {
+  const unsigned n = vm.vcpu_count < kMaxVcpus ? vm.vcpu_count : kMaxVcpus;
+  for (unsigned i = 0; i < n; i++) {
+    Vlapic& l = vm.lapic[i];
+    uint64_t lvt = 0;
+    const bool nmi = !l.hw_enabled() || (l.read(apic::kLvtLint1, 0, lvt) && !(lvt & apic::kLvtMasked) &&
+                                         ((lvt >> 8) & 7) == static_cast<uint64_t>(DeliveryMode::kNmi));
+    if (!nmi) continue;
+    l.accept_nmi();
+    if (VmRunState* run = vm.run_state) wake_vcpu(*run, i);
   }
 }
 
