@@ -23,6 +23,7 @@
 #include "arch/x86/timer.h"
 #include "arch/x86/vmx/instructions.h"
 #include "arch/x86/vmx/vmcs_fields.h"
+#include "hv/apicv.h"
 #include "hv/cpu_work.h"
 #include "hv/devices/chipset.h"
 #include "hv/event_inject.h"
@@ -64,6 +65,10 @@ void Vcpu::evaluate_interrupts() {
     chipset_deadline = chipset_next_deadline(*vm_);
   }
 
+  // The hardware path (hv/apicv.h): the PIR folded, RVI/SVI, PPR and the EOI-exit bitmap
+  // written; the CPU delivers the LAPIC's vectors itself, so step 4 below is skipped for them.
+  if (apicv.on) apicv_before_entry(*this);
+
   bool busy = (vmread(field::kEntryInterruptionInfo) & event::kInfoValid) != 0;
   const uint64_t intr = vmread(field::kGuestInterruptibility);
   const uint64_t rflags = vmread(field::kGuestRflags);
@@ -89,7 +94,7 @@ void Vcpu::evaluate_interrupts() {
       window = true;
     }
   }
-  if (v >= 0) {
+  if (v >= 0 && !apicv.on) {
     if (!busy && (rflags & kRflagsIf) && !(intr & (kBlockingSti | kBlockingMovSs))) {
       l.ack(static_cast<uint8_t>(v));
       vmwrite(field::kEntryInterruptionInfo, event::make_info(static_cast<uint8_t>(v), event::Type::kExternalInterrupt, false));
@@ -159,6 +164,7 @@ bool Vcpu::halt() {
       chipset_poll(*vm_, x86::rdtsc());
       chipset_deadline = chipset_next_deadline(*vm_);
     }
+    if (l.posted()) l.sync_posted();  // hardware path: what other CPUs (and the polls above) posted
     if ((if_set && (l.deliverable() >= 0 || (index_ == 0 && l.takes_extint() && pic_output(*vm_)))) || l.nmi_pending())
       break;
     // Like park(): serve the CPU's requests and deferred work, so a halted vCPU never holds up

@@ -157,6 +157,13 @@ class Vcpu {
   // The guest's MSRs that the VMCS does not hold, the policy state, the MSR bitmap
   // (hv/vcpu_msrs.h; filled by setup_vmcs, switched around every guest slice).
   VcpuMsrs msrs;
+  // The hardware APIC path (hv/apicv.h): on for this vCPU, and what the VMCS holds now.
+  struct Apicv {
+    bool on = false;
+    bool x2apic = false;         // "virtualize x2APIC mode" set, x2APIC reads/writes let through
+    uint16_t status = 0;         // guest interrupt status (RVI, SVI) last written
+    uint64_t eoi_exit[4] = {};   // EOI-exit bitmap last written
+  } apicv;
 
  private:
   const char* setup_vmcs(const VcpuStart& start);

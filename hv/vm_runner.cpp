@@ -9,6 +9,7 @@
 #include "arch/x86/smp.h"
 #include "arch/x86/tick.h"
 #include "arch/x86/timer.h"
+#include "hv/apicv.h"
 #include "hv/cmdline.h"
 #include "hv/cpu_work.h"
 #include "hv/live_vms.h"
@@ -131,6 +132,8 @@ bool VmRunner::start_and_wait() {
     rv.vm.run_state = &rv.state;
     const bool tsc_deadline = vcpu_features(*g_caps).tsc_deadline;
     for (unsigned i = 0; i < kMaxVcpus; i++) rv.vm.lapic[i].reset(i, khz, tsc_deadline);
+    // The hardware APIC path (hv/apicv.h): deliveries to the PIR, before any vCPU can send.
+    for (unsigned i = 0; i < kMaxVcpus; i++) rv.vm.lapic[i].set_posted(apicv_enabled(*g_caps));
     for (unsigned i = 0; i < rv.vcpus; i++) {
       rv.state.place(i, cpu++);
       rv.start[i].time_budget_us = limit_ms * 1000;

@@ -16,6 +16,7 @@
 // evaluates the IRR (hv/irq_inject.cpp). No IPI to ourselves: the sender's own entry comes
 // next anyway.
 #include "arch/x86/cpu.h"
+#include "hv/apicv.h"
 #include "hv/devices/vlapic.h"
 #include "hv/irq.h"
 #include "hv/vm.h"
@@ -69,7 +70,13 @@ void apic_deliver(Vm& vm, const ApicMessage& m, int source_vcpu) {
       default: continue;  // SMI, ExtINT (only through LINT0, not on the bus)
     }
     VmRunState* run = vm.run_state;
-    if (run && static_cast<int>(i) != source_vcpu) wake_vcpu(*run, i);
+    if (run && static_cast<int>(i) != source_vcpu) {
+      // The hardware path (hv/apicv.h): a posted interrupt's notification instead of a kick.
+      if (l.posted() && (m.mode == DeliveryMode::kFixed || m.mode == DeliveryMode::kLowestPriority))
+        apicv_notify(*run, i, m.level);
+      else
+        wake_vcpu(*run, i);
+    }
   }
 }
 
