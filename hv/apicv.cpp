@@ -56,6 +56,7 @@ void set_intercept(uint8_t* bitmap, uint32_t msr, bool write, bool intercept) {
 void posted_handler(x86::idt::InterruptFrame*) { x86::apic::eoi(); }
 
 int g_enabled = -1;  // -1: not decided yet
+bool g_posted = false;
 const char* g_why = "";
 
 }  // namespace
@@ -74,13 +75,20 @@ bool apicv_enabled(const Capabilities& c) {
                   : "the CPU lacks a control it needs: the software LAPIC path";
   } else {
     g_enabled = 1;
-    g_why = asked ? "hv.apicv=on: TPR shadow, virtual-interrupt delivery, x2APIC and APIC-register virtualization, "
-                    "posted interrupts"
-                  : "default where the CPU offers it: TPR shadow, virtual-interrupt delivery, x2APIC and "
-                    "APIC-register virtualization, posted interrupts";
+    g_posted = c.apicv_posted();
+    g_why = asked ? (g_posted ? "hv.apicv=on: TPR shadow, virtual-interrupt delivery, x2APIC and APIC-register "
+                                "virtualization, posted interrupts"
+                              : "hv.apicv=on: TPR shadow, virtual-interrupt delivery, x2APIC and APIC-register "
+                                "virtualization; no posted interrupts on this CPU: IPIs kick")
+                  : (g_posted ? "default where the CPU offers it: TPR shadow, virtual-interrupt delivery, x2APIC "
+                                "and APIC-register virtualization, posted interrupts"
+                              : "default where the CPU offers it: TPR shadow, virtual-interrupt delivery, x2APIC "
+                                "and APIC-register virtualization; no posted interrupts on this CPU: IPIs kick");
   }
   return g_enabled != 0;
 }
+
+bool apicv_posted(const Capabilities& c) { return apicv_enabled(c) && g_posted; }
 
 void apicv_init(const Capabilities& c) {
   const bool on = apicv_enabled(c);
@@ -95,8 +103,10 @@ const char* apicv_setup_vmcs(Vcpu& vcpu) {
   if ((page & 0xFFF) || (desc & 0x3F)) return "the virtual-APIC page or the posted-interrupt descriptor is misaligned";
   vmwrite(field::kVirtualApicAddr, page);
   vmwrite(field::kTprThreshold, 0);
-  vmwrite(field::kPostedIntrNotificationVector, kPostedVector);
-  vmwrite(field::kPostedIntrDescAddr, desc);
+  if (vcpu.apicv.posted) {
+    vmwrite(field::kPostedIntrNotificationVector, kPostedVector);
+    vmwrite(field::kPostedIntrDescAddr, desc);
+  }
   for (unsigned i = 0; i < 4; i++) vmwrite(field::kEoiExitBitmap0 + 2 * i, 0);
   vmwrite(field::kGuestInterruptStatus, 0);
   vcpu.apicv.eoi_exit[0] = vcpu.apicv.eoi_exit[1] = vcpu.apicv.eoi_exit[2] = vcpu.apicv.eoi_exit[3] = 0;
@@ -144,7 +154,9 @@ void apicv_before_entry(Vcpu& vcpu) {
 }
 
 void apicv_notify(VmRunState& run, unsigned vcpu, bool level) {
-  if (level) {
+  if (level || !g_posted) {
+    // Without posted interrupts the CPU never looks at the PIR: the kick's exit makes the
+    // target fold it before its next entry (an exit per IPI, as on the software path).
     wake_vcpu(run, vcpu);
     return;
   }

@@ -18,15 +18,18 @@
 //     (the MSR bitmap lets them through; the current count, reserved and write-only MSRs still
 //     exit), WRMSR of TPR, EOI and SELF_IPI is virtualized; the other writes exit as before.
 //     A SELF_IPI with a vector below 16 comes back as an APIC-write exit (reason 56);
-//   - "process posted interrupts" + "acknowledge interrupt on exit": another CPU delivering an
-//     edge-triggered vector sets it in the target's PIR and, unless the target is on the same
-//     CPU, sends the notification vector (kPostedVector) to the target's CPU: in VMX non-root
-//     the CPU folds the PIR into the IRR and delivers without an exit; in root mode (about to
-//     enter, in an exit handler, or halted in hv) hv's handler only EOIs and the vCPU folds the
-//     PIR before its next entry (Vlapic::sync_posted). Level-triggered vectors go to a latch
-//     and an ordinary kick instead, so the EOI-exit bitmap names them before the guest can take
-//     them. With "acknowledge interrupt on exit" an external-interrupt exit carries the vector,
-//     which hv dispatches to its own IDT handler (hv/exit_events.cpp).
+//   - deliveries from other CPUs never write the target's IRR (the CPU rewrites it while the
+//     guest runs): they go to the target's posted-interrupt descriptor (edge: PIR; level: a
+//     latch beside it, so the EOI-exit bitmap names the vector before the guest can take it),
+//     and the target folds both into the IRR before its next entry (Vlapic::sync_posted).
+//     Where the CPU offers "process posted interrupts" (with "acknowledge interrupt on exit";
+//     Bochs 2.7's corei7_skylake_x does not), an edge delivery to a vCPU on another CPU sends
+//     the notification vector (kPostedVector): in VMX non-root the CPU folds the PIR into the
+//     IRR and delivers without an exit; in root mode (about to enter, in an exit handler, or
+//     halted in hv) hv's handler only EOIs and the fold happens before the next entry. Without
+//     it, and for level-triggered vectors, the target is kicked (an external-interrupt exit),
+//     as on the software path. With "acknowledge interrupt on exit" an external-interrupt exit
+//     carries its vector, which hv dispatches to its own IDT handler (hv/exit_events.cpp).
 // Not used: "virtualize APIC accesses" (the xAPIC page stays an MMIO region emulated through
 // EPT violations; its registers are the same page, so only the cost differs) and the TPR
 // threshold (its exit exists only without virtual-interrupt delivery).
@@ -47,6 +50,9 @@ inline constexpr uint8_t kPostedVector = 0xF2;
 
 // Whether VMs use the hardware path: hv.apicv and the capabilities. Same answer every call.
 bool apicv_enabled(const x86::vmx::Capabilities& caps);
+// And whether it uses posted interrupts (the CPU offers them; else a delivery from another CPU
+// kicks the target out of the guest, which folds the PIR at its next entry).
+bool apicv_posted(const x86::vmx::Capabilities& caps);
 // Once, on the BSP, before any guest: the boot line ("hv: apicv: on|off (why)") and the
 // notification vector's handler.
 void apicv_init(const x86::vmx::Capabilities& caps);

@@ -160,6 +160,7 @@ class Vcpu {
   // The hardware APIC path (hv/apicv.h): on for this vCPU, and what the VMCS holds now.
   struct Apicv {
     bool on = false;
+    bool posted = false;         // posted interrupts (notification vector, acknowledge on exit)
     bool x2apic = false;         // "virtualize x2APIC mode" set, x2APIC reads/writes let through
     uint16_t status = 0;         // guest interrupt status (RVI, SVI) last written
     uint64_t eoi_exit[4] = {};   // EOI-exit bitmap last written

@@ -79,9 +79,11 @@ const char* Vcpu::setup_vmcs(const VcpuStart& start) {
   const bool hw_apic = apicv_enabled(c);
   apicv = Apicv{};
   apicv.on = hw_apic;
+  const bool hw_posted = apicv_posted(c);
+  apicv.posted = hw_posted;
   // External interrupts and NMIs must come to the host, not the guest's IDT.
   const ControlRequest pin_req{"pin-based", c.pin,
-                               pin::kExternalInterruptExiting | pin::kNmiExiting | (hw_apic ? pin::kPostedInterrupts : 0u),
+                               pin::kExternalInterruptExiting | pin::kNmiExiting | (hw_posted ? pin::kPostedInterrupts : 0u),
                                c.preemption_timer && start.time_budget_us ? pin::kPreemptionTimer : 0u};
   // Every I/O instruction exits (no bitmaps). RDMSR/WRMSR exit unless the MSR bitmap lets them
   // through (hv/msr_policy.h: read_direct/write_direct); without bitmaps every one exits, which
@@ -113,7 +115,7 @@ const char* Vcpu::setup_vmcs(const VcpuStart& start) {
   // controls (hv/msr_policy.h); DR7 and DEBUGCTL likewise, always (ev_exit, ev_entry above).
   const ControlRequest exit_req{"VM-exit", c.exit,
                                 exit_ctl::kHostAddressSpaceSize | exit_ctl::kSaveEfer | exit_ctl::kLoadEfer | ev_exit |
-                                    (hw_apic ? exit_ctl::kAckInterruptOnExit : 0u),
+                                    (hw_posted ? exit_ctl::kAckInterruptOnExit : 0u),
                                 exit_ctl::kSavePat | exit_ctl::kLoadPat};
   const ControlRequest entry_req{"VM-entry", c.entry, entry_ctl::kLoadEfer | ev_entry, entry_ctl::kLoadPat};
   const ControlRequest* reqs[] = {&pin_req, &proc_req, &proc2_req, &exit_req, &entry_req};

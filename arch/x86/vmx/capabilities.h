@@ -94,13 +94,13 @@ struct Capabilities {
   bool virtual_interrupt_delivery = false;
   bool posted_interrupts = false;
   bool ack_interrupt_on_exit = false;
-  // All of the above that hv's hardware path needs (hv/apicv.h): TPR shadow, APIC-register
-  // virtualization, virtual-interrupt delivery, virtualize x2APIC mode, posted interrupts and
-  // acknowledge interrupt on exit.
+  // What hv's hardware path needs (hv/apicv.h): TPR shadow, APIC-register virtualization,
+  // virtual-interrupt delivery, virtualize x2APIC mode. Posted interrupts (with acknowledge
+  // interrupt on exit) are used on top where offered (apicv_posted()).
   bool apicv() const {
-    return tpr_shadow && virtualize_x2apic && apic_register_virtualization && virtual_interrupt_delivery &&
-           posted_interrupts && ack_interrupt_on_exit;
+    return tpr_shadow && virtualize_x2apic && apic_register_virtualization && virtual_interrupt_delivery;
   }
+  bool apicv_posted() const { return apicv() && posted_interrupts && ack_interrupt_on_exit; }
 };
 
 // Reads the capabilities of the calling CPU into `out`. Returns nullptr when hv can run guests
