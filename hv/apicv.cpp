@@ -147,6 +147,7 @@ void apicv_before_entry(Vcpu& vcpu) {
   l.refresh_ppr();
   const int irr = l.highest_irr(), isr = l.highest_isr();
   const uint16_t status = static_cast<uint16_t>((irr < 0 ? 0 : irr) | (isr < 0 ? 0 : isr) << 8);
+  if (irr >= 0 && (irr & 0xF0) > (l.ppr() & 0xF0)) vcpu.apicv.entries_with_vector++;
   if (status != vcpu.apicv.status) {
     vmwrite(field::kGuestInterruptStatus, status);
     vcpu.apicv.status = status;
@@ -169,9 +170,23 @@ void apicv_notify(VmRunState& run, unsigned vcpu, bool level) {
   if (cpu != x86::cpu_index()) x86::apic::send_fixed(x86::percpu(cpu).apic_id, kPostedVector);
 }
 
+void apicv_report(Vcpu& vcpu) {
+  Vcpu& v = vcpu;
+  if (vcpu.apicv.on)
+    x86::log::info("vm%u: vcpu%u: lapic: hardware path%s, %lu entries with a vector for the CPU to deliver, %lu injected "
+                   "by hv, %lu EOI-induced exits, %lu APIC-write exits",
+                   v.vm().id(), vcpu.index(), vcpu.apicv.posted ? " with posted interrupts" : "",
+                   vcpu.apicv.entries_with_vector, vcpu.interrupts_injected(), vcpu.apicv.eoi_exits,
+                   vcpu.apicv.apic_write_exits);
+  else
+    x86::log::info("vm%u: vcpu%u: lapic: software path, %lu vectors injected by hv", v.vm().id(), vcpu.index(),
+                   vcpu.interrupts_injected());
+}
+
 // Trap-like (SDM 30.4.3.3): the write is done in the page, RIP is past the instruction; hv
 // carries out what it means, as the software path does for the same register.
 void handle_apic_write(Vcpu& vcpu, const ExitInfo& e) {
+  vcpu.apicv.apic_write_exits++;
   Vlapic& l = vcpu.vm().lapic[vcpu.index()];
   const unsigned off = static_cast<unsigned>(e.qualification & 0xFF0);
   uint64_t v = l.page()[off >> 2];
@@ -184,6 +199,7 @@ void handle_apic_write(Vcpu& vcpu, const ExitInfo& e) {
 // EOI-induced (trap-like, SDM 30.1.4): the CPU has already cleared the ISR bit; the IOAPIC
 // gets the EOI of the level-triggered vector.
 void handle_virtualized_eoi(Vcpu& vcpu, const ExitInfo& e) {
+  vcpu.apicv.eoi_exits++;
   ioapic_eoi(vcpu.vm(), static_cast<uint8_t>(e.qualification & 0xFF));
 }
 

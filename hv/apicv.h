@@ -70,6 +70,10 @@ void apicv_before_entry(Vcpu& vcpu);
 // (level: a kick, which exits; edge: the posted-interrupt notification).
 void apicv_notify(VmRunState& run, unsigned vcpu, bool level);
 
+// When the vCPU ends: which path it ran and what it cost in exits
+// ("hv: vmN: vcpuI: lapic: hardware path, ..." / "software path, N vectors injected").
+void apicv_report(Vcpu& vcpu);
+
 // Exits that remain with the hardware path (dispatch table, hv/exit_dispatch.cpp).
 void handle_apic_write(Vcpu& vcpu, const ExitInfo& e);
 void handle_virtualized_eoi(Vcpu& vcpu, const ExitInfo& e);
