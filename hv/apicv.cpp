@@ -8,6 +8,7 @@
 #include "arch/x86/percpu.h"
 #include "arch/x86/vmx/instructions.h"
 #include "arch/x86/vmx/vmcs_fields.h"
+#include "hv/apicv_policy.h"
 #include "hv/cmdline.h"
 #include "hv/exit.h"
 #include "hv/irq.h"
@@ -23,28 +24,8 @@ using namespace x86::vmx;
 
 namespace {
 
-// The x2APIC MSRs whose RDMSR the CPU serves from the page when "APIC-register virtualization"
-// is on (SDM 30.5): those whose value is stored, not computed, and that exist in x2APIC mode
-// (hv's version register says 6 LVT entries: no CMCI). The current count (0x839) is computed
-// from time, DFR/APR/ICR-high do not exist in x2APIC mode, EOI and SELF_IPI are write-only:
-// their reads keep exiting (value or #GP from hv/devices/vlapic.cpp).
-bool x2apic_read_virtualized(uint32_t msr) {
-  const unsigned off = (msr - apic::kX2apicMsrBase) << 4;
-  switch (off) {
-    case apic::kId: case apic::kVersion: case apic::kTpr: case apic::kPpr: case apic::kLdr: case apic::kSvr:
-    case apic::kEsr: case apic::kIcrLow: case apic::kLvtTimer: case apic::kLvtThermal: case apic::kLvtPerf:
-    case apic::kLvtLint0: case apic::kLvtLint1: case apic::kLvtError: case apic::kTimerInitial:
-    case apic::kTimerDivide:
-      return true;
-    default: break;
-  }
-  return off >= apic::kIsr && off < apic::kIrr + 0x80;  // ISR, TMR, IRR
-}
-// WRMSR virtualized with virtual-interrupt delivery: TPR, EOI, SELF_IPI (SDM 30.5).
-bool x2apic_write_virtualized(uint32_t msr) {
-  const unsigned off = (msr - apic::kX2apicMsrBase) << 4;
-  return off == apic::kTpr || off == apic::kEoi || off == apic::kSelfIpi;
-}
+using apicv::x2apic_read_virtualized;
+using apicv::x2apic_write_virtualized;
 
 // MSR bitmap bit for `msr` (0x800-0x8FF: the low range), reads at 0, writes at 2048; 1 = exit.
 void set_intercept(uint8_t* bitmap, uint32_t msr, bool write, bool intercept) {
@@ -90,9 +71,13 @@ bool apicv_enabled(const Capabilities& c) {
 
 bool apicv_posted(const Capabilities& c) { return apicv_enabled(c) && g_posted; }
 
+bool apicv_ack_exit_forced() { return cmdline::get_number("hv.apicv-ack-exit", 0) != 0; }
+
 void apicv_init(const Capabilities& c) {
   const bool on = apicv_enabled(c);
   x86::log::info("apicv: %s (%s)", on ? "on" : "off", g_why);
+  if (on && !g_posted && apicv_ack_exit_forced() && c.ack_interrupt_on_exit)
+    x86::log::info("apicv: acknowledge interrupt on exit forced (hv.apicv-ack-exit=1)");
   x86::idt::set_handler(kPostedVector, posted_handler);
 }
 
@@ -145,8 +130,8 @@ void apicv_before_entry(Vcpu& vcpu) {
     }
   }
   l.refresh_ppr();
-  const int irr = l.highest_irr(), isr = l.highest_isr();
-  const uint16_t status = static_cast<uint16_t>((irr < 0 ? 0 : irr) | (isr < 0 ? 0 : isr) << 8);
+  const int irr = l.highest_irr();
+  const uint16_t status = apicv::guest_interrupt_status(l);
   if (irr >= 0 && (irr & 0xF0) > (l.ppr() & 0xF0)) vcpu.apicv.entries_with_vector++;
   if (status != vcpu.apicv.status) {
     vmwrite(field::kGuestInterruptStatus, status);

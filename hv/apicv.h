@@ -53,6 +53,9 @@ bool apicv_enabled(const x86::vmx::Capabilities& caps);
 // And whether it uses posted interrupts (the CPU offers them; else a delivery from another CPU
 // kicks the target out of the guest, which folds the PIR at its next entry).
 bool apicv_posted(const x86::vmx::Capabilities& caps);
+// hv.apicv-ack-exit=1 (a test knob): "acknowledge interrupt on exit" even without posted
+// interrupts, so its exit path is exercised on CPUs that lack them.
+bool apicv_ack_exit_forced();
 // Once, on the BSP, before any guest: the boot line ("hv: apicv: on|off (why)") and the
 // notification vector's handler.
 void apicv_init(const x86::vmx::Capabilities& caps);

@@ -81,6 +81,10 @@ const char* Vcpu::setup_vmcs(const VcpuStart& start) {
   apicv.on = hw_apic;
   const bool hw_posted = apicv_posted(c);
   apicv.posted = hw_posted;
+  // "Acknowledge interrupt on exit": needed by posted interrupts; hv.apicv-ack-exit=1 sets it
+  // without them too, so the exit path that dispatches the acknowledged vector (exit_events.cpp)
+  // runs where the CPU has no posted interrupts (Bochs).
+  const bool hw_ack = hw_posted || (hw_apic && c.ack_interrupt_on_exit && apicv_ack_exit_forced());
   // External interrupts and NMIs must come to the host, not the guest's IDT.
   const ControlRequest pin_req{"pin-based", c.pin,
                                pin::kExternalInterruptExiting | pin::kNmiExiting | (hw_posted ? pin::kPostedInterrupts : 0u),
@@ -115,7 +119,7 @@ const char* Vcpu::setup_vmcs(const VcpuStart& start) {
   // controls (hv/msr_policy.h); DR7 and DEBUGCTL likewise, always (ev_exit, ev_entry above).
   const ControlRequest exit_req{"VM-exit", c.exit,
                                 exit_ctl::kHostAddressSpaceSize | exit_ctl::kSaveEfer | exit_ctl::kLoadEfer | ev_exit |
-                                    (hw_posted ? exit_ctl::kAckInterruptOnExit : 0u),
+                                    (hw_ack ? exit_ctl::kAckInterruptOnExit : 0u),
                                 exit_ctl::kSavePat | exit_ctl::kLoadPat};
   const ControlRequest entry_req{"VM-entry", c.entry, entry_ctl::kLoadEfer | ev_entry, entry_ctl::kLoadPat};
   const ControlRequest* reqs[] = {&pin_req, &proc_req, &proc2_req, &exit_req, &entry_req};

@@ -67,13 +67,16 @@ void Vlapic::reset(uint32_t id, uint64_t tsc_khz, bool tsc_deadline) {
   hw_enabled_ = true;
   x2apic_ = false;
   ldr_ = 0;
-  // Nobody else looks at the page now (the vCPUs of the VM do not run yet, or this is the
-  // owner disabling its own APIC): plain stores, the atomics' words included.
-  for (uint32_t& w : page_) w = 0;
-  for (uint32_t& w : level_latch_) w = 0;
-  for (uint32_t& w : pi_.pir) w = 0;
-  pi_.control = 0;
-  set_reg(kVersion, kVersionValue);
+  // The words other CPUs may set (IRR, TMR, PIR, ON, the level latch) with atomic stores: a
+  // guest that disables its APIC can have IPIs arriving meanwhile (they are lost, as the SDM
+  // allows); the rest is the owner's.
+  for (unsigned i = 0; i < kPageBytes / 4; i++) mmu::atomic_store(&page_[i], 0u, mmu::Order::relaxed);
+  for (unsigned i = 0; i < 8; i++) {
+    mmu::atomic_store(&level_latch_[i], 0u, mmu::Order::relaxed);
+    mmu::atomic_store(&pi_.pir[i], 0u, mmu::Order::relaxed);
+  }
+  mmu::atomic_store(&pi_.control, 0u, mmu::Order::relaxed);
+  set_reg(kVersion, kVersionValue);  // from here: owner-only registers
   set_reg(kDfr, 0xFFFFFFFF);
   set_reg(kSvr, 0xFF);
   for (unsigned i = 0; i < 6; i++) set_reg(kLvtTimer + 16 * i, kLvtMasked);
@@ -130,7 +133,7 @@ int Vlapic::highest_isr() const {
 bool Vlapic::sync_posted() {
   // ON first (release not needed: the exchanges below are the acquire side): a sender that
   // sets a PIR bit after our exchange of its word also finds ON clear and notifies again.
-  mmu::atomic_store(&pi_.control, pi_.control & ~1u, mmu::Order::seq_cst);
+  mmu::atomic_fetch_and(&pi_.control, ~1u, mmu::Order::seq_cst);
   bool moved = false;
   for (unsigned i = 0; i < 8; i++) {
     // Acquire: pairs with the sender's release in accept(), so the TMR it wrote first and
