@@ -130,9 +130,9 @@ void apicv_before_entry(Vcpu& vcpu) {
     }
   }
   l.refresh_ppr();
-  const int irr = l.highest_irr();
   const uint16_t status = apicv::guest_interrupt_status(l);
-  if (irr >= 0 && (irr & 0xF0) > (l.ppr() & 0xF0)) vcpu.apicv.entries_with_vector++;
+  const unsigned rvi = status & 0xFF;
+  if (rvi && (rvi & 0xF0) > (l.page()[apic::kPpr / 4] & 0xF0)) vcpu.apicv.entries_with_vector++;
   if (status != vcpu.apicv.status) {
     vmwrite(field::kGuestInterruptStatus, status);
     vcpu.apicv.status = status;

@@ -12,6 +12,9 @@
 //      which VM entry also checks, 27.3.1.5); otherwise "interrupt-window exiting" is set so
 //      the guest exits as soon as it can take it (exit reason 7), and cleared again when
 //      nothing waits;
+//      On the hardware APIC path (hv.apicv=on, hv/apicv.h) this step is the CPU's: hv folds
+//      the PIR into the IRR and writes PPR, RVI/SVI and the EOI-exit bitmap instead
+//      (apicv_before_entry), and the CPU delivers when the guest can take the vector;
 //   5. the VMX preemption timer (already the time-budget bound) is lowered to the timer's next
 //      deadline, so a timer that expires while the guest runs ends its slice on time.
 // The guest never uses the HLT activity state: HLT exits and Vcpu::halt() sleeps in hv.

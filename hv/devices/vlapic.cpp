@@ -73,6 +73,7 @@ void Vlapic::reset(uint32_t id, uint64_t tsc_khz, bool tsc_deadline) {
   for (unsigned i = 0; i < kPageBytes / 4; i++) mmu::atomic_store(&page_[i], 0u, mmu::Order::relaxed);
   for (unsigned i = 0; i < 8; i++) {
     mmu::atomic_store(&level_latch_[i], 0u, mmu::Order::relaxed);
+    if (i == 0) mmu::atomic_store(&latch_pending_, 0u, mmu::Order::relaxed);
     mmu::atomic_store(&pi_.pir[i], 0u, mmu::Order::relaxed);
   }
   mmu::atomic_store(&pi_.control, 0u, mmu::Order::relaxed);
@@ -131,30 +132,30 @@ int Vlapic::highest_isr() const {
 }
 
 bool Vlapic::sync_posted() {
-  // ON first (release not needed: the exchanges below are the acquire side): a sender that
-  // sets a PIR bit after our exchange of its word also finds ON clear and notifies again.
-  mmu::atomic_fetch_and(&pi_.control, ~1u, mmu::Order::seq_cst);
+  // Called before every entry and on every turn of the HLT loop: when nothing was posted (ON
+  // and the latch flag clear) it costs two loads. A sender sets its bit before the flag, so a
+  // flag seen clear here means its bits are picked up at the next call, which its notification
+  // or kick makes come soon. (The CPU's posted-interrupt processing clears ON itself after
+  // moving the PIR into the IRR; the latch has its own flag for that reason.)
+  const bool pir = (mmu::atomic_load(&pi_.control, mmu::Order::acquire) & 1) != 0;
+  const bool latch = mmu::atomic_load(&latch_pending_, mmu::Order::acquire) != 0;
+  if (!pir && !latch) return false;
+  // Flags first, then the words: a sender that sets a bit after our exchange of its word also
+  // sets its flag again, after ours was cleared.
+  if (pir) mmu::atomic_fetch_and(&pi_.control, ~1u, mmu::Order::seq_cst);
+  if (latch) mmu::atomic_store(&latch_pending_, 0u, mmu::Order::seq_cst);
   bool moved = false;
   for (unsigned i = 0; i < 8; i++) {
     // Acquire: pairs with the sender's release in accept(), so the TMR it wrote first and
     // whatever it wrote before the IPI are visible here.
-    const uint32_t bits = mmu::atomic_exchange(&pi_.pir[i], 0u, mmu::Order::acquire) |
-                          mmu::atomic_exchange(&level_latch_[i], 0u, mmu::Order::acquire);
+    uint32_t bits = 0;
+    if (pir) bits |= mmu::atomic_exchange(&pi_.pir[i], 0u, mmu::Order::acquire);
+    if (latch) bits |= mmu::atomic_exchange(&level_latch_[i], 0u, mmu::Order::acquire);
     if (!bits) continue;
     or_word(&page_[(kIrr + 16 * i) >> 2], bits, mmu::Order::relaxed);  // owner: no hardware runs now
     moved = true;
   }
   return moved;
-}
-
-int Vlapic::deliverable() const {
-  if (!hw_enabled_) return -1;
-  const int v = highest_irr();
-  if (v < 0) return -1;
-  // A vector is taken only if its priority class is above the processor priority class
-  // (SDM 11.8.3.1).
-  if ((static_cast<uint32_t>(v) & 0xF0) <= (ppr() & 0xF0u)) return -1;
-  return v;
 }
 
 void Vlapic::ack(uint8_t v) {
@@ -187,11 +188,24 @@ bool Vlapic::accept(uint8_t vector, bool level) {
     // latch for level; ON set after the bit. Release pairs with sync_posted()'s acquire (and,
     // for the PIR, with the CPU's posted-interrupt processing, a locked read of the PIR).
     or_word(level ? &level_latch_[vector / 32] : &pi_.pir[vector / 32], bit, mmu::Order::release);
-    if (!level) or_word(&pi_.control, 1u, mmu::Order::seq_cst);
+    if (level) mmu::atomic_store(&latch_pending_, 1u, mmu::Order::seq_cst);
+    else or_word(&pi_.control, 1u, mmu::Order::seq_cst);
     return true;
   }
   or_word(&page_[(kIrr + 16 * (vector / 32)) >> 2], bit, mmu::Order::release);  // pairs with irr_word()'s acquire
   return true;
+}
+
+void Vlapic::raise_local(uint8_t vector) {
+  if (vector < 16) {
+    esr_pending_ |= kEsrReceiveIllegalVector;
+    return;
+  }
+  // The owner, outside the guest: straight into the IRR on both paths (no PIR round trip; the
+  // CPU does not run this vCPU now). An edge interrupt: TMR cleared first, as accept() does.
+  const uint32_t bit = 1u << (vector % 32);
+  and_word(&page_[(kTmr + 16 * (vector / 32)) >> 2], ~bit, mmu::Order::relaxed);
+  or_word(&page_[(kIrr + 16 * (vector / 32)) >> 2], bit, mmu::Order::release);
 }
 
 bool Vlapic::matches_physical(uint32_t dest, bool x2apic_format) const {
@@ -242,7 +256,7 @@ void Vlapic::arm_count(uint64_t now) {
 bool Vlapic::timer_poll(uint64_t now) {
   if (!deadline_ || now < deadline_) return false;
   const uint32_t lvt = this->lvt(0);
-  if (!(lvt & kLvtMasked) && sw_enabled()) accept(static_cast<uint8_t>(lvt & 0xFF), false);
+  if (!(lvt & kLvtMasked) && sw_enabled()) raise_local(static_cast<uint8_t>(lvt & 0xFF));
   timer_fired_++;
   if (timer_mode() == kTimerPeriodic && period_) {
     // Next period from the previous deadline (no drift); periods that passed unseen (a vCPU

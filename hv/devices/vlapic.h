@@ -185,6 +185,8 @@ class Vlapic {
   void arm_count(uint64_t now);
   void stop_timer() { deadline_ = 0; }
   bool send_icr(uint64_t icr, WriteEffect& fx);
+  // Owner: an interrupt of its own (the timer) into the IRR, edge-triggered.
+  void raise_local(uint8_t vector);
   void write_lvt(unsigned index, uint32_t v);
   uint32_t icr_high() const { return reg(x2apic_ ? apic::kIcrLow + 4 : apic::kIcrHigh); }
   void set_icr_high(uint32_t v) { set_reg(x2apic_ ? apic::kIcrLow + 4 : apic::kIcrHigh, v); }
@@ -195,6 +197,7 @@ class Vlapic {
   alignas(4096) uint32_t page_[kPageBytes / 4];
   PostedDesc pi_;
   uint32_t level_latch_[8] = {};  // posted mode: level-triggered vectors waiting for the owner
+  uint32_t latch_pending_ = 0;    // set after a latch bit (sync_posted's cheap check)
   bool posted_ = false;
   uint32_t id_ = 0;
   uint64_t tsc_khz_ = 1;
