@@ -158,6 +158,16 @@ bool Vlapic::sync_posted() {
   return moved;
 }
 
+int Vlapic::deliverable() const {
+  if (!hw_enabled_) return -1;
+  const int v = highest_irr();
+  if (v < 0) return -1;
+  // A vector is taken only if its priority class is above the processor priority class
+  // (SDM 11.8.3.1).
+  if ((static_cast<uint32_t>(v) & 0xF0) <= (ppr() & 0xF0u)) return -1;
+  return v;
+}
+
 void Vlapic::ack(uint8_t v) {
   and_word(&page_[(kIrr + 16 * (v / 32)) >> 2], ~(1u << (v % 32)), mmu::Order::relaxed);
   set_reg(kIsr + 16 * (v / 32), reg(kIsr + 16 * (v / 32)) | 1u << (v % 32));
