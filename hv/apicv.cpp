@@ -159,10 +159,10 @@ void apicv_report(Vcpu& vcpu) {
   Vcpu& v = vcpu;
   if (vcpu.apicv.on)
     x86::log::info("vm%u: vcpu%u: lapic: hardware path%s, %lu entries with a vector for the CPU to deliver, %lu injected "
-                   "by hv, %lu EOI-induced exits, %lu APIC-write exits",
+                   "by hv, %lu EOI-induced exits, %lu APIC-write exits, %lu external-interrupt exits acknowledged",
                    v.vm().id(), vcpu.index(), vcpu.apicv.posted ? " with posted interrupts" : "",
                    vcpu.apicv.entries_with_vector, vcpu.interrupts_injected(), vcpu.apicv.eoi_exits,
-                   vcpu.apicv.apic_write_exits);
+                   vcpu.apicv.apic_write_exits, vcpu.apicv.acked_exits);
   else
     x86::log::info("vm%u: vcpu%u: lapic: software path, %lu vectors injected by hv", v.vm().id(), vcpu.index(),
                    vcpu.interrupts_injected());

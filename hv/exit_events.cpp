@@ -24,9 +24,10 @@ using namespace x86::vmx;
 // With "acknowledge interrupt on exit" (the hardware APIC path, hv/apicv.h) the CPU has already
 // acknowledged it and the exit carries its vector: hv runs the handler its IDT would run, with
 // interrupts off as through an interrupt gate (the handler sends the EOI).
-void handle_external_interrupt(Vcpu&, const ExitInfo&) {
+void handle_external_interrupt(Vcpu& vcpu, const ExitInfo&) {
   const uint64_t info = vmread(field::kExitInterruptionInfo);
   if (info & (1u << 31)) {
+    vcpu.apicv.acked_exits++;
     x86::idt::InterruptFrame frame{};
     frame.vector = info & 0xFF;
     frame.rip = vmread(field::kGuestRip);

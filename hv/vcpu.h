@@ -169,6 +169,7 @@ class Vcpu {
     // Counters (single writer: this vCPU), printed by apicv_report when the vCPU ends.
     uint64_t entries_with_vector = 0;  // entries with a vector the CPU delivers (RVI above PPR)
     uint64_t eoi_exits = 0, apic_write_exits = 0;
+    uint64_t acked_exits = 0;          // external-interrupt exits that carried their vector
   } apicv;
 
  private:
