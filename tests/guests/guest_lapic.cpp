@@ -38,7 +38,7 @@ const char guest_name[] = "lapic";
 namespace {
 
 constexpr uint32_t kApicPage = 0xFEE00000;
-constexpr uint32_t kId = 0x20, kVersion = 0x30, kTpr = 0x80, kPpr = 0xA0, kEoi = 0xB0, kLdr = 0xD0, kSvr = 0xF0, kIsr = 0x100,
+constexpr uint32_t kId = 0x20, kVersion = 0x30, kTpr = 0x80, kPpr = 0xA0, kEoi = 0xB0, kLdr = 0xD0, kSvr = 0xF0, kIsr = 0x100, kTmr = 0x180,
                    kIrr = 0x200, kEsr = 0x280, kIcrLow = 0x300, kIcrHigh = 0x310, kLvtTimer = 0x320, kLvtLint0 = 0x350,
                    kLvtLint1 = 0x360, kLvtError = 0x370, kInitial = 0x380, kCurrent = 0x390, kDivide = 0x3E0;
 constexpr uint32_t kMasked = 1u << 16;
