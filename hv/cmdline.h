@@ -10,6 +10,10 @@
 //                                    graphics or EGA text mode; arch/x86/fb_console.h)
 //   hv.poweroff=auto|acpi|reset      how hv ends: auto (QEMU isa-debug-exit, then ACPI S5),
 //                                    acpi (ACPI S5 only, as on real machines), reset
+//   hv.apicv=on|off                  the local APIC's hardware path (VMX APIC virtualization,
+//                                    hv/apicv.h; default on where the CPU offers it) or software
+//   hv.apicv-ack-exit=1              test knob: "acknowledge interrupt on exit" with the
+//                                    hardware path even without posted interrupts
 //   hv.vcpus=N                       at most N vCPUs (default: one per CPU, at most 4)
 //   hv.time-limit-ms=N               every VM's vCPUs stop after the VM ran N ms (default
 //                                    120000, 0: no limit; hv/vm_runner.h)

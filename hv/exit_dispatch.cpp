@@ -10,6 +10,7 @@
 #include "arch/x86/vmx/dump.h"
 #include "arch/x86/vmx/exit_reason.h"
 #include "arch/x86/vmx/instructions.h"
+#include "hv/apicv.h"
 #include "hv/exit.h"
 #include "hv/hypercall.h"
 #include "hv/vcpu.h"
@@ -49,6 +50,9 @@ struct Table {
     h[kExitEptMisconfig] = handle_ept_misconfig;
     h[kExitPreemptionTimer] = handle_preemption_timer;
     h[kExitXsetbv] = handle_xsetbv;  // hv/exit_xsetbv.cpp
+    h[kExitApicWrite] = handle_apic_write;                   // hv/apicv.cpp
+    h[kExitVirtualizedEoi] = handle_virtualized_eoi;         // hv/apicv.cpp
+    h[kExitTprBelowThreshold] = handle_tpr_below_threshold;  // hv/apicv.cpp
     // VMX instructions in the guest: no nested VMX, so they are undefined opcodes to it.
     const uint16_t vmx_insns[] = {kExitVmclear, kExitVmlaunch, kExitVmptrld, kExitVmptrst,
                                   kExitVmread,  kExitVmresume, kExitVmwrite, kExitVmxoff,

@@ -2,6 +2,7 @@
 // preemption timer, the interrupt and NMI windows, triple faults, INIT and SIPI, and failed VM
 // entries.
 #include "arch/x86/cpu.h"
+#include "arch/x86/idt.h"
 #include "arch/x86/vmx/dump.h"
 #include "arch/x86/vmx/exit_reason.h"
 #include "arch/x86/vmx/instructions.h"
@@ -9,6 +10,8 @@
 #include "hv/event_inject.h"
 #include "hv/exit.h"
 #include "hv/vcpu.h"
+
+extern "C" void interrupt_dispatch(x86::idt::InterruptFrame* frame);  // arch/x86/idt.cpp
 
 namespace hv {
 
@@ -19,8 +22,20 @@ using namespace x86::vmx;
 // pending in the LAPIC: open a one-instruction interrupt window so that the host's IDT handler
 // takes it (and sends the EOI), then serve any request it carried. The vCPU loop's safe point
 // before the next entry does the rest (new slice, stop request, time budget).
-void handle_external_interrupt(Vcpu&, const ExitInfo&) {
-  asm volatile("sti; nop; cli" ::: "memory");
+// With "acknowledge interrupt on exit" (the hardware APIC path, hv/apicv.h) the CPU has already
+// acknowledged it and the exit carries its vector: hv runs the handler its IDT would run, with
+// interrupts off as through an interrupt gate (the handler sends the EOI).
+void handle_external_interrupt(Vcpu& vcpu, const ExitInfo&) {
+  const uint64_t info = vmread(field::kExitInterruptionInfo);
+  if (info & (1u << 31)) {
+    vcpu.apicv.acked_exits++;
+    x86::idt::InterruptFrame frame{};
+    frame.vector = info & 0xFF;
+    frame.rip = vmread(field::kGuestRip);
+    interrupt_dispatch(&frame);
+  } else {
+    asm volatile("sti; nop; cli" ::: "memory");
+  }
   cpu_work::service();
 }
 

@@ -7,6 +7,7 @@
 #include "arch/x86/vmx/exit_reason.h"
 #include "arch/x86/vmx/instructions.h"
 #include "arch/x86/vmx/vmcs_fields.h"
+#include "hv/apicv.h"
 #include "hv/exit.h"
 #include "hv/guest_phys_bits.h"
 #include "hv/irq_inject.h"
@@ -269,6 +270,7 @@ void handle_wrmsr(Vcpu& vcpu, const ExitInfo&) {
     // The policy accepted the transition; the LAPIC follows its mode.
     const uint64_t b = vcpu.msrs.state.apic_base;
     vcpu.vm().lapic[vcpu.index()].set_mode((b & msr::kApicBaseEnable) != 0, (b & msr::kApicBaseExtd) != 0);
+    apicv_mode_changed(vcpu);  // hv/apicv.h: x2APIC virtualization follows the mode
   }
   vcpu.skip_instruction();
 }

@@ -4,6 +4,7 @@
 // Order matters at shutdown: the vCPU's VMCS is cleared (VMCLEAR writes its cached state back
 // and makes it inactive) and the EPT translations are flushed before the EPT tables and the
 // guest RAM go back to the PMM; only then does each CPU execute VMXOFF.
+#include "hv/apicv.h"
 #include "hv/hypervisor.h"
 
 #include "arch/x86/exit_status.h"
@@ -46,6 +47,7 @@ VmxRunResult run_vmx(const x86::mb2::BootInfo& boot, bool guest_required) {
     return {x86::kExitNoVmx, why};
   }
   log_capabilities(g_caps);
+  apicv_init(g_caps);  // hv/apicv.h: which LAPIC path the VMs use, and why
   epoch();  // create the machine's epoch on the BSP, before any AP's idle hook can use it
   cpu_work::init(idle_work, &g_caps);  // idle CPUs help every live VM (hv/live_vms.h)
   x86::tick::init(kTickPeriodUs);

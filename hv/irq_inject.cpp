@@ -24,6 +24,9 @@
 //      which VM entry also checks, 27.3.1.5); otherwise "interrupt-window exiting" is set so
 //      the guest exits as soon as it can take it (exit reason 7), and cleared again when
 //      nothing waits;
+//      On the hardware APIC path (hv.apicv=on, hv/apicv.h) this step is the CPU's: hv folds
+//      the PIR into the IRR and writes PPR, RVI/SVI and the EOI-exit bitmap instead
+//      (apicv_before_entry), and the CPU delivers when the guest can take the vector;
 //   5. the VMX preemption timer (already the time-budget bound) is lowered to the timer's next
 //      deadline, so a timer that expires while the guest runs ends its slice on time.
 // The guest never uses the HLT activity state: HLT exits and Vcpu::halt() sleeps in hv.
@@ -35,6 +38,7 @@
 #include "arch/x86/timer.h"
 #include "arch/x86/vmx/instructions.h"
 #include "arch/x86/vmx/vmcs_fields.h"
+#include "hv/apicv.h"
 #include "hv/cpu_work.h"
 #include "hv/devices/chipset.h"
 #include "hv/event_inject.h"
@@ -79,6 +83,10 @@ void Vcpu::evaluate_interrupts() {
     chipset_deadline = chipset_next_deadline(*vm_);
   }
 
+  // The hardware path (hv/apicv.h): the PIR folded, RVI/SVI, PPR and the EOI-exit bitmap
+  // written; the CPU delivers the LAPIC's vectors itself, so step 4 below is skipped for them.
+  if (apicv.on) apicv_before_entry(*this);
+
   bool busy = (vmread(field::kEntryInterruptionInfo) & event::kInfoValid) != 0;
   const uint64_t intr = vmread(field::kGuestInterruptibility);
   const uint64_t rflags = vmread(field::kGuestRflags);
@@ -111,7 +119,7 @@ void Vcpu::evaluate_interrupts() {
       window = true;
     }
   }
-  if (v >= 0) {
+  if (v >= 0 && !apicv.on) {
     if (!busy && (rflags & kRflagsIf) && !(intr & (kBlockingSti | kBlockingMovSs))) {
       l.ack(static_cast<uint8_t>(v));
       vmwrite(field::kEntryInterruptionInfo, event::make_info(static_cast<uint8_t>(v), event::Type::kExternalInterrupt, false));
@@ -184,6 +192,7 @@ bool Vcpu::halt() {
       chipset_poll(*vm_, x86::rdtsc());
       chipset_deadline = chipset_next_deadline(*vm_);
     }
+    if (l.posted()) l.sync_posted();  // hardware path: what other CPUs (and the polls above) posted
     // An NMI ends the HLT unless the guest blocks NMIs (inside its NMI handler); an INIT
     // always does (the run loop's safe point then takes it, hv/vcpu_sipi.cpp).
     if ((if_set && (l.deliverable() >= 0 || (index_ == 0 && l.takes_extint() && pic_output(*vm_)))) ||

@@ -83,6 +83,8 @@ class Vcpu {
   bool run();
   // VMCLEAR and free the VMCS (on the CPU that ran it).
   void release();
+  // Injected LAPIC vectors so far (the software path's count; hv/apicv.cpp reports it).
+  uint64_t interrupts_injected() const { return stats_.interrupts_injected; }
 
   // --- used by exit handlers ---
   void stop(bool failure, const char* fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -164,6 +166,18 @@ class Vcpu {
   // The guest's MSRs that the VMCS does not hold, the policy state, the MSR bitmap
   // (hv/vcpu_msrs.h; filled by setup_vmcs, switched around every guest slice).
   VcpuMsrs msrs;
+  // The hardware APIC path (hv/apicv.h): on for this vCPU, and what the VMCS holds now.
+  struct Apicv {
+    bool on = false;
+    bool posted = false;         // posted interrupts (notification vector, acknowledge on exit)
+    bool x2apic = false;         // "virtualize x2APIC mode" set, x2APIC reads/writes let through
+    uint16_t status = 0;         // guest interrupt status (RVI, SVI) last written
+    uint64_t eoi_exit[4] = {};   // EOI-exit bitmap last written
+    // Counters (single writer: this vCPU), printed by apicv_report when the vCPU ends.
+    uint64_t entries_with_vector = 0;  // entries with a vector the CPU delivers (RVI above PPR)
+    uint64_t eoi_exits = 0, apic_write_exits = 0;
+    uint64_t acked_exits = 0;          // external-interrupt exits that carried their vector
+  } apicv;
 
  private:
   const char* setup_vmcs(const VcpuStart& start);

@@ -10,6 +10,7 @@
 #include "arch/x86/tick.h"
 #include "arch/x86/timer.h"
 #include "arch/x86/vmx/vmcs_fields.h"
+#include "hv/apicv.h"
 #include "hv/cmdline.h"
 #include "hv/cpu_work.h"
 #include "hv/live_vms.h"
@@ -156,6 +157,8 @@ bool VmRunner::start_and_wait() {
     for (unsigned i = 0; i < kMaxVcpus; i++) rv.vm.lapic[i].reset(i, khz, tsc_deadline);
     // INIT/SIPI latches: the APs that start in wait-for-SIPI have their power-up INIT pending.
     for (unsigned i = 0; i < kMaxVcpus; i++) rv.vm.sipi[i].reset(i < rv.vcpus && rv.launch[i] == VcpuLaunch::kWaitForSipi);
+    // The hardware APIC path (hv/apicv.h): deliveries to the PIR, before any vCPU can send.
+    for (unsigned i = 0; i < kMaxVcpus; i++) rv.vm.lapic[i].set_posted(apicv_enabled(*g_caps));
     for (unsigned i = 0; i < rv.vcpus; i++) {
       rv.state.place(i, cpu++);
       rv.start[i].time_budget_us = limit_ms * 1000;

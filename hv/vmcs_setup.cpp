@@ -22,6 +22,7 @@
 #include "arch/x86/vmx/guest_regs.h"
 #include "arch/x86/vmx/instructions.h"
 #include "arch/x86/vmx/vmcs_fields.h"
+#include "hv/apicv.h"
 #include "hv/vcpu.h"
 #include "hv/vcpu_features.h"
 #include "hv/vm.h"
@@ -72,10 +73,23 @@ const char* Vcpu::setup_vmcs(const VcpuStart& start) {
 
   // ---- controls ------------------------------------------------------------------------
   uint32_t pinv = 0, procv = 0, proc2v = 0, exitv = 0, entryv = 0;
+  // The hardware APIC path (hv/apicv.h): TPR shadow, virtual-interrupt delivery, APIC-register
+  // virtualization, posted interrupts with "acknowledge interrupt on exit"; "virtualize x2APIC
+  // mode" follows the guest's APIC mode (apicv_mode_changed). Off: none of them.
+  const bool hw_apic = apicv_enabled(c);
+  apicv = Apicv{};
+  apicv.on = hw_apic;
+  const bool hw_posted = apicv_posted(c);
+  apicv.posted = hw_posted;
+  // "Acknowledge interrupt on exit": needed by posted interrupts; hv.apicv-ack-exit=1 sets it
+  // without them too, so the exit path that dispatches the acknowledged vector (exit_events.cpp)
+  // runs where the CPU has no posted interrupts (Bochs).
+  const bool hw_ack = hw_posted || (hw_apic && c.ack_interrupt_on_exit && apicv_ack_exit_forced());
   // External interrupts and NMIs must come to the host, not the guest's IDT.
-  // "Virtual NMIs" where the CPU has it (sipi branch, hv/irq_inject.cpp): the guest's NMI
-  // blocking is tracked by the CPU and NMI-window exiting becomes available.
-  const ControlRequest pin_req{"pin-based", c.pin, pin::kExternalInterruptExiting | pin::kNmiExiting,
+  // "Virtual NMIs" where the CPU has it (hv/irq_inject.cpp): the guest's NMI blocking is
+  // tracked by the CPU and NMI-window exiting becomes available.
+  const ControlRequest pin_req{"pin-based", c.pin,
+                               pin::kExternalInterruptExiting | pin::kNmiExiting | (hw_posted ? pin::kPostedInterrupts : 0u),
                                (c.preemption_timer && start.time_budget_us ? pin::kPreemptionTimer : 0u) | pin::kVirtualNmis};
   // Every I/O instruction exits (no bitmaps). RDMSR/WRMSR exit unless the MSR bitmap lets them
   // through (hv/msr_policy.h: read_direct/write_direct); without bitmaps every one exits, which
@@ -88,7 +102,8 @@ const char* Vcpu::setup_vmcs(const VcpuStart& start) {
   // (DR0-DR3 and DR6 are the guest's: hv never reads or writes them, and VMX leaves them as
   // they are across exits); DR7 and IA32_DEBUGCTL are switched by the debug-controls pair, so
   // the guest's breakpoints survive its exits; "enable INVPCID" where the vCPU offers it.
-  const uint32_t cr_proc = proc::kCr8LoadExiting | proc::kCr8StoreExiting;
+  // With the TPR shadow, CR8 is VTPR in the virtual-APIC page: no exits.
+  const uint32_t cr_proc = hw_apic ? proc::kUseTprShadow : proc::kCr8LoadExiting | proc::kCr8StoreExiting;
   const uint32_t ev_proc2 = features_.invpcid ? proc2::kEnableInvpcid : 0u;
   const uint32_t ev_exit = exit_ctl::kSaveDebugControls, ev_entry = entry_ctl::kLoadDebugControls;
   const ControlRequest proc_req{
@@ -98,13 +113,15 @@ const char* Vcpu::setup_vmcs(const VcpuStart& start) {
       proc::kUseMsrBitmaps};
   // "Enable RDTSCP" exactly when the CPUID policy advertises RDTSCP (VcpuFeatures): without it
   // RDTSCP and RDPID are #UD in the guest, as CPUID then says.
-  const ControlRequest proc2_req{"secondary", c.proc2, proc2::kEnableEpt | proc2::kUnrestrictedGuest,
+  const uint32_t apicv_proc2 = hw_apic ? proc2::kApicRegisterVirtualization | proc2::kVirtualInterruptDelivery : 0u;
+  const ControlRequest proc2_req{"secondary", c.proc2, proc2::kEnableEpt | proc2::kUnrestrictedGuest | apicv_proc2,
                                  (c.vpid ? proc2::kEnableVpid : 0u) | ev_proc2 |
                                      (features_.rdtscp ? proc2::kEnableRdtscp : 0u)};
   // The guest's PAT is a VMCS field, loaded at entry and saved at exit where the CPU has the
   // controls (hv/msr_policy.h); DR7 and DEBUGCTL likewise, always (ev_exit, ev_entry above).
   const ControlRequest exit_req{"VM-exit", c.exit,
-                                exit_ctl::kHostAddressSpaceSize | exit_ctl::kSaveEfer | exit_ctl::kLoadEfer | ev_exit,
+                                exit_ctl::kHostAddressSpaceSize | exit_ctl::kSaveEfer | exit_ctl::kLoadEfer | ev_exit |
+                                    (hw_ack ? exit_ctl::kAckInterruptOnExit : 0u),
                                 exit_ctl::kSavePat | exit_ctl::kLoadPat};
   const ControlRequest entry_req{"VM-entry", c.entry, entry_ctl::kLoadEfer | ev_entry, entry_ctl::kLoadPat};
   const ControlRequest* reqs[] = {&pin_req, &proc_req, &proc2_req, &exit_req, &entry_req};
@@ -239,6 +256,11 @@ const char* Vcpu::setup_vmcs(const VcpuStart& start) {
   w(kGuestInterruptibility, 0);
   w(kGuestActivityState, 0);
   w(kGuestPendingDebug, 0);
+
+  if (!w.failed && hw_apic) {
+    if (!msrs.bitmap_pa) return "APIC virtualization needs the MSR bitmap";
+    if (const char* e = apicv_setup_vmcs(*this)) return e;
+  }
 
   if (w.failed) {
     x86::format(why, kWhySize, "VMWRITE of field 0x%04x failed (VM-instruction error %u: %s)", w.failed_field,

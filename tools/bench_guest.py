@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Reads the serial logs of `tools/hv bench --guest` (one directory per run under RUNDIR:
-bare, hv-4k, hv-2m, hv-1g, zap-1g, zap-4g, zap-16g), prints the table and writes the JSON.
+bare, hv-4k, hv-2m, hv-1g, zap-1g, zap-4g, zap-16g, apic-on, apic-off), prints the table and
+writes the JSON. The apic runs are tests/guests/guest_lapic.cpp built as guest-bench-apic
+("bench: apic name=... mean=... min=..."), once with hv.apicv=on and once with off.
 
 The lines come from the guest (tests/guests/bench_memory.cpp: "bench: WORD key=value ...",
 prefixed "hv: vm1: " under hv) and from hv (hv/exit_timing.h: "vmN: vcpuC: exit-cost ...").
@@ -8,12 +10,15 @@ All times are TSC ticks read in the same emulator run: under Bochs the TSC follo
 instructions, so only ratios between runs mean something; under QEMU+KVM or on hardware the
 same figures are real cycles. Standard library only."""
 import argparse
+import contextlib
+import io
 import json
 import os
 import re
 import sys
 
 LINE = re.compile(r"^(?:hv: vm\d+: )?bench: (\S+)(.*)$")
+APICV = re.compile(r"^hv: apicv: (on|off) \((.*)\)$")
 COST = re.compile(r"^hv: (?:cpu\d+: )?vm\d+: vcpu(\d+): exit-cost reason=(\S+)(.*)$")
 KV = re.compile(r"(\w+)=(\S+)")
 FLOOR = {"4k": 262144, "2m": 512, "1g": 1}  # leaves per GiB: one exit each at best
@@ -38,6 +43,10 @@ def parse(path):
     with open(path, errors="replace") as f:
         for raw in f:
             line = raw.rstrip("\r\n")
+            m = APICV.match(line)
+            if m:
+                run["apicv"] = {"path": m.group(1), "why": m.group(2)}
+                continue
             m = COST.match(line)
             if m:
                 kv = {k: num(v) for k, v in KV.findall(m.group(3))}
@@ -53,9 +62,11 @@ def parse(path):
                 run["phase"][kv["name"]] = kv
             elif word == "exit-loop":
                 run["exit-loop"][kv["reason"]] = kv
+            elif word == "apic":
+                run.setdefault("apic", {})[kv["name"]] = kv
             elif word == "zap-other":
                 run.setdefault("zap-other", []).append(kv)
-            elif word in ("config", "ept-count", "zap"):
+            elif word in ("config", "ept-count", "zap", "apic-config"):
                 run[word] = kv
             elif word == "PASS":
                 run["passed"] = True
@@ -90,13 +101,22 @@ def main():
     ap.add_argument("rundir")
     ap.add_argument("--out", required=True)
     ap.add_argument("--emulator", default="bochs")
+    ap.add_argument("--only", default=None, help="regex of the runs that were made (HV_BENCH_GUEST_ONLY)")
     a = ap.parse_args()
     runs = {n: parse(os.path.join(a.rundir, n, "serial.log")) for n in
             ("bare", "hv-4k", "hv-2m", "hv-1g", "hv-2m-trace") + tuple(
-                 p + z for _, z, _ in ZAPS for p in ("zap-", "zapwait-"))}
-    missing = [n for n, r in runs.items() if not r or not r["passed"]]
+                 p + z for _, z, _ in ZAPS for p in ("zap-", "zapwait-")) + ("apic-off", "apic-on")}
+    missing = [n for n, r in runs.items() if (not r or not r["passed"]) and (not a.only or re.search(a.only, n))]
     out = {"emulator": a.emulator, "units": "TSC ticks (Bochs: emulated instructions; KVM/hardware: cycles)",
-           "runs_failed": missing, "workload": {}, "ept_violations_per_gib": {}, "exit_cost": {}, "fast_zap": {}}
+           "runs_failed": missing, "workload": {}, "ept_violations_per_gib": {}, "exit_cost": {}, "fast_zap": {}, "apic": {}}
+
+    # With --only, the sections whose runs were not made are computed but not printed.
+    wanted = lambda names: not a.only or any(re.search(a.only, n) for n in names)
+    quiet = contextlib.redirect_stdout(io.StringIO())
+    if not wanted(("bare", "hv-4k", "hv-2m", "hv-1g") + tuple(p + z for _, z, _ in ZAPS for p in ("zap-", "zapwait-"))):
+        quiet.__enter__()
+    else:
+        quiet = None
 
     # --- workload: bare vs virtualized ---
     bare = runs["bare"]
@@ -239,6 +259,36 @@ def main():
           "sync wait = the zap call when it waits for the whole teardown",
           ["mapped, leaves", "leaves 4K/2M/1G", "tables", "zap call", "longest wait", "hv max (cpuid)", "exits",
            "until torn down", "other vCPU wait", "sync wait", "other vCPU wait"], rows)
+
+    if quiet:
+        quiet.__exit__(None, None, None)
+
+    # --- interrupts: the LAPIC's hardware path against the software path ---
+    on, off = runs["apic-on"] or {}, runs["apic-off"] or {}
+    cfg = on.get("apic-config") or off.get("apic-config") or {}
+    ap = {"x2apic": cfg.get("x2apic"), "vcpus": cfg.get("vcpus"), "n": cfg.get("n"),
+          "path_on": on.get("apicv"), "path_off": off.get("apicv"), "measures": {}}
+    rows = []
+    for name, what in (("self-ipi", "self-IPI to handler's EOI"), ("timer", "timer: deadline to handler (spinning)"),
+                       ("hlt-wake", "HLT wake-up: deadline to handler"),
+                       ("ipi-spin", "IPI round trip, vCPU 1 spinning"),
+                       ("ipi-hlt", "IPI round trip, vCPU 1 in HLT")):
+        a_off = off.get("apic", {}).get(name)
+        a_on = on.get("apic", {}).get(name)
+        m = {"off": a_off, "on": a_on,
+             "ratio_on_off_mean": ratio(a_on and a_on["mean"], a_off and a_off["mean"]),
+             "ratio_on_off_min": ratio(a_on and a_on["min"], a_off and a_off["min"])}
+        ap["measures"][name] = m
+        rows.append([what, fmt(a_off and a_off["mean"]), fmt(a_off and a_off["min"]), fmt(a_on and a_on["mean"]),
+                     fmt(a_on and a_on["min"]), fmt(m["ratio_on_off_mean"]), fmt(m["ratio_on_off_min"])])
+    out["apic"] = ap
+    path_on = (ap["path_on"] or {}).get("path", "?")
+    table(f"Interrupts in the guest (guest-bench-apic, {'x2APIC' if cfg.get('x2apic') else 'xAPIC'} mode, "
+          f"{cfg.get('vcpus', '?')} vCPUs, {cfg.get('n', '?')} each): hv.apicv=off (hv's software LAPIC path) "
+          f"against hv.apicv=on (VMX APIC virtualization; this run's path: {path_on}); "
+          "TSC ticks, mean and min; ratio = on / off\n"
+          f"  hardware path: {(ap['path_on'] or {}).get('why', 'run missing')}",
+          ["measure", "off mean", "off min", "on mean", "on min", "ratio mean", "ratio min"], rows)
 
     out["raw"] = runs  # every line parsed, per run
     with open(a.out, "w") as f:

@@ -23,6 +23,7 @@
 // evaluates the IRR (hv/irq_inject.cpp). No IPI to ourselves: the sender's own entry comes
 // next anyway.
 #include "arch/x86/cpu.h"
+#include "hv/apicv.h"
 #include "hv/devices/vlapic.h"
 #include "hv/irq.h"
 #include "hv/vm.h"
@@ -88,7 +89,11 @@ void apic_deliver(Vm& vm, const ApicMessage& m, int source_vcpu) {
       if (trace::on(trace::kCatIrq))
         trace::record(trace::kWakeIpi, vm.id(), source_vcpu < 0 ? 0xFF : static_cast<uint8_t>(source_vcpu), x86::rdtsc(), i,
                       run->cpu_of(i));
-      wake_vcpu(*run, i);
+      // The hardware path (hv/apicv.h): a posted interrupt's notification instead of a kick.
+      if (l.posted() && (m.mode == DeliveryMode::kFixed || m.mode == DeliveryMode::kLowestPriority))
+        apicv_notify(*run, i, m.level);
+      else
+        wake_vcpu(*run, i);
     }
   }
 }

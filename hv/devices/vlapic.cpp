@@ -37,7 +37,28 @@ int highest_bit(const uint32_t* words) {
     if (words[w]) return w * 32 + 31 - __builtin_clz(words[w]);
   return -1;
 }
+
+// The IRR and TMR words are shared with other CPUs (accept()) and, in posted mode, with the
+// PIR's senders: atomic accesses on the page's words (mmu/atomic.h's free functions).
+uint32_t load_acquire(const uint32_t* p) { return mmu::atomic_load(p, mmu::Order::acquire); }
+uint32_t load_relaxed(const uint32_t* p) { return mmu::atomic_load(p, mmu::Order::relaxed); }
+void or_word(uint32_t* p, uint32_t bits, mmu::Order o) { __atomic_fetch_or(p, bits, static_cast<int>(o)); }
+void and_word(uint32_t* p, uint32_t bits, mmu::Order o) { mmu::atomic_fetch_and(p, bits, o); }
 }  // namespace
+
+uint32_t Vlapic::irr_word(unsigned i) const { return load_acquire(&page_[(kIrr + 16 * i) >> 2]); }
+uint32_t Vlapic::tmr_word(unsigned i) const { return load_relaxed(&page_[(kTmr + 16 * i) >> 2]); }
+
+void Vlapic::write_mode_registers() {
+  set_reg(kId, x2apic_ ? id_ : id_ << 24);
+  set_reg(kLdr, ldr());
+  // The ICR's upper half moves between 0x310 (xAPIC) and 0x304 (x2APIC, the CPU's 64-bit
+  // view); the other place reads 0.
+  const uint32_t hi = reg(kIcrHigh) | reg(kIcrLow + 4);
+  set_reg(kIcrHigh, 0);
+  set_reg(kIcrLow + 4, 0);
+  set_icr_high(hi);
+}
 
 void Vlapic::reset(uint32_t id, uint64_t tsc_khz, bool tsc_deadline) {
   id_ = id;
@@ -45,22 +66,25 @@ void Vlapic::reset(uint32_t id, uint64_t tsc_khz, bool tsc_deadline) {
   tsc_deadline_ok_ = tsc_deadline;
   hw_enabled_ = true;
   x2apic_ = false;
-  tpr_ = 0;
   ldr_ = 0;
-  dfr_ = 0xFFFFFFFF;
-  svr_ = 0xFF;
-  esr_ = esr_pending_ = 0;
-  icr_high_ = icr_low_ = 0;
-  for (uint32_t& l : lvt_) l = kLvtMasked;
-  divide_ = 0;
-  initial_ = 0;
+  // The words other CPUs may set (IRR, TMR, PIR, ON, the level latch) with atomic stores: a
+  // guest that disables its APIC can have IPIs arriving meanwhile (they are lost, as the SDM
+  // allows); the rest is the owner's.
+  for (unsigned i = 0; i < kPageBytes / 4; i++) mmu::atomic_store(&page_[i], 0u, mmu::Order::relaxed);
+  for (unsigned i = 0; i < 8; i++) {
+    mmu::atomic_store(&level_latch_[i], 0u, mmu::Order::relaxed);
+    if (i == 0) mmu::atomic_store(&latch_pending_, 0u, mmu::Order::relaxed);
+    mmu::atomic_store(&pi_.pir[i], 0u, mmu::Order::relaxed);
+  }
+  mmu::atomic_store(&pi_.control, 0u, mmu::Order::relaxed);
+  set_reg(kVersion, kVersionValue);  // from here: owner-only registers
+  set_reg(kDfr, 0xFFFFFFFF);
+  set_reg(kSvr, 0xFF);
+  for (unsigned i = 0; i < 6; i++) set_reg(kLvtTimer + 16 * i, kLvtMasked);
+  write_mode_registers();
+  esr_pending_ = 0;
   start_ = deadline_ = period_ = tsc_deadline_ = 0;
   timer_fired_ = 0;
-  for (unsigned i = 0; i < 8; i++) {
-    isr_[i] = 0;
-    irr_[i].store(0, mmu::Order::relaxed);
-    tmr_[i].store(0, mmu::Order::relaxed);
-  }
   nmi_.store(0, mmu::Order::relaxed);
   esr_remote_.store(0, mmu::Order::relaxed);
 }
@@ -79,6 +103,7 @@ void Vlapic::set_mode(bool enabled, bool x2apic) {
   if (x2apic && !x2apic_) ldr_ = 0;  // x2APIC LDR is derived from the ID (ldr())
   hw_enabled_ = enabled;
   x2apic_ = enabled && x2apic;
+  write_mode_registers();
 }
 
 uint32_t Vlapic::ldr() const {
@@ -87,18 +112,51 @@ uint32_t Vlapic::ldr() const {
 }
 
 uint8_t Vlapic::ppr() const {
+  // SDM 11.8.3.1; the CPU's PPR virtualization (30.1.3) computes the same from VTPR and SVI.
+  const uint32_t tpr = reg(kTpr) & 0xFF;
   const int isrv = highest_isr();
   const uint32_t isr_class = isrv < 0 ? 0 : static_cast<uint32_t>(isrv) & 0xF0;
-  return static_cast<uint8_t>((tpr_ & 0xF0) >= isr_class ? tpr_ & 0xFF : isr_class);
+  return static_cast<uint8_t>((tpr & 0xF0) >= isr_class ? tpr : isr_class);
 }
 
 int Vlapic::highest_irr() const {
   uint32_t words[8];
-  for (unsigned i = 0; i < 8; i++) words[i] = irr_[i].load(mmu::Order::acquire);
+  for (unsigned i = 0; i < 8; i++) words[i] = irr_word(i);
   return highest_bit(words);
 }
 
-int Vlapic::highest_isr() const { return highest_bit(isr_); }
+int Vlapic::highest_isr() const {
+  uint32_t words[8];
+  for (unsigned i = 0; i < 8; i++) words[i] = reg(kIsr + 16 * i);
+  return highest_bit(words);
+}
+
+bool Vlapic::sync_posted() {
+  // Called before every entry and on every turn of the HLT loop: when nothing was posted (ON
+  // and the latch flag clear) it costs two loads. A sender sets its bit before the flag, so a
+  // flag seen clear here means its bits are picked up at the next call, which its notification
+  // or kick makes come soon. (The CPU's posted-interrupt processing clears ON itself after
+  // moving the PIR into the IRR; the latch has its own flag for that reason.)
+  const bool pir = (mmu::atomic_load(&pi_.control, mmu::Order::acquire) & 1) != 0;
+  const bool latch = mmu::atomic_load(&latch_pending_, mmu::Order::acquire) != 0;
+  if (!pir && !latch) return false;
+  // Flags first, then the words: a sender that sets a bit after our exchange of its word also
+  // sets its flag again, after ours was cleared.
+  if (pir) mmu::atomic_fetch_and(&pi_.control, ~1u, mmu::Order::seq_cst);
+  if (latch) mmu::atomic_store(&latch_pending_, 0u, mmu::Order::seq_cst);
+  bool moved = false;
+  for (unsigned i = 0; i < 8; i++) {
+    // Acquire: pairs with the sender's release in accept(), so the TMR it wrote first and
+    // whatever it wrote before the IPI are visible here.
+    uint32_t bits = 0;
+    if (pir) bits |= mmu::atomic_exchange(&pi_.pir[i], 0u, mmu::Order::acquire);
+    if (latch) bits |= mmu::atomic_exchange(&level_latch_[i], 0u, mmu::Order::acquire);
+    if (!bits) continue;
+    or_word(&page_[(kIrr + 16 * i) >> 2], bits, mmu::Order::relaxed);  // owner: no hardware runs now
+    moved = true;
+  }
+  return moved;
+}
 
 int Vlapic::deliverable() const {
   if (!hw_enabled_) return -1;
@@ -111,15 +169,18 @@ int Vlapic::deliverable() const {
 }
 
 void Vlapic::ack(uint8_t v) {
-  irr_[v / 32].fetch_and(~(1u << (v % 32)), mmu::Order::relaxed);
-  isr_[v / 32] |= 1u << (v % 32);
+  and_word(&page_[(kIrr + 16 * (v / 32)) >> 2], ~(1u << (v % 32)), mmu::Order::relaxed);
+  set_reg(kIsr + 16 * (v / 32), reg(kIsr + 16 * (v / 32)) | 1u << (v % 32));
+  refresh_ppr();
 }
 
 void Vlapic::eoi(WriteEffect& fx) {
   const int v = highest_isr();
   if (v < 0) return;  // an EOI with nothing in service is ignored
-  isr_[v / 32] &= ~(1u << (v % 32));
-  if ((tmr_[v / 32].load(mmu::Order::relaxed) >> (v % 32)) & 1) fx.eoi_level_vector = v;
+  const unsigned off = kIsr + 16 * (static_cast<unsigned>(v) / 32);
+  set_reg(off, reg(off) & ~(1u << (v % 32)));
+  refresh_ppr();
+  if ((tmr_word(static_cast<unsigned>(v) / 32) >> (v % 32)) & 1) fx.eoi_level_vector = v;
 }
 
 bool Vlapic::accept(uint8_t vector, bool level) {
@@ -128,11 +189,33 @@ bool Vlapic::accept(uint8_t vector, bool level) {
     return false;
   }
   const uint32_t bit = 1u << (vector % 32);
+  uint32_t* tmr = &page_[(kTmr + 16 * (vector / 32)) >> 2];
   // TMR before IRR: the owner that sees the IRR bit (acquire) sees the trigger mode with it.
-  if (level) tmr_[vector / 32].fetch_or(bit, mmu::Order::relaxed);
-  else tmr_[vector / 32].fetch_and(~bit, mmu::Order::relaxed);
-  irr_[vector / 32].fetch_or(bit, mmu::Order::release);  // pairs with highest_irr()'s acquire
+  if (level) or_word(tmr, bit, mmu::Order::relaxed);
+  else and_word(tmr, ~bit, mmu::Order::relaxed);
+  if (posted_) {
+    // Never the IRR (the CPU may be rewriting it in the guest): the PIR for edge, the level
+    // latch for level; ON set after the bit. Release pairs with sync_posted()'s acquire (and,
+    // for the PIR, with the CPU's posted-interrupt processing, a locked read of the PIR).
+    or_word(level ? &level_latch_[vector / 32] : &pi_.pir[vector / 32], bit, mmu::Order::release);
+    if (level) mmu::atomic_store(&latch_pending_, 1u, mmu::Order::seq_cst);
+    else or_word(&pi_.control, 1u, mmu::Order::seq_cst);
+    return true;
+  }
+  or_word(&page_[(kIrr + 16 * (vector / 32)) >> 2], bit, mmu::Order::release);  // pairs with irr_word()'s acquire
   return true;
+}
+
+void Vlapic::raise_local(uint8_t vector) {
+  if (vector < 16) {
+    esr_pending_ |= kEsrReceiveIllegalVector;
+    return;
+  }
+  // The owner, outside the guest: straight into the IRR on both paths (no PIR round trip; the
+  // CPU does not run this vCPU now). An edge interrupt: TMR cleared first, as accept() does.
+  const uint32_t bit = 1u << (vector % 32);
+  and_word(&page_[(kTmr + 16 * (vector / 32)) >> 2], ~bit, mmu::Order::relaxed);
+  or_word(&page_[(kIrr + 16 * (vector / 32)) >> 2], bit, mmu::Order::release);
 }
 
 bool Vlapic::matches_physical(uint32_t dest, bool x2apic_format) const {
@@ -150,14 +233,15 @@ bool Vlapic::matches_logical(uint32_t dest, bool x2apic_format) const {
   const uint8_t d = static_cast<uint8_t>(dest);
   if (d == 0xFF) return true;  // broadcast to all in either model
   const uint8_t l = static_cast<uint8_t>(ldr_ >> 24);
-  if ((dfr_ >> 28) == 0xF) return (d & l) != 0;  // flat: a bit per APIC
+  if ((reg(kDfr) >> 28) == 0xF) return (d & l) != 0;  // flat: a bit per APIC
   // Cluster: cluster number in 7:4 (15 = broadcast), member bits in 3:0.
   return ((d >> 4) == (l >> 4) || (d >> 4) == 0xF) && (d & l & 0xF) != 0;
 }
 
 unsigned Vlapic::divide_shift() const {
   // Divide configuration bits 3, 1:0 (SDM figure 11-10): 000 /2 ... 110 /128, 111 /1.
-  const uint32_t code = ((divide_ >> 1) & 4) | (divide_ & 3);
+  const uint32_t d = reg(kTimerDivide);
+  const uint32_t code = ((d >> 1) & 4) | (d & 3);
   return code == 7 ? 0 : code + 1;
 }
 
@@ -168,11 +252,12 @@ uint64_t Vlapic::ticks_to_tsc(uint64_t count) const {
 }
 
 void Vlapic::arm_count(uint64_t now) {
-  if (!initial_ || timer_mode() == kTimerTscDeadline) {
+  const uint32_t initial = reg(kTimerInitial);
+  if (!initial || timer_mode() == kTimerTscDeadline) {
     stop_timer();
     return;
   }
-  period_ = ticks_to_tsc(initial_);
+  period_ = ticks_to_tsc(initial);
   if (!period_) period_ = 1;
   start_ = now;
   deadline_ = now + period_;
@@ -180,8 +265,8 @@ void Vlapic::arm_count(uint64_t now) {
 
 bool Vlapic::timer_poll(uint64_t now) {
   if (!deadline_ || now < deadline_) return false;
-  const uint32_t lvt = lvt_[0];
-  if (!(lvt & kLvtMasked) && sw_enabled()) accept(static_cast<uint8_t>(lvt & 0xFF), false);
+  const uint32_t lvt = this->lvt(0);
+  if (!(lvt & kLvtMasked) && sw_enabled()) raise_local(static_cast<uint8_t>(lvt & 0xFF));
   timer_fired_++;
   if (timer_mode() == kTimerPeriodic && period_) {
     // Next period from the previous deadline (no drift); periods that passed unseen (a vCPU
@@ -208,55 +293,49 @@ void Vlapic::write_lvt(unsigned index, uint32_t v) {
   uint32_t w = v & kLvtWritable[index];
   // While software-disabled, the mask bits cannot be cleared (SDM 11.4.7.2).
   if (!sw_enabled()) w |= kLvtMasked;
-  lvt_[index] = w;
+  set_reg(kLvtTimer + 16 * index, w);
 }
 
 bool Vlapic::read(unsigned offset, uint64_t now, uint64_t& value) const {
   value = 0;
   if (offset & 0xF) return false;
   switch (offset) {
-    case kId: value = x2apic_ ? id_ : id_ << 24; return true;
-    case kVersion: value = kVersionValue; return true;
-    case kTpr: value = tpr_; return true;
+    case kId: case kVersion: case kTpr: case kPpr: case kLdr: case kSvr: case kEsr:
+    case kLvtTimer: case kLvtThermal: case kLvtPerf: case kLvtLint0: case kLvtLint1: case kLvtError:
+    case kTimerInitial: case kTimerDivide:
+      value = reg(offset);
+      return true;
     case kApr: if (x2apic_) return false; value = 0; return true;
-    case kPpr: value = ppr(); return true;
-    case kLdr: value = ldr(); return true;
-    case kDfr: if (x2apic_) return false; value = dfr_; return true;
-    case kSvr: value = svr_; return true;
-    case kEsr: value = esr_; return true;
+    case kDfr: if (x2apic_) return false; value = reg(kDfr); return true;
     case kIcrLow:
       // Delivery status (12) is always idle: delivery is done by the time the write returns.
-      value = x2apic_ ? (static_cast<uint64_t>(icr_high_) << 32) | icr_low_ : icr_low_;
+      value = x2apic_ ? (static_cast<uint64_t>(icr_high()) << 32) | reg(kIcrLow) : reg(kIcrLow);
       return true;
-    case kIcrHigh: if (x2apic_) return false; value = icr_high_; return true;
-    case kLvtTimer: case kLvtThermal: case kLvtPerf: case kLvtLint0: case kLvtLint1: case kLvtError:
-      value = lvt_[(offset - kLvtTimer) >> 4];
-      return true;
-    case kTimerInitial: value = initial_; return true;
+    case kIcrHigh: if (x2apic_) return false; value = icr_high(); return true;
     case kTimerCurrent: {
+      const uint32_t initial = reg(kTimerInitial);
       if (!deadline_ || timer_mode() == kTimerTscDeadline || now >= deadline_) {
         value = 0;
         return true;
       }
       // Remaining TSC cycles back to timer ticks at the current divide.
       const uint64_t ticks = mul_div(deadline_ - now, cpuid::kLapicTimerKhz, tsc_khz_) >> divide_shift();
-      value = ticks > initial_ ? initial_ : static_cast<uint32_t>(ticks);
+      value = ticks > initial ? initial : static_cast<uint32_t>(ticks);
       return true;
     }
-    case kTimerDivide: value = divide_; return true;
     case kEoi: case kSelfIpi: return false;  // write-only (x2APIC: #GP; xAPIC: reads 0)
     default: break;
   }
   if (offset >= kIsr && offset < kIsr + 0x80) {
-    value = isr_[(offset - kIsr) >> 4];
+    value = reg(offset);
     return true;
   }
   if (offset >= kTmr && offset < kTmr + 0x80) {
-    value = tmr_[(offset - kTmr) >> 4].load(mmu::Order::relaxed);
+    value = tmr_word((offset - kTmr) >> 4);
     return true;
   }
   if (offset >= kIrr && offset < kIrr + 0x80) {
-    value = irr_[(offset - kIrr) >> 4].load(mmu::Order::acquire);
+    value = irr_word((offset - kIrr) >> 4);
     return true;
   }
   return false;
@@ -292,34 +371,36 @@ bool Vlapic::write(unsigned offset, uint64_t value, uint64_t now, WriteEffect& f
   switch (offset) {
     case kTpr:
       if (x2apic_ && (v32 & ~0xFFu)) return false;
-      tpr_ = v32 & 0xFF;
+      set_tpr(static_cast<uint8_t>(v32));
       return true;
     case kEoi:
       if (x2apic_ && v32) return false;  // x2APIC: EOI must be written with 0
+      set_reg(kEoi, 0);  // the CPU's APIC-write emulation may have left the value there
       eoi(fx);
       return true;
     case kLdr:
       if (x2apic_) return false;  // read-only in x2APIC mode
       ldr_ = v32 & 0xFF000000u;
+      set_reg(kLdr, ldr_);
       return true;
     case kDfr:
       if (x2apic_) return false;
-      dfr_ = v32 | 0x0FFFFFFFu;
+      set_reg(kDfr, v32 | 0x0FFFFFFFu);
       return true;
     case kSvr: {
       if (x2apic_ && (v32 & ~0x1FFu)) return false;
       const bool was = sw_enabled();
-      svr_ = v32 & 0x1FF;
+      set_reg(kSvr, v32 & 0x1FF);
       if (was && !sw_enabled()) {
         // Software disable masks every LVT entry (SDM 11.4.7.2); IRR/ISR are kept.
-        for (uint32_t& l : lvt_) l |= kLvtMasked;
+        for (unsigned i = 0; i < 6; i++) set_reg(kLvtTimer + 16 * i, lvt(i) | kLvtMasked);
       }
       return true;
     }
     case kEsr:
       if (x2apic_ && v32) return false;
       // A write latches the errors seen since the previous write and clears them.
-      esr_ = esr_pending_ | esr_remote_.exchange(0, mmu::Order::relaxed);
+      set_reg(kEsr, esr_pending_ | esr_remote_.exchange(0, mmu::Order::relaxed));
       esr_pending_ = 0;
       return true;
     case kIcrLow:
@@ -327,15 +408,15 @@ bool Vlapic::write(unsigned offset, uint64_t value, uint64_t now, WriteEffect& f
         // Reserved bits of the 64-bit x2APIC ICR: 31:20, 17:16, 13, 12 (delivery status).
         constexpr uint64_t kReserved = 0xFFF00000ull | (3u << 16) | (1u << 13) | (1u << 12);
         if (value & kReserved) return false;
-        icr_low_ = v32;
-        icr_high_ = static_cast<uint32_t>(value >> 32);
+        set_reg(kIcrLow, v32);
+        set_icr_high(static_cast<uint32_t>(value >> 32));
         return send_icr(value, fx);
       }
-      icr_low_ = v32 & 0x000CDFFFu;
-      return send_icr((static_cast<uint64_t>(icr_high_) << 32) | icr_low_, fx);
+      set_reg(kIcrLow, v32 & 0x000CDFFFu);
+      return send_icr((static_cast<uint64_t>(icr_high()) << 32) | reg(kIcrLow), fx);
     case kIcrHigh:
       if (x2apic_) return false;
-      icr_high_ = v32 & 0xFF000000u;
+      set_icr_high(v32 & 0xFF000000u);
       return true;
     case kLvtTimer: {
       uint32_t w = v32;
@@ -348,7 +429,7 @@ bool Vlapic::write(unsigned offset, uint64_t value, uint64_t now, WriteEffect& f
       write_lvt(0, w);
       if (timer_mode() != old_mode) {
         // Switching between modes disarms the timer (SDM 11.5.4.1).
-        initial_ = 0;
+        set_reg(kTimerInitial, 0);
         tsc_deadline_ = 0;
         stop_timer();
         fx.timer_changed = true;
@@ -359,22 +440,27 @@ bool Vlapic::write(unsigned offset, uint64_t value, uint64_t now, WriteEffect& f
       write_lvt((offset - kLvtTimer) >> 4, v32);
       return true;
     case kTimerInitial:
-      if (timer_mode() == kTimerTscDeadline) return true;  // ignored in TSC-deadline mode
-      initial_ = v32;
+      if (timer_mode() == kTimerTscDeadline) {
+        set_reg(kTimerInitial, 0);  // ignored in TSC-deadline mode (undo an APIC-write's store)
+        return true;
+      }
+      set_reg(kTimerInitial, v32);
       arm_count(now);
       fx.timer_changed = true;
       return true;
     case kTimerDivide:
       if (x2apic_ && (v32 & ~0xBu)) return false;
-      divide_ = v32 & 0xB;
+      set_reg(kTimerDivide, v32 & 0xB);
       return true;
     case kSelfIpi:
       if (!x2apic_) return false;
       if (v32 & ~0xFFu) return false;
+      set_reg(kSelfIpi, 0);
       return send_icr(static_cast<uint64_t>(v32 & 0xFF) | (static_cast<uint64_t>(Shorthand::kSelf) << 18), fx);
     case kId:
       // Read-only here (xAPIC: the SDM leaves ID writes model-specific; hv keeps the ID that
       // CPUID and the MADT report). x2APIC: #GP.
+      set_reg(kId, x2apic_ ? id_ : id_ << 24);
       return !x2apic_;
     case kVersion: case kPpr: case kApr: case kTimerCurrent:
       return !x2apic_;  // read-only: xAPIC drops the write, x2APIC #GP

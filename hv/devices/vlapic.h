@@ -13,6 +13,22 @@
 // mode from the state): xAPIC has DFR and a writable LDR and 32-bit ICR halves, x2APIC has a
 // read-only LDR derived from the ID, a 64-bit ICR, SELF_IPI and #GP for reserved registers.
 //
+// The register store is one 4 KiB page at the architectural offsets (the SDM's virtual-APIC
+// page layout, Vol. 3C 30.1): both paths use it. With hv's software path only hv reads and
+// writes it; with APIC virtualization (hv/apicv.h) the CPU reads and writes the same page while
+// the guest runs (TPR, PPR, ISR/IRR, EOI, the x2APIC reads), and hv completes what it leaves to
+// software, so switching paths, or taking the state elsewhere, needs no translation. Bytes that
+// are not a register stay 0 (the CPU's 64-bit x2APIC reads see 0 in their upper half), and the
+// x2APIC ICR is 64 bits at 0x300 (its upper half at 0x304, where the CPU reads and writes it),
+// the xAPIC ICR's upper half at 0x310. Not stored: the current count (computed from time).
+//
+// Posted mode (set_posted, hv.apicv=on): deliveries from other CPUs never touch the IRR, which
+// the CPU rewrites while the guest runs, but go to the posted-interrupt descriptor's PIR (edge)
+// or a level latch (level-triggered: the EOI-exit bitmap must name the vector before the guest
+// can see it, so those wait for the owner's next entry); the owner folds both into the IRR
+// (sync_posted) before every entry, and the CPU folds the PIR itself when the notification
+// vector reaches it in the guest (posted-interrupt processing).
+//
 // Concurrency: IRR and TMR are set by any CPU (another vCPU's IPI, a device through the
 // IOAPIC): atomic bitmaps (accept()). The rest belongs to the vCPU's own CPU: only its exits
 // and its entries read or write it. The NMI/INIT/SIPI latches are atomics for the same reason
@@ -57,8 +73,17 @@ struct WriteEffect {
   bool timer_changed = false; // the timer was (re)armed or stopped: recompute the next deadline
 };
 
+// The posted-interrupt descriptor (SDM 30.6): PIR bits 255:0, ON bit 256; 64-byte aligned.
+struct alignas(64) PostedDesc {
+  uint32_t pir[8];
+  uint32_t control;  // bit 0: outstanding notification (ON); bit 1 SN; 23:16 NV (VT-d only)
+  uint32_t rest[7];
+};
+static_assert(sizeof(PostedDesc) == 64, "posted-interrupt descriptor is 64 bytes");
+
 class Vlapic {
  public:
+  static constexpr unsigned kPageBytes = 4096;
   // Power-up/reset state (SDM 11.4.7.1 and table 10-1): ID = `id`, everything masked and
   // software-disabled, xAPIC mode. `tsc_khz`: the TSC rate the timer converts against
   // (the LAPIC timer counts at kLapicTimerKhz, hv/cpuid_policy.h). `tsc_deadline`: the mode
@@ -69,7 +94,7 @@ class Vlapic {
   void set_mode(bool enabled, bool x2apic);
   bool x2apic() const { return x2apic_; }
   bool hw_enabled() const { return hw_enabled_; }
-  bool sw_enabled() const { return (svr_ & apic::kSvrEnable) != 0; }
+  bool sw_enabled() const { return (reg(apic::kSvr) & apic::kSvrEnable) != 0; }
   uint32_t id() const { return id_; }
 
   // --- registers ---
@@ -92,13 +117,36 @@ class Vlapic {
   void ack(uint8_t vector);
   // Owner: the EOI register was written (highest ISR cleared).
   void eoi(WriteEffect& fx);
-  uint8_t tpr() const { return static_cast<uint8_t>(tpr_); }
+  uint8_t tpr() const { return static_cast<uint8_t>(reg(apic::kTpr)); }
   uint8_t ppr() const;
-  void set_tpr(uint8_t v) { tpr_ = v; }  // MOV to CR8 (CR8 = TPR[7:4])
+  void set_tpr(uint8_t v) {  // MOV to CR8 (CR8 = TPR[7:4])
+    set_reg(apic::kTpr, v);
+    refresh_ppr();
+  }
   int highest_irr() const;
   int highest_isr() const;
-  bool irr_bit(uint8_t v) const { return (irr_[v / 32].load(mmu::Order::acquire) >> (v % 32)) & 1; }
-  bool isr_bit(uint8_t v) const { return (isr_[v / 32] >> (v % 32)) & 1; }
+  bool irr_bit(uint8_t v) const { return (irr_word(v / 32) >> (v % 32)) & 1; }
+  bool isr_bit(uint8_t v) const { return (reg(apic::kIsr + 16 * (v / 32)) >> (v % 32)) & 1; }
+
+  // --- the register page and the posted-interrupt descriptor (hv/apicv.h) ---
+  // The page's host address (the kernel maps memory 1:1, so it is also the physical address
+  // the VMCS takes) and its words. Owner only, while the guest does not run.
+  const uint32_t* page() const { return page_; }
+  uint32_t* page() { return page_; }
+  PostedDesc& posted_desc() { return pi_; }
+  // Before any vCPU of the VM runs: deliveries go to the PIR / level latch (see above).
+  void set_posted(bool on) { posted_ = on; }
+  bool posted() const { return posted_; }
+  // Owner, before entry: the PIR and the level latch into the IRR (ON cleared first, so a
+  // sender that comes later sets it again and notifies). True when any bit moved.
+  bool sync_posted();
+  // Owner: PPR recomputed from TPR and ISR into the page (the CPU reads VPPR from it at entry).
+  void refresh_ppr() { set_reg(apic::kPpr, ppr()); }
+  // Owner: 64 bits of the TMR (index 0-3: vectors 64*i .. 64*i+63), the EOI-exit bitmap the
+  // CPU needs so that EOIs of level-triggered vectors exit and reach the IOAPIC.
+  uint64_t tmr_quad(unsigned i) const {
+    return static_cast<uint64_t>(tmr_word(2 * i)) | static_cast<uint64_t>(tmr_word(2 * i + 1)) << 32;
+  }
 
   // --- destinations (apic_bus.cpp) ---
   // Whether this LAPIC is a target of a message with `dest` in the given mode.
@@ -122,42 +170,47 @@ class Vlapic {
   // INTR pin goes straight to the CPU), or LINT0 unmasked in ExtINT mode (SDM 11.5.1). A
   // software-disabled LAPIC has its LVTs masked, so it takes nothing.
   bool takes_extint() const {
-    const uint32_t lint0 = lvt_[3];
+    const uint32_t lint0 = reg(apic::kLvtLint0);
     return !hw_enabled_ || (!(lint0 & (1u << 16)) && ((lint0 >> 8) & 7) == 7);
   }
 
  private:
-  uint32_t timer_mode() const { return (lvt_[0] >> 17) & 3; }
+  uint32_t reg(unsigned off) const { return page_[off >> 2]; }
+  void set_reg(unsigned off, uint32_t v) { page_[off >> 2] = v; }
+  uint32_t irr_word(unsigned i) const;
+  uint32_t tmr_word(unsigned i) const;
+  uint32_t lvt(unsigned index) const { return reg(apic::kLvtTimer + 16 * index); }
+  uint32_t timer_mode() const { return (lvt(0) >> 17) & 3; }
   unsigned divide_shift() const;
   void arm_count(uint64_t now);
   void stop_timer() { deadline_ = 0; }
   bool send_icr(uint64_t icr, WriteEffect& fx);
+  // Owner: an interrupt of its own (the timer) into the IRR, edge-triggered.
+  void raise_local(uint8_t vector);
   void write_lvt(unsigned index, uint32_t v);
+  uint32_t icr_high() const { return reg(x2apic_ ? apic::kIcrLow + 4 : apic::kIcrHigh); }
+  void set_icr_high(uint32_t v) { set_reg(x2apic_ ? apic::kIcrLow + 4 : apic::kIcrHigh, v); }
+  // The mode-dependent registers rewritten in the page's format for the current mode.
+  void write_mode_registers();
 
+  // The registers, at their architectural offsets (first: the page must be 4 KiB aligned).
+  alignas(4096) uint32_t page_[kPageBytes / 4];
+  PostedDesc pi_;
+  uint32_t level_latch_[8] = {};  // posted mode: level-triggered vectors waiting for the owner
+  uint32_t latch_pending_ = 0;    // set after a latch bit (sync_posted's cheap check)
+  bool posted_ = false;
   uint32_t id_ = 0;
   uint64_t tsc_khz_ = 1;
   bool tsc_deadline_ok_ = false;
   bool hw_enabled_ = true;
   bool x2apic_ = false;
-  uint32_t tpr_ = 0;
-  uint32_t ldr_ = 0;        // xAPIC: bits 31:24
-  uint32_t dfr_ = 0xFFFFFFFF;
-  uint32_t svr_ = 0xFF;
-  uint32_t esr_ = 0;        // readable (latched by the last ESR write)
+  uint32_t ldr_ = 0;        // xAPIC LDR (bits 31:24), kept across x2APIC mode
   uint32_t esr_pending_ = 0;
-  uint32_t icr_high_ = 0;
-  uint32_t icr_low_ = 0;
-  uint32_t lvt_[6] = {};    // timer, thermal, perf, LINT0, LINT1, error
-  uint32_t divide_ = 0;     // divide configuration register (bits 0, 1, 3)
-  uint32_t initial_ = 0;
   uint64_t start_ = 0;      // guest TSC when the count was loaded / the last period began
   uint64_t deadline_ = 0;   // guest TSC of the next expiry (0: none)
   uint64_t period_ = 0;     // periodic: TSC cycles of one period
   uint64_t tsc_deadline_ = 0;
   uint64_t timer_fired_ = 0;
-  uint32_t isr_[8] = {};
-  mmu::Atomic<uint32_t> irr_[8];
-  mmu::Atomic<uint32_t> tmr_[8];
   mmu::Atomic<uint32_t> nmi_{0};
   mmu::Atomic<uint32_t> esr_remote_{0};  // receive errors seen by accept(), folded into esr_pending_
 };

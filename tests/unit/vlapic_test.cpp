@@ -197,3 +197,150 @@ TEST_CASE("vlapic: IRR set from other threads while the owner acks", "[vlapic][c
   CHECK(l.highest_irr() == -1);
   CHECK(l.highest_isr() == -1);
 }
+
+// The register store is the virtual-APIC page (SDM Vol. 3C 30.1): every register at its
+// architectural offset, in the format of the current mode, other bytes 0. The CPU reads this
+// page directly on the hardware path (hv/apicv.h), so a wrong offset here is a wrong value the
+// guest reads there.
+TEST_CASE("vlapic: registers live in the page at their architectural offsets", "[vlapic]") {
+  Vlapic l;
+  fresh(l, 5);
+  const uint32_t* p = l.page();
+  REQUIRE((reinterpret_cast<uintptr_t>(p) & 0xFFF) == 0);
+  auto at = [&](unsigned off) { return p[off / 4]; };
+  CHECK(at(kId) == 5u << 24);
+  CHECK(at(kVersion) == kVersionValue);
+  CHECK(at(kSvr) == 0x1FF);
+  CHECK(at(kDfr) == 0xFFFFFFFFu);
+  WriteEffect fx;
+  REQUIRE(l.write(kTpr, 0x30, 0, fx));
+  CHECK(at(kTpr) == 0x30);
+  CHECK(at(kPpr) == 0x30);
+  l.accept(0x91, false);
+  CHECK(at(kIrr + 0x40) == 1u << (0x91 - 0x80));
+  l.ack(0x91);
+  CHECK(at(kIrr + 0x40) == 0);
+  CHECK(at(kIsr + 0x40) == 1u << (0x91 - 0x80));
+  CHECK(at(kPpr) == 0x90);  // PPR kept in the page: the CPU reads VPPR from it
+  l.accept(0x62, true);
+  CHECK(at(kTmr + 0x30) == 1u << (0x62 - 0x60));
+  CHECK(l.tmr_quad(1) == 1ull << (0x62 - 0x40));
+  REQUIRE(l.write(kLvtTimer, 0x20045, 0, fx));
+  CHECK(at(kLvtTimer) == 0x20045);
+  REQUIRE(l.write(kTimerInitial, 1000, 0, fx));
+  CHECK(at(kTimerInitial) == 1000);
+  REQUIRE(l.write(kTimerDivide, 0xB, 0, fx));
+  CHECK(at(kTimerDivide) == 0xB);
+  REQUIRE(l.write(kIcrHigh, 0x03000000, 0, fx));
+  CHECK(at(kIcrHigh) == 0x03000000u);
+  CHECK(at(kIcrLow + 4) == 0);
+  REQUIRE(l.write(kLdr, 0x04000000, 0, fx));
+  CHECK(at(kLdr) == 0x04000000u);
+  // Between the registers: nothing (the CPU's 64-bit x2APIC reads see these bytes).
+  for (unsigned off = 0; off < 0x400; off += 16)
+    for (unsigned w = 1; w < 4; w++) CHECK(at(off + 4 * w) == 0);
+  // x2APIC: the full ID, the LDR derived from it, the 64-bit ICR at 0x300 (its upper half at
+  // 0x304, where RDMSR 0x830 reads it), nothing left at 0x310.
+  l.set_mode(true, true);
+  CHECK(at(kId) == 5);
+  CHECK(at(kLdr) == ((5u >> 4) << 16 | 1u << 5));
+  CHECK(at(kIcrLow + 4) == 0x03000000u);
+  CHECK(at(kIcrHigh) == 0);
+  REQUIRE(l.write(kIcrLow, 0x0000000700000041ull, 0, fx));
+  CHECK(at(kIcrLow) == 0x41);
+  CHECK(at(kIcrLow + 4) == 7);
+  // And back: the xAPIC format again.
+  l.set_mode(true, false);
+  CHECK(at(kId) == 5u << 24);
+  CHECK(at(kIcrHigh) == 7);
+  CHECK(at(kIcrLow + 4) == 0);
+}
+
+// What the CPU does to the page while the guest runs (virtual-interrupt delivery: IRR -> ISR;
+// TPR virtualization; EOI virtualization) is what the software path then sees: no copy.
+TEST_CASE("vlapic: changes the CPU makes in the page are the software path's state", "[vlapic]") {
+  Vlapic l;
+  fresh(l);
+  uint32_t* p = l.page();
+  l.accept(0x55, false);
+  l.accept(0x72, false);
+  // The CPU delivers 0x72: clears its IRR bit, sets its ISR bit (SDM 30.2.2).
+  p[(kIrr + 0x30) / 4] &= ~(1u << (0x72 - 0x60));
+  p[(kIsr + 0x30) / 4] |= 1u << (0x72 - 0x60);
+  CHECK(l.highest_isr() == 0x72);
+  CHECK(l.ppr() == 0x70);
+  CHECK(l.deliverable() == -1);  // 0x55 is below the in-service class
+  // The guest's MOV to CR8 through the TPR shadow: VTPR in the page.
+  p[kTpr / 4] = 0x80;
+  CHECK(l.tpr() == 0x80);
+  CHECK(l.ppr() == 0x80);
+  p[kTpr / 4] = 0;
+  // The software EOI (an xAPIC write emulated by hv) ends the vector the CPU delivered.
+  WriteEffect fx;
+  REQUIRE(l.write(kEoi, 0, 0, fx));
+  CHECK(l.highest_isr() == -1);
+  CHECK(l.deliverable() == 0x55);
+  CHECK(p[kPpr / 4] == 0);
+}
+
+TEST_CASE("vlapic: posted mode delivers through the PIR and the level latch", "[vlapic]") {
+  Vlapic l;
+  fresh(l);
+  l.set_posted(true);
+  PostedDesc& d = l.posted_desc();
+  REQUIRE((reinterpret_cast<uintptr_t>(&d) & 0x3F) == 0);
+  CHECK(l.accept(0x41, false));
+  CHECK(!l.irr_bit(0x41));  // the IRR is the CPU's while the guest runs
+  CHECK(d.pir[2] == 1u << 1);
+  CHECK((d.control & 1) == 1);  // ON
+  CHECK(l.accept(0x63, true));
+  CHECK(!l.irr_bit(0x63));
+  CHECK(d.pir[3] == 0);  // level: not in the PIR, the CPU would deliver it before the EOI-exit bitmap names it
+  CHECK(l.tmr_quad(1) == 1ull << (0x63 - 0x40));
+  CHECK(!l.accept(0x07, false));  // illegal vectors are refused as before
+  CHECK(l.sync_posted());
+  CHECK((d.control & 1) == 0);
+  CHECK(d.pir[2] == 0);
+  CHECK(l.irr_bit(0x41));
+  CHECK(l.irr_bit(0x63));
+  CHECK(!l.sync_posted());  // nothing more
+  CHECK(l.deliverable() == 0x63);
+  l.ack(0x63);
+  WriteEffect fx;
+  REQUIRE(l.write(kEoi, 0, 0, fx));
+  CHECK(fx.eoi_level_vector == 0x63);
+  CHECK(l.deliverable() == 0x41);
+}
+
+TEST_CASE("vlapic: posted deliveries from another thread all reach the IRR", "[vlapic][concurrency]") {
+  Vlapic l;
+  fresh(l);
+  l.set_posted(true);
+  constexpr unsigned kRounds = 20000;
+  mmu::Atomic<uint32_t> done{0};  // deliveries the owner has taken and ended
+  std::thread sender([&] {
+    for (unsigned i = 0; i < kRounds; i++) {
+      // One vector at a time: wait until the owner took the previous one, so every delivery
+      // is a distinct event that must show up exactly once.
+      while (done.load(mmu::Order::acquire) != i) {
+      }
+      l.accept(static_cast<uint8_t>(0x40 + (i % 64)), (i % 5) == 0);
+    }
+  });
+  unsigned taken = 0;
+  while (taken < kRounds) {
+    l.sync_posted();
+    const int v = l.deliverable();
+    if (v < 0) continue;
+    CHECK(v == static_cast<int>(0x40 + (taken % 64)));
+    l.ack(static_cast<uint8_t>(v));
+    WriteEffect fx;
+    l.write(kEoi, 0, 0, fx);
+    taken++;
+    done.store(taken, mmu::Order::release);
+  }
+  sender.join();
+  CHECK(taken == kRounds);
+  l.sync_posted();
+  CHECK(l.highest_irr() == -1);
+}

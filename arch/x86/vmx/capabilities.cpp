@@ -84,6 +84,15 @@ const char* probe(Capabilities& c) {
   c.preemption_timer = (allowed1(c.pin) & pin::kPreemptionTimer) != 0;
   c.preemption_timer_shift = static_cast<unsigned>(c.misc & 0x1F);
 
+  c.tpr_shadow = (allowed1(c.proc) & proc::kUseTprShadow) != 0;
+  const uint32_t p2 = allowed1(c.proc2);
+  c.virtualize_apic_accesses = (p2 & proc2::kVirtualizeApicAccesses) != 0;
+  c.virtualize_x2apic = (p2 & proc2::kVirtualizeX2apic) != 0;
+  c.apic_register_virtualization = (p2 & proc2::kApicRegisterVirtualization) != 0;
+  c.virtual_interrupt_delivery = (p2 & proc2::kVirtualInterruptDelivery) != 0;
+  c.posted_interrupts = (allowed1(c.pin) & pin::kPostedInterrupts) != 0;
+  c.ack_interrupt_on_exit = (allowed1(c.exit) & exit_ctl::kAckInterruptOnExit) != 0;
+
   if (!(allowed1(c.exit) & exit_ctl::kHostAddressSpaceSize))
     return "the VM-exit controls can't return to a 64-bit host";
   return nullptr;
@@ -96,6 +105,11 @@ void log_capabilities(const Capabilities& c) {
             c.ept_1g ? " 1G" : "", c.ept_ad ? " A/D" : "", c.invept_single ? "single-context" : "global",
             c.vpid ? "yes" : "no", c.invvpid_single ? "single-context" : "all-context",
             c.preemption_timer ? "yes" : "no");
+  log::info("vmx: apic virtualization: tpr-shadow %s, apic-accesses %s, x2apic %s, apic-registers %s, "
+            "virtual-interrupts %s, posted-interrupts %s, ack-on-exit %s",
+            c.tpr_shadow ? "yes" : "no", c.virtualize_apic_accesses ? "yes" : "no", c.virtualize_x2apic ? "yes" : "no",
+            c.apic_register_virtualization ? "yes" : "no", c.virtual_interrupt_delivery ? "yes" : "no",
+            c.posted_interrupts ? "yes" : "no", c.ack_interrupt_on_exit ? "yes" : "no");
 }
 
 }  // namespace x86::vmx

@@ -82,6 +82,25 @@ struct Capabilities {
   bool invvpid_single = false;   // else all-context INVVPID is used
   bool preemption_timer = false; // pin-based control available
   unsigned preemption_timer_shift = 0;  // timer ticks every 2^shift TSC cycles (MISC[4:0])
+
+  // APIC virtualization (SDM Vol. 3C chapter 30), each control as the capability MSRs allow it:
+  // "use TPR shadow" (IA32_VMX_PROCBASED_CTLS), "virtualize APIC accesses", "virtualize x2APIC
+  // mode", "APIC-register virtualization", "virtual-interrupt delivery" (PROCBASED_CTLS2),
+  // "process posted interrupts" (PINBASED_CTLS), "acknowledge interrupt on exit" (EXIT_CTLS).
+  bool tpr_shadow = false;
+  bool virtualize_apic_accesses = false;
+  bool virtualize_x2apic = false;
+  bool apic_register_virtualization = false;
+  bool virtual_interrupt_delivery = false;
+  bool posted_interrupts = false;
+  bool ack_interrupt_on_exit = false;
+  // What hv's hardware path needs (hv/apicv.h): TPR shadow, APIC-register virtualization,
+  // virtual-interrupt delivery, virtualize x2APIC mode. Posted interrupts (with acknowledge
+  // interrupt on exit) are used on top where offered (apicv_posted()).
+  bool apicv() const {
+    return tpr_shadow && virtualize_x2apic && apic_register_virtualization && virtual_interrupt_delivery;
+  }
+  bool apicv_posted() const { return apicv() && posted_interrupts && ack_interrupt_on_exit; }
 };
 
 // Reads the capabilities of the calling CPU into `out`. Returns nullptr when hv can run guests

@@ -30,6 +30,8 @@ constexpr uint32_t kProc2Unrestricted = 1u << 7;
 constexpr uint32_t kProc2ApicRegisters = 1u << 8;
 constexpr uint32_t kProc2VirtualInterrupts = 1u << 9;
 constexpr uint32_t kProc2Pml = 1u << 17;
+// IA32_VMX_EXIT_CTLS allowed-1.
+constexpr uint32_t kExitAckInterrupt = 1u << 15;
 }  // namespace bits
 
 class Checklist {
@@ -60,12 +62,13 @@ ChecklistResult print_hardware_checklist() {
   const bool vmx = (x86::cpuid(1).ecx >> 5) & 1;
   c.required("VT-x (CPUID.1:ECX.VMX)", vmx);
 
-  uint64_t fc = 0, pin = 0, proc = 0, proc2 = 0, ept = 0;
+  uint64_t fc = 0, pin = 0, proc = 0, proc2 = 0, ept = 0, exit = 0;
   if (vmx) {
     fc = x86::rdmsr(msr::kFeatureControl);
     const bool true_ctls = (x86::rdmsr(msr::kBasic) >> 55) & 1;
     pin = x86::rdmsr(true_ctls ? msr::kTruePinbasedCtls : msr::kPinbasedCtls);
     proc = x86::rdmsr(true_ctls ? msr::kTrueProcbasedCtls : msr::kProcbasedCtls);
+    exit = x86::rdmsr(true_ctls ? msr::kTrueExitCtls : msr::kExitCtls);
     // The secondary controls and the EPT/VPID MSR exist only when "activate secondary
     // controls" may be 1 (SDM A.3.3, A.10).
     if (allowed1(proc) & bits::kProcActivateSecondary) {
@@ -102,6 +105,7 @@ ChecklistResult print_hardware_checklist() {
   c.optional("APIC-register virtualization", p2 & bits::kProc2ApicRegisters);
   c.optional("virtual-interrupt delivery", p2 & bits::kProc2VirtualInterrupts);
   c.optional("posted interrupts", allowed1(pin) & bits::kPinPostedInterrupts);
+  c.optional("acknowledge interrupt on exit", allowed1(exit) & bits::kExitAckInterrupt);
   const bool has_80000007 = x86::cpuid(0x80000000).eax >= 0x80000007;
   c.optional("invariant TSC (CPUID.80000007H:EDX[8])", has_80000007 && ((x86::cpuid(0x80000007).edx >> 8) & 1));
 

@@ -27,6 +27,7 @@ namespace field {
 
 // ---- 16-bit ----------------------------------------------------------------------------
 inline constexpr uint32_t kVpid = 0x0000;
+inline constexpr uint32_t kPostedIntrNotificationVector = 0x0002;
 inline constexpr uint32_t kGuestEsSel = 0x0800;
 inline constexpr uint32_t kGuestCsSel = 0x0802;
 inline constexpr uint32_t kGuestSsSel = 0x0804;
@@ -35,6 +36,7 @@ inline constexpr uint32_t kGuestFsSel = 0x0808;
 inline constexpr uint32_t kGuestGsSel = 0x080A;
 inline constexpr uint32_t kGuestLdtrSel = 0x080C;
 inline constexpr uint32_t kGuestTrSel = 0x080E;
+inline constexpr uint32_t kGuestInterruptStatus = 0x0810;  // RVI 7:0, SVI 15:8
 inline constexpr uint32_t kHostEsSel = 0x0C00;
 inline constexpr uint32_t kHostCsSel = 0x0C02;
 inline constexpr uint32_t kHostSsSel = 0x0C04;
@@ -51,7 +53,11 @@ inline constexpr uint32_t kExitMsrStoreAddr = 0x2006;
 inline constexpr uint32_t kExitMsrLoadAddr = 0x2008;
 inline constexpr uint32_t kEntryMsrLoadAddr = 0x200A;
 inline constexpr uint32_t kTscOffset = 0x2010;
+inline constexpr uint32_t kVirtualApicAddr = 0x2012;
+inline constexpr uint32_t kApicAccessAddr = 0x2014;
+inline constexpr uint32_t kPostedIntrDescAddr = 0x2016;
 inline constexpr uint32_t kEptPointer = 0x201A;
+inline constexpr uint32_t kEoiExitBitmap0 = 0x201C;  // 1..3 follow every 2
 inline constexpr uint32_t kGuestPhysicalAddress = 0x2400;  // exit information
 inline constexpr uint32_t kVmcsLinkPointer = 0x2800;
 inline constexpr uint32_t kGuestDebugCtl = 0x2802;
@@ -157,6 +163,10 @@ static_assert(kVpid == encode(W::k16, K::kControl, 0));
 static_assert(kGuestEsSel == encode(W::k16, K::kGuest, 0) && kGuestTrSel == encode(W::k16, K::kGuest, 7));
 static_assert(kHostEsSel == encode(W::k16, K::kHost, 0) && kHostTrSel == encode(W::k16, K::kHost, 6));
 static_assert(kIoBitmapA == encode(W::k64, K::kControl, 0) && kMsrBitmap == encode(W::k64, K::kControl, 2));
+static_assert(kPostedIntrNotificationVector == encode(W::k16, K::kControl, 1));
+static_assert(kGuestInterruptStatus == encode(W::k16, K::kGuest, 8));
+static_assert(kVirtualApicAddr == encode(W::k64, K::kControl, 9) && kPostedIntrDescAddr == encode(W::k64, K::kControl, 11));
+static_assert(kEoiExitBitmap0 == encode(W::k64, K::kControl, 14));
 static_assert(kTscOffset == encode(W::k64, K::kControl, 8) && kEptPointer == encode(W::k64, K::kControl, 13));
 static_assert(kGuestPhysicalAddress == encode(W::k64, K::kExitInfo, 0));
 static_assert(kVmcsLinkPointer == encode(W::k64, K::kGuest, 0) && kGuestEfer == encode(W::k64, K::kGuest, 3));
@@ -190,6 +200,7 @@ inline constexpr uint32_t kExternalInterruptExiting = 1u << 0;
 inline constexpr uint32_t kNmiExiting = 1u << 3;
 inline constexpr uint32_t kVirtualNmis = 1u << 5;
 inline constexpr uint32_t kPreemptionTimer = 1u << 6;
+inline constexpr uint32_t kPostedInterrupts = 1u << 7;
 }  // namespace pin
 
 namespace proc {
@@ -204,6 +215,7 @@ inline constexpr uint32_t kCr3LoadExiting = 1u << 15;
 inline constexpr uint32_t kCr3StoreExiting = 1u << 16;
 inline constexpr uint32_t kCr8LoadExiting = 1u << 19;
 inline constexpr uint32_t kCr8StoreExiting = 1u << 20;
+inline constexpr uint32_t kUseTprShadow = 1u << 21;
 inline constexpr uint32_t kMovDrExiting = 1u << 23;
 inline constexpr uint32_t kUnconditionalIoExiting = 1u << 24;
 inline constexpr uint32_t kUseIoBitmaps = 1u << 25;
@@ -218,9 +230,12 @@ inline constexpr uint32_t kVirtualizeApicAccesses = 1u << 0;
 inline constexpr uint32_t kEnableEpt = 1u << 1;
 inline constexpr uint32_t kDescriptorTableExiting = 1u << 2;
 inline constexpr uint32_t kEnableRdtscp = 1u << 3;
+inline constexpr uint32_t kVirtualizeX2apic = 1u << 4;
 inline constexpr uint32_t kEnableVpid = 1u << 5;
 inline constexpr uint32_t kWbinvdExiting = 1u << 6;
 inline constexpr uint32_t kUnrestrictedGuest = 1u << 7;
+inline constexpr uint32_t kApicRegisterVirtualization = 1u << 8;
+inline constexpr uint32_t kVirtualInterruptDelivery = 1u << 9;
 inline constexpr uint32_t kEnableInvpcid = 1u << 12;
 inline constexpr uint32_t kEnableXsaves = 1u << 20;
 }  // namespace proc2

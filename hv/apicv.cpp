@@ -1,0 +1,195 @@
+// The hardware path of the local APIC (see apicv.h).
+#include "hv/apicv.h"
+
+#include "arch/x86/apic.h"
+#include "arch/x86/cpu.h"
+#include "arch/x86/idt.h"
+#include "arch/x86/log.h"
+#include "arch/x86/percpu.h"
+#include "arch/x86/vmx/instructions.h"
+#include "arch/x86/vmx/vmcs_fields.h"
+#include "hv/apicv_policy.h"
+#include "hv/cmdline.h"
+#include "hv/exit.h"
+#include "hv/irq.h"
+#include "hv/irq_inject.h"
+#include "hv/vcpu.h"
+#include "hv/vm.h"
+#include "hv/vm_run_state.h"
+#include "hv/vm_runner.h"
+
+namespace hv {
+
+using namespace x86::vmx;
+
+namespace {
+
+using apicv::x2apic_read_virtualized;
+using apicv::x2apic_write_virtualized;
+
+// MSR bitmap bit for `msr` (0x800-0x8FF: the low range), reads at 0, writes at 2048; 1 = exit.
+void set_intercept(uint8_t* bitmap, uint32_t msr, bool write, bool intercept) {
+  uint8_t& b = bitmap[(write ? 2048 : 0) + msr / 8];
+  const uint8_t bit = static_cast<uint8_t>(1u << (msr % 8));
+  b = intercept ? static_cast<uint8_t>(b | bit) : static_cast<uint8_t>(b & ~bit);
+}
+
+void posted_handler(x86::idt::InterruptFrame*) { x86::apic::eoi(); }
+
+int g_enabled = -1;  // -1: not decided yet
+bool g_posted = false;
+const char* g_why = "";
+
+}  // namespace
+
+bool apicv_enabled(const Capabilities& c) {
+  if (g_enabled >= 0) return g_enabled != 0;
+  char mode[8] = {};
+  const bool asked = cmdline::get("hv.apicv", mode, sizeof mode);
+  const bool off = asked && mode[0] == 'o' && mode[1] == 'f';
+  if (off) {
+    g_enabled = 0;
+    g_why = "hv.apicv=off: the software LAPIC path";
+  } else if (!c.apicv()) {
+    g_enabled = 0;
+    g_why = asked ? "hv.apicv=on, but the CPU lacks a control it needs: the software LAPIC path"
+                  : "the CPU lacks a control it needs: the software LAPIC path";
+  } else {
+    g_enabled = 1;
+    g_posted = c.apicv_posted();
+    g_why = asked ? (g_posted ? "hv.apicv=on: TPR shadow, virtual-interrupt delivery, x2APIC and APIC-register "
+                                "virtualization, posted interrupts"
+                              : "hv.apicv=on: TPR shadow, virtual-interrupt delivery, x2APIC and APIC-register "
+                                "virtualization; no posted interrupts on this CPU: IPIs kick")
+                  : (g_posted ? "default where the CPU offers it: TPR shadow, virtual-interrupt delivery, x2APIC "
+                                "and APIC-register virtualization, posted interrupts"
+                              : "default where the CPU offers it: TPR shadow, virtual-interrupt delivery, x2APIC "
+                                "and APIC-register virtualization; no posted interrupts on this CPU: IPIs kick");
+  }
+  return g_enabled != 0;
+}
+
+bool apicv_posted(const Capabilities& c) { return apicv_enabled(c) && g_posted; }
+
+bool apicv_ack_exit_forced() { return cmdline::get_number("hv.apicv-ack-exit", 0) != 0; }
+
+void apicv_init(const Capabilities& c) {
+  const bool on = apicv_enabled(c);
+  x86::log::info("apicv: %s (%s)", on ? "on" : "off", g_why);
+  if (on && !g_posted && apicv_ack_exit_forced() && c.ack_interrupt_on_exit)
+    x86::log::info("apicv: acknowledge interrupt on exit forced (hv.apicv-ack-exit=1)");
+  x86::idt::set_handler(kPostedVector, posted_handler);
+}
+
+const char* apicv_setup_vmcs(Vcpu& vcpu) {
+  Vlapic& l = vcpu.vm().lapic[vcpu.index()];
+  const uint64_t page = reinterpret_cast<uint64_t>(l.page());  // identity-mapped: also the physical address
+  const uint64_t desc = reinterpret_cast<uint64_t>(&l.posted_desc());
+  if ((page & 0xFFF) || (desc & 0x3F)) return "the virtual-APIC page or the posted-interrupt descriptor is misaligned";
+  vmwrite(field::kVirtualApicAddr, page);
+  vmwrite(field::kTprThreshold, 0);
+  if (vcpu.apicv.posted) {
+    vmwrite(field::kPostedIntrNotificationVector, kPostedVector);
+    vmwrite(field::kPostedIntrDescAddr, desc);
+  }
+  for (unsigned i = 0; i < 4; i++) vmwrite(field::kEoiExitBitmap0 + 2 * i, 0);
+  vmwrite(field::kGuestInterruptStatus, 0);
+  vcpu.apicv.eoi_exit[0] = vcpu.apicv.eoi_exit[1] = vcpu.apicv.eoi_exit[2] = vcpu.apicv.eoi_exit[3] = 0;
+  vcpu.apicv.x2apic = false;
+  vcpu.apicv.status = 0;
+  apicv_mode_changed(vcpu);
+  return nullptr;
+}
+
+void apicv_mode_changed(Vcpu& vcpu) {
+  if (!vcpu.apicv.on || !vcpu.msrs.bitmap_pa) return;
+  const bool x2 = vcpu.vm().lapic[vcpu.index()].x2apic();
+  if (x2 == vcpu.apicv.x2apic) return;
+  // With "virtualize x2APIC mode" off, an MSR the bitmap lets through would reach the real
+  // x2APIC: every bit of the range is set again before the control is cleared.
+  uint8_t* bitmap = reinterpret_cast<uint8_t*>(vcpu.msrs.bitmap_pa);
+  for (uint32_t m = apic::kX2apicMsrBase; m <= apic::kX2apicMsrLast; m++) {
+    set_intercept(bitmap, m, false, !(x2 && x2apic_read_virtualized(m)));
+    set_intercept(bitmap, m, true, !(x2 && x2apic_write_virtualized(m)));
+  }
+  const uint64_t p2 = vmread(field::kSecondaryControls);
+  vmwrite(field::kSecondaryControls, x2 ? p2 | proc2::kVirtualizeX2apic : p2 & ~uint64_t{proc2::kVirtualizeX2apic});
+  vcpu.apicv.x2apic = x2;
+}
+
+void apicv_before_entry(Vcpu& vcpu) {
+  Vlapic& l = vcpu.vm().lapic[vcpu.index()];
+  l.sync_posted();
+  // The EOI-exit bitmap before the vectors can be delivered (a level-triggered vector reached
+  // the IRR only through sync_posted just now, or on this CPU).
+  for (unsigned i = 0; i < 4; i++) {
+    const uint64_t q = l.tmr_quad(i);
+    if (q != vcpu.apicv.eoi_exit[i]) {
+      vmwrite(field::kEoiExitBitmap0 + 2 * i, q);
+      vcpu.apicv.eoi_exit[i] = q;
+    }
+  }
+  l.refresh_ppr();
+  const uint16_t status = apicv::guest_interrupt_status(l);
+  const unsigned rvi = status & 0xFF;
+  if (rvi && (rvi & 0xF0) > (l.page()[apic::kPpr / 4] & 0xF0)) vcpu.apicv.entries_with_vector++;
+  if (status != vcpu.apicv.status) {
+    vmwrite(field::kGuestInterruptStatus, status);
+    vcpu.apicv.status = status;
+  }
+}
+
+void apicv_notify(VmRunState& run, unsigned vcpu, bool level) {
+  if (level || !g_posted) {
+    // Without posted interrupts the CPU never looks at the PIR: the kick's exit makes the
+    // target fold it before its next entry (an exit per IPI, as on the software path).
+    wake_vcpu(run, vcpu);
+    return;
+  }
+  run.post_wake(vcpu);
+  // As wake_vcpu: the PIR bit and the wake-up before the IPI (an x2APIC ICR write is not
+  // serializing). Pairs with the CPU's posted-interrupt processing (a locked access to the
+  // descriptor) or, in root mode, with sync_posted's acquire exchanges.
+  mmu::atomic_thread_fence(mmu::Order::seq_cst);
+  const unsigned cpu = run.cpu_of(vcpu);
+  if (cpu != x86::cpu_index()) x86::apic::send_fixed(x86::percpu(cpu).apic_id, kPostedVector);
+}
+
+void apicv_report(Vcpu& vcpu) {
+  Vcpu& v = vcpu;
+  if (vcpu.apicv.on)
+    x86::log::info("vm%u: vcpu%u: lapic: hardware path%s, %lu entries with a vector for the CPU to deliver, %lu injected "
+                   "by hv, %lu EOI-induced exits, %lu APIC-write exits, %lu external-interrupt exits acknowledged",
+                   v.vm().id(), vcpu.index(), vcpu.apicv.posted ? " with posted interrupts" : "",
+                   vcpu.apicv.entries_with_vector, vcpu.interrupts_injected(), vcpu.apicv.eoi_exits,
+                   vcpu.apicv.apic_write_exits, vcpu.apicv.acked_exits);
+  else
+    x86::log::info("vm%u: vcpu%u: lapic: software path, %lu vectors injected by hv", v.vm().id(), vcpu.index(),
+                   vcpu.interrupts_injected());
+}
+
+// Trap-like (SDM 30.4.3.3): the write is done in the page, RIP is past the instruction; hv
+// carries out what it means, as the software path does for the same register.
+void handle_apic_write(Vcpu& vcpu, const ExitInfo& e) {
+  vcpu.apicv.apic_write_exits++;
+  Vlapic& l = vcpu.vm().lapic[vcpu.index()];
+  const unsigned off = static_cast<unsigned>(e.qualification & 0xFF0);
+  uint64_t v = l.page()[off >> 2];
+  if (off == apic::kIcrLow && l.x2apic()) v |= static_cast<uint64_t>(l.page()[(off + 4) >> 2]) << 32;
+  WriteEffect fx;
+  l.write(off, v, guest_tsc_now(vcpu), fx);
+  lapic_apply(vcpu, fx);
+}
+
+// EOI-induced (trap-like, SDM 30.1.4): the CPU has already cleared the ISR bit; the IOAPIC
+// gets the EOI of the level-triggered vector.
+void handle_virtualized_eoi(Vcpu& vcpu, const ExitInfo& e) {
+  vcpu.apicv.eoi_exits++;
+  ioapic_eoi(vcpu.vm(), static_cast<uint8_t>(e.qualification & 0xFF));
+}
+
+// Only without virtual-interrupt delivery (never with hv's settings): the next entry
+// re-evaluates the IRR against the new TPR anyway.
+void handle_tpr_below_threshold(Vcpu&, const ExitInfo&) {}
+
+}  // namespace hv

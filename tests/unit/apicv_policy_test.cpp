@@ -1,0 +1,91 @@
+// The hardware APIC path's pure rules (hv/apicv_policy.h) held against the register page
+// (hv/devices/vlapic.h): what the CPU reads from the page when the MSR bitmap lets an x2APIC
+// RDMSR through must be what hv's software path answers for the same MSR.
+#include "hv/apicv_policy.h"
+
+#include <catch2/catch.hpp>
+
+using namespace hv;
+using namespace hv::apic;
+
+namespace {
+constexpr uint64_t kTscKhz = 2'000'000;
+
+// A LAPIC in x2APIC mode with something in every register the guest can set.
+void busy_x2apic(Vlapic& l, uint32_t id) {
+  l.reset(id, kTscKhz, true);
+  l.set_mode(true, true);
+  WriteEffect fx;
+  REQUIRE(l.write(kSvr, 0x1FF, 0, fx));
+  REQUIRE(l.write(kTpr, 0x20, 0, fx));
+  REQUIRE(l.write(kLvtTimer, 0x20031, 0, fx));
+  REQUIRE(l.write(kLvtLint0, 0x700, 0, fx));
+  REQUIRE(l.write(kLvtError, 0xFE, 0, fx));
+  REQUIRE(l.write(kTimerDivide, 0x3, 0, fx));
+  REQUIRE(l.write(kTimerInitial, 123456, 0, fx));
+  // ICR with a destination in its upper half (the write also sends: ignore the message).
+  REQUIRE(l.write(kIcrLow, (uint64_t{3} << 32) | 0x4041, 0, fx));
+  l.accept(0x91, false);
+  l.accept(0x35, true);
+  l.ack(0x91);
+  l.accept(0x77, false);
+}
+uint64_t page64(const Vlapic& l, unsigned off) {
+  return static_cast<uint64_t>(l.page()[off / 4]) | static_cast<uint64_t>(l.page()[off / 4 + 1]) << 32;
+}
+}  // namespace
+
+TEST_CASE("apicv: every x2APIC read the CPU serves from the page is what hv would answer", "[apicv]") {
+  Vlapic l;
+  busy_x2apic(l, 0x23);
+  unsigned through = 0;
+  for (uint32_t msr = kX2apicMsrBase; msr <= kX2apicMsrLast; msr++) {
+    const unsigned off = (msr - kX2apicMsrBase) << 4;
+    uint64_t sw = 0;
+    const bool ok = l.read(off, 1000, sw);
+    if (apicv::x2apic_read_virtualized(msr)) {
+      INFO("msr 0x" << std::hex << msr);
+      through++;
+      REQUIRE(ok);               // never a register hv would #GP
+      CHECK(page64(l, off) == sw);  // the CPU's 8-byte read at (msr & 0xFF) << 4
+    } else if (ok) {
+      // Kept exiting although readable: only the current count, which is computed from time.
+      CHECK(off == kTimerCurrent);
+    }
+  }
+  // ID, version, TPR, PPR, LDR, SVR, 8 ISR, 8 TMR, 8 IRR, ESR, ICR, 6 LVT, initial, divide.
+  CHECK(through == 6 + 24 + 1 + 1 + 6 + 2);
+}
+
+TEST_CASE("apicv: x2APIC writes the CPU virtualizes are TPR, EOI and SELF_IPI only", "[apicv]") {
+  unsigned n = 0;
+  for (uint32_t msr = kX2apicMsrBase - 1; msr <= kX2apicMsrLast + 1; msr++)
+    if (apicv::x2apic_write_virtualized(msr)) n++;
+  CHECK(n == 3);
+  CHECK(apicv::x2apic_write_virtualized(0x808));
+  CHECK(apicv::x2apic_write_virtualized(0x80B));
+  CHECK(apicv::x2apic_write_virtualized(0x83F));
+  CHECK(!apicv::x2apic_write_virtualized(0x830));  // the ICR sends: hv must see it
+  CHECK(!apicv::x2apic_read_virtualized(0x839));   // current count
+  CHECK(!apicv::x2apic_read_virtualized(0x80B));   // EOI is write-only (#GP)
+  CHECK(!apicv::x2apic_read_virtualized(0x82F));   // no CMCI LVT in hv's version register
+}
+
+TEST_CASE("apicv: guest interrupt status from the page", "[apicv]") {
+  Vlapic l;
+  l.reset(0, kTscKhz, false);
+  WriteEffect fx;
+  REQUIRE(l.write(kSvr, 0x1FF, 0, fx));
+  CHECK(apicv::guest_interrupt_status(l) == 0);
+  l.accept(0x45, false);
+  l.ack(0x45);
+  l.accept(0x61, false);
+  l.accept(0x30, false);
+  CHECK(apicv::guest_interrupt_status(l) == (0x45 << 8 | 0x61));
+  // Posted mode: nothing reaches RVI before the owner folds the PIR.
+  l.set_posted(true);
+  l.accept(0xA0, false);
+  CHECK((apicv::guest_interrupt_status(l) & 0xFF) == 0x61);
+  l.sync_posted();
+  CHECK((apicv::guest_interrupt_status(l) & 0xFF) == 0xA0);
+}
