@@ -133,10 +133,12 @@ void apicv_before_entry(Vcpu& vcpu) {
   const uint16_t status = apicv::guest_interrupt_status(l);
   const unsigned rvi = status & 0xFF;
   if (rvi && (rvi & 0xF0) > (l.page()[apic::kPpr / 4] & 0xF0)) vcpu.apicv.entries_with_vector++;
-  if (status != vcpu.apicv.status) {
-    vmwrite(field::kGuestInterruptStatus, status);
-    vcpu.apicv.status = status;
-  }
+  // Compared with the field, not with what hv wrote last: the CPU rewrites RVI and SVI itself
+  // when it delivers a virtual interrupt, so a cached copy goes stale (an EOI emulated by hv then
+  // a re-delivered vector would compute the very status hv wrote before the delivery, and the
+  // CPU would keep the SVI/RVI of after it: the vector never delivered).
+  if (status != vmread(field::kGuestInterruptStatus)) vmwrite(field::kGuestInterruptStatus, status);
+  vcpu.apicv.status = status;
 }
 
 void apicv_notify(VmRunState& run, unsigned vcpu, bool level) {
