@@ -194,6 +194,7 @@ const char* load_linux_vm(RunVm& rv, const char* name, GuestImageKind kind, cons
     lb.initrd = g_modules[0].data;
     lb.initrd_bytes = g_modules[0].size;
   }
+  rv.vm.report_guest_state = true;  // registers, last exit and console lines on an abnormal stop
   LinuxLoaded loaded;
   VcpuStart& s = rv.start[0];
   if (const char* err = load_linux(rv.vm, kind, image, image_bytes, lb, &s, &loaded)) {

@@ -27,6 +27,7 @@
 #include "arch/x86/vmx/instructions.h"
 #include "arch/x86/vmx/invalidate.h"
 #include "arch/x86/xsave.h"
+#include "hv/guest_stop_report.h"
 #include "hv/cr_rules.h"
 #include "hv/cpu_work.h"
 #include "hv/exit.h"
@@ -384,6 +385,7 @@ bool Vcpu::run() {
     stats_.host_tsc += t2 - t1;
   }
   timing_.print(vm_->id(), index_);
+  if (failed_ && vm_->report_guest_state) print_guest_stop_report(*this);  // the VMCS is still current
   return !failed_;
 }
 
