@@ -248,7 +248,11 @@ Regs leaf_d(const Inputs& in, uint32_t sub) {
 
 Regs leaf_15(const Inputs& in) {
   // TSC = crystal * EBX / EAX. The crystal is the LAPIC timer's clock (kLapicTimerKhz), so
-  // EBX / EAX = tsc_khz / kLapicTimerKhz, reduced.
+  // EBX / EAX = tsc_khz / kLapicTimerKhz, reduced. Linux computes crystal_khz * EBX in 32
+  // bits (native_calibrate_tsc): with the 1 GHz crystal, an EBX above 4294 wraps and the
+  // guest takes a wrong TSC rate (a 49.997 MHz TSC, Bochs's, read as 2.752 MHz). Where the
+  // exact ratio needs a larger EBX, EBX is the largest that fits and EAX is rounded to match
+  // (relative error below 1 / (2 EAX): under 10 ppm for any TSC below 4 GHz).
   if (!in.tsc_khz || in.tsc_khz > 0xFFFFFFFFu) return {};
   uint64_t num = in.tsc_khz, den = kLapicTimerKhz;
   uint64_t a = num, b = den;
@@ -259,6 +263,12 @@ Regs leaf_15(const Inputs& in) {
   }
   num /= a;
   den /= a;
+  constexpr uint64_t kMaxNum = 0xFFFFFFFFull / kLapicTimerKhz;
+  if (num > kMaxNum) {
+    den = (den * kMaxNum + num / 2) / num;
+    num = kMaxNum;
+    if (!den) return {};  // a TSC beyond 4294 * the crystal: no exact leaf possible, none given
+  }
   return {static_cast<uint32_t>(den), static_cast<uint32_t>(num), kLapicTimerKhz * 1000u, 0};
 }
 

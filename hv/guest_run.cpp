@@ -26,7 +26,9 @@
 #include "hv/devices/acpi.h"
 #include "hv/boot_modules.h"
 #include "hv/cmdline.h"
+#include "hv/guest_image.h"
 #include "hv/guest_loader.h"
+#include "hv/linux_loader.h"
 #include "hv/guest_ports.h"
 #include "hv/multiboot_info.h"
 #include "hv/guest_phys_bits.h"
@@ -132,6 +134,80 @@ const char* guest_memory(RunVm& rv, uint64_t* boot_bytes, uint64_t* default_pool
   return nullptr;
 }
 
+// Loads a multiboot v1 image into the VM of `rv` and fills its vCPUs' start states (vCPU 0 the
+// multiboot state, the others hv's AP protocol). nullptr or why not (rv.why).
+const char* load_multiboot_vm(RunVm& rv, const char* name, const uint8_t* image, uint64_t image_bytes, const char* line,
+                              int nmods) {
+  MultibootBoot mb;
+  mb.cmdline = line;
+  mb.modules = g_modules;
+  mb.module_count = static_cast<unsigned>(nmods);
+  MultibootLoaded loaded;
+  if (const char* err = load_multiboot(rv.vm, image, image_bytes, mb, &loaded)) {
+    x86::format(rv.why, sizeof rv.why, "%s: %s", name, err);
+    return rv.why;
+  }
+  const uint64_t entry = loaded.entry;
+  x86::log::info("vm%u: multiboot guest %s, %lu bytes, entry 0x%lx; RAM %lu MiB in slot 0 of a %lu MiB pool; %u vCPU(s)", rv.id,
+                 name, image_bytes, entry, rv.vm.ram_bytes() >> 20, rv.vm.pool_bytes() >> 20, rv.vcpus);
+  x86::log::info("vm%u: image at [0x%lx, 0x%lx), multiboot information at 0x%lx (%lu bytes with %d module(s)), command line \"%s\"",
+                 rv.id, loaded.image_start, loaded.image_end, loaded.info_gpa, loaded.block_bytes, nmods, line);
+  const unsigned n = rv.vcpus;
+  for (unsigned i = 0; i < n; i++) {
+    VcpuStart& s = rv.start[i];
+    s.rip = entry;
+    if (i == 0) {
+      // Multiboot leaves ESP undefined; give the guest a value inside its RAM that is not in
+      // its image: just below the information (free RAM or hv's reserved pages).
+      s.rsp = loaded.info_gpa;
+      s.rax = kMultibootBootMagic;
+      s.rbx = loaded.info_gpa;
+    } else {
+      s.rsp = kApStackTop;
+      s.rax = HV_AP_MAGIC;
+      s.rbx = i;
+      s.rcx = n;
+      // No interrupt ever reaches the guest (external-interrupt exiting), but under Bochs a
+      // guest entered with IF = 0 only leaves on the preemption timer (see VcpuStart), which
+      // would make every remote flush to it wait a whole slice. vCPUs > 0 are hv's own
+      // protocol, so their entry state may say IF = 1 (docs/hypercalls.md).
+      s.interrupts_enabled = true;
+      rv.launch[i] = VcpuLaunch::kWithVcpu0;
+    }
+  }
+  return nullptr;
+}
+
+// Loads a Linux kernel (bzImage or PVH ELF) into the VM of `rv`: the kernel's command line is
+// the guest's line without its first word (the module's name), the initrd is the first module
+// of hv.guest-mods. vCPU 0 only: the others wait for INIT/SIPI (create_vm). nullptr or why not
+// (rv.why).
+const char* load_linux_vm(RunVm& rv, const char* name, GuestImageKind kind, const uint8_t* image, uint64_t image_bytes,
+                          const char* line, int nmods) {
+  LinuxBoot lb;
+  lb.cmdline = module_args(line);
+  if (nmods > 0) {
+    lb.initrd = g_modules[0].data;
+    lb.initrd_bytes = g_modules[0].size;
+  }
+  rv.vm.report_guest_state = true;  // registers, last exit and console lines on an abnormal stop
+  LinuxLoaded loaded;
+  VcpuStart& s = rv.start[0];
+  if (const char* err = load_linux(rv.vm, kind, image, image_bytes, lb, &s, &loaded)) {
+    x86::format(rv.why, sizeof rv.why, "%s: %s: %s", name, guest_image_kind_name(kind), err);
+    return rv.why;
+  }
+  x86::log::info("vm%u: Linux guest %s (%s, %lu bytes), entry 0x%lx (%s); RAM %lu MiB in slot 0 of a %lu MiB pool; %u vCPU(s)",
+                 rv.id, name, guest_image_kind_name(kind), image_bytes, loaded.entry,
+                 kind == GuestImageKind::kPvhElf ? "PVH: 32-bit, paging off" : "64-bit", rv.vm.ram_bytes() >> 20,
+                 rv.vm.pool_bytes() >> 20, rv.vcpus);
+  x86::log::info("vm%u: kernel at [0x%lx, 0x%lx), initrd %lu bytes at 0x%lx, %s at 0x%lx, RSDP at 0x%lx, command line \"%s\"",
+                 rv.id, loaded.image_start, loaded.image_end, loaded.initrd_bytes, loaded.initrd_addr,
+                 kind == GuestImageKind::kPvhElf ? "start info" : "zero page", loaded.info_gpa, rv.vm.acpi_rsdp_gpa,
+                 lb.cmdline);
+  return nullptr;
+}
+
 // Creates the VM of `rv` for GRUB module `name` and loads the image. nullptr or why not.
 const char* create_vm(RunVm& rv, const x86::mb2::BootInfo& boot, const char* name, const x86::vmx::Capabilities& caps) {
   const x86::mb2::Module* mod = find_module(boot, name);
@@ -182,53 +258,45 @@ const char* create_vm(RunVm& rv, const x86::mb2::BootInfo& boot, const char* nam
   add_lapic_mmio(rv.vm);    // the xAPIC page (hv/devices/vlapic_mmio.h)
   rv.vm.unbacked_policy = true;  // docs/hypercalls.md "Unbacked and read-only memory"
 
-  MultibootBoot mb;
-  mb.cmdline = line;
-  mb.modules = g_modules;
-  mb.module_count = static_cast<unsigned>(nmods);
-  MultibootLoaded loaded;
-  if (const char* err = load_multiboot(rv.vm, reinterpret_cast<const uint8_t*>(mod->start), mod->end - mod->start, mb, &loaded)) {
-    x86::format(rv.why, sizeof rv.why, "%s: %s", name, err);
-    return rv.why;
+  const uint8_t* const image = reinterpret_cast<const uint8_t*>(mod->start);
+  const uint64_t image_bytes = mod->end - mod->start;
+  const GuestImageKind kind = guest_image_kind(image, image_bytes);
+  const char* err = nullptr;
+  switch (kind) {
+    case GuestImageKind::kMultiboot: err = load_multiboot_vm(rv, name, image, image_bytes, line, nmods); break;
+    case GuestImageKind::kLinuxBzImage:
+    case GuestImageKind::kPvhElf: err = load_linux_vm(rv, name, kind, image, image_bytes, line, nmods); break;
+    default:
+      x86::format(rv.why, sizeof rv.why,
+                  "%s: no multiboot v1 header (magic 0x1BADB002 with a valid checksum) in the first 8 KiB, no Linux "
+                  "setup header (\"HdrS\" at 0x202), not an ELF64 kernel: not a guest image hv can load",
+                  name);
+      return rv.why;
   }
-  const uint64_t entry = loaded.entry;
-  x86::log::info("vm%u: multiboot guest %s, %lu bytes, entry 0x%lx; RAM %lu MiB in slot 0 of a %lu MiB pool; %u vCPU(s)", rv.id,
-                 name, mod->end - mod->start, entry, rv.vm.ram_bytes() >> 20, rv.vm.pool_bytes() >> 20, rv.vcpus);
-  x86::log::info("vm%u: image at [0x%lx, 0x%lx), multiboot information at 0x%lx (%lu bytes with %d module(s)), command line \"%s\"",
-                 rv.id, loaded.image_start, loaded.image_end, loaded.info_gpa, loaded.block_bytes, nmods, line);
+  if (err) return err;
+  // The APs of a Linux guest wait for INIT/SIPI (the kernel starts them through its local APIC,
+  // as firmware leaves them); a multiboot guest's use hv's own protocol unless hv.ap-start=sipi
+  // (hv/vm_runner.h set_ap_start_sipi).
   const unsigned n = rv.vcpus;
-  for (unsigned i = 0; i < n; i++) {
-    VcpuStart& s = rv.start[i];
-    s.rip = entry;
-    if (i == 0) {
-      // Multiboot leaves ESP undefined; give the guest a value inside its RAM that is not in
-      // its image: just below the information (free RAM or hv's reserved pages).
-      s.rsp = loaded.info_gpa;
-      s.rax = kMultibootBootMagic;
-      s.rbx = loaded.info_gpa;
-    } else {
-      s.rsp = kApStackTop;
-      s.rax = HV_AP_MAGIC;
-      s.rbx = i;
-      s.rcx = n;
-      // No interrupt ever reaches the guest (external-interrupt exiting), but under Bochs a
-      // guest entered with IF = 0 only leaves on the preemption timer (see VcpuStart), which
-      // would make every remote flush to it wait a whole slice. vCPUs > 0 are hv's own
-      // protocol, so their entry state may say IF = 1 (docs/hypercalls.md).
-      s.interrupts_enabled = true;
-      rv.launch[i] = VcpuLaunch::kWithVcpu0;
-    }
-  }
-  // hv.ap-start=sipi: the APs wait for INIT/SIPI instead (hv/vm_runner.h set_ap_start_sipi).
+  bool sipi = kind != GuestImageKind::kMultiboot;
   char ap_start[8];
-  if (cmdline::get("hv.ap-start", ap_start, sizeof ap_start) && strcmp(ap_start, "hv") != 0) {
-    if (strcmp(ap_start, "sipi") != 0) {
+  if (cmdline::get("hv.ap-start", ap_start, sizeof ap_start)) {
+    if (strcmp(ap_start, "sipi") != 0 && strcmp(ap_start, "hv") != 0) {
       x86::format(rv.why, sizeof rv.why, "hv.ap-start=%s: expected hv or sipi", ap_start);
       return rv.why;
     }
-    if (const char* err = set_ap_start_sipi(rv, caps)) return err;
-    if (n > 1) x86::log::info("vm%u: %u AP vCPU(s) wait for INIT/SIPI (hv.ap-start=sipi)", rv.id, n - 1);
+    sipi = !strcmp(ap_start, "sipi");
   }
+  if (sipi && kind == GuestImageKind::kMultiboot) {
+    if (const char* e = set_ap_start_sipi(rv, caps)) return e;
+  } else if (kind != GuestImageKind::kMultiboot && n > 1) {
+    if (!sipi) {
+      x86::format(rv.why, sizeof rv.why, "%s: a Linux guest's APs start by INIT/SIPI (hv.ap-start=hv is for multiboot guests)", name);
+      return rv.why;
+    }
+    if (const char* e = set_ap_start_sipi(rv, caps)) return e;
+  }
+  if (sipi && n > 1) x86::log::info("vm%u: %u AP vCPU(s) wait for INIT/SIPI", rv.id, n - 1);
   rv.vcpu0_ends_vm = true;
   return bench_vm_prepare(rv.vm);  // hv.bench-* only (hv/bench_vm.h)
 }

@@ -28,6 +28,7 @@
 #include "arch/x86/vmx/invalidate.h"
 #include "arch/x86/xsave.h"
 #include "hv/apicv.h"
+#include "hv/guest_stop_report.h"
 #include "hv/cr_rules.h"
 #include "hv/cpu_work.h"
 #include "hv/exit.h"
@@ -426,6 +427,7 @@ bool Vcpu::run() {
   if (trace::on(trace::kCatExit)) trace::record(trace::kVcpuStop, vm_->id(), static_cast<uint8_t>(index_), x86::rdtsc(), failed_, 0);
   timing_.print(vm_->id(), index_);
   apicv_report(*this);  // hv/apicv.h: the LAPIC path and its exits
+  if (failed_ && vm_->report_guest_state) print_guest_stop_report(*this);  // the VMCS is still current
   return !failed_;
 }
 

@@ -47,6 +47,15 @@ struct VcpuStart {
   // the VMX preemption timer ends its slices (the same happens, in Bochs, after the guest
   // executes CLI). Off for guests whose entry state says IF = 0.
   bool interrupts_enabled = false;
+  // Start in 64-bit mode instead (Linux's 64-bit boot protocol, hv/linux_loader.h): paging on
+  // with `cr3` (identity tables the loader built in guest RAM), CR4.PAE, EFER.LME/LMA, the
+  // "IA-32e mode guest" entry control, GDTR = the loader's GDT, CS = `cs` (a 64-bit code
+  // descriptor there) and DS/ES/SS/FS/GS = `ds`. Off: 32-bit protected mode, paging off.
+  struct LongMode {
+    bool on = false;
+    uint64_t cr3 = 0, gdt_base = 0;
+    uint16_t gdt_limit = 0, cs = 0, ds = 0;
+  } long_mode;
 };
 
 // Per-vCPU counters (the VM's VmStats sums all vCPUs). Single writer: only the vCPU's own CPU

@@ -66,6 +66,7 @@ class Vm {
     mmio.clear();
     vcpu_count = 1;
     acpi_rsdp_gpa = 0;
+    report_guest_state = false;
     report_result_reset();
   }
   void add_hv_slots(uint64_t bytes, unsigned ranges) {
@@ -135,6 +136,9 @@ class Vm {
   // no tables), for loaders that hand it to the guest (Linux's boot protocols).
   AcpiPm acpi_pm;
   uint64_t acpi_rsdp_gpa = 0;
+  // A vCPU that stops abnormally prints its registers, its last exit and the guest's last
+  // console lines (hv/guest_stop_report.h): guests hv did not write (Linux).
+  bool report_guest_state = false;
   // Frees the EPT tables and the guest RAM. The vCPUs must be stopped and their VMCSs cleared.
   void destroy();
 

@@ -130,7 +130,11 @@ const char* Vcpu::setup_vmcs(const VcpuStart& start) {
     if (compute_controls(*reqs[i], *outs[i], why, kWhySize)) return why;
   // The TRUE_* MSRs let CR3-load/store exiting be 0; with the default MSRs they may be forced
   // on, which is harmless (those exits are handled) but worth knowing about.
-  entryv &= ~entry_ctl::kIa32eModeGuest;  // the guest starts outside long mode
+  // The guest starts outside long mode, unless its loader asks for the 64-bit entry (then
+  // CR0.PG, CR4.PAE and EFER.LME/LMA below agree with the control, as VM entry checks).
+  const VcpuStart::LongMode& lm = start.long_mode;
+  entryv &= ~entry_ctl::kIa32eModeGuest;
+  if (lm.on) entryv |= entry_ctl::kIa32eModeGuest;
   // The MSR policy's state, hv's values of the switched MSRs, the MSR bitmap (hv/vcpu_msrs.h).
   if (const char* e = init_vcpu_msrs(*this, procv & proc::kUseMsrBitmaps, (proc2v & proc2::kEnableRdtscp) != 0)) return e;
 
@@ -220,12 +224,14 @@ const char* Vcpu::setup_vmcs(const VcpuStart& start) {
       {kGuestDsSel, kGuestDsBase, kGuestDsLimit, kGuestDsAr}, {kGuestEsSel, kGuestEsBase, kGuestEsLimit, kGuestEsAr},
       {kGuestFsSel, kGuestFsBase, kGuestFsLimit, kGuestFsAr}, {kGuestGsSel, kGuestGsBase, kGuestGsLimit, kGuestGsAr},
   };
+  // 64-bit code: L = 1 and D = 0 (SDM 3.4.5).
+  const uint32_t code64_ar = (code_ar & ~ar::kDb) | ar::kL;
   for (const Seg& s : segs) {
     const bool cs = s.sel == kGuestCsSel;
-    w(s.sel, cs ? 0x08 : 0x10);
+    w(s.sel, lm.on ? (cs ? lm.cs : lm.ds) : (cs ? 0x08 : 0x10));
     w(s.base, 0);
     w(s.limit, 0xFFFFFFFF);
-    w(s.ar, cs ? code_ar : data_ar);
+    w(s.ar, cs ? (lm.on ? code64_ar : code_ar) : data_ar);
   }
   w(kGuestLdtrSel, 0);
   w(kGuestLdtrBase, 0);
@@ -235,19 +241,21 @@ const char* Vcpu::setup_vmcs(const VcpuStart& start) {
   w(kGuestTrBase, 0);
   w(kGuestTrLimit, 0x67);
   w(kGuestTrAr, ar::kTypeBusyTss32 | ar::kP);
-  w(kGuestGdtrBase, 0);
-  w(kGuestGdtrLimit, 0xFFFF);
+  w(kGuestGdtrBase, lm.on ? lm.gdt_base : 0);
+  w(kGuestGdtrLimit, lm.on ? lm.gdt_limit : 0xFFFF);
   w(kGuestIdtrBase, 0);
   w(kGuestIdtrLimit, 0xFFFF);
   // Unrestricted guest exempts PE and PG from CR0_FIXED0 (SDM 26.3.1.1): paging stays off.
-  w(kGuestCr0, ((kCr0Pe | kCr0Et | kCr0Ne) | (c.cr0_fixed0 & ~(kCr0Pg | kCr0Pe))) & c.cr0_fixed1);
-  w(kGuestCr3, 0);
-  w(kGuestCr4, (kCr4Vmxe | c.cr4_fixed0) & c.cr4_fixed1);
+  // The 64-bit entry has PG on (PG and PAE are not hv-owned bits: the guest reads them as set).
+  constexpr uint64_t kCr4Pae = 1u << 5, kEferLme = 1u << 8, kEferLma = 1u << 10;
+  w(kGuestCr0, ((kCr0Pe | kCr0Et | kCr0Ne | (lm.on ? kCr0Pg : 0)) | (c.cr0_fixed0 & ~(kCr0Pg | kCr0Pe))) & c.cr0_fixed1);
+  w(kGuestCr3, lm.on ? lm.cr3 : 0);
+  w(kGuestCr4, (kCr4Vmxe | (lm.on ? kCr4Pae : 0) | c.cr4_fixed0) & c.cr4_fixed1);
   w(kGuestDr7, 0x400);
   w(kGuestRflags, start.interrupts_enabled ? 0x202 : 0x2);  // bit 1 is reserved as 1; bit 9 IF
   w(kGuestRip, start.rip);
   w(kGuestRsp, start.rsp);
-  w(kGuestEfer, 0);
+  w(kGuestEfer, lm.on ? kEferLme | kEferLma : 0);
   w(kGuestDebugCtl, 0);
   w(kGuestPat, hv::msr::kPatReset);
   w(kGuestSysenterCs, 0);

@@ -21,6 +21,7 @@ void Uart::reset(unsigned vm_id) {
   ier_ = lcr_ = mcr_ = scr_ = dlm_ = fcr_ = 0;
   dll_ = 1;
   line_.clear();
+  kept_next_ = kept_count_ = 0;
   rx_head_ = rx_count_ = 0;
   overrun_ = thre_pending_ = false;
   irq_level_ = false;
@@ -154,16 +155,34 @@ void Uart::write(uint16_t port, uint8_t v) {
   }
 }
 
+void Uart::emit_line(const char* text) {
+  lock_.assert_held();
+  x86::log::plain("vm%u: %s", vm_id_, text);
+  char* k = kept_[kept_next_];
+  unsigned n = 0;
+  for (; text[n] && n + 1 < ConsoleLine::kCapacity; n++) k[n] = text[n];
+  k[n] = 0;
+  kept_next_ = (kept_next_ + 1) % kKeptLines;
+  if (kept_count_ < kKeptLines) kept_count_++;
+}
+
 void Uart::transmit(uint8_t c) {
   lock_.assert_held();
-  const unsigned id = vm_id_;
-  line_.put(c, [id](const char* text) { x86::log::plain("vm%u: %s", id, text); });
+  line_.put(c, [this](const char* text) NO_THREAD_SAFETY_ANALYSIS { emit_line(text); });
 }
 
 void Uart::flush_locked() {
   lock_.assert_held();
-  const unsigned id = vm_id_;
-  line_.flush([id](const char* text) { x86::log::plain("vm%u: %s", id, text); });
+  line_.flush([this](const char* text) NO_THREAD_SAFETY_ANALYSIS { emit_line(text); });
+}
+
+void Uart::print_last_lines() {
+  mmu::SpinLockGuard g(lock_);
+  flush_locked();
+  if (!kept_count_) return;
+  x86::log::plain("vm%u: the guest's last %u console line(s):", vm_id_, kept_count_);
+  const unsigned first = (kept_next_ + kKeptLines - kept_count_) % kKeptLines;
+  for (unsigned i = 0; i < kept_count_; i++) x86::log::plain("vm%u: | %s", vm_id_, kept_[(first + i) % kKeptLines]);
 }
 
 void Uart::flush() {

@@ -42,6 +42,10 @@ class Uart {
   void attach_irq(void (*set)(void* ctx, bool level), void* ctx) EXCLUDES(lock_);
   // A byte from the outside world into the receive FIFO (dropped, with overrun, when full).
   void receive(uint8_t c) EXCLUDES(lock_);
+  // Prints the last kKeptLines lines the guest wrote ("vmN: last console lines:"), for the
+  // report of a guest that stopped abnormally (hv/guest_stop_report.h).
+  static constexpr unsigned kKeptLines = 8;
+  void print_last_lines() EXCLUDES(lock_);
 
  private:
   void transmit(uint8_t c) REQUIRES(lock_);
@@ -49,12 +53,16 @@ class Uart {
   void flush_locked() REQUIRES(lock_);
   uint8_t iir() const REQUIRES(lock_);
   void update_irq() REQUIRES(lock_);
+  void emit_line(const char* text) REQUIRES(lock_);
 
   mmu::SpinLock lock_;
   unsigned vm_id_ GUARDED_BY(lock_) = 0;
   uint8_t ier_ GUARDED_BY(lock_) = 0, lcr_ GUARDED_BY(lock_) = 0, mcr_ GUARDED_BY(lock_) = 0, scr_ GUARDED_BY(lock_) = 0,
       dll_ GUARDED_BY(lock_) = 1, dlm_ GUARDED_BY(lock_) = 0, fcr_ GUARDED_BY(lock_) = 0;
   ConsoleLine line_ GUARDED_BY(lock_);
+  // The last lines printed, a ring (kept_next_ is the oldest once the ring is full).
+  char kept_[kKeptLines][ConsoleLine::kCapacity] GUARDED_BY(lock_) = {};
+  unsigned kept_next_ GUARDED_BY(lock_) = 0, kept_count_ GUARDED_BY(lock_) = 0;
   static constexpr unsigned kFifo = 16;
   uint8_t rx_[kFifo] GUARDED_BY(lock_) = {};
   unsigned rx_head_ GUARDED_BY(lock_) = 0, rx_count_ GUARDED_BY(lock_) = 0;

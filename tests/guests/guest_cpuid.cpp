@@ -238,8 +238,11 @@ void hv_policy() {
   MCHECK(t.a != 0 && t.b != 0);
   const Cpuid c15 = cpuid(0x15), c16 = cpuid(0x16);
   MCHECK(c15.a != 0 && c15.b != 0);
-  // TSC = crystal * EBX / EAX.
-  MCHECK_EQ(div64(uint64_t{c15.c} * c15.b, c15.a), uint64_t{t.a} * 1000);
+  // TSC = crystal * EBX / EAX, within 10 ppm (EAX is rounded where the exact ratio needs an
+  // EBX so large that crystal kHz * EBX would wrap 32 bits, as Linux computes it).
+  const uint64_t tsc_hz = div64(uint64_t{c15.c} * c15.b, c15.a), want_hz = uint64_t{t.a} * 1000;
+  MCHECK((tsc_hz > want_hz ? tsc_hz - want_hz : want_hz - tsc_hz) <= div64(want_hz, 100000));
+  MCHECK(uint64_t{c15.c / 1000} * c15.b <= 0xFFFFFFFFull);
   MCHECK_EQ(c15.c, uint64_t{t.b} * 1000);
   MCHECK_EQ(c16.a, t.a / 1000);
   MCHECK_EQ(c16.c, t.b / 1000);

@@ -6,6 +6,8 @@
 // hypervisor and frequency leaves agree with each other.
 #include <catch2/catch.hpp>
 
+#include <cmath>
+
 #include <map>
 #include <utility>
 
@@ -324,6 +326,17 @@ TEST_CASE("cpuid policy: hypervisor leaves and the frequencies agree", "[cpuid]"
   const Regs l16 = guest_cpuid(in, 0x16, 0);
   CHECK(l16.eax == 2100);
   CHECK(l16.ecx == t.ebx / 1000);
+  SECTION("a TSC rate whose exact ratio needs a large EBX (Bochs: 49.997 MHz)") {
+    // Linux multiplies crystal_khz by EBX in 32 bits: the product must not wrap, and the
+    // rate it gets must be within 10 ppm of the real one.
+    in.tsc_khz = 49997;
+    const Regs r = guest_cpuid(in, 0x15, 0);
+    REQUIRE(r.eax != 0);
+    const uint64_t crystal_khz = r.ecx / 1000;
+    CHECK(crystal_khz * r.ebx <= 0xFFFFFFFFull);
+    const double khz = double(crystal_khz) * r.ebx / r.eax;
+    CHECK(std::abs(khz - 49997.0) / 49997.0 < 1e-5);
+  }
   SECTION("an unknown TSC rate: the frequency leaves are zero") {
     in.tsc_khz = 0;
     CHECK(guest_cpuid(in, 0x15, 0) == Regs{});
