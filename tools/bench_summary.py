@@ -41,7 +41,7 @@ GOALS = {
     "fault_4k_cpu_ns": ("  the same in thread CPU time", "<= 40", lambda v: v <= 40),
     "fault_scaling_2t": ("2 threads, disjoint ranges, x of 1 thread", ">= 1.8", lambda v: v >= 1.8),
     "fault_overlap_2t": ("  their overlap (1.0 = fully parallel)", "(context)", None),
-    "fault_on_cpu_2t": ("  share of their run they had a core (1.0 = idle box)", "(context)", None),
+    "fault_on_cpu_2t": ("  share of their run on a core (1 = idle box)", "(context)", None),
     "fault_scaling_2t_cpu": ("  the same from thread CPU time", ">= 1.8", lambda v: v >= 1.8),
     "fault_scaling_2t_same": ("2 threads, same range (contention), x", "(reported)", None),
     "fault_overlap_2t_same": ("  their overlap", "(context)", None),
