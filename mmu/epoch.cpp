@@ -112,8 +112,17 @@ const Epoch::CpuState& Epoch::self() const {
   return cpus_[id];
 }
 
-void Epoch::read_lock() {
-  CpuState& c = self();
+Epoch::CpuState& Epoch::of(unsigned cpu) {
+  // cpu_count(): a reader beyond it would be invisible to try_advance(), which scans only those.
+  MMU_ASSERT(cpu < platform_.cpu_count() && cpu < Platform::kMaxCpus);
+  return cpus_[cpu];
+}
+
+void Epoch::read_lock() { read_lock(platform_.cpu_id()); }
+void Epoch::read_unlock() { read_unlock(platform_.cpu_id()); }
+
+void Epoch::read_lock(unsigned cpu) {
+  CpuState& c = of(cpu);
   const uint32_t depth = c.nesting.load(Order::relaxed);
   MMU_ASSERT(depth < 0x7fffffffu);
   if (depth == 0) {
@@ -146,8 +155,9 @@ void Epoch::pin(CpuState& c, uint64_t g) {
   atomic_thread_fence(Order::seq_cst);
 }
 
-void Epoch::read_unlock() {
-  CpuState& c = self();
+void Epoch::read_unlock(unsigned cpu) {
+  MMU_ASSERT(cpu < Platform::kMaxCpus);  // read_lock(cpu) checked it against cpu_count()
+  CpuState& c = cpus_[cpu];
   const uint32_t depth = c.nesting.load(Order::relaxed);
   MMU_ASSERT(depth != 0);  // unbalanced read_unlock()
   c.nesting.store(depth - 1, Order::relaxed);
@@ -159,6 +169,10 @@ void Epoch::read_unlock() {
 }
 
 bool Epoch::in_read_section() const { return self().nesting.load(Order::relaxed) != 0; }
+bool Epoch::in_read_section(unsigned cpu) const {
+  MMU_ASSERT(cpu < Platform::kMaxCpus);
+  return cpus_[cpu].nesting.load(Order::relaxed) != 0;
+}
 
 bool Epoch::is_online(unsigned cpu) const {
   MMU_ASSERT(cpu < Platform::kMaxCpus);

@@ -108,6 +108,12 @@ class Epoch {
   void read_lock();
   void read_unlock();
   bool in_read_section() const;  // on the current CPU (for assertions)
+  // The same for a caller that already knows its CPU id (`cpu` == Platform::cpu_id(); the fault
+  // path asks once per fault instead of twice per call).
+  void read_lock(unsigned cpu);
+  void read_unlock(unsigned cpu);
+  bool in_read_section(unsigned cpu) const;
+  void assert_not_in_read_section(unsigned cpu) const { MMU_ASSERT(!in_read_section(cpu)); }
   // For the rule "never wait for the MMU lock (or any lock whose holder may synchronize())
   // inside a read-side section": call it right before taking such a lock.
   void assert_not_in_read_section() const { MMU_ASSERT(!in_read_section()); }
@@ -194,6 +200,7 @@ class Epoch {
 
   CpuState& self();
   const CpuState& self() const;
+  CpuState& of(unsigned cpu);
   void pin(CpuState& c, uint64_t g);
   uint64_t stamp();
   bool try_advance();
@@ -206,20 +213,24 @@ class Epoch {
   static void free_batch(EpochCallback* cb);
 
   Platform& platform_;
-  Atomic<uint64_t> global_epoch_{2};
-  Atomic<uint64_t> pending_pages_{0};
+  // Read by every outermost read_lock(): a line of its own, apart from pending_pages_ (written
+  // by every retire_page() and free) and the per-CPU states.
+  alignas(64) Atomic<uint64_t> global_epoch_{2};
+  alignas(64) Atomic<uint64_t> pending_pages_{0};
   CpuState cpus_[Platform::kMaxCpus];
 };
 
 class EpochReadGuard {
  public:
-  explicit EpochReadGuard(Epoch& e) : e_(e) { e_.read_lock(); }
-  ~EpochReadGuard() { e_.read_unlock(); }
+  explicit EpochReadGuard(Epoch& e) : e_(e), cpu_(e.platform().cpu_id()) { e_.read_lock(cpu_); }
+  EpochReadGuard(Epoch& e, unsigned cpu) : e_(e), cpu_(cpu) { e_.read_lock(cpu_); }
+  ~EpochReadGuard() { e_.read_unlock(cpu_); }
   EpochReadGuard(const EpochReadGuard&) = delete;
   EpochReadGuard& operator=(const EpochReadGuard&) = delete;
 
  private:
   Epoch& e_;
+  const unsigned cpu_;
 };
 
 }  // namespace mmu

@@ -51,6 +51,8 @@ int Mmu::goal_level(const SlotView& slot, gfn_t gfn) const {
 
 FaultOutcome Mmu::map(VcpuMmu& v, gfn_t gfn, unsigned access) {
   FaultOutcome outcome;
+  // Once per fault: the lock's reader indicator and the statistics are this CPU's.
+  const unsigned cpu = platform_.cpu_id();
   Root* const root = v.root_;
   access &= spte::kAccRead | spte::kAccWrite | spte::kAccExec;
   if (gfn >= gfn_limit_) {
@@ -74,29 +76,29 @@ FaultOutcome Mmu::map(VcpuMmu& v, gfn_t gfn, unsigned access) {
       v.cache_.topup(platform_, account_, static_cast<unsigned>(config_.root_level));
       // A CPU must never wait for the MMU lock inside an epoch section: a writer holding it may
       // be waiting in synchronize() for that very section (see mmu/epoch.h).
-      epoch_.assert_not_in_read_section();
-      ReadLockGuard guard(mmu_lock_);
+      epoch_.assert_not_in_read_section(cpu);
+      PerCpuReadGuard guard(mmu_lock_, cpu);
       // The whole frame the leaf will map must be clear of invalidations, not just `gfn`: a huge
       // leaf for a gfn outside the range may still reach into it.
       const gfn_t frame = spte::align_down(gfn, goal);
       if (root->invalid.load(Order::acquire) ||
-          invalidate_retry(seq, frame, frame + spte::pages_per_entry(goal))) {
+          invalidate_retry(cpu, seq, frame, frame + spte::pages_per_entry(goal))) {
         outcome = FaultOutcome::retry;
       } else {
         // Tables may be unlinked by other CPUs holding the lock shared (replace_table_...):
         // the section keeps every table we may still point into alive.
-        EpochReadGuard section(epoch_);
-        outcome = map_locked(v, gfn, access, slot, goal);
+        EpochReadGuard section(epoch_, cpu);
+        outcome = map_locked(v, cpu, gfn, access, slot, goal);
       }
     }
   }
-  stats_.faults[static_cast<int>(outcome)].fetch_add(1, Order::relaxed);
+  count(cpu, kHotFaults + static_cast<unsigned>(outcome));
   return outcome;
 }
 
 // MMU lock: held shared (the CAS protocol makes concurrent faults safe; exclusive would do too).
-bool Mmu::invalidate_retry(uint64_t seq, gfn_t start, gfn_t end) {
-  mmu_lock_.assert_held_shared();
+bool Mmu::invalidate_retry(unsigned cpu, uint64_t seq, gfn_t start, gfn_t end) {
+  mmu_lock_.assert_held_shared(cpu);
   // The in-progress count and range change only under the lock held exclusively, so holding it
   // shared makes them stable here.
   if (invalidate_in_progress_ != 0 && start < invalidate_end_ && invalidate_start_ < end) return true;
@@ -104,9 +106,9 @@ bool Mmu::invalidate_retry(uint64_t seq, gfn_t start, gfn_t end) {
 }
 
 // MMU lock: shared.
-FaultOutcome Mmu::map_locked(VcpuMmu& v, gfn_t gfn, unsigned access, const SlotView& slot,
-                             int goal) {
-  mmu_lock_.assert_held_shared();
+FaultOutcome Mmu::map_locked(VcpuMmu& v, unsigned cpu, gfn_t gfn, unsigned access,
+                             const SlotView& slot, int goal) {
+  mmu_lock_.assert_held_shared(cpu);
   Root* const root = v.root_;
   bool changed = false;
   TdpIter it(platform_, root->table, root->level, gfn, gfn + 1, goal);
@@ -141,7 +143,7 @@ FaultOutcome Mmu::map_locked(VcpuMmu& v, gfn_t gfn, unsigned access, const SlotV
       it.old_spte = expected;
       continue;
     }
-    stats_.tables_live.fetch_add(1, Order::relaxed);
+    count(cpu, kHotTablesLive);
     changed = true;
     it.old_spte = link;
     it.next();
@@ -171,7 +173,7 @@ FaultOutcome Mmu::map_locked(VcpuMmu& v, gfn_t gfn, unsigned access, const SlotV
     }
     if (!installable(old)) return FaultOutcome::retry;
     if (spte_cmpxchg(it.sptep(), old, leaf, goal)) {
-      stats_.leaves[goal].fetch_add(1, Order::relaxed);
+      count(cpu, kHotLeaves + static_cast<unsigned>(goal));
       return FaultOutcome::fixed;
     }
   }
@@ -180,7 +182,7 @@ FaultOutcome Mmu::map_locked(VcpuMmu& v, gfn_t gfn, unsigned access, const SlotV
 // MMU lock: shared. Replace huge leaf `old` (at `level`) by a table of 512 leaves one level
 // down that map the same memory with the same attributes.
 FaultOutcome Mmu::split_huge_leaf_atomic(VcpuMmu& v, spte_t* sptep, spte_t old, int level) {
-  mmu_lock_.assert_held_shared();
+  assert_lock_held_shared();
   const hpa_t page = v.cache_.take();
   if (page == 0) return FaultOutcome::out_of_memory;
   auto* child = static_cast<spte_t*>(platform_.phys_to_virt(page));
@@ -197,10 +199,11 @@ FaultOutcome Mmu::split_huge_leaf_atomic(VcpuMmu& v, spte_t* sptep, spte_t old, 
     v.cache_.give_back(platform_, account_, page);
     return FaultOutcome::retry;
   }
-  stats_.tables_live.fetch_add(1, Order::relaxed);
-  stats_.leaves[level].fetch_sub(1, Order::relaxed);
-  stats_.leaves[level - 1].fetch_add(spte::kEntriesPerTable, Order::relaxed);
-  stats_.splits.fetch_add(1, Order::relaxed);
+  const unsigned cpu = platform_.cpu_id();
+  count(cpu, kHotTablesLive);
+  hot_.sub(cpu, kHotLeaves + static_cast<unsigned>(level), 1);
+  count(cpu, kHotLeaves + static_cast<unsigned>(level - 1), spte::kEntriesPerTable);
+  count(cpu, kHotSplits);
   return FaultOutcome::fixed;
 }
 
@@ -208,7 +211,7 @@ FaultOutcome Mmu::split_huge_leaf_atomic(VcpuMmu& v, spte_t* sptep, spte_t old, 
 // huge `leaf`. Lock-free sequence:
 FaultOutcome Mmu::replace_table_with_leaf_atomic(VcpuMmu& v, spte_t* sptep, spte_t old, int level,
                                                  spte_t leaf) {
-  mmu_lock_.assert_held_shared();
+  assert_lock_held_shared();
   // 1. Freeze the link: from now on every other CPU's CAS on it fails, so we own the entry.
   spte_t expected = old;
   if (!spte_cmpxchg(sptep, expected, spte::kFrozen, level)) return FaultOutcome::retry;
@@ -227,8 +230,9 @@ FaultOutcome Mmu::replace_table_with_leaf_atomic(VcpuMmu& v, spte_t* sptep, spte
   // 5. The dead tables are unreachable and flushed: hand them to the epoch.
   retire_dead(dead);
   if (!installed) return FaultOutcome::retry;
-  stats_.leaves[level].fetch_add(1, Order::relaxed);
-  stats_.huge_replacements.fetch_add(1, Order::relaxed);
+  const unsigned cpu = platform_.cpu_id();
+  count(cpu, kHotLeaves + static_cast<unsigned>(level));
+  count(cpu, kHotHugeReplacements);
   return FaultOutcome::fixed;
 }
 
@@ -257,8 +261,10 @@ bool Mmu::split_huge_pages(VcpuMmu& v, gfn_t start, gfn_t end, int level) {
     // split found the cache empty, i.e. after at least one split used a page.
     if (!v.cache_.topup(platform_, account_, PageCache::kCapacity) && v.cache_.count() == 0) return false;
     epoch_.assert_not_in_read_section();  // no waiting for the lock in a section
-    ReadLockGuard guard(mmu_lock_);
-    resume = split_huge_leafs_yield_safe(v, root, resume, end, level);
+    // The CPU id stays the same across the yields inside (no migration while the lock is held).
+    const unsigned cpu = platform_.cpu_id();
+    PerCpuReadGuard guard(mmu_lock_, cpu);
+    resume = split_huge_leafs_yield_safe(v, cpu, root, resume, end, level);
   }
   return true;
 }
@@ -275,8 +281,9 @@ bool Mmu::split_huge_pages(VcpuMmu& v, gfn_t start, gfn_t end, int level) {
 // use a table pointer from before (the table may have been unlinked and freed: faults unlink
 // tables holding the lock only shared), so it restarts from the root at the current entry
 // (TdpIter::mark_yielded), which it has not processed yet.
-gfn_t Mmu::split_huge_leafs_yield_safe(VcpuMmu& v, Root* root, gfn_t start, gfn_t end, int level) {
-  mmu_lock_.assert_held_shared();
+gfn_t Mmu::split_huge_leafs_yield_safe(VcpuMmu& v, unsigned cpu, Root* root, gfn_t start,
+                                       gfn_t end, int level) {
+  mmu_lock_.assert_held_shared(cpu);
   // An invalid root is being (or will be) torn down, which removes every leaf; splitting in it
   // would only race with the teardown's cursor. The vCPU's next root is faulted in afresh.
   if (root->invalid.load(Order::acquire)) return end;
@@ -290,11 +297,11 @@ gfn_t Mmu::split_huge_leafs_yield_safe(VcpuMmu& v, Root* root, gfn_t start, gfn_
       units = 0;
       epoch_.read_unlock();
       if (platform_.should_yield()) {
-        stats_.split_yields.fetch_add(1, Order::relaxed);
-        mmu_lock_.unlock_shared();
+        count(cpu, kHotSplitYields);
+        mmu_lock_.unlock_shared(cpu);
         platform_.cpu_relax();
         epoch_.assert_not_in_read_section();  // no waiting for the lock in a section
-        mmu_lock_.lock_shared();
+        mmu_lock_.lock_shared(cpu);
         // A fast zap may have come meanwhile (and its teardown may have started).
         if (root->invalid.load(Order::acquire)) return end;
       }
@@ -310,7 +317,7 @@ gfn_t Mmu::split_huge_leafs_yield_safe(VcpuMmu& v, Root* root, gfn_t start, gfn_
     while (l > level && spte::is_leaf(it.old_spte, l)) {
       o = split_huge_leaf_atomic(v, it.sptep(), it.old_spte, l);
       if (o == FaultOutcome::fixed) {
-        stats_.eager_splits.fetch_add(1, Order::relaxed);
+        count(cpu, kHotEagerSplits);
         units += spte::kEntriesPerTable;
         break;
       }

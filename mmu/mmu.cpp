@@ -20,6 +20,8 @@ Mmu::Mmu(Platform& platform, Epoch& epoch, Memslots& memslots, const MmuConfig& 
     const uint64_t cap = config.max_table_pages / 16;
     pending_cap_ = cap == 0 ? 1 : cap < kMaxPendingDead ? cap : kMaxPendingDead;
   }
+  // The walker reaches tables through Platform::table_va(), which must agree with phys_to_virt().
+  MMU_ASSERT(platform.table_va(kPageSize) == platform.phys_to_virt(kPageSize));
   MMU_ASSERT(config.root_level == 4 || config.root_level == 5);
   MMU_ASSERT(config.max_level >= 1 && config.max_level <= spte::kMaxHugeLevel);
   // A gfn must be translatable by the root: 48-bit GPAs for 4 levels, 57-bit for 5.
@@ -121,10 +123,37 @@ bool Mmu::lookup(Root* root, gfn_t gfn, spte_t* leaf, int* level) {
   return false;
 }
 
+// Never called: a place inside the class's scope for static_asserts on its private layout.
+// offsetof on a class that is not standard-layout is a compiler extension (GCC and clang both
+// evaluate it at compile time); the warning about it is silenced for these lines only.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Winvalid-offsetof"
+void Mmu::check_layout() {
+  constexpr size_t kLine = 64;
+  static_assert(alignof(Mmu) >= kLine, "the Mmu starts a cache line");
+  // What every fault reads before and under the lock shares no line with anything a fault or
+  // a writer writes: the lock's words, the page account, the counters.
+  constexpr size_t read_mostly_end = offsetof(Mmu, invalidate_seq_) + sizeof(Atomic<uint64_t>);
+  static_assert(offsetof(Mmu, platform_) == 0, "read-mostly fields start the object's first line");
+  static_assert(offsetof(Mmu, mmu_lock_) % kLine == 0 && offsetof(Mmu, mmu_lock_) >= read_mostly_end,
+                "the lock starts on a line after the read-mostly fields");
+  static_assert(offsetof(Mmu, account_) % kLine == 0 &&
+                    offsetof(Mmu, account_) >= offsetof(Mmu, mmu_lock_) + sizeof(PerCpuRwLock),
+                "the page account has lines of its own");
+  static_assert(offsetof(Mmu, hot_) % kLine == 0 && offsetof(Mmu, stats_) % kLine == 0,
+                "the counters have lines of their own");
+  static_assert(offsetof(Mmu, max_level_) < read_mostly_end && offsetof(Mmu, gfn_limit_) < read_mostly_end,
+                "max_level_ and gfn_limit_ are read-mostly fields");
+}
+#pragma GCC diagnostic pop
+
 MmuStats Mmu::stats() {
   MmuStats s;
-  for (int l = 1; l <= 3; l++) s.leaves[l] = stats_.leaves[l].load(Order::relaxed);
-  s.tables_live = stats_.tables_live.load(Order::relaxed);
+  // Installed (per CPU) plus removed (shared, wrapped below 0): see Mmu::Counters.
+  for (unsigned l = 1; l <= 3; l++) {
+    s.leaves[l] = hot_.sum(kHotLeaves + l) + stats_.leaves[l].load(Order::relaxed);
+  }
+  s.tables_live = hot_.sum(kHotTablesLive) + stats_.tables_live.load(Order::relaxed);
   s.table_pages_live = account_.live();
   s.table_pages_limit = account_.limit();
   s.table_pages_refused = account_.refused();
@@ -136,10 +165,10 @@ MmuStats Mmu::stats() {
   // Unlinked and not yet freed: waiting for the epoch, in limbo, or for their batch's flush.
   s.pages_awaiting_reclaim = epoch_.pending_pages() + stats_.limbo_pages.load(Order::relaxed) +
                              stats_.dead_tables_pending.load(Order::relaxed);
-  s.splits = stats_.splits.load(Order::relaxed);
-  s.eager_splits = stats_.eager_splits.load(Order::relaxed);
-  s.split_yields = stats_.split_yields.load(Order::relaxed);
-  s.huge_replacements = stats_.huge_replacements.load(Order::relaxed);
+  s.splits = hot_.sum(kHotSplits);
+  s.eager_splits = hot_.sum(kHotEagerSplits);
+  s.split_yields = hot_.sum(kHotSplitYields);
+  s.huge_replacements = hot_.sum(kHotHugeReplacements);
   s.teardown_steps = stats_.teardown_steps.load(Order::relaxed);
   s.teardowns_queued = stats_.teardowns_queued.load(Order::relaxed);
   s.teardown_steps_helped = stats_.teardown_steps_helped.load(Order::relaxed);
@@ -147,8 +176,8 @@ MmuStats Mmu::stats() {
   s.flushes_avoided = stats_.flushes_avoided.load(Order::relaxed);
   s.reclaim_calls = stats_.reclaim_calls.load(Order::relaxed);
   s.reclaim_pages = stats_.reclaim_pages.load(Order::relaxed);
-  for (int i = 0; i < static_cast<int>(FaultOutcome::kCount); i++) {
-    s.faults[i] = stats_.faults[i].load(Order::relaxed);
+  for (unsigned i = 0; i < static_cast<unsigned>(FaultOutcome::kCount); i++) {
+    s.faults[i] = hot_.sum(kHotFaults + i);
   }
   return s;
 }

@@ -41,6 +41,8 @@
 #include "mmu/memslot.h"
 #include "mmu/page_account.h"
 #include "mmu/page_cache.h"
+#include "mmu/percpu_counters.h"
+#include "mmu/percpu_rwlock.h"
 #include "mmu/platform.h"
 #include "mmu/root.h"
 #include "mmu/spte.h"
@@ -251,7 +253,12 @@ class Mmu {
   Platform& platform() { return platform_; }
   Epoch& epoch() { return epoch_; }
   const MmuConfig& config() const { return config_; }
-  RwSpinLock& lock() RETURN_CAPABILITY(mmu_lock_) { return mmu_lock_; }
+  PerCpuRwLock& lock() RETURN_CAPABILITY(mmu_lock_) { return mmu_lock_; }
+  // The MMU lock held shared by the current CPU, or exclusively (a writer holds everything a
+  // reader holds). For the top of functions that need the lock in either mode.
+  void assert_lock_held_shared() ASSERT_SHARED_CAPABILITY(mmu_lock_) {
+    mmu_lock_.assert_held_shared(platform_.cpu_id());
+  }
 
  private:
   struct alignas(64) DeferredQueue {
@@ -276,15 +283,15 @@ class Mmu {
   // fault.cpp
   bool lookup_slot(unsigned as_id, gfn_t gfn, SlotView* out);
   int goal_level(const SlotView& slot, gfn_t gfn) const;
-  FaultOutcome map_locked(VcpuMmu& v, gfn_t gfn, unsigned access, const SlotView& slot, int goal)
-      REQUIRES_SHARED(mmu_lock_);
-  bool invalidate_retry(uint64_t seq, gfn_t start, gfn_t end) REQUIRES_SHARED(mmu_lock_);
+  FaultOutcome map_locked(VcpuMmu& v, unsigned cpu, gfn_t gfn, unsigned access,
+                          const SlotView& slot, int goal) REQUIRES_SHARED(mmu_lock_);
+  bool invalidate_retry(unsigned cpu, uint64_t seq, gfn_t start, gfn_t end) REQUIRES_SHARED(mmu_lock_);
   FaultOutcome split_huge_leaf_atomic(VcpuMmu& v, spte_t* sptep, spte_t old, int level)
       REQUIRES_SHARED(mmu_lock_);
   FaultOutcome replace_table_with_leaf_atomic(VcpuMmu& v, spte_t* sptep, spte_t old, int level,
                                               spte_t leaf) REQUIRES_SHARED(mmu_lock_);
-  gfn_t split_huge_leafs_yield_safe(VcpuMmu& v, Root* root, gfn_t start, gfn_t end, int level)
-      REQUIRES_SHARED(mmu_lock_);
+  gfn_t split_huge_leafs_yield_safe(VcpuMmu& v, unsigned cpu, Root* root, gfn_t start, gfn_t end,
+                                    int level) REQUIRES_SHARED(mmu_lock_);
   // age.cpp
   void count_root_leaves(Root* root, uint64_t out[4]);
   // zap.cpp
@@ -327,24 +334,31 @@ class Mmu {
   bool teardown_backlog_large();
   void retry_limbo();
 
+  // --- Read-mostly: read by every fault, written only by configuration and memslot updates.
+  // Kept off the lines that faults or writers write (the lock's own lines, the counters, the
+  // page account), so that these lines stay shared in every CPU's cache.
+  // (The object is 64-aligned, so these start a line: see check_layout() in mmu.cpp.)
   Platform& platform_;
   Epoch& epoch_;
   Memslots& memslots_;
   const MmuConfig config_;
   gfn_t gfn_limit_;
   Atomic<int> max_level_;
-
-  RwSpinLock mmu_lock_;
   // Invalidations in flight (memslot updates): faults on gfns in the union [start, end) of
-  // their ranges retry (whatever the address space: over-retrying is harmless).
+  // their ranges retry (whatever the address space: over-retrying is harmless). Written by
+  // invalidate_begin()/_end() under the lock held exclusively; read by faults under it shared.
   uint64_t invalidate_in_progress_ GUARDED_BY(mmu_lock_) = 0;
   gfn_t invalidate_start_ GUARDED_BY(mmu_lock_) = 0;
   gfn_t invalidate_end_ GUARDED_BY(mmu_lock_) = 0;
   Atomic<uint64_t> invalidate_seq_{0};
 
+  // The MMU lock: its writer word and each CPU's reader indicator on lines of their own.
+  PerCpuRwLock mmu_lock_;
+
   // Before roots_, which charges its pages to it. Must outlive every page batch of the epoch
   // that names it: ~Mmu ends with Epoch::barrier().
-  PageAccount account_;
+  // Its own line: written (CAS) whenever a vCPU tops up its page cache.
+  alignas(64) PageAccount account_;
   Roots roots_;
   DeferredQueue queues_[Platform::kMaxCpus];
   // Roots whose teardown is scheduled and not finished (queued, or popped for a step): the
@@ -363,17 +377,31 @@ class Mmu {
   uint64_t pending_gen_ GUARDED_BY(pending_lock_) = 0;  // the newest unlink among them
   uint64_t pending_cap_ = kMaxPendingDead;              // set from the page limit
 
-  struct Counters {
+  // Counters the fault path bumps: per CPU (mmu/percpu_counters.h), summed by stats().
+  enum HotCounter : unsigned {
+    kHotLeaves = 0,  // + level (1..3): leaves installed (or made by splits) on this CPU
+    kHotTablesLive = 4,
+    kHotSplits,
+    kHotEagerSplits,
+    kHotSplitYields,
+    kHotHugeReplacements,
+    kHotFaults,  // + FaultOutcome
+    kHotCount = kHotFaults + static_cast<unsigned>(FaultOutcome::kCount)
+  };
+  PerCpuCounters<kHotCount> hot_;
+  void count(unsigned cpu, unsigned counter, uint64_t delta = 1) { hot_.add(cpu, counter, delta); }
+
+  // Counters off the fault path (zaps, teardown, flushes: rare, or under the lock held
+  // exclusively), each a shared atomic. leaves[] and tables_live here hold only what zaps and
+  // teardown took away (wrapping below 0); stats() adds the per-CPU counts of what faults
+  // installed. Their own lines, away from the read-mostly fields above.
+  struct alignas(64) Counters {
     Atomic<uint64_t> leaves[4];
     Atomic<uint64_t> tables_live{0};
     Atomic<uint64_t> zapped_leaves{0};
     Atomic<uint64_t> zap_calls{0};
     Atomic<uint64_t> flushes{0};
     Atomic<uint64_t> limbo_pages{0};
-    Atomic<uint64_t> splits{0};
-    Atomic<uint64_t> eager_splits{0};
-    Atomic<uint64_t> split_yields{0};
-    Atomic<uint64_t> huge_replacements{0};
     Atomic<uint64_t> teardown_steps{0};
     Atomic<uint64_t> teardowns_queued{0};
     Atomic<uint64_t> teardown_steps_helped{0};
@@ -381,8 +409,10 @@ class Mmu {
     Atomic<uint64_t> flushes_avoided{0};
     Atomic<uint64_t> reclaim_calls{0};
     Atomic<uint64_t> reclaim_pages{0};
-    Atomic<uint64_t> faults[static_cast<int>(FaultOutcome::kCount)];
   } stats_;
+
+  // Layout facts the fault path relies on, as static_asserts (mmu.cpp).
+  static void check_layout();
 };
 
 }  // namespace mmu

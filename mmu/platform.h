@@ -23,6 +23,12 @@ class Platform {
   // The hypervisor's address of a physical page (identity in the kernel, a heap in tests).
   virtual void* phys_to_virt(hpa_t pa) = 0;
   virtual hpa_t virt_to_phys(const void* va) = 0;
+  // The same as phys_to_virt() for pages this Platform handed out, without a virtual call: the
+  // walker (mmu/tdp_iter.h) steps through a table per level on every fault. Every Platform maps
+  // its pages linearly (identity in the kernel and in the host tests), so one offset says it
+  // all; a Platform with another linear map sets table_map_offset_ in its constructor. The Mmu
+  // checks at construction that the two agree.
+  void* table_va(hpa_t pa) const { return reinterpret_cast<void*>(pa + table_map_offset_); }
 
   // The current CPU (a host thread registered as a CPU in the tests), 0..cpu_count()-1.
   virtual unsigned cpu_id() = 0;
@@ -44,6 +50,7 @@ class Platform {
 
  protected:
   ~Platform() = default;
+  uintptr_t table_map_offset_ = 0;
 };
 
 }  // namespace mmu

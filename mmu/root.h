@@ -20,6 +20,7 @@
 #include "mmu/epoch.h"
 #include "mmu/lock.h"
 #include "mmu/page_account.h"
+#include "mmu/percpu_rwlock.h"
 #include "mmu/platform.h"
 #include "mmu/spte.h"
 
@@ -138,10 +139,10 @@ class RootWalk {
  public:
   enum class Mode : uint8_t { exclusive, locked, epoch_per_root, body_sections };
 
-  static RootWalk exclusive(Roots& roots, unsigned as_id, const RwSpinLock& lock) {
+  static RootWalk exclusive(Roots& roots, unsigned as_id, const PerCpuRwLock& lock) {
     return RootWalk(roots, as_id, Mode::exclusive, &lock, nullptr);
   }
-  static RootWalk locked(Roots& roots, unsigned as_id, const RwSpinLock& lock) {
+  static RootWalk locked(Roots& roots, unsigned as_id, const PerCpuRwLock& lock) {
     return RootWalk(roots, as_id, Mode::locked, &lock, nullptr);
   }
   static RootWalk epoch_per_root(Roots& roots, unsigned as_id, Epoch& epoch) {
@@ -200,13 +201,13 @@ class RootWalk {
   End end() const { return End{}; }
 
  private:
-  RootWalk(Roots& roots, unsigned as_id, Mode mode, const RwSpinLock* lock, Epoch* epoch)
+  RootWalk(Roots& roots, unsigned as_id, Mode mode, const PerCpuRwLock* lock, Epoch* epoch)
       : roots_(roots), as_id_(as_id), mode_(mode), lock_(lock), epoch_(epoch) {}
 
   Roots& roots_;
   unsigned as_id_;
   Mode mode_;
-  const RwSpinLock* lock_;
+  const PerCpuRwLock* lock_;
   Epoch* epoch_;
 };
 

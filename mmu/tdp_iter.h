@@ -84,7 +84,8 @@ class TdpIter {
     const spte_t cur = spte_read(sptep_);
     old_spte = cur;
     if (!spte::is_table(cur, level_)) return false;
-    tables_[level_ - 1] = static_cast<spte_t*>(platform_.phys_to_virt(spte::pfn_addr(cur)));
+    // table_va(): no virtual call per level (mmu/platform.h).
+    tables_[level_ - 1] = static_cast<spte_t*>(platform_.table_va(spte::pfn_addr(cur)));
     const gfn_t from = gfn_ > walk_start_ ? gfn_ : walk_start_;
     level_--;
     gfn_ = spte::align_down(from, level_);

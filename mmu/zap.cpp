@@ -66,13 +66,13 @@ void Mmu::flush() {
 }
 
 uint64_t Mmu::note_unlinks() {
-  mmu_lock_.assert_held_shared();
+  assert_lock_held_shared();
   // (a), (c): release, after the SPTE exchanges it stands for.
   return unlink_gen_.fetch_add(1, Order::release) + 1;
 }
 
 uint64_t Mmu::unlink_generation() {
-  mmu_lock_.assert_held_shared();
+  assert_lock_held_shared();
   // (c): the lock's acquire already ordered every increment made before we took it.
   return unlink_gen_.load(Order::relaxed);
 }
@@ -186,7 +186,7 @@ unsigned Mmu::collect_dead_table(hpa_t table, int level, DeadTables& dead) {
 // and CAS into it: each entry is taken with an exchange, which both returns its last value
 // (a table linked, a leaf installed or A/D set just before) and makes every later CAS fail.
 void Mmu::collect_dead_table_atomic(hpa_t table, int level, DeadTables& dead) {
-  mmu_lock_.assert_held_shared();
+  assert_lock_held_shared();
   auto* t = static_cast<spte_t*>(platform_.phys_to_virt(table));
   for (unsigned i = 0; i < spte::kEntriesPerTable; i++) {
     // A FROZEN entry belongs to a CPU replacing it; it owns what was below and will find its CAS

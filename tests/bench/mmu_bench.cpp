@@ -5,6 +5,9 @@
 // same size, in the same order. Counters: ns per operation for both, and ratio = ours/baseline.
 // Nothing here asserts a time.
 #include <benchmark/benchmark.h>
+#include <pthread.h>
+#include <sched.h>
+#include <time.h>
 
 #include <algorithm>
 #include <atomic>
@@ -15,6 +18,9 @@
 #include <thread>
 #include <vector>
 
+#include "mmu/lock.h"
+#include "mmu/percpu_counters.h"
+#include "mmu/percpu_rwlock.h"
 #include "tests/host/mmu_fixture.h"
 
 using namespace mmu;
@@ -31,6 +37,13 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double ns_since(Clock::time_point t0) {
   return std::chrono::duration<double, std::nano>(Clock::now() - t0).count();
+}
+// This thread's CPU time (CLOCK_THREAD_CPUTIME_ID): on a loaded machine the wall clock also
+// counts the time other processes had the core; this does not (cache-line stalls it does).
+double thread_cpu_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return double(ts.tv_sec) * 1e9 + double(ts.tv_nsec);
 }
 
 // The baseline: `reads` loads and `writes` stores of 8-byte words per operation, at the word
@@ -79,17 +92,21 @@ void fault_4k(benchmark::State& state, bool random) {
   reset_totals();
   const uint64_t n = uint64_t(state.range(0));
   const auto order = sequence(n, random);
+  double cpu_ns = 0;  // this thread's CPU time in the timed loops
   for (auto _ : state) {
     HostPlatform p;
     TestVm vm(p);
     vm.add_slot(1, 0, n, 1ull << 32, 1);
     TestVcpu v(vm);
     vm.mmu.vcpu_load_root(v);
+    const double c0 = thread_cpu_ns();
     const auto t0 = Clock::now();
     for (uint64_t g : order) benchmark::DoNotOptimize(vm.mmu.map(v, g, spte::kAccRead));
     const double ours = ns_since(t0);
+    cpu_ns += thread_cpu_ns() - c0;
     report(state, ours, baseline_ns(order, 4, 1), n);
   }
+  state.counters["cpu_ns_per_op"] = cpu_ns / t_totals.ops;
 }
 void BM_Fault4K_Sequential(benchmark::State& s) { fault_4k(s, false); }
 void BM_Fault4K_Random(benchmark::State& s) { fault_4k(s, true); }
@@ -157,50 +174,237 @@ void BM_TeardownRoot(benchmark::State& state) {
 }
 BENCHMARK(BM_TeardownRoot)->Arg(1)->Iterations(3)->UseManualTime()->Unit(benchmark::kMillisecond);
 
-// Fault throughput with T threads (vCPUs), each faulting its own part of one slot.
-void BM_FaultThroughput(benchmark::State& state) {
+// --- Parallel faults -------------------------------------------------------------------------
+// Threads are pinned one per core (sched_setaffinity), made ready, and released together; each
+// times its own loop, and the group reports how long they really overlapped:
+//   overlap = (time every thread was running) / (first start .. last end)
+// On a loaded machine two "parallel" workers may run one after the other, which would make any
+// scaling figure meaningless: read the scaling beside its overlap.
+
+// The CPUs this process may run on, in order (the pinning targets).
+std::vector<int> allowed_cpus() {
+  std::vector<int> out;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+    for (int c = 0; c < CPU_SETSIZE; c++)
+      if (CPU_ISSET(c, &set)) out.push_back(c);
+  }
+  return out;
+}
+// Pin the calling thread to one CPU; false if the system refused (then it runs unpinned).
+bool pin_to(int cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  return sched_setaffinity(0, sizeof(set), &set) == 0;  // 0: the calling thread
+}
+
+struct GroupResult {
+  double wall_ns = 0;        // first start .. last end
+  double overlap = 0;        // fraction of wall_ns during which every thread ran
+  double thread_ns_sum = 0;  // sum of each thread's own loop time (wall clock)
+  // Sum of each thread's CPU time in its loop (CLOCK_THREAD_CPUTIME_ID): what the work cost
+  // while it ran, cache-line stalls included, without the time other processes had the core.
+  double thread_cpu_ns_sum = 0;
+  // Mean over threads of (CPU time / wall time) in the loop: how much of its own run a thread
+  // really had a core. Near 1 on an idle machine; on a loaded one the threads were alive
+  // together (overlap) but often not on a core together, and the 2-thread figures say little.
+  double on_cpu = 0;
+  bool pinned = true;
+};
+
+
+// Runs body(t) on `threads` threads pinned to distinct CPUs (round robin over the allowed ones),
+// started together after all are ready.
+template <typename Body>
+GroupResult run_pinned(unsigned threads, Body body) {
+  const std::vector<int> cpus = allowed_cpus();
+  std::vector<double> t0(threads), t1(threads), c0(threads), c1(threads);
+  std::atomic<unsigned> ready{0};
+  std::atomic<bool> go{false};
+  std::atomic<bool> all_pinned{true};
+  const auto epoch = Clock::now();
+  std::vector<std::thread> ts;
+  for (unsigned t = 0; t < threads; t++) {
+    ts.emplace_back([&, t] {
+      if (cpus.empty() || !pin_to(cpus[t % cpus.size()])) all_pinned = false;
+      auto ctx = body.prepare(t);  // untimed setup on the thread's own CPU
+      ready.fetch_add(1);
+      while (!go.load(std::memory_order_acquire)) {
+      }
+      c0[t] = thread_cpu_ns();
+      t0[t] = ns_since(epoch);
+      body.run(t, ctx);
+      t1[t] = ns_since(epoch);
+      c1[t] = thread_cpu_ns();
+      body.finish(t, ctx);
+    });
+  }
+  // The main thread waits without spinning on a core the workers need.
+  while (ready.load() != threads) std::this_thread::sleep_for(std::chrono::microseconds(50));
+  go.store(true, std::memory_order_release);
+  for (auto& t : ts) t.join();
+  GroupResult r;
+  const double first = *std::min_element(t0.begin(), t0.end());
+  const double last = *std::max_element(t1.begin(), t1.end());
+  const double all_start = *std::max_element(t0.begin(), t0.end());
+  const double all_end = *std::min_element(t1.begin(), t1.end());
+  r.wall_ns = last - first;
+  r.overlap = r.wall_ns > 0 ? std::max(0.0, all_end - all_start) / r.wall_ns : 0;
+  for (unsigned t = 0; t < threads; t++) {
+    r.thread_ns_sum += t1[t] - t0[t];
+    r.thread_cpu_ns_sum += c1[t] - c0[t];
+    if (t1[t] > t0[t]) r.on_cpu += (c1[t] - c0[t]) / (t1[t] - t0[t]) / threads;
+  }
+  r.pinned = all_pinned.load();
+  return r;
+}
+
+// Fault throughput: T threads (vCPUs) fault 4 KiB leaves of one VM, each its own disjoint part
+// of one slot (same_range false), or all the same part in different orders (same_range true:
+// contention on the same tables; the losers see spurious faults, counted like any other).
+struct FaultGroup {
+  TestVm& vm;
+  uint64_t per_thread;
+  bool same_range;
+  struct Ctx {
+    std::unique_ptr<TestVcpu> v;
+    std::unique_ptr<HostCpu> cpu;
+    std::vector<uint64_t> order;
+  };
+  Ctx prepare(unsigned t) {
+    Ctx c;
+    c.cpu = std::make_unique<HostCpu>(t + 1);
+    c.v = std::make_unique<TestVcpu>(vm);
+    vm.mmu.vcpu_load_root(*c.v);
+    c.order = sequence(per_thread, false);
+    std::shuffle(c.order.begin(), c.order.end(), std::mt19937_64(42 + t));
+    return c;
+  }
+  void run(unsigned t, Ctx& c) {
+    const uint64_t base = same_range ? 0 : t * per_thread;
+    for (uint64_t g : c.order) benchmark::DoNotOptimize(vm.mmu.map(*c.v, base + g, spte::kAccRead));
+  }
+  void finish(unsigned, Ctx& c) {
+    c.v.reset();  // releases the root on the thread's CPU id
+    c.cpu.reset();
+  }
+};
+
+void fault_throughput(benchmark::State& state, bool same_range) {
   reset_totals();
   const unsigned threads = unsigned(state.range(0));
-  const uint64_t per_thread = 16384;
+  const uint64_t per_thread = 65536;
+  double overlap_sum = 0, thread_ns = 0, cpu_ns_total = 0, base_sum = 0, on_cpu = 0;
+  uint64_t runs = 0;
+  bool pinned = true;
   for (auto _ : state) {
     HostPlatform p(threads + 1);
     TestVm vm(p);
-    vm.add_slot(1, 0, per_thread * threads, 1ull << 32, 1);
-    std::vector<std::thread> ts;
-    std::atomic<unsigned> ready{0};
-    std::atomic<bool> go{false};
-    double ours = 0;
-    for (unsigned t = 0; t < threads; t++) {
-      ts.emplace_back([&, t] {
-        HostCpu cpu(t + 1);
-        TestVcpu v(vm);
-        vm.mmu.vcpu_load_root(v);
-        const auto order = sequence(per_thread, true);
-        ready++;
-        while (!go.load()) {
-        }
-        for (uint64_t g : order) vm.mmu.map(v, t * per_thread + g, spte::kAccRead);
-      });
-    }
-    while (ready.load() != threads) {
-    }
-    const auto t0 = Clock::now();
-    go = true;
-    for (auto& t : ts) t.join();
-    ours = ns_since(t0);
-    // Baseline with the same threads: the same plain reads/writes per fault.
-    // Each thread times its own loop; the slowest one is the wall time of the group.
-    std::vector<std::thread> bs;
-    std::vector<double> times(threads);
-    for (unsigned t = 0; t < threads; t++)
-      bs.emplace_back([&, t] { times[t] = baseline_ns(sequence(per_thread, true), 4, 1); });
-    for (auto& t : bs) t.join();
-    const double base = *std::max_element(times.begin(), times.end());
-    report(state, ours, base, per_thread * threads);
-    state.counters["faults_per_sec"] = t_totals.ops / (t_totals.ours / 1e9);
+    vm.add_slot(1, 0, per_thread * (same_range ? 1 : threads), 1ull << 32, 1);
+    const GroupResult r = run_pinned(threads, FaultGroup{vm, per_thread, same_range});
+    // Baseline, same threads pinned the same way: the plain reads/writes of one fault each.
+    struct BaseGroup {
+      uint64_t n;
+      int prepare(unsigned) { return 0; }
+      void run(unsigned, int&) { benchmark::DoNotOptimize(baseline_ns(sequence(n, true), 4, 1)); }
+      void finish(unsigned, int&) {}
+    };
+    const GroupResult b = run_pinned(threads, BaseGroup{per_thread});
+    report(state, r.wall_ns, b.wall_ns, per_thread * threads);
+    overlap_sum += r.overlap;
+    thread_ns += r.thread_ns_sum;
+    cpu_ns_total += r.thread_cpu_ns_sum;
+    on_cpu += r.on_cpu;
+    base_sum += b.overlap;
+    pinned = pinned && r.pinned && b.pinned;
+    runs++;
   }
+  state.counters["faults_per_sec"] = t_totals.ops / (t_totals.ours / 1e9);
+  // Each thread's own time per fault (what a vCPU pays), averaged over threads and runs.
+  state.counters["thread_ns_per_fault"] = thread_ns / t_totals.ops;
+  state.counters["thread_cpu_ns_per_fault"] = cpu_ns_total / t_totals.ops;
+  state.counters["overlap"] = overlap_sum / double(runs);
+  state.counters["baseline_overlap"] = base_sum / double(runs);
+  state.counters["on_cpu"] = on_cpu / double(runs);
+  state.counters["pinned"] = pinned ? 1 : 0;
+  state.counters["threads"] = threads;
 }
-BENCHMARK(BM_FaultThroughput)->Arg(1)->Arg(2)->UseManualTime()->Unit(benchmark::kMillisecond);
+void BM_FaultThroughput(benchmark::State& s) { fault_throughput(s, false); }
+void BM_FaultThroughputSameRange(benchmark::State& s) { fault_throughput(s, true); }
+BENCHMARK(BM_FaultThroughput)->Arg(1)->Arg(2)->Iterations(15)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_FaultThroughputSameRange)->Arg(2)->Iterations(15)->UseManualTime()->Unit(benchmark::kMillisecond);
+
+// The fault path's shared writes alone, old against new in the same run: per "fault", a reader
+// section of the MMU lock and the two statistics counters the fault bumps (outcome, leaves).
+//   old: RwSpinLock (one shared word: CAS + fetch_sub) and shared atomic counters, as before
+//        the per-CPU lock and counters
+//   new: PerCpuRwLock (the CPU's own line) and PerCpuCounters
+// With one thread both cost their uncontended atomics; with two, the old one bounces lines.
+template <bool kNew>
+struct SectionGroup {
+  static constexpr uint64_t kOps = 4'000'000;
+  RwSpinLock& old_lock;
+  PerCpuRwLock& new_lock;
+  Atomic<uint64_t>* old_counters;  // [2], on one line as in the old Mmu::Counters
+  PerCpuCounters<2>& new_counters;
+  int prepare(unsigned) { return 0; }
+  void run(unsigned t, int&) NO_THREAD_SAFETY_ANALYSIS {
+    const unsigned cpu = t + 1;
+    for (uint64_t i = 0; i < kOps; i++) {
+      if constexpr (kNew) {
+        new_lock.lock_shared(cpu);
+        new_counters.add(cpu, 0, 1);
+        new_counters.add(cpu, 1, 1);
+        new_lock.unlock_shared(cpu);
+      } else {
+        old_lock.lock_shared();
+        old_counters[0].fetch_add(1, Order::relaxed);
+        old_counters[1].fetch_add(1, Order::relaxed);
+        old_lock.unlock_shared();
+      }
+    }
+  }
+  void finish(unsigned, int&) {}
+};
+template <bool kNew>
+void BM_ReaderSection(benchmark::State& state) {
+  reset_totals();
+  const unsigned threads = unsigned(state.range(0));
+  double overlap_sum = 0, thread_ns = 0, cpu_ns_total = 0, on_cpu = 0;
+  uint64_t runs = 0;
+  for (auto _ : state) {
+    auto old_lock = std::make_unique<RwSpinLock>();
+    auto new_lock = std::make_unique<PerCpuRwLock>();
+    auto new_counters = std::make_unique<PerCpuCounters<2>>();
+    struct alignas(64) Line {
+      Atomic<uint64_t> c[2];
+    };
+    auto old_counters = std::make_unique<Line>();
+    const GroupResult r =
+        run_pinned(threads, SectionGroup<kNew>{*old_lock, *new_lock, old_counters->c, *new_counters});
+    const uint64_t ops = SectionGroup<kNew>::kOps * threads;
+    const uint64_t counted = kNew ? new_counters->sum(0) : old_counters->c[0].load(Order::relaxed);
+    if (counted != ops) state.SkipWithError("lost counter updates");
+    report(state, r.wall_ns, r.wall_ns, ops);  // no plain-memory baseline: old vs new is the point
+    overlap_sum += r.overlap;
+    thread_ns += r.thread_ns_sum;
+    cpu_ns_total += r.thread_cpu_ns_sum;
+    on_cpu += r.on_cpu;
+    runs++;
+  }
+  state.counters["thread_cpu_ns_per_section"] = cpu_ns_total / t_totals.ops;
+  state.counters["on_cpu"] = on_cpu / double(runs);
+  state.counters["sections_per_sec"] = t_totals.ops / (t_totals.ours / 1e9);
+  state.counters["thread_ns_per_section"] = thread_ns / t_totals.ops;
+  state.counters["overlap"] = overlap_sum / double(runs);
+  state.counters["threads"] = threads;
+}
+void BM_ReaderSectionOld(benchmark::State& s) { BM_ReaderSection<false>(s); }
+void BM_ReaderSectionNew(benchmark::State& s) { BM_ReaderSection<true>(s); }
+BENCHMARK(BM_ReaderSectionOld)->Arg(1)->Arg(2)->Iterations(5)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_ReaderSectionNew)->Arg(1)->Arg(2)->Iterations(5)->UseManualTime()->Unit(benchmark::kMillisecond);
 
 }  // namespace
 

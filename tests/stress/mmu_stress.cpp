@@ -121,7 +121,7 @@ bool cpu_touch(Platform& p, Epoch& e, Root* root, gfn_t g, bool write) {
 uint64_t strip_huge(Mmu& m, Root* root, gfn_t start, gfn_t end, spte_t bits) {
   uint64_t n = 0;
   m.epoch().assert_not_in_read_section();
-  ReadLockGuard guard(m.lock());
+  PerCpuReadGuard guard(m.lock(), m.platform().cpu_id());
   if (root->invalid.load(Order::acquire)) return 0;
   EpochReadGuard section(m.epoch());
   for (TdpIter it(m.platform(), root->table, root->level, start, end, 2); it.valid(); it.next()) {

@@ -1,0 +1,151 @@
+#!/usr/bin/env python3
+"""Headline figures of the host benchmarks beside their goals (issue 13), and the `summary`
+object of build/bench.json.
+
+usage: bench_summary.py build/bench.json
+
+Reads the Google Benchmark JSON that `tools/hv bench --host` wrote, prints one line per figure
+with its goal, and writes the figures back into the same file as a top-level `summary` object
+(the benchmark's own keys - `context`, `benchmarks` - stay as they are, so tools/bench_plot.py
+and anything else reading them keep working). A figure whose benchmark did not run (e.g. a
+--benchmark_filter) is null in the summary and "n/a" in the table; nothing is invented.
+
+Figures (keys of `summary`):
+  fault_4k_ns              BM_Fault4K_Sequential ns per fault (one thread)
+  fault_4k_cpu_ns          the same in the thread's CPU time (robust against other load)
+  fault_4k_random_ns       BM_Fault4K_Random ns per fault
+  fault_rate_1t            BM_FaultThroughput/1 faults per second
+  fault_rate_2t            BM_FaultThroughput/2 faults per second, both threads together
+  fault_scaling_2t         fault_rate_2t / fault_rate_1t (two threads, disjoint ranges, one VM)
+  fault_overlap_2t         how long the two threads of BM_FaultThroughput/2 really ran at the
+                           same time (fraction of the group's wall time); read the scaling with it
+  fault_on_cpu_2t          mean over the two threads of CPU time / wall time in their loops: below
+                           1 they were alive together but not always on a core together
+  fault_scaling_2t_cpu     2 x (thread CPU ns per fault, 1 thread) / (the same, 2 threads): the
+                           scaling while they overlapped, robust against other load
+  fault_scaling_2t_same    BM_FaultThroughputSameRange/2 (both on one range) against /1
+                           (and _cpu, as above)
+  fault_overlap_2t_same    its overlap
+  reader_section_scaling_old / _new
+                           the fault path's shared writes alone (lock reader section and two
+                           counters), 2 threads against 1: the old RwSpinLock with shared
+                           counters, and the per-CPU lock and counters, in the same run
+                           (and reader_section_cpu_ns_2t_*, reader_section_overlap_2t_*)
+"""
+import json
+import sys
+
+# (key, label, goal text, check(value) -> bool or None when there is no goal)
+GOALS = {
+    "fault_4k_ns": ("4 KiB fault, ns (1 thread, wall clock)", "<= 40", lambda v: v <= 40),
+    "fault_4k_cpu_ns": ("  the same in thread CPU time", "<= 40", lambda v: v <= 40),
+    "fault_scaling_2t": ("2 threads, disjoint ranges, x of 1 thread", ">= 1.8", lambda v: v >= 1.8),
+    "fault_overlap_2t": ("  their overlap (1.0 = fully parallel)", "(context)", None),
+    "fault_on_cpu_2t": ("  share of their run on a core (1 = idle box)", "(context)", None),
+    "fault_scaling_2t_cpu": ("  the same from thread CPU time", ">= 1.8", lambda v: v >= 1.8),
+    "fault_scaling_2t_same": ("2 threads, same range (contention), x", "(reported)", None),
+    "fault_overlap_2t_same": ("  their overlap", "(context)", None),
+    "fault_scaling_2t_same_cpu": ("  the same from thread CPU time", "(reported)", None),
+    "fault_4k_random_ns": ("4 KiB fault, random order, ns", "(reported)", None),
+    "reader_section_scaling_old": ("lock+counters alone, old, 2t/1t", "(baseline)", None),
+    "reader_section_scaling_new": ("lock+counters alone, per-CPU, 2t/1t", ">= 1.8", lambda v: v >= 1.8),
+    "reader_section_cpu_ns_2t_old": ("  ns per section, 2 threads, old (CPU time)", "(baseline)", None),
+    "reader_section_cpu_ns_2t_new": ("  ns per section, 2 threads, new (CPU time)", "(reported)", None),
+    "reader_section_overlap_2t_old": ("  overlap, old", "(context)", None),
+    "reader_section_overlap_2t_new": ("  overlap, new", "(context)", None),
+}
+
+
+def find(benchmarks, name):
+    """The first result of benchmark `name` with its arguments ("BM_X/2"), whatever Google
+    Benchmark appends after them (/iterations:N, /manual_time)."""
+    for b in benchmarks:
+        n = b.get("name", "")
+        if (n == name or n.startswith(name + "/")) and b.get("run_type", "iteration") == "iteration" \
+                and not b.get("error_occurred"):
+            return b
+    return None
+
+
+def counter(benchmarks, name, key):
+    b = find(benchmarks, name)
+    return None if b is None else b.get(key)
+
+
+def ratio(a, b):
+    return None if a is None or b is None or b == 0 else a / b
+
+
+def summarize(data):
+    bm = data.get("benchmarks", [])
+    rate1 = counter(bm, "BM_FaultThroughput/1", "faults_per_sec")
+    rate2 = counter(bm, "BM_FaultThroughput/2", "faults_per_sec")
+    same2 = counter(bm, "BM_FaultThroughputSameRange/2", "faults_per_sec")
+    cpu1 = counter(bm, "BM_FaultThroughput/1", "thread_cpu_ns_per_fault")
+    cpu2 = counter(bm, "BM_FaultThroughput/2", "thread_cpu_ns_per_fault")
+    cpu2same = counter(bm, "BM_FaultThroughputSameRange/2", "thread_cpu_ns_per_fault")
+
+    def section(variant, threads, key="sections_per_sec"):
+        return counter(bm, f"BM_ReaderSection{variant}/{threads}", key)
+
+    def twice(r):
+        return None if r is None else 2 * r
+
+    return {
+        "fault_4k_ns": counter(bm, "BM_Fault4K_Sequential/32768", "ns_per_op"),
+        "fault_4k_cpu_ns": counter(bm, "BM_Fault4K_Sequential/32768", "cpu_ns_per_op"),
+        "fault_4k_random_ns": counter(bm, "BM_Fault4K_Random/32768", "ns_per_op"),
+        "fault_rate_1t": rate1,
+        "fault_rate_2t": rate2,
+        "fault_scaling_2t": ratio(rate2, rate1),
+        "fault_overlap_2t": counter(bm, "BM_FaultThroughput/2", "overlap"),
+        "fault_on_cpu_2t": counter(bm, "BM_FaultThroughput/2", "on_cpu"),
+        # From each thread's CPU time: 2 x (cost per fault alone / cost per fault beside the other).
+        # Meaningful for the part of the run where they overlapped.
+        "fault_scaling_2t_cpu": twice(ratio(cpu1, cpu2)),
+        "fault_scaling_2t_same": ratio(same2, rate1),
+        "fault_scaling_2t_same_cpu": twice(ratio(cpu1, cpu2same)),
+        "fault_overlap_2t_same": counter(bm, "BM_FaultThroughputSameRange/2", "overlap"),
+        "reader_section_scaling_old": ratio(section("Old", 2), section("Old", 1)),
+        "reader_section_scaling_new": ratio(section("New", 2), section("New", 1)),
+        "reader_section_cpu_ns_2t_old": section("Old", 2, "thread_cpu_ns_per_section"),
+        "reader_section_cpu_ns_2t_new": section("New", 2, "thread_cpu_ns_per_section"),
+        "reader_section_overlap_2t_old": section("Old", 2, "overlap"),
+        "reader_section_overlap_2t_new": section("New", 2, "overlap"),
+    }
+
+
+def fmt(v):
+    if v is None:
+        return "n/a"
+    return f"{v:.3g}" if abs(v) < 1000 else f"{v:.4g}"
+
+
+def main(argv):
+    if len(argv) != 2:
+        print(__doc__.split("\n\n")[1], file=sys.stderr)
+        return 2
+    path = argv[1]
+    with open(path) as f:
+        data = json.load(f)
+    summary = data.get("summary") if isinstance(data.get("summary"), dict) else {}
+    summary.update(summarize(data))  # keep keys others added (zap, teardown, ...)
+    data["summary"] = summary
+    with open(path, "w") as f:
+        json.dump(data, f, indent=2)
+        f.write("\n")
+    print("bench: summary (also in the `summary` object of %s)" % path)
+    print(f"  {'figure':<44} {'value':>10}  goal")
+    for key, (label, goal, check) in GOALS.items():
+        v = summary.get(key)
+        verdict = ""
+        if check is not None and v is not None:
+            verdict = "  met" if check(v) else "  NOT met"
+        print(f"  {label:<44} {fmt(v):>10}  {goal}{verdict}")
+    print("  (host benchmarks; the 2-thread figures depend on other load on the machine: read them"
+          " with their overlap)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
