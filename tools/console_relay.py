@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""console_relay.py --log FILE --emu-out FILE [--done REGEX] [--send-after REGEX] -- COMMAND...
+"""console_relay.py --log FILE --emu-out FILE [--done REGEX] [--send-after REGEX]
+                   [--pty-in-file FILE]... -- COMMAND...
 
 The interactive serial console of `tools/hv run --guest linux` (without --guest-cmd).
 
 It opens a pseudo-terminal, starts COMMAND (an emulator) with every "@PTY@" in its words
-replaced by the pty's path (Bochs: `com1: mode=term, dev=@PTY@`; QEMU: `-serial @PTY@`), so
+replaced by the pty's path (QEMU: `-serial @PTY@`; for Bochs, whose bochsrc says
+`com1: mode=term, dev=@PTY@`, the file is named with --pty-in-file), so
 that the emulated COM1 is the pty, and then relays: what the machine sends goes to this
 terminal and to the log file; what the user types goes to the machine.
 
@@ -39,6 +41,8 @@ def main():
     ap.add_argument("--emu-out", required=True)
     ap.add_argument("--done", default=r"^hv: (power off|reset) \(status|reboot: Power down")
     ap.add_argument("--send-after", default=r"hv-init: ready")
+    ap.add_argument("--pty-in-file", action="append", default=[],
+                    help="a file (e.g. a bochsrc) in which @PTY@ is replaced too, before the start")
     ap.add_argument("command", nargs=argparse.REMAINDER)
     a = ap.parse_args()
     cmd = a.command[1:] if a.command[:1] == ["--"] else a.command
@@ -49,6 +53,9 @@ def main():
     tty.setraw(slave)  # the machine's bytes as they are: no echo, no CR/LF translation
     path = os.ttyname(slave)
     cmd = [w.replace("@PTY@", path) for w in cmd]
+    for f in a.pty_in_file:
+        text = open(f).read()
+        open(f, "w").write(text.replace("@PTY@", path))
     with open(a.emu_out, "wb") as out:
         emu = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
     # The slave stays open here too: the emulator may open and close it, and a pty whose slave
