@@ -75,6 +75,20 @@ void emit(bool plain, Level lvl, const char* fmt, va_list ap) {
 
 }  // namespace
 
+void raw(const char* bytes, unsigned n) {
+  const unsigned cpu = x86::cpu_index();
+  const bool irq = x86::interrupts_enabled();
+  x86::cli();
+  if (__atomic_load_n(&g_panic, __ATOMIC_RELAXED)) {
+    g_lock.lock_or_break(1u << 24);
+  } else {
+    g_lock.lock(cpu);
+  }
+  x86::serial::write(bytes, n);
+  g_lock.unlock();
+  if (irq) x86::sti();
+}
+
 void vprint(Level lvl, const char* fmt, va_list ap) {
   if (static_cast<int>(lvl) > static_cast<int>(level())) return;
   emit(false, lvl, fmt, ap);

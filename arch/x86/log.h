@@ -26,6 +26,11 @@ void info(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
 void debug(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
 void plain(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
 
+// Bytes as they are, with no prefix and no line buffering, to the serial console only (the
+// framebuffer console shows whole lines), under the console lock so that they never land
+// inside another CPU's line. For the raw guest console (hv.console=raw, hv/devices/uart.h).
+void raw(const char* bytes, unsigned n);
+
 // The machine is going down (panic, fatal exception): from now on this CPU takes the console
 // lock even if it has to break it, so the last lines always get out.
 void enter_panic_mode();
