@@ -18,7 +18,7 @@ then sent as they come; end of input is not the end of the session.
 
 The session ends when the emulator exits, on Ctrl-A x, or a few seconds after a console line
 matches --done (the machine powered off but the emulator did not exit by itself). The exit
-status is 0, or 124 after Ctrl-A x.
+status is 0 (Ctrl-A x is a normal way to end), 1 when the emulator could not start.
 """
 import argparse
 import os
@@ -74,7 +74,7 @@ def main():
     stdin_open = True
     escape = False
     done_at = None
-    rc = 0
+    quit_key = False
     try:
         while emu.poll() is None:
             if done_at is not None and time.monotonic() - done_at > 5:
@@ -107,7 +107,7 @@ def main():
                     if interactive and escape:
                         escape = False
                         if b in (ord("x"), ord("X")):
-                            rc = 124
+                            quit_key = True
                             raise KeyboardInterrupt
                         out += bytes([b]) if b == CTRL_A else bytes([CTRL_A, b])
                     elif interactive and b == CTRL_A:
@@ -131,9 +131,13 @@ def main():
                 emu.kill()
                 emu.wait()
         log.close()
-    if rc == 124:
+    if quit_key:
         print("\nhv: console: quit (Ctrl-A x)")
-    return rc
+    if emu.returncode not in (None, 0) and not quit_key and os.path.getsize(a.log) == 0:
+        print(f"hv: console: the emulator ended with status {emu.returncode} and sent nothing "
+              f"(its output: {a.emu_out})")
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
