@@ -6,6 +6,9 @@
 //   hv.test=pagefault|null|ud|panic  provoke a failure on purpose (tests the fatal paths)
 //   hv.test=bad-guest-state          clear guest CR0.NE in vCPU 0's VMCS: VM entry fails
 //   hv.test=reset                    reset the machine after the SMP bring-up (the reset path)
+//   hv.console=raw                   vm1's 16550 sends its bytes to hv's console as they come,
+//                                    without the "vmN: " line prefix (an interactive guest
+//                                    shell: tools/hv run --guest linux; hv/devices/uart.h)
 //   hv.fb=on|off                     the framebuffer console (default on when GRUB set a
 //                                    graphics or EGA text mode; arch/x86/fb_console.h)
 //   hv.poweroff=auto|acpi|reset      how hv ends: auto (QEMU isa-debug-exit, then ACPI S5),

@@ -23,6 +23,11 @@ void console_write(const char* line, size_t n, x86::fbcon::Colour colour) REQUIR
   x86::fbcon::write(line, n, colour);
 }
 
+// raw() left the console in the middle of a line (its last byte was not '\n'): the next line
+// of emit() starts on a new line, so hv's own lines always begin at the start of a line even
+// while a raw guest console prints a prompt.
+bool g_raw_midline GUARDED_BY(g_lock) = false;
+
 // Both flags are read on every CPU at any time and written rarely (boot; panic): relaxed
 // atomics, since neither orders anything else (the console lock does that).
 int g_level = static_cast<int>(Level::info);  // a Level (atomics need an integer)
@@ -65,6 +70,10 @@ void emit(bool plain, Level lvl, const char* fmt, va_list ap) {
   } else {
     g_lock.lock(cpu);
   }
+  if (g_raw_midline) {
+    x86::serial::write("\n", 1);
+    g_raw_midline = false;
+  }
   console_write(line, n,
                 plain || lvl == Level::info || lvl == Level::debug ? x86::fbcon::Colour::normal
                 : lvl == Level::warn                              ? x86::fbcon::Colour::warning
@@ -74,6 +83,21 @@ void emit(bool plain, Level lvl, const char* fmt, va_list ap) {
 }
 
 }  // namespace
+
+void raw(const char* bytes, unsigned n) {
+  const unsigned cpu = x86::cpu_index();
+  const bool irq = x86::interrupts_enabled();
+  x86::cli();
+  if (__atomic_load_n(&g_panic, __ATOMIC_RELAXED)) {
+    g_lock.lock_or_break(1u << 24);
+  } else {
+    g_lock.lock(cpu);
+  }
+  x86::serial::write(bytes, n);
+  if (n) g_raw_midline = bytes[n - 1] != '\n';
+  g_lock.unlock();
+  if (irq) x86::sti();
+}
 
 void vprint(Level lvl, const char* fmt, va_list ap) {
   if (static_cast<int>(lvl) > static_cast<int>(level())) return;

@@ -26,6 +26,12 @@ void info(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
 void debug(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
 void plain(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
 
+// Bytes as they are, with no prefix and no line buffering, to the serial console only (the
+// framebuffer console shows whole lines), under the console lock so that they never land
+// inside another CPU's line; the next logged line starts on a new line when they did not end
+// one. For the raw guest console (hv.console=raw, hv/devices/uart.h).
+void raw(const char* bytes, unsigned n);
+
 // The machine is going down (panic, fatal exception): from now on this CPU takes the console
 // lock even if it has to break it, so the last lines always get out.
 void enter_panic_mode();

@@ -2,6 +2,7 @@
 #include "hv/devices/uart.h"
 
 #include "arch/x86/log.h"
+#include "hv/cmdline.h"
 
 namespace hv {
 
@@ -13,11 +14,20 @@ constexpr uint8_t kIirLineStatus = 0x06, kIirRxData = 0x04, kIirThre = 0x02;
 constexpr uint8_t kIerRda = 0x01, kIerThre = 0x02, kIerRls = 0x04;
 constexpr uint8_t kMcrDtr = 0x01, kMcrRts = 0x02, kMcrOut1 = 0x04, kMcrOut2 = 0x08, kMcrLoop = 0x10;
 constexpr uint8_t kMsrCts = 0x10, kMsrDsr = 0x20, kMsrRi = 0x40, kMsrDcd = 0x80;
+
+// The VM whose UART may be raw: the one that owns hv's console input (hv/devices/chipset.cpp).
+constexpr unsigned kRawConsoleVm = 1;
+bool raw_console_requested() {
+  char v[8];
+  return cmdline::get("hv.console", v, sizeof v) && v[0] == 'r' && v[1] == 'a' && v[2] == 'w' && !v[3];
+}
 }  // namespace
 
 void Uart::reset(unsigned vm_id) {
   mmu::SpinLockGuard g(lock_);
   vm_id_ = vm_id;
+  raw_ = vm_id == kRawConsoleVm && raw_console_requested();
+  raw_len_ = 0;
   ier_ = lcr_ = mcr_ = scr_ = dlm_ = fcr_ = 0;
   dll_ = 1;
   line_.clear();
@@ -82,6 +92,7 @@ uint8_t Uart::read(uint16_t port) {
     }
     case 1: return (lcr_ & kLcrDlab) ? dlm_ : ier_;
     case 2: {
+      flush_raw();  // a driver that polls IIR/LSR is between bytes: show what it sent
       const uint8_t v = iir();
       if (v == kIirThre) {  // reading IIR while it shows THRE clears that interrupt
         thre_pending_ = false;
@@ -92,6 +103,7 @@ uint8_t Uart::read(uint16_t port) {
     case 3: return lcr_;
     case 4: return mcr_;
     case 5: {
+      flush_raw();
       const uint8_t v = static_cast<uint8_t>(kLsrThre | kLsrTemt | (rx_count_ ? kLsrDr : 0) | (overrun_ ? kLsrOe : 0));
       if (overrun_) {  // reading LSR clears the error bits and the line status interrupt
         overrun_ = false;
@@ -166,13 +178,26 @@ void Uart::emit_line(const char* text) {
   if (kept_count_ < kKeptLines) kept_count_++;
 }
 
+void Uart::flush_raw() {
+  lock_.assert_held();
+  if (!raw_len_) return;
+  x86::log::raw(raw_buf_, raw_len_);
+  raw_len_ = 0;
+}
+
 void Uart::transmit(uint8_t c) {
   lock_.assert_held();
+  if (raw_) {
+    raw_buf_[raw_len_++] = static_cast<char>(c);
+    if (raw_len_ == kRawBatch || c == '\n') flush_raw();
+    return;
+  }
   line_.put(c, [this](const char* text) NO_THREAD_SAFETY_ANALYSIS { emit_line(text); });
 }
 
 void Uart::flush_locked() {
   lock_.assert_held();
+  flush_raw();
   line_.flush([this](const char* text) NO_THREAD_SAFETY_ANALYSIS { emit_line(text); });
 }
 

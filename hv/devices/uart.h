@@ -15,6 +15,16 @@
 //   0 RBR (in) / THR (out), DLL when DLAB   1 IER, DLM when DLAB   2 IIR (in) / FCR (out)
 //   3 LCR   4 MCR   5 LSR   6 MSR   7 SCR
 //
+// Raw console (hv.console=raw on hv's command line; tools/hv sets it for the interactive Linux
+// console): the VM that owns hv's console input (vm1, hv/devices/chipset.cpp) sends its bytes to
+// hv's serial console as they come - no "vmN: " prefix, no line buffering, control characters
+// and escape sequences passed on - so that a shell's prompt (no newline) and its line editing
+// work in the user's terminal. This gives up the protection of the line mode (a guest can then
+// print lines that look like hv's own), which is why it is only on request and only for the
+// console VM; every other VM keeps the line mode. Bytes are written in small batches (flushed
+// when the batch fills, at '\n', and whenever the guest reads LSR/IIR, which a driver waiting
+// for THRE does), each batch under the console lock.
+//
 // One UART per VM, reached by every vCPU of the VM at once (each from its own CPU): its
 // registers and the line buffer are guarded by `lock_` (checked by clang's -Wthread-safety).
 // The line is printed inside the lock, so two vCPUs' bytes never interleave within a line.
@@ -50,6 +60,7 @@ class Uart {
  private:
   void transmit(uint8_t c) REQUIRES(lock_);
   void push_rx(uint8_t c) REQUIRES(lock_);
+  void flush_raw() REQUIRES(lock_);
   void flush_locked() REQUIRES(lock_);
   uint8_t iir() const REQUIRES(lock_);
   void update_irq() REQUIRES(lock_);
@@ -63,6 +74,10 @@ class Uart {
   // The last lines printed, a ring (kept_next_ is the oldest once the ring is full).
   char kept_[kKeptLines][ConsoleLine::kCapacity] GUARDED_BY(lock_) = {};
   unsigned kept_next_ GUARDED_BY(lock_) = 0, kept_count_ GUARDED_BY(lock_) = 0;
+  bool raw_ GUARDED_BY(lock_) = false;  // hv.console=raw and this VM owns the console
+  static constexpr unsigned kRawBatch = 64;
+  char raw_buf_[kRawBatch] GUARDED_BY(lock_) = {};
+  unsigned raw_len_ GUARDED_BY(lock_) = 0;
   static constexpr unsigned kFifo = 16;
   uint8_t rx_[kFifo] GUARDED_BY(lock_) = {};
   unsigned rx_head_ GUARDED_BY(lock_) = 0, rx_count_ GUARDED_BY(lock_) = 0;
