@@ -228,6 +228,10 @@ extern "C" [[noreturn]] void kernel_main(uint32_t magic, uint32_t info) {
   }
   if (g_boot.mmap_truncated) x86::log::warn("mmap: more than %u ranges, the rest ignored", x86::mb2::BootInfo::kMaxRanges);
   const uint64_t mapped = x86::paging::extend_identity_map(before.top);
+  // GRUB under UEFI may leave no free page below 640 KiB (modules first): move one module up.
+  if (const char* moved = x86::pmm::ensure_trampoline_page(g_boot))
+    x86::log::info("pmm: no free page below 640 KiB: module \"%s\" moved above 1 MiB, its first page 0x%lx is the AP trampoline",
+                   moved, x86::pmm::trampoline_page());
   if (mapped < before.top) x86::log::warn("memory above 0x%lx is not mapped and not used", mapped);
   x86::log::info("pmm: %lu MiB free, %lu MiB managed, AP trampoline page 0x%lx", x86::pmm::stats().free_frames >> 8,
             before.managed_frames >> 8, x86::pmm::trampoline_page());

@@ -348,4 +348,36 @@ Stats stats() {
 
 uint64_t trampoline_page() { return g_trampoline; }
 
+const char* ensure_trampoline_page(mb2::BootInfo& boot) {
+  if (g_trampoline) return nullptr;
+  // The smallest module entirely inside usable RAM in [4 KiB, 640 KiB): its pages are GRUB's
+  // copy of a file, needed only where hv reads it, so it can live anywhere.
+  int best = -1;
+  for (unsigned i = 0; i < boot.module_count; i++) {
+    const mb2::Module& m = boot.modules[i];
+    if (m.start < k4K || m.end > 0xA0000 || m.end <= m.start || (m.start & (k4K - 1))) continue;
+    bool usable = false, clash = false;
+    for (unsigned j = 0; j < boot.mmap_count; j++) {
+      const mb2::MemoryRange& r = boot.mmap[j];
+      const bool overlaps = m.start < r.base + r.length && r.base < m.start + k4K;
+      if (r.type == mb2::kAvailable && r.base <= m.start && m.start + k4K <= r.base + r.length) usable = true;
+      else if (r.type != mb2::kAvailable && overlaps) clash = true;
+    }
+    if (!usable || clash) continue;
+    if (best < 0 || m.end - m.start < boot.modules[best].end - boot.modules[best].start) best = static_cast<int>(i);
+  }
+  if (best < 0) return nullptr;
+  mb2::Module& m = boot.modules[best];
+  const uint64_t bytes = m.end - m.start;
+  const uint64_t to = alloc_pages(static_cast<unsigned>(align_up(bytes, k4K) / k4K), false);
+  if (!to) return nullptr;
+  memcpy(reinterpret_cast<void*>(to), reinterpret_cast<const void*>(m.start), bytes);
+  // The old frames stay out of the allocator (below 1 MiB nothing is handed out): the first
+  // becomes the trampoline, the rest are simply not used.
+  g_trampoline = m.start;
+  m.start = to;
+  m.end = to + bytes;
+  return m.cmdline ? m.cmdline : "?";
+}
+
 }  // namespace x86::pmm

@@ -49,5 +49,10 @@ Stats stats();
 // A free page below 1 MiB for the AP trampoline (0 when the map has none). Chosen at init
 // from the memory map; never handed out by alloc_4k().
 uint64_t trampoline_page();
+// When init() found no free page below 640 KiB for the AP trampoline (GRUB under UEFI fills low
+// memory with modules first), moves the smallest module that lies entirely below 640 KiB to
+// frames above 1 MiB, updates `boot` (its start and end), and gives its first page to the
+// trampoline. Nothing to do otherwise. The moved module's name, or nullptr.
+const char* ensure_trampoline_page(mb2::BootInfo& boot);
 
 }  // namespace x86::pmm
