@@ -230,7 +230,9 @@ x86::SpinLock g_console_in_lock;
 void poll_console_input(Vm& vm) {
   if (vm.id() != kConsoleVm || !g_console_in_lock.try_lock_for(x86::cpu_index(), 1)) return;
   unsigned char c;
-  for (unsigned i = 0; i < 16 && x86::serial::try_getc(&c); i++) vm.uart.receive(c);
+  // Only as many bytes as the guest's FIFO takes: the rest wait in hv's own port (and the
+  // emulator's or terminal's buffer behind it) until the guest has read these.
+  for (unsigned room = vm.uart.rx_room(); room && x86::serial::try_getc(&c); room--) vm.uart.receive(c);
   g_console_in_lock.unlock();
 }
 

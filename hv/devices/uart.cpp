@@ -67,6 +67,11 @@ void Uart::receive(uint8_t c) {
   push_rx(c);
 }
 
+unsigned Uart::rx_room() {
+  mmu::SpinLockGuard g(lock_);
+  return kFifo - rx_count_;
+}
+
 void Uart::push_rx(uint8_t c) {
   lock_.assert_held();
   if (rx_count_ == kFifo) {

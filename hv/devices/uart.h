@@ -52,6 +52,9 @@ class Uart {
   void attach_irq(void (*set)(void* ctx, bool level), void* ctx) EXCLUDES(lock_);
   // A byte from the outside world into the receive FIFO (dropped, with overrun, when full).
   void receive(uint8_t c) EXCLUDES(lock_);
+  // Room left in the receive FIFO: the console input is moved in only while there is some, so
+  // what the user types waits in the host's serial port instead of overrunning the guest's.
+  unsigned rx_room() EXCLUDES(lock_);
   // Prints the last kKeptLines lines the guest wrote ("vmN: last console lines:"), for the
   // report of a guest that stopped abnormally (hv/guest_stop_report.h).
   static constexpr unsigned kKeptLines = 8;
