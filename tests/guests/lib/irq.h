@@ -5,7 +5,9 @@
 // LAPIC's for APIC-delivered vectors, the 8259's for ExtINT ones).
 //
 // probe() (guest.h) loads the library's exception-only IDT: call irq_load() after a probe.
-// One IDT for all vCPUs: each vCPU calls irq_load() once.
+// One IDT for all vCPUs: each vCPU calls irq_load() once. Not in the library objects every guest
+// links (its IDT and stubs would move the others' multiboot information): a guest that uses it
+// lists lib/irq.cpp among its sources (tests/guests/CMakeLists.txt).
 #pragma once
 
 #include <stdint.h>
