@@ -296,7 +296,9 @@ const char* create_vm(RunVm& rv, const x86::mb2::BootInfo& boot, const char* nam
     }
     if (const char* e = set_ap_start_sipi(rv, caps)) return e;
   }
-  if (sipi && n > 1) x86::log::info("vm%u: %u AP vCPU(s) wait for INIT/SIPI", rv.id, n - 1);
+  if (sipi && n > 1)
+    x86::log::info("vm%u: %u AP vCPU(s) wait for INIT/SIPI (%s)", rv.id, n - 1,
+                   kind == GuestImageKind::kMultiboot ? "hv.ap-start=sipi" : "a Linux guest");
   rv.vcpu0_ends_vm = true;
   return bench_vm_prepare(rv.vm);  // hv.bench-* only (hv/bench_vm.h)
 }
