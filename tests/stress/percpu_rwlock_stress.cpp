@@ -204,7 +204,10 @@ TEST_CASE("PerCpuRwLock: blocking readers and a busy writer both progress", "[lo
     });
   }
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while (readers_done.load(mmu::Order::relaxed) < kReaders && std::chrono::steady_clock::now() < deadline) {
+  // Wait for both sides: the readers may finish their rounds before the writer thread has even
+  // been scheduled (it then still has to complete a section by the deadline).
+  while ((readers_done.load(mmu::Order::relaxed) < kReaders || writer_sections.load(mmu::Order::relaxed) == 0) &&
+         std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   const int done = readers_done.load(mmu::Order::relaxed);
