@@ -9,6 +9,7 @@
 
 #include "mmu/lock.h"
 #include "tests/stress/stress_seed.h"
+#include "tests/host/rwlock_fairness.h"
 
 namespace {
 
@@ -112,66 +113,9 @@ TEST_CASE("RwSpinLock: readers and writers never overlap", "[lock][concurrency]"
   CHECK_FALSE(l.is_locked());
 }
 
-// Two readers hand the lock over to each other so that its reader count never drops to zero:
-// each keeps holding until its partner holds too, or until the partner *failed* to get in
-// after we got in (only a waiting or active writer can make it fail). With reader preference
-// the partner never fails, the chain never breaks and the writer starves (the test fails after
-// its deadline); with writer preference the writer's announcement breaks the chain at once.
+// Writer preference (tests/host/rwlock_fairness.h): a chain of overlapping readers cannot keep a
+// writer out.
 TEST_CASE("RwSpinLock: a chain of overlapping readers does not starve a writer",
           "[lock][concurrency]") {
-  mmu::RwSpinLock l;
-  mmu::Atomic<int> stop{0};
-  mmu::Atomic<int> holders{0};
-  mmu::Atomic<uint64_t> failures[2];
-  mmu::Atomic<uint64_t> reader_sections{0};
-  mmu::Atomic<int> writes_done{0};
-  uint64_t shared_value = 0;  // guarded by l
-  constexpr int kWrites = 200;
-
-  auto reader = [&](int me) {
-    const int partner = 1 - me;
-    while (!stop.load(mmu::Order::relaxed)) {
-      if (!l.try_lock_shared()) {
-        failures[me].fetch_add(1, mmu::Order::relaxed);
-        mmu::spin_pause();
-        continue;
-      }
-      const uint64_t partner_failures = failures[partner].load(mmu::Order::relaxed);
-      holders.fetch_add(1, mmu::Order::relaxed);
-      volatile uint64_t v = shared_value;
-      (void)v;
-      while (!stop.load(mmu::Order::relaxed) && holders.load(mmu::Order::relaxed) < 2 &&
-             failures[partner].load(mmu::Order::relaxed) == partner_failures) {
-        mmu::spin_pause();
-      }
-      holders.fetch_sub(1, mmu::Order::relaxed);
-      l.unlock_shared();
-      reader_sections.fetch_add(1, mmu::Order::relaxed);
-    }
-  };
-  std::thread r0(reader, 0), r1(reader, 1);
-  while (reader_sections.load(mmu::Order::relaxed) < 100) std::this_thread::yield();
-  std::thread writer([&] {
-    for (int i = 0; i < kWrites; i++) {
-      l.lock();
-      shared_value++;
-      l.unlock();
-      writes_done.fetch_add(1, mmu::Order::relaxed);
-    }
-  });
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  while (writes_done.load(mmu::Order::relaxed) < kWrites &&
-         std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  const int done_in_time = writes_done.load(mmu::Order::relaxed);
-  stop.store(1, mmu::Order::relaxed);  // also unblocks a starved writer, so the test ends
-  r0.join();
-  r1.join();
-  writer.join();
-  std::printf("[rwspinlock-starvation] %d of %d writes in time, among %llu reader sections\n",
-              done_in_time, kWrites,
-              static_cast<unsigned long long>(reader_sections.load(mmu::Order::relaxed)));
-  CHECK(done_in_time == kWrites);
-  CHECK(shared_value == static_cast<uint64_t>(kWrites));
+  hvtest::check_reader_chain_does_not_starve_writer<mmu::RwSpinLock>("rwspinlock");
 }

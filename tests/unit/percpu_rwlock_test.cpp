@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "mmu/percpu_rwlock.h"
+#include "tests/host/rwlock_fairness.h"
 
 // These tests take the lock in patterns the static analysis rejects (a second shared hold on
 // another "CPU", try_lock on a held lock), so their bodies opt out of it.
@@ -108,62 +109,7 @@ LOCK_TEST(percpu_rwlock_writer_shuts_out_readers, "[lock][concurrency]") {
   CHECK_FALSE(l.is_locked());
 }
 
-// The yield pattern of zap_leafs_yield_safe() and teardown_step(), `unlock(); relax; lock();`,
-// run by two writers at once, against one reader that keeps coming back (as the RwSpinLock test
-// in lock_test.cpp). Counted in plain memory guarded by the lock: the writer critical sections
-// that ended while the reader was announced and waiting (waiting_readers() != 0 just before the
-// writer's unlock()). Phase fairness admits it at the first writer unlock() after it announced,
-// so at most one such section per wait (two allowed for slack). It counts hand-offs, not time.
-// With plain writer preference the two writers would keep the reader out until they stop.
-LOCK_TEST(percpu_rwlock_reader_admitted_between_alternating_writers, "[lock][concurrency]") {
-  mmu::PerCpuRwLock l;
-  uint64_t sections_while_reader_waited = 0;  // guarded by l
-  uint64_t writer_sections = 0;               // guarded by l
-  mmu::Atomic<int> stop{0};
-  mmu::Atomic<int> writers_running{0};
-  constexpr uint64_t kWriterCap = 100000;
-  constexpr int kReaderRounds = 200;
-
-  auto writer = [&]() NO_THREAD_SAFETY_ANALYSIS {
-    uint64_t n = 0;
-    l.lock();
-    writers_running.fetch_add(1, mmu::Order::relaxed);
-    while (stop.load(mmu::Order::relaxed) == 0 && n++ < kWriterCap) {
-      writer_sections++;
-      for (int k = 0; k < 16; k++) mmu::spin_pause();  // a step of work under the lock
-      if (l.waiting_readers() != 0) sections_while_reader_waited++;
-      l.unlock();
-      mmu::spin_pause();  // the free window of the yield pattern: one PAUSE
-      l.lock();
-    }
-    l.unlock();
-  };
-  uint64_t worst = 0, rounds_that_waited = 0;
-  std::thread w0(writer), w1(writer);
-  std::thread reader([&]() NO_THREAD_SAFETY_ANALYSIS {
-    while (writers_running.load(mmu::Order::relaxed) < 2) std::this_thread::yield();
-    for (int i = 0; i < kReaderRounds; i++) {
-      for (int k = 0; k < 100000 && !l.is_write_locked(); k++) std::this_thread::yield();
-      l.lock_shared(2);
-      const uint64_t waited_for = sections_while_reader_waited;
-      sections_while_reader_waited = 0;
-      if (waited_for > worst) worst = waited_for;
-      if (waited_for != 0) rounds_that_waited++;
-      l.unlock_shared(2);
-      for (int k = 0; k < 64; k++) mmu::spin_pause();
-    }
-    stop.store(1, mmu::Order::relaxed);
-  });
-  reader.join();
-  w0.join();
-  w1.join();
-  std::printf("[percpu-rwlock-phase-fair] %d reader rounds (%llu waited), %llu writer sections, "
-              "worst %llu writer sections per wait\n",
-              kReaderRounds, static_cast<unsigned long long>(rounds_that_waited),
-              static_cast<unsigned long long>(writer_sections),
-              static_cast<unsigned long long>(worst));
-  CHECK(worst <= 2);
-  CHECK(rounds_that_waited > 0);  // or the bound shows nothing
-  CHECK_FALSE(l.is_locked());
-  CHECK(l.waiting_readers() == 0);
+// Phase fairness against the yield pattern of zap and teardown (tests/host/rwlock_fairness.h).
+TEST_CASE("percpu_rwlock_reader_admitted_between_alternating_writers", "[lock][concurrency]") {
+  hvtest::check_reader_admitted_between_alternating_writers<mmu::PerCpuRwLock>("percpu-rwlock");
 }
