@@ -3,82 +3,12 @@
 // encoding of a Name(_S5, Package(){...}) object (20.2).
 #include "arch/x86/acpi.h"
 
+#include "arch/x86/acpi_layout.h"
 #include "arch/x86/paging.h"
 #include "arch/x86/string.h"
 
 namespace x86::acpi {
 namespace {
-
-struct [[gnu::packed]] Rsdp {
-  char signature[8];  // "RSD PTR "
-  uint8_t checksum;
-  char oem_id[6];
-  uint8_t revision;  // 0: ACPI 1.0 (20 bytes), 2+: 36 bytes with the XSDT
-  uint32_t rsdt;
-  uint32_t length;
-  uint64_t xsdt;
-  uint8_t ext_checksum;
-  uint8_t reserved[3];
-};
-
-struct [[gnu::packed]] SdtHeader {
-  char signature[4];
-  uint32_t length;
-  uint8_t revision;
-  uint8_t checksum;
-  char oem_id[6];
-  char oem_table_id[8];
-  uint32_t oem_revision;
-  uint32_t creator_id;
-  uint32_t creator_revision;
-};
-
-struct [[gnu::packed]] Gas {  // generic address structure
-  uint8_t space;  // 1 = system I/O
-  uint8_t bit_width, bit_offset, access_size;
-  uint64_t address;
-};
-
-struct [[gnu::packed]] Fadt {
-  SdtHeader h;
-  uint32_t firmware_ctrl;
-  uint32_t dsdt;
-  uint8_t reserved0, preferred_pm_profile;
-  uint16_t sci_int;
-  uint32_t smi_cmd;
-  uint8_t acpi_enable, acpi_disable, s4bios_req, pstate_cnt;
-  uint32_t pm1a_evt_blk, pm1b_evt_blk, pm1a_cnt_blk, pm1b_cnt_blk;
-  uint32_t pm2_cnt_blk, pm_tmr_blk, gpe0_blk, gpe1_blk;
-  uint8_t pm1_evt_len, pm1_cnt_len, pm2_cnt_len, pm_tmr_len, gpe0_blk_len, gpe1_blk_len, gpe1_base, cst_cnt;
-  uint16_t p_lvl2_lat, p_lvl3_lat, flush_size, flush_stride;
-  uint8_t duty_offset, duty_width, day_alrm, mon_alrm, century;
-  uint16_t iapc_boot_arch;
-  uint8_t reserved1;
-  uint32_t flags;
-  Gas reset_reg;
-  uint8_t reset_value;
-  uint16_t arm_boot_arch;
-  uint8_t fadt_minor_version;
-  uint64_t x_firmware_ctrl;
-  uint64_t x_dsdt;
-  Gas x_pm1a_evt_blk, x_pm1b_evt_blk, x_pm1a_cnt_blk, x_pm1b_cnt_blk;
-};
-static_assert(__builtin_offsetof(Fadt, pm1a_cnt_blk) == 64, "FADT layout");
-static_assert(__builtin_offsetof(Fadt, x_dsdt) == 140, "FADT layout");
-static_assert(__builtin_offsetof(Fadt, x_pm1a_cnt_blk) == 172, "FADT layout");
-
-struct [[gnu::packed]] Madt {
-  SdtHeader h;
-  uint32_t lapic_address;
-  uint32_t flags;
-};
-
-enum MadtType : uint8_t {
-  kLocalApic = 0,
-  kIoApic = 1,
-  kLapicAddressOverride = 5,
-  kLocalX2Apic = 9,
-};
 
 bool checksum_ok(const void* p, uint32_t len) {
   const uint8_t* b = static_cast<const uint8_t*>(p);
@@ -127,7 +57,7 @@ const SdtHeader* find_table(const Root& root, const char sig[4]) {
   return nullptr;
 }
 
-void parse_madt(const Madt* madt, Info& out) {
+void parse_madt(const MadtHeader* madt, Info& out) {
   out.have_madt = true;
   out.lapic_address = madt->lapic_address;
   const uint8_t* p = reinterpret_cast<const uint8_t*>(madt + 1);
@@ -149,14 +79,14 @@ void parse_madt(const Madt* madt, Info& out) {
     const uint8_t type = p[0], len = p[1];
     if (len < 2 || p + len > end) break;
     switch (type) {
-      case kLocalApic:
+      case kMadtLocalApic:
         if (len >= 8) {
           uint32_t flags;
           memcpy(&flags, p + 4, 4);
           add_cpu(p[3], flags);
         }
         break;
-      case kLocalX2Apic:
+      case kMadtLocalX2Apic:
         if (len >= 16) {
           uint32_t id, flags;
           memcpy(&id, p + 4, 4);
@@ -164,14 +94,14 @@ void parse_madt(const Madt* madt, Info& out) {
           add_cpu(id, flags);
         }
         break;
-      case kIoApic:
+      case kMadtIoApic:
         if (len >= 12) {
           uint32_t addr;
           memcpy(&addr, p + 4, 4);
           if (out.ioapic_count++ == 0) out.ioapic_address = addr;
         }
         break;
-      case kLapicAddressOverride:
+      case kMadtLapicAddressOverride:
         if (len >= 12) memcpy(&out.lapic_address, p + 4, 8);
         break;
       default: break;
@@ -230,8 +160,7 @@ void parse_fadt(const Fadt* f, Info& out) {
   };
   out.pm1a_cnt = io_port(f->x_pm1a_cnt_blk, __builtin_offsetof(Fadt, x_pm1a_cnt_blk), f->pm1a_cnt_blk);
   out.pm1b_cnt = io_port(f->x_pm1b_cnt_blk, __builtin_offsetof(Fadt, x_pm1b_cnt_blk), f->pm1b_cnt_blk);
-  constexpr uint32_t kResetRegSupported = 1u << 10;  // FADT flags (ACPI 6.x table 5.10)
-  if (len >= __builtin_offsetof(Fadt, reset_value) + 1 && (f->flags & kResetRegSupported) && f->reset_reg.address &&
+  if (len >= __builtin_offsetof(Fadt, reset_value) + 1 && (f->flags & kFadtResetRegSup) && f->reset_reg.address &&
       f->reset_reg.space <= 2) {
     out.have_reset_reg = true;
     out.reset_space = f->reset_reg.space;
@@ -274,7 +203,7 @@ const char* init(const void* rsdp_copy, unsigned rsdp_tag, Info& out) {
   if (!root.table) return "ACPI root table (XSDT/RSDT) missing or corrupt";
   out.xsdt = root.wide;
 
-  if (const SdtHeader* madt = find_table(root, "APIC")) parse_madt(reinterpret_cast<const Madt*>(madt), out);
+  if (const SdtHeader* madt = find_table(root, "APIC")) parse_madt(reinterpret_cast<const MadtHeader*>(madt), out);
   if (const SdtHeader* fadt = find_table(root, "FACP")) parse_fadt(reinterpret_cast<const Fadt*>(fadt), out);
   return nullptr;
 }
