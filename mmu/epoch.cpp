@@ -257,6 +257,7 @@ void Epoch::seal_batch_locked(CpuState& c) {
   auto* b = static_cast<PageBatch*>(platform_.phys_to_virt(c.open_batch));
   if (b->count == 0) return;  // keep the empty tracking page open for the next retire_page()
   c.open_batch = 0;
+  c.open_pages.store(0, Order::relaxed);
   b->cb.fn = &Epoch::free_batch;
   // The stamp is taken now, after every retire_page() that filled the batch (each of which
   // came after its page was unlinked), so it covers all of them.
@@ -293,6 +294,7 @@ bool Epoch::retire_page(hpa_t page, PageAccount* account) {
           b->account = account;
         }
         b->pages[b->count++] = page;
+        c.open_pages.store(static_cast<uint32_t>(b->count), Order::relaxed);
         pending_pages_.fetch_add(1, Order::relaxed);
         // Close it when full, and at once on an offline CPU: it does not poll(), and helpers
         // only run queued work, so an open batch there would wait until it came back online.
@@ -428,10 +430,9 @@ unsigned Epoch::run_ready(CpuState& c, unsigned budget, bool advance) {
   return units > kUnlimited ? kUnlimited : static_cast<unsigned>(units);
 }
 
-unsigned Epoch::poll(unsigned budget) {
-  CpuState& me = self();
-  MMU_ASSERT(me.in_callbacks.load(Order::relaxed) == 0);  // poll() from a callback
-  if (budget == 0) return 0;
+// poll()'s part for the calling CPU's own list: close the open batch once the epoch moved,
+// run what is ready.
+unsigned Epoch::poll_own(CpuState& me, unsigned budget) {
   bool batch_waits = false;
   {
     SpinLockGuard l(me.list_lock);
@@ -456,6 +457,20 @@ unsigned Epoch::poll(unsigned budget) {
     ran = run_ready(me, budget, true);
     me.run_lock.unlock();
   }
+  return ran;
+}
+
+unsigned Epoch::poll(unsigned budget) {
+  CpuState& me = self();
+  MMU_ASSERT(me.in_callbacks.load(Order::relaxed) == 0);  // poll() from a callback
+  if (budget == 0) return 0;
+  unsigned ran = 0;
+  // Every VM entry polls: with no callback queued here and no page in the open batch (the
+  // usual case) there is nothing of ours to do, and two relaxed loads of our own line say so
+  // without a lock. Both are hints kept under list_lock; a retirement that races with these
+  // loads is seen by the next poll().
+  if (me.pending.load(Order::relaxed) != 0 || me.open_pages.load(Order::relaxed) != 0)
+    ran = poll_own(me, budget);
   // Offline CPUs don't poll; whoever does, helps them (their batches were sealed when they
   // went offline, or at once by retire_page() while offline). try_lock only: poll() must not
   // wait.

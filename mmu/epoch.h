@@ -195,6 +195,9 @@ class Epoch {
     unsigned spares GUARDED_BY(list_lock) = 0;
     SpinLock run_lock;                            // held while running this CPU's callbacks
     Atomic<uint64_t> pending{0};                  // queued or running callbacks
+    // Pages in the open batch, mirrored from its count under list_lock so that poll() can
+    // see "nothing to do here" without the lock (a hint: poll() runs again soon).
+    Atomic<uint32_t> open_pages{0};
   };
   struct PageBatch;
 
@@ -206,6 +209,7 @@ class Epoch {
   bool try_advance();
   void enqueue_locked(CpuState& c, EpochCallback* cb) REQUIRES(c.list_lock);
   void seal_batch_locked(CpuState& c) REQUIRES(c.list_lock);
+  unsigned poll_own(CpuState& me, unsigned budget);
   unsigned run_ready(CpuState& c, unsigned budget, bool advance) REQUIRES(c.run_lock);
   static uint64_t cost_of(const EpochCallback* cb);
   void free_batch_part(PageBatch* b, uint64_t pages);

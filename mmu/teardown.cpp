@@ -162,6 +162,9 @@ void Mmu::finish_teardown(Root* root) {
 }
 
 void Mmu::run_queue(unsigned cpu, unsigned budget, unsigned& used) {
+  // Every VM entry asks: an empty queue (the usual case) is one relaxed load, not a lock. The
+  // length is a hint kept under the queue lock; a root queued meanwhile waits for the next call.
+  if (queues_[cpu].length.load(Order::relaxed) == 0) return;
   const bool helping = cpu != platform_.cpu_id();
   while (used < budget) {
     Root* r = pop_deferred(cpu);

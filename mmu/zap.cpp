@@ -229,6 +229,9 @@ void Mmu::retire_dead(DeadTables& dead) {
 }
 
 void Mmu::retry_limbo() {
+  // Asked at every safe point: nothing in limbo (the usual case) is one relaxed load of a
+  // counter kept with the list, not a lock.
+  if (stats_.limbo_pages.load(Order::relaxed) == 0) return;
   DeadTables pending;
   {
     SpinLockGuard g(limbo_lock_);
