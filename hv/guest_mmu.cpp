@@ -25,7 +25,6 @@ const char* GuestMmu::init(uint64_t vm_id, const RamSlot* slots, unsigned count,
                            uint64_t mappable_bytes, unsigned mappable_ranges) {
   if (count > kMaxSlots) return "too many memory slots";
   vm_id_ = static_cast<uint32_t>(vm_id);
-  deferred_.passes.reset();
   deferred_.busy_passes.reset();
   deferred_.units.reset();
   deferred_.max_units.reset();
@@ -80,26 +79,24 @@ mmu::FaultOutcome GuestMmu::map(unsigned vcpu, mmu::gfn_t gfn, unsigned access) 
 void GuestMmu::run_deferred_work(unsigned budget) {
   const uint64_t t0 = x86::rdtsc();
   const unsigned used = mmu_->run_deferred_work(budget);
+  // Passes with work only: an idle pass happens before every VM entry of every vCPU, and
+  // counting it would write a line all of the VM's CPUs share on each of them.
+  if (!used) return;
   const uint64_t dt = x86::rdtsc() - t0;
   note_pass(used, budget, dt);
-  // Passes with work only: an idle pass happens at every entry.
-  if (used && trace::on(trace::kCatMmu)) trace::record(trace::kDeferred, vm_id_, 0xFF, t0, used, dt);
+  if (trace::on(trace::kCatMmu)) trace::record(trace::kDeferred, vm_id_, 0xFF, t0, used, dt);
 }
 
 void GuestMmu::note_pass(unsigned used, unsigned budget, uint64_t dt) {
-  deferred_.passes++;
-  if (used) {
-    deferred_.busy_passes++;
-    deferred_.units += used;
-    deferred_.max_units.raise_to(used);
-  }
+  deferred_.busy_passes++;
+  deferred_.units += used;
+  deferred_.max_units.raise_to(used);
   deferred_.max_budget.raise_to(budget);
   deferred_.max_tsc.raise_to(dt);
 }
 
 DeferredStats GuestMmu::deferred_stats() const {
   DeferredStats d;
-  d.passes = deferred_.passes.get();
   d.busy_passes = deferred_.busy_passes.get();
   d.units = deferred_.units.get();
   d.max_units = deferred_.max_units.get();

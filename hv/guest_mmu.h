@@ -31,10 +31,10 @@ struct RamSlot {
 
 // A snapshot of the VM's deferred-work passes (GuestMmu::run_deferred_work), from every CPU
 // that runs them: before each VM entry (hv/vcpu.cpp), in idle (hv/live_vms.cpp) and in the
-// reclaim hook. A pass is one call: teardown units (SPTEs visited) plus the epoch poll.
+// reclaim hook. A pass is one call: teardown units (SPTEs visited) plus the epoch poll. Only
+// passes that did teardown work are counted (and timed).
 struct DeferredStats {
-  uint64_t passes = 0;
-  uint64_t busy_passes = 0;  // passes that did teardown work
+  uint64_t busy_passes = 0;  // passes that did teardown work (idle passes are not counted)
   uint64_t units = 0;        // teardown units, summed
   uint64_t max_units = 0;    // the most units one pass used
   uint64_t max_budget = 0;   // the largest budget a pass was given
@@ -112,7 +112,7 @@ class GuestMmu {
   void note_pass(unsigned used, unsigned budget, uint64_t tsc);
   // Bumped by every CPU that runs a pass (vCPUs, idle CPUs): hv's relaxed counters.
   struct Deferred {
-    Counter passes, busy_passes, units;
+    Counter busy_passes, units;
     MaxCounter max_units, max_budget, max_tsc;
   } deferred_;
   char why_[120] = {};  // init()'s error text (VM creation runs on one CPU)

@@ -16,9 +16,9 @@ uint64_t faults(const mmu::MmuStats& m, mmu::FaultOutcome o) { return m.faults[s
 
 void print_deferred_summary(Vm& vm) {
   const DeferredStats d = vm.mmu().deferred_stats();
-  x86::log::info("vm%u: deferred work: %lu passes (%lu with teardown work, %lu units, at most %lu per pass, budget %lu), "
+  x86::log::info("vm%u: deferred work: %lu passes with teardown work (%lu units, at most %lu per pass, budget %lu), "
                  "longest pass %lu TSC ticks",
-                 vm.id(), d.passes, d.busy_passes, d.units, d.max_units, d.max_budget, d.max_tsc);
+                 vm.id(), d.busy_passes, d.units, d.max_units, d.max_budget, d.max_tsc);
   // The MMU reports the units it really did: a pass may cross its budget by one table at most
   // (mmu::Mmu::kTeardownOvershoot); say so loudly if one ever went further.
   if (d.max_units > d.max_budget + mmu::Mmu::kTeardownOvershoot)
