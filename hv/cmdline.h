@@ -26,7 +26,9 @@
 //                                    guest-hcall) instead of memtouch (hv/guest_loader.h);
 //                                    hv.run=A,B,... runs up to four VMs at once
 //                                    (hv/guest_run.cpp), each with hv.vcpus vCPUs (default 1
-//                                    for multiboot guests)
+//                                    for multiboot guests); an entry IMAGE:LINE runs module
+//                                    IMAGE with module LINE's GRUB command line (one image,
+//                                    several VMs with lines of their own)
 //   hv.ap-start=hv|sipi              how a multiboot guest's vCPUs 1..N-1 start: hv's own
 //                                    protocol at the image entry (default), or waiting for
 //                                    INIT/SIPI as on a PC (hv/vm_runner.h set_ap_start_sipi)

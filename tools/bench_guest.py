@@ -291,6 +291,15 @@ def main():
           ["measure", "off mean", "off min", "on mean", "on min", "ratio mean", "ratio min"], rows)
 
     out["raw"] = runs  # every line parsed, per run
+    # The Linux guest's figures (tools/bench_linux.py, its own runs) stay in the file.
+    try:
+        with open(a.out) as f:
+            old = json.load(f)
+        if "linux" in old:
+            out["linux"] = old["linux"]
+            out["summary"] = {k: v for k, v in old.get("summary", {}).items() if k.startswith("linux_")}
+    except (OSError, ValueError):
+        pass
     with open(a.out, "w") as f:
         json.dump(out, f, indent=2)
     if missing:

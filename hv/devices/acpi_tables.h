@@ -19,7 +19,7 @@
 //   FADT   revision 6 (276 bytes): not hardware-reduced; PM1a event block kPm1aEvtPort (4
 //          bytes), PM1a control block kPm1aCntPort (2), 32-bit PM timer kPmTmrPort; SCI on
 //          IRQ kSciIrq; SMI_CMD 0 (the machine is in ACPI mode from reset: SCI_EN is set);
-//          reset register port 0xCF9 value 6; IAPC_BOOT_ARCH legacy devices + 8042, no VGA;
+//          reset register port 0xCF9 value 6; IAPC_BOOT_ARCH legacy devices, no 8042, no VGA;
 //          flags WBINVD, C1 on all CPUs, no fixed power/sleep buttons, 32-bit timer, reset
 //          register supported; no GPE blocks, no C2/C3
 //   FACS   64 bytes, no waking vector (no S3/S4), no global lock users
