@@ -3,11 +3,14 @@
 #
 #   models/check.sh                  every model as written, then every broken variant
 #   models/check.sh MODEL            MODEL.pml as written: must verify with no error
-#   models/check.sh MODEL BUG        MODEL.pml with -DBUG_<BUG>: spin must report an error
-#   models/check.sh --list           the checks, one a line: "TESTNAME MODEL [BUG]"
+#   models/check.sh MODEL BUG_NAME   MODEL.pml with -DBUG_NAME: spin must report an error
+#   models/check.sh MODEL WITNESS_N  MODEL.pml with -DWITNESS_N: spin must report an error (the
+#                                    assertion "this never happens" is refuted: the run exists)
+#   models/check.sh --list           the checks, one a line: "TESTNAME MODEL[@config] [MACRO]"
+# MODEL may be MODEL@config for a model checked in several configurations (dirty_log@wp).
 #
 # The broken variants of a model are the lines "BUG NAME: what it breaks" in its header
-# comment. A verification must also be complete (no "max search depth too small", no memory
+# comment, its witnesses the lines "WITNESS NAME: what run must exist". A verification must also be complete (no "max search depth too small", no memory
 # bound reached): an incomplete search is a failure, not a pass. Each run prints one result line
 # with the states stored and the time pan took. Without spin the check fails (it never skips):
 # `tools/hv setup` installs it.
@@ -24,8 +27,8 @@ declare -A config_flags=(
 # Which configuration each bug of a multi-configuration model is checked in.
 declare -A bug_config=()
 
-bugs_of() {  # MODEL -> its BUG names
-  sed -n 's/^ \* BUG \([A-Z0-9_]*\)\(@[a-z0-9]*\)\{0,1\}:.*/\1\2/p' "$here/$1.pml"
+bugs_of() {  # MODEL [KIND] -> its BUG (or WITNESS) names, NAME or NAME@config
+  sed -n "s/^ \\* ${2:-BUG} \\([A-Z0-9_]*\\)\\(@[a-z0-9]*\\)\\{0,1\\}:.*/\\1\\2/p" "$here/$1.pml"
 }
 
 configs_of() {  # MODEL -> "MODEL" or its "MODEL@config" entries
@@ -47,7 +50,12 @@ list() {
     for b in $(bugs_of "$m"); do
       local name=${b%@*} cfg=$m
       [[ $b == *@* ]] && cfg="$m@${b#*@}"
-      printf 'model.%s_broken_%s_fails %s %s\n' "${cfg/@/.}" "${name,,}" "$cfg" "$name"
+      printf 'model.%s_broken_%s_fails %s BUG_%s\n' "${cfg/@/.}" "${name,,}" "$cfg" "$name"
+    done
+    for b in $(bugs_of "$m" WITNESS); do
+      local name=${b%@*} cfg=$m
+      [[ $b == *@* ]] && cfg="$m@${b#*@}"
+      printf 'model.%s_witness_%s_reached %s WITNESS_%s\n' "${cfg/@/.}" "${name,,}" "$cfg" "$name"
     done
   done
 }
@@ -70,18 +78,20 @@ run() {
   local flags=${config_flags[$entry]:-}
   local src="$here/$model.pml"
   [[ -f $src ]] || { echo "models/check.sh: no model $src" >&2; return 1; }
-  if [[ -n $bug ]] && ! bugs_of "$model" | sed 's/@.*//' | grep -qx "$bug"; then
-    echo "models/check.sh: $model.pml has no broken variant BUG $bug" >&2
+  if [[ -n $bug ]] && ! bugs_of "$model" "${bug%%_*}" | sed 's/@.*//' | grep -qx "${bug#*_}"; then
+    echo "models/check.sh: $model.pml has no ${bug%%_*} ${bug#*_} (see models/check.sh --list)" >&2
     return 1
   fi
   local work
   work=$(mktemp -d "${TMPDIR:-/tmp}/hv-model.XXXXXX")
   trap 'rm -rf "$work"' RETURN
   cp "$src" "$work/"
-  local label="$entry${bug:+ (broken: $bug)}"
+  local label=$entry
+  [[ $bug == BUG_* ]] && label="$entry (broken: ${bug#BUG_})"
+  [[ $bug == WITNESS_* ]] && label="$entry (witness: ${bug#WITNESS_})"
   local -a dflags=()
   [[ -n $flags ]] && read -r -a dflags <<<"$flags"
-  [[ -n $bug ]] && dflags+=("-DBUG_$bug")
+  [[ -n $bug ]] && dflags+=("-D$bug")
   if ! (cd "$work" && spin -a "${dflags[@]}" "$model.pml" >spin.log 2>&1); then
     cat "$work/spin.log" >&2
     echo "model $label: FAILED: spin -a rejected the model" >&2
@@ -127,10 +137,18 @@ run() {
     return 1
   fi
   if [[ $errors != 0 ]]; then
-    echo "model $label: error found as required, errors: $errors: $what ($stats)"
+    if [[ $bug == WITNESS_* ]]; then
+      echo "model $label: run found as required, errors: $errors: $what ($stats)"
+    else
+      echo "model $label: error found as required, errors: $errors: $what ($stats)"
+    fi
     return 0
   fi
-  echo "model $label: FAILED: the broken variant verified without error ($stats): the check does not bite" >&2
+  if [[ $bug == WITNESS_* ]]; then
+    echo "model $label: FAILED: no run reaches the witness ($stats): the model is vacuous there" >&2
+  else
+    echo "model $label: FAILED: the broken variant verified without error ($stats): the check does not bite" >&2
+  fi
   return 1
 }
 
