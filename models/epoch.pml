@@ -7,7 +7,7 @@
  * object was freed after all.
  *
  * Actors (each a Promela process; one process = one CPU):
- *   Reader(i), NR of them: SECTIONS outermost read-side sections each. In a section it pins
+ *   Reader(i), NR = 2 of them: SECTIONS (reader 0) and SECTIONS1 (reader 1) outermost sections. In a section it pins
  *     the global epoch (read_lock -> pin), loads the link (the parent SPTE or the published
  *     memslot set: condition C3 of epoch.cpp), dereferences what it loaded, and unpins.
  *     Between sections it may try to advance the epoch (what quiescent(), poll() and the
@@ -52,7 +52,7 @@
  *   - Nesting: only outermost sections publish anything (epoch.cpp:129-133); inner ones are
  *     counters the model does not need.
  *   - Bounds: 2 readers with one section each (-DSECTIONS=2 gives reader 0 a second one:
- *     same result, 5x the states), 2 objects retired (3 in all), each retired either way
+ *     same result, about 5x the states), 2 objects retired (3 in all), each retired either way
  *     (retire or retire_page, chosen by the writer). Every bug below needs one reader section
  *     overlapping one unlink and at most two epoch steps; two readers let one reader's pin
  *     (stale or current) coexist with a later reader's newer pin and let one advance the

@@ -14,7 +14,8 @@
  *   Vcpu(i), NV = 2 of them: loads a root before entry (vcpu_load_root), faults a leaf into it
  *     (map), issues one fast zap (invalidate_all_roots), runs a teardown step of a queued root
  *     at its safe points (run_deferred_work), reloads when the generation moved, and finally
- *     drops its root (vcpu_release, the VM going away).
+ *     drops its root (vcpu_release, the VM going away) and runs queued teardowns until none
+ *     is left (wait_for_teardown runs them itself).
  *   Check: once everything has stopped, asserts P1 for every root.
  *
  * How each step maps to hv's C++ (line numbers at the commit named in docs/model.md):
@@ -51,10 +52,11 @@
  *     who runs the steps and when a caller returns, not what is queued.
  *   - Memory order: sequentially consistent; the code's acquire/release pairs (invalid,
  *     generation, teardown_done) are named at the code.
- *   - Bounds: 2 vCPUs, one fast zap each, at most 2 faults each, plus one idle helper; at most
- *     3 roots (the first one and one per fast zap). Two fast zaps racing over the same roots,
- *     a last put racing with a fast zap, a vCPU still on an invalid root while its teardown
- *     runs, and a helper and a vCPU both stepping teardowns are all inside these bounds.
+ *   - Bounds: 2 vCPUs, one fast zap each (each zaps before it may stop), one fault each, at
+ *     most 4 roots (the first one, one per fast zap, and one when a vCPU's last put
+ *     invalidates a valid root). Two fast zaps racing over the same roots, a last put racing
+ *     with a fast zap, a vCPU still on an invalid root while its teardown runs, and two CPUs
+ *     stepping teardowns (at safe points, and while the VM goes away) are all inside them.
  *
  * Deliberately broken variants (spin -DBUG_x; models/check.sh expects each to fail):
  * BUG MARKER_RACE: the fast zap tests teardown_scheduled under the list lock but sets it only after dropping the lock (a check-then-set without a CAS or a lock around both)
