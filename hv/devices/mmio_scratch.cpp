@@ -33,4 +33,10 @@ void add_scratch_mmio(Vm& vm) {
     x86::log::warn("vm%u: the scratch MMIO device could not be added", vm.id());
 }
 
+// --- migration state (see the header) ---
+
+void ScratchMmio::save(State& s) const { memcpy(s.bytes, bytes_, sizeof s.bytes); }
+
+void ScratchMmio::restore(const State& s) { memcpy(bytes_, s.bytes, sizeof bytes_); }
+
 }  // namespace hv

@@ -25,6 +25,13 @@ class ScratchMmio final : public MmioDevice {
 
  private:
   uint8_t bytes_[kBytes] = {};
+ public:
+  // --- migration state (hv/vm_state.h, docs/migration.md): everything the guest can observe ---
+  struct State {
+    uint8_t bytes[kBytes] = {};
+  };
+  void save(State& s) const;
+  void restore(const State& s);
 };
 
 // Registers a fresh scratch device at HV_SCRATCH_MMIO_GPA on `vm`'s bus (one device per VM id).
