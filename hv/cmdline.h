@@ -47,7 +47,9 @@
 //                                    after each multiboot/Linux VM started, hv moves it to a
 //                                    new VM on the same machine; hv.migrate-rounds=R pre-copy
 //                                    rounds (default 3), hv.migrate-step-pages=P pages copied
-//                                    per safe-point step (default 512)
+//                                    per safe-point step (default 512);
+//                                    hv.migrate-test=lose-final-copy (test knob) skips the
+//                                    memory copy of the stop-and-copy: the guest must notice
 //   -- ARGS...                       everything after the word "--" is the guests' arguments:
 //                                    each multiboot guest's command line becomes "NAME ARGS"
 //                                    instead of its GRUB module's line (hv/guest_run.cpp);

@@ -58,6 +58,7 @@ struct Migration {
   uint64_t due = 0;  // TSC of the trigger
   unsigned max_rounds = 3;
   uint64_t step_pages = 512;
+  bool lose_final_copy = false;  // hv.migrate-test=lose-final-copy: the check must bite
   mmu::Atomic<uint32_t> phase{kOff};
   mmu::Atomic<uint32_t> busy{0};
   mmu::Atomic<uint32_t> arrived{0};
@@ -385,7 +386,11 @@ void finish_stop_and_copy(Migration& m, Vcpu& self) {
   // could not be logged or the guest changed its memslots since the start.
   const bool full = m.full_copy_final || !same_slots(m);
   uint64_t n = 0;
-  if (full) {
+  if (m.lose_final_copy) {
+    x86::log::warn("vm%u: migration: test: the stop-and-copy copies no memory (hv.migrate-test=lose-final-copy); the "
+                   "guest's writes since the last pre-copy round are lost",
+                   a.id);
+  } else if (full) {
     copy_pool(m, &n);
   } else {
     for (unsigned i = 0; i < m.nslots; i++) {
@@ -468,6 +473,8 @@ void migrate_arm(RunVm& rv, uint64_t now, uint64_t khz) {
   m.max_rounds = static_cast<unsigned>(rounds < 1 ? 1 : rounds > kMaxRounds ? kMaxRounds : rounds);
   const uint64_t step = cmdline::get_number("hv.migrate-step-pages", 512);
   m.step_pages = step ? step : 1;
+  char test[24];
+  m.lose_final_copy = cmdline::get("hv.migrate-test", test, sizeof test) && !strcmp(test, "lose-final-copy");
   m.phase.store(Migration::kArmed, mmu::Order::relaxed);  // published to the vCPUs by cpu_work::post
   rv.vm.migration = &m;
   x86::log::info("vm%u: migration armed: %lu ms after the start (hv.migrate-ms), %u pre-copy round(s), %lu pages per step",

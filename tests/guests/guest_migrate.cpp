@@ -17,7 +17,7 @@ const char guest_name[] = "migrate";
 
 namespace {
 
-constexpr uint32_t kSlot = 1, kSlotGpa = 0x4000000;
+constexpr uint32_t kSlot = 1, kSlotGpa = 0xD0000000u;  // above any boot RAM (hv.guest-mem <= 3 GiB), below the APICs
 constexpr uint32_t kLowBase = 8u << 20;  // above the image and the library's data
 constexpr uint32_t kLowBytes = 2u << 20;  // per vCPU, in the boot RAM slot
 constexpr uint32_t kSlotBytes = 1u << 20; // per vCPU, in the guest's memslot
