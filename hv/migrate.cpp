@@ -72,6 +72,7 @@ struct Migration {
   uint64_t page = 0;
   bool harvested = false;
   bool full_copy_final = false;  // a harvest failed: the stop-and-copy copies the whole pool
+  uint64_t next_step = 0;        // TSC before which no step starts (the duty cycle, migrate_poll)
   Slot slots[kMaxSlotIds];
   unsigned nslots = 0;
   uint64_t* bitmap = nullptr;
@@ -98,6 +99,7 @@ struct Migration {
     round = slot_idx = 0;
     page = 0;
     harvested = full_copy_final = false;
+    next_step = 0;
     nslots = 0;
     bitmap = nullptr;
     words = 0;
@@ -494,7 +496,15 @@ void migrate_poll(Vcpu& vcpu, uint64_t now) {
   uint32_t free = 0;
   if (!m->busy.compare_exchange(free, 1, mmu::Order::acquire)) return;  // another vCPU copies
   // The step may have ended pre-copy meanwhile (a step on another vCPU just before ours).
-  if (m->phase.load(mmu::Order::relaxed) == Migration::kPreCopy) precopy_step(*m, vcpu.index());
+  // Duty cycle: after a step that took T, no step starts for another T, so the copying takes at
+  // most half of the time of the vCPUs that do it. Without it a step that outlasts a tick
+  // period finds the next tick pending at VM entry, the guest exits at once, and a one-vCPU
+  // guest would not run at all during the pre-copy rounds.
+  if (m->phase.load(mmu::Order::relaxed) == Migration::kPreCopy && now >= m->next_step) {
+    precopy_step(*m, vcpu.index());
+    const uint64_t end = x86::rdtsc();
+    m->next_step = end + (end - now);
+  }
   m->busy.store(0, mmu::Order::release);  // pairs with the next taker's acquire CAS
 }
 
