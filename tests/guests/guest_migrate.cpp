@@ -7,10 +7,11 @@
 //
 // The pattern: a first pass writes every word; pass p then writes the "cold" words whose index
 // is p modulo 64 (so every page is written in every pass, but each word only every 64th pass)
-// and rewrites the whole "hot" area (the first 64 KiB of the vCPU's boot-RAM part). At the end,
-// with N passes done, cold word w must hold the value of the last pass q < N with q = w mod 64,
-// and every hot word the value of pass N - 1. A write lost in the move (a page copied before
-// the write and never again) shows as a wrong word.
+// and rewrites the whole "hot" area (the first 64 KiB of the vCPU's boot-RAM part). Every write
+// first checks that the word still holds what this vCPU wrote there last (pass p - 64 for a cold
+// word, p - 1 for a hot one): a write lost in the move (a page copied before the write and never
+// again) shows at the next pass that touches the word in the new VM, even though that pass
+// overwrites it. At the end, with N passes done, every word is checked once more.
 #include "tests/guests/lib/guest.h"
 
 const char guest_name[] = "migrate";
@@ -83,18 +84,6 @@ void run(unsigned v) {
   for (uint32_t a = low; a < low + kHotBytes; a += 4) poke32(a, pattern(kFirstPass, a));
   for (const Range& r : cold)
     for (uint32_t a = r.start; a < r.end; a += 4) poke32(a, pattern(kFirstPass, a));
-  const uint64_t t0 = rdtsc();
-  uint32_t pass = 0;
-  do {
-    const uint32_t phase = pass % kStride;
-    for (const Range& r : cold)
-      for (uint32_t a = r.start + 4 * ((phase + kStride - word_index(r.start) % kStride) % kStride); a < r.end; a += 4 * kStride)
-        poke32(a, pattern(pass, a));
-    for (uint32_t a = low; a < low + kHotBytes; a += 4) poke32(a, pattern(pass, a));
-    pass++;
-  } while (rdtsc() - t0 < g_run_cycles);
-  g_passes[v] = pass;  // in memory as well: it must agree with the register copy below
-  // Check everything.
   unsigned bad = 0;
   uint64_t checked = 0;
   auto check = [&](uint32_t a, uint32_t want) {
@@ -102,6 +91,25 @@ void run(unsigned v) {
     const uint32_t got = peek32(a);
     if (got != want && bad++ < 4) gprintf("migrate: vcpu%u: gpa 0x%x holds 0x%x, expected 0x%x\n", v, a, got, want);
   };
+  const uint64_t t0 = rdtsc();
+  uint32_t pass = 0;
+  do {
+    const uint32_t phase = pass % kStride;
+    const uint32_t prev_cold = pass >= kStride ? pass - kStride : kFirstPass;
+    for (const Range& r : cold)
+      for (uint32_t a = r.start + 4 * ((phase + kStride - word_index(r.start) % kStride) % kStride); a < r.end; a += 4 * kStride) {
+        check(a, pattern(prev_cold, a));
+        poke32(a, pattern(pass, a));
+      }
+    const uint32_t prev_hot = pass ? pass - 1 : kFirstPass;
+    for (uint32_t a = low; a < low + kHotBytes; a += 4) {
+      check(a, pattern(prev_hot, a));
+      poke32(a, pattern(pass, a));
+    }
+    pass++;
+  } while (rdtsc() - t0 < g_run_cycles);
+  g_passes[v] = pass;  // in memory as well: it must agree with the register copy below
+  // Check everything once more.
   for (uint32_t a = low; a < low + kHotBytes; a += 4) check(a, pattern(pass - 1, a));
   for (const Range& r : cold)
     for (uint32_t a = r.start; a < r.end; a += 4) check(a, pattern(last_cold_pass(a, pass), a));
