@@ -45,6 +45,13 @@
 //   hv.guest-mods=A,B,...            GRUB modules A, B, ... handed to each multiboot guest as
 //                                    its multiboot modules (at most 8), each with its GRUB
 //                                    command line as its string
+//   hv.migrate-ms=N                  live migration (hv/migrate.h, docs/migration.md): N ms
+//                                    after each multiboot/Linux VM started, hv moves it to a
+//                                    new VM on the same machine; hv.migrate-rounds=R pre-copy
+//                                    rounds (default 3), hv.migrate-step-pages=P pages copied
+//                                    per safe-point step (default 512);
+//                                    hv.migrate-test=lose-final-copy (test knob) skips the
+//                                    memory copy of the stop-and-copy: the guest must notice
 //   -- ARGS...                       everything after the word "--" is the guests' arguments:
 //                                    each multiboot guest's command line becomes "NAME ARGS"
 //                                    instead of its GRUB module's line (hv/guest_run.cpp);

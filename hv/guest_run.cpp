@@ -35,6 +35,7 @@
 #include "hv/hypercall.h"
 #include "hv/devices/mmio_scratch.h"
 #include "hv/devices/vlapic_mmio.h"
+#include "hv/migrate.h"
 #include "hv/vm_runner.h"
 
 namespace hv {
@@ -208,6 +209,27 @@ const char* load_linux_vm(RunVm& rv, const char* name, GuestImageKind kind, cons
   return nullptr;
 }
 
+// The devices of a multiboot or Linux guest's VM, claimed on its buses before any vCPU runs
+// (hv/io_bus.h): the 16550, fw_cfg (with the guest's arguments `args`), the multiboot ports,
+// the chipset, ACPI, the scratch MMIO device (its bytes kept when `reset_scratch` is false: a
+// migration target) and the xAPIC page. nullptr or why not.
+const char* add_guest_devices(RunVm& rv, const char* args, bool reset_scratch) {
+  rv.vm.uart.reset(rv.id);
+  FwCfg::Config fw;
+  fw.ram_bytes = rv.vm.ram_bytes();
+  fw.cpus = static_cast<uint16_t>(rv.vcpus);
+  fw.args = args;
+  fw.mem = fw_cfg_guest_memory(rv.vm);
+  if (const char* err = rv.vm.fw_cfg.init(fw)) return err;
+  if (const char* err = claim_multiboot_ports(rv.vm)) return err;
+  if (const char* err = add_chipset(rv.vm, rv.vcpus)) return err;  // hv/devices/chipset.h
+  if (const char* err = add_acpi(rv.vm, rv.vcpus)) return err;  // RSDP/MADT/FADT/MP in 0xF0000, PM1a ports (hv/devices/acpi.h)
+  add_scratch_mmio(rv.vm, reset_scratch);  // HV_SCRATCH_MMIO_GPA (hv/devices/mmio_scratch.h)
+  add_lapic_mmio(rv.vm);    // the xAPIC page (hv/devices/vlapic_mmio.h)
+  rv.vm.unbacked_policy = true;  // docs/hypercalls.md "Unbacked and read-only memory"
+  return nullptr;
+}
+
 // Creates the VM of `rv` for the hv.run entry `entry` and loads the image. The entry is a GRUB
 // module's name, or "IMAGE:LINE": the image of module IMAGE with the command line of module LINE
 // (its GRUB line; the file itself is not read). So several VMs run one image, each copied into
@@ -268,19 +290,7 @@ const char* create_vm(RunVm& rv, const x86::mb2::BootInfo& boot, const char* ent
   if (nmods < 0) return rv.why;
 
   // The VM's devices, claimed on its I/O bus before any vCPU runs (hv/io_bus.h).
-  rv.vm.uart.reset(rv.id);
-  FwCfg::Config fw;
-  fw.ram_bytes = rv.vm.ram_bytes();
-  fw.cpus = static_cast<uint16_t>(rv.vcpus);
-  fw.args = module_args(line);
-  fw.mem = fw_cfg_guest_memory(rv.vm);
-  if (const char* err = rv.vm.fw_cfg.init(fw)) return err;
-  if (const char* err = claim_multiboot_ports(rv.vm)) return err;
-  if (const char* err = add_chipset(rv.vm, rv.vcpus)) return err;  // hv/devices/chipset.h
-  if (const char* err = add_acpi(rv.vm, rv.vcpus)) return err;  // RSDP/MADT/FADT/MP in 0xF0000, PM1a ports (hv/devices/acpi.h)
-  add_scratch_mmio(rv.vm);  // HV_SCRATCH_MMIO_GPA (hv/devices/mmio_scratch.h)
-  add_lapic_mmio(rv.vm);    // the xAPIC page (hv/devices/vlapic_mmio.h)
-  rv.vm.unbacked_policy = true;  // docs/hypercalls.md "Unbacked and read-only memory"
+  if (const char* err = add_guest_devices(rv, module_args(line), true)) return err;
 
   const uint8_t* const image = reinterpret_cast<const uint8_t*>(mod->start);
   const uint64_t image_bytes = mod->end - mod->start;
@@ -328,6 +338,50 @@ const char* create_vm(RunVm& rv, const x86::mb2::BootInfo& boot, const char* ent
 }
 
 }  // namespace
+
+const char* build_migration_target(RunVm& a, RunVm& b) {
+  // What VmRunner::add does for a VM, then what create_vm does for the memory and devices; the
+  // image is not loaded (the memory copy brings it), the start description is the source's.
+  b.id = a.id;
+  b.name = a.name;
+  b.vcpus = a.vcpus;
+  for (unsigned i = 0; i < kMaxVcpus; i++) {
+    b.start[i] = a.start[i];
+    b.launch[i] = a.launch[i];
+    b.job[i] = RunVm::Job{&b, i, nullptr, 0, 0};
+  }
+  b.vcpu0_ends_vm = a.vcpu0_ends_vm;
+  b.ready = true;
+  b.t0 = b.t1 = 0;
+  b.failure = nullptr;
+  b.why[0] = 0;
+  b.vm.reset_config();
+  b.vm.vcpu_count = a.vcpus;
+  if (cmdline::has("hv.pt-limit")) b.vm.set_page_limit_override(cmdline::get_number("hv.pt-limit", 0));
+  if (cmdline::has("hv.zap-backlog")) b.vm.set_teardown_backlog(cmdline::get_number("hv.zap-backlog", 0));
+  const uint64_t pool = a.vm.pool_bytes();
+  const uint64_t boot_bytes = a.vm.slot(0).npages * x86::pmm::k4K;
+  // Room for a copy: the same check as at creation, with the numbers (2 MiB of alignment slack).
+  const uint64_t free_bytes = x86::pmm::stats().free_frames * x86::pmm::k4K;
+  if (pool + x86::pmm::k2M > free_bytes) {
+    x86::format(b.why, sizeof b.why, "no room for a copy: the target's RAM pool needs %lu MiB and hv has %lu MiB free",
+                pool / kMiB, free_bytes / kMiB);
+    return b.why;
+  }
+  if (const char* err = b.vm.init_pool(a.id, pool, boot_bytes, a.vm.max_level(), a.vm.mmu().guest_phys_bits())) {
+    x86::format(b.why, sizeof b.why, "the target VM: %s", err);
+    b.vm.destroy();
+    return b.why;
+  }
+  if (const char* err = add_guest_devices(b, module_args(g_cmdlines[a.id - 1]), false)) {
+    x86::format(b.why, sizeof b.why, "the target VM's devices: %s", err);
+    b.vm.destroy();
+    return b.why;
+  }
+  b.vm.report_guest_state = a.vm.report_guest_state;
+  b.vm.acpi_rsdp_gpa = a.vm.acpi_rsdp_gpa;
+  return nullptr;
+}
 
 const char* run_multiboot_guest(const x86::mb2::BootInfo& boot, const char* list, const x86::vmx::Capabilities& caps) {
   static char names[kMaxVms][48];

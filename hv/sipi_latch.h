@@ -95,6 +95,9 @@ class SipiLatch {
     }
   }
   uint32_t raw() const { return word_.load(mmu::Order::relaxed); }
+  // Migration (hv/vm_state.h): the target VM's latch takes the source's word, before any vCPU
+  // of the target runs.
+  void restore_raw(uint32_t w) { word_.store(w, mmu::Order::relaxed); }
 
  private:
   mmu::Atomic<uint32_t> word_{0};

@@ -33,6 +33,7 @@
 #include "hv/cpu_work.h"
 #include "hv/exit.h"
 #include "hv/live_vms.h"
+#include "hv/migrate.h"
 #include "hv/mmu_platform.h"
 #include "hv/trace.h"
 #include "hv/vm.h"
@@ -75,6 +76,7 @@ const char* Vcpu::init(Vm& vm, unsigned index, const Capabilities& caps, const V
   timing_.reset();
   console_.clear();
   oom_streak = 0;
+  paused_for_migration_ = halted_at_pause_ = resume_halted_ = false;
   const uint64_t root = vm.mmu().load_root(index);
   if (!root) return "out of memory for the EPT root";
   eptp_ = make_eptp(root, caps.ept_ad);
@@ -159,6 +161,7 @@ bool Vcpu::vm_requests_stop() {
   const uint64_t now = x86::rdtsc();
   if (vm_->stat_clock.claim(now, &elapsed)) print_vm_stat(*vm_, elapsed / (x86::timer::tsc_khz() ?: 1));
   vm_stress_poll(*this, now);  // hv.stress-* (hv/vm_stress.h)
+  migrate_poll(*this, now);    // hv.migrate-ms: the trigger and the pre-copy steps (hv/migrate.h)
   if (const uint32_t by = run_->stopped_by()) {
     stop(true, "stopped because vcpu%u failed (guest rip 0x%lx)", by - 1, vmread(field::kGuestRip));
     return true;
@@ -171,7 +174,26 @@ bool Vcpu::vm_requests_stop() {
     stop(true, "guest exceeded its time budget of %lu ms (rip 0x%lx)", run_->time_limit_ms(), vmread(field::kGuestRip));
     return true;
   }
+  // The stop-and-copy phase of a migration: every vCPU leaves its run loop here, at a safe
+  // point (no exit half handled), and its job saves its state (hv/migrate.h). A vCPU asleep in
+  // halt() is marked so that it sleeps again wherever it resumes.
+  if (migrate_pause_requested(*this)) {
+    paused_for_migration_ = true;
+    halted_at_pause_ = run_->phase(index_) == VmRunState::Phase::kParked &&
+                       !(vm_->sipi[index_].raw() & (SipiLatch::kInit | SipiLatch::kWaiting));
+    stop(false, "paused for live migration");
+    return true;
+  }
   return false;
+}
+
+void Vcpu::resume_after_aborted_migration() {
+  if (!paused_for_migration_) return;
+  paused_for_migration_ = false;
+  stopped_ = failed_ = false;
+  stop_reason_[0] = 0;
+  resume_halted_ = halted_at_pause_;
+  halted_at_pause_ = false;
 }
 
 bool Vcpu::park() {
@@ -371,6 +393,13 @@ bool Vcpu::run() {
   VmStats& st = vm_->stats();
   while (!stopped_) {
     if (!before_entry()) break;
+    // A vCPU that was asleep in HLT when its VM was paused (migrated, or a migration abandoned)
+    // sleeps again before its first entry here, as if the HLT had just exited.
+    if (resume_halted_) {
+      resume_halted_ = false;
+      if (!halt()) break;
+      continue;
+    }
     // INIT, or waiting for SIPI (hv/vcpu_sipi.cpp): after a wait, round again to the safe point.
     if (vm_->sipi[index_].raw() & (SipiLatch::kInit | SipiLatch::kWaiting)) {
       if (!ap_events()) break;

@@ -24,6 +24,7 @@ namespace hv {
 
 class Vm;
 class VmRunState;
+struct VcpuState;
 
 // The architectural state a vCPU starts in (besides what hv/vmcs_setup.cpp fixes: 32-bit
 // protected mode, flat segments, paging off) and the test knobs of its first run.
@@ -188,7 +189,16 @@ class Vcpu {
     uint64_t acked_exits = 0;          // external-interrupt exits that carried their vector
   } apicv;
 
+  // --- live migration (hv/migrate.h, hv/vm_state.h) ---
+  // The vCPU stopped at a safe point because its VM is being migrated (not a failure).
+  bool paused_for_migration() const { return paused_for_migration_; }
+  // The migration was abandoned (another vCPU of the VM ended meanwhile): run this vCPU again
+  // as it was, with its VMCS still current. A vCPU paused asleep in HLT goes back to sleep.
+  void resume_after_aborted_migration();
+
  private:
+  friend void save_vcpu_state(Vcpu& vcpu, VcpuState& s);
+  friend void restore_vcpu_state(Vcpu& vcpu, const VcpuState& s);
   const char* setup_vmcs(const VcpuStart& start);
   bool before_entry();
   // Right before VM entry: timer poll, NMI / external-interrupt injection, interrupt window,
@@ -231,6 +241,9 @@ class Vcpu {
   ConsoleLine console_;
   VcpuStats stats_;
   ExitTiming timing_;  // exit-to-entry cost by reason, printed when run() returns
+  bool paused_for_migration_ = false;
+  bool halted_at_pause_ = false;  // the pause came while the vCPU slept in halt()
+  bool resume_halted_ = false;    // run() sleeps in halt() before its first entry
   char stop_reason_[200] = {};
 };
 

@@ -27,6 +27,7 @@ namespace hv {
 
 class Vcpu;
 class VmRunState;
+struct Migration;
 
 // The VM's counters, bumped by its vCPUs from their own CPUs at once (hv::Counter: relaxed
 // atomic increments; see hv/counter.h). Fault outcomes are counted by the MMU itself
@@ -67,6 +68,7 @@ class Vm {
     vcpu_count = 1;
     acpi_rsdp_gpa = 0;
     report_guest_state = false;
+    migration = nullptr;
     report_result_reset();
   }
   void add_hv_slots(uint64_t bytes, unsigned ranges) {
@@ -121,6 +123,8 @@ class Vm {
   VmStatClock stat_clock;
   // hv.stress-zap-ms / hv.stress-slot-ms (hv/vm_stress.h), started by the runner.
   VmStress stress;
+  // hv.migrate-ms (hv/migrate.h): this VM's live migration, armed by the runner; nullptr: none.
+  Migration* migration = nullptr;
   mmu::Atomic<uint32_t> lowest_priority_next{0};  // round-robin of lowest-priority delivery
   mmu::Atomic<uint32_t> apic_dropped{0};          // INIT/STARTUP messages without effect (no target, ignored)
   // INIT/SIPI per vCPU (hv/sipi_latch.h): what the APIC bus latched, whether it waits for SIPI.

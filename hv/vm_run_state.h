@@ -103,6 +103,8 @@ class VmRunState {
 
   // --- the time limit (hv.time-limit-ms), one for the whole VM ---
   uint64_t time_limit_ms() const { return time_limit_ms_; }
+  // The deadline given to reset() (a migration target takes over its source's).
+  uint64_t deadline() const { return deadline_.load(mmu::Order::relaxed); }
   bool time_is_up(uint64_t now) const {
     const uint64_t d = deadline_.load(mmu::Order::relaxed);
     return d != 0 && now >= d;

@@ -14,6 +14,7 @@
 #include "hv/cmdline.h"
 #include "hv/cpu_work.h"
 #include "hv/live_vms.h"
+#include "hv/migrate.h"
 #include "hv/mmu_platform.h"
 #include "hv/vm_report.h"
 #include "hv/trace.h"
@@ -36,31 +37,62 @@ const x86::vmx::Capabilities* g_caps = nullptr;
 // A vCPU's whole life on its CPU (the runner's CPU calls it directly, the others get it as a
 // cpu_work item): VMCS setup, parking until started if so launched, the run loop, VMCLEAR.
 void vcpu_job(void* p) {
-  RunVm::Job& j = *static_cast<RunVm::Job*>(p);
-  RunVm& rv = *j.vm;
-  const unsigned i = j.index;
-  Vcpu& v = rv.vcpu[i];
-  j.t0 = x86::timer::now_us();
-  j.init_failure = v.init(rv.vm, i, *g_caps, rv.start[i], rv.state);
-  if (j.init_failure) {
-    // The others may wait for this vCPU in the guest: stop the VM.
-    if (rv.state.request_stop(i)) kick_vcpus(rv.state, i);
-  } else {
-    if (i == 0)
-      for (unsigned k = 1; k < rv.vcpus; k++)
-        if (rv.launch[k] == VcpuLaunch::kWithVcpu0) wake_vcpu(rv.state, k);
-    // kWaitForSipi runs at once: its run loop waits for the SIPI before the first entry.
-    if (rv.launch[i] == VcpuLaunch::kRun || rv.launch[i] == VcpuLaunch::kWaitForSipi || v.park()) v.run();
+  RunVm::Job& j0 = *static_cast<RunVm::Job*>(p);
+  RunVm* rvp = j0.vm;
+  const unsigned i = j0.index;
+  const uint64_t t0 = x86::timer::now_us();
+  bool moved = false;  // the vCPU runs in its VM's migration target now (hv/migrate.h)
+  for (;;) {
+    RunVm& rv = *rvp;
+    RunVm::Job& j = rv.job[i];
+    Vcpu& v = rv.vcpu[i];
+    j.t0 = t0;
+    j.init_failure = v.init(rv.vm, i, *g_caps, rv.start[i], rv.state);
+    bool started = true;  // a moved vCPU: whether it had left its parking in the source
+    if (!j.init_failure && moved) migrate_vcpu_resume(rv, i, &started);
+    if (j.init_failure) {
+      // The others may wait for this vCPU in the guest: stop the VM.
+      if (rv.state.request_stop(i)) kick_vcpus(rv.state, i);
+    } else {
+      if (i == 0 && !moved)
+        for (unsigned k = 1; k < rv.vcpus; k++)
+          if (rv.launch[k] == VcpuLaunch::kWithVcpu0) wake_vcpu(rv.state, k);
+      // kWaitForSipi runs at once: its run loop waits for the SIPI before the first entry.
+      if (moved) started = started || v.park();
+      else started = rv.launch[i] == VcpuLaunch::kRun || rv.launch[i] == VcpuLaunch::kWaitForSipi || v.park();
+      for (;;) {
+        if (started) v.run();
+        RunVm* target = nullptr;
+        const MigrateNext next = migrate_vcpu_ended(rv, i, started, &target);
+        if (next == MigrateNext::kResume) {  // a migration was abandoned: run on in this VM
+          v.resume_after_aborted_migration();
+          if (!started) started = v.park();
+          continue;
+        }
+        if (next == MigrateNext::kMoved) {
+          rvp = target;
+          moved = true;
+        }
+        break;
+      }
+      if (rvp != &rv) continue;  // the same CPU runs vCPU i of the target (its state restored)
+    }
+    if (i == 0 && rv.vcpu0_ends_vm) {
+      // vCPU 0 is done: so is its VM (the others stop as passed, unless a failure came first).
+      rv.state.request_finish("vcpu0 exited");
+      kick_vcpus(rv.state, 0);
+    }
+    j.t1 = x86::timer::now_us();
+    v.release();
+    // Release (VmRunState::mark_finished): the runner sees the vCPU's final state and counters.
+    // A migrated vCPU marks the source's state too, last: the runner waits on the VMs it started.
+    rv.state.mark_finished(i);
+    if (&rv != j0.vm) {
+      j0.t1 = j.t1;
+      j0.vm->state.mark_finished(i);
+    }
+    return;
   }
-  if (i == 0 && rv.vcpu0_ends_vm) {
-    // vCPU 0 is done: so is its VM (the others stop as passed, unless a failure came first).
-    rv.state.request_finish("vcpu0 exited");
-    kick_vcpus(rv.state, 0);
-  }
-  j.t1 = x86::timer::now_us();
-  v.release();
-  // Release (VmRunState::mark_finished): the runner sees the vCPU's final state and counters.
-  rv.state.mark_finished(i);
 }
 
 uint64_t time_limit_ms() { return cmdline::get_number("hv.time-limit-ms", kDefaultTimeLimitMs); }
@@ -153,6 +185,7 @@ bool VmRunner::start_and_wait() {
     rv.vm.run_state = &rv.state;
     rv.vm.stat_clock.start(x86::rdtsc(), stat_ms * khz);  // hv.stat-ms (hv/vm_stat.h)
     vm_stress_start(rv.vm, x86::rdtsc(), khz);             // hv.stress-* (hv/vm_stress.h)
+    migrate_arm(rv, x86::rdtsc(), khz);                    // hv.migrate-ms (hv/migrate.h)
     const bool tsc_deadline = vcpu_features(*g_caps).tsc_deadline;
     for (unsigned i = 0; i < kMaxVcpus; i++) rv.vm.lapic[i].reset(i, khz, tsc_deadline);
     // INIT/SIPI latches: the APs that start in wait-for-SIPI have their power-up INIT pending.
@@ -208,6 +241,11 @@ bool VmRunner::start_and_wait() {
     idle_work();
     asm volatile("sti; hlt; cli" ::: "memory");
   }
+  // A VM that was migrated (hv/migrate.h) is its target from here on: the verdict, the summary
+  // and the destroy are the target's (the source is destroyed already). Its vCPUs all finished.
+  if (all)
+    for (unsigned v = 0; v < count_; v++)
+      if (RunVm* target = migrate_target_of(*vms_[v])) vms_[v] = target;
   for (unsigned v = 0; v < count_; v++) {
     RunVm& rv = *vms_[v];
     live_vms_remove(rv.vm);

@@ -77,4 +77,20 @@ uint8_t AcpiPm::last_sleep_type() {
   return last_slp_typ_;
 }
 
+// --- migration state (see the header) ---
+
+void AcpiPm::save(State& s) {
+  mmu::SpinLockGuard g(lock_);
+  s.en = en_;
+  s.cnt = cnt_;
+  s.last_slp_typ = last_slp_typ_;
+}
+
+void AcpiPm::restore(const State& s) {
+  mmu::SpinLockGuard g(lock_);
+  en_ = s.en;
+  cnt_ = s.cnt;
+  last_slp_typ_ = s.last_slp_typ;
+}
+
 }  // namespace hv

@@ -60,6 +60,15 @@ class AcpiPm {
   uint16_t en_ GUARDED_BY(lock_) = 0;
   uint16_t cnt_ GUARDED_BY(lock_) = kSciEn;
   uint8_t last_slp_typ_ GUARDED_BY(lock_) = 0xFF;
+ public:
+  // --- migration state (hv/vm_state.h, docs/migration.md): everything the guest can observe ---
+  struct State {
+    uint16_t en = 0, cnt = 0;
+    uint8_t last_slp_typ = 0;
+    bool operator==(const State&) const = default;
+  };
+  void save(State& s) EXCLUDES(lock_);
+  void restore(const State& s) EXCLUDES(lock_);
 };
 
 }  // namespace hv

@@ -234,4 +234,20 @@ IoDevice FwCfg::device() {
   return d;
 }
 
+// --- migration state (see the header) ---
+
+void FwCfg::save(State& s) {
+  mmu::SpinLockGuard g(lock_);
+  s.selector = selector_;
+  s.offset = offset_;
+  for (unsigned i = 0; i < 8; i++) s.dma_addr[i] = dma_addr_[i];
+}
+
+void FwCfg::restore(const State& s) {
+  mmu::SpinLockGuard g(lock_);
+  selector_ = s.selector;
+  offset_ = s.offset;
+  for (unsigned i = 0; i < 8; i++) dma_addr_[i] = s.dma_addr[i];
+}
+
 }  // namespace hv

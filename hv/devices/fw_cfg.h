@@ -142,6 +142,18 @@ class FwCfg {
   uint16_t selector_ GUARDED_BY(lock_) = 0;
   uint32_t offset_ GUARDED_BY(lock_) = 0;
   uint8_t dma_addr_[8] GUARDED_BY(lock_) = {};  // the address register, big-endian
+ public:
+  // --- migration state (hv/vm_state.h, docs/migration.md): everything the guest can observe ---
+  // The guest's cursor only: the items are the VM's configuration, which the target VM is given
+  // again by its builder (the same FwCfg::Config).
+  struct State {
+    uint16_t selector = 0;
+    uint32_t offset = 0;
+    uint8_t dma_addr[8] = {};
+    bool operator==(const State&) const = default;
+  };
+  void save(State& s) EXCLUDES(lock_);
+  void restore(const State& s) EXCLUDES(lock_);
 };
 
 }  // namespace hv

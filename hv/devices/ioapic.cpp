@@ -108,4 +108,22 @@ uint64_t Ioapic::entry(unsigned pin) {
   return pin < kPins ? redir_[pin] : 0;
 }
 
+// --- migration state (see the header) ---
+
+void Ioapic::save(State& s) {
+  mmu::SpinLockGuard g(lock_);
+  s.sel = sel_;
+  s.id = id_;
+  for (unsigned i = 0; i < kPins; i++) s.redir[i] = redir_[i];
+  s.lines = lines_;
+}
+
+void Ioapic::restore(const State& s) {
+  mmu::SpinLockGuard g(lock_);
+  sel_ = s.sel;
+  id_ = s.id;
+  for (unsigned i = 0; i < kPins; i++) redir_[i] = s.redir[i];
+  lines_ = s.lines;
+}
+
 }  // namespace hv

@@ -58,6 +58,16 @@ class Ioapic {
   uint8_t id_ GUARDED_BY(lock_) = 0;
   uint64_t redir_[kPins] GUARDED_BY(lock_) = {};
   uint32_t lines_ GUARDED_BY(lock_) = 0;
+ public:
+  // --- migration state (hv/vm_state.h, docs/migration.md): everything the guest can observe ---
+  struct State {
+    uint8_t sel = 0, id = 0;
+    uint64_t redir[kPins] = {};
+    uint32_t lines = 0;
+    bool operator==(const State&) const = default;
+  };
+  void save(State& s) EXCLUDES(lock_);
+  void restore(const State& s) EXCLUDES(lock_);
 };
 
 }  // namespace hv

@@ -24,13 +24,19 @@ void ScratchMmio::mmio_write(Vcpu&, uint64_t offset, unsigned size, uint64_t val
 
 void ScratchMmio::reset() { memset(bytes_, 0, sizeof bytes_); }
 
-void add_scratch_mmio(Vm& vm) {
+void add_scratch_mmio(Vm& vm, bool reset) {
   // One device per VM id (ids are 1..kMaxVms for multiboot guests); reset for each new VM.
   static ScratchMmio devices[kMaxVms + 1];
   const unsigned i = vm.id() <= kMaxVms ? vm.id() : 0;
-  devices[i].reset();
+  if (reset) devices[i].reset();
   if (!vm.mmio.add(HV_SCRATCH_MMIO_GPA, HV_SCRATCH_MMIO_BYTES, &devices[i]))
     x86::log::warn("vm%u: the scratch MMIO device could not be added", vm.id());
 }
+
+// --- migration state (see the header) ---
+
+void ScratchMmio::save(State& s) const { memcpy(s.bytes, bytes_, sizeof s.bytes); }
+
+void ScratchMmio::restore(const State& s) { memcpy(bytes_, s.bytes, sizeof bytes_); }
 
 }  // namespace hv

@@ -25,10 +25,19 @@ class ScratchMmio final : public MmioDevice {
 
  private:
   uint8_t bytes_[kBytes] = {};
+ public:
+  // --- migration state (hv/vm_state.h, docs/migration.md): everything the guest can observe ---
+  struct State {
+    uint8_t bytes[kBytes] = {};
+  };
+  void save(State& s) const;
+  void restore(const State& s);
 };
 
 // Registers a fresh scratch device at HV_SCRATCH_MMIO_GPA on `vm`'s bus (one device per VM id).
 // Before the VM's vCPUs run.
-void add_scratch_mmio(Vm& vm);
+// `reset` false: keep the device's bytes (a migration target: the device is per VM number, the
+// source's and the target's are one).
+void add_scratch_mmio(Vm& vm, bool reset = true);
 
 }  // namespace hv

@@ -32,4 +32,16 @@ void PciHost::write(uint16_t port, unsigned size, uint32_t value) {
   if (port == 0xCF8 && size == 4) address_ = value & 0x80FFFFFCu;  // reserved bits and 1:0 read as 0
 }
 
+// --- migration state (see the header) ---
+
+void PciHost::save(State& s) {
+  mmu::SpinLockGuard g(lock_);
+  s.address = address_;
+}
+
+void PciHost::restore(const State& s) {
+  mmu::SpinLockGuard g(lock_);
+  address_ = s.address;
+}
+
 }  // namespace hv

@@ -30,6 +30,14 @@ class PciHost {
  private:
   mmu::SpinLock lock_;
   uint32_t address_ GUARDED_BY(lock_) = 0;
+ public:
+  // --- migration state (hv/vm_state.h, docs/migration.md): everything the guest can observe ---
+  struct State {
+    uint32_t address = 0;
+    bool operator==(const State&) const = default;
+  };
+  void save(State& s) EXCLUDES(lock_);
+  void restore(const State& s) EXCLUDES(lock_);
 };
 
 }  // namespace hv

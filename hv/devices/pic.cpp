@@ -223,4 +223,18 @@ uint8_t PicPair::isr(unsigned chip) {
   return chip_[chip & 1].isr;
 }
 
+// --- migration state (see the header) ---
+
+void PicPair::save(State& s) {
+  mmu::SpinLockGuard g(lock_);
+  s.chip[0] = chip_[0];
+  s.chip[1] = chip_[1];
+}
+
+void PicPair::restore(const State& s) {
+  mmu::SpinLockGuard g(lock_);
+  chip_[0] = s.chip[0];
+  chip_[1] = s.chip[1];
+}
+
 }  // namespace hv

@@ -51,6 +51,7 @@ class PicPair {
     bool auto_eoi = false, rotate_aeoi = false, special_mask = false;
     bool read_isr = false, poll = false;
     uint8_t icw3 = 0;
+    bool operator==(const Chip&) const = default;
   };
   static int highest_bit(const Chip& c, uint8_t bits);
   static int pending_irq(const Chip& c, uint8_t extra_irr);
@@ -65,6 +66,14 @@ class PicPair {
 
   mmu::SpinLock lock_;
   Chip chip_[2] GUARDED_BY(lock_);
+ public:
+  // --- migration state (hv/vm_state.h, docs/migration.md): everything the guest can observe ---
+  struct State {
+    Chip chip[2];
+    bool operator==(const State&) const = default;
+  };
+  void save(State& s) EXCLUDES(lock_);
+  void restore(const State& s) EXCLUDES(lock_);
 };
 
 }  // namespace hv

@@ -292,4 +292,18 @@ bool Pit::out(unsigned ch, uint64_t now) {
   return out_of(ch_[ch], now);
 }
 
+// --- migration state (see the header) ---
+
+void Pit::save(State& s) {
+  mmu::SpinLockGuard g(lock_);
+  for (unsigned i = 0; i < 3; i++) s.ch[i] = ch_[i];
+  s.port61 = port61_;
+}
+
+void Pit::restore(const State& s) {
+  mmu::SpinLockGuard g(lock_);
+  for (unsigned i = 0; i < 3; i++) ch_[i] = s.ch[i];
+  port61_ = s.port61;
+}
+
 }  // namespace hv

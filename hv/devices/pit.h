@@ -62,6 +62,7 @@ class Pit {
     uint16_t latched_count = 0;
     uint8_t latched_status = 0;
     uint64_t edges_seen = 0;   // rising OUT edges already reported (channel 0)
+    bool operator==(const Channel&) const = default;
   };
   static uint64_t modulus(const Channel& c);
   static uint64_t initial(const Channel& c);
@@ -81,6 +82,17 @@ class Pit {
   mmu::SpinLock lock_;
   Channel ch_[3] GUARDED_BY(lock_);
   uint8_t port61_ GUARDED_BY(lock_) = 0;  // bits 3:0 as written
+ public:
+  // --- migration state (hv/vm_state.h, docs/migration.md): everything the guest can observe ---
+  // Counting is in PIT ticks of the VM's own clock (guest TSC based, hv/devices/chipset.cpp), so
+  // the values stay valid in a VM that keeps the guest TSC (the migration target does).
+  struct State {
+    Channel ch[3];
+    uint8_t port61 = 0;
+    bool operator==(const State&) const = default;
+  };
+  void save(State& s) EXCLUDES(lock_);
+  void restore(const State& s) EXCLUDES(lock_);
 };
 
 }  // namespace hv

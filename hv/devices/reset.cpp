@@ -82,4 +82,28 @@ bool ResetControl::write(uint16_t port, uint8_t v, const char** why) {
   return false;
 }
 
+// --- migration state (see the header) ---
+
+void ResetControl::save(State& s) {
+  mmu::SpinLockGuard g(lock_);
+  s.cf9 = cf9_;
+  s.port92 = port92_;
+  s.kbc_cmd_byte = kbc_cmd_byte_;
+  s.kbc_pending = kbc_pending_;
+  s.kbc_out = kbc_out_;
+  s.kbc_obf = kbc_obf_;
+  s.kbc_last_command = kbc_last_command_;
+}
+
+void ResetControl::restore(const State& s) {
+  mmu::SpinLockGuard g(lock_);
+  cf9_ = s.cf9;
+  port92_ = s.port92;
+  kbc_cmd_byte_ = s.kbc_cmd_byte;
+  kbc_pending_ = s.kbc_pending;
+  kbc_out_ = s.kbc_out;
+  kbc_obf_ = s.kbc_obf;
+  kbc_last_command_ = s.kbc_last_command;
+}
+
 }  // namespace hv

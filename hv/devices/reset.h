@@ -40,6 +40,15 @@ class ResetControl {
   uint8_t kbc_out_ GUARDED_BY(lock_) = 0;      // the output buffer
   bool kbc_obf_ GUARDED_BY(lock_) = false;
   bool kbc_last_command_ GUARDED_BY(lock_) = false;
+ public:
+  // --- migration state (hv/vm_state.h, docs/migration.md): everything the guest can observe ---
+  struct State {
+    uint8_t cf9 = 0, port92 = 0, kbc_cmd_byte = 0, kbc_pending = 0, kbc_out = 0;
+    bool kbc_obf = false, kbc_last_command = false;
+    bool operator==(const State&) const = default;
+  };
+  void save(State& s) EXCLUDES(lock_);
+  void restore(const State& s) EXCLUDES(lock_);
 };
 
 }  // namespace hv

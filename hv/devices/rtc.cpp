@@ -259,4 +259,32 @@ bool Rtc::nmi_masked() {
   return nmi_mask_;
 }
 
+// --- migration state (see the header) ---
+
+void Rtc::save(State& s) {
+  mmu::SpinLockGuard g(lock_);
+  for (unsigned i = 0; i < 128; i++) s.cmos[i] = cmos_[i];
+  s.index = index_;
+  s.nmi_mask = nmi_mask_;
+  s.base_secs = base_secs_;
+  s.base_tick = base_tick_;
+  s.c = c_;
+  s.seen_secs = seen_secs_;
+  s.seen_period = seen_period_;
+  s.irq_reported = irq_reported_;
+}
+
+void Rtc::restore(const State& s) {
+  mmu::SpinLockGuard g(lock_);
+  for (unsigned i = 0; i < 128; i++) cmos_[i] = s.cmos[i];
+  index_ = s.index;
+  nmi_mask_ = s.nmi_mask;
+  base_secs_ = s.base_secs;
+  base_tick_ = s.base_tick;
+  c_ = s.c;
+  seen_secs_ = s.seen_secs;
+  seen_period_ = s.seen_period;
+  irq_reported_ = s.irq_reported;
+}
+
 }  // namespace hv

@@ -78,6 +78,20 @@ class Rtc {
   uint64_t seen_secs_ GUARDED_BY(lock_) = 0;  // the last second update_flags() has seen
   uint64_t seen_period_ GUARDED_BY(lock_) = 0;
   bool irq_reported_ GUARDED_BY(lock_) = false;
+ public:
+  // --- migration state (hv/vm_state.h, docs/migration.md): everything the guest can observe ---
+  struct State {
+    uint8_t cmos[128] = {};
+    uint8_t index = 0;
+    bool nmi_mask = false;
+    uint64_t base_secs = 0, base_tick = 0;
+    uint8_t c = 0;
+    uint64_t seen_secs = 0, seen_period = 0;
+    bool irq_reported = false;
+    bool operator==(const State&) const = default;
+  };
+  void save(State& s) EXCLUDES(lock_);
+  void restore(const State& s) EXCLUDES(lock_);
 };
 
 }  // namespace hv

@@ -2,6 +2,7 @@
 #include "hv/devices/uart.h"
 
 #include "arch/x86/log.h"
+#include "arch/x86/string.h"
 #include "hv/cmdline.h"
 
 namespace hv {
@@ -218,6 +219,54 @@ void Uart::print_last_lines() {
 void Uart::flush() {
   mmu::SpinLockGuard g(lock_);
   flush_locked();
+}
+
+// --- migration state (see the header) ---
+
+void Uart::save(State& s) {
+  mmu::SpinLockGuard g(lock_);
+  flush_raw();  // raw console bytes already sent belong to the source VM's output
+  s.ier = ier_;
+  s.lcr = lcr_;
+  s.mcr = mcr_;
+  s.scr = scr_;
+  s.dll = dll_;
+  s.dlm = dlm_;
+  s.fcr = fcr_;
+  s.line = line_;
+  memcpy(s.kept, kept_, sizeof s.kept);
+  s.kept_next = kept_next_;
+  s.kept_count = kept_count_;
+  memcpy(s.rx, rx_, sizeof s.rx);
+  s.rx_head = rx_head_;
+  s.rx_count = rx_count_;
+  s.overrun = overrun_;
+  s.thre_pending = thre_pending_;
+  s.irq_level = irq_level_;
+  line_.clear();  // the unfinished line moves with the state: not printed twice
+}
+
+void Uart::restore(const State& s) {
+  mmu::SpinLockGuard g(lock_);
+  ier_ = s.ier;
+  lcr_ = s.lcr;
+  mcr_ = s.mcr;
+  scr_ = s.scr;
+  dll_ = s.dll;
+  dlm_ = s.dlm;
+  fcr_ = s.fcr;
+  line_ = s.line;
+  memcpy(kept_, s.kept, sizeof kept_);
+  kept_next_ = s.kept_next;
+  kept_count_ = s.kept_count;
+  memcpy(rx_, s.rx, sizeof rx_);
+  rx_head_ = s.rx_head;
+  rx_count_ = s.rx_count;
+  overrun_ = s.overrun;
+  thre_pending_ = s.thre_pending;
+  // The interrupt line level: the IOAPIC/PIC input state moved with the chipset; the UART's own
+  // view must agree with it, so take it as saved without calling the callback again.
+  irq_level_ = s.irq_level;
 }
 
 }  // namespace hv

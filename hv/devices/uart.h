@@ -89,6 +89,21 @@ class Uart {
   bool irq_level_ GUARDED_BY(lock_) = false;
   void (*irq_set_)(void*, bool) GUARDED_BY(lock_) = nullptr;
   void* irq_ctx_ GUARDED_BY(lock_) = nullptr;
+ public:
+  // --- migration state (hv/vm_state.h, docs/migration.md): everything the guest can observe ---
+  // The registers, the receive FIFO, the unfinished output line and the kept lines; not the VM
+  // id, the raw-console choice or the IRQ callback (the target's own, from its reset/attach).
+  struct State {
+    uint8_t ier = 0, lcr = 0, mcr = 0, scr = 0, dll = 0, dlm = 0, fcr = 0;
+    ConsoleLine line;
+    char kept[kKeptLines][ConsoleLine::kCapacity] = {};
+    unsigned kept_next = 0, kept_count = 0;
+    uint8_t rx[kFifo] = {};
+    unsigned rx_head = 0, rx_count = 0;
+    bool overrun = false, thre_pending = false, irq_level = false;
+  };
+  void save(State& s) EXCLUDES(lock_);
+  void restore(const State& s) EXCLUDES(lock_);
 };
 
 }  // namespace hv

@@ -471,4 +471,58 @@ bool Vlapic::write(unsigned offset, uint64_t value, uint64_t now, WriteEffect& f
   return false;
 }
 
+// --- migration state (see the header) ---
+
+void Vlapic::save(State& s) const {
+  // Called with every vCPU of the VM stopped: nobody writes the IRR/TMR/PIR words meanwhile.
+  for (unsigned i = 0; i < kPageBytes / 4; i++) s.page[i] = mmu::atomic_load(&page_[i], mmu::Order::relaxed);
+  for (unsigned i = 0; i < 8; i++) {
+    s.pir[i] = mmu::atomic_load(&pi_.pir[i], mmu::Order::relaxed);
+    s.level_latch[i] = mmu::atomic_load(&level_latch_[i], mmu::Order::relaxed);
+  }
+  s.pi_control = mmu::atomic_load(&pi_.control, mmu::Order::relaxed);
+  s.latch_pending = mmu::atomic_load(&latch_pending_, mmu::Order::relaxed);
+  s.posted = posted_;
+  s.id = id_;
+  s.tsc_khz = tsc_khz_;
+  s.tsc_deadline_ok = tsc_deadline_ok_;
+  s.hw_enabled = hw_enabled_;
+  s.x2apic = x2apic_;
+  s.ldr = ldr_;
+  s.esr_pending = esr_pending_;
+  s.start = start_;
+  s.deadline = deadline_;
+  s.period = period_;
+  s.tsc_deadline = tsc_deadline_;
+  s.timer_fired = timer_fired_;
+  s.nmi = nmi_.load(mmu::Order::relaxed);
+  s.esr_remote = esr_remote_.load(mmu::Order::relaxed);
+}
+
+void Vlapic::restore(const State& s) {
+  // Before any vCPU of the target VM runs (nobody else can send to it yet).
+  for (unsigned i = 0; i < kPageBytes / 4; i++) mmu::atomic_store(&page_[i], s.page[i], mmu::Order::relaxed);
+  for (unsigned i = 0; i < 8; i++) {
+    mmu::atomic_store(&pi_.pir[i], s.pir[i], mmu::Order::relaxed);
+    mmu::atomic_store(&level_latch_[i], s.level_latch[i], mmu::Order::relaxed);
+  }
+  mmu::atomic_store(&pi_.control, s.pi_control, mmu::Order::relaxed);
+  mmu::atomic_store(&latch_pending_, s.latch_pending, mmu::Order::relaxed);
+  posted_ = s.posted;
+  id_ = s.id;
+  tsc_khz_ = s.tsc_khz;
+  tsc_deadline_ok_ = s.tsc_deadline_ok;
+  hw_enabled_ = s.hw_enabled;
+  x2apic_ = s.x2apic;
+  ldr_ = s.ldr;
+  esr_pending_ = s.esr_pending;
+  start_ = s.start;
+  deadline_ = s.deadline;
+  period_ = s.period;
+  tsc_deadline_ = s.tsc_deadline;
+  timer_fired_ = s.timer_fired;
+  nmi_.store(s.nmi, mmu::Order::relaxed);
+  esr_remote_.store(s.esr_remote, mmu::Order::relaxed);
+}
+
 }  // namespace hv

@@ -213,6 +213,28 @@ class Vlapic {
   uint64_t timer_fired_ = 0;
   mmu::Atomic<uint32_t> nmi_{0};
   mmu::Atomic<uint32_t> esr_remote_{0};  // receive errors seen by accept(), folded into esr_pending_
+ public:
+  // --- migration state (hv/vm_state.h, docs/migration.md): everything the guest can observe ---
+  // The register page (IRR/ISR/TMR, LVTs, timer registers), the posted-interrupt words and the
+  // timer. The timer's start/deadline are guest-TSC values: valid unchanged in a VM that keeps
+  // the guest TSC (the migration target keeps the VM's TSC origin and every vCPU's offset).
+  struct State {
+    uint32_t page[kPageBytes / 4] = {};
+    uint32_t pir[8] = {};
+    uint32_t pi_control = 0;
+    uint32_t level_latch[8] = {};
+    uint32_t latch_pending = 0;
+    bool posted = false;
+    uint32_t id = 0;
+    uint64_t tsc_khz = 1;
+    bool tsc_deadline_ok = false, hw_enabled = true, x2apic = false;
+    uint32_t ldr = 0, esr_pending = 0;
+    uint64_t start = 0, deadline = 0, period = 0, tsc_deadline = 0, timer_fired = 0;
+    uint32_t nmi = 0, esr_remote = 0;
+    bool operator==(const State&) const = default;
+  };
+  void save(State& s) const;
+  void restore(const State& s);
 };
 
 }  // namespace hv

@@ -1,0 +1,579 @@
+// Live migration of a running VM to a new VM on the same machine (see migrate.h and
+// docs/migration.md).
+//
+// The protocol's shared state is one Migration per source VM. Its phase word orders it:
+//   kArmed -> kStarting (a vCPU claimed the trigger: it builds the target) -> kPreCopy
+//   (bounded copy steps at safe points) -> kPausing (every vCPU leaves its run loop) ->
+//   kSwitched (the target is ready) or kAborted (a vCPU ended by itself: the target is gone);
+//   kArmed -> kOff (a vCPU ended before the trigger: no migration), kStarting -> kFailed (the
+//   target could not be built: the source runs on).
+// Memory ordering, pair by pair:
+//   - the pre-copy cursor is owned by whoever holds `busy`: the CAS that takes it (acquire)
+//     pairs with the store that gives it back (release), so each step sees the previous one's
+//     cursor and counters;
+//   - each vCPU's saved state is written before its fetch_add on `arrived` (acq_rel); the last
+//     arriver's fetch_add reads every earlier one's, so it sees all saved states and the abort
+//     flag;
+//   - the last arriver builds the target (memory, memslots, devices, run state) before its
+//     release store of kSwitched; the vCPUs that wait for it load the phase with acquire and
+//     only then read the target;
+//   - `released` (acq_rel): the last vCPU to let go of the source's VMCS destroys the source, after
+//     every other VMCLEAR (the source's memory must not be freed under a current VMCS);
+//   - `restored` (acq_rel): the last restore prints the downtime.
+#include "hv/migrate.h"
+
+#include "arch/x86/cpu.h"
+#include "arch/x86/log.h"
+#include "arch/x86/pmm.h"
+#include "arch/x86/string.h"
+#include "arch/x86/tick.h"
+#include "arch/x86/timer.h"
+#include "hv/cmdline.h"
+#include "hv/cpu_work.h"
+#include "hv/live_vms.h"
+#include "hv/vm_runner.h"
+#include "hv/vm_stat.h"
+#include "hv/vm_state.h"
+#include "mmu/atomic.h"
+
+namespace hv {
+
+constexpr uint64_t kPage = 4096;
+constexpr unsigned kMaxSlotIds = 64;
+constexpr unsigned kMaxRounds = 16;
+
+struct Migration {
+  enum Phase : uint32_t { kOff, kArmed, kStarting, kFailed, kPreCopy, kPausing, kSwitched, kAborted };
+  struct Slot {
+    uint32_t id = 0;
+    uint64_t base_gfn = 0, npages = 0, hpa = 0;
+    uint32_t flags = 0;
+    uint8_t max_level = 1;
+    bool logging = false;  // DirtySource::start succeeded
+  };
+
+  RunVm* a = nullptr;
+  RunVm* b = nullptr;
+  DirtySource* dirty = nullptr;
+  uint64_t due = 0;  // TSC of the trigger
+  unsigned max_rounds = 3;
+  uint64_t step_pages = 512;
+  bool lose_final_copy = false;  // hv.migrate-test=lose-final-copy: the check must bite
+  mmu::Atomic<uint32_t> phase{kOff};
+  mmu::Atomic<uint32_t> busy{0};
+  mmu::Atomic<uint32_t> arrived{0};
+  mmu::Atomic<uint32_t> abort{0};
+  mmu::Atomic<uint32_t> released{0};
+  mmu::Atomic<uint32_t> restored{0};
+
+  // --- the pre-copy cursor and counters (owned by the holder of `busy`; then by the last arriver) ---
+  unsigned round = 0;  // 1: the whole pool; 2..max_rounds: dirty pages
+  unsigned slot_idx = 0;
+  uint64_t page = 0;
+  bool harvested = false;
+  bool full_copy_final = false;  // a harvest failed: the stop-and-copy copies the whole pool
+  uint64_t next_step = 0;        // TSC before which no step starts (the duty cycle, migrate_poll)
+  Slot slots[kMaxSlotIds];
+  unsigned nslots = 0;
+  uint64_t* bitmap = nullptr;
+  size_t words = 0;
+  uint64_t bitmap_frames = 0;
+  uint64_t round_pages[kMaxRounds + 1] = {};
+  uint64_t final_pages = 0;
+  uint64_t total_pages = 0;
+  uint64_t t_start = 0, t_pause = 0, t_switch = 0;
+
+  VcpuState vcpu[kMaxVcpus];
+  DeviceState dev;
+
+  void reset() {
+    a = b = nullptr;
+    dirty = nullptr;
+    due = 0;
+    phase.store(kOff, mmu::Order::relaxed);
+    busy.store(0, mmu::Order::relaxed);
+    arrived.store(0, mmu::Order::relaxed);
+    abort.store(0, mmu::Order::relaxed);
+    released.store(0, mmu::Order::relaxed);
+    restored.store(0, mmu::Order::relaxed);
+    round = slot_idx = 0;
+    page = 0;
+    harvested = full_copy_final = false;
+    next_step = 0;
+    nslots = 0;
+    bitmap = nullptr;
+    words = 0;
+    bitmap_frames = 0;
+    for (uint64_t& r : round_pages) r = 0;
+    final_pages = total_pages = 0;
+    t_start = t_pause = t_switch = 0;
+  }
+};
+
+namespace {
+
+// One migration per VM number (1..kMaxVms; the memtouch VM, 0, has no pool and is refused), and
+// its target. Static: the kernel has no heap, and a RunVm is too big for a stack.
+Migration g_migrations[kMaxVms];
+RunVm g_targets[kMaxVms];
+AllDirtySource g_all_dirty;
+
+// ---------------------------------------------------------------------------------------------
+// Where the MMU's dirty log plugs in (issue 14 items 1-2, mmu/dirty_log.h, merged separately):
+// a second DirtySource,
+//   class MmuDirtySource final : public DirtySource {
+//     start:   vm.mmu() -> mmu::Mmu::dirty_log_start(vcpu_mmu, 0, slot_id, mode)
+//     harvest: mmu::Mmu::dirty_log_harvest(vcpu_mmu, 0, slot_id, bitmap, words, pages)
+//     stop:    mmu::Mmu::dirty_log_stop(vcpu_mmu, 0, slot_id)
+//   };
+// (through GuestMmu wrappers, the mode from hv.migrate-dirty=wp|ad|pml), chosen in
+// migrate_arm() below instead of g_all_dirty. Nothing else changes: start() is called for every
+// memslot before round 1, a first harvest is discarded (round 1 copies the whole pool after it),
+// rounds 2.. and the stop-and-copy copy exactly what the harvests report.
+// ---------------------------------------------------------------------------------------------
+DirtySource& dirty_source() { return g_all_dirty; }
+
+const char* phase_name(uint32_t p) {
+  static const char* const names[] = {"off", "armed", "starting", "failed", "pre-copy", "pausing", "switched", "aborted"};
+  return p < sizeof names / sizeof names[0] ? names[p] : "?";
+}
+
+unsigned slot_of(const RunVm* target) { return static_cast<unsigned>(target - g_targets); }
+
+uint64_t words_for(uint64_t npages) { return (npages + 63) / 64; }
+
+// Copies guest page `a_hpa` (inside the source's pool) to the same offset of the target's pool.
+bool copy_page(Migration& m, uint64_t a_hpa) {
+  const uint64_t base = m.a->vm.pool_hpa();
+  if (a_hpa < base || a_hpa - base >= m.a->vm.pool_bytes()) return false;  // not pool-backed
+  memcpy(reinterpret_cast<void*>(m.b->vm.pool_hpa() + (a_hpa - base)), reinterpret_cast<const void*>(a_hpa), kPage);
+  return true;
+}
+
+void copy_pool(Migration& m, uint64_t* counter) {
+  const uint64_t pages = m.a->vm.pool_bytes() / kPage;
+  memcpy(reinterpret_cast<void*>(m.b->vm.pool_hpa()), reinterpret_cast<const void*>(m.a->vm.pool_hpa()), pages * kPage);
+  *counter += pages;
+}
+
+// The source's memslots now (address space 0, ids 0..63). Called with the source's vCPUs
+// paused, or racing with the guest's memslot hypercalls during pre-copy (a slot that changes
+// later is caught by the comparison at the stop-and-copy).
+unsigned list_slots(Vm& vm, Migration::Slot* out) {
+  unsigned n = 0;
+  for (uint32_t id = 0; id < kMaxSlotIds; id++) {
+    mmu::Memslot s;
+    if (!vm.mmu().find_slot(id, &s)) continue;
+    out[n].id = id;
+    out[n].base_gfn = s.base_gfn;
+    out[n].npages = s.npages;
+    out[n].hpa = s.backing_hpa;
+    out[n].flags = s.flags;
+    out[n].max_level = s.max_level;
+    out[n].logging = false;
+    n++;
+  }
+  return n;
+}
+
+void free_bitmap(Migration& m) {
+  if (!m.bitmap) return;
+  const uint64_t pa = reinterpret_cast<uint64_t>(m.bitmap);
+  for (uint64_t f = 0; f < m.bitmap_frames; f++) x86::pmm::free_4k(pa + f * kPage);
+  m.bitmap = nullptr;
+  m.bitmap_frames = 0;
+}
+
+void stop_logging(Migration& m) {
+  for (unsigned i = 0; i < m.nslots; i++)
+    if (m.slots[i].logging) {
+      m.dirty->stop(m.a->vm, m.slots[i].id);
+      m.slots[i].logging = false;
+    }
+}
+
+// Harvest slot i into the bitmap (cleared first). False: the slot can't be harvested.
+bool harvest(Migration& m, unsigned i, uint64_t* pages) {
+  const Migration::Slot& s = m.slots[i];
+  const uint64_t w = words_for(s.npages);
+  *pages = 0;
+  if (!s.logging || w > m.words) return false;
+  memset(m.bitmap, 0, w * 8);
+  return m.dirty->harvest(m.a->vm, s.id, s.npages, m.bitmap, w, pages);
+}
+
+void begin_pausing(Migration& m, unsigned self) {
+  m.t_pause = x86::rdtsc();
+  // Release: the counters of the last step are published with the phase (the last arriver
+  // reads them after its acquire of `arrived`, which follows this store on every vCPU).
+  m.phase.store(Migration::kPausing, mmu::Order::release);
+  kick_vcpus(m.a->state, self);
+}
+
+void next_round(Migration& m, unsigned self) {
+  m.round++;
+  m.slot_idx = 0;
+  m.page = 0;
+  m.harvested = false;
+  if (m.round > m.max_rounds) begin_pausing(m, self);
+}
+
+// One bounded pre-copy step: at most step_pages pages copied (and at most one harvest).
+void precopy_step(Migration& m, unsigned self) {
+  if (m.abort.load(mmu::Order::relaxed)) {  // a vCPU ended: don't copy for nothing
+    begin_pausing(m, self);
+    return;
+  }
+  uint64_t budget = m.step_pages;
+  Vm& a = m.a->vm;
+  while (budget && m.round <= m.max_rounds) {
+    if (m.round == 1) {
+      const uint64_t pool_pages = a.pool_bytes() / kPage;
+      uint64_t n = pool_pages - m.page < budget ? pool_pages - m.page : budget;
+      memcpy(reinterpret_cast<void*>(m.b->vm.pool_hpa() + m.page * kPage),
+             reinterpret_cast<const void*>(a.pool_hpa() + m.page * kPage), n * kPage);
+      m.page += n;
+      budget -= n;
+      m.round_pages[1] += n;
+      if (m.page == pool_pages) next_round(m, self);
+      continue;
+    }
+    if (m.slot_idx >= m.nslots) {
+      next_round(m, self);
+      continue;
+    }
+    const Migration::Slot& s = m.slots[m.slot_idx];
+    if (!m.harvested) {
+      uint64_t pages = 0;
+      if (!harvest(m, m.slot_idx, &pages)) {
+        m.full_copy_final = true;  // nothing lost: the stop-and-copy copies the whole pool
+        m.slot_idx++;
+        continue;
+      }
+      m.harvested = true;
+      m.page = 0;
+      if (--budget == 0) break;  // a harvest counts as a page of work
+    }
+    while (budget && m.page < s.npages) {
+      const uint64_t word = m.bitmap[m.page / 64];
+      if (!word) {
+        m.page = (m.page | 63) + 1;  // 64 clean pages at once
+        continue;
+      }
+      if ((word >> (m.page % 64)) & 1) {
+        if (copy_page(m, s.hpa + m.page * kPage)) m.round_pages[m.round]++;
+        budget--;
+      }
+      m.page++;
+    }
+    if (m.page >= s.npages) {
+      m.slot_idx++;
+      m.harvested = false;
+      m.page = 0;
+    }
+  }
+}
+
+// The trigger, on the vCPU that claimed it: build the target, start the dirty log.
+void start(Migration& m, Vcpu& vcpu) {
+  RunVm& a = *m.a;
+  m.t_start = x86::rdtsc();
+  if (const char* err = build_migration_target(a, *m.b)) {
+    x86::log::error("vm%u: migration: not possible: %s; vm%u keeps running", a.id, err, a.id);
+    m.phase.store(Migration::kFailed, mmu::Order::release);
+    return;
+  }
+  const uint64_t pool_pages = a.vm.pool_bytes() / kPage;
+  m.words = words_for(pool_pages);
+  m.bitmap_frames = (m.words * 8 + kPage - 1) / kPage;
+  m.bitmap = reinterpret_cast<uint64_t*>(x86::pmm::alloc_pages(static_cast<unsigned>(m.bitmap_frames), true));
+  if (!m.bitmap) {
+    x86::log::error("vm%u: migration: not possible: no memory for the dirty bitmap (%lu pages); vm%u keeps running", a.id,
+                    m.bitmap_frames, a.id);
+    m.bitmap_frames = 0;
+    m.b->vm.destroy();
+    m.phase.store(Migration::kFailed, mmu::Order::release);
+    return;
+  }
+  {
+    x86::SpinLockGuard g(a.vm.slot_lock);  // no memslot change while the list is taken
+    m.nslots = list_slots(a.vm, m.slots);
+  }
+  m.dirty = &dirty_source();
+  unsigned logging = 0;
+  for (unsigned i = 0; i < m.nslots; i++) {
+    Migration::Slot& s = m.slots[i];
+    if (m.dirty->start(a.vm, s.id, s.npages)) {
+      m.full_copy_final = true;  // this slot is copied whole at the stop-and-copy
+      continue;
+    }
+    s.logging = true;
+    logging++;
+    // The first harvest reports everything: discard it, round 1 copies the whole pool after it,
+    // and every write from here on is in a later harvest.
+    uint64_t pages = 0;
+    if (!harvest(m, i, &pages)) m.full_copy_final = true;
+  }
+  m.round = 1;
+  m.page = 0;
+  x86::log::info("vm%u: migration: started by vcpu%u: target VM with a %lu MiB RAM pool at 0x%lx, %u memslot(s), %u logged; "
+                 "dirty pages: %s",
+                 a.id, vcpu.index(), a.vm.pool_bytes() >> 20, m.b->vm.pool_hpa(), m.nslots, logging, m.dirty->name());
+  m.phase.store(Migration::kPreCopy, mmu::Order::release);
+}
+
+bool same_slots(Migration& m) {
+  static Migration::Slot now[kMaxSlotIds];  // only the last arriver of one migration uses it at a time
+  const unsigned n = list_slots(m.a->vm, now);
+  if (n != m.nslots) return false;
+  for (unsigned i = 0; i < n; i++) {
+    const Migration::Slot &x = now[i], &y = m.slots[i];
+    if (x.id != y.id || x.base_gfn != y.base_gfn || x.npages != y.npages || x.hpa != y.hpa || x.flags != y.flags)
+      return false;
+  }
+  return true;
+}
+
+// Mirrors the source's memslots into the target (slot 0 exists there already: init_pool).
+const char* mirror_slots(Migration& m) {
+  static Migration::Slot now[kMaxSlotIds];
+  Vm& a = m.a->vm;
+  Vm& b = m.b->vm;
+  const unsigned n = list_slots(a, now);
+  for (unsigned i = 0; i < n; i++) {
+    const Migration::Slot& s = now[i];
+    if (s.id == 0) continue;
+    if (s.hpa < a.pool_hpa() || s.hpa - a.pool_hpa() + s.npages * kPage > a.pool_bytes()) return "a memslot outside the RAM pool";
+    mmu::Memslot ms;
+    ms.id = s.id;
+    ms.as_id = 0;
+    ms.base_gfn = s.base_gfn;
+    ms.npages = s.npages;
+    ms.backing_hpa = b.pool_hpa() + (s.hpa - a.pool_hpa());
+    ms.max_level = s.max_level;
+    ms.flags = s.flags;
+    if (b.mmu().update_memslot(mmu::MemslotOp::create(ms)) != mmu::MemslotError::ok) return "a memslot could not be created";
+  }
+  uint64_t guest_slots = 0;
+  {
+    x86::SpinLockGuard g(a.slot_lock);
+    guest_slots = a.guest_slots;
+  }
+  x86::SpinLockGuard g(b.slot_lock);
+  b.guest_slots = guest_slots;
+  return nullptr;
+}
+
+// The target could not take over, or a vCPU ended: the target goes, the source stays.
+void drop_target(Migration& m) {
+  stop_logging(m);
+  free_bitmap(m);
+  m.b->vm.destroy();
+}
+
+// The last vCPU of the source to arrive: every vCPU is out of its run loop (paused, or one of
+// them ended), no pre-copy step runs.
+void finish_stop_and_copy(Migration& m, Vcpu& self) {
+  RunVm& a = *m.a;
+  RunVm& b = *m.b;
+  if (m.abort.load(mmu::Order::relaxed)) {
+    drop_target(m);
+    x86::log::info("vm%u: migration: abandoned in phase %s (a vCPU ended by itself); the target VM is destroyed, vm%u "
+                   "runs on",
+                   a.id, phase_name(m.phase.load(mmu::Order::relaxed)), a.id);
+    m.phase.store(Migration::kAborted, mmu::Order::release);
+    return;
+  }
+  // The rest of the memory: what the final harvests report, or the whole pool when a slot
+  // could not be logged or the guest changed its memslots since the start.
+  const bool full = m.full_copy_final || !same_slots(m);
+  uint64_t n = 0;
+  if (m.lose_final_copy) {
+    x86::log::warn("vm%u: migration: test: the stop-and-copy copies no memory (hv.migrate-test=lose-final-copy); the "
+                   "guest's writes since the last pre-copy round are lost",
+                   a.id);
+  } else if (full) {
+    copy_pool(m, &n);
+  } else {
+    for (unsigned i = 0; i < m.nslots; i++) {
+      uint64_t pages = 0;
+      if (!harvest(m, i, &pages)) {  // can't happen after same_slots; copy everything instead
+        n = 0;
+        copy_pool(m, &n);
+        break;
+      }
+      const Migration::Slot& s = m.slots[i];
+      for (uint64_t p = 0; p < s.npages; p++)
+        if ((m.bitmap[p / 64] >> (p % 64)) & 1) n += copy_page(m, s.hpa + p * kPage);
+    }
+  }
+  m.final_pages = n;
+  stop_logging(m);
+  free_bitmap(m);
+  if (const char* err = mirror_slots(m)) {
+    // The source is intact (paused, its state saved but not released): abandon.
+    x86::log::error("vm%u: migration: %s in the target; the target VM is destroyed, vm%u runs on", a.id, err, a.id);
+    m.b->vm.destroy();
+    m.phase.store(Migration::kAborted, mmu::Order::release);
+    return;
+  }
+  // Devices, the VM's guest-visible words, and what the runner gives a VM before its start.
+  save_devices(a.vm, m.dev);
+  restore_devices(b.vm, m.dev);
+  const uint64_t khz = x86::timer::tsc_khz();
+  b.state.reset(a.vcpus, a.state.time_limit_ms(), a.state.deadline());
+  for (unsigned i = 0; i < a.vcpus; i++) {
+    b.state.place(i, a.state.cpu_of(i));
+    if (a.state.wake_pending(i)) b.state.post_wake(i);
+  }
+  b.vm.run_state = &b.state;
+  b.vm.stat_clock.start(x86::rdtsc(), stat_period_ms() * khz);
+  vm_stress_start(b.vm, x86::rdtsc(), khz);
+  b.vm.stress.slot_live = a.vm.stress.slot_live;  // the stress slot was mirrored with the others
+  b.t0 = a.t0;
+  // Idle CPUs help the target from now on; the source's deferred work is finished by its destroy.
+  live_vms_remove(a.vm);
+  live_vms_add(b.vm);
+  m.t_switch = x86::rdtsc();
+  for (unsigned r = 1; r <= m.max_rounds && r <= kMaxRounds; r++) {
+    m.total_pages += m.round_pages[r];
+    x86::log::info("vm%u: migration: pre-copy round %u: %lu pages%s", a.id, r, m.round_pages[r],
+                   r == 1 ? " (the whole RAM pool)" : "");
+  }
+  m.total_pages += m.final_pages;
+  x86::log::info("vm%u: migration: stop-and-copy by vcpu%u: %lu pages%s, the state of %u vCPU(s) and the devices", a.id,
+                 self.index(), m.final_pages, full ? " (the whole RAM pool)" : "", a.vcpus);
+  // Release: the target is complete before a waiting vCPU sees kSwitched (acquire).
+  m.phase.store(Migration::kSwitched, mmu::Order::release);
+}
+
+}  // namespace
+
+bool AllDirtySource::harvest(Vm&, unsigned, uint64_t npages, uint64_t* bitmap, size_t words, uint64_t* pages) {
+  if (words_for(npages) > words) return false;
+  for (uint64_t w = 0; w < npages / 64; w++) bitmap[w] = ~0ull;
+  if (npages % 64) bitmap[npages / 64] |= (1ull << (npages % 64)) - 1;
+  *pages = npages;
+  return true;
+}
+
+void migrate_arm(RunVm& rv, uint64_t now, uint64_t khz) {
+  rv.vm.migration = nullptr;
+  if (!cmdline::has("hv.migrate-ms")) return;
+  if (!rv.vm.pool_bytes()) {
+    x86::log::warn("vm%u: migration: not supported for this VM (no RAM pool); hv.migrate-ms ignored", rv.id);
+    return;
+  }
+  Migration& m = g_migrations[rv.id % kMaxVms];
+  m.reset();
+  m.a = &rv;
+  m.b = &g_targets[rv.id % kMaxVms];
+  m.dirty = &dirty_source();
+  const uint64_t ms = cmdline::get_number("hv.migrate-ms", 0);
+  m.due = now + ms * khz;
+  uint64_t rounds = cmdline::get_number("hv.migrate-rounds", 3);
+  m.max_rounds = static_cast<unsigned>(rounds < 1 ? 1 : rounds > kMaxRounds ? kMaxRounds : rounds);
+  const uint64_t step = cmdline::get_number("hv.migrate-step-pages", 512);
+  m.step_pages = step ? step : 1;
+  char test[24];
+  m.lose_final_copy = cmdline::get("hv.migrate-test", test, sizeof test) && !strcmp(test, "lose-final-copy");
+  m.phase.store(Migration::kArmed, mmu::Order::relaxed);  // published to the vCPUs by cpu_work::post
+  rv.vm.migration = &m;
+  x86::log::info("vm%u: migration armed: %lu ms after the start (hv.migrate-ms), %u pre-copy round(s), %lu pages per step",
+                 rv.id, ms, m.max_rounds, m.step_pages);
+}
+
+void migrate_poll(Vcpu& vcpu, uint64_t now) {
+  Migration* m = vcpu.vm().migration;
+  if (!m) return;
+  uint32_t ph = m->phase.load(mmu::Order::acquire);
+  if (ph == Migration::kArmed) {
+    if (now < m->due) return;
+    if (m->phase.compare_exchange(ph, Migration::kStarting, mmu::Order::acq_rel)) start(*m, vcpu);
+    return;
+  }
+  if (ph != Migration::kPreCopy) return;
+  uint32_t free = 0;
+  if (!m->busy.compare_exchange(free, 1, mmu::Order::acquire)) return;  // another vCPU copies
+  // The step may have ended pre-copy meanwhile (a step on another vCPU just before ours).
+  // Duty cycle: after a step that took T, no step starts for another T, so the copying takes at
+  // most half of the time of the vCPUs that do it. Without it a step that outlasts a tick
+  // period finds the next tick pending at VM entry, the guest exits at once, and a one-vCPU
+  // guest would not run at all during the pre-copy rounds.
+  if (m->phase.load(mmu::Order::relaxed) == Migration::kPreCopy && now >= m->next_step) {
+    precopy_step(*m, vcpu.index());
+    const uint64_t end = x86::rdtsc();
+    m->next_step = end + (end - now);
+  }
+  m->busy.store(0, mmu::Order::release);  // pairs with the next taker's acquire CAS
+}
+
+bool migrate_pause_requested(const Vcpu& vcpu) {
+  const Migration* m = const_cast<Vcpu&>(vcpu).vm().migration;
+  return m && m->phase.load(mmu::Order::relaxed) == Migration::kPausing;
+}
+
+MigrateNext migrate_vcpu_ended(RunVm& rv, unsigned i, bool started, RunVm** target) {
+  Migration* m = rv.vm.migration;
+  if (!m) return MigrateNext::kNone;
+  Vcpu& v = rv.vcpu[i];
+  uint32_t ph = m->phase.load(mmu::Order::acquire);
+  // Before the trigger: this vCPU's end disarms it (the trigger's CAS and this one: one wins).
+  while (ph == Migration::kArmed)
+    if (m->phase.compare_exchange(ph, Migration::kOff, mmu::Order::acq_rel)) return MigrateNext::kNone;
+  if (ph == Migration::kOff || ph == Migration::kFailed) return MigrateNext::kNone;
+  const bool paused = v.paused_for_migration();
+  if (paused) {
+    save_vcpu_state(v, m->vcpu[i]);
+    m->vcpu[i].started = started;
+  } else {
+    m->abort.store(1, mmu::Order::relaxed);  // published by the fetch_add below
+  }
+  if (m->arrived.fetch_add(1, mmu::Order::acq_rel) + 1 == rv.vcpus) {
+    finish_stop_and_copy(*m, v);
+  } else {
+    // Wait like a parked vCPU: serve requests, help deferred work.
+    for (;;) {
+      ph = m->phase.load(mmu::Order::acquire);
+      if (ph == Migration::kSwitched || ph == Migration::kAborted || ph == Migration::kFailed) break;
+      cpu_work::service();
+      x86::tick::consume();
+      idle_work();
+      asm volatile("pause" ::: "memory");
+    }
+  }
+  ph = m->phase.load(mmu::Order::acquire);
+  if (ph != Migration::kSwitched) return paused && ph == Migration::kAborted ? MigrateNext::kResume : MigrateNext::kNone;
+  // Moved: this vCPU's console line goes out now (its target vCPU starts a fresh one), then
+  // let go of the source's VMCS; the last one to do so destroys the source.
+  v.console_flush();
+  v.release();
+  if (m->released.fetch_add(1, mmu::Order::acq_rel) + 1 == rv.vcpus) {
+    const uint64_t mib = rv.vm.pool_bytes() >> 20;
+    rv.vm.destroy();
+    x86::log::info("vm%u: migration: the source VM is destroyed, its %lu MiB RAM pool and page tables freed", rv.id, mib);
+  }
+  *target = m->b;
+  return MigrateNext::kMoved;
+}
+
+void migrate_vcpu_resume(RunVm& b, unsigned i, bool* started) {
+  Migration& m = g_migrations[slot_of(&b)];
+  restore_vcpu_state(b.vcpu[i], m.vcpu[i]);
+  *started = m.vcpu[i].started;
+  if (m.restored.fetch_add(1, mmu::Order::acq_rel) + 1 == b.vcpus) {
+    const uint64_t down = x86::rdtsc() - m.t_pause;
+    const uint64_t khz = x86::timer::tsc_khz() ?: 1;
+    x86::log::info("vm%u: migration: done: %u pre-copy round(s), %lu pages (%lu MiB) copied in total, downtime %lu TSC ticks "
+                   "(%lu us) from the pause request to the last vCPU restored, %lu ms in all",
+                   b.id, m.max_rounds, m.total_pages, m.total_pages * kPage >> 20, down, down * 1000 / khz,
+                   (x86::rdtsc() - m.t_start) / khz);
+  }
+}
+
+RunVm* migrate_target_of(RunVm& rv) {
+  Migration* m = rv.vm.migration;
+  return m && m->phase.load(mmu::Order::acquire) == Migration::kSwitched ? m->b : nullptr;
+}
+
+}  // namespace hv
