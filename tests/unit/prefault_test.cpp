@@ -386,14 +386,25 @@ TEST_CASE("prefault: races with zaps and memslot changes under real threads", "[
     constexpr gfn_t kHomeA = 0, kHomeB = 64 * kPagesPer2M, kBase2 = 32 * kPagesPer2M;
     REQUIRE(vm.add_slot(1, kHomeA, kN1, kGiB, 2) == MemslotError::ok);
     REQUIRE(vm.add_slot(2, kBase2, kN2, 2 * kGiB, 1) == MemslotError::ok);
+    // Widen the window that matters: a change's flush runs after its zap and before the
+    // sequence moves (invalidate_end), with the MMU lock free. A pre-fault that looked the slot
+    // up before the change and takes the lock in that window must retry, not install from its
+    // old snapshot; sleeping there (on the changer's thread only) makes that interleaving common.
+    const std::thread::id changer = std::this_thread::get_id();
+    p.set_flush_hook([changer](uint64_t) {
+      if (std::this_thread::get_id() == changer) std::this_thread::sleep_for(std::chrono::microseconds(30));
+    });
     std::atomic<bool> stop{false};
     std::atomic<uint64_t> installed{0}, retries{0}, faults{0};
     std::atomic<gfn_t> base1{kHomeA};
 
+    // Owned by the thread while it runs; kept by the main thread after the join, so that its
+    // root keeps a reference for the quiescent checks (a root whose last reference is dropped
+    // waits for its teardown where the census does not see it: mmu.h, count_leaves).
+    TestVcpu v(vm);
     std::thread vcpu([&] {
       hvtest::HostCpu cpu(1);
       hvtest::SplitMix rng(seed);
-      TestVcpu v(vm);
       while (!stop.load(std::memory_order_relaxed)) {
         vm.mmu.run_deferred_work(256);
         if (vm.mmu.vcpu_load_root(v) == 0) continue;
@@ -406,7 +417,7 @@ TEST_CASE("prefault: races with zaps and memslot changes under real threads", "[
           faults++;
         } else {
           const gfn_t a = base + rng.below(n);
-          const PrefaultResult r = vm.mmu.prefault(v, a, a + 1 + rng.below(600), 1 + unsigned(rng.below(100)));
+          const PrefaultResult r = vm.mmu.prefault(v, a, a + 1 + rng.below(rng.below(4) ? 40 : 600), 1 + unsigned(rng.below(100)));
           installed += r.installed;
           if (r.status == FaultOutcome::retry) retries++;
         }
@@ -429,7 +440,7 @@ TEST_CASE("prefault: races with zaps and memslot changes under real threads", "[
     };
     const auto t0 = std::chrono::steady_clock::now();
     bool slot2 = true, ro2 = false;
-    while (changes < 300 || std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(800)) {
+    while (changes < 300 || std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(1200)) {
       if (std::chrono::steady_clock::now() - t0 > std::chrono::seconds(20)) break;
       const uint64_t op = rng.below(5);
       if (op == 0) {
@@ -461,6 +472,7 @@ TEST_CASE("prefault: races with zaps and memslot changes under real threads", "[
     }
     stop = true;
     vcpu.join();
+    p.set_flush_hook({});
     std::printf("[prefault-race] seed %llu: %llu changes, %llu leaves pre-faulted, %llu faults (%llu leaves around them), "
                 "%llu retries, %llu samples checked, %llu stale\n",
                 (unsigned long long)seed, (unsigned long long)changes, (unsigned long long)installed.load(),
