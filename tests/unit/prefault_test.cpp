@@ -148,7 +148,7 @@ TEST_CASE("prefault: bounded work per call, resumed where it stopped", "[prefaul
   REQUIRE(p.live_pages() == 0);
 }
 
-TEST_CASE("prefault: read-only slots, holes, bad ranges; existing write protection stays", "[prefault]") {
+TEST_CASE("prefault: read-only slots, holes, bad ranges, existing write protection stays", "[prefault]") {
   HostPlatform p;
   {
     TestVm vm(p);
