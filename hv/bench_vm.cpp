@@ -76,7 +76,8 @@ BenchVmConfig bench_vm_config(uint64_t default_pool_bytes, int default_max_level
 
 const char* bench_vm_prepare(Vm& vm) {
   const bool any = cmdline::has("hv.bench-mib") || cmdline::has("hv.bench-ept-mib") ||
-                   cmdline::has("hv.bench-loops") || cmdline::has("hv.bench-zap-gib") || cmdline::has("hv.bench-zap-wait");
+                   cmdline::has("hv.bench-loops") || cmdline::has("hv.bench-zap-gib") || cmdline::has("hv.bench-zap-wait") ||
+                   cmdline::has("hv.bench-prefault");
   if (!any) return nullptr;
   hv_bench_params p;
   p.magic = HV_BENCH_MAGIC;
@@ -86,13 +87,14 @@ const char* bench_vm_prepare(Vm& vm) {
   p.zap_gib = static_cast<uint32_t>(cmdline::get_number("hv.bench-zap-gib", 0));
   p.max_level = static_cast<uint32_t>(vm.max_level());
   p.zap_wait = cmdline::get_number("hv.bench-zap-wait", 0) ? 1 : 0;
+  p.prefault = cmdline::get_number("hv.bench-prefault", 0) ? 1 : 0;
   if (p.zap_gib > kMaxZapGib) return "hv.bench-zap-gib is at most 16";
   void* dst = vm.gpa_to_host(HV_BENCH_GPA, sizeof p);
   if (!dst) return "the benchmark parameter block is outside the boot RAM";
   memcpy(dst, &p, sizeof p);
-  x86::log::info("vm%u: bench: parameters mib %u ept-mib %u loops %u zap-gib %u zap-wait %u, max leaf level %u, pool %lu MiB at "
-            "0x%lx",
-            vm.id(), p.mib, p.ept_mib, p.loops, p.zap_gib, p.zap_wait, p.max_level, vm.pool_bytes() >> 20, vm.pool_hpa());
+  x86::log::info("vm%u: bench: parameters mib %u ept-mib %u loops %u zap-gib %u zap-wait %u prefault %u, max leaf level %u, pool %lu "
+            "MiB at 0x%lx",
+            vm.id(), p.mib, p.ept_mib, p.loops, p.zap_gib, p.zap_wait, p.prefault, p.max_level, vm.pool_bytes() >> 20, vm.pool_hpa());
   if (p.zap_gib) return map_alias_gibs(vm, p.zap_gib);
   return nullptr;
 }

@@ -3,7 +3,8 @@
 //   hv.backing=4k|2m|1g   the largest EPT leaf the VM may use (default: 1g if the CPU has it)
 //   hv.pool-mib=N         the VM's RAM pool (default 64); 1024 makes it one 1 GiB-aligned GiB,
 //                         so guest slots at 1 GiB-aligned addresses can get 1 GiB leaves
-//   hv.bench-mib=N, hv.bench-ept-mib=N, hv.bench-loops=N, hv.bench-zap-gib=N, hv.bench-zap-wait=0|1
+//   hv.bench-mib=N, hv.bench-ept-mib=N, hv.bench-loops=N, hv.bench-zap-gib=N, hv.bench-zap-wait=0|1,
+//   hv.bench-prefault=0|1
 //                         written for the guest into its parameter block (bench_memory_abi.h);
 //                         with zap-gib, hv also maps N GiB before the guest starts (see
 //                         bench_vm_prepare)

@@ -44,6 +44,7 @@ const char* GuestMmu::init(uint64_t vm_id, const RamSlot* slots, unsigned count,
   // epoch are credited back to this VM's count (mmu/page_account.h).
   cfg.max_table_pages = page_limit_;
   cfg.max_teardown_backlog = teardown_backlog_;
+  cfg.fault_around = fault_around_;
   mmu_ = new (mmu_storage_) mmu::Mmu(platform(), epoch(), *memslots_, cfg);
   for (unsigned i = 0; i < kMaxVcpus; i++) {
     vcpus_[i] = new (vcpu_storage_[i]) mmu::VcpuMmu();
@@ -71,6 +72,10 @@ mmu::hpa_t GuestMmu::load_root(unsigned vcpu) { return mmu_->vcpu_load_root(*vcp
 
 mmu::FaultOutcome GuestMmu::map(unsigned vcpu, mmu::gfn_t gfn, unsigned access) {
   return mmu_->map(*vcpus_[vcpu % kMaxVcpus], gfn, access);
+}
+
+mmu::PrefaultResult GuestMmu::prefault(unsigned vcpu, mmu::gfn_t start, mmu::gfn_t end, unsigned budget) {
+  return mmu_->prefault(*vcpus_[vcpu % kMaxVcpus], start, end, budget);
 }
 
 // Timed here, where every caller passes through, so that the summary's "longest pass" covers

@@ -54,10 +54,18 @@ class GuestMmu {
   void clear_page_limit_override() {
     limit_override_ = false;
     teardown_backlog_ = mmu::MmuConfig::kDefaultTeardownBacklog;
+    fault_around_ = kDefaultFaultAround;
   }
   // Fast-zap backpressure (mmu::MmuConfig::max_teardown_backlog), set before init():
   // hv.zap-backlog=N; 0 turns it off.
   void set_teardown_backlog(uint64_t n) { teardown_backlog_ = n; }
+  // Fault-around (mmu::MmuConfig::fault_around), set before init(): hv.fault-around=N, at most
+  // mmu::MmuConfig::kMaxFaultAround. The default was chosen by measurement (docs/mmu.md,
+  // "Pre-fault and fault-around").
+  static constexpr unsigned kDefaultFaultAround = 15;
+  void set_fault_around(uint64_t n) {
+    fault_around_ = n > mmu::MmuConfig::kMaxFaultAround ? mmu::MmuConfig::kMaxFaultAround : static_cast<unsigned>(n);
+  }
   bool page_limit_is_default() const { return !limit_override_; }
   // Creates the memslots (address space 0) and the MMU. max_level: largest leaf (1 = 4 KiB,
   // 2 = 2 MiB, 3 = 1 GiB). `mappable_bytes`/`mappable_ranges`: the most guest-physical memory
@@ -69,6 +77,8 @@ class GuestMmu {
   mmu::hpa_t load_root(unsigned vcpu);
   // Make `gfn` accessible for `access` (mmu::spte::Access bits): the EPT-violation handler.
   mmu::FaultOutcome map(unsigned vcpu, mmu::gfn_t gfn, unsigned access);
+  // Pre-fault [start, end) in `vcpu`'s root, at most `budget` units of work (mmu::Mmu::prefault).
+  mmu::PrefaultResult prefault(unsigned vcpu, mmu::gfn_t start, mmu::gfn_t end, unsigned budget);
   // Safe point before VM entry (and idle): bounded deferred work (root teardown, epoch
   // callbacks), timed and counted in deferred_stats().
   void run_deferred_work(unsigned budget);
@@ -120,6 +130,7 @@ class GuestMmu {
   bool limit_override_ = false;
   uint64_t page_limit_ = 0;
   uint64_t teardown_backlog_ = mmu::MmuConfig::kDefaultTeardownBacklog;
+  unsigned fault_around_ = kDefaultFaultAround;
   mmu::Memslots* memslots_ = nullptr;
   mmu::Mmu* mmu_ = nullptr;
   mmu::VcpuMmu* vcpus_[kMaxVcpus] = {};

@@ -137,6 +137,27 @@ int64_t stats_copy(Vm& vm, uint64_t gpa, uint64_t len, uint64_t* copied) {
   return HV_OK;
 }
 
+// Pre-fault (mmu::Mmu::prefault): map [gpa, gpa + bytes) in the calling vCPU's root now, at the
+// largest level each part allows. Bounded: at most kPrefaultBudget leaves per call (a VMCALL
+// must not hold the CPU for long), so *done may be less than `bytes` and the guest calls again
+// from gpa + *done; 0 with HV_OK means "call again" (a fast zap or memslot change raced with us,
+// or pages came back after a reclaim). Parts without a slot count as done (they stay MMIO).
+constexpr unsigned kPrefaultBudget = 512;
+int64_t prefault(Vm& vm, Vcpu& vcpu, uint64_t gpa, uint64_t bytes, uint64_t* done) {
+  *done = 0;
+  if ((gpa | bytes) & (k4K - 1)) return HV_EALIGN;
+  if (!bytes) return HV_EINVAL;
+  if (!range_ok(gpa, bytes, HV_GPA_LIMIT)) return HV_ETOOLARGE;
+  const mmu::gfn_t start = gpa / k4K, end = start + bytes / k4K;
+  const mmu::PrefaultResult r = vm.mmu().prefault(vcpu.index(), start, end, kPrefaultBudget);
+  if (r.status == mmu::FaultOutcome::bad_gfn) return HV_ETOOLARGE;  // beyond the guest's MAXPHYADDR
+  *done = (r.next - start) * k4K;
+  // Out of pages with nothing done: reclaim; if that cannot help either, say so.
+  if (r.status == mmu::FaultOutcome::out_of_memory && *done == 0 && !vm.mmu().reclaim(GuestMmu::kReclaimBudget))
+    return HV_ENOMEM;
+  return HV_OK;
+}
+
 // The guest's privilege level: SS.DPL (SDM 25.4.1: "the CPL is SS.DPL" for VM-entry checks).
 unsigned guest_cpl() { return (vmread(field::kGuestSsAr) >> 5) & 3; }
 
@@ -252,6 +273,12 @@ void handle_hypercall(Vcpu& vcpu, const ExitInfo&) {
         r.rbx = vm.pool_bytes();
         r.rcx = vm.ram_bytes();
         break;
+      case HV_CALL_PREFAULT: {
+        uint64_t n = 0;
+        st = prefault(vm, vcpu, a0, a1, &n);
+        if (st == HV_OK) r.rbx = n;
+        break;
+      }
       case HV_CALL_VCPU_INFO:
         r.rbx = vcpu.index();
         r.rcx = vm.vcpu_count;

@@ -58,6 +58,8 @@ class Vm {
   void set_page_limit_override(uint64_t pages) { mmu_.set_page_limit_override(pages); }
   // Fast-zap backpressure (hv.zap-backlog=N, before init; see GuestMmu).
   void set_teardown_backlog(uint64_t n) { mmu_.set_teardown_backlog(n); }
+  // Fault-around (hv.fault-around=N, before init; see GuestMmu).
+  void set_fault_around(uint64_t n) { mmu_.set_fault_around(n); }
   // Back to the defaults (no override, no extra slots, no result), before init.
   void reset_config() {
     mmu_.clear_page_limit_override();

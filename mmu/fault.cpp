@@ -88,7 +88,7 @@ FaultOutcome Mmu::map(VcpuMmu& v, gfn_t gfn, unsigned access) {
         // Tables may be unlinked by other CPUs holding the lock shared (replace_table_...):
         // the section keeps every table we may still point into alive.
         EpochReadGuard section(epoch_, cpu);
-        outcome = map_locked(v, cpu, gfn, access, slot, goal);
+        outcome = map_locked(v, cpu, gfn, access, slot, goal, config_.fault_around);
       }
     }
   }
@@ -107,7 +107,7 @@ bool Mmu::invalidate_retry(unsigned cpu, uint64_t seq, gfn_t start, gfn_t end) {
 
 // MMU lock: shared.
 FaultOutcome Mmu::map_locked(VcpuMmu& v, unsigned cpu, gfn_t gfn, unsigned access,
-                             const SlotView& slot, int goal) {
+                             const SlotView& slot, int goal, unsigned around) {
   mmu_lock_.assert_held_shared(cpu);
   Root* const root = v.root_;
   bool changed = false;
@@ -174,6 +174,9 @@ FaultOutcome Mmu::map_locked(VcpuMmu& v, unsigned cpu, gfn_t gfn, unsigned acces
     if (!installable(old)) return FaultOutcome::retry;
     if (spte_cmpxchg(it.sptep(), old, leaf, goal)) {
       count(cpu, kHotLeaves + static_cast<unsigned>(goal));
+      // Fault-around (prefault.cpp), in the same walk: the iterator still holds the last-level
+      // table this leaf went into.
+      if (goal == 1 && around != 0) fault_around_locked(cpu, it.table(1), gfn, slot, around);
       return FaultOutcome::fixed;
     }
   }

@@ -24,6 +24,7 @@ Mmu::Mmu(Platform& platform, Epoch& epoch, Memslots& memslots, const MmuConfig& 
   MMU_ASSERT(platform.table_va(kPageSize) == platform.phys_to_virt(kPageSize));
   MMU_ASSERT(config.root_level == 4 || config.root_level == 5);
   MMU_ASSERT(config.max_level >= 1 && config.max_level <= spte::kMaxHugeLevel);
+  MMU_ASSERT(config.fault_around <= MmuConfig::kMaxFaultAround);
   // A gfn must be translatable by the root: 48-bit GPAs for 4 levels, 57-bit for 5.
   const unsigned root_bits = 12 + 9 * static_cast<unsigned>(config.root_level);
   MMU_ASSERT(config.guest_phys_bits > kPageShift && config.guest_phys_bits <= root_bits);
@@ -169,6 +170,8 @@ MmuStats Mmu::stats() {
   s.eager_splits = hot_.sum(kHotEagerSplits);
   s.split_yields = hot_.sum(kHotSplitYields);
   s.huge_replacements = hot_.sum(kHotHugeReplacements);
+  s.prefault_leaves = hot_.sum(kHotPrefaultLeaves);
+  s.fault_around_leaves = hot_.sum(kHotFaultAroundLeaves);
   s.teardown_steps = stats_.teardown_steps.load(Order::relaxed);
   s.teardowns_queued = stats_.teardowns_queued.load(Order::relaxed);
   s.teardown_steps_helped = stats_.teardown_steps_helped.load(Order::relaxed);

@@ -77,6 +77,27 @@ struct MmuConfig {
   // 0: none (old trees wait for deferred work alone; tests use it to build up invalid roots).
   static constexpr uint64_t kDefaultTeardownBacklog = 2;
   uint64_t max_teardown_backlog = kDefaultTeardownBacklog;
+  // Fault-around (prefault.cpp): a fault that installs a 4 KiB leaf also installs up to this
+  // many neighbouring 4 KiB leaves of the same slot, in the same last-level table, where nothing
+  // is mapped yet. 0: off, the portable core's default (the host tests see exactly one leaf
+  // per fault unless they ask); hv sets its per-VM default, chosen by measurement, from
+  // hv.fault-around=N (hv/cmdline.h). At most kMaxFaultAround.
+  static constexpr unsigned kMaxFaultAround = spte::kEntriesPerTable - 1;
+  unsigned fault_around = 0;
+};
+
+// What one Mmu::prefault() call did. Resume with a new call from `next` until it equals the end.
+struct PrefaultResult {
+  gfn_t next = 0;  // the first gfn not done yet (the range's end when everything is done)
+  // fixed: no obstacle (done, or the budget ran out); retry: stopped by a race that the caller
+  // resolves by calling again (the vCPU's root was invalidated: vcpu_load_root() first; a
+  // memslot change in flight); out_of_memory: no page for a table (Mmu::reclaim() may help);
+  // bad_gfn: the range is empty-inverted or reaches beyond the guest's physical width (nothing
+  // was done).
+  FaultOutcome status = FaultOutcome::fixed;
+  uint64_t installed = 0;  // leaves this call installed (a huge leaf counts once)
+  uint64_t present = 0;    // leaves found already mapped
+  unsigned units = 0;      // work done, at most the budget (see Mmu::prefault)
 };
 
 // The MMU state of one vCPU. Owned and used by that vCPU only.
@@ -132,6 +153,8 @@ struct MmuStats {
   uint64_t reclaim_calls = 0;
   uint64_t reclaim_pages = 0;        // ReclaimResult::pages_freed, summed
   uint64_t faults[static_cast<int>(FaultOutcome::kCount)] = {};
+  uint64_t prefault_leaves = 0;      // leaves installed by prefault()
+  uint64_t fault_around_leaves = 0;  // 4 KiB leaves installed next to a fault (fault-around)
 };
 
 // What Mmu::reclaim() did.
@@ -165,6 +188,16 @@ class Mmu {
 
   // The EPT violation handler: make `gfn` accessible for `access` (spte::Access bits).
   FaultOutcome map(VcpuMmu& v, gfn_t gfn, unsigned access) EXCLUDES(mmu_lock_);
+  // Pre-fault (as KVM_PRE_FAULT_MEMORY; prefault.cpp): map [start, end) of the vCPU's address
+  // space in its root now, each part at the largest level its memslot and the per-VM maximum
+  // allow (a leaf may reach beyond the range, as a fault's would), read-only slots read-only,
+  // gfns without a slot skipped. Under the same invalidation rules as map(): a racing zap or
+  // memslot change wins (the affected part is retried or left unmapped, never mapped stale).
+  // Bounded: at most `budget` units (one per leaf walked, per hole skipped, per lost race), and
+  // the MMU lock is held for at most kPrefaultBatch of them at a time. Never changes an
+  // existing leaf's permissions (a write-protected leaf stays so).
+  static constexpr unsigned kPrefaultBatch = 32;
+  PrefaultResult prefault(VcpuMmu& v, gfn_t start, gfn_t end, unsigned budget) EXCLUDES(mmu_lock_);
 
   // --- Invalidation ---
   // Zap the leaves of [start, end) in every root of `as_id`, flush, and return. Huge leaves that
@@ -283,8 +316,10 @@ class Mmu {
   // fault.cpp
   bool lookup_slot(unsigned as_id, gfn_t gfn, SlotView* out);
   int goal_level(const SlotView& slot, gfn_t gfn) const;
+  // `around`: fault-around, neighbours to install next to a new 4 KiB leaf (map() passes
+  // MmuConfig::fault_around, pre-fault 0).
   FaultOutcome map_locked(VcpuMmu& v, unsigned cpu, gfn_t gfn, unsigned access,
-                          const SlotView& slot, int goal) REQUIRES_SHARED(mmu_lock_);
+                          const SlotView& slot, int goal, unsigned around = 0) REQUIRES_SHARED(mmu_lock_);
   bool invalidate_retry(unsigned cpu, uint64_t seq, gfn_t start, gfn_t end) REQUIRES_SHARED(mmu_lock_);
   FaultOutcome split_huge_leaf_atomic(VcpuMmu& v, spte_t* sptep, spte_t old, int level)
       REQUIRES_SHARED(mmu_lock_);
@@ -292,6 +327,13 @@ class Mmu {
                                               spte_t leaf) REQUIRES_SHARED(mmu_lock_);
   gfn_t split_huge_leafs_yield_safe(VcpuMmu& v, unsigned cpu, Root* root, gfn_t start, gfn_t end,
                                     int level) REQUIRES_SHARED(mmu_lock_);
+  // prefault.cpp
+  // The slot containing `gfn`, else the first slot above it; false if there is neither.
+  bool lookup_slot_from(unsigned as_id, gfn_t gfn, SlotView* out);
+  // Install up to `around` 4 KiB leaves next to the one just installed for `gfn` in last-level
+  // table `table`; returns how many.
+  unsigned fault_around_locked(unsigned cpu, spte_t* table, gfn_t gfn, const SlotView& slot,
+                               unsigned around) REQUIRES_SHARED(mmu_lock_);
   // age.cpp
   void count_root_leaves(Root* root, uint64_t out[4]);
   // zap.cpp
@@ -385,6 +427,8 @@ class Mmu {
     kHotEagerSplits,
     kHotSplitYields,
     kHotHugeReplacements,
+    kHotPrefaultLeaves,
+    kHotFaultAroundLeaves,
     kHotFaults,  // + FaultOutcome
     kHotCount = kHotFaults + static_cast<unsigned>(FaultOutcome::kCount)
   };

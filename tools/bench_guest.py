@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Reads the serial logs of `tools/hv bench --guest` (one directory per run under RUNDIR:
-bare, hv-4k, hv-2m, hv-1g, zap-1g, zap-4g, zap-16g, apic-on, apic-off), prints the table and
-writes the JSON. The apic runs are tests/guests/guest_lapic.cpp built as guest-bench-apic
+bare, hv-4k, hv-4k-fa, hv-2m, hv-2m-prefault, hv-1g, zap-1g, zap-4g, zap-16g, apic-on, apic-off),
+prints the table and writes the JSON, with a top-level `summary` object of headline figures
+(first_touch_ratio_2m, first_touch_ratio_2m_prefault, exits_per_gib_4k_seq,
+exits_per_gib_4k_seq_faultaround, ...). The apic runs are tests/guests/guest_lapic.cpp built as guest-bench-apic
 ("bench: apic name=... mean=... min=..."), once with hv.apicv=on and once with off.
 
 The lines come from the guest (tests/guests/bench_memory.cpp: "bench: WORD key=value ...",
@@ -66,7 +68,7 @@ def parse(path):
                 run.setdefault("apic", {})[kv["name"]] = kv
             elif word == "zap-other":
                 run.setdefault("zap-other", []).append(kv)
-            elif word in ("config", "ept-count", "zap", "apic-config"):
+            elif word in ("config", "ept-count", "zap", "apic-config", "prefault"):
                 run[word] = kv
             elif word == "PASS":
                 run["passed"] = True
@@ -104,7 +106,7 @@ def main():
     ap.add_argument("--only", default=None, help="regex of the runs that were made (HV_BENCH_GUEST_ONLY)")
     a = ap.parse_args()
     runs = {n: parse(os.path.join(a.rundir, n, "serial.log")) for n in
-            ("bare", "hv-4k", "hv-2m", "hv-1g", "hv-2m-trace") + tuple(
+            ("bare", "hv-4k", "hv-2m", "hv-1g", "hv-2m-trace", "hv-4k-fa", "hv-2m-prefault") + tuple(
                  p + z for _, z, _ in ZAPS for p in ("zap-", "zapwait-")) + ("apic-off", "apic-on")}
     missing = [n for n, r in runs.items() if (not r or not r["passed"]) and (not a.only or re.search(a.only, n))]
     out = {"emulator": a.emulator, "units": "TSC ticks (Bochs: emulated instructions; KVM/hardware: cycles)",
@@ -290,6 +292,52 @@ def main():
           f"  hardware path: {(ap['path_on'] or {}).get('why', 'run missing')}",
           ["measure", "off mean", "off min", "on mean", "on min", "ratio mean", "ratio min"], rows)
 
+    # --- pre-fault and fault-around (issue 13): against bare and hv-2m / hv-4k of the same run ---
+    quiet2 = None
+    if not wanted(("hv-4k-fa", "hv-2m-prefault")):
+        quiet2 = contextlib.redirect_stdout(io.StringIO())
+        quiet2.__enter__()
+    pre = runs["hv-2m-prefault"]
+    pf_ticks = ticks(pre, "prefault")
+    pf_first = first(pre)
+    bare_first = wl["bare"]["first-touch"]
+    summary = {
+        "first_touch_ratio_2m": ratio(first(runs["hv-2m"]), bare_first),
+        "first_touch_ratio_2m_prefault": ratio(pf_first, bare_first),
+        "first_touch_ratio_2m_prefault_incl": ratio(pf_first + pf_ticks if pf_first is not None and pf_ticks is not None
+                                                    else None, bare_first),
+    }
+    rows = [["first touch, both (2M)", fmt(bare_first), fmt(first(runs["hv-2m"])),
+             fmt(summary["first_touch_ratio_2m"]), fmt(pf_first), fmt(summary["first_touch_ratio_2m_prefault"]),
+             fmt(pf_ticks), fmt(summary["first_touch_ratio_2m_prefault_incl"])]]
+    out["prefault"] = {"run": "hv-2m-prefault", "prefault_ticks": pf_ticks,
+                       "prefault_calls": ((pre or {}).get("prefault") or {}).get("calls"),
+                       "first_touch": pf_first, "bare_first_touch": bare_first,
+                       "ept_exits_first_touch": [pre["phase"].get(ph, {}).get("ept_exits") for ph in phases[:2]] if pre else None}
+    table("Pre-fault: the workload's first touch (2 MiB backing) after HV_CALL_PREFAULT of both regions; ratio = / bare; "
+          "incl. = the pre-fault calls' time added",
+          ["phase", "bare", "hv 2M", "ratio", "prefaulted", "ratio", "prefault calls", "ratio incl."], rows)
+    rows = []
+    for key, run_name in (("exits_per_gib_4k_seq", "hv-4k"), ("exits_per_gib_4k_seq_faultaround", "hv-4k-fa")):
+        e = (runs[run_name] or {}).get("ept-count")
+        summary[key] = e["exits"] * GIB_MIB / e["mib"] if e else None
+        r = runs[run_name]
+        rnd = (r or {}).get("phase", {}).get(phases[1])
+        rkey = key.replace("_seq", "_random")
+        summary[rkey] = rnd["ept_exits"] * GIB_MIB / rnd["mib"] if rnd and rnd.get("mib") else None
+        rows.append([run_name, fmt(summary[key]), fmt(summary[rkey]), fmt(FLOOR["4k"]),
+                     fmt(ratio(summary[key], FLOOR["4k"])), fmt(ratio(summary[rkey], FLOOR["4k"])),
+                     fmt(ratio(ticks(r, phases[0]), wl["bare"][phases[0]])),
+                     fmt(ratio(ticks(r, phases[1]), wl["bare"][phases[1]]))])
+    out["fault_around"] = {"runs": {"off": "hv-4k", "on": "hv-4k-fa"}, "floor_per_gib": FLOOR["4k"]}
+    table("Fault-around: EPT-violation exits per GiB of 4 KiB first touch (sequential: the ept-count phase; random: "
+          "the workload's random phase), without (hv-4k) and with fault-around (hv-4k-fa); first-touch time / bare",
+          ["run", "seq per GiB", "random per GiB", "floor", "seq / floor", "random / floor", "seq time ratio",
+           "random time ratio"], rows)
+    if quiet2:
+        quiet2.__exit__(None, None, None)
+    out["summary"] = summary
+    print("summary: " + ", ".join(f"{k}={fmt(v)}" for k, v in summary.items()))
     out["raw"] = runs  # every line parsed, per run
     # The Linux guest's figures (tools/bench_linux.py, its own runs) stay in the file.
     try:

@@ -26,6 +26,16 @@ Figures (keys of `summary`):
   fault_scaling_2t_same    BM_FaultThroughputSameRange/2 (both on one range) against /1
                            (and _cpu, as above)
   fault_overlap_2t_same    its overlap
+  prefault_ns_per_page_4k  BM_Prefault4K: pre-fault of 128 MiB with 4 KiB leaves, ns per page
+  prefault_ratio_4k        the same against faulting it leaf by leaf in the same run (map())
+  prefault_ns_per_page_2m  BM_Prefault2M: pre-fault of 4 GiB with 2 MiB leaves, ns per 4 KiB page
+  prefault_ratio_2m        against map() per 2 MiB leaf in the same run
+  prefault_cpu_ratio_4k / _2m   the same two ratios in thread CPU time (robust against load)
+  faultaround_faults_per_page_N / faultaround_ns_per_page_N / faultaround_cpu_ns_per_page_N /
+  faultaround_fault_ns_N
+                           BM_FaultAroundSeq/N: sequential 4 KiB first touch with fault-around N
+                           (N = 0 is the same-run baseline): faults per page, ns per page
+                           touched, ns per fault
   reader_section_scaling_old / _new
                            the fault path's shared writes alone (lock reader section and two
                            counters), 2 threads against 1: the old RwSpinLock with shared
@@ -47,6 +57,20 @@ GOALS = {
     "fault_overlap_2t_same": ("  their overlap", "(context)", None),
     "fault_scaling_2t_same_cpu": ("  the same from thread CPU time", "(reported)", None),
     "fault_4k_random_ns": ("4 KiB fault, random order, ns", "(reported)", None),
+    "prefault_ns_per_page_4k": ("pre-fault, 4 KiB leaves, ns per page", "(reported)", None),
+    "prefault_ratio_4k": ("  against faulting leaf by leaf (same run)", "(reported)", None),
+    "prefault_ns_per_page_2m": ("pre-fault, 2 MiB leaves, ns per 4 KiB page", "(reported)", None),
+    "prefault_ratio_2m": ("  against faulting leaf by leaf (same run)", "(reported)", None),
+    "prefault_cpu_ratio_4k": ("  4 KiB ratio in thread CPU time", "(reported)", None),
+    "prefault_cpu_ratio_2m": ("  2 MiB ratio in thread CPU time", "(reported)", None),
+    "faultaround_faults_per_page_0": ("seq. 4 KiB first touch, faults/page, N=0", "(baseline)", None),
+    "faultaround_faults_per_page_15": ("  the same with fault-around N=15", "(reported)", None),
+    "faultaround_ns_per_page_0": ("  ns per page touched, N=0", "(baseline)", None),
+    "faultaround_ns_per_page_15": ("  ns per page touched, N=15", "(reported)", None),
+    "faultaround_cpu_ns_per_page_0": ("  CPU ns per page touched, N=0", "(baseline)", None),
+    "faultaround_cpu_ns_per_page_15": ("  CPU ns per page touched, N=15", "(reported)", None),
+    "faultaround_fault_ns_0": ("  ns per fault, N=0", "(baseline)", None),
+    "faultaround_fault_ns_15": ("  ns per fault, N=15 (installs 16 leaves)", "(reported)", None),
     "reader_section_scaling_old": ("lock+counters alone, old, 2t/1t", "(baseline)", None),
     "reader_section_scaling_new": ("lock+counters alone, per-CPU, 2t/1t", ">= 1.8", lambda v: v >= 1.8),
     "reader_section_cpu_ns_2t_old": ("  ns per section, 2 threads, old (CPU time)", "(baseline)", None),
@@ -106,6 +130,16 @@ def summarize(data):
         "fault_scaling_2t_same": ratio(same2, rate1),
         "fault_scaling_2t_same_cpu": twice(ratio(cpu1, cpu2same)),
         "fault_overlap_2t_same": counter(bm, "BM_FaultThroughputSameRange/2", "overlap"),
+        "prefault_ns_per_page_4k": counter(bm, "BM_Prefault4K/32768", "ns_per_op"),
+        "prefault_ratio_4k": counter(bm, "BM_Prefault4K/32768", "ratio_to_fault"),
+        "prefault_ns_per_page_2m": counter(bm, "BM_Prefault2M/2048", "ns_per_op"),
+        "prefault_ratio_2m": counter(bm, "BM_Prefault2M/2048", "ratio_to_fault"),
+        **{f"faultaround_{key}_{n}": counter(bm, f"BM_FaultAroundSeq/{n}", name)
+           for n in (0, 3, 7, 15, 31, 63, 511)
+           for key, name in (("faults_per_page", "faults_per_page"), ("ns_per_page", "ns_per_op"),
+                             ("cpu_ns_per_page", "cpu_ns_per_op"), ("fault_ns", "fault_ns"))},
+        "prefault_cpu_ratio_4k": counter(bm, "BM_Prefault4K/32768", "cpu_ratio_to_fault"),
+        "prefault_cpu_ratio_2m": counter(bm, "BM_Prefault2M/2048", "cpu_ratio_to_fault"),
         "reader_section_scaling_old": ratio(section("Old", 2), section("Old", 1)),
         "reader_section_scaling_new": ratio(section("New", 2), section("New", 1)),
         "reader_section_cpu_ns_2t_old": section("Old", 2, "thread_cpu_ns_per_section"),

@@ -1,7 +1,8 @@
 // The memory benchmark guest of `tools/hv bench --guest` (tools/bench_guest.py reads its lines).
 //
 // One multiboot v1 image that boots bare from GRUB and under hv (hv.run=guest-bench-memory):
-//   1. workload: first touch of `mib` MiB in address order, first touch of as many MiB in a
+//   1. workload: (with `prefault`, under hv: both regions pre-faulted first with
+//      HV_CALL_PREFAULT, timed as its own phase) first touch of `mib` MiB in address order, first touch of as many MiB in a
 //      seeded random order (a full-period LCG over the pages: each page exactly once), then a
 //      re-touch of both; each phase timed with RDTSC. A "touch" is one 32-bit store per 4 KiB
 //      page. Bare, paging is off and nothing faults, so first touch and re-touch cost the same;
@@ -48,7 +49,21 @@ void report_phase(const char* name, uint32_t mib, uint32_t pages, uint64_t ticks
           static_cast<unsigned long long>(ticks), static_cast<unsigned long long>(ept));
 }
 
-void workload(uint32_t mib, uint32_t pool_bytes) {
+// Pre-fault [gpa, gpa + bytes) with HV_CALL_PREFAULT, call after call (each does a bounded part
+// and says how far it got). False on an error status.
+bool prefault_range(uint32_t gpa, uint32_t bytes, uint32_t* calls) {
+  uint32_t done = 0;
+  *calls = 0;
+  while (done < bytes && *calls < 1000000) {
+    const HvRet r = hv_call(HV_CALL_PREFAULT, gpa + done, bytes - done);
+    ++*calls;
+    if (r.status != HV_OK) return false;
+    done += r.rbx;
+  }
+  return done >= bytes;
+}
+
+void workload(uint32_t mib, uint32_t pool_bytes, bool prefault) {
   uint32_t pages = (mib << 20) / kPage;
   // The random order needs a power of two (full-period LCG modulo 2^k).
   while (pages & (pages - 1)) pages &= pages - 1;
@@ -62,7 +77,19 @@ void workload(uint32_t mib, uint32_t pool_bytes) {
     CHECK(HV_BENCH_WORK_OFFSET + 2 * pages * kPage <= pool_bytes);
     if (HV_BENCH_WORK_OFFSET + 2 * pages * kPage > pool_bytes) return;
   }
-  uint64_t e0 = ept_exits(), t0 = rdtsc();
+  uint64_t e0, t0;
+  if (g_hv && prefault) {
+    uint32_t calls = 0;
+    e0 = ept_exits();
+    t0 = rdtsc();
+    const bool ok = prefault_range(seq, 2 * pages * kPage, &calls);
+    const uint64_t t1 = rdtsc(), e1 = ept_exits();
+    CHECK(ok);
+    gprintf("bench: prefault mib=%u calls=%u ok=%u\n", 2 * mib, calls, ok ? 1u : 0u);
+    report_phase("prefault", 2 * mib, 2 * pages, t1 - t0, e1 - e0);
+  }
+  e0 = ept_exits();
+  t0 = rdtsc();
   for (uint32_t i = 0; i < pages; i++) poke32(seq + i * kPage, i ^ 0x5A5A0000u);
   uint64_t t1 = rdtsc(), e1 = ept_exits();
   report_phase("first-touch-seq", mib, pages, t1 - t0, e1 - e0);
@@ -215,7 +242,7 @@ void fast_zap(uint32_t gib, bool wait) {
 
 void guest_test() {
   g_hv = under_hv();
-  hv_bench_params p{HV_BENCH_MAGIC, HV_BENCH_DEFAULT_MIB, 0, 0, 0, 0, 0};
+  hv_bench_params p{HV_BENCH_MAGIC, HV_BENCH_DEFAULT_MIB, 0, 0, 0, 0, 0, 0};
   if (g_hv) {
     const auto* given = reinterpret_cast<const volatile hv_bench_params*>(HV_BENCH_GPA);
     if (given->magic == HV_BENCH_MAGIC) {
@@ -225,13 +252,14 @@ void guest_test() {
       p.zap_gib = given->zap_gib;
       p.max_level = given->max_level;
       p.zap_wait = given->zap_wait;
+      p.prefault = given->prefault;
     }
   }
   uint32_t pool = 0;
   if (g_hv) pool = hv_call(HV_CALL_POOL_INFO).rbx;
   gprintf("bench: config mode=%s mib=%u ept_mib=%u loops=%u zap_gib=%u level=%u pool_mib=%u\n", g_hv ? "hv" : "bare",
           p.mib, p.ept_mib, p.loops, p.zap_gib, p.max_level, pool >> 20);
-  if (p.mib) workload(p.mib, g_hv ? pool : 0xFFFFFFFFu);
+  if (p.mib) workload(p.mib, g_hv ? pool : 0xFFFFFFFFu, p.prefault != 0);
   if (g_hv && p.ept_mib) ept_count(p.ept_mib, pool, p.max_level);
   if (g_hv && p.loops) exit_loops(p.loops);
   if (g_hv && p.zap_gib) fast_zap(p.zap_gib, p.zap_wait != 0);

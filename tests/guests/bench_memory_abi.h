@@ -31,6 +31,7 @@ struct hv_bench_params {
   uint32_t zap_gib;  /* fast zap: GiB hv mapped before the start (0: no fast-zap phase) */
   uint32_t max_level;/* the VM's largest leaf (1 4K, 2 2M, 3 1G), for the guest's report */
   uint32_t zap_wait; /* fast zap: 1 = the call waits for the teardown (synchronous), 0 = deferred */
+  uint32_t prefault; /* workload: 1 = pre-fault (HV_CALL_PREFAULT) both regions before the first touch */
 };
 
 #endif /* HV_BENCH_MEMORY_ABI_H */

@@ -1,10 +1,13 @@
 // Differential test: long seeded random sequences of map / zap / memslot create-delete-move-
-// set_flags / invalidate-all (+ deferred teardown) / age / out-of-memory, checked after every
-// step against a simple reference model (memslots as a list: gfn -> backing, permissions,
-// expected leaf level). HV_SEED=<n> replays a run; HV_DIFF_STEPS=<n> changes its length.
+// set_flags / invalidate-all (+ deferred teardown) / age / out-of-memory / pre-fault, with
+// fault-around on (a per-seed N), checked after every step against a simple reference model
+// (memslots as a list: gfn -> backing, permissions, expected leaf level; which neighbours a
+// 4 KiB fault must have mapped around itself). HV_SEED=<n> replays a run; HV_DIFF_STEPS=<n> changes its length.
 #include <catch2/catch.hpp>
+#include <algorithm>
 #include <cstdlib>
 #include <map>
+#include <vector>
 
 #include "tests/host/mmu_fixture.h"
 #include "tests/host/tree_census.h"
@@ -66,10 +69,16 @@ TEST_CASE("differential: random operation sequences against a reference model", 
   const unsigned steps = env_steps ? unsigned(std::strtoul(env_steps, nullptr, 0)) : 3000;
   hvtest::SplitMix rng(seed);
   HostPlatform p;
-  uint64_t ops[11] = {};
+  uint64_t ops[12] = {};
+  uint64_t around_expected = 0;
   uint64_t faults_by_outcome[int(FaultOutcome::kCount)] = {};
   {
-    TestVm vm(p);
+    // Fault-around: off, small, the default's size or a whole table, per seed.
+    static constexpr unsigned kAround[] = {0, 3, 15, MmuConfig::kMaxFaultAround};
+    MmuConfig cfg;
+    cfg.fault_around = kAround[rng.below(4)];
+    std::printf("[differential] fault-around %u\n", cfg.fault_around);
+    TestVm vm(p, cfg);
     Model model;
     TestVcpu v(vm);
     const gfn_t kSpace = 4 * kPagesPer1G;  // 16 GiB of guest-physical space
@@ -88,11 +97,44 @@ TEST_CASE("differential: random operation sequences against a reference model", 
     for (unsigned step = 0; step < steps; step++) {
       const uint64_t op = rng.below(100);
       INFO("seed " << seed << " step " << step << " op " << op);
-      if (op < 55) {  // fault
+      if (op < 50) {  // fault
         ops[0]++;
         const gfn_t g = random_gfn();
         const unsigned access = 1u << rng.below(3) | (rng.below(2) ? spte::kAccRead : 0);
+        // Fault-around's reference: the neighbours in the window (the aligned power of two
+        // >= N + 1 around g, inside g's slot) that had no leaf before the fault; the first N
+        // of them (by gfn) must be mapped after a fault that installed a new 4 KiB leaf.
+        const ModelSlot* fs = g < (gfn_t{1} << 34) ? model.find(g) : nullptr;
+        std::vector<gfn_t> empty_before;
+        bool had_leaf = false;
+        if (fs && cfg.fault_around && model.level(*fs, g) == 1) {
+          vm.mmu.vcpu_load_root(v);
+          had_leaf = vm.leaf(v, g).second != 0;
+          uint64_t w = 1;
+          while (w < cfg.fault_around + 1u) w <<= 1;
+          const gfn_t first = std::max(g & ~(w - 1), fs->base), last = std::min((g & ~(w - 1)) + w, fs->base + fs->npages);
+          for (gfn_t n = first; n < last; n++)
+            if (n != g && vm.leaf(v, n).second == 0) empty_before.push_back(n);
+        }
+        const uint64_t around0 = vm.mmu.stats().fault_around_leaves;
         const FaultOutcome o = vm.fault(v, g, access);
+        if (fs && cfg.fault_around && model.level(*fs, g) == 1 && o == FaultOutcome::fixed && !had_leaf) {
+          const size_t want = std::min<size_t>(empty_before.size(), cfg.fault_around);
+          REQUIRE(vm.mmu.stats().fault_around_leaves - around0 == want);
+          around_expected += want;
+          for (size_t i = 0; i < empty_before.size(); i++) {
+            auto [nl, nlevel] = vm.leaf(v, empty_before[i]);
+            if (i < want) {
+              REQUIRE(nlevel == 1);
+              REQUIRE(spte::pfn_addr(nl) == fs->backing + ((empty_before[i] - fs->base) << 12));
+              REQUIRE(((nl & spte::kWrite) != 0) == !fs->ro);
+            } else {
+              REQUIRE(nlevel == 0);
+            }
+          }
+        } else {
+          REQUIRE(vm.mmu.stats().fault_around_leaves == around0);
+        }
         faults_by_outcome[int(o)]++;
         const ModelSlot* s = g < (gfn_t{1} << 34) ? model.find(g) : nullptr;
         if (g >= (gfn_t{1} << 34)) {
@@ -110,6 +152,42 @@ TEST_CASE("differential: random operation sequences against a reference model", 
           if (o == FaultOutcome::spurious) REQUIRE(level >= model.level(*s, g));
           const gfn_t b = spte::align_down(g, level);
           REQUIRE(spte::pfn_addr(leaf) == s->backing + ((b - s->base) << 12));
+          REQUIRE(((leaf & spte::kWrite) != 0) == !s->ro);
+        }
+      } else if (op < 55) {  // pre-fault a range, to its end, in bounded calls
+        ops[11]++;
+        const gfn_t a = random_gfn() % kSpace;
+        const gfn_t e = std::min<gfn_t>(a + 1 + rng.below(rng.below(2) ? 64 : 3 * kPagesPer2M), kSpace);
+        const unsigned budget = 1 + unsigned(rng.below(100));
+        // Samples: both ends and random gfns inside; what each had before.
+        std::vector<gfn_t> sample = {a, e - 1};
+        for (int i = 0; i < 32; i++) sample.push_back(a + rng.below(e - a));
+        vm.mmu.vcpu_load_root(v);
+        std::vector<int> before;
+        for (gfn_t g : sample) before.push_back(vm.leaf(v, g).second);
+        gfn_t next = a;
+        for (unsigned calls = 0; next < e; calls++) {
+          REQUIRE(calls < 100000);
+          const PrefaultResult r = vm.mmu.prefault(v, next, e, budget);
+          REQUIRE(r.status == FaultOutcome::fixed);  // one thread, no page limit: no obstacle
+          REQUIRE(r.units <= budget);
+          REQUIRE(r.next > next);
+          next = r.next;
+        }
+        for (size_t i = 0; i < sample.size(); i++) {
+          const gfn_t g = sample[i];
+          const ModelSlot* s = model.find(g);
+          auto [leaf, level] = vm.leaf(v, g);
+          if (!s) {
+            REQUIRE(level == 0);
+            continue;
+          }
+          // A new leaf has the model's level; an existing one is kept (a larger one from before
+          // the per-VM maximum was lowered) or replaced by the model's level (smaller ones).
+          REQUIRE(level != 0);
+          if (before[i] == 0) REQUIRE(level == model.level(*s, g));
+          REQUIRE(level >= model.level(*s, g));
+          REQUIRE(spte::pfn_addr(leaf) == s->backing + ((spte::align_down(g, level) - s->base) << 12));
           REQUIRE(((leaf & spte::kWrite) != 0) == !s->ro);
         }
       } else if (op < 63) {  // zap a range
@@ -194,8 +272,10 @@ TEST_CASE("differential: random operation sequences against a reference model", 
         ops[9]++;
         p.set_page_limit(p.live_pages() + rng.below(3));
         const gfn_t g = random_gfn();
+        const uint64_t around0 = vm.mmu.stats().fault_around_leaves;
         const FaultOutcome o = vm.mmu.map(v, g, spte::kAccRead);
         p.set_page_limit(0);
+        around_expected += vm.mmu.stats().fault_around_leaves - around0;  // the tree check covers them
         faults_by_outcome[int(o)]++;
         REQUIRE(o != FaultOutcome::kCount);
       }
@@ -232,16 +312,22 @@ TEST_CASE("differential: random operation sequences against a reference model", 
     }
     const MmuStats st = vm.mmu.stats();
     std::printf("[differential] %u steps: faults %llu, zaps %llu, creates %llu, deletes %llu, moves %llu, "
-                "flag changes %llu, fast zaps %llu, deferred runs %llu, agings %llu, oom probes %llu, max-level changes %llu\n",
+                "flag changes %llu, fast zaps %llu, deferred runs %llu, agings %llu, oom probes %llu, max-level changes %llu, "
+                "pre-faults %llu\n",
                 steps, (unsigned long long)ops[0], (unsigned long long)ops[1], (unsigned long long)ops[2],
                 (unsigned long long)ops[3], (unsigned long long)ops[4], (unsigned long long)ops[5],
                 (unsigned long long)ops[6], (unsigned long long)ops[7], (unsigned long long)ops[8],
-                (unsigned long long)ops[9], (unsigned long long)ops[10]);
+                (unsigned long long)ops[9], (unsigned long long)ops[10], (unsigned long long)ops[11]);
     std::printf("[differential] outcomes:");
     for (int i = 0; i < int(FaultOutcome::kCount); i++)
       std::printf(" %s=%llu", to_string(FaultOutcome(i)), (unsigned long long)faults_by_outcome[i]);
-    std::printf("; splits %llu, huge replacements %llu, teardown steps %llu\n", (unsigned long long)st.splits,
-                (unsigned long long)st.huge_replacements, (unsigned long long)st.teardown_steps);
+    std::printf("; splits %llu, huge replacements %llu, teardown steps %llu, pre-faulted leaves %llu, "
+                "fault-around leaves %llu (model %llu)\n", (unsigned long long)st.splits,
+                (unsigned long long)st.huge_replacements, (unsigned long long)st.teardown_steps,
+                (unsigned long long)st.prefault_leaves, (unsigned long long)st.fault_around_leaves,
+                (unsigned long long)around_expected);
+    REQUIRE(ops[11] > 0);
+    REQUIRE(st.fault_around_leaves == around_expected);
     REQUIRE(faults_by_outcome[int(FaultOutcome::fixed)] > steps / 10);
   }
   REQUIRE(p.live_pages() == 0);

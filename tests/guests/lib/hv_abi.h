@@ -29,7 +29,9 @@
 #define HV_CALL_EXIT 9u             /* RBX exit status: the vCPU stops (like port 0xf4) */
 #define HV_CALL_POOL_INFO 10u       /* -> RBX pool bytes, RCX bytes of the boot RAM slot */
 #define HV_CALL_VCPU_INFO 11u       /* -> RBX this vCPU's index, RCX the VM's vCPU count */
-#define HV_CALL_MAX 11u
+/* 12-14: dirty logging */
+#define HV_CALL_PREFAULT 15u        /* RBX gpa, RCX bytes (4 KiB aligned) -> RBX bytes done */
+#define HV_CALL_MAX 15u
 
 /* vCPUs 1..N-1 of a VM start at the multiboot entry point too, with EAX = HV_AP_MAGIC,
  * EBX = their index and ECX = N (vCPU 0 gets the multiboot state); see docs/hypercalls.md. */
