@@ -6,6 +6,7 @@
 #include "arch/x86/idt.h"
 #include "arch/x86/log.h"
 #include "arch/x86/percpu.h"
+#include "arch/x86/vmx/exit_reason.h"
 #include "arch/x86/vmx/instructions.h"
 #include "arch/x86/vmx/vmcs_fields.h"
 #include "hv/apicv_policy.h"
@@ -139,6 +140,64 @@ void apicv_before_entry(Vcpu& vcpu) {
   // CPU would keep the SVI/RVI of after it: the vector never delivered).
   if (status != vmread(field::kGuestInterruptStatus)) vmwrite(field::kGuestInterruptStatus, status);
   vcpu.apicv.status = status;
+  // What the CPU starts from: an exit compares the page with it (apicv_vectoring).
+  const uint32_t* page = l.page();
+  for (unsigned i = 0; i < 8; i++) {
+    vcpu.apicv.irr_entry[i] = page[(apic::kIrr + 16 * i) / 4];
+    vcpu.apicv.isr_entry[i] = page[(apic::kIsr + 16 * i) / 4];
+  }
+}
+
+uint32_t apicv_vectoring(Vcpu& vcpu, uint32_t vectoring) {
+  if (!vcpu.apicv.on) return vectoring;
+  apicv::VectoringCheck c;
+  c.vectoring = vectoring;
+  c.svi = static_cast<uint8_t>(vmread(field::kGuestInterruptStatus) >> 8);
+  constexpr uint64_t kRflagsIf = 1u << 9, kBlockingSti = 1u << 0, kBlockingMovSs = 1u << 1;
+  c.if_set = (vmread(field::kGuestRflags) & kRflagsIf) != 0;
+  c.shadow = (vmread(field::kGuestInterruptibility) & (kBlockingSti | kBlockingMovSs)) != 0;
+  uint32_t* page = vcpu.vm().lapic[vcpu.index()].page();
+  if (c.svi >= 16) {
+    uint32_t irr[8], isr[8];
+    for (unsigned i = 0; i < 8; i++) {
+      irr[i] = mmu::atomic_load(&page[(apic::kIrr + 16 * i) / 4], mmu::Order::relaxed);
+      isr[i] = page[(apic::kIsr + 16 * i) / 4];
+    }
+    c.svi_delivered = apicv::svi_delivered_this_run(c.svi, vcpu.apicv.irr_entry, vcpu.apicv.isr_entry, irr, isr);
+  }
+  if (c.svi_delivered) {
+    // An EPT violation names the linear address it accessed: inside the IDT, the entry's
+    // vector is the event's (16-byte gates in IA-32e mode, 8 in protected mode, 4 in real mode).
+    const uint32_t basic = static_cast<uint32_t>(vmread(field::kExitReason)) & 0xFFFF;
+    if (basic == kExitEptViolation && (vmread(field::kExitQualification) & ept_qual::kLinearValid)) {
+      const uint64_t lin = vmread(field::kGuestLinearAddress), base = vmread(field::kGuestIdtrBase);
+      const uint64_t limit = vmread(field::kGuestIdtrLimit);
+      const bool lma = (vmread(field::kGuestEfer) >> 10) & 1, pe = vmread(field::kGuestCr0) & 1;
+      const unsigned size = lma ? 16 : pe ? 8 : 4;
+      if (lin >= base && lin - base <= limit && (lin - base) / size < 256) c.idt_vector = static_cast<int>((lin - base) / size);
+    }
+  }
+  const int v = apicv::abandoned_virtual_interrupt(c);
+  if (v >= 0) {
+    // Undo the CPU's acknowledgement (the guest saw nothing of it yet): back into the IRR, out
+    // of the ISR; the next entry recomputes RVI, SVI and PPR from the page and the CPU delivers
+    // it again when the guest can take it. The IRR word with an atomic OR, as a sender's accept.
+    const unsigned w = static_cast<unsigned>(v) / 32;
+    const uint32_t bit = 1u << (v % 32);
+    __atomic_fetch_or(&page[(apic::kIrr + 16 * w) / 4], bit, __ATOMIC_RELEASE);
+    page[(apic::kIsr + 16 * w) / 4] &= ~bit;
+    vcpu.apicv.vectoring_fixes++;
+    return 0;
+  }
+  // An external interrupt cannot be injected while the guest blocks interrupts (VM entry
+  // refuses it, SDM 26.3.1.5): such a report can only be Bochs's stale one for a virtual
+  // interrupt it delivered with IF = 0, already accounted for above or not undoable; drop it
+  // rather than fail the entry.
+  if (((vectoring >> 8) & 7) == 0 && (!c.if_set || c.shadow)) {
+    vcpu.apicv.vectoring_dropped++;
+    return 0;
+  }
+  return vectoring;
 }
 
 void apicv_notify(VmRunState& run, unsigned vcpu, bool level) {
@@ -161,10 +220,12 @@ void apicv_report(Vcpu& vcpu) {
   Vcpu& v = vcpu;
   if (vcpu.apicv.on)
     x86::log::info("vm%u: vcpu%u: lapic: hardware path%s, %lu entries with a vector for the CPU to deliver, %lu injected "
-                   "by hv, %lu EOI-induced exits, %lu APIC-write exits, %lu external-interrupt exits acknowledged",
+                   "by hv, %lu EOI-induced exits, %lu APIC-write exits, %lu external-interrupt exits acknowledged, %lu "
+                   "abandoned virtual-interrupt deliveries undone (%lu unusable IDT-vectoring reports dropped)",
                    v.vm().id(), vcpu.index(), vcpu.apicv.posted ? " with posted interrupts" : "",
                    vcpu.apicv.entries_with_vector, vcpu.interrupts_injected(), vcpu.apicv.eoi_exits,
-                   vcpu.apicv.apic_write_exits, vcpu.apicv.acked_exits);
+                   vcpu.apicv.apic_write_exits, vcpu.apicv.acked_exits, vcpu.apicv.vectoring_fixes,
+                   vcpu.apicv.vectoring_dropped);
   else
     x86::log::info("vm%u: vcpu%u: lapic: software path, %lu vectors injected by hv", v.vm().id(), vcpu.index(),
                    vcpu.interrupts_injected());

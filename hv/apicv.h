@@ -30,6 +30,12 @@
 //     it, and for level-triggered vectors, the target is kicked (an external-interrupt exit),
 //     as on the software path. With "acknowledge interrupt on exit" an external-interrupt exit
 //     carries its vector, which hv dispatches to its own IDT handler (hv/exit_events.cpp).
+// Exits during event delivery (hv/vcpu.cpp begin_exit_events): when the state shows that the
+// CPU was delivering a virtual interrupt, hv undoes that delivery (VISR -> VIRR) instead of
+// re-injecting what the IDT-vectoring information names, which Bochs 2.7 gets wrong there
+// (apicv_vectoring, hv/apicv_policy.h); and while the guest cannot take an interrupt with a
+// vector waiting, interrupt-window exiting holds back its recognition (Bochs 2.7 would
+// deliver it with IF = 0 when a physical interrupt arrives; hv/irq_inject.cpp).
 // Not used: "virtualize APIC accesses" (the xAPIC page stays an MMIO region emulated through
 // EPT violations; its registers are the same page, so only the cost differs) and the TPR
 // threshold (its exit exists only without virtual-interrupt delivery).
@@ -72,6 +78,13 @@ void apicv_before_entry(Vcpu& vcpu);
 // A delivery to `vcpu` of the VM: wake it if it sleeps in HLT and make a running vCPU see it
 // (level: a kick, which exits; edge: the posted-interrupt notification).
 void apicv_notify(VmRunState& run, unsigned vcpu, bool level);
+
+// At an exit during event delivery (`vectoring`: the IDT-vectoring information, valid): the
+// event to re-inject. The same information, or 0 when the state shows that the CPU was
+// delivering a virtual interrupt (Bochs 2.7 may name a stale event there): the vector is then
+// moved back from VISR to VIRR, and the CPU delivers it again (hv/apicv_policy.h,
+// abandoned_virtual_interrupt).
+uint32_t apicv_vectoring(Vcpu& vcpu, uint32_t vectoring);
 
 // When the vCPU ends: which path it ran and what it cost in exits
 // ("hv: vmN: vcpuI: lapic: hardware path, ..." / "software path, N vectors injected").

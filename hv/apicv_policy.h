@@ -44,4 +44,74 @@ inline uint16_t guest_interrupt_status(const Vlapic& l) {
   return static_cast<uint16_t>((irr < 0 ? 0 : irr) | (isr < 0 ? 0 : isr) << 8);
 }
 
+// Which virtual interrupt's delivery an exit during event delivery interrupted, when the
+// IDT-vectoring information cannot be trusted to say so.
+//
+// The SDM (28.2.4, 30.2.2): a VM exit during the delivery of a virtual interrupt reports it in
+// the IDT-vectoring information as an external interrupt (type 0) with its vector, after the
+// CPU has already moved the vector from VIRR to VISR (SVI = the vector, VPPR = its class).
+// Bochs 2.7 does not: it records the IDT-vectoring information only where it delivers
+// exceptions, INT n, physical interrupts and injected events, and its virtual-interrupt
+// delivery calls the IDT delivery directly, so an EPT violation while it reads the IDT entry
+// or pushes the frame reports the LAST event recorded before it (seen: a #PF with error code
+// 2, which hv re-injected at a RET: Linux's bogus page fault in timer_irq_works under
+// hv.stress-zap-ms=5, with the timer vector left in service forever). A second Bochs 2.7
+// defect makes this worse: when a physical interrupt arrives while a virtual one is
+// recognized, its InterruptAcknowledge delivers the virtual interrupt even with RFLAGS.IF = 0
+// (it tests "pending", not "pending and unmasked"); hv keeps that from happening where it
+// can (evaluate_interrupts: interrupt-window exiting while the guest cannot take a vector,
+// which suspends the recognition of virtual interrupts, SDM 30.2.1), but an EOI or TPR write
+// in an IF = 0 region can still make one recognized.
+//
+// The remedy does not re-inject anything: an abandoned delivery had no architectural effect
+// on the guest yet, so hv moves the vector back from VISR to VIRR (undo) and drops the
+// reported event; the CPU delivers the vector again once the guest can take it. That is right
+// on a real CPU too (where the report names the virtual interrupt) and needs no RFLAGS.IF = 1,
+// which re-injecting an external interrupt would. The rule reads the state an abandoned
+// delivery leaves behind:
+//   - it set VISR[V] and SVI = V (V the highest ISR vector) during THIS run of the guest
+//     (VIRR[V] was set at the entry and is clear now, or VISR[V] was clear at the entry and is
+//     set now): hv does not touch the page while the guest runs, and with virtual-interrupt
+//     delivery only the CPU's own delivery moves a vector into the ISR;
+//   - when the exit names the linear address it accessed (EPT violations) and that address is
+//     an IDT entry, the entry's vector is the event's vector: that decides;
+//   - a report of "external interrupt V" (V = SVI) is the virtual interrupt (a real CPU's
+//     report; or Bochs's stale one of an earlier injection of V);
+//   - otherwise only with RFLAGS.IF = 1 and no STI/MOV-SS blocking, which a (correct) delivery
+//     requires and an abandoned one leaves unchanged.
+// The case that stays ambiguous: V delivered completely in this run, its handler re-enabled
+// interrupts before its EOI (STI, or a trap gate) and then took an exception whose delivery
+// exited outside the IDT: hv would drop the exception and deliver V a second time (the
+// faulting instruction raises the exception again after V's handler returns).
+struct VectoringCheck {
+  uint32_t vectoring = 0;      // IDT-vectoring information of the exit (bit 31 set)
+  bool if_set = false;         // guest RFLAGS.IF at the exit
+  bool shadow = false;         // STI or MOV-SS blocking at the exit
+  uint8_t svi = 0;             // SVI of the guest interrupt status at the exit
+  bool svi_delivered = false;  // svi_delivered_this_run() for svi
+  int idt_vector = -1;         // the IDT entry the exit's linear address falls in, -1: none/unknown
+};
+
+// Whether vector v went into the virtual ISR through a delivery since the entry, from the
+// 8 IRR and 8 ISR words (one per 32 vectors) at the entry and now.
+inline bool svi_delivered_this_run(uint8_t v, const uint32_t irr_entry[8], const uint32_t isr_entry[8],
+                                   const uint32_t irr_now[8], const uint32_t isr_now[8]) {
+  const unsigned w = v / 32;
+  const uint32_t bit = 1u << (v % 32);
+  if (!(isr_now[w] & bit)) return false;
+  return !(isr_entry[w] & bit) || ((irr_entry[w] & bit) && !(irr_now[w] & bit));
+}
+
+// The vector of the virtual interrupt whose delivery the exit interrupted (hv puts it back
+// from VISR into VIRR and drops the reported event), or -1: the reported event stands and is
+// re-injected.
+inline int abandoned_virtual_interrupt(const VectoringCheck& c) {
+  if (!(c.vectoring & (1u << 31)) || c.svi < 16 || !c.svi_delivered) return -1;
+  if (c.idt_vector >= 0) return c.idt_vector == c.svi ? c.svi : -1;
+  const bool names_svi = ((c.vectoring >> 8) & 7) == 0 && (c.vectoring & 0xFF) == c.svi;
+  if (names_svi) return c.svi;
+  if (!c.if_set || c.shadow) return -1;
+  return c.svi;
+}
+
 }  // namespace hv::apicv

@@ -26,7 +26,9 @@
 //      nothing waits;
 //      On the hardware APIC path (hv.apicv=on, hv/apicv.h) this step is the CPU's: hv folds
 //      the PIR into the IRR and writes PPR, RVI/SVI and the EOI-exit bitmap instead
-//      (apicv_before_entry), and the CPU delivers when the guest can take the vector;
+//      (apicv_before_entry), and the CPU delivers when the guest can take the vector; while
+//      the guest cannot (IF = 0, a shadow) and a vector waits, the interrupt window is opened
+//      all the same (see below: Bochs 2.7 delivers virtual interrupts with IF = 0);
 //   5. the VMX preemption timer (already the time-budget bound) is lowered to the timer's next
 //      deadline, so a timer that expires while the guest runs ends its slice on time.
 // The guest never uses the HLT activity state: HLT exits and Vcpu::halt() sleeps in hv.
@@ -124,6 +126,14 @@ void Vcpu::evaluate_interrupts() {
       window = true;
     }
   }
+  // Hardware path: while the guest cannot take an interrupt and a vector waits in the IRR,
+  // interrupt-window exiting keeps the CPU from recognizing a virtual interrupt (SDM 30.2.1:
+  // recognition needs the control clear); the exit when the guest can take one clears it again.
+  // A correct CPU never delivers with IF = 0 anyway; Bochs 2.7 does when a physical interrupt
+  // arrives while a virtual one is recognized (hv/apicv_policy.h), and an EOI in the guest's
+  // IF = 0 handler is what makes a waiting vector recognized. One exit per such stretch.
+  if (apicv.on && (apicv.status & 0xFF) && (!(rflags & kRflagsIf) || (intr & (kBlockingSti | kBlockingMovSs))))
+    window = true;
   if (window != interrupt_window_ || nmi_window != nmi_window_) {
     uint64_t procv = vmread(field::kProcBasedControls);
     procv = window ? procv | proc::kInterruptWindowExiting : procv & ~uint64_t{proc::kInterruptWindowExiting};

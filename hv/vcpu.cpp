@@ -267,7 +267,10 @@ void Vcpu::begin_exit_events() {
   // delivered again at the next entry unless a handler raises something on top of it (KVM
   // calls this step "complete interrupts"). An NMI being re-injected needs nothing more: VM
   // entry that injects it sets (virtual-)NMI blocking again.
-  const uint32_t vec = static_cast<uint32_t>(vmread(field::kIdtVectoringInfo));
+  uint32_t vec = static_cast<uint32_t>(vmread(field::kIdtVectoringInfo));
+  // With virtual-interrupt delivery the information may name a stale event where the CPU was
+  // delivering a virtual interrupt (Bochs 2.7): that delivery is undone instead (hv/apicv.h).
+  if ((vec & event::kInfoValid) && apicv.on) vec = apicv_vectoring(*this, vec);
   // An IRET that faulted or hit an EPT violation has already unblocked NMIs before the exit
   // (SDM 28.2.3 / 28.2.2: "NMI unblocking due to IRET", bit 12 of the EPT-violation
   // qualification). The IRET runs again after the exit and will unblock them then; until

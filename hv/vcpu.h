@@ -183,10 +183,15 @@ class Vcpu {
     bool x2apic = false;         // "virtualize x2APIC mode" set, x2APIC reads/writes let through
     uint16_t status = 0;         // guest interrupt status (RVI, SVI) last written
     uint64_t eoi_exit[4] = {};   // EOI-exit bitmap last written
+    // The page's IRR and ISR words at the last entry: which vectors the CPU delivered since
+    // (apicv_vectoring: an exit during a virtual interrupt's delivery, hv/apicv_policy.h).
+    uint32_t irr_entry[8] = {}, isr_entry[8] = {};
     // Counters (single writer: this vCPU), printed by apicv_report when the vCPU ends.
     uint64_t entries_with_vector = 0;  // entries with a vector the CPU delivers (RVI above PPR)
     uint64_t eoi_exits = 0, apic_write_exits = 0;
     uint64_t acked_exits = 0;          // external-interrupt exits that carried their vector
+    uint64_t vectoring_fixes = 0;      // abandoned virtual-interrupt deliveries undone (apicv_vectoring)
+    uint64_t vectoring_dropped = 0;    // external-interrupt reports that could not be re-injected
   } apicv;
 
   // --- live migration (hv/migrate.h, hv/vm_state.h) ---
