@@ -53,6 +53,11 @@ int64_t from_mmu(mmu::MemslotError e) {
     case E::zero_size:
     case E::bad_flags:
     case E::bad_level: return HV_EINVAL;
+    case E::read_only_slot: return HV_EPERM;
+    case E::already_logging: return HV_EBUSY;
+    case E::not_logging: return HV_EINVAL;
+    case E::buffer_too_small: return HV_ETOOLARGE;
+    case E::unsupported: return HV_ENOTSUP;
   }
   return HV_EINVAL;
 }
