@@ -50,6 +50,9 @@
 //   without reading their leaves atomically, and a CPU on that root may set D in them until the
 //   teardown's flush, so when a teardown finishes every D-logged slot of the address space
 //   counts as wholly dirty (dirty_log_root_gone: over-reporting after a fast zap, never losing);
+//   and since a root whose last reference went is skipped by root walks until its teardown is
+//   done, a harvest first finishes every teardown scheduled before it (wait_for_teardown), so
+//   a D left in such a root is reported by the harvest that follows the root's release;
 //   a memslot move or flag change of a D-logged slot marks the whole slot (memslot_update.cpp).
 //   pml adds the CPU's log: the harvest first asks the Platform to drain every vCPU's log into
 //   dirty_log_mark_gpa() (it returns only when what was logged before the call is reported),
@@ -237,8 +240,17 @@ MemslotError Mmu::dirty_log_harvest(VcpuMmu& v, unsigned as_id, unsigned slot_id
 
   // pml: what the CPUs logged so far becomes bits (the platform returns once it is reported).
   if (mode == DirtyMode::pml) platform_.drain_dirty_logs(config_.tlb_tag);
-  // dirty_bit/pml: D -> bits, before the words are taken (see the top of this file).
-  if (uses_dirty_bit(mode)) dirty_log_protect(as_id, start, end, spte::kDirty, log, start);
+  if (uses_dirty_bit(mode)) {
+    // A root whose last reference went is out of every root walk (Roots::next) until its
+    // teardown is done, but its leaves may carry D bits of writes made before the vCPU left
+    // it: finish every teardown scheduled so far, whose end marks the D-logged slots wholly
+    // dirty (dirty_log_root_gone). A root dropped after this point is covered by the next
+    // harvest, which waits for it in turn. (write_protect needs none of this: a writable
+    // leaf's bit is set before the leaf can be used.)
+    wait_for_teardown(roots_.last_ticket());
+    // D -> bits, before the words are taken (see the top of this file).
+    dirty_log_protect(as_id, start, end, spte::kDirty, log, start);
+  }
   uint64_t pages = 0;
   for (uint64_t w = 0; w < need; w++) {
     const uint64_t bits = log->take_word(w);

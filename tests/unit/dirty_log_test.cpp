@@ -98,9 +98,13 @@ TEST_CASE("dirty log: write protection reports exactly the written pages", "[dir
   REQUIRE(cpu.write_faulting(700));
   REQUIRE(cpu.write_faulting(700, &via_tlb));  // second write: no fault
   REQUIRE(via_tlb);
-  // A read fault maps without W and logs nothing.
-  REQUIRE(f.vm.fault(f.v, kBase + 9, spte::kAccRead) == FaultOutcome::fixed);
-  REQUIRE((f.leaf_of(9) & spte::kWrite) == 0);
+  // A read fault (on a page nothing mapped yet: the second 2 MiB was never touched) maps
+  // without W and logs nothing.
+  REQUIRE(f.leaf_of(900) == 0);
+  REQUIRE(f.vm.fault(f.v, kBase + 900, spte::kAccRead) == FaultOutcome::fixed);
+  REQUIRE(f.leaf_of(900, &level) != 0);
+  REQUIRE(level == 1);
+  REQUIRE((f.leaf_of(900) & spte::kWrite) == 0);
 
   uint64_t n = 0;
   REQUIRE(f.harvest(&n) == std::set<uint64_t>{3, 700});
