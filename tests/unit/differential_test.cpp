@@ -1,10 +1,13 @@
 // Differential test: long seeded random sequences of map / zap / memslot create-delete-move-
-// set_flags / invalidate-all (+ deferred teardown) / age / out-of-memory, checked after every
-// step against a simple reference model (memslots as a list: gfn -> backing, permissions,
-// expected leaf level). HV_SEED=<n> replays a run; HV_DIFF_STEPS=<n> changes its length.
+// set_flags / invalidate-all (+ deferred teardown) / age / out-of-memory / dirty logging (start,
+// stop, harvest with each mechanism), checked after every step against a simple reference model
+// (memslots as a list: gfn -> backing, permissions, expected leaf level, and for a logged slot
+// the pages written since its last harvest, each of which the next harvest must report).
+// HV_SEED=<n> replays a run; HV_DIFF_STEPS=<n> changes its length.
 #include <catch2/catch.hpp>
 #include <cstdlib>
 #include <map>
+#include <set>
 
 #include "tests/host/mmu_fixture.h"
 #include "tests/host/tree_census.h"
@@ -20,11 +23,17 @@ using hvtest::TestVm;
 namespace {
 
 struct ModelSlot {
-  gfn_t base;
-  uint64_t npages;
-  hpa_t backing;
-  int max_level;
-  bool ro;
+  gfn_t base = 0;
+  uint64_t npages = 0;
+  hpa_t backing = 0;
+  int max_level = 1;
+  bool ro = false;
+  // Dirty logging: on, with which mechanism; the pages (relative to base) written since the last
+  // harvest, which the next harvest must report; and whether that harvest is the first.
+  bool logged = false;
+  DirtyMode mode = DirtyMode::write_protect;
+  std::set<uint64_t> written;
+  bool first_harvest = false;
 };
 
 // The reference: what a fault on `gfn` must produce, from first principles.
@@ -43,6 +52,7 @@ struct Model {
     return false;
   }
   int level(const ModelSlot& s, gfn_t g) const {
+    if (s.logged) return 1;  // a logged slot maps 4 KiB leaves only
     for (int l = std::min(s.max_level, vm_max); l > 1; l--) {
       const uint64_t span = spte::pages_per_entry(l);
       const gfn_t b = g & ~(span - 1);
@@ -66,10 +76,12 @@ TEST_CASE("differential: random operation sequences against a reference model", 
   const unsigned steps = env_steps ? unsigned(std::strtoul(env_steps, nullptr, 0)) : 3000;
   hvtest::SplitMix rng(seed);
   HostPlatform p;
-  uint64_t ops[11] = {};
+  uint64_t ops[13] = {};
   uint64_t faults_by_outcome[int(FaultOutcome::kCount)] = {};
   {
-    TestVm vm(p);
+    MmuConfig cfg;
+    cfg.ept_ad = true;  // every dirty-log mechanism is available
+    TestVm vm(p, cfg);
     Model model;
     TestVcpu v(vm);
     const gfn_t kSpace = 4 * kPagesPer1G;  // 16 GiB of guest-physical space
@@ -110,7 +122,20 @@ TEST_CASE("differential: random operation sequences against a reference model", 
           if (o == FaultOutcome::spurious) REQUIRE(level >= model.level(*s, g));
           const gfn_t b = spte::align_down(g, level);
           REQUIRE(spte::pfn_addr(leaf) == s->backing + ((b - s->base) << 12));
-          REQUIRE(((leaf & spte::kWrite) != 0) == !s->ro);
+          if (s->logged && s->mode == DirtyMode::write_protect) {
+            // W only once a write faulted it in since the last harvest.
+            if (access & spte::kAccWrite) REQUIRE((leaf & spte::kWrite) != 0);
+          } else {
+            REQUIRE(((leaf & spte::kWrite) != 0) == !s->ro);
+          }
+          if ((access & spte::kAccWrite) && s->logged) {
+            // The guest's write: the CPU sets A and D in the leaf it writes through.
+            spte_t* t = v.root()->table;
+            for (int l = v.root()->level; l > level; l--)
+              t = static_cast<spte_t*>(p.phys_to_virt(spte::pfn_addr(t[spte::index_of(g, l)])));
+            __atomic_fetch_or(&t[spte::index_of(g, level)], spte::kAccessed | spte::kDirty, __ATOMIC_RELAXED);
+            const_cast<ModelSlot*>(s)->written.insert(g - s->base);
+          }
         }
       } else if (op < 63) {  // zap a range
         ops[1]++;
@@ -136,7 +161,13 @@ TEST_CASE("differential: random operation sequences against a reference model", 
         if (model.overlaps(base, n, 0) || !fits) {
           REQUIRE(e != MemslotError::ok);
         } else if (e == MemslotError::ok) {
-          model.slots[id] = {base, n, backing, max_level, ro};
+          ModelSlot ms;
+          ms.base = base;
+          ms.npages = n;
+          ms.backing = backing;
+          ms.max_level = max_level;
+          ms.ro = ro;
+          model.slots[id] = ms;
         } else {
           REQUIRE(e == MemslotError::too_many);
         }
@@ -163,9 +194,14 @@ TEST_CASE("differential: random operation sequences against a reference model", 
         auto it = model.slots.begin();
         std::advance(it, rng.below(model.slots.size()));
         const bool ro = rng.below(2);
-        REQUIRE(vm.mmu.update_memslot(MemslotOp::set_flags(0, it->first, ro ? Memslot::kReadOnly : 0)) ==
-                MemslotError::ok);
-        it->second.ro = ro;
+        const uint32_t f = (ro ? Memslot::kReadOnly : 0) | (it->second.logged ? Memslot::kDirtyLog : 0);
+        const MemslotError e = vm.mmu.update_memslot(MemslotOp::set_flags(0, it->first, f));
+        if (ro && it->second.logged) {
+          REQUIRE(e == MemslotError::bad_flags);  // a logged slot cannot become read-only
+        } else {
+          REQUIRE(e == MemslotError::ok);
+          it->second.ro = ro;
+        }
       } else if (op < 88) {  // fast zap, teardown left to deferred work
         ops[6]++;
         vm.mmu.invalidate_all_roots();
@@ -173,6 +209,58 @@ TEST_CASE("differential: random operation sequences against a reference model", 
       } else if (op < 94) {  // deferred work with a random budget
         ops[7]++;
         vm.mmu.run_deferred_work(1 + unsigned(rng.below(3000)));
+      } else if (op < 96 && !model.slots.empty()) {  // dirty logging: start, stop, harvest
+        // Mostly a logged slot (harvests), else any (starts).
+        std::vector<uint32_t> logged;
+        for (auto& [id, ms] : model.slots)
+          if (ms.logged) logged.push_back(id);
+        auto it = model.slots.begin();
+        if (!logged.empty() && rng.below(4) != 0) {
+          it = model.slots.find(logged[rng.below(logged.size())]);
+        } else {
+          std::advance(it, rng.below(model.slots.size()));
+        }
+        ModelSlot& s = it->second;
+        if (!s.logged) {
+          ops[11]++;
+          const DirtyMode mode = DirtyMode(rng.below(3));
+          const MemslotError e = vm.mmu.dirty_log_start(v, 0, it->first, mode);
+          if (s.ro) {
+            REQUIRE(e == MemslotError::read_only_slot);
+          } else {
+            REQUIRE(e == MemslotError::ok);
+            s.logged = true;
+            s.mode = mode;
+            s.written.clear();
+            s.first_harvest = true;
+          }
+        } else if (rng.below(4) == 0) {
+          ops[11]++;
+          REQUIRE(vm.mmu.dirty_log_stop(v, 0, it->first) == MemslotError::ok);
+          REQUIRE(vm.mmu.dirty_log_stop(v, 0, it->first) == MemslotError::not_logging);
+          s.logged = false;
+        } else {
+          ops[12]++;
+          std::vector<uint64_t> bm(Mmu::dirty_log_words(s.npages) + 1, 0);
+          bm.back() = 0x5A5A;  // beyond the bitmap: untouched
+          uint64_t n = 0;
+          REQUIRE(vm.mmu.dirty_log_harvest(v, 0, it->first, bm.data(), bm.size() - 1, &n) == MemslotError::ok);
+          REQUIRE(bm.back() == 0x5A5A);
+          uint64_t set = 0;
+          for (size_t w = 0; w + 1 < bm.size(); w++) set += uint64_t(__builtin_popcountll(bm[w]));
+          REQUIRE(set == n);
+          if (s.first_harvest) REQUIRE(n == s.npages);
+          for (uint64_t page : s.written) {
+            INFO("page " << page << " of slot " << it->first << " written, not reported");
+            REQUIRE(((bm[page / 64] >> (page % 64)) & 1) != 0);
+          }
+          if (s.mode == DirtyMode::write_protect) {
+            // Exact, but for the first harvest: nothing else writes or drops a writable leaf's bit.
+            if (!s.first_harvest) REQUIRE(n == s.written.size());
+          }
+          s.written.clear();
+          s.first_harvest = false;
+        }
       } else if (op < 98) {  // aging
         ops[8]++;
         const gfn_t a = random_gfn() % kSpace, n = 1 + rng.below(kPagesPer1G);
@@ -232,11 +320,13 @@ TEST_CASE("differential: random operation sequences against a reference model", 
     }
     const MmuStats st = vm.mmu.stats();
     std::printf("[differential] %u steps: faults %llu, zaps %llu, creates %llu, deletes %llu, moves %llu, "
-                "flag changes %llu, fast zaps %llu, deferred runs %llu, agings %llu, oom probes %llu, max-level changes %llu\n",
+                "flag changes %llu, fast zaps %llu, deferred runs %llu, agings %llu, oom probes %llu, max-level changes %llu, "
+                "dirty-log starts/stops %llu, harvests %llu\n",
                 steps, (unsigned long long)ops[0], (unsigned long long)ops[1], (unsigned long long)ops[2],
                 (unsigned long long)ops[3], (unsigned long long)ops[4], (unsigned long long)ops[5],
                 (unsigned long long)ops[6], (unsigned long long)ops[7], (unsigned long long)ops[8],
-                (unsigned long long)ops[9], (unsigned long long)ops[10]);
+                (unsigned long long)ops[9], (unsigned long long)ops[10], (unsigned long long)ops[11],
+                (unsigned long long)ops[12]);
     std::printf("[differential] outcomes:");
     for (int i = 0; i < int(FaultOutcome::kCount); i++)
       std::printf(" %s=%llu", to_string(FaultOutcome(i)), (unsigned long long)faults_by_outcome[i]);
