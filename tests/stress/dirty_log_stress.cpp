@@ -160,7 +160,7 @@ void run(DirtyMode mode, const char* name) {
       harvest(v, k);
       // Release: the harvest has returned (see the writers' acquire).
       harvests_done.store(k + 1, std::memory_order_release);
-      const uint64_t what = rng.below(16) + env_or("HV_DIRTY_DEBUG_SKIP", 0);
+      const uint64_t what = rng.below(16);
       if (what == 0) {
         vm.mmu.invalidate_all_roots();
         fast_zaps++;
