@@ -35,6 +35,8 @@
 //   hv.pt-limit=N                    every VM's MMU may hold at most N pages (0: no limit)
 //                                    instead of the default sized from its memory
 //                                    (hv/pt_limit.h); beyond, the VM stops with a report
+//   hv.dirty=wp|ad|pml               dirty-log mechanism of every VM (hv/dirty_log.h; default
+//                                    the best the CPU offers: ad with EPT A/D bits, else wp)
 //   hv.zap-backlog=N                 fast-zap backpressure: a fast zap finishes the teardown
 //                                    of all but the last N invalidations (default 2; 0: none,
 //                                    so invalid roots can pile up: for tests that need them)

@@ -82,6 +82,7 @@ class VmxGuestAccess final : public emu::GuestAccess {
     vm_.mmio.lock.assert_held();
     if (const uint64_t hpa = vm_.mmu().translate(gpa, size, true)) {
       for (unsigned k = 0; k < size; k++) reinterpret_cast<volatile uint8_t*>(hpa)[k] = in[k];
+      vm_.mmu().note_write(gpa, size);  // hv wrote for the guest: dirty logging sees it
       return;
     }
     if (vm_.mmu().translate(gpa, size, false)) {  // a read-only slot: like ROM

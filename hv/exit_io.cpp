@@ -111,6 +111,7 @@ class LinearMem {
       const uint64_t hpa = vm_.mmu().translate(gpa[i], 1, true);
       if (hpa) {
         *reinterpret_cast<volatile uint8_t*>(hpa) = static_cast<uint8_t>(v >> (8 * i));
+        vm_.mmu().note_write(gpa[i], 1);  // hv wrote for the guest: dirty logging sees it
       } else if (vm_.mmu().translate(gpa[i], 1, false)) {
         vm_.stats().readonly_writes++;  // a read-only slot: dropped, like a write to ROM
       } else {

@@ -7,6 +7,7 @@
 
 #include "arch/x86/cpu.h"
 #include "arch/x86/format.h"
+#include "hv/dirty_log.h"
 #include "hv/mmu_platform.h"
 #include "hv/pt_limit.h"
 #include "hv/trace.h"
@@ -45,6 +46,9 @@ const char* GuestMmu::init(uint64_t vm_id, const RamSlot* slots, unsigned count,
   cfg.max_table_pages = page_limit_;
   cfg.max_teardown_backlog = teardown_backlog_;
   cfg.fault_around = fault_around_;
+  // Dirty logging: the VM's mechanism and whether the EPTP has A/D on (hv/dirty_log.h).
+  cfg.ept_ad = dirty_log_ept_ad();
+  cfg.dirty_mode = dirty_log_mode();
   mmu_ = new (mmu_storage_) mmu::Mmu(platform(), epoch(), *memslots_, cfg);
   for (unsigned i = 0; i < kMaxVcpus; i++) {
     vcpus_[i] = new (vcpu_storage_[i]) mmu::VcpuMmu();
@@ -161,6 +165,25 @@ uint64_t GuestMmu::translate(uint64_t gpa, uint64_t len, bool write) {
   // Both ends in the same slot means the whole range is: slots are contiguous ranges.
   if (!s || !s->contains(last) || (write && s->read_only())) return 0;
   return s->gfn_to_hpa(first) + (gpa & (mmu::kPageSize - 1));
+}
+
+void GuestMmu::note_write(uint64_t gpa, uint64_t len) {
+  if (!len || gpa + len < gpa) return;
+  for (uint64_t page = gpa & ~(mmu::kPageSize - 1); page < gpa + len; page += mmu::kPageSize)
+    mmu_->dirty_log_mark_gpa(page, 0);
+}
+
+mmu::MemslotError GuestMmu::dirty_log_start(unsigned vcpu, uint32_t id) {
+  return mmu_->dirty_log_start(*vcpus_[vcpu], 0, id, dirty_log_mode());
+}
+
+mmu::MemslotError GuestMmu::dirty_log_stop(unsigned vcpu, uint32_t id) {
+  return mmu_->dirty_log_stop(*vcpus_[vcpu], 0, id);
+}
+
+mmu::MemslotError GuestMmu::dirty_log_harvest(unsigned vcpu, uint32_t id, uint64_t* bitmap, size_t words,
+                                              uint64_t* pages) {
+  return mmu_->dirty_log_harvest(*vcpus_[vcpu], 0, id, bitmap, words, pages);
 }
 
 void GuestMmu::destroy() {

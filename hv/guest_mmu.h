@@ -115,6 +115,17 @@ class GuestMmu {
   // RAM pool, which lives as long as the VM (a concurrent slot change may make the answer
   // stale, never dangling).
   uint64_t translate(uint64_t gpa, uint64_t len, bool write);
+  // hv wrote guest memory [gpa, gpa + len) itself (a hypercall's result buffer): pages of a
+  // dirty-logged slot count as written by the guest (mmu::Mmu::dirty_log_mark_gpa). Call it
+  // after the write, so that a harvest that takes the bit also sees the data.
+  void note_write(uint64_t gpa, uint64_t len);
+  // Dirty logging of slot `id` (address space 0) on behalf of vCPU `vcpu` (whose root gets the
+  // eager split): mmu::Mmu::dirty_log_start/stop/harvest with the VM's mechanism
+  // (hv/dirty_log.h).
+  mmu::MemslotError dirty_log_start(unsigned vcpu, uint32_t id);
+  mmu::MemslotError dirty_log_stop(unsigned vcpu, uint32_t id);
+  mmu::MemslotError dirty_log_harvest(unsigned vcpu, uint32_t id, uint64_t* bitmap, size_t words,
+                                      uint64_t* pages);
   // Releases the vCPUs' roots, tears down every root and frees the memslots. No vCPU may run.
   void destroy();
 

@@ -12,6 +12,7 @@
 #include "arch/x86/string.h"
 #include "arch/x86/vmx/exit_reason.h"
 #include "arch/x86/vmx/instructions.h"
+#include "hv/dirty_log.h"
 #include "hv/guest_abi.h"
 #include "hv/mmu_platform.h"
 #include "hv/trace.h"
@@ -53,13 +54,19 @@ int64_t from_mmu(mmu::MemslotError e) {
     case E::zero_size:
     case E::bad_flags:
     case E::bad_level: return HV_EINVAL;
+    case E::read_only_slot: return HV_EPERM;
+    case E::already_logging: return HV_EBUSY;
+    case E::not_logging: return HV_EINVAL;
+    case E::buffer_too_small: return HV_ESMALL;
+    case E::unsupported: return HV_ENOTSUP;
   }
   return HV_EINVAL;
 }
 
 int64_t check_flags(uint64_t flags) {
-  if (flags & HV_SLOT_DIRTY_LOG) return HV_ENOTSUP;
-  if (flags & ~uint64_t{HV_SLOT_READONLY}) return HV_EINVAL;
+  if (flags & ~uint64_t{HV_SLOT_READONLY | HV_SLOT_DIRTY_LOG}) return HV_EINVAL;
+  // Dirty logging needs writes to log (hv/dirty_log.h).
+  if ((flags & HV_SLOT_DIRTY_LOG) && (flags & HV_SLOT_READONLY)) return HV_EPERM;
   return HV_OK;
 }
 
@@ -92,6 +99,7 @@ int64_t memslot_create(Vm& vm, uint64_t id, uint64_t gpa, uint64_t bytes, uint64
   s.backing_hpa = vm.pool_hpa() + offset;  // inside the pool: checked above
   s.max_level = static_cast<uint8_t>(vm.max_level());
   s.flags = (flags & HV_SLOT_READONLY) ? mmu::Memslot::kReadOnly : 0;
+  if (flags & HV_SLOT_DIRTY_LOG) s.flags |= mmu::Memslot::kDirtyLog;  // the MMU makes the log
   const int64_t r = from_mmu(vm.mmu().update_memslot(mmu::MemslotOp::create(s)));
   if (r == HV_OK) vm.guest_slots |= uint64_t{1} << id;
   return r;
@@ -119,9 +127,12 @@ int64_t memslot_move(Vm& vm, uint64_t id, uint64_t gpa) {
 int64_t memslot_flags(Vm& vm, uint64_t id, uint64_t flags) {
   if (const int64_t e = check_guest_id(id)) return e;
   if (const int64_t e = check_flags(flags)) return e;
+  if (flags & HV_SLOT_DIRTY_LOG) return HV_EINVAL;  // HV_CALL_DIRTY_LOG_START/STOP switch it
   x86::SpinLockGuard g(vm.slot_lock, answer_cpu_requests);
-  if (!(vm.guest_slots & (uint64_t{1} << id))) return HV_ENOSLOT;
-  const uint32_t f = (flags & HV_SLOT_READONLY) ? mmu::Memslot::kReadOnly : 0;
+  mmu::Memslot cur;
+  if (!(vm.guest_slots & (uint64_t{1} << id)) || !vm.mmu().find_slot(static_cast<uint32_t>(id), &cur)) return HV_ENOSLOT;
+  // A logged slot stays logged (and cannot become read-only: the MMU says so).
+  const uint32_t f = ((flags & HV_SLOT_READONLY) ? mmu::Memslot::kReadOnly : 0) | (cur.flags & mmu::Memslot::kDirtyLog);
   return from_mmu(vm.mmu().update_memslot(mmu::MemslotOp::set_flags(0, static_cast<uint32_t>(id), f)));
 }
 
@@ -133,6 +144,7 @@ int64_t stats_copy(Vm& vm, uint64_t gpa, uint64_t len, uint64_t* copied) {
   const uint64_t hpa = vm.mmu().translate(gpa, n, true);
   if (!hpa) return HV_EFAULT;
   memcpy(reinterpret_cast<void*>(hpa), &st, n);
+  vm.mmu().note_write(gpa, n);  // a dirty-logged slot sees hv's write as the guest's
   *copied = n;
   return HV_OK;
 }
@@ -170,6 +182,8 @@ void set_result64(x86::vmx::GuestRegs& r, uint64_t v) {
 }
 
 }  // namespace
+
+int64_t hypercall_status(mmu::MemslotError e) { return from_mmu(e); }
 
 // Bounded work whatever the guest did before: only counters the MMU and the exit path keep up to
 // date are read (MmuStats), never a walk of the roots. A guest can make many roots - one per
@@ -283,6 +297,14 @@ void handle_hypercall(Vcpu& vcpu, const ExitInfo&) {
         r.rbx = vcpu.index();
         r.rcx = vm.vcpu_count;
         break;
+      case HV_CALL_DIRTY_LOG_START:
+      case HV_CALL_DIRTY_LOG_STOP:
+      case HV_CALL_DIRTY_LOG_HARVEST: {  // hv/dirty_log.cpp
+        uint64_t out = 0;
+        st = dirty_log_hypercall(vcpu, nr, a0, a1, a2, &out);
+        if (st == HV_OK && nr != HV_CALL_DIRTY_LOG_STOP) r.rbx = out;
+        break;
+      }
       default: st = HV_EUNKNOWN; break;
     }
   }

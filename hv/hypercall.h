@@ -4,6 +4,7 @@
 #pragma once
 
 #include "hv/exit.h"
+#include "mmu/memslot.h"
 #include "tests/guests/lib/hv_abi.h"
 
 namespace hv {
@@ -15,5 +16,7 @@ void handle_hypercall(Vcpu& vcpu, const ExitInfo& exit);
 // The counters of HV_CALL_STAT / HV_CALL_STATS_COPY for `vm`, taken now. Reads maintained
 // counters only (no walk of the EPT): its cost does not grow with what the guest mapped.
 void snapshot_stats(Vm& vm, hv_stats& out);
+// The HV_E* status of an MMU memslot/dirty-log error.
+int64_t hypercall_status(mmu::MemslotError e);
 
 }  // namespace hv

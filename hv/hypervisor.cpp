@@ -5,6 +5,7 @@
 // and makes it inactive) and the EPT translations are flushed before the EPT tables and the
 // guest RAM go back to the PMM; only then does each CPU execute VMXOFF.
 #include "hv/apicv.h"
+#include "hv/dirty_log.h"
 #include "hv/hypervisor.h"
 
 #include "arch/x86/exit_status.h"
@@ -48,6 +49,7 @@ VmxRunResult run_vmx(const x86::mb2::BootInfo& boot, bool guest_required) {
   }
   log_capabilities(g_caps);
   apicv_init(g_caps);  // hv/apicv.h: which LAPIC path the VMs use, and why
+  dirty_log_init(g_caps);  // hv/dirty_log.h: the VMs' dirty-log mechanism (hv.dirty=)
   epoch();  // create the machine's epoch on the BSP, before any AP's idle hook can use it
   cpu_work::init(idle_work, &g_caps);  // idle CPUs help every live VM (hv/live_vms.h)
   x86::tick::init(kTickPeriodUs);

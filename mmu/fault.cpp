@@ -26,6 +26,10 @@ const char* to_string(FaultOutcome o) {
 }
 
 namespace {
+// Dirty logging by write protection: the fault just made `gfn` writable (CAS above). The bit is
+// set *after* W, still under the MMU lock held shared: a harvest clears W under the lock held
+// exclusively, so it never sees the W without the bit (dirty_log.cpp has the whole argument).
+void log_write(const SlotView& slot, gfn_t gfn) { slot.dirty_log->set(gfn - slot.base_gfn); }
 bool leaf_allows(spte_t leaf, unsigned access) { return (spte::leaf_access(leaf) & access) == access; }
 // An entry the fault path may overwrite: empty, or a (possibly stale) MMIO marker. Any other
 // non-present value is FROZEN or a dead table's link: another CPU owns it, so retry.
@@ -36,6 +40,8 @@ bool installable(spte_t s) { return s == 0 || spte::is_mmio(s); }
 // aligned (a huge leaf maps one contiguous, aligned host range), capped by the backing's page
 // size and the per-VM maximum.
 int Mmu::goal_level(const SlotView& slot, gfn_t gfn) const {
+  // A logged slot is mapped with 4 KiB leaves only: a page is the unit of the dirty log.
+  if (MMU_UNLIKELY(slot.dirty_log != nullptr)) return 1;
   int level = max_level_.load(Order::relaxed);
   if (slot.max_level < level) level = slot.max_level;
   if (level > spte::kMaxHugeLevel) level = spte::kMaxHugeLevel;
@@ -153,8 +159,10 @@ FaultOutcome Mmu::map_locked(VcpuMmu& v, unsigned cpu, gfn_t gfn, unsigned acces
 
   const gfn_t base = spte::align_down(gfn, goal);
   const hpa_t hpa = slot.backing_hpa + ((base - slot.base_gfn) << kPageShift);
-  const spte_t leaf = spte::make_leaf(hpa, goal, spte::kAccRead | spte::kAccWrite | spte::kAccExec,
-                                      !slot.read_only);
+  unsigned perms = spte::kAccRead | spte::kAccWrite | spte::kAccExec;
+  // Dirty logging by write protection: W only for a write, which is logged below.
+  if (MMU_UNLIKELY(slot.dirty_wp) && !(access & spte::kAccWrite)) perms &= ~unsigned{spte::kAccWrite};
+  const spte_t leaf = spte::make_leaf(hpa, goal, perms, !slot.read_only);
   spte_t old = it.old_spte;
   for (;;) {
     if (spte::is_leaf(old, goal)) {
@@ -162,6 +170,7 @@ FaultOutcome Mmu::map_locked(VcpuMmu& v, unsigned cpu, gfn_t gfn, unsigned acces
       if (leaf_allows(old, access)) return changed ? FaultOutcome::fixed : FaultOutcome::spurious;
       // Upgrade the permissions of our own mapping; keep what the CPU recorded in A/D.
       if (spte_cmpxchg(it.sptep(), old, leaf | (old & (spte::kAccessed | spte::kDirty)), goal)) {
+        if (MMU_UNLIKELY(slot.dirty_wp) && (access & spte::kAccWrite)) log_write(slot, gfn);
         return FaultOutcome::fixed;
       }
       continue;  // `old` holds the current value
@@ -174,6 +183,7 @@ FaultOutcome Mmu::map_locked(VcpuMmu& v, unsigned cpu, gfn_t gfn, unsigned acces
     if (!installable(old)) return FaultOutcome::retry;
     if (spte_cmpxchg(it.sptep(), old, leaf, goal)) {
       count(cpu, kHotLeaves + static_cast<unsigned>(goal));
+      if (MMU_UNLIKELY(slot.dirty_wp) && (access & spte::kAccWrite)) log_write(slot, gfn);
       // Fault-around (prefault.cpp), in the same walk: the iterator still holds the last-level
       // table this leaf went into.
       if (goal == 1 && around != 0) fault_around_locked(cpu, it.table(1), gfn, slot, around);

@@ -13,11 +13,16 @@ const char* to_string(MemslotError e) {
     case MemslotError::gfn_wraps: return "the range wraps around the end of the address space";
     case MemslotError::too_many: return "the address space already has the maximum of memslots";
     case MemslotError::no_such_slot: return "no memslot with this id in the address space";
-    case MemslotError::bad_flags: return "unknown or unsupported (dirty-log) memslot flags";
+    case MemslotError::bad_flags: return "unknown memslot flags, or a dirty-log flag change not made by the MMU";
     case MemslotError::bad_address_space: return "no such address space";
     case MemslotError::duplicate_id: return "a memslot with this id already exists";
     case MemslotError::out_of_memory: return "out of memory for the memslot set";
     case MemslotError::bad_level: return "max_level must be 1 (4K), 2 (2M) or 3 (1G)";
+    case MemslotError::read_only_slot: return "dirty logging on a read-only memslot";
+    case MemslotError::already_logging: return "dirty logging is already on for this memslot";
+    case MemslotError::not_logging: return "dirty logging is not on for this memslot";
+    case MemslotError::buffer_too_small: return "the bitmap buffer is smaller than the memslot's bitmap";
+    case MemslotError::unsupported: return "the dirty-log mechanism needs EPT A/D bits, which are off";
   }
   return "unknown memslot error";
 }
@@ -37,9 +42,15 @@ uint8_t Memslot::max_mapping_level(gfn_t gfn) const {
 namespace {
 
 MemslotError check_flags(uint32_t flags) {
-  if ((flags & ~Memslot::kKnownFlags) != 0 || (flags & Memslot::kDirtyLog) != 0)
-    return MemslotError::bad_flags;
+  if ((flags & ~Memslot::kKnownFlags) != 0) return MemslotError::bad_flags;
+  // A read-only slot is never written by the guest: nothing to log.
+  if ((flags & Memslot::kDirtyLog) && (flags & Memslot::kReadOnly)) return MemslotError::bad_flags;
   return MemslotError::ok;
+}
+
+// The flag and the log go together (the MMU makes the log before it asks for the flag).
+MemslotError check_dirty_log(const Memslot& s) {
+  return s.dirty_logging() == (s.dirty_log != nullptr) ? MemslotError::ok : MemslotError::bad_flags;
 }
 
 // The guest range [base, base + npages) and the backing [backing, + npages pages).
@@ -94,6 +105,7 @@ bool MemslotSet::check_invariants(const MemslotConfig& cfg) const {
   for (unsigned i = 0; i < count_; i++) {
     const Memslot& s = slots_[i];
     if (s.as_id != as_id_ || check_flags(s.flags) != MemslotError::ok) return false;
+    if (check_dirty_log(s) != MemslotError::ok) return false;
     if (s.max_level < 1 || s.max_level > 3) return false;
     if (check_range(cfg, s.base_gfn, s.npages, s.backing_hpa) != MemslotError::ok) return false;
     if (i > 0 && slots_[i - 1].end_gfn() > s.base_gfn) return false;  // unsorted or overlap
@@ -137,6 +149,7 @@ MemslotError MemslotSet::with_created(Platform& p, const MemslotConfig& cfg,
   if (slot.as_id >= Memslots::kAddressSpaces || (old != nullptr && old->as_id_ != slot.as_id))
     return MemslotError::bad_address_space;
   if (MemslotError e = check_flags(slot.flags); e != MemslotError::ok) return e;
+  if (MemslotError e = check_dirty_log(slot); e != MemslotError::ok) return e;
   if (slot.max_level < 1 || slot.max_level > 3) return MemslotError::bad_level;
   if (MemslotError e = check_range(cfg, slot.base_gfn, slot.npages, slot.backing_hpa);
       e != MemslotError::ok)
@@ -190,9 +203,28 @@ MemslotError MemslotSet::with_flags(Platform& p, const MemslotSet* old, uint32_t
   const int i = old != nullptr ? old->index_of(id) : -1;
   if (i < 0) return MemslotError::no_such_slot;
   if (MemslotError e = check_flags(flags); e != MemslotError::ok) return e;
+  // Dirty logging is switched by with_dirty_log() only (the log must exist with the flag).
+  if ((flags ^ old->slots_[i].flags) & Memslot::kDirtyLog) return MemslotError::bad_flags;
   MemslotSet* set = allocate(p, old->as_id_, old);
   if (set == nullptr) return MemslotError::out_of_memory;
   set->slots_[i].flags = flags;
+  out = set;
+  return MemslotError::ok;
+}
+
+MemslotError MemslotSet::with_dirty_log(Platform& p, const MemslotSet* old, uint32_t id,
+                                        DirtyLog* log, const MemslotSet*& out) {
+  const int i = old != nullptr ? old->index_of(id) : -1;
+  if (i < 0) return MemslotError::no_such_slot;
+  const Memslot& cur = old->slots_[i];
+  if (log != nullptr && cur.read_only()) return MemslotError::read_only_slot;
+  if (log != nullptr && cur.dirty_logging()) return MemslotError::already_logging;
+  if (log == nullptr && !cur.dirty_logging()) return MemslotError::not_logging;
+  MemslotSet* set = allocate(p, old->as_id_, old);
+  if (set == nullptr) return MemslotError::out_of_memory;
+  Memslot& s = set->slots_[i];
+  s.dirty_log = log;
+  s.flags = log != nullptr ? (s.flags | Memslot::kDirtyLog) : (s.flags & ~Memslot::kDirtyLog);
   out = set;
   return MemslotError::ok;
 }
@@ -263,6 +295,8 @@ MemslotError Memslots::prepare(const MemslotOp& op, const MemslotSet*& new_set) 
       return MemslotSet::with_moved(platform_, cfg_, cur, op.slot.id, op.slot.base_gfn, new_set);
     case MemslotOp::Kind::set_flags:
       return MemslotSet::with_flags(platform_, cur, op.slot.id, op.slot.flags, new_set);
+    case MemslotOp::Kind::set_dirty_log:
+      return MemslotSet::with_dirty_log(platform_, cur, op.slot.id, op.slot.dirty_log, new_set);
   }
   return MemslotError::bad_flags;  // not reached: every kind is handled above
 }

@@ -34,6 +34,8 @@
 
 namespace mmu {
 
+class DirtyLog;  // mmu/dirty_log.h
+
 enum class MemslotError : uint8_t {
   ok,
   overlap,            // the range intersects another slot of the address space
@@ -43,11 +45,17 @@ enum class MemslotError : uint8_t {
   gfn_wraps,          // base_gfn + npages (or backing + size) overflows 64 bits
   too_many,           // the address space already has kMaxMemslots slots
   no_such_slot,       // remove/move/set_flags of an id the address space does not have
-  bad_flags,          // unknown flag bits, or kDirtyLog (reserved, not supported yet)
+  bad_flags,          // unknown flag bits; kDirtyLog with kReadOnly, or changed by set_flags
   bad_address_space,  // as_id >= Memslots::kAddressSpaces
   duplicate_id,       // create with an id the address space already has
   out_of_memory,      // no page for the new set
   bad_level,          // max_level not 1 (4 KiB), 2 (2 MiB) or 3 (1 GiB)
+  // Dirty logging (mmu/dirty_log.h):
+  read_only_slot,     // dirty logging asked for a read-only slot (the guest cannot write it)
+  already_logging,    // dirty_log_start on a slot that is logged already
+  not_logging,        // dirty_log_stop/harvest on a slot that is not logged
+  buffer_too_small,   // a harvest buffer with fewer words than the slot's bitmap
+  unsupported,        // the mechanism needs what this MMU lacks (EPT A/D bits for dirty_bit/pml)
 };
 const char* to_string(MemslotError e);
 
@@ -61,7 +69,10 @@ struct MemslotConfig {
 
 struct Memslot {
   static constexpr uint32_t kReadOnly = 1;  // the guest may read, a write exits to the VMM
-  static constexpr uint32_t kDirtyLog = 2;  // reserved: rejected until dirty logging exists
+  // Dirty logging is on: the slot owns `dirty_log` (set exactly when this flag is). Only the MMU
+  // turns it on and off (Mmu::dirty_log_start/stop, or a create with the flag through
+  // Mmu::update_memslot, which makes the log); set_flags may not change it.
+  static constexpr uint32_t kDirtyLog = 2;
   static constexpr uint32_t kKnownFlags = kReadOnly | kDirtyLog;
 
   uint32_t id = 0;
@@ -71,12 +82,14 @@ struct Memslot {
   hpa_t backing_hpa = 0;   // 4 KiB aligned host-physical base
   uint8_t max_level = 1;   // largest leaf the backing allows: 1 = 4K, 2 = 2M, 3 = 1G
   uint32_t flags = 0;
+  DirtyLog* dirty_log = nullptr;  // with kDirtyLog: the slot's bitmap (owned by the MMU)
 
   gfn_t end_gfn() const { return base_gfn + npages; }  // exclusive
   // Unsigned wrap-around makes this one comparison: a gfn below base_gfn becomes huge.
   bool contains(gfn_t gfn) const { return gfn - base_gfn < npages; }
   hpa_t gfn_to_hpa(gfn_t gfn) const { return backing_hpa + ((gfn - base_gfn) << kPageShift); }
   bool read_only() const { return (flags & kReadOnly) != 0; }
+  bool dirty_logging() const { return (flags & kDirtyLog) != 0; }
   // The largest leaf level (1..max_level) that may map `gfn` (which the slot contains): the
   // naturally aligned huge range around it must lie inside the slot, and the guest and host
   // addresses must be congruent modulo the huge page size (else no single host huge page
@@ -118,6 +131,9 @@ class MemslotSet {
                                  uint32_t id, gfn_t new_base_gfn, const MemslotSet*& out);
   static MemslotError with_flags(Platform& p, const MemslotSet* old, uint32_t id, uint32_t flags,
                                  const MemslotSet*& out);
+  // Dirty logging on (`log` != nullptr: kDirtyLog set, the slot takes `log`) or off (nullptr).
+  static MemslotError with_dirty_log(Platform& p, const MemslotSet* old, uint32_t id, DirtyLog* log,
+                                     const MemslotSet*& out);
 
   // Free a set that no reader can reach (never published, or after a grace period).
   void destroy() const;
@@ -147,9 +163,11 @@ class MemslotSet {
 
 // A change to one address space's slots.
 struct MemslotOp {
-  enum class Kind : uint8_t { create, remove, move, set_flags };
+  enum class Kind : uint8_t { create, remove, move, set_flags, set_dirty_log };
   Kind kind = Kind::create;
-  Memslot slot;  // create: all fields; remove: id, as_id; move: + base_gfn; set_flags: + flags
+  // create: all fields; remove: id, as_id; move: + base_gfn; set_flags: + flags;
+  // set_dirty_log: + dirty_log (the MMU's own op: Mmu::dirty_log_start/stop)
+  Memslot slot;
 
   static MemslotOp create(const Memslot& s) { return {Kind::create, s}; }
   static MemslotOp remove(uint32_t as_id, uint32_t id) {
@@ -168,6 +186,12 @@ struct MemslotOp {
     MemslotOp op = remove(as_id, id);
     op.kind = Kind::set_flags;
     op.slot.flags = flags;
+    return op;
+  }
+  static MemslotOp set_dirty_log(uint32_t as_id, uint32_t id, DirtyLog* log) {
+    MemslotOp op = remove(as_id, id);
+    op.kind = Kind::set_dirty_log;
+    op.slot.dirty_log = log;
     return op;
   }
 };

@@ -28,20 +28,47 @@ bool Mmu::lookup_slot(unsigned as_id, gfn_t gfn, SlotView* out) {
   out->backing_hpa = s->backing_hpa;
   out->max_level = s->max_level;
   out->read_only = s->read_only();
+  // The log stays allocated while a fault may use it: see SlotView::dirty_log.
+  out->dirty_log = s->dirty_log;
+  out->dirty_wp = s->dirty_log != nullptr && s->dirty_log->mode() == DirtyMode::write_protect;
   return true;
 }
 
 MemslotError Mmu::update_memslot(const MemslotOp& op) {
   const unsigned as_id = op.slot.as_id;
+  // Dirty logging is switched by dirty_log_start/stop only (they split, protect and free).
+  if (op.kind == MemslotOp::Kind::set_dirty_log) return MemslotError::bad_flags;
+  MemslotOp effective = op;
+  DirtyLog* made = nullptr;  // a slot created logged gets its log here
+  if (op.kind == MemslotOp::Kind::create) {
+    effective.slot.dirty_log = nullptr;  // a caller's pointer never gets into a set
+    if (op.slot.dirty_logging()) {
+      if (op.slot.read_only()) return MemslotError::read_only_slot;
+      if (op.slot.npages == 0) return MemslotError::zero_size;
+      if (op.slot.npages > DirtyLog::kMaxPages) return MemslotError::too_large;
+      if (uses_dirty_bit(config_.dirty_mode) && !config_.ept_ad) return MemslotError::unsupported;
+      made = DirtyLog::create(platform_, op.slot.npages, config_.dirty_mode);
+      if (made == nullptr) return MemslotError::out_of_memory;
+      // A new slot has no leaves: nothing to split or protect. Every page counts as dirty at
+      // the start, as with dirty_log_start().
+      made->set_all();
+      effective.slot.dirty_log = made;
+    }
+  }
   SpinLockGuard serialize(memslots_.update_lock());
   const MemslotSet* next = nullptr;
-  const MemslotError err = memslots_.prepare(op, next);
-  if (err != MemslotError::ok) return err;
+  const MemslotError err = memslots_.prepare(effective, next);
+  if (err != MemslotError::ok) {
+    if (made != nullptr) made->destroy();  // never published
+    return err;
+  }
+  if (made != nullptr && uses_dirty_bit(made->mode())) dirty_d_slots_.fetch_add(1, Order::relaxed);
 
   // The range whose leaves become wrong: where the slot was (remove, move) or its whole range
   // (set_flags: a slot turned read-only must lose W; one turned writable gets W on the next
   // fault). A created slot had no leaves (no other slot overlapped it).
   gfn_t start = 0, end = 0;
+  DirtyLog* old_log = nullptr;
   if (op.kind != MemslotOp::Kind::create) {
     // We hold the update lock, so the active set cannot change or be retired under us: no
     // read-side section is needed to look at it.
@@ -50,6 +77,7 @@ MemslotError Mmu::update_memslot(const MemslotOp& op) {
     MMU_ASSERT(old != nullptr);  // prepare() validated the id
     start = old->base_gfn;
     end = old->end_gfn();
+    old_log = old->dirty_log;
   }
   if (start == end) {
     memslots_.retire(memslots_.publish(next));
@@ -60,6 +88,19 @@ MemslotError Mmu::update_memslot(const MemslotOp& op) {
   zap_range(as_id, start, end);
   invalidate_end();
   memslots_.retire(old_set);
+  if (old_log != nullptr) {
+    if (op.kind == MemslotOp::Kind::remove) {
+      // No fault can use the log any more (the invalidation above made every fault that saw
+      // the old set retry); a PML mark inside an epoch section may: free after a grace period.
+      if (uses_dirty_bit(old_log->mode())) dirty_d_slots_.fetch_sub(1, Order::relaxed);
+      old_log->retire(epoch_);
+    } else if (uses_dirty_bit(old_log->mode())) {
+      // move, set_flags: the zap dropped the leaves with their D bits, which the zap's hook
+      // could not give back to the slot it no longer finds at the old place (move): every page
+      // counts as dirty again. (write_protect loses nothing: a writable leaf's bit is set.)
+      old_log->set_all();
+    }
+  }
   return MemslotError::ok;
 }
 

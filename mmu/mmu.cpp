@@ -36,6 +36,17 @@ Mmu::~Mmu() {
   wait_for_teardown(ticket);
   // Every job ended with a flush of the pending tables; take any stragglers all the same.
   flush_pending();
+  // The dirty logs of slots still logged belong to the MMU (the memslot sets, freed by
+  // ~Memslots, only point at them): freed with the barrier below.
+  {
+    SpinLockGuard g(memslots_.update_lock());
+    for (unsigned as = 0; as < Memslots::kAddressSpaces; as++) {
+      const MemslotSet* set = memslots_.active_locked(as);
+      if (set == nullptr) continue;
+      for (const Memslot& s : *set)
+        if (s.dirty_log != nullptr) s.dirty_log->retire(epoch_);
+    }
+  }
   // Roots free themselves when their job ends; then everything dead goes through the epoch.
   for (;;) {
     retry_limbo();

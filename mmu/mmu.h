@@ -36,6 +36,7 @@
 #pragma once
 
 #include "mmu/atomic.h"
+#include "mmu/dirty_log.h"
 #include "mmu/epoch.h"
 #include "mmu/lock.h"
 #include "mmu/memslot.h"
@@ -84,6 +85,11 @@ struct MmuConfig {
   // hv.fault-around=N (hv/cmdline.h). At most kMaxFaultAround.
   static constexpr unsigned kMaxFaultAround = spte::kEntriesPerTable - 1;
   unsigned fault_around = 0;
+  // The EPTP enables accessed/dirty flags (EPTP bit 6): the CPU sets D in a leaf it writes
+  // through. Required by DirtyMode::dirty_bit and ::pml (else MemslotError::unsupported).
+  bool ept_ad = false;
+  // The mechanism of a slot created with Memslot::kDirtyLog through update_memslot().
+  DirtyMode dirty_mode = DirtyMode::write_protect;
 };
 
 // What one Mmu::prefault() call did. Resume with a new call from `next` until it equals the end.
@@ -123,6 +129,11 @@ struct SlotView {
   hpa_t backing_hpa = 0;
   int max_level = 1;
   bool read_only = false;
+  // Dirty logging (dirty_log.cpp): the slot's log, nullptr when not logged. Only valid under
+  // the MMU lock taken after the lookup with the invalidation sequence checked (a stop frees it
+  // after an invalidation of the slot's range, which makes such a fault retry).
+  DirtyLog* dirty_log = nullptr;
+  bool dirty_wp = false;  // dirty_log with DirtyMode::write_protect
 };
 
 struct MmuStats {
@@ -249,6 +260,41 @@ class Mmu {
   // retired through the epoch. On error nothing changed.
   MemslotError update_memslot(const MemslotOp& op) EXCLUDES(mmu_lock_);
   Memslots& memslots() { return memslots_; }
+
+  // --- Dirty logging (dirty_log.cpp; docs/mmu.md §11) ---
+  // Start logging memslot `slot_id` of address space `as_id` with `mode`: every page counts as
+  // dirty at the start (the first harvest returns all of them), the slot's huge leaves in `v`'s
+  // root are split to 4 KiB (bounded, resumable steps: split_huge_pages), no huge leaf is
+  // installed in the slot while it is logged, and from then on every guest write to the slot is
+  // reported by a harvest. `v`: the calling vCPU (its page cache feeds the split; a vCPU of
+  // another address space, or without a root, skips the eager split, which only costs faults).
+  // Errors: no_such_slot, bad_address_space, read_only_slot, already_logging, too_large (more
+  // than DirtyLog::kMaxPages), unsupported (dirty_bit/pml without MmuConfig::ept_ad),
+  // out_of_memory. On error nothing changed.
+  MemslotError dirty_log_start(VcpuMmu& v, unsigned as_id, unsigned slot_id, DirtyMode mode)
+      EXCLUDES(mmu_lock_);
+  // Stop logging: the log is dropped (bits not harvested are lost: harvest first), the slot's
+  // leaves are zapped so that faults rebuild them with W and as huge as the slot allows.
+  // Errors: no_such_slot, bad_address_space, not_logging.
+  MemslotError dirty_log_stop(VcpuMmu& v, unsigned as_id, unsigned slot_id) EXCLUDES(mmu_lock_);
+  // Get-and-clear: ORs the slot's dirty pages since the previous harvest (or the start) into
+  // `bitmap` (bit i of word i/64 = page i of the slot) and returns in *pages_out how many bits
+  // it took. With vCPUs running, every guest write to the slot is reported by the harvest
+  // during which it happens or by a later one (never lost): the TLB flush and, for pml, the
+  // drain of every vCPU's log are done inside (the argument is in dirty_log.cpp).
+  // Errors: no_such_slot, bad_address_space, not_logging, buffer_too_small (`words` <
+  // dirty_log_words()); then nothing is cleared. `v` is not used by every mechanism.
+  MemslotError dirty_log_harvest(VcpuMmu& v, unsigned as_id, unsigned slot_id, uint64_t* bitmap,
+                                 size_t words, uint64_t* pages_out) EXCLUDES(mmu_lock_);
+  // Words a harvest of a slot of `npages` pages needs.
+  static size_t dirty_log_words(uint64_t npages) { return static_cast<size_t>((npages + 63) / 64); }
+  // PML: the VMX layer reports a GPA from a vCPU's log (on a log-full exit and on a drain).
+  // A GPA outside every logged slot of `as_id` is ignored (the log may hold stale entries).
+  // Lock-free (an epoch read section); callable from any context the fault path may run in.
+  void dirty_log_mark_gpa(gpa_t gpa, unsigned as_id = 0);
+  // Logged slots whose mechanism uses D bits (for the zap and teardown hooks, and tests).
+  uint64_t dirty_log_d_slots() const { return dirty_d_slots_.load(Order::relaxed); }
+
   // Invalidation sequence (KVM's mmu_invalidate_seq): a fault that raced with an update retries.
   uint64_t invalidate_seq() const { return invalidate_seq_.load(Order::acquire); }
   void invalidate_begin(unsigned as_id, gfn_t start, gfn_t end) EXCLUDES(mmu_lock_);
@@ -334,6 +380,18 @@ class Mmu {
   // table `table`; returns how many.
   unsigned fault_around_locked(unsigned cpu, spte_t* table, gfn_t gfn, const SlotView& slot,
                                unsigned around) REQUIRES_SHARED(mmu_lock_);
+  // dirty_log.cpp
+  // Clear `bits` (W, or D) in every leaf of [start, end) in every root of `as_id`; leaves whose
+  // D was set mark `log` (when D is cleared). MMU lock exclusive, yielding like a zap.
+  void dirty_log_protect(unsigned as_id, gfn_t start, gfn_t end, spte_t bits, DirtyLog* log,
+                         gfn_t log_base) EXCLUDES(mmu_lock_);
+  void dirty_log_protect_root_yield_safe(Root* root, gfn_t start, gfn_t end, spte_t bits,
+                                         DirtyLog* log, gfn_t log_base) REQUIRES(mmu_lock_);
+  // A leaf with D set left the tree (zap): report it to its slot's log if that slot is logged.
+  void dirty_log_dropped(unsigned as_id, gfn_t gfn, int level);
+  // A root's teardown finished: what its leaves' D bits said is gone, so every D-logged slot
+  // of the address space counts as wholly dirty (teardown.cpp).
+  void dirty_log_root_gone(unsigned as_id);
   // age.cpp
   void count_root_leaves(Root* root, uint64_t out[4]);
   // zap.cpp
@@ -454,6 +512,9 @@ class Mmu {
     Atomic<uint64_t> reclaim_calls{0};
     Atomic<uint64_t> reclaim_pages{0};
   } stats_;
+  // Logged slots with a D-bit mechanism (dirty_bit, pml): when 0 the zap and teardown hooks
+  // cost one relaxed load. Changed under the memslot update lock.
+  Atomic<uint64_t> dirty_d_slots_{0};
 
   // Layout facts the fault path relies on, as static_asserts (mmu.cpp).
   static void check_layout();

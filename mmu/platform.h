@@ -48,6 +48,13 @@ class Platform {
   // Timestamp for statistics (TSC in the kernel, steady clock in the tests).
   virtual uint64_t timestamp() = 0;
 
+  // Page-modification logging (mmu/dirty_log.h, DirtyMode::pml): report to the VM's MMU
+  // (Mmu::dirty_log_mark_gpa) every GPA that the page-modification logs of the vCPUs of the VM
+  // `tlb_tag` hold, and empty those logs. Returns only when every entry a CPU logged before the
+  // call is reported. Called by a harvest, before it clears D bits. Default: nothing to drain
+  // (no PML on this platform).
+  virtual void drain_dirty_logs(uint64_t tlb_tag) { (void)tlb_tag; }
+
  protected:
   ~Platform() = default;
   uintptr_t table_map_offset_ = 0;

@@ -159,6 +159,11 @@ bool Roots::teardowns_done_up_to(uint64_t ticket) {
   return true;
 }
 
+uint64_t Roots::last_ticket() {
+  SpinLockGuard g(lock_);
+  return ticket_;
+}
+
 uint64_t Roots::invalid_count() {
   SpinLockGuard g(lock_);
   uint64_t n = 0;

@@ -88,6 +88,9 @@ class Roots {
   uint64_t invalidate_all() EXCLUDES(lock_);
   // True when no root has a teardown scheduled with a ticket <= `ticket` still unfinished.
   bool teardowns_done_up_to(uint64_t ticket) EXCLUDES(lock_);
+  // The newest ticket handed out so far (fast zaps and roots whose last reference went): a
+  // waiter for "every teardown scheduled before now" passes it to teardowns_done_up_to().
+  uint64_t last_ticket() EXCLUDES(lock_);
 
   // The job finished zapping `root`: drop its reference or free it.
   void teardown_finished(Root* root) EXCLUDES(lock_);

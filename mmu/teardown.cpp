@@ -157,6 +157,9 @@ void Mmu::finish_teardown(Root* root) {
   // root's final free rely on that. Usually flush_pending() already covered it.
   flush_pending();
   flush_covering(root->td_gen);
+  // The tree's D bits are gone (a table unlinked whole is not read for them, and a CPU may set
+  // D in it until the flush above): D-logged slots count as wholly dirty (dirty_log.cpp).
+  dirty_log_root_gone(root->as_id);
   roots_.teardown_finished(root);
   teardowns_outstanding_.fetch_sub(1, Order::relaxed);
 }

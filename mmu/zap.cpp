@@ -146,6 +146,9 @@ void Mmu::zap_leafs_yield_safe(Root* root, gfn_t start, gfn_t end) {
       stats_.leaves[level].fetch_sub(1, Order::relaxed);
       stats_.zapped_leaves.fetch_add(1, Order::relaxed);
       unnoted = true;
+      // The exchange returned the final D: a logged slot keeps it (dirty_log.cpp).
+      if (MMU_UNLIKELY(last & spte::kDirty) && dirty_d_slots_.load(Order::relaxed) != 0)
+        dirty_log_dropped(root->as_id, it.gfn(), level);
     }
   }
   if (unnoted) note_unlinks();

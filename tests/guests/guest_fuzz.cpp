@@ -55,7 +55,7 @@ void refusals() {
   CHECK_EQ(hv_slot_create(1, kGpa, 0, kPool, 0), HV_EINVAL);
   CHECK_EQ(hv_slot_create(64, kGpa, k2M, kPool, 0), HV_EINVAL);
   CHECK_EQ(hv_slot_create(0, kGpa, k2M, kPool, 0), HV_EEXIST);               // hv's slot 0
-  CHECK_EQ(hv_slot_create(1, kGpa, k2M, kPool, HV_SLOT_DIRTY_LOG), HV_ENOTSUP);
+  CHECK_EQ(hv_slot_create(1, kGpa, k2M, kPool, HV_SLOT_DIRTY_LOG | HV_SLOT_READONLY), HV_EPERM);
   CHECK_EQ(hv_slot_delete(0), HV_EPERM);
   CHECK_EQ(hv_slot_delete(5), HV_ENOSLOT);
   // Overlap between two guest slots, and the per-VM limit.

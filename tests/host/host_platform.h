@@ -39,6 +39,10 @@ class HostPlatform final : public mmu::Platform {
   bool should_yield() override;
   void cpu_relax() override;
   uint64_t timestamp() override;
+  // PML (mmu::DirtyMode::pml): calls the drain hook, if any (tests model the vCPUs' logs).
+  void drain_dirty_logs(uint64_t tlb_tag) override {
+    if (drain_hook_) drain_hook_(tlb_tag);
+  }
 
   // --- Test controls and observations ---
   // Fail allocations once `limit` pages are live (0: no limit).
@@ -47,6 +51,8 @@ class HostPlatform final : public mmu::Platform {
   void set_yield_probability(double p) { yield_probability_ = p; }
   // Called (on the flushing thread) by every flush_remote_tlbs().
   void set_flush_hook(std::function<void(uint64_t)> hook) { flush_hook_ = std::move(hook); }
+  // Called (on the harvesting thread) by every drain_dirty_logs().
+  void set_drain_hook(std::function<void(uint64_t)> hook) { drain_hook_ = std::move(hook); }
 
   uint64_t live_pages() const;
   uint64_t pages_allocated_total() const { return allocs_.load(mmu::Order::relaxed); }
@@ -72,6 +78,7 @@ class HostPlatform final : public mmu::Platform {
   mmu::Atomic<uint64_t> errors_{0};
   double yield_probability_ = 0.0;
   std::function<void(uint64_t)> flush_hook_;
+  std::function<void(uint64_t)> drain_hook_;
 };
 
 // Makes the current thread act as CPU `id` for its lifetime.

@@ -1,13 +1,16 @@
 // Differential test: long seeded random sequences of map / zap / memslot create-delete-move-
-// set_flags / invalidate-all (+ deferred teardown) / age / out-of-memory / pre-fault, with
-// fault-around on (a per-seed N), checked after every step against a simple reference model
-// (memslots as a list: gfn -> backing, permissions, expected leaf level; which neighbours a
-// 4 KiB fault must have mapped around itself). HV_SEED=<n> replays a run; HV_DIFF_STEPS=<n> changes its length.
+// set_flags / invalidate-all (+ deferred teardown) / age / out-of-memory / pre-fault / dirty
+// logging (start, stop, harvest with each mechanism), with fault-around on (a per-seed N),
+// checked after every step against a simple reference model (memslots as a list: gfn ->
+// backing, permissions, expected leaf level; which neighbours a 4 KiB fault must have mapped
+// around itself; for a logged slot the pages written since its last harvest, each of which the
+// next harvest must report). HV_SEED=<n> replays a run; HV_DIFF_STEPS=<n> changes its length.
 #include <catch2/catch.hpp>
 #include <algorithm>
 #include <cstdlib>
 #include <map>
 #include <vector>
+#include <set>
 
 #include "tests/host/mmu_fixture.h"
 #include "tests/host/tree_census.h"
@@ -23,11 +26,17 @@ using hvtest::TestVm;
 namespace {
 
 struct ModelSlot {
-  gfn_t base;
-  uint64_t npages;
-  hpa_t backing;
-  int max_level;
-  bool ro;
+  gfn_t base = 0;
+  uint64_t npages = 0;
+  hpa_t backing = 0;
+  int max_level = 1;
+  bool ro = false;
+  // Dirty logging: on, with which mechanism; the pages (relative to base) written since the last
+  // harvest, which the next harvest must report; and whether that harvest is the first.
+  bool logged = false;
+  DirtyMode mode = DirtyMode::write_protect;
+  std::set<uint64_t> written;
+  bool first_harvest = false;
 };
 
 // The reference: what a fault on `gfn` must produce, from first principles.
@@ -46,6 +55,7 @@ struct Model {
     return false;
   }
   int level(const ModelSlot& s, gfn_t g) const {
+    if (s.logged) return 1;  // a logged slot maps 4 KiB leaves only
     for (int l = std::min(s.max_level, vm_max); l > 1; l--) {
       const uint64_t span = spte::pages_per_entry(l);
       const gfn_t b = g & ~(span - 1);
@@ -69,7 +79,7 @@ TEST_CASE("differential: random operation sequences against a reference model", 
   const unsigned steps = env_steps ? unsigned(std::strtoul(env_steps, nullptr, 0)) : 3000;
   hvtest::SplitMix rng(seed);
   HostPlatform p;
-  uint64_t ops[12] = {};
+  uint64_t ops[14] = {};
   uint64_t around_expected = 0;
   uint64_t faults_by_outcome[int(FaultOutcome::kCount)] = {};
   {
@@ -77,6 +87,7 @@ TEST_CASE("differential: random operation sequences against a reference model", 
     static constexpr unsigned kAround[] = {0, 3, 15, MmuConfig::kMaxFaultAround};
     MmuConfig cfg;
     cfg.fault_around = kAround[rng.below(4)];
+    cfg.ept_ad = true;  // every dirty-log mechanism is available
     std::printf("[differential] fault-around %u\n", cfg.fault_around);
     TestVm vm(p, cfg);
     Model model;
@@ -107,7 +118,7 @@ TEST_CASE("differential: random operation sequences against a reference model", 
         const ModelSlot* fs = g < (gfn_t{1} << 34) ? model.find(g) : nullptr;
         std::vector<gfn_t> empty_before;
         bool had_leaf = false;
-        if (fs && cfg.fault_around && model.level(*fs, g) == 1) {
+        if (fs && !fs->logged && cfg.fault_around && model.level(*fs, g) == 1) {
           vm.mmu.vcpu_load_root(v);
           had_leaf = vm.leaf(v, g).second != 0;
           uint64_t w = 1;
@@ -118,7 +129,7 @@ TEST_CASE("differential: random operation sequences against a reference model", 
         }
         const uint64_t around0 = vm.mmu.stats().fault_around_leaves;
         const FaultOutcome o = vm.fault(v, g, access);
-        if (fs && cfg.fault_around && model.level(*fs, g) == 1 && o == FaultOutcome::fixed && !had_leaf) {
+        if (fs && !fs->logged && cfg.fault_around && model.level(*fs, g) == 1 && o == FaultOutcome::fixed && !had_leaf) {
           const size_t want = std::min<size_t>(empty_before.size(), cfg.fault_around);
           REQUIRE(vm.mmu.stats().fault_around_leaves - around0 == want);
           around_expected += want;
@@ -152,7 +163,20 @@ TEST_CASE("differential: random operation sequences against a reference model", 
           if (o == FaultOutcome::spurious) REQUIRE(level >= model.level(*s, g));
           const gfn_t b = spte::align_down(g, level);
           REQUIRE(spte::pfn_addr(leaf) == s->backing + ((b - s->base) << 12));
-          REQUIRE(((leaf & spte::kWrite) != 0) == !s->ro);
+          if (s->logged && s->mode == DirtyMode::write_protect) {
+            // W only once a write faulted it in since the last harvest.
+            if (access & spte::kAccWrite) REQUIRE((leaf & spte::kWrite) != 0);
+          } else {
+            REQUIRE(((leaf & spte::kWrite) != 0) == !s->ro);
+          }
+          if ((access & spte::kAccWrite) && s->logged) {
+            // The guest's write: the CPU sets A and D in the leaf it writes through.
+            spte_t* t = v.root()->table;
+            for (int l = v.root()->level; l > level; l--)
+              t = static_cast<spte_t*>(p.phys_to_virt(spte::pfn_addr(t[spte::index_of(g, l)])));
+            __atomic_fetch_or(&t[spte::index_of(g, level)], spte::kAccessed | spte::kDirty, __ATOMIC_RELAXED);
+            const_cast<ModelSlot*>(s)->written.insert(g - s->base);
+          }
         }
       } else if (op < 55) {  // pre-fault a range, to its end, in bounded calls
         ops[11]++;
@@ -188,7 +212,13 @@ TEST_CASE("differential: random operation sequences against a reference model", 
           if (before[i] == 0) REQUIRE(level == model.level(*s, g));
           REQUIRE(level >= model.level(*s, g));
           REQUIRE(spte::pfn_addr(leaf) == s->backing + ((spte::align_down(g, level) - s->base) << 12));
-          REQUIRE(((leaf & spte::kWrite) != 0) == !s->ro);
+          if (s->logged && s->mode == DirtyMode::write_protect) {
+            // Pre-fault asks for read access: W only where a write faulted it in since the
+            // last harvest, never in a read-only slot.
+            if (s->ro) REQUIRE((leaf & spte::kWrite) == 0);
+          } else {
+            REQUIRE(((leaf & spte::kWrite) != 0) == !s->ro);
+          }
         }
       } else if (op < 63) {  // zap a range
         ops[1]++;
@@ -214,7 +244,13 @@ TEST_CASE("differential: random operation sequences against a reference model", 
         if (model.overlaps(base, n, 0) || !fits) {
           REQUIRE(e != MemslotError::ok);
         } else if (e == MemslotError::ok) {
-          model.slots[id] = {base, n, backing, max_level, ro};
+          ModelSlot ms;
+          ms.base = base;
+          ms.npages = n;
+          ms.backing = backing;
+          ms.max_level = max_level;
+          ms.ro = ro;
+          model.slots[id] = ms;
         } else {
           REQUIRE(e == MemslotError::too_many);
         }
@@ -241,9 +277,14 @@ TEST_CASE("differential: random operation sequences against a reference model", 
         auto it = model.slots.begin();
         std::advance(it, rng.below(model.slots.size()));
         const bool ro = rng.below(2);
-        REQUIRE(vm.mmu.update_memslot(MemslotOp::set_flags(0, it->first, ro ? Memslot::kReadOnly : 0)) ==
-                MemslotError::ok);
-        it->second.ro = ro;
+        const uint32_t f = (ro ? Memslot::kReadOnly : 0) | (it->second.logged ? Memslot::kDirtyLog : 0);
+        const MemslotError e = vm.mmu.update_memslot(MemslotOp::set_flags(0, it->first, f));
+        if (ro && it->second.logged) {
+          REQUIRE(e == MemslotError::bad_flags);  // a logged slot cannot become read-only
+        } else {
+          REQUIRE(e == MemslotError::ok);
+          it->second.ro = ro;
+        }
       } else if (op < 88) {  // fast zap, teardown left to deferred work
         ops[6]++;
         vm.mmu.invalidate_all_roots();
@@ -251,6 +292,58 @@ TEST_CASE("differential: random operation sequences against a reference model", 
       } else if (op < 94) {  // deferred work with a random budget
         ops[7]++;
         vm.mmu.run_deferred_work(1 + unsigned(rng.below(3000)));
+      } else if (op < 96 && !model.slots.empty()) {  // dirty logging: start, stop, harvest
+        // Mostly a logged slot (harvests), else any (starts).
+        std::vector<uint32_t> logged;
+        for (auto& [id, ms] : model.slots)
+          if (ms.logged) logged.push_back(id);
+        auto it = model.slots.begin();
+        if (!logged.empty() && rng.below(4) != 0) {
+          it = model.slots.find(logged[rng.below(logged.size())]);
+        } else {
+          std::advance(it, rng.below(model.slots.size()));
+        }
+        ModelSlot& s = it->second;
+        if (!s.logged) {
+          ops[12]++;
+          const DirtyMode mode = DirtyMode(rng.below(3));
+          const MemslotError e = vm.mmu.dirty_log_start(v, 0, it->first, mode);
+          if (s.ro) {
+            REQUIRE(e == MemslotError::read_only_slot);
+          } else {
+            REQUIRE(e == MemslotError::ok);
+            s.logged = true;
+            s.mode = mode;
+            s.written.clear();
+            s.first_harvest = true;
+          }
+        } else if (rng.below(4) == 0) {
+          ops[12]++;
+          REQUIRE(vm.mmu.dirty_log_stop(v, 0, it->first) == MemslotError::ok);
+          REQUIRE(vm.mmu.dirty_log_stop(v, 0, it->first) == MemslotError::not_logging);
+          s.logged = false;
+        } else {
+          ops[13]++;
+          std::vector<uint64_t> bm(Mmu::dirty_log_words(s.npages) + 1, 0);
+          bm.back() = 0x5A5A;  // beyond the bitmap: untouched
+          uint64_t n = 0;
+          REQUIRE(vm.mmu.dirty_log_harvest(v, 0, it->first, bm.data(), bm.size() - 1, &n) == MemslotError::ok);
+          REQUIRE(bm.back() == 0x5A5A);
+          uint64_t set = 0;
+          for (size_t w = 0; w + 1 < bm.size(); w++) set += uint64_t(__builtin_popcountll(bm[w]));
+          REQUIRE(set == n);
+          if (s.first_harvest) REQUIRE(n == s.npages);
+          for (uint64_t page : s.written) {
+            INFO("page " << page << " of slot " << it->first << " written, not reported");
+            REQUIRE(((bm[page / 64] >> (page % 64)) & 1) != 0);
+          }
+          if (s.mode == DirtyMode::write_protect) {
+            // Exact, but for the first harvest: nothing else writes or drops a writable leaf's bit.
+            if (!s.first_harvest) REQUIRE(n == s.written.size());
+          }
+          s.written.clear();
+          s.first_harvest = false;
+        }
       } else if (op < 98) {  // aging
         ops[8]++;
         const gfn_t a = random_gfn() % kSpace, n = 1 + rng.below(kPagesPer1G);
@@ -313,11 +406,12 @@ TEST_CASE("differential: random operation sequences against a reference model", 
     const MmuStats st = vm.mmu.stats();
     std::printf("[differential] %u steps: faults %llu, zaps %llu, creates %llu, deletes %llu, moves %llu, "
                 "flag changes %llu, fast zaps %llu, deferred runs %llu, agings %llu, oom probes %llu, max-level changes %llu, "
-                "pre-faults %llu\n",
+                "pre-faults %llu, dirty-log starts/stops %llu, harvests %llu\n",
                 steps, (unsigned long long)ops[0], (unsigned long long)ops[1], (unsigned long long)ops[2],
                 (unsigned long long)ops[3], (unsigned long long)ops[4], (unsigned long long)ops[5],
                 (unsigned long long)ops[6], (unsigned long long)ops[7], (unsigned long long)ops[8],
-                (unsigned long long)ops[9], (unsigned long long)ops[10], (unsigned long long)ops[11]);
+                (unsigned long long)ops[9], (unsigned long long)ops[10], (unsigned long long)ops[11],
+                (unsigned long long)ops[12], (unsigned long long)ops[13]);
     std::printf("[differential] outcomes:");
     for (int i = 0; i < int(FaultOutcome::kCount); i++)
       std::printf(" %s=%llu", to_string(FaultOutcome(i)), (unsigned long long)faults_by_outcome[i]);
@@ -326,7 +420,7 @@ TEST_CASE("differential: random operation sequences against a reference model", 
                 (unsigned long long)st.huge_replacements, (unsigned long long)st.teardown_steps,
                 (unsigned long long)st.prefault_leaves, (unsigned long long)st.fault_around_leaves,
                 (unsigned long long)around_expected);
-    REQUIRE(ops[11] > 0);
+    REQUIRE(ops[11] > 0);  // pre-faults
     REQUIRE(st.fault_around_leaves == around_expected);
     REQUIRE(faults_by_outcome[int(FaultOutcome::fixed)] > steps / 10);
   }

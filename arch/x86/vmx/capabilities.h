@@ -77,6 +77,7 @@ struct Capabilities {
   // Derived facts.
   bool ept_1g = false;
   bool ept_ad = false;
+  bool pml = false;              // secondary control "enable PML" (page-modification logging)
   bool vpid = false;             // secondary control "enable VPID" and INVVPID usable
   bool invept_single = false;    // else all-context (global) INVEPT is used
   bool invvpid_single = false;   // else all-context INVVPID is used

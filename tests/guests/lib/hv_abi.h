@@ -29,9 +29,18 @@
 #define HV_CALL_EXIT 9u             /* RBX exit status: the vCPU stops (like port 0xf4) */
 #define HV_CALL_POOL_INFO 10u       /* -> RBX pool bytes, RCX bytes of the boot RAM slot */
 #define HV_CALL_VCPU_INFO 11u       /* -> RBX this vCPU's index, RCX the VM's vCPU count */
-/* 12-14: dirty logging */
+/* Dirty logging of a guest slot (docs/hypercalls.md "Dirty logging"); the mechanism is hv's
+ * per-VM choice (hv.dirty=wp|ad|pml), reported by START in RBX (HV_DIRTY_*). */
+#define HV_CALL_DIRTY_LOG_START 12u   /* RBX id -> RBX mechanism (HV_DIRTY_*) */
+#define HV_CALL_DIRTY_LOG_STOP 13u    /* RBX id */
+#define HV_CALL_DIRTY_LOG_HARVEST 14u /* RBX id, RCX buffer gpa, RDX buffer bytes -> RBX pages */
 #define HV_CALL_PREFAULT 15u        /* RBX gpa, RCX bytes (4 KiB aligned) -> RBX bytes done */
 #define HV_CALL_MAX 15u
+
+/* Dirty-log mechanisms (HV_CALL_DIRTY_LOG_START's RBX). */
+#define HV_DIRTY_WP 0u  /* write protection: a write faults once per page and harvest */
+#define HV_DIRTY_AD 1u  /* EPT accessed/dirty bits */
+#define HV_DIRTY_PML 2u /* page-modification logging (with the dirty bits) */
 
 /* vCPUs 1..N-1 of a VM start at the multiboot entry point too, with EAX = HV_AP_MAGIC,
  * EBX = their index and ECX = N (vCPU 0 gets the multiboot state); see docs/hypercalls.md. */
@@ -52,11 +61,12 @@
 #define HV_EBUSY (-10)     /* another change is in progress (reserved) */
 #define HV_EEXIST (-11)    /* a slot with that id exists already */
 #define HV_EFAULT (-12)    /* a buffer gpa is not inside one writable slot */
-#define HV_ENOTSUP (-13)   /* reserved feature (dirty logging) */
+#define HV_ENOTSUP (-13)   /* a feature hv or the CPU lacks */
+#define HV_ESMALL (-14)    /* a buffer is too small (the dirty bitmap of a slot) */
 
 /* Memslot flags. */
 #define HV_SLOT_READONLY 1u  /* reads work, writes are dropped and counted */
-#define HV_SLOT_DIRTY_LOG 2u /* reserved: HV_ENOTSUP */
+#define HV_SLOT_DIRTY_LOG 2u /* created logged (MEMSLOT_CREATE only; not with READONLY) */
 
 /* Limits that hv sets for every VM: fixed, part of the ABI (no call reports them). */
 #define HV_SLOT_ID_FIRST 1u      /* slot 0 is the boot RAM, owned by hv */
