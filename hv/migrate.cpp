@@ -118,20 +118,14 @@ Migration g_migrations[kMaxVms];
 RunVm g_targets[kMaxVms];
 AllDirtySource g_all_dirty;
 
-// ---------------------------------------------------------------------------------------------
-// Where the MMU's dirty log plugs in (issue 14 items 1-2, mmu/dirty_log.h, merged separately):
-// a second DirtySource,
-//   class MmuDirtySource final : public DirtySource {
-//     start:   vm.mmu() -> mmu::Mmu::dirty_log_start(vcpu_mmu, 0, slot_id, mode)
-//     harvest: mmu::Mmu::dirty_log_harvest(vcpu_mmu, 0, slot_id, bitmap, words, pages)
-//     stop:    mmu::Mmu::dirty_log_stop(vcpu_mmu, 0, slot_id)
-//   };
-// (through GuestMmu wrappers, the mode from hv.migrate-dirty=wp|ad|pml), chosen in
-// migrate_arm() below instead of g_all_dirty. Nothing else changes: start() is called for every
-// memslot before round 1, a first harvest is discarded (round 1 copies the whole pool after it),
-// rounds 2.. and the stop-and-copy copy exactly what the harvests report.
-// ---------------------------------------------------------------------------------------------
-DirtySource& dirty_source() { return g_all_dirty; }
+MmuDirtySource g_mmu_dirty;
+
+// hv.migrate-dirty=log (default) | all.
+DirtySource& dirty_source() {
+  char v[8];
+  if (cmdline::get("hv.migrate-dirty", v, sizeof v) && !strcmp(v, "all")) return g_all_dirty;
+  return g_mmu_dirty;
+}
 
 const char* phase_name(uint32_t p) {
   static const char* const names[] = {"off", "armed", "starting", "failed", "pre-copy", "pausing", "switched", "aborted"};
@@ -184,22 +178,22 @@ void free_bitmap(Migration& m) {
   m.bitmap_frames = 0;
 }
 
-void stop_logging(Migration& m) {
+void stop_logging(Migration& m, unsigned self) {
   for (unsigned i = 0; i < m.nslots; i++)
     if (m.slots[i].logging) {
-      m.dirty->stop(m.a->vm, m.slots[i].id);
+      m.dirty->stop(m.a->vm, self, m.slots[i].id);
       m.slots[i].logging = false;
     }
 }
 
 // Harvest slot i into the bitmap (cleared first). False: the slot can't be harvested.
-bool harvest(Migration& m, unsigned i, uint64_t* pages) {
+bool harvest(Migration& m, unsigned self, unsigned i, uint64_t* pages) {
   const Migration::Slot& s = m.slots[i];
   const uint64_t w = words_for(s.npages);
   *pages = 0;
   if (!s.logging || w > m.words) return false;
   memset(m.bitmap, 0, w * 8);
-  return m.dirty->harvest(m.a->vm, s.id, s.npages, m.bitmap, w, pages);
+  return m.dirty->harvest(m.a->vm, self, s.id, s.npages, m.bitmap, w, pages);
 }
 
 void begin_pausing(Migration& m, unsigned self) {
@@ -245,7 +239,7 @@ void precopy_step(Migration& m, unsigned self) {
     const Migration::Slot& s = m.slots[m.slot_idx];
     if (!m.harvested) {
       uint64_t pages = 0;
-      if (!harvest(m, m.slot_idx, &pages)) {
+      if (!harvest(m, self, m.slot_idx, &pages)) {
         m.full_copy_final = true;  // nothing lost: the stop-and-copy copies the whole pool
         m.slot_idx++;
         continue;
@@ -303,7 +297,8 @@ void start(Migration& m, Vcpu& vcpu) {
   unsigned logging = 0;
   for (unsigned i = 0; i < m.nslots; i++) {
     Migration::Slot& s = m.slots[i];
-    if (m.dirty->start(a.vm, s.id, s.npages)) {
+    if (const char* why = m.dirty->start(a.vm, vcpu.index(), s.id, s.npages)) {
+      x86::log::warn("vm%u: migration: slot %u is not logged (%s): copied whole at the stop-and-copy", a.id, s.id, why);
       m.full_copy_final = true;  // this slot is copied whole at the stop-and-copy
       continue;
     }
@@ -312,7 +307,7 @@ void start(Migration& m, Vcpu& vcpu) {
     // The first harvest reports everything: discard it, round 1 copies the whole pool after it,
     // and every write from here on is in a later harvest.
     uint64_t pages = 0;
-    if (!harvest(m, i, &pages)) m.full_copy_final = true;
+    if (!harvest(m, vcpu.index(), i, &pages)) m.full_copy_final = true;
   }
   m.round = 1;
   m.page = 0;
@@ -365,8 +360,8 @@ const char* mirror_slots(Migration& m) {
 }
 
 // The target could not take over, or a vCPU ended: the target goes, the source stays.
-void drop_target(Migration& m) {
-  stop_logging(m);
+void drop_target(Migration& m, unsigned self) {
+  stop_logging(m, self);
   free_bitmap(m);
   m.b->vm.destroy();
 }
@@ -377,7 +372,7 @@ void finish_stop_and_copy(Migration& m, Vcpu& self) {
   RunVm& a = *m.a;
   RunVm& b = *m.b;
   if (m.abort.load(mmu::Order::relaxed)) {
-    drop_target(m);
+    drop_target(m, self.index());
     x86::log::info("vm%u: migration: abandoned in phase %s (a vCPU ended by itself); the target VM is destroyed, vm%u "
                    "runs on",
                    a.id, phase_name(m.phase.load(mmu::Order::relaxed)), a.id);
@@ -397,7 +392,7 @@ void finish_stop_and_copy(Migration& m, Vcpu& self) {
   } else {
     for (unsigned i = 0; i < m.nslots; i++) {
       uint64_t pages = 0;
-      if (!harvest(m, i, &pages)) {  // can't happen after same_slots; copy everything instead
+      if (!harvest(m, self.index(), i, &pages)) {  // can't happen after same_slots; copy everything instead
         n = 0;
         copy_pool(m, &n);
         break;
@@ -408,7 +403,7 @@ void finish_stop_and_copy(Migration& m, Vcpu& self) {
     }
   }
   m.final_pages = n;
-  stop_logging(m);
+  stop_logging(m, self.index());
   free_bitmap(m);
   if (const char* err = mirror_slots(m)) {
     // The source is intact (paused, its state saved but not released): abandon.
@@ -449,7 +444,21 @@ void finish_stop_and_copy(Migration& m, Vcpu& self) {
 
 }  // namespace
 
-bool AllDirtySource::harvest(Vm&, unsigned, uint64_t npages, uint64_t* bitmap, size_t words, uint64_t* pages) {
+const char* MmuDirtySource::start(Vm& vm, unsigned vcpu, unsigned slot_id, uint64_t) {
+  const mmu::MemslotError e = vm.mmu().dirty_log_start(vcpu, slot_id);
+  return e == mmu::MemslotError::ok ? nullptr : mmu::to_string(e);
+}
+
+void MmuDirtySource::stop(Vm& vm, unsigned vcpu, unsigned slot_id) { vm.mmu().dirty_log_stop(vcpu, slot_id); }
+
+bool MmuDirtySource::harvest(Vm& vm, unsigned vcpu, unsigned slot_id, uint64_t, uint64_t* bitmap, size_t words,
+                             uint64_t* pages) {
+  return vm.mmu().dirty_log_harvest(vcpu, slot_id, bitmap, words, pages) == mmu::MemslotError::ok;
+}
+
+const char* MmuDirtySource::name() const { return "the MMU's dirty log (hv.dirty)"; }
+
+bool AllDirtySource::harvest(Vm&, unsigned, unsigned, uint64_t npages, uint64_t* bitmap, size_t words, uint64_t* pages) {
   if (words_for(npages) > words) return false;
   for (uint64_t w = 0; w < npages / 64; w++) bitmap[w] = ~0ull;
   if (npages % 64) bitmap[npages / 64] |= (1ull << (npages % 64)) - 1;

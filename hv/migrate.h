@@ -24,11 +24,10 @@
 // migrated: the error is reported and A keeps running. A vCPU of A that ends by itself while
 // the migration is under way abandons it: B is destroyed and A's paused vCPUs run on.
 //
-// The DirtySource below is the seam to the MMU's dirty log (issue 14 items 1-2): today only
-// AllDirtySource exists (every harvest reports every page, so each pre-copy round copies all
-// and the stop-and-copy phase alone makes the copy exact). The real source wraps
-// mmu::Mmu::dirty_log_start / dirty_log_harvest / dirty_log_stop (see migrate.cpp,
-// "Where the MMU's dirty log plugs in").
+// Which pages to copy again comes from a DirtySource: the MMU's dirty log by default
+// (MmuDirtySource: mmu::Mmu::dirty_log_start / dirty_log_harvest / dirty_log_stop with the VM's
+// mechanism, hv.dirty=wp|ad), or every page in every round (hv.migrate-dirty=all: the baseline,
+// where the stop-and-copy phase alone makes the copy exact).
 #pragma once
 
 #include <stddef.h>
@@ -44,27 +43,43 @@ struct RunVm;
 // the memslot API numbers them (0: hv's boot RAM slot, 1-63 guest slots).
 class DirtySource {
  public:
+  // Every call names the vCPU that makes it (the caller runs on that vCPU's CPU, at a safe
+  // point or paused): the MMU does the work in that vCPU's view (its root gets the split).
   // Start tracking writes to the slot: from here on, every guest write to it is reported by a
   // harvest (this one or a later one). nullptr, or why not.
-  virtual const char* start(Vm& vm, unsigned slot_id, uint64_t npages) = 0;
-  virtual void stop(Vm& vm, unsigned slot_id) = 0;
+  virtual const char* start(Vm& vm, unsigned vcpu, unsigned slot_id, uint64_t npages) = 0;
+  virtual void stop(Vm& vm, unsigned vcpu, unsigned slot_id) = 0;
   // Get-and-clear: ORs into `bitmap` (bit i = page i of the slot; `words` 64-bit words) the
   // pages written since the previous harvest (the first harvest after start: every page) and
   // sets *pages to their number. False: the harvest failed (nothing was cleared).
-  virtual bool harvest(Vm& vm, unsigned slot_id, uint64_t npages, uint64_t* bitmap, size_t words, uint64_t* pages) = 0;
+  virtual bool harvest(Vm& vm, unsigned vcpu, unsigned slot_id, uint64_t npages, uint64_t* bitmap, size_t words,
+                       uint64_t* pages) = 0;
   virtual const char* name() const = 0;
 
  protected:
   ~DirtySource() = default;
 };
 
-// Every page of the slot is dirty in every harvest.
+// The MMU's dirty log (mmu/dirty_log.h through GuestMmu, with the VM's mechanism, hv.dirty):
+// the default.
+class MmuDirtySource final : public DirtySource {
+ public:
+  const char* start(Vm& vm, unsigned vcpu, unsigned slot_id, uint64_t npages) override;
+  void stop(Vm& vm, unsigned vcpu, unsigned slot_id) override;
+  bool harvest(Vm& vm, unsigned vcpu, unsigned slot_id, uint64_t npages, uint64_t* bitmap, size_t words,
+               uint64_t* pages) override;
+  const char* name() const override;
+};
+
+// Every page of the slot is dirty in every harvest (hv.migrate-dirty=all: the baseline the
+// dirty log is measured against; each pre-copy round copies everything).
 class AllDirtySource final : public DirtySource {
  public:
-  const char* start(Vm&, unsigned, uint64_t) override { return nullptr; }
-  void stop(Vm&, unsigned) override {}
-  bool harvest(Vm& vm, unsigned slot_id, uint64_t npages, uint64_t* bitmap, size_t words, uint64_t* pages) override;
-  const char* name() const override { return "all pages dirty in every round (no dirty log yet)"; }
+  const char* start(Vm&, unsigned, unsigned, uint64_t) override { return nullptr; }
+  void stop(Vm&, unsigned, unsigned) override {}
+  bool harvest(Vm& vm, unsigned vcpu, unsigned slot_id, uint64_t npages, uint64_t* bitmap, size_t words,
+               uint64_t* pages) override;
+  const char* name() const override { return "all pages dirty in every round (hv.migrate-dirty=all)"; }
 };
 
 // By the runner, before the VM's vCPUs start: hv.migrate-ms arms the migration of `rv`.
