@@ -63,7 +63,7 @@ void run(DirtyMode mode, const char* name) {
   const uint64_t seed = hvtest::stress_seed(name);
   const uint64_t target = 300 * env_or("HV_STRESS_SCALE", 1);
   const auto deadline = std::chrono::steady_clock::now() +
-                        std::chrono::milliseconds(env_or("HV_STRESS_MAX_MS", 20000));
+                        std::chrono::milliseconds(env_or("HV_STRESS_MAX_MS", 60000));
   HostPlatform p(kWriters + 2);
   // Before the VM, and the hooks reset before it goes (its destructor flushes).
   TlbGeneration tlb;
@@ -98,6 +98,12 @@ void run(DirtyMode mode, const char* name) {
   REQUIRE(vm.mmu.stats().leaves[2] == 0);
 
   std::atomic<uint64_t> harvests_done{0};  // harvests that have returned
+  // The writers' progress, published at their safe points: the harvester goes on until the run
+  // did what it is about (enough writes, some through a cached translation, and for write
+  // protection some faults), however the threads were scheduled; only the deadline ends a run
+  // that cannot get there.
+  constexpr uint64_t kMinWrites = 2000;
+  std::atomic<uint64_t> progress_writes{0}, progress_tlb{0}, progress_faults{0};
   std::atomic<bool> stop{false};
   std::vector<int64_t> last_harvest(kPages, -1);  // per page: the latest harvest reporting it
   std::vector<uint64_t> bm(Mmu::dirty_log_words(kPages));
@@ -124,6 +130,9 @@ void run(DirtyMode mode, const char* name) {
       DirtyCpu cpu(vm.mmu, v, tlb, kBase, kPages, mode == DirtyMode::pml ? &logs[w] : nullptr);
       WriterResult& r = results[w];
       uint64_t ops = 0;
+      struct {
+        uint64_t writes, via_tlb, faults;
+      } shown = {0, 0, 0};  // what this writer has added to the progress counters
       while (!stop.load(std::memory_order_acquire)) {
         const uint64_t i = rng.below(4) != 0 ? rng.below(kHot) : rng.below(kPages);
         // Acquire: pairs with the harvester's release after a harvest returned; the write below
@@ -140,6 +149,10 @@ void run(DirtyMode mode, const char* name) {
         if (via_tlb) r.via_tlb++;
         if (h0 > r.max_h0[i]) r.max_h0[i] = h0;
         if (++ops % 64 == 0) {
+          progress_writes.fetch_add(r.writes - shown.writes, std::memory_order_relaxed);
+          progress_tlb.fetch_add(r.via_tlb - shown.via_tlb, std::memory_order_relaxed);
+          progress_faults.fetch_add(r.faults - shown.faults, std::memory_order_relaxed);
+          shown = {r.writes, r.via_tlb, r.faults};
           // A safe point: an "entry" (a fast zap moves us to a fresh root) and deferred work.
           Root* before = v.root();
           vm.mmu.vcpu_load_root(v);
@@ -156,7 +169,12 @@ void run(DirtyMode mode, const char* name) {
     SplitMix rng(seed);
     VcpuMmu v;
     vm.mmu.vcpu_init(v, 0);
-    for (uint64_t k = 0; k < target && std::chrono::steady_clock::now() < deadline; k++) {
+    auto enough = [&](uint64_t k) {
+      return k >= target && progress_writes.load(std::memory_order_relaxed) >= kMinWrites &&
+             progress_tlb.load(std::memory_order_relaxed) > 0 &&
+             (mode != DirtyMode::write_protect || progress_faults.load(std::memory_order_relaxed) > 0);
+    };
+    for (uint64_t k = 0; !enough(k) && std::chrono::steady_clock::now() < deadline; k++) {
       harvest(v, k);
       // Release: the harvest has returned (see the writers' acquire).
       harvests_done.store(k + 1, std::memory_order_release);
@@ -200,13 +218,14 @@ void run(DirtyMode mode, const char* name) {
               name, (unsigned long long)final_k, (unsigned long long)harvested_pages,
               (unsigned long long)writes, (unsigned long long)via_tlb, (unsigned long long)faults,
               (unsigned long long)fast_zaps, (unsigned long long)zaps);
-  REQUIRE(harvest_errors == 0);
-  REQUIRE(lost == 0);
+  // CHECK, not REQUIRE: the VM is torn down below whatever the verdict.
+  CHECK(harvest_errors == 0);
+  CHECK(lost == 0);
   // The run did what it is about (else it proves nothing).
-  REQUIRE(final_k >= 20);
-  REQUIRE(writes > 1000);
-  REQUIRE(via_tlb > 0);
-  if (mode == DirtyMode::write_protect) REQUIRE(faults > 0);
+  CHECK(final_k >= 20);
+  CHECK(writes >= kMinWrites);
+  CHECK(via_tlb > 0);
+  if (mode == DirtyMode::write_protect) CHECK(faults > 0);
 
   REQUIRE(vm.mmu.dirty_log_stop(main_v, 0, kSlot) == MemslotError::ok);
   vm.mmu.vcpu_release(main_v);
