@@ -162,7 +162,9 @@ unsigned list_slots(Vm& vm, Migration::Slot* out) {
     out[n].base_gfn = s.base_gfn;
     out[n].npages = s.npages;
     out[n].hpa = s.backing_hpa;
-    out[n].flags = s.flags;
+    // Without the dirty-log flag: the migration's own logging sets it (the comparison of
+    // same_slots() is about the guest's changes), and B's slots are created without it.
+    out[n].flags = s.flags & ~mmu::Memslot::kDirtyLog;
     out[n].max_level = s.max_level;
     out[n].logging = false;
     n++;
