@@ -26,6 +26,8 @@ import re
 import sys
 import time
 
+from bench_guest import table  # the same table layout as the other guest benchmarks
+
 MARK = re.compile(r"^(?:hv: vm1: )?hv-init: boot tsc=(\d+) uptime=([0-9.]+)")
 MEMWORK = re.compile(r"^(?:hv: vm1: )?memwork: (PASS|FAIL)(.*?)(?:, ([0-9.]+) s\))?$")
 STATUS = re.compile(r"^(?:hv: vm1: )?hv-init: exit status (\d+)")
@@ -108,15 +110,6 @@ def fmt(v):
     if isinstance(v, float):
         return f"{v:,.3f}" if v < 100 else f"{v:,.0f}"
     return f"{v:,}"
-
-
-def table(title, head, rows):
-    widths = [max(len(str(h)), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
-    print(title)
-    print("  " + "  ".join(h.ljust(widths[0]) if i == 0 else h.rjust(widths[i]) for i, h in enumerate(head)))
-    for r in rows:
-        print("  " + "  ".join(c.ljust(widths[0]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(r)))
-    print()
 
 
 def main():
