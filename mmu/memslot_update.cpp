@@ -23,15 +23,19 @@ bool Mmu::lookup_slot(unsigned as_id, gfn_t gfn, SlotView* out) {
   EpochReadGuard section(epoch_);
   const Memslot* s = memslots_.find(as_id, gfn);
   if (s == nullptr) return false;
-  out->base_gfn = s->base_gfn;
-  out->npages = s->npages;
-  out->backing_hpa = s->backing_hpa;
-  out->max_level = s->max_level;
-  out->read_only = s->read_only();
-  // The log stays allocated while a fault may use it: see SlotView::dirty_log.
-  out->dirty_log = s->dirty_log;
-  out->dirty_wp = s->dirty_log != nullptr && s->dirty_log->mode() == DirtyMode::write_protect;
+  view_of(*s, out);
   return true;
+}
+
+void Mmu::view_of(const Memslot& s, SlotView* out) {
+  out->base_gfn = s.base_gfn;
+  out->npages = s.npages;
+  out->backing_hpa = s.backing_hpa;
+  out->max_level = s.max_level;
+  out->read_only = s.read_only();
+  // The log stays allocated while a fault may use it: see SlotView::dirty_log.
+  out->dirty_log = s.dirty_log;
+  out->dirty_wp = s.dirty_log != nullptr && s.dirty_log->mode() == DirtyMode::write_protect;
 }
 
 MemslotError Mmu::update_memslot(const MemslotOp& op) {

@@ -373,6 +373,9 @@ class Mmu {
                                               spte_t leaf) REQUIRES_SHARED(mmu_lock_);
   gfn_t split_huge_leafs_yield_safe(VcpuMmu& v, unsigned cpu, Root* root, gfn_t start, gfn_t end,
                                     int level) REQUIRES_SHARED(mmu_lock_);
+  // What a fault needs of a memslot, copied inside the epoch section that found it (every
+  // lookup goes through here, so a new field reaches faults and pre-faults alike).
+  static void view_of(const Memslot& s, SlotView* out);
   // prefault.cpp
   // The slot containing `gfn`, else the first slot above it; false if there is neither.
   bool lookup_slot_from(unsigned as_id, gfn_t gfn, SlotView* out);

@@ -60,11 +60,7 @@ bool Mmu::lookup_slot_from(unsigned as_id, gfn_t gfn, SlotView* out) {
   // contains it or is the next one.
   for (const Memslot& s : *set) {
     if (s.end_gfn() <= gfn) continue;
-    out->base_gfn = s.base_gfn;
-    out->npages = s.npages;
-    out->backing_hpa = s.backing_hpa;
-    out->max_level = s.max_level;
-    out->read_only = s.read_only();
+    view_of(s, out);  // the same view as a fault's (dirty logging included: 4 KiB leaves only)
     return true;
   }
   return false;
