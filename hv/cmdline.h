@@ -56,7 +56,8 @@
 //                                    rounds (default 3), hv.migrate-step-pages=P pages copied
 //                                    per safe-point step (default 512);
 //                                    hv.migrate-test=lose-final-copy (test knob) skips the
-//                                    memory copy of the stop-and-copy: the guest must notice
+//                                    memory copy of the stop-and-copy at and above
+//                                    hv.migrate-test-lose-gpa (default 0): the guest must notice
 //   -- ARGS...                       everything after the word "--" is the guests' arguments:
 //                                    each multiboot guest's command line becomes "NAME ARGS"
 //                                    instead of its GRUB module's line (hv/guest_run.cpp);

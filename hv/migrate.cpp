@@ -59,6 +59,7 @@ struct Migration {
   unsigned max_rounds = 3;
   uint64_t step_pages = 512;
   bool lose_final_copy = false;  // hv.migrate-test=lose-final-copy: the check must bite
+  uint64_t lose_from_gpa = 0;    // hv.migrate-test-lose-gpa: only final-copy pages at or above it
   mmu::Atomic<uint32_t> phase{kOff};
   mmu::Atomic<uint32_t> busy{0};
   mmu::Atomic<uint32_t> arrived{0};
@@ -385,10 +386,13 @@ void finish_stop_and_copy(Migration& m, Vcpu& self) {
   // could not be logged or the guest changed its memslots since the start.
   const bool full = m.full_copy_final || !same_slots(m);
   uint64_t n = 0;
-  if (m.lose_final_copy) {
-    x86::log::warn("vm%u: migration: test: the stop-and-copy copies no memory (hv.migrate-test=lose-final-copy); the "
-                   "guest's writes since the last pre-copy round are lost",
-                   a.id);
+  uint64_t lost = 0;
+  if (m.lose_final_copy)
+    x86::log::warn("vm%u: migration: test: the stop-and-copy loses its pages at or above gpa 0x%lx "
+                   "(hv.migrate-test=lose-final-copy); the guest's writes there since the last pre-copy round are lost",
+                   a.id, m.lose_from_gpa);
+  if (m.lose_final_copy && full) {
+    // Nothing is copied (the knob's test does not change its memslots: not reached there).
   } else if (full) {
     copy_pool(m, &n);
   } else {
@@ -400,11 +404,20 @@ void finish_stop_and_copy(Migration& m, Vcpu& self) {
         break;
       }
       const Migration::Slot& s = m.slots[i];
-      for (uint64_t p = 0; p < s.npages; p++)
-        if ((m.bitmap[p / 64] >> (p % 64)) & 1) n += copy_page(m, s.hpa + p * kPage);
+      for (uint64_t p = 0; p < s.npages; p++) {
+        if (!((m.bitmap[p / 64] >> (p % 64)) & 1)) continue;
+        // The test knob loses the guest's data pages only: its code and stack (below the
+        // threshold) still arrive, so the guest runs on to find the lost words itself.
+        if (m.lose_final_copy && (s.base_gfn + p) * kPage >= m.lose_from_gpa) {
+          lost++;
+          continue;
+        }
+        n += copy_page(m, s.hpa + p * kPage);
+      }
     }
   }
   m.final_pages = n;
+  if (m.lose_final_copy) x86::log::warn("vm%u: migration: test: %lu page(s) of the final copy lost on purpose", a.id, lost);
   stop_logging(m, self.index());
   free_bitmap(m);
   if (const char* err = mirror_slots(m)) {
@@ -488,6 +501,7 @@ void migrate_arm(RunVm& rv, uint64_t now, uint64_t khz) {
   m.step_pages = step ? step : 1;
   char test[24];
   m.lose_final_copy = cmdline::get("hv.migrate-test", test, sizeof test) && !strcmp(test, "lose-final-copy");
+  m.lose_from_gpa = cmdline::get_number("hv.migrate-test-lose-gpa", 0);
   m.phase.store(Migration::kArmed, mmu::Order::relaxed);  // published to the vCPUs by cpu_work::post
   rv.vm.migration = &m;
   x86::log::info("vm%u: migration armed: %lu ms after the start (hv.migrate-ms), %u pre-copy round(s), %lu pages per step",
