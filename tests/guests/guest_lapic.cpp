@@ -513,6 +513,10 @@ void test_ioapic_pit(bool level = false, const char* name = "ioapic-pit") {
   outb(0x43, 0x30);                                      // channel 0 to mode 0: no more edges
   outb(0x40, 0);
   outb(0x40, 0);
+  // An edge between the last wake-up and the mask above is already in the IRR (IF is 0 since
+  // the last HLT): take it here, or the next group's first STI counts it (a race on timing:
+  // the PIT ticks every ~1 ms and the mask is a few exits away).
+  asm volatile("sti; nop; cli" ::: "memory");
   LCHECK(n >= 5);
   bool all = true;
   for (unsigned i = 0; i < 5 && i < n; i++) all = all && g_log[i].vector == kPitVector;
