@@ -10,38 +10,18 @@
 #include "mmu/lock.h"
 #include "tests/stress/stress_seed.h"
 #include "tests/host/rwlock_fairness.h"
+#include "tests/host/torn_data.h"
 
-namespace {
-
-// Guarded by the lock under test; a writer keeps a == b and rewrites `words` to a pattern
-// derived from a, so a torn read (writer active during a read) is visible.
-struct Protected {
-  uint64_t a = 0;
-  uint64_t b = 0;
-  uint64_t words[8] = {0, 1, 2, 3, 4, 5, 6, 7};  // consistent for a == 0
-};
-
-bool consistent(const Protected& p) {
-  if (p.a != p.b) return false;
-  for (uint64_t i = 0; i < 8; i++)
-    if (p.words[i] != p.a * 8 + i) return false;
-  return true;
-}
-
-void write_one(Protected& p) {
-  p.a++;
-  for (uint64_t i = 0; i < 8; i++) p.words[i] = p.a * 8 + i;
-  p.b++;
-}
-
-}  // namespace
+using hvtest::consistent;
+using hvtest::write_one;
+using hvtest::TornData;
 
 TEST_CASE("SpinLock: mutual exclusion under contention", "[lock][concurrency]") {
   const uint64_t seed = hvtest::stress_seed("spinlock");
   constexpr int kThreads = 4;
   constexpr uint64_t kIters = 100000;
   mmu::SpinLock l;
-  Protected data;
+  TornData data;
   mmu::Atomic<uint64_t> bad{0};
   std::vector<std::thread> ts;
   for (int t = 0; t < kThreads; t++) {
@@ -72,7 +52,7 @@ TEST_CASE("RwSpinLock: readers and writers never overlap", "[lock][concurrency]"
   constexpr int kThreads = 4;
   constexpr uint64_t kIters = 100000;
   mmu::RwSpinLock l;
-  Protected data;
+  TornData data;
   mmu::Atomic<uint64_t> bad{0}, reads{0}, writes{0};
   std::vector<std::thread> ts;
   for (int t = 0; t < kThreads; t++) {

@@ -12,29 +12,11 @@
 #include "mmu/percpu_rwlock.h"
 #include "tests/stress/stress_seed.h"
 #include "tests/host/rwlock_fairness.h"
+#include "tests/host/torn_data.h"
 
-namespace {
-
-// Guarded by the lock; a writer keeps a == b and rewrites `words` from a, so a read that a
-// writer overlaps sees a torn value.
-struct Protected {
-  uint64_t a = 0;
-  uint64_t b = 0;
-  uint64_t words[8] = {0, 1, 2, 3, 4, 5, 6, 7};
-};
-bool consistent(const Protected& p) {
-  if (p.a != p.b) return false;
-  for (uint64_t i = 0; i < 8; i++)
-    if (p.words[i] != p.a * 8 + i) return false;
-  return true;
-}
-void write_one(Protected& p) {
-  p.a++;
-  for (uint64_t i = 0; i < 8; i++) p.words[i] = p.a * 8 + i;
-  p.b++;
-}
-
-}  // namespace
+using hvtest::consistent;
+using hvtest::write_one;
+using hvtest::TornData;
 
 // Readers on their own CPU ids, two threads sharing one id, and writers (blocking and try_),
 // mixed at random. Besides the torn-data check, every holder registers in `inside` (readers +1,
@@ -46,7 +28,7 @@ TEST_CASE("PerCpuRwLock: readers and writers never overlap", "[lock][concurrency
   constexpr uint64_t kIters = 60000;
   constexpr uint64_t kWriterMark = 1ull << 32;
   mmu::PerCpuRwLock l;
-  Protected data;
+  TornData data;
   mmu::Atomic<uint64_t> inside{0};
   mmu::Atomic<uint64_t> torn{0}, overlap{0}, reads{0}, writes{0};
   std::vector<std::thread> ts;
