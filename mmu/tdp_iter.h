@@ -52,15 +52,29 @@ class TdpIter {
     yielded_ = true;
   }
 
+  // The caller handled everything below the current entry itself (e.g. zapped a whole table of
+  // leaves in one loop): the next next() moves past the entry without descending into it.
+  void skip_children() { skip_children_ = true; }
+
   void next() {
     if (yielded_) {
       yielded_ = false;
+      skip_children_ = false;
       yielded_gfn_ = gfn_;
       start_at(gfn_);
       return;
     }
-    if (step_down()) return;
+    if (skip_children_) {
+      skip_children_ = false;
+    } else if (step_down()) {
+      return;
+    }
     step_side_or_up();
+  }
+
+  // Whether the current entry's whole range lies inside the walk's [start, end).
+  bool covers_entry() const {
+    return gfn_ >= walk_start_ && gfn_ + spte::pages_per_entry(level_) <= end_;
   }
 
  private:
@@ -123,6 +137,7 @@ class TdpIter {
   gfn_t yielded_gfn_ = 0;
   bool valid_ = false;
   bool yielded_ = false;
+  bool skip_children_ = false;
 };
 
 }  // namespace mmu

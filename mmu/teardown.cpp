@@ -118,15 +118,24 @@ bool Mmu::teardown_step(Root* root, unsigned budget, unsigned& used) {
         if (spte::is_table(old, level) && level > min_level) continue;  // descend
         progressed = true;
         if (spte::is_leaf(old, level) || spte::is_mmio(old)) {
-          // Exchange: a vCPU may still run on this (invalid) root and set A/D concurrently.
-          const spte_t last = spte_exchange(it.sptep(), 0, level);
-          if (spte::is_leaf(last, level)) {
-            stats_.leaves[level].fetch_sub(1, Order::relaxed);
+          // A plain store, not an exchange: a vCPU may still run on this (invalid) root and set
+          // A/D concurrently, but the teardown reads neither (finish_teardown() counts every
+          // D-logged slot as wholly dirty), and the CPU's locked A/D update cannot revive a
+          // cleared entry. The leaf is uncounted with its batch (defer_dead), not one shared
+          // atomic per leaf.
+          spte_store(it.sptep(), 0, level);
+          if (spte::is_leaf(old, level)) {
+            dead.leaves[level]++;
             unlinked = true;
           }
         } else if (spte::is_table(old, level)) {
           // Unlink a whole table of the pass's level; its entries are accounted for (leaves
-          // counted, tables below chained) and it joins the dead list.
+          // counted, tables below chained) and it joins the dead list. Start loading the next
+          // entry's table meanwhile: collect_dead_table() reads it next.
+          if (spte::index_of(it.gfn(), level) + 1 < spte::kEntriesPerTable) {
+            const spte_t nxt = spte_read(it.sptep() + 1);
+            if (spte::is_table(nxt, level)) __builtin_prefetch(platform_.table_va(spte::pfn_addr(nxt)));
+          }
           spte_exchange(it.sptep(), 0, level);
           used += collect_dead_table(spte::pfn_addr(old), level - 1, dead);
           unlinked = true;

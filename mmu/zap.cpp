@@ -111,12 +111,45 @@ void Mmu::zap_range(unsigned as_id, gfn_t start, gfn_t end) {
   retire_pending_if_flushed();
 }
 
+// MMU lock: exclusive. Zap leaf `old` at `sptep`; returns the entry's last value. An exchange
+// (a LOCKed instruction: with a plain walk it is most of the zap's cost) only where the value
+// may still change under us in a way anyone uses: a writable leaf whose D is still clear may get
+// D from a CPU writing through it, and a D-logged slot needs that D (`keep_d`). Nothing else
+// changes the entry: software writers other than lockless aging (which only clears A with an
+// atomic AND, so it cannot revive a cleared entry) hold the MMU lock; the CPU sets only A and D,
+// with a locked update that does not revive a cleared entry either, and not D in a read-only
+// entry. A lost A is harmless (the leaf is gone, nobody asks its age), and so is a lost D when
+// `keep_d` is false: `keep_d` is read under the lock, and a dirty-log start that this read missed
+// has not yet run its own pass under the lock (it counts its slot before it takes the lock) and
+// begins with every page marked dirty, which covers any write before its pass. (KVM's TDP MMU
+// likewise writes entries without "volatile" bits with a plain store.)
+static inline spte_t zap_leaf_spte(spte_t* sptep, spte_t old, int level, bool keep_d) {
+  if (keep_d && (old & spte::kWrite) && !(old & spte::kDirty)) return spte_exchange(sptep, 0, level);
+  spte_store(sptep, 0, level);
+  return old;
+}
+
 // MMU lock: exclusive (dropped and retaken at yield points). Notes its zaps (note_unlinks)
 // before every unlock, so whoever takes the lock meanwhile flushes for them if it must return.
+// The statistics are added per batch (at each yield and at the end), not per leaf: a shared
+// atomic add per leaf cost as much as the zap itself.
 void Mmu::zap_leafs_yield_safe(Root* root, gfn_t start, gfn_t end) {
   mmu_lock_.assert_held();
   bool unnoted = false;
   unsigned since_check = 0;
+  uint64_t zapped[4] = {};  // leaves zapped by level since the statistics were last updated
+  // Whether a leaf's final D matters (zap_leaf_spte); read again whenever the lock is retaken.
+  bool keep_d = dirty_d_slots_.load(Order::relaxed) != 0;
+  const auto publish_counts = [&] {
+    uint64_t total = 0;
+    for (int l = 1; l <= 3; l++) {
+      if (zapped[l] == 0) continue;
+      stats_.leaves[l].fetch_sub(zapped[l], Order::relaxed);
+      total += zapped[l];
+      zapped[l] = 0;
+    }
+    if (total) stats_.zapped_leaves.fetch_add(total, Order::relaxed);
+  };
   for (TdpIter it(platform_, root->table, root->level, start, end, 1); it.valid(); it.next()) {
     if (++since_check >= kYieldCheckInterval && it.may_yield()) {
       since_check = 0;
@@ -127,30 +160,64 @@ void Mmu::zap_leafs_yield_safe(Root* root, gfn_t start, gfn_t end) {
         // finds our generation and flushes for it.
         if (unnoted) note_unlinks();
         unnoted = false;
+        publish_counts();
         mmu_lock_.unlock();
         platform_.cpu_relax();
         epoch_.assert_not_in_read_section();  // no waiting for the lock in a section
         mmu_lock_.lock();
+        keep_d = dirty_d_slots_.load(Order::relaxed) != 0;
         it.mark_yielded();
         continue;
       }
     }
     const int level = it.level();
     const spte_t old = it.old_spte;
-    if (!spte::is_leaf(old, level) && !spte::is_mmio(old)) continue;
-    // Over-zap (rule 4, see the top of this file): this leaf may reach outside [start, end).
-    // Exchange, not store: the CPU may set A/D concurrently and we want the final value.
-    const spte_t last = spte_exchange(it.sptep(), 0, level);
-    it.old_spte = 0;
-    if (spte::is_leaf(last, level)) {
-      stats_.leaves[level].fetch_sub(1, Order::relaxed);
-      stats_.zapped_leaves.fetch_add(1, Order::relaxed);
-      unnoted = true;
-      // The exchange returned the final D: a logged slot keeps it (dirty_log.cpp).
-      if (MMU_UNLIKELY(last & spte::kDirty) && dirty_d_slots_.load(Order::relaxed) != 0)
-        dirty_log_dropped(root->as_id, it.gfn(), level);
+    if (!spte::is_leaf(old, level)) {
+      if (spte::is_mmio(old)) {
+        spte_store(it.sptep(), 0, level);
+        it.old_spte = 0;
+      } else if (level == 2 && spte::is_table(old, level)) {
+        // A table of 4 KiB entries. Start loading the next one (the next entry's table) while
+        // this one is zapped.
+        const unsigned idx = spte::index_of(it.gfn(), level);
+        if (idx + 1 < spte::kEntriesPerTable) {
+          const spte_t nxt = spte_read(it.sptep() + 1);
+          if (spte::is_table(nxt, level)) __builtin_prefetch(platform_.table_va(spte::pfn_addr(nxt)));
+        }
+        if (it.covers_entry()) {
+          // All of it is in the range: zap its 512 entries in one loop instead of stepping the
+          // iterator through each (the same per-entry work, without the walk's bookkeeping).
+          // The yield check counts them, so the lock is still given up between tables.
+          auto* t = static_cast<spte_t*>(platform_.table_va(spte::pfn_addr(old)));
+          const gfn_t base = it.gfn();
+          for (unsigned i = 0; i < spte::kEntriesPerTable; i++) {
+            const spte_t e = spte_read(&t[i]);
+            if (e == 0) continue;
+            if (spte::is_leaf(e, 1)) {
+              const spte_t last = zap_leaf_spte(&t[i], e, 1, keep_d);
+              zapped[1]++;
+              unnoted = true;
+              if (MMU_UNLIKELY(last & spte::kDirty) && keep_d) dirty_log_dropped(root->as_id, base + i, 1);
+            } else if (spte::is_mmio(e)) {
+              spte_store(&t[i], 0, 1);
+            }
+          }
+          since_check += spte::kEntriesPerTable;
+          it.skip_children();
+        }
+      }
+      continue;
     }
+    // Over-zap (rule 4, see the top of this file): this leaf may reach outside [start, end).
+    const spte_t last = zap_leaf_spte(it.sptep(), old, level, keep_d);
+    it.old_spte = 0;
+    zapped[level]++;
+    unnoted = true;
+    // The last value has the final D: a logged slot keeps it (dirty_log.cpp).
+    if (MMU_UNLIKELY(last & spte::kDirty) && keep_d)
+      dirty_log_dropped(root->as_id, it.gfn(), level);
   }
+  publish_counts();
   if (unnoted) note_unlinks();
 }
 
@@ -248,12 +315,13 @@ void Mmu::retry_limbo() {
 
 // Pending dead tables (teardown's batches): see "TLB flushes by generation" above.
 void Mmu::defer_dead(DeadTables& dead, uint64_t gen) {
-  if (dead.head == 0) return;
-  // The leaves they held are gone from the tree now.
+  // The leaves they held are gone from the tree now (and so are the leaves a teardown step
+  // zapped one by one, counted here too, even when the step unlinked no table).
   for (int l = 1; l <= 3; l++) {
     if (dead.leaves[l]) stats_.leaves[l].fetch_sub(dead.leaves[l], Order::relaxed);
     dead.leaves[l] = 0;
   }
+  if (dead.head == 0) return;
   bool full;
   {
     // (d): release at unlock publishes the chain (and orders its unlinks) for the CPU that

@@ -32,9 +32,9 @@
  *                            rule 3), :132 (set the marker), :137-138 (the job's reference),
  *                            :143 (generation), :145 (schedule outside the lock)
  *   schedule_teardown        teardown.cpp:34-47 (append to a deferred queue)
- *   run_queue/teardown_step  teardown.cpp:167 (pop), :106-146 (one step under the MMU lock
- *                            held exclusively: the leaves go), :173 (not done: push back)
- *   finish_teardown          teardown.cpp:154-162 -> Roots::teardown_finished root.cpp:172
+ *   run_queue/teardown_step  teardown.cpp:182 (pop), :101-161 (one step under the MMU lock
+ *                            held exclusively: the leaves go), :188 (not done: push back)
+ *   finish_teardown          teardown.cpp:163-174 -> Roots::teardown_finished root.cpp:172
  *                            (teardown_done), :173-176 (job's reference dropped by put), :177-183
  *                            (free_when_done: unlink and free)
  *   Mmu::map                 fault.cpp:80 (MMU lock shared), :84 (root->invalid: retry),
@@ -263,17 +263,17 @@ inline teardown_finished(r) {
 
 /* One pass of run_queue: pop a root, one teardown step, finish or push it back. */
 inline run_deferred_once() {
-  atomic { tdq?r -> busy++ };             /* teardown.cpp:167 pop_deferred */
+  atomic { tdq?r -> busy++ };             /* teardown.cpp:182 pop_deferred */
   atomic {                                /* teardown.cpp:107: the MMU lock, exclusive */
     !mmu_writer && mmu_readers == 0 ->    /* (one step: nothing else can touch the tree) */
     assert(invalid[r] && !freed[r]);      /* P2: only an invalid, live root is torn down */
-    leaves[r] = 0;                        /* teardown.cpp:110-142 */
+    leaves[r] = 0;                        /* teardown.cpp:110-151 */
     steps[r]++
   };
   if
-  :: steps[r] < 2 -> atomic { tdq!r; busy-- }   /* teardown.cpp:173 push_deferred_front */
+  :: steps[r] < 2 -> atomic { tdq!r; busy-- }   /* teardown.cpp:188 push_deferred_front */
   :: else ->
-     teardown_finished(r);                /* teardown.cpp:154-162 */
+     teardown_finished(r);                /* teardown.cpp:163-174 */
      busy--
   fi;
   r = 0

@@ -36,6 +36,20 @@ Figures (keys of `summary`):
                            BM_FaultAroundSeq/N: sequential 4 KiB first touch with fault-around N
                            (N = 0 is the same-run baseline): faults per page, ns per page
                            touched, ns per fault
+  zap_4k_ratio             BM_ZapLeaves4K/1: zap of 1 GiB of 4 KiB leaves against the same-run
+                           memory baseline (1 read + 1 write per SPTE), median over iterations
+  zap_4k_cpu_ratio         the same in thread CPU time (robust against other load)
+  zap_4k_ns_per_spte       its thread CPU ns per SPTE (median)
+  zap_4k_logged_ratio      BM_ZapLeaves4KLogged/1: the same in a D-logged slot (every leaf an
+                           exchange, to keep its final D), median
+  teardown_ns_per_spte     BM_TeardownRoot/1: teardown of a root with 1 GiB of 4 KiB leaves,
+                           thread CPU ns per SPTE (median; the wall-clock mean is teardown_wall_ns_per_spte)
+  teardown_ratio           its wall time against the same-run baseline, median
+  teardown_flushes         TLB flushes per teardown (batched)
+  split_ns_per_spte        BM_Split2M/4: eager split of 4 GiB of 2 MiB leaves to 4 KiB, thread CPU
+                           ns per SPTE created (median); KVM publishes about 61 ns
+  split_1g_ns_per_spte     BM_Split1G/4: the same from 1 GiB leaves (2 MiB and 4 KiB SPTEs created)
+  split_ratio              split_ns_per_spte's wall time against one plain store per SPTE, median
   reader_section_scaling_old / _new
                            the fault path's shared writes alone (lock reader section and two
                            counters), 2 threads against 1: the old RwSpinLock with shared
@@ -71,6 +85,18 @@ GOALS = {
     "faultaround_cpu_ns_per_page_15": ("  CPU ns per page touched, N=15", "(reported)", None),
     "faultaround_fault_ns_0": ("  ns per fault, N=0", "(baseline)", None),
     "faultaround_fault_ns_15": ("  ns per fault, N=15 (installs 16 leaves)", "(reported)", None),
+    "zap_4k_ratio": ("zap, 4 KiB leaves, x same-run memory baseline", "<= 4", lambda v: v <= 4),
+    "zap_4k_cpu_ratio": ("  the same in thread CPU time", "<= 4", lambda v: v <= 4),
+    "zap_4k_ns_per_spte": ("  ns per SPTE (thread CPU time)", "(reported)", None),
+    "zap_4k_logged_ratio": ("  in a D-logged slot (an exchange per leaf), x", "(reported)", None),
+    # The goal is relative ("no worse than today"): 1.8 ns per SPTE when issue 13 was filed
+    # (e58fc98); compare runs of one machine, not against this number on a loaded one.
+    "teardown_ns_per_spte": ("teardown, ns per 4 KiB SPTE (thread CPU)", "no worse than 1.8", None),
+    "teardown_ratio": ("  x same-run memory baseline", "(reported)", None),
+    "teardown_flushes": ("  TLB flushes per 1 GiB teardown", "(reported)", None),
+    "split_ns_per_spte": ("eager split 2 MiB -> 4 KiB, ns per SPTE made", "~61 (KVM)", lambda v: v <= 61),
+    "split_1g_ns_per_spte": ("  from 1 GiB leaves, ns per SPTE made", "~61 (KVM)", lambda v: v <= 61),
+    "split_ratio": ("  x same-run store baseline", "(reported)", None),
     "reader_section_scaling_old": ("lock+counters alone, old, 2t/1t", "(baseline)", None),
     "reader_section_scaling_new": ("lock+counters alone, per-CPU, 2t/1t", ">= 1.8", lambda v: v >= 1.8),
     "reader_section_cpu_ns_2t_old": ("  ns per section, 2 threads, old (CPU time)", "(baseline)", None),
@@ -140,6 +166,17 @@ def summarize(data):
                              ("cpu_ns_per_page", "cpu_ns_per_op"), ("fault_ns", "fault_ns"))},
         "prefault_cpu_ratio_4k": counter(bm, "BM_Prefault4K/32768", "cpu_ratio_to_fault"),
         "prefault_cpu_ratio_2m": counter(bm, "BM_Prefault2M/2048", "cpu_ratio_to_fault"),
+        "zap_4k_ratio": counter(bm, "BM_ZapLeaves4K/1", "ratio_median"),
+        "zap_4k_cpu_ratio": counter(bm, "BM_ZapLeaves4K/1", "cpu_ratio_median"),
+        "zap_4k_ns_per_spte": counter(bm, "BM_ZapLeaves4K/1", "cpu_ns_per_op_median"),
+        "zap_4k_logged_ratio": counter(bm, "BM_ZapLeaves4KLogged/1", "ratio_median"),
+        "teardown_ns_per_spte": counter(bm, "BM_TeardownRoot/1", "cpu_ns_per_op_median"),
+        "teardown_wall_ns_per_spte": counter(bm, "BM_TeardownRoot/1", "ns_per_op"),
+        "teardown_ratio": counter(bm, "BM_TeardownRoot/1", "ratio_median"),
+        "teardown_flushes": counter(bm, "BM_TeardownRoot/1", "flushes_per_teardown"),
+        "split_ns_per_spte": counter(bm, "BM_Split2M/4", "cpu_ns_per_op_median"),
+        "split_1g_ns_per_spte": counter(bm, "BM_Split1G/4", "cpu_ns_per_op_median"),
+        "split_ratio": counter(bm, "BM_Split2M/4", "ratio_median"),
         "reader_section_scaling_old": ratio(section("Old", 2), section("Old", 1)),
         "reader_section_scaling_new": ratio(section("New", 2), section("New", 1)),
         "reader_section_cpu_ns_2t_old": section("Old", 2, "thread_cpu_ns_per_section"),
