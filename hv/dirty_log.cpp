@@ -42,9 +42,15 @@ void dirty_log_init(const x86::vmx::Capabilities& caps) {
     g_mode = best;
     why = g_ept_ad ? "hv.dirty=ad" : "hv.dirty=ad, but the CPU has no EPT A/D bits: write protection";
   } else if (asked && word_is(want, "pml")) {
-    g_mode = best;
-    why = g_ept_ad ? "hv.dirty=pml: PML is not wired into hv's VMCS yet, EPT A/D bits instead"
-                   : "hv.dirty=pml: PML is not wired into hv's VMCS yet, and no EPT A/D: write protection";
+    // PML logs when the CPU sets an EPT D bit: it needs EPT A/D as well as "enable PML".
+    if (g_ept_ad && caps.pml) {
+      g_mode = mmu::DirtyMode::pml;
+      why = "hv.dirty=pml";
+    } else {
+      g_mode = best;
+      why = g_ept_ad ? "hv.dirty=pml, but the CPU has no PML: EPT A/D bits instead"
+                     : "hv.dirty=pml, but the CPU has no PML and no EPT A/D: write protection";
+    }
   } else {
     g_mode = best;
     why = asked ? "unknown hv.dirty value: the default" : "default: the best this CPU offers";

@@ -14,8 +14,8 @@ class Vcpu;
 
 // Decide the mechanism once, at boot, from hv.dirty=wp|ad|pml and the CPU: the default is the
 // best the CPU offers among what hv implements (ad with EPT A/D bits, else wp); ad without
-// EPT A/D falls back to wp, and pml (not wired into the VMCS yet: no PML buffer, no log-full
-// exit) to ad or wp. Prints the choice and why.
+// EPT A/D falls back to wp, and pml without the CPU's PML (or without EPT A/D) to ad or wp.
+// pml is never the default (ad costs no exits at all). Prints the choice and why. hv/pml.h runs PML.
 void dirty_log_init(const x86::vmx::Capabilities& caps);
 // The mechanism of every VM, and whether their EPTPs enable A/D (mmu::MmuConfig::ept_ad).
 mmu::DirtyMode dirty_log_mode();

@@ -17,6 +17,7 @@
 #include "hv/console_line.h"
 #include "hv/event_inject.h"
 #include "hv/exit_timing.h"
+#include "hv/pml.h"
 #include "hv/vcpu_features.h"
 #include "hv/vcpu_msrs.h"
 
@@ -193,6 +194,9 @@ class Vcpu {
     uint64_t vectoring_fixes = 0;      // abandoned virtual-interrupt deliveries undone (apicv_vectoring)
     uint64_t vectoring_dropped = 0;    // external-interrupt reports that could not be re-injected
   } apicv;
+
+  // Page-modification logging (hv/pml.h): the vCPU's log and its counters.
+  VcpuPml pml;
 
   // --- live migration (hv/migrate.h, hv/vm_state.h) ---
   // The vCPU stopped at a safe point because its VM is being migrated (not a failure).
