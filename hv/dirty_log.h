@@ -7,6 +7,7 @@
 
 #include "arch/x86/vmx/capabilities.h"
 #include "mmu/dirty_log.h"
+#include "mmu/dirty_ring.h"
 
 namespace hv {
 
@@ -26,5 +27,31 @@ uint32_t dirty_log_abi_mode(mmu::DirtyMode m);
 // The three hypercalls (registers already masked to the guest's mode). RBX results in *out.
 int64_t dirty_log_hypercall(Vcpu& vcpu, uint64_t nr, uint64_t id, uint64_t gpa, uint64_t bytes,
                             uint64_t* out);
+
+// --- The dirty ring per vCPU (hv.dirty-ring=N; mmu/dirty_ring.h, docs/hypercalls.md) ---
+// Beside the bitmap: each vCPU pushes (slot, page offset) when it makes a page of a logged slot
+// dirty - the write-protection fault (wp) or its exit's PML drain (pml); ad has no per-write
+// event, so no ring. The consumer is the guest: HV_CALL_DIRTY_RING_REAP(vcpu, buffer, bytes),
+// one at a time (the VM's slot lock). At the soft limit the vCPU stops at its next safe point
+// (before its next entry) until the ring has been reaped (or the VM stops). A drop (the ring
+// completely full) loses nothing: the bitmap has the page too.
+struct VcpuDirtyRing {
+  mmu::DirtyRing* ring = nullptr;
+  uint64_t stalls = 0;      // safe points at which the vCPU waited for the consumer
+  uint64_t stall_tsc = 0;   // TSC ticks spent waiting there
+};
+// Entries per vCPU ring (0: off) and the soft-limit reserve, decided by dirty_log_init.
+uint32_t dirty_ring_entries();
+// The vCPU's ring (on its CPU, at setup; nullptr or why not) and its release (after the vCPU
+// stopped; waits for a consumer through the slot lock).
+const char* dirty_ring_setup(Vcpu& vcpu);
+void dirty_ring_release(Vcpu& vcpu);
+// At the vCPU's safe point (before entry): wait while its ring is soft-full. `stop_requested`
+// is polled while waiting; false when it said stop.
+bool dirty_ring_wait(Vcpu& vcpu, bool (*stop_requested)(Vcpu&));
+// HV_CALL_DIRTY_RING_REAP: RBX vCPU index, RCX buffer gpa, RDX bytes -> RBX entries reaped.
+int64_t dirty_ring_hypercall(Vcpu& vcpu, uint64_t index, uint64_t gpa, uint64_t bytes, uint64_t* out);
+// The vCPU's report line ("dirty ring: N pushed, D dropped, S stalls").
+void dirty_ring_report(Vcpu& vcpu);
 
 }  // namespace hv

@@ -80,7 +80,9 @@ void pml_drain(Vcpu& vcpu) {
   const unsigned first = index < VcpuPml::kEntries ? index + 1u : 0u;
   const auto* log = reinterpret_cast<const volatile uint64_t*>(p.page_pa);  // identity-mapped
   GuestMmu& mmu = vcpu.vm().mmu();
-  for (unsigned i = first; i < VcpuPml::kEntries; i++) mmu.note_write(log[i] & ~uint64_t{0xFFF}, 1);
+  // With hv.dirty-ring the vCPU (the ring's producer, on its own CPU) pushes each page too.
+  mmu::DirtyRing* const ring = vcpu.dring.ring;
+  for (unsigned i = first; i < VcpuPml::kEntries; i++) mmu.note_guest_write(log[i] & ~uint64_t{0xFFF}, ring);
   p.entries += VcpuPml::kEntries - first;
   p.drains++;
   vmwrite(field::kPmlIndex, VcpuPml::kFirstIndex);

@@ -389,6 +389,8 @@ bool Vcpu::before_entry() {
     stats_.root_switches++;
   }
   epoch().quiescent();
+  // hv.dirty-ring: a ring at its soft limit holds the vCPU here until its consumer reaps.
+  if (dring.ring && !dirty_ring_wait(*this, [](Vcpu& v) { return v.vm_requests_stop(); })) return false;
   return !vm_requests_stop();
 }
 
@@ -465,6 +467,7 @@ bool Vcpu::run() {
   timing_.print(vm_->id(), index_);
   apicv_report(*this);  // hv/apicv.h: the LAPIC path and its exits
   pml_report(*this);    // hv/pml.h: PML entries and log-full exits
+  dirty_ring_report(*this);
   if (failed_ && vm_->report_guest_state) print_guest_stop_report(*this);  // the VMCS is still current
   return !failed_;
 }
@@ -492,6 +495,7 @@ void Vcpu::release() {
     x86::pmm::free_4k(vmcs_pa_);
     vmcs_pa_ = 0;
     pml_release(*this);
+    dirty_ring_release(*this);
     release_vcpu_msrs(*this);
   }
 }

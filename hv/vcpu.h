@@ -15,6 +15,7 @@
 #include "arch/x86/vmx/capabilities.h"
 #include "arch/x86/vmx/guest_regs.h"
 #include "hv/console_line.h"
+#include "hv/dirty_log.h"
 #include "hv/event_inject.h"
 #include "hv/exit_timing.h"
 #include "hv/pml.h"
@@ -197,6 +198,8 @@ class Vcpu {
 
   // Page-modification logging (hv/pml.h): the vCPU's log and its counters.
   VcpuPml pml;
+  // The vCPU's dirty ring (hv/dirty_log.h, hv.dirty-ring=N).
+  VcpuDirtyRing dring;
 
   // --- live migration (hv/migrate.h, hv/vm_state.h) ---
   // The vCPU stopped at a safe point because its VM is being migrated (not a failure).

@@ -163,6 +163,7 @@ const char* Vcpu::setup_vmcs(const VcpuStart& start) {
   if (proc2v & proc2::kEnablePml) {
     if (const char* e = pml_setup(*this)) return e;
   }
+  if (const char* e = dirty_ring_setup(*this)) return e;
   if (pinv & pin::kPreemptionTimer) {
     // Counts down at the TSC rate >> shift (IA32_VMX_MISC[4:0], SDM 26.5.1) from this value,
     // reloaded at every entry: a VM exit after at most one tick period (10 ms) of guest time,
