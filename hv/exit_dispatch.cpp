@@ -13,6 +13,7 @@
 #include "hv/apicv.h"
 #include "hv/exit.h"
 #include "hv/hypercall.h"
+#include "hv/pml.h"
 #include "hv/vcpu.h"
 #include "hv/vm.h"
 
@@ -53,6 +54,7 @@ struct Table {
     h[kExitApicWrite] = handle_apic_write;                   // hv/apicv.cpp
     h[kExitVirtualizedEoi] = handle_virtualized_eoi;         // hv/apicv.cpp
     h[kExitTprBelowThreshold] = handle_tpr_below_threshold;  // hv/apicv.cpp
+    h[kExitPmlFull] = handle_pml_full;                       // hv/pml.cpp
     // VMX instructions in the guest: no nested VMX, so they are undefined opcodes to it.
     const uint16_t vmx_insns[] = {kExitVmclear, kExitVmlaunch, kExitVmptrld, kExitVmptrst,
                                   kExitVmread,  kExitVmresume, kExitVmwrite, kExitVmxoff,

@@ -119,6 +119,17 @@ class GuestMmu {
   // dirty-logged slot count as written by the guest (mmu::Mmu::dirty_log_mark_gpa). Call it
   // after the write, so that a harvest that takes the bit also sees the data.
   void note_write(uint64_t gpa, uint64_t len);
+  // A PML entry of the calling vCPU (hv/pml.cpp): the page counts as written, and with `ring`
+  // (that vCPU's dirty ring, of which the caller is the producer) it is pushed there too.
+  void note_guest_write(uint64_t gpa, mmu::DirtyRing* ring) { mmu_->dirty_log_mark_gpa(gpa, 0, ring); }
+  // The dirty ring the write-protection faults of vCPU `vcpu` push to (nullptr: none). Set
+  // while that vCPU does not fault (at its setup and release, on its CPU).
+  void set_dirty_ring(unsigned vcpu, mmu::DirtyRing* ring) {
+    if (vcpu < kMaxVcpus && vcpus_[vcpu] != nullptr) vcpus_[vcpu]->set_dirty_ring(ring);
+  }
+  mmu::DirtyRing* dirty_ring(unsigned vcpu) const {
+    return vcpu < kMaxVcpus && vcpus_[vcpu] != nullptr ? vcpus_[vcpu]->dirty_ring() : nullptr;
+  }
   // Dirty logging of slot `id` (address space 0) on behalf of vCPU `vcpu` (whose root gets the
   // eager split): mmu::Mmu::dirty_log_start/stop/harvest with the VM's mechanism
   // (hv/dirty_log.h).

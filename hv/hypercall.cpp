@@ -305,6 +305,12 @@ void handle_hypercall(Vcpu& vcpu, const ExitInfo&) {
         if (st == HV_OK && nr != HV_CALL_DIRTY_LOG_STOP) r.rbx = out;
         break;
       }
+      case HV_CALL_DIRTY_RING_REAP: {  // hv/dirty_log.cpp
+        uint64_t out = 0;
+        st = dirty_ring_hypercall(vcpu, a0, a1, a2, &out);
+        if (st == HV_OK) r.rbx = out;
+        break;
+      }
       default: st = HV_EUNKNOWN; break;
     }
   }

@@ -6,6 +6,7 @@
 #include "arch/x86/pmm.h"
 #include "arch/x86/smp.h"
 #include "hv/cpu_work.h"
+#include "hv/pml.h"
 
 namespace hv {
 
@@ -33,6 +34,8 @@ unsigned KernelPlatform::cpu_count() { return x86::smp::cpus_online(); }
 // (single-context INVEPT where supported); CPUs outside guest mode flush before their next
 // entry instead of being waited for (hv/cpu_work.h).
 void KernelPlatform::flush_remote_tlbs(uint64_t tlb_tag) { cpu_work::flush_ept(tlb_tag); }
+
+void KernelPlatform::drain_dirty_logs(uint64_t tlb_tag) { pml_drain_all(tlb_tag); }
 
 // Yield when this CPU's tick slice is over or another CPU asked it something (arch/x86/tick.h).
 bool KernelPlatform::should_yield() { return cpu_work::yield_wanted(); }

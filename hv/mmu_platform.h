@@ -17,6 +17,8 @@ class KernelPlatform final : public mmu::Platform {
   unsigned cpu_id() override;
   unsigned cpu_count() override;
   void flush_remote_tlbs(uint64_t tlb_tag) override;
+  // hv.dirty=pml: every vCPU of the VM drains its page-modification log (hv/pml.h).
+  void drain_dirty_logs(uint64_t tlb_tag) override;
   bool should_yield() override;
   void cpu_relax() override;
   uint64_t timestamp() override;

@@ -35,6 +35,7 @@
 #include "hv/live_vms.h"
 #include "hv/migrate.h"
 #include "hv/mmu_platform.h"
+#include "hv/pml.h"
 #include "hv/trace.h"
 #include "hv/vm.h"
 #include "hv/vm_run_state.h"
@@ -388,6 +389,8 @@ bool Vcpu::before_entry() {
     stats_.root_switches++;
   }
   epoch().quiescent();
+  // hv.dirty-ring: a ring at its soft limit holds the vCPU here until its consumer reaps.
+  if (dring.ring && !dirty_ring_wait(*this, [](Vcpu& v) { return v.vm_requests_stop(); })) return false;
   return !vm_requests_stop();
 }
 
@@ -427,6 +430,9 @@ bool Vcpu::run() {
     const uint64_t t1 = x86::rdtsc();
     restore_host_msrs(*this);
     if (switch_xcr0) x86::xsave::xsetbv(0, host_xcr0);
+    // Before "outside guest mode" is published: a harvest's drain waits for exactly that
+    // (hv/pml.cpp). One VMREAD when PML is on; nothing otherwise.
+    pml_drain(*this);
     cpu_work::exit_guest_mode();
     epoch().quiescent();  // the exit boundary
     if (r != kEnterExited) {
@@ -460,6 +466,8 @@ bool Vcpu::run() {
   if (trace::on(trace::kCatExit)) trace::record(trace::kVcpuStop, vm_->id(), static_cast<uint8_t>(index_), x86::rdtsc(), failed_, 0);
   timing_.print(vm_->id(), index_);
   apicv_report(*this);  // hv/apicv.h: the LAPIC path and its exits
+  pml_report(*this);    // hv/pml.h: PML entries and log-full exits
+  dirty_ring_report(*this);
   if (failed_ && vm_->report_guest_state) print_guest_stop_report(*this);  // the VMCS is still current
   return !failed_;
 }
@@ -486,6 +494,8 @@ void Vcpu::release() {
     cpu_work::set_loaded_ept(0, 0);
     x86::pmm::free_4k(vmcs_pa_);
     vmcs_pa_ = 0;
+    pml_release(*this);
+    dirty_ring_release(*this);
     release_vcpu_msrs(*this);
   }
 }

@@ -15,8 +15,10 @@
 #include "arch/x86/vmx/capabilities.h"
 #include "arch/x86/vmx/guest_regs.h"
 #include "hv/console_line.h"
+#include "hv/dirty_log.h"
 #include "hv/event_inject.h"
 #include "hv/exit_timing.h"
+#include "hv/pml.h"
 #include "hv/vcpu_features.h"
 #include "hv/vcpu_msrs.h"
 
@@ -193,6 +195,11 @@ class Vcpu {
     uint64_t vectoring_fixes = 0;      // abandoned virtual-interrupt deliveries undone (apicv_vectoring)
     uint64_t vectoring_dropped = 0;    // external-interrupt reports that could not be re-injected
   } apicv;
+
+  // Page-modification logging (hv/pml.h): the vCPU's log and its counters.
+  VcpuPml pml;
+  // The vCPU's dirty ring (hv/dirty_log.h, hv.dirty-ring=N).
+  VcpuDirtyRing dring;
 
   // --- live migration (hv/migrate.h, hv/vm_state.h) ---
   // The vCPU stopped at a safe point because its VM is being migrated (not a failure).

@@ -114,7 +114,10 @@ const char* Vcpu::setup_vmcs(const VcpuStart& start) {
   // "Enable RDTSCP" exactly when the CPUID policy advertises RDTSCP (VcpuFeatures): without it
   // RDTSCP and RDPID are #UD in the guest, as CPUID then says.
   const uint32_t apicv_proc2 = hw_apic ? proc2::kApicRegisterVirtualization | proc2::kVirtualInterruptDelivery : 0u;
-  const ControlRequest proc2_req{"secondary", c.proc2, proc2::kEnableEpt | proc2::kUnrestrictedGuest | apicv_proc2,
+  // "Enable PML" with hv.dirty=pml (hv/pml.h): dirty_log_init chose pml only if the CPU has it.
+  const uint32_t pml_proc2 = pml_enabled() ? proc2::kEnablePml : 0u;
+  const ControlRequest proc2_req{"secondary", c.proc2,
+                                 proc2::kEnableEpt | proc2::kUnrestrictedGuest | apicv_proc2 | pml_proc2,
                                  (c.vpid ? proc2::kEnableVpid : 0u) | ev_proc2 |
                                      (features_.rdtscp ? proc2::kEnableRdtscp : 0u)};
   // The guest's PAT is a VMCS field, loaded at entry and saved at exit where the CPU has the
@@ -157,6 +160,10 @@ const char* Vcpu::setup_vmcs(const VcpuStart& start) {
   if (msrs.bitmap_pa) w(kMsrBitmap, msrs.bitmap_pa);
   w(kTscOffset, msrs.state.tsc_offset);
   if (proc2v & proc2::kEnableVpid) w(kVpid, vpid_);
+  if (proc2v & proc2::kEnablePml) {
+    if (const char* e = pml_setup(*this)) return e;
+  }
+  if (const char* e = dirty_ring_setup(*this)) return e;
   if (pinv & pin::kPreemptionTimer) {
     // Counts down at the TSC rate >> shift (IA32_VMX_MISC[4:0], SDM 26.5.1) from this value,
     // reloaded at every entry: a VM exit after at most one tick period (10 ms) of guest time,

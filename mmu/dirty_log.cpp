@@ -54,11 +54,29 @@
 //   done, a harvest first finishes every teardown scheduled before it (wait_for_teardown), so
 //   a D left in such a root is reported by the harvest that follows the root's release;
 //   a memslot move or flag change of a D-logged slot marks the whole slot (memslot_update.cpp).
-//   pml adds the CPU's log: the harvest first asks the Platform to drain every vCPU's log into
-//   dirty_log_mark_gpa() (it returns only when what was logged before the call is reported),
-//   then runs the D pass above, which also re-arms logging (the CPU logs a page when it sets
-//   D). So with pml the log is an extra source of bits, never the only one: a missed drain
-//   entry is still found through D, at the price of the walk the log was meant to avoid.
+//   pml uses the CPU's log instead of the 4 KiB leaves' D bits: with PML on, the CPU appends
+//   the GPA of a write to the vCPU's log whenever it sets D (0 -> 1) in a leaf, and software
+//   never sets D in a 4 KiB leaf without reporting it (the fault path only keeps the old A/D on
+//   an upgrade; a split that hands a huge leaf's D to its children marks the huge range). A
+//   vCPU's entries become bits when the platform drains its log (hv: at every VM exit, and the
+//   harvest's drain_dirty_logs() returns only when every entry logged before the call is a
+//   bit). The harvest H: drain, take the words, then clear D in every leaf (reporting only huge
+//   leaves' D, into the next harvest: the log holds the GPA of the write, not every page of a
+//   huge leaf), then flush. Clearing after the take is what W's order is for write_protect:
+//   Take a write at t to p in a 4 KiB leaf, through a translation that knows D (the write set
+//   it, or a TLB entry made while it was set); let t0 <= t be the last 0 -> 1 of that D before
+//   the translation was made, logged at t0. Let Hr be the first harvest whose take comes after
+//   that entry's mark (the entry is marked by the drain of the next exit, or at the latest by
+//   the next harvest's drain call): Hr reports p. Hr's D pass comes after its take, so after
+//   the mark, so after t0; the D set at t0 is still set then (only harvests clear D, and a zap
+//   that drops it marks the slot), so Hr clears it and then flushes. The translation used at t
+//   was made while D was set, after t0 and (by the choice of t0) before Hr's clear, so Hr's
+//   flush removes it: t is before Hr returns. So Hr, which reports p, is the harvest during
+//   which the write happened or a later one. The other order (clear D, then take) loses
+//   writes: an entry logged and drained between the clear and the take is reported by this
+//   harvest with D left set, and later writes then log nothing. The drain is load-bearing:
+//   without it nothing reports a 4 KiB page whose D the walk clears (tests/unit/dirty_log_test.cpp
+//   "the drain is load-bearing"; tests/stress/dirty_log_stress.cpp models the per-exit drains).
 //
 // Huge leaves: a logged slot maps 4 KiB leaves only (Mmu::goal_level). At the start the huge
 // leaves of the slot in the caller's root are split (split_huge_pages: bounded steps that yield
@@ -68,6 +86,7 @@
 // build huge leaves again where the slot allows them.
 #include "mmu/dirty_log.h"
 
+#include "mmu/dirty_ring.h"
 #include "mmu/mmu.h"
 #include "mmu/spte_ops.h"
 #include "mmu/tdp_iter.h"
@@ -248,9 +267,9 @@ MemslotError Mmu::dirty_log_harvest(VcpuMmu& v, unsigned as_id, unsigned slot_id
     // harvest, which waits for it in turn. (write_protect needs none of this: a writable
     // leaf's bit is set before the leaf can be used.)
     wait_for_teardown(roots_.last_ticket());
-    // D -> bits, before the words are taken (see the top of this file).
-    dirty_log_protect(as_id, start, end, spte::kDirty, log, start);
   }
+  // dirty_bit: D -> bits, before the words are taken (see the top of this file).
+  if (mode == DirtyMode::dirty_bit) dirty_log_protect(as_id, start, end, spte::kDirty, log, start);
   uint64_t pages = 0;
   for (uint64_t w = 0; w < need; w++) {
     const uint64_t bits = log->take_word(w);
@@ -259,6 +278,13 @@ MemslotError Mmu::dirty_log_harvest(VcpuMmu& v, unsigned as_id, unsigned slot_id
   }
   // write_protect: W goes after the words are taken (see the top of this file).
   if (mode == DirtyMode::write_protect) dirty_log_protect(as_id, start, end, spte::kWrite, nullptr, 0);
+  // pml: D goes after the words are taken, as W does: a page whose log entry was drained before
+  // the take has its D cleared after it was reported, so its next write logs again. (Before the
+  // take, a write could set D and be drained into this harvest between the clear and the take,
+  // leaving D set: later writes would log nothing, and nothing would report them.) Only huge
+  // leaves' D become bits here (for the next harvest): the CPU logs the GPA of the write, not
+  // every page a huge leaf maps; a 4 KiB leaf's D is just cleared, which re-arms logging.
+  if (mode == DirtyMode::pml) dirty_log_protect(as_id, start, end, spte::kDirty, log, start, 2);
   // Always, even if no entry changed here: a zap may have cleared a writable leaf and not have
   // flushed yet, and a TLB entry that knows W or D must not outlive this harvest.
   flush();
@@ -267,12 +293,12 @@ MemslotError Mmu::dirty_log_harvest(VcpuMmu& v, unsigned as_id, unsigned slot_id
 }
 
 void Mmu::dirty_log_protect(unsigned as_id, gfn_t start, gfn_t end, spte_t bits, DirtyLog* log,
-                            gfn_t log_base) {
+                            gfn_t log_base, int mark_min_level) {
   epoch_.assert_not_in_read_section();  // no waiting for the lock in a section
   WriteLockGuard guard(mmu_lock_);
   // Every root of the address space, valid or not: a vCPU may run on an invalid root until its
   // next entry, and its leaves must lose W (or D) as well.
-  for (Root* r : roots_exclusive(as_id)) dirty_log_protect_root_yield_safe(r, start, end, bits, log, log_base);
+  for (Root* r : roots_exclusive(as_id)) dirty_log_protect_root_yield_safe(r, start, end, bits, log, log_base, mark_min_level);
 }
 
 namespace {
@@ -282,7 +308,7 @@ constexpr unsigned kProtectYieldCheck = 32;  // entries between two looks at sho
 // MMU lock: exclusive, dropped and retaken at yield points (nothing is unlinked, so no
 // generation to note: the caller flushes before it returns).
 void Mmu::dirty_log_protect_root_yield_safe(Root* root, gfn_t start, gfn_t end, spte_t bits,
-                                            DirtyLog* log, gfn_t log_base) {
+                                            DirtyLog* log, gfn_t log_base, int mark_min_level) {
   mmu_lock_.assert_held();
   unsigned since_check = 0;
   for (TdpIter it(platform_, root->table, root->level, start, end, 1); it.valid(); it.next()) {
@@ -302,7 +328,7 @@ void Mmu::dirty_log_protect_root_yield_safe(Root* root, gfn_t start, gfn_t end, 
     // Atomic: the CPU may set A/D in the entry at any time (it takes none of our locks).
     const spte_t before = spte_clear_bits(it.sptep(), bits, level);
     it.old_spte = before & ~bits;
-    if (log != nullptr && spte::is_leaf(before, level) && (before & spte::kDirty)) {
+    if (log != nullptr && level >= mark_min_level && spte::is_leaf(before, level) && (before & spte::kDirty)) {
       // A huge leaf (left over in another root) stands for all its pages.
       const gfn_t first = it.gfn();
       const uint64_t n = spte::pages_per_entry(level);
@@ -317,13 +343,16 @@ void Mmu::dirty_log_protect_root_yield_safe(Root* root, gfn_t start, gfn_t end, 
 
 // --- Marks from outside the walks ---
 
-void Mmu::dirty_log_mark_gpa(gpa_t gpa, unsigned as_id) {
+void Mmu::dirty_log_mark_gpa(gpa_t gpa, unsigned as_id, DirtyRing* ring) {
   if (as_id >= Memslots::kAddressSpaces) return;
   const gfn_t gfn = gpa >> kPageShift;
   // The log is freed only after a grace period once its slot left the published set.
   EpochReadGuard section(epoch_);
   const Memslot* s = memslots_.find(as_id, gfn);
-  if (s != nullptr && s->dirty_log != nullptr) s->dirty_log->set(gfn - s->base_gfn);
+  if (s == nullptr || s->dirty_log == nullptr) return;
+  s->dirty_log->set(gfn - s->base_gfn);
+  // The ring after the bit (the bitmap is the guarantee; a full ring drops, the bit stays).
+  if (ring != nullptr) ring->push(s->id, as_id, gfn - s->base_gfn);
 }
 
 void Mmu::dirty_log_dropped(unsigned as_id, gfn_t gfn, int level) {

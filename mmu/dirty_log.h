@@ -6,9 +6,10 @@
 //                  sets the page's bit; a harvest takes the bits and clears W again.
 //   dirty_bit      EPT A/D (MmuConfig::ept_ad): leaves keep W, the CPU sets D on a write; a harvest
 //                  test-and-clears D into the bits.
-//   pml            as dirty_bit, plus the CPU's page-modification log: the VMX layer reports the
-//                  logged GPAs with Mmu::dirty_log_mark_gpa(), and a harvest first asks the
-//                  Platform to drain every vCPU's log (Platform::drain_dirty_logs).
+//   pml            leaves as dirty_bit, but the CPU's page-modification log reports the 4 KiB
+//                  pages: the VMX layer reports the logged GPAs with Mmu::dirty_log_mark_gpa(),
+//                  a harvest first asks the Platform to drain every vCPU's log
+//                  (Platform::drain_dirty_logs), takes the words, and then clears D.
 // The Mmu entry points (start, stop, harvest, mark) are members of Mmu (mmu.h), implemented in
 // dirty_log.cpp with the protocols and the harvest-versus-write argument.
 //

@@ -5,6 +5,7 @@
 // the iterator, linking missing tables (CAS), splitting a huge leaf that is in the way (CAS),
 // and installing the leaf (CAS). Every CAS that loses a race re-reads the entry and decides
 // again, or reports `retry`; nothing a guest can pass (any gfn, any access) can crash it.
+#include "mmu/dirty_ring.h"
 #include "mmu/mmu.h"
 #include "mmu/spte_ops.h"
 #include "mmu/tdp_iter.h"
@@ -29,7 +30,12 @@ namespace {
 // Dirty logging by write protection: the fault just made `gfn` writable (CAS above). The bit is
 // set *after* W, still under the MMU lock held shared: a harvest clears W under the lock held
 // exclusively, so it never sees the W without the bit (dirty_log.cpp has the whole argument).
-void log_write(const SlotView& slot, gfn_t gfn) { slot.dirty_log->set(gfn - slot.base_gfn); }
+// With a dirty ring the vCPU also pushes the page (after the bit: the bitmap is the guarantee,
+// the ring a copy for its consumer; a full ring drops the entry, the bit stays).
+void log_write(const VcpuMmu& v, const SlotView& slot, gfn_t gfn) {
+  slot.dirty_log->set(gfn - slot.base_gfn);
+  if (DirtyRing* ring = v.dirty_ring()) ring->push(slot.slot_id, slot.as_id, gfn - slot.base_gfn);
+}
 bool leaf_allows(spte_t leaf, unsigned access) { return (spte::leaf_access(leaf) & access) == access; }
 // An entry the fault path may overwrite: empty, or a (possibly stale) MMIO marker. Any other
 // non-present value is FROZEN or a dead table's link: another CPU owns it, so retry.
@@ -128,7 +134,7 @@ FaultOutcome Mmu::map_locked(VcpuMmu& v, unsigned cpu, gfn_t gfn, unsigned acces
     if (spte::is_leaf(old, level)) {
       // A huge leaf above the level this gfn may use now (e.g. the per-VM maximum was lowered).
       if (leaf_allows(old, access)) return changed ? FaultOutcome::fixed : FaultOutcome::spurious;
-      const FaultOutcome o = split_huge_leaf_atomic(v, it.sptep(), old, level);
+      const FaultOutcome o = split_huge_leaf_atomic(v, it.sptep(), old, level, it.gfn());
       if (o != FaultOutcome::fixed) return o;
       changed = true;
       it.next();
@@ -170,7 +176,7 @@ FaultOutcome Mmu::map_locked(VcpuMmu& v, unsigned cpu, gfn_t gfn, unsigned acces
       if (leaf_allows(old, access)) return changed ? FaultOutcome::fixed : FaultOutcome::spurious;
       // Upgrade the permissions of our own mapping; keep what the CPU recorded in A/D.
       if (spte_cmpxchg(it.sptep(), old, leaf | (old & (spte::kAccessed | spte::kDirty)), goal)) {
-        if (MMU_UNLIKELY(slot.dirty_wp) && (access & spte::kAccWrite)) log_write(slot, gfn);
+        if (MMU_UNLIKELY(slot.dirty_wp) && (access & spte::kAccWrite)) log_write(v, slot, gfn);
         return FaultOutcome::fixed;
       }
       continue;  // `old` holds the current value
@@ -183,7 +189,7 @@ FaultOutcome Mmu::map_locked(VcpuMmu& v, unsigned cpu, gfn_t gfn, unsigned acces
     if (!installable(old)) return FaultOutcome::retry;
     if (spte_cmpxchg(it.sptep(), old, leaf, goal)) {
       count(cpu, kHotLeaves + static_cast<unsigned>(goal));
-      if (MMU_UNLIKELY(slot.dirty_wp) && (access & spte::kAccWrite)) log_write(slot, gfn);
+      if (MMU_UNLIKELY(slot.dirty_wp) && (access & spte::kAccWrite)) log_write(v, slot, gfn);
       // Fault-around (prefault.cpp), in the same walk: the iterator still holds the last-level
       // table this leaf went into.
       if (goal == 1 && around != 0) fault_around_locked(cpu, it.table(1), gfn, slot, around);
@@ -194,7 +200,8 @@ FaultOutcome Mmu::map_locked(VcpuMmu& v, unsigned cpu, gfn_t gfn, unsigned acces
 
 // MMU lock: shared. Replace huge leaf `old` (at `level`) by a table of 512 leaves one level
 // down that map the same memory with the same attributes.
-FaultOutcome Mmu::split_huge_leaf_atomic(VcpuMmu& v, spte_t* sptep, spte_t old, int level) {
+FaultOutcome Mmu::split_huge_leaf_atomic(VcpuMmu& v, spte_t* sptep, spte_t old, int level,
+                                         gfn_t gfn) {
   assert_lock_held_shared();
   const hpa_t page = v.cache_.take();
   if (page == 0) return FaultOutcome::out_of_memory;
@@ -212,6 +219,10 @@ FaultOutcome Mmu::split_huge_leaf_atomic(VcpuMmu& v, spte_t* sptep, spte_t old, 
     v.cache_.give_back(platform_, account_, page);
     return FaultOutcome::retry;
   }
+  // The children inherit D, so a CPU writing through them sets no D and (PML) logs nothing: a
+  // D-logged slot learns now that every page of the huge leaf may be dirty (as a zap's drop).
+  if (MMU_UNLIKELY(old & spte::kDirty) && dirty_d_slots_.load(Order::relaxed) != 0)
+    dirty_log_dropped(v.as_id_, gfn, level);
   const unsigned cpu = platform_.cpu_id();
   count(cpu, kHotTablesLive);
   hot_.sub(cpu, kHotLeaves + static_cast<unsigned>(level), 1);
@@ -328,7 +339,7 @@ gfn_t Mmu::split_huge_leafs_yield_safe(VcpuMmu& v, unsigned cpu, Root* root, gfn
     // Split, or after a lost race (A/D set by the CPU, another split) decide again by what is
     // there now; next() then steps into the new table to split further.
     while (l > level && spte::is_leaf(it.old_spte, l)) {
-      o = split_huge_leaf_atomic(v, it.sptep(), it.old_spte, l);
+      o = split_huge_leaf_atomic(v, it.sptep(), it.old_spte, l, it.gfn());
       if (o == FaultOutcome::fixed) {
         count(cpu, kHotEagerSplits);
         units += spte::kEntriesPerTable;

@@ -28,6 +28,8 @@ bool Mmu::lookup_slot(unsigned as_id, gfn_t gfn, SlotView* out) {
 }
 
 void Mmu::view_of(const Memslot& s, SlotView* out) {
+  out->slot_id = s.id;
+  out->as_id = s.as_id;
   out->base_gfn = s.base_gfn;
   out->npages = s.npages;
   out->backing_hpa = s.backing_hpa;

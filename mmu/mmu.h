@@ -37,6 +37,7 @@
 
 #include "mmu/atomic.h"
 #include "mmu/dirty_log.h"
+#include "mmu/dirty_ring.h"
 #include "mmu/epoch.h"
 #include "mmu/lock.h"
 #include "mmu/memslot.h"
@@ -113,9 +114,15 @@ class VcpuMmu {
   VcpuMmu(const VcpuMmu&) = delete;
   VcpuMmu& operator=(const VcpuMmu&) = delete;
   Root* root() const { return root_; }
+  // The vCPU's dirty ring (mmu/dirty_ring.h), or nullptr: the write-protection fault path of
+  // this vCPU pushes (slot, offset) for each page it makes writable in a logged slot. The
+  // vCPU's own thread is the ring's producer. Set while the vCPU does not fault.
+  void set_dirty_ring(DirtyRing* ring) { dirty_ring_ = ring; }
+  DirtyRing* dirty_ring() const { return dirty_ring_; }
 
  private:
   friend class Mmu;
+  DirtyRing* dirty_ring_ = nullptr;
   unsigned as_id_ = 0;
   Root* root_ = nullptr;
   uint64_t root_generation_ = 0;
@@ -124,6 +131,8 @@ class VcpuMmu {
 
 // What a memslot means to the fault path (a copy, so it can be used after the epoch section).
 struct SlotView {
+  uint32_t slot_id = 0;
+  unsigned as_id = 0;
   gfn_t base_gfn = 0;
   uint64_t npages = 0;
   hpa_t backing_hpa = 0;
@@ -291,7 +300,9 @@ class Mmu {
   // PML: the VMX layer reports a GPA from a vCPU's log (on a log-full exit and on a drain).
   // A GPA outside every logged slot of `as_id` is ignored (the log may hold stale entries).
   // Lock-free (an epoch read section); callable from any context the fault path may run in.
-  void dirty_log_mark_gpa(gpa_t gpa, unsigned as_id = 0);
+  // With `ring`: also push (slot, offset) to it when the page is in a logged slot (the caller is
+  // the ring's producer).
+  void dirty_log_mark_gpa(gpa_t gpa, unsigned as_id = 0, DirtyRing* ring = nullptr);
   // Logged slots whose mechanism uses D bits (for the zap and teardown hooks, and tests).
   uint64_t dirty_log_d_slots() const { return dirty_d_slots_.load(Order::relaxed); }
 
@@ -367,7 +378,8 @@ class Mmu {
   FaultOutcome map_locked(VcpuMmu& v, unsigned cpu, gfn_t gfn, unsigned access,
                           const SlotView& slot, int goal, unsigned around = 0) REQUIRES_SHARED(mmu_lock_);
   bool invalidate_retry(unsigned cpu, uint64_t seq, gfn_t start, gfn_t end) REQUIRES_SHARED(mmu_lock_);
-  FaultOutcome split_huge_leaf_atomic(VcpuMmu& v, spte_t* sptep, spte_t old, int level)
+  // `gfn`: the first page the huge leaf maps (a D it carries is reported to a logged slot).
+  FaultOutcome split_huge_leaf_atomic(VcpuMmu& v, spte_t* sptep, spte_t old, int level, gfn_t gfn)
       REQUIRES_SHARED(mmu_lock_);
   FaultOutcome replace_table_with_leaf_atomic(VcpuMmu& v, spte_t* sptep, spte_t old, int level,
                                               spte_t leaf) REQUIRES_SHARED(mmu_lock_);
@@ -385,11 +397,14 @@ class Mmu {
                                unsigned around) REQUIRES_SHARED(mmu_lock_);
   // dirty_log.cpp
   // Clear `bits` (W, or D) in every leaf of [start, end) in every root of `as_id`; leaves whose
-  // D was set mark `log` (when D is cleared). MMU lock exclusive, yielding like a zap.
+  // D was set mark `log` (when D is cleared) if their level is at least `mark_min_level` (pml:
+  // 2, the 4 KiB leaves' D bits are reported by the CPU's log instead). MMU lock exclusive,
+  // yielding like a zap.
   void dirty_log_protect(unsigned as_id, gfn_t start, gfn_t end, spte_t bits, DirtyLog* log,
-                         gfn_t log_base) EXCLUDES(mmu_lock_);
+                         gfn_t log_base, int mark_min_level = 1) EXCLUDES(mmu_lock_);
   void dirty_log_protect_root_yield_safe(Root* root, gfn_t start, gfn_t end, spte_t bits,
-                                         DirtyLog* log, gfn_t log_base) REQUIRES(mmu_lock_);
+                                         DirtyLog* log, gfn_t log_base, int mark_min_level)
+      REQUIRES(mmu_lock_);
   // A leaf with D set left the tree (zap): report it to its slot's log if that slot is logged.
   void dirty_log_dropped(unsigned as_id, gfn_t gfn, int level);
   // A root's teardown finished: what its leaves' D bits said is gone, so every D-logged slot

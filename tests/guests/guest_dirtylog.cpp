@@ -7,11 +7,18 @@
 //             every page, the next none; then a known set of pages is written and the harvest
 //             reports exactly that set, and reads report nothing
 //   again     logging off, writes, logging on again: all pages once, then exactly the new set
+//   bulk      every page written twice with no exit between (with PML the 512-entry log fills
+//             and exits), all reported once; then 600 pages, exactly those
 //   created   a slot created with HV_SLOT_DIRTY_LOG is logged from the start
 //   storm     (2 vCPUs or more) vCPU 1.. write random pages without pause while vCPU 0 writes
 //             bursts and harvests; before each write a vCPU notes how many harvests have
 //             returned (h0); every written page must be reported by harvest h0 or a later one
 //             (the last harvest runs after the writers stopped): no write lost
+//   ring      (hv.dirty-ring=N, 2 vCPUs; only this group then: a vCPU whose own ring fills while
+//             nobody reaps it waits for ever) vCPU 1 writes every page of the logged slot once
+//             while vCPU 0 reaps vCPU 1's ring (HV_CALL_DIRTY_RING_REAP) in small batches: every
+//             page comes exactly once, with the slot's id, and vCPU 1 waited at its soft limit;
+//             the bitmap reports every page too; bad reap arguments are refused
 // The mechanism (write protection, EPT A/D bits, PML) is hv's choice (hv.dirty=), printed
 // first; the verdicts are the same for each.
 #include "tests/guests/lib/guest.h"
@@ -123,6 +130,32 @@ void again() {
   gprintf("dirtylog: again: off, on again: all pages once, then exactly the new writes\n");
 }
 
+// Every page of the slot written with no exit in between (the leaves exist: with pml the CPU
+// logs 1024 pages into a 512-entry log, so the log fills and exits at least once), then 600.
+void bulk() {
+  CHECK_EQ(hv_call(HV_CALL_DIRTY_LOG_START, kSlot).status, HV_OK);
+  uint32_t pages = 0;
+  CHECK_EQ(harvest(kSlot, &pages), HV_OK);
+  CHECK_EQ(pages, kPages);
+  for (unsigned pass = 0; pass < 2; pass++)
+    for (uint32_t p = 0; p < kPages; p++) poke32(kGpa + p * 4096 + 12, 0xB0000000u | (pass << 16) | p);
+  CHECK_EQ(harvest(kSlot, &pages), HV_OK);
+  CHECK_EQ(pages, kPages);
+  unsigned missing = 0;
+  for (uint32_t p = 0; p < kPages; p++)
+    if (!bit(p) && missing++ < 4) gprintf("dirtylog: bulk: page %u written but not reported\n", p);
+  CHECK_EQ(missing, 0);
+  for (uint32_t p = 0; p < 600; p++) poke32(kGpa + p * 4096 + 12, 0xB1000000u | p);
+  CHECK_EQ(harvest(kSlot, &pages), HV_OK);
+  CHECK_EQ(pages, 600);
+  missing = 0;
+  for (uint32_t p = 0; p < kPages; p++)
+    if (bit(p) != (p < 600) && missing++ < 4) gprintf("dirtylog: bulk: page %u not reported\n", p);
+  CHECK_EQ(missing, 0);
+  CHECK_EQ(hv_call(HV_CALL_DIRTY_LOG_STOP, kSlot).status, HV_OK);
+  gprintf("dirtylog: bulk: every page written twice, all %u reported once; then exactly 600\n", kPages);
+}
+
 void created() {
   CHECK_EQ(hv_slot_create(kSlot2, kGpa2, kBytes2, kPool2, HV_SLOT_DIRTY_LOG), HV_OK);
   CHECK_EQ(hv_call(HV_CALL_DIRTY_LOG_START, kSlot2).status, HV_EBUSY);
@@ -209,6 +242,79 @@ void storm() {
   (void)written;
 }
 
+// --- ring ---
+
+uint32_t g_ring_go = 0, g_ring_written = 0, g_ring_progress = 0;
+hv_dirty_ring_entry g_ring_buf[32] __attribute__((aligned(8)));
+uint8_t g_ring_seen[kPages];
+
+void ring_writer(unsigned v) {
+  if (v != 1) return;
+  while (!__atomic_load_n(&g_ring_go, __ATOMIC_ACQUIRE)) cpu_relax();
+  for (uint32_t p = 0; p < kPages; p++) {
+    poke32(kGpa + p * 4096 + 16, 0xA5000000u | p);
+    __atomic_store_n(&g_ring_progress, p + 1, __ATOMIC_RELEASE);
+  }
+  __atomic_store_n(&g_ring_written, 1, __ATOMIC_RELEASE);
+}
+
+void ring() {
+  const uint32_t buf = reinterpret_cast<uint32_t>(g_ring_buf);
+  CHECK_EQ(hv_call(HV_CALL_DIRTY_RING_REAP, 7, buf, sizeof g_ring_buf).status, HV_EINVAL);  // no vCPU 7
+  CHECK_EQ(hv_call(HV_CALL_DIRTY_RING_REAP, 1, buf + 4, sizeof g_ring_buf).status, HV_EALIGN);
+  CHECK_EQ(hv_call(HV_CALL_DIRTY_RING_REAP, 1, buf, 8).status, HV_ESMALL);
+  CHECK_EQ(hv_call(HV_CALL_DIRTY_RING_REAP, 1, 0xFFFFF000u, 4096).status, HV_EFAULT);
+  CHECK_EQ(hv_call(HV_CALL_DIRTY_LOG_START, kSlot).status, HV_OK);
+  uint32_t pages = 0;
+  CHECK_EQ(harvest(kSlot, &pages), HV_OK);  // the start's "everything"
+  smp_start(ring_writer);
+  __atomic_store_n(&g_ring_go, 1, __ATOMIC_RELEASE);
+  // Reap nothing until vCPU 1 reached its soft limit: it pushes one entry per page (its write
+  // fault), and after the fault of page 55 the ring holds 56 = 64 - 8 entries, so it waits
+  // before it may finish that write. Its progress stops at 55 then; the pause after seeing 55
+  // (millions of instructions) lets its next fault happen first. (With a larger ring this only
+  // delays the reaper.)
+  while (__atomic_load_n(&g_ring_progress, __ATOMIC_ACQUIRE) < 55) cpu_relax();
+  for (uint32_t i = 0; i < 1000000; i++) cpu_relax();
+  CHECK_EQ(__atomic_load_n(&g_ring_progress, __ATOMIC_ACQUIRE), 55);  // held at the soft limit
+  unsigned got = 0, dups = 0, bad = 0, reaps = 0;
+  for (;;) {
+    // Read "written" before the reap: once it was set, a reap that finds nothing means done.
+    const bool written = __atomic_load_n(&g_ring_written, __ATOMIC_ACQUIRE);
+    const HvRet r = hv_call(HV_CALL_DIRTY_RING_REAP, 1, buf, sizeof g_ring_buf);
+    if (r.status != HV_OK) {
+      // vCPU 1 stopped (its ring went with it): everything it pushed was reaped before, or lost.
+      CHECK(written);
+      break;
+    }
+    reaps++;
+    for (uint32_t i = 0; i < r.rbx; i++) {
+      const hv_dirty_ring_entry& e = g_ring_buf[i];
+      if (e.slot != kSlot || e.as_id != 0 || e.offset >= kPages) {
+        if (bad++ < 4) gprintf("dirtylog: ring: bad entry slot %u as %u offset %u\n", e.slot, e.as_id, (uint32_t)e.offset);
+        continue;
+      }
+      if (g_ring_seen[e.offset]++) dups++;
+      got++;
+    }
+    if (written && r.rbx == 0) break;
+  }
+  smp_wait_done();
+  unsigned missing = 0;
+  for (uint32_t p = 0; p < kPages; p++)
+    if (!g_ring_seen[p] && missing++ < 4) gprintf("dirtylog: ring: page %u written but never in the ring\n", p);
+  CHECK_EQ(bad, 0);
+  CHECK_EQ(dups, 0);
+  CHECK_EQ(missing, 0);
+  CHECK_EQ(got, kPages);
+  // The bitmap beside the ring has every page too.
+  CHECK_EQ(harvest(kSlot, &pages), HV_OK);
+  CHECK_EQ(pages, kPages);
+  CHECK_EQ(hv_call(HV_CALL_DIRTY_LOG_STOP, kSlot).status, HV_OK);
+  gprintf("dirtylog: ring: %u pages written by vcpu1, %u ring entries reaped in %u reaps, each page once\n", kPages,
+          got, reaps);
+}
+
 }  // namespace
 
 void guest_test() {
@@ -216,9 +322,19 @@ void guest_test() {
   CHECK_EQ(hv_slot_create(kSlot, kGpa, kBytes, kPoolOffset, 0), HV_OK);
   // Fault the slot in before logging: 2 MiB leaves where hv.backing allows, split at the start.
   for (uint32_t p = 0; p < kPages; p++) poke32(kGpa + p * 4096, 0xD0000000u | p);
+  // hv.dirty-ring: only the ring group (vCPU 0 reaps vCPU 1's ring; its own would fill with the
+  // other groups' writes and nobody would reap it).
+  if (hv_call(HV_CALL_DIRTY_RING_REAP, 0, reinterpret_cast<uint32_t>(g_bitmap), 16).status != HV_ENOTSUP) {
+    CHECK(vcpu_count() >= 2);
+    if (vcpu_count() >= 2) ring();
+    CHECK_EQ(hv_slot_delete(kSlot), HV_OK);
+    gprintf("dirtylog: PASS\n");
+    return;
+  }
   errors();
   exact();
   again();
+  bulk();
   created();
   if (vcpu_count() >= 2) storm();
   CHECK_EQ(hv_slot_delete(kSlot), HV_OK);

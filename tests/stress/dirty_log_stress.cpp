@@ -5,7 +5,9 @@
 // tests/host/dirty_cpu.h: a walk that checks W and sets A/D with a CAS, a TLB that keeps
 // "writable, D known" translations until a flush starts (so writes through stale translations
 // between the MMU's W/D clear and its flush happen), and, for pml, a log filled with the D
-// update. A write that finds no writable leaf takes the EPT violation (Mmu::map) and retries.
+// update and drained both at the writer's safe points (hv's drain at every exit) and by the
+// harvest (Platform::drain_dirty_logs; without that drain the final harvest misses the writes
+// logged since the writers' last safe point, and this test fails). A write that finds no writable leaf takes the EPT violation (Mmu::map) and retries.
 // A harvester thread harvests over and over and, between harvests, fast-zaps (every root is
 // invalidated and torn down while the writers run on it) or zaps part of the slot.
 //
@@ -105,6 +107,10 @@ void run(DirtyMode mode, const char* name) {
   constexpr uint64_t kMinWrites = 2000;
   std::atomic<uint64_t> progress_writes{0}, progress_tlb{0}, progress_faults{0};
   std::atomic<bool> stop{false};
+  // The writers stay on their roots until the final harvest is done: a root released before it
+  // would be torn down and mark the whole slot dirty (dirty_log_root_gone), hiding a lost write.
+  std::atomic<unsigned> writers_stopped{0};
+  std::atomic<bool> final_done{false};
   std::vector<int64_t> last_harvest(kPages, -1);  // per page: the latest harvest reporting it
   std::vector<uint64_t> bm(Mmu::dirty_log_words(kPages));
   uint64_t fast_zaps = 0, zaps = 0, harvested_pages = 0, harvest_errors = 0;
@@ -133,7 +139,11 @@ void run(DirtyMode mode, const char* name) {
       struct {
         uint64_t writes, via_tlb, faults;
       } shown = {0, 0, 0};  // what this writer has added to the progress counters
-      while (!stop.load(std::memory_order_acquire)) {
+      unsigned tail = 0;
+      for (;;) {
+        // After the stop, 16 more writes without a safe point: what a vCPU logged since its last
+        // exit waits in its log, and only the final harvest's drain can report it (pml).
+        if (stop.load(std::memory_order_acquire) && tail++ >= 16) break;
         const uint64_t i = rng.below(4) != 0 ? rng.below(kHot) : rng.below(kPages);
         // Acquire: pairs with the harvester's release after a harvest returned; the write below
         // comes after that return.
@@ -148,12 +158,16 @@ void run(DirtyMode mode, const char* name) {
         r.writes++;
         if (via_tlb) r.via_tlb++;
         if (h0 > r.max_h0[i]) r.max_h0[i] = h0;
-        if (++ops % 64 == 0) {
+        if (++ops % 64 == 0 && tail == 0) {
           progress_writes.fetch_add(r.writes - shown.writes, std::memory_order_relaxed);
           progress_tlb.fetch_add(r.via_tlb - shown.via_tlb, std::memory_order_relaxed);
           progress_faults.fetch_add(r.faults - shown.faults, std::memory_order_relaxed);
           shown = {r.writes, r.via_tlb, r.faults};
-          // A safe point: an "entry" (a fast zap moves us to a fresh root) and deferred work.
+          // A safe point: an "exit" (pml: hv drains the vCPU's log at every VM exit, so marks
+          // land at any time, also between a harvest's drain and its take), then an "entry" (a
+          // fast zap moves us to a fresh root) and deferred work. No drain when the writer
+          // stops: the final harvest's drain must report what is left in the logs.
+          if (mode == DirtyMode::pml) logs[w].drain(vm.mmu);
           Root* before = v.root();
           vm.mmu.vcpu_load_root(v);
           if (v.root() != before) cpu.drop_tlb();
@@ -161,6 +175,8 @@ void run(DirtyMode mode, const char* name) {
           std::this_thread::yield();
         }
       }
+      writers_stopped.fetch_add(1, std::memory_order_acq_rel);
+      while (!final_done.load(std::memory_order_acquire)) std::this_thread::yield();
       vm.mmu.vcpu_release(v);
     });
   }
@@ -193,11 +209,15 @@ void run(DirtyMode mode, const char* name) {
     stop.store(true, std::memory_order_release);
     vm.mmu.vcpu_release(v);
   });
-  for (auto& t : threads) t.join();
-
-  // Every write has happened: one last harvest reports what is left.
+  // Every write has happened (acquire: pairs with each writer's increment after its last
+  // write): one last harvest reports what is left, with the writers still on their roots. The
+  // harvester thread (the last one) set `stop` and is joined first, so this harvest runs alone.
+  threads.back().join();
+  while (writers_stopped.load(std::memory_order_acquire) < kWriters) std::this_thread::yield();
   const uint64_t final_k = harvests_done.load();
   harvest(main_v, final_k);
+  final_done.store(true, std::memory_order_release);
+  for (size_t t = 0; t + 1 < threads.size(); t++) threads[t].join();
   uint64_t writes = 0, via_tlb = 0, faults = 0, lost = 0;
   for (const WriterResult& r : results) {
     writes += r.writes;
@@ -241,6 +261,6 @@ TEST_CASE("dirty log stress: EPT dirty bits lose no write", "[stress][dirtylog]"
   run(DirtyMode::dirty_bit, "dirtylog-ad");
 }
 
-TEST_CASE("dirty log stress: PML plus dirty bits lose no write", "[stress][dirtylog]") {
+TEST_CASE("dirty log stress: PML (the log, plus huge leaves' D) loses no write", "[stress][dirtylog]") {
   run(DirtyMode::pml, "dirtylog-pml");
 }

@@ -76,7 +76,7 @@ const char* probe(Capabilities& c) {
     return reason("INVEPT is missing or offers neither single-context nor global flushes (cap 0x%lx)", e);
   c.ept_1g = (e & ept_cap::kPage1G) != 0;
   c.ept_ad = (e & ept_cap::kAccessedDirty) != 0;
-  c.pml = (allowed1(c.proc2) & (1u << 17)) != 0;  // "enable PML" (SDM Table 25-7), used with A/D
+  c.pml = (allowed1(c.proc2) & proc2::kEnablePml) != 0;  // "enable PML" (SDM Table 25-7), used with A/D
   c.invept_single = (e & ept_cap::kInveptSingle) != 0;
   c.vpid = (allowed1(c.proc2) & proc2::kEnableVpid) && (e & ept_cap::kInvvpid) &&
            (e & (ept_cap::kInvvpidSingle | ept_cap::kInvvpidAll));

@@ -37,6 +37,7 @@ inline constexpr uint32_t kGuestGsSel = 0x080A;
 inline constexpr uint32_t kGuestLdtrSel = 0x080C;
 inline constexpr uint32_t kGuestTrSel = 0x080E;
 inline constexpr uint32_t kGuestInterruptStatus = 0x0810;  // RVI 7:0, SVI 15:8
+inline constexpr uint32_t kPmlIndex = 0x0812;  // next free entry of the PML page (511 down to 0)
 inline constexpr uint32_t kHostEsSel = 0x0C00;
 inline constexpr uint32_t kHostCsSel = 0x0C02;
 inline constexpr uint32_t kHostSsSel = 0x0C04;
@@ -52,6 +53,7 @@ inline constexpr uint32_t kMsrBitmap = 0x2004;
 inline constexpr uint32_t kExitMsrStoreAddr = 0x2006;
 inline constexpr uint32_t kExitMsrLoadAddr = 0x2008;
 inline constexpr uint32_t kEntryMsrLoadAddr = 0x200A;
+inline constexpr uint32_t kPmlAddress = 0x200E;  // the 4 KiB page-modification log
 inline constexpr uint32_t kTscOffset = 0x2010;
 inline constexpr uint32_t kVirtualApicAddr = 0x2012;
 inline constexpr uint32_t kApicAccessAddr = 0x2014;
@@ -165,6 +167,7 @@ static_assert(kHostEsSel == encode(W::k16, K::kHost, 0) && kHostTrSel == encode(
 static_assert(kIoBitmapA == encode(W::k64, K::kControl, 0) && kMsrBitmap == encode(W::k64, K::kControl, 2));
 static_assert(kPostedIntrNotificationVector == encode(W::k16, K::kControl, 1));
 static_assert(kGuestInterruptStatus == encode(W::k16, K::kGuest, 8));
+static_assert(kPmlIndex == encode(W::k16, K::kGuest, 9) && kPmlAddress == encode(W::k64, K::kControl, 7));
 static_assert(kVirtualApicAddr == encode(W::k64, K::kControl, 9) && kPostedIntrDescAddr == encode(W::k64, K::kControl, 11));
 static_assert(kEoiExitBitmap0 == encode(W::k64, K::kControl, 14));
 static_assert(kTscOffset == encode(W::k64, K::kControl, 8) && kEptPointer == encode(W::k64, K::kControl, 13));
@@ -237,6 +240,7 @@ inline constexpr uint32_t kUnrestrictedGuest = 1u << 7;
 inline constexpr uint32_t kApicRegisterVirtualization = 1u << 8;
 inline constexpr uint32_t kVirtualInterruptDelivery = 1u << 9;
 inline constexpr uint32_t kEnableInvpcid = 1u << 12;
+inline constexpr uint32_t kEnablePml = 1u << 17;  // page-modification logging (needs EPT A/D)
 inline constexpr uint32_t kEnableXsaves = 1u << 20;
 }  // namespace proc2
 

@@ -35,7 +35,12 @@
 #define HV_CALL_DIRTY_LOG_STOP 13u    /* RBX id */
 #define HV_CALL_DIRTY_LOG_HARVEST 14u /* RBX id, RCX buffer gpa, RDX buffer bytes -> RBX pages */
 #define HV_CALL_PREFAULT 15u        /* RBX gpa, RCX bytes (4 KiB aligned) -> RBX bytes done */
-#define HV_CALL_MAX 15u
+/* The dirty ring of a vCPU (hv.dirty-ring=N; docs/hypercalls.md "Dirty ring"): move up to
+ * RDX / 16 of its oldest entries (struct hv_dirty_ring_entry, push order) to the buffer at RCX
+ * (8-byte aligned, in one writable slot). One consumer at a time per VM. HV_ENOTSUP: no rings;
+ * HV_EINVAL: no such vCPU, or it has no ring now (not started or stopped). */
+#define HV_CALL_DIRTY_RING_REAP 16u /* RBX vCPU index, RCX buffer gpa, RDX bytes -> RBX entries */
+#define HV_CALL_MAX 16u
 
 /* Dirty-log mechanisms (HV_CALL_DIRTY_LOG_START's RBX). */
 #define HV_DIRTY_WP 0u  /* write protection: a write faults once per page and harvest */
@@ -111,6 +116,14 @@ enum hv_stat {
 
 struct hv_stats {
   uint64_t value[HV_STAT_COUNT]; /* indexed by enum hv_stat */
+};
+
+/* One entry of a vCPU's dirty ring: page `offset` of slot `slot` (address space `as_id`) became
+ * dirty through that vCPU (a write-protection fault, or a PML entry of its log). */
+struct hv_dirty_ring_entry {
+  uint32_t slot;
+  uint32_t as_id;
+  uint64_t offset;
 };
 
 #endif /* HV_ABI_H */
