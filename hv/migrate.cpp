@@ -531,7 +531,14 @@ void migrate_arm(RunVm& rv, uint64_t now, uint64_t khz) {
   m.step_pages = step ? step : 1;
   m.stop_pages = cmdline::get_number("hv.migrate-stop-pages", 256);
   char test[24];
-  m.lose_final_copy = cmdline::get("hv.migrate-test", test, sizeof test) && !strcmp(test, "lose-final-copy");
+  const bool test_knob = cmdline::get("hv.migrate-test", test, sizeof test);
+  m.lose_final_copy = test_knob && !strcmp(test, "lose-final-copy");
+  // hv.migrate-test=lose-fpu: the target's vCPUs do not get the saved x87/SSE/AVX registers
+  // (the CPU's were reset at the save): the guest's register check must fail.
+  set_fpu_restore_skipped_for_test(test_knob && !strcmp(test, "lose-fpu"));
+  if (test_knob && !strcmp(test, "lose-fpu"))
+    x86::log::warn("vm%u: migration: test: the x87/SSE/AVX registers are not restored in the target "
+                   "(hv.migrate-test=lose-fpu)", rv.id);
   m.lose_from_gpa = cmdline::get_number("hv.migrate-test-lose-gpa", 0);
   m.phase.store(Migration::kArmed, mmu::Order::relaxed);  // published to the vCPUs by cpu_work::post
   rv.vm.migration = &m;
@@ -600,7 +607,11 @@ MigrateNext migrate_vcpu_ended(RunVm& rv, unsigned i, bool started, RunVm** targ
     }
   }
   ph = m->phase.load(mmu::Order::acquire);
-  if (ph != Migration::kSwitched) return paused && ph == Migration::kAborted ? MigrateNext::kResume : MigrateNext::kNone;
+  if (ph != Migration::kSwitched) {
+    if (!(paused && ph == Migration::kAborted)) return MigrateNext::kNone;
+    restore_vcpu_fpu(m->vcpu[i]);  // the save reset the CPU's registers: the guest's go back
+    return MigrateNext::kResume;
+  }
   // Moved: this vCPU's console line goes out now (its target vCPU starts a fresh one), then
   // let go of the source's VMCS; the last one to do so destroys the source.
   v.console_flush();
