@@ -58,6 +58,7 @@ struct Migration {
   uint64_t due = 0;  // TSC of the trigger
   unsigned max_rounds = 3;
   uint64_t step_pages = 512;
+  uint64_t stop_pages = 256;     // hv.migrate-stop-pages: a dirty round at or below it ends pre-copy
   bool lose_final_copy = false;  // hv.migrate-test=lose-final-copy: the check must bite
   uint64_t lose_from_gpa = 0;    // hv.migrate-test-lose-gpa: only final-copy pages at or above it
   mmu::Atomic<uint32_t> phase{kOff};
@@ -79,7 +80,10 @@ struct Migration {
   uint64_t* bitmap = nullptr;
   size_t words = 0;
   uint64_t bitmap_frames = 0;
-  uint64_t round_pages[kMaxRounds + 1] = {};
+  uint64_t round_pages[kMaxRounds + 1] = {};  // pages copied in each round
+  uint64_t round_dirty[kMaxRounds + 1] = {};  // pages the round's harvests reported (rounds 2..)
+  unsigned rounds_done = 0;                   // pre-copy rounds completed before the pause
+  enum StopRule : uint8_t { kRoundLimit, kSmallDirtySet, kAbandoned } stop_rule = kRoundLimit;
   uint64_t final_pages = 0;
   uint64_t total_pages = 0;
   uint64_t t_start = 0, t_pause = 0, t_switch = 0;
@@ -106,6 +110,9 @@ struct Migration {
     words = 0;
     bitmap_frames = 0;
     for (uint64_t& r : round_pages) r = 0;
+    for (uint64_t& r : round_dirty) r = 0;
+    rounds_done = 0;
+    stop_rule = kRoundLimit;
     final_pages = total_pages = 0;
     t_start = t_pause = t_switch = 0;
   }
@@ -207,17 +214,28 @@ void begin_pausing(Migration& m, unsigned self) {
   kick_vcpus(m.a->state, self);
 }
 
+// End of round m.round. Pre-copy ends (the pause is requested) when this round's dirty set was
+// small enough that copying it with the guest stopped is cheap (hv.migrate-stop-pages: the next
+// dirty set, written while this one was copied, is expected to be no larger), or when the round
+// limit is reached; round 1 (the whole pool) has no dirty set and never ends pre-copy early.
 void next_round(Migration& m, unsigned self) {
+  m.rounds_done = m.round;
+  const bool small = m.round >= 2 && m.round_dirty[m.round] <= m.stop_pages;
   m.round++;
   m.slot_idx = 0;
   m.page = 0;
   m.harvested = false;
-  if (m.round > m.max_rounds) begin_pausing(m, self);
+  if (small || m.round > m.max_rounds) {
+    m.stop_rule = small ? Migration::kSmallDirtySet : Migration::kRoundLimit;
+    m.round = m.max_rounds + 1;  // no more steps
+    begin_pausing(m, self);
+  }
 }
 
 // One bounded pre-copy step: at most step_pages pages copied (and at most one harvest).
 void precopy_step(Migration& m, unsigned self) {
   if (m.abort.load(mmu::Order::relaxed)) {  // a vCPU ended: don't copy for nothing
+    m.stop_rule = Migration::kAbandoned;
     begin_pausing(m, self);
     return;
   }
@@ -249,6 +267,7 @@ void precopy_step(Migration& m, unsigned self) {
       }
       m.harvested = true;
       m.page = 0;
+      m.round_dirty[m.round] += pages;
       if (--budget == 0) break;  // a harvest counts as a page of work
     }
     while (budget && m.page < s.npages) {
@@ -445,11 +464,22 @@ void finish_stop_and_copy(Migration& m, Vcpu& self) {
   live_vms_remove(a.vm);
   live_vms_add(b.vm);
   m.t_switch = x86::rdtsc();
-  for (unsigned r = 1; r <= m.max_rounds && r <= kMaxRounds; r++) {
+  for (unsigned r = 1; r <= m.rounds_done && r <= kMaxRounds; r++) {
     m.total_pages += m.round_pages[r];
-    x86::log::info("vm%u: migration: pre-copy round %u: %lu pages%s", a.id, r, m.round_pages[r],
-                   r == 1 ? " (the whole RAM pool)" : "");
+    if (r == 1)
+      x86::log::info("vm%u: migration: pre-copy round 1: %lu pages (the whole RAM pool)", a.id, m.round_pages[1]);
+    else
+      x86::log::info("vm%u: migration: pre-copy round %u: %lu pages (dirty set %lu pages)", a.id, r, m.round_pages[r],
+                     m.round_dirty[r]);
   }
+  if (m.stop_rule == Migration::kSmallDirtySet)
+    x86::log::info("vm%u: migration: pre-copy ended after round %u of at most %u: its dirty set (%lu pages) was at most "
+                   "hv.migrate-stop-pages=%lu",
+                   a.id, m.rounds_done, m.max_rounds, m.round_dirty[m.rounds_done], m.stop_pages);
+  else
+    x86::log::info("vm%u: migration: pre-copy ended after round %u: the round limit (hv.migrate-rounds=%u); the last "
+                   "dirty set was %lu pages (hv.migrate-stop-pages=%lu)",
+                   a.id, m.rounds_done, m.max_rounds, m.rounds_done >= 2 ? m.round_dirty[m.rounds_done] : 0, m.stop_pages);
   m.total_pages += m.final_pages;
   x86::log::info("vm%u: migration: stop-and-copy by vcpu%u: %lu pages%s, the state of %u vCPU(s) and the devices", a.id,
                  self.index(), m.final_pages, full ? " (the whole RAM pool)" : "", a.vcpus);
@@ -499,13 +529,22 @@ void migrate_arm(RunVm& rv, uint64_t now, uint64_t khz) {
   m.max_rounds = static_cast<unsigned>(rounds < 1 ? 1 : rounds > kMaxRounds ? kMaxRounds : rounds);
   const uint64_t step = cmdline::get_number("hv.migrate-step-pages", 512);
   m.step_pages = step ? step : 1;
+  m.stop_pages = cmdline::get_number("hv.migrate-stop-pages", 256);
   char test[24];
-  m.lose_final_copy = cmdline::get("hv.migrate-test", test, sizeof test) && !strcmp(test, "lose-final-copy");
+  const bool test_knob = cmdline::get("hv.migrate-test", test, sizeof test);
+  m.lose_final_copy = test_knob && !strcmp(test, "lose-final-copy");
+  // hv.migrate-test=lose-fpu: the target's vCPUs do not get the saved x87/SSE/AVX registers
+  // (the CPU's were reset at the save): the guest's register check must fail.
+  set_fpu_restore_skipped_for_test(test_knob && !strcmp(test, "lose-fpu"));
+  if (test_knob && !strcmp(test, "lose-fpu"))
+    x86::log::warn("vm%u: migration: test: the x87/SSE/AVX registers are not restored in the target "
+                   "(hv.migrate-test=lose-fpu)", rv.id);
   m.lose_from_gpa = cmdline::get_number("hv.migrate-test-lose-gpa", 0);
   m.phase.store(Migration::kArmed, mmu::Order::relaxed);  // published to the vCPUs by cpu_work::post
   rv.vm.migration = &m;
-  x86::log::info("vm%u: migration armed: %lu ms after the start (hv.migrate-ms), %u pre-copy round(s), %lu pages per step",
-                 rv.id, ms, m.max_rounds, m.step_pages);
+  x86::log::info("vm%u: migration armed: %lu ms after the start (hv.migrate-ms), %u pre-copy round(s), %lu pages per step, "
+                 "early stop at a dirty set of at most %lu pages",
+                 rv.id, ms, m.max_rounds, m.step_pages, m.stop_pages);
 }
 
 void migrate_poll(Vcpu& vcpu, uint64_t now) {
@@ -568,7 +607,11 @@ MigrateNext migrate_vcpu_ended(RunVm& rv, unsigned i, bool started, RunVm** targ
     }
   }
   ph = m->phase.load(mmu::Order::acquire);
-  if (ph != Migration::kSwitched) return paused && ph == Migration::kAborted ? MigrateNext::kResume : MigrateNext::kNone;
+  if (ph != Migration::kSwitched) {
+    if (!(paused && ph == Migration::kAborted)) return MigrateNext::kNone;
+    restore_vcpu_fpu(m->vcpu[i]);  // the save reset the CPU's registers: the guest's go back
+    return MigrateNext::kResume;
+  }
   // Moved: this vCPU's console line goes out now (its target vCPU starts a fresh one), then
   // let go of the source's VMCS; the last one to do so destroys the source.
   v.console_flush();
@@ -589,10 +632,12 @@ void migrate_vcpu_resume(RunVm& b, unsigned i, bool* started) {
   if (m.restored.fetch_add(1, mmu::Order::acq_rel) + 1 == b.vcpus) {
     const uint64_t down = x86::rdtsc() - m.t_pause;
     const uint64_t khz = x86::timer::tsc_khz() ?: 1;
+    const uint64_t us = down * 1000 / khz;
     x86::log::info("vm%u: migration: done: %u pre-copy round(s), %lu pages (%lu MiB) copied in total, downtime %lu TSC ticks "
-                   "(%lu us) from the pause request to the last vCPU restored, %lu ms in all",
-                   b.id, m.max_rounds, m.total_pages, m.total_pages * kPage >> 20, down, down * 1000 / khz,
-                   (x86::rdtsc() - m.t_start) / khz);
+                   "(%lu us = %lu.%03lu ms) from the pause request to the last vCPU restored, final copy %lu pages, "
+                   "%lu ms in all",
+                   b.id, m.rounds_done, m.total_pages, m.total_pages * kPage >> 20, down, us, us / 1000, us % 1000,
+                   m.final_pages, (x86::rdtsc() - m.t_start) / khz);
   }
 }
 

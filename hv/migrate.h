@@ -4,21 +4,24 @@
 // a new VM B is built beside it (its own RAM pool of the same size, the same devices, the same
 // vCPU count; the same VM number, so the guest's console lines and hv's reports go on as
 // "vmN: ..."), then:
-//   1. pre-copy rounds (hv.migrate-rounds, default 3), while A's vCPUs run: round 1 copies A's
+//   1. pre-copy rounds (at most hv.migrate-rounds, default 3), while A's vCPUs run: round 1 copies A's
 //      whole RAM pool to B's (pages outside every memslot included: the guest may map them
 //      again later), each later round copies the pages a DirtySource reports as written since
 //      the previous harvest, memslot by memslot. The copying is done in bounded steps
 //      (hv.migrate-step-pages, default 512 pages) by whichever vCPU of A reaches a safe point
-//      (Vcpu::vm_requests_stop), like hv's other periodic work (hv/vm_stress.h);
+//      (Vcpu::vm_requests_stop), like hv's other periodic work (hv/vm_stress.h). Pre-copy ends
+//      early after a round (2 or later) whose dirty set was at most hv.migrate-stop-pages
+//      (default 256), else after the round limit; the report says which rule ended it;
 //   2. stop-and-copy: every vCPU of A leaves its run loop at a safe point; its job saves the
 //      vCPU's state (hv/vm_state.h) on its CPU. The last one to arrive copies what the final
 //      harvest reports (the whole pool again when A's memslots changed since the start),
 //      mirrors A's memslots into B, moves the device state, and publishes B;
-//   3. each CPU of A starts vCPU i of B in place of A's vCPU i (same CPU: the x87/SSE state and
-//      DR0-3/DR6 handling rely on it, see vm_state.h) and B runs; the last CPU to let go of A's
-//      VMCS destroys A and frees its memory.
-// Reported: one line per pre-copy round and the stop-and-copy (pages), the downtime (TSC ticks
-// from the pause request until the last vCPU of B was restored) and the pages copied in total.
+//   3. each CPU of A starts vCPU i of B in place of A's vCPU i and B runs (the vCPU state, the
+//      x87/SSE/AVX registers and DR0-3/DR6 included, comes from the saved VcpuState, not from the
+//      CPU: vm_state.h); the last CPU to let go of A's VMCS destroys A and frees its memory.
+// Reported: one line per pre-copy round (pages copied, dirty set), the rule that ended pre-copy,
+// the stop-and-copy (pages), the downtime (TSC ticks and ms from the pause request until the
+// last vCPU of B was restored) and the pages copied in total.
 //
 // Bad input: a VM hv cannot copy (no room for B's pool, a VM without a RAM pool) is not
 // migrated: the error is reported and A keeps running. A vCPU of A that ends by itself while

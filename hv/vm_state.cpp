@@ -1,7 +1,11 @@
 // Save and restore of a VM's vCPU and device state (see vm_state.h).
 #include "hv/vm_state.h"
 
+#include "arch/x86/cpu.h"
+#include "arch/x86/log.h"
+#include "arch/x86/string.h"
 #include "arch/x86/vmx/instructions.h"
+#include "arch/x86/xsave.h"
 #include "arch/x86/vmx/vmcs_fields.h"
 #include "hv/apicv.h"
 #include "hv/vcpu.h"
@@ -60,7 +64,71 @@ void write_dr(unsigned n, uint64_t v) {
   }
 }
 
+// The init state loaded after a save: an XSAVE header with XSTATE_BV 0 puts every requested
+// component in its init state; MXCSR (which XRSTOR and FXRSTOR load from the legacy area
+// whatever XSTATE_BV says) and the x87 control word hold their reset values.
+alignas(64) uint8_t g_init_area[VcpuState::kFpuBytes];
+bool g_init_ready = false;  // written before the first save by whichever CPU; same bytes every time
+bool g_skip_fpu_restore = false;
+
+void prepare_init_area() {
+  if (__atomic_load_n(&g_init_ready, __ATOMIC_ACQUIRE)) return;
+  const uint16_t fcw = 0x037F;
+  const uint32_t mxcsr = 0x1F80;
+  memcpy(g_init_area, &fcw, sizeof fcw);
+  memcpy(g_init_area + 24, &mxcsr, sizeof mxcsr);
+  // Pairs with the acquire above: another CPU that sees the flag sees the bytes (identical
+  // bytes written twice by two racing CPUs are harmless).
+  __atomic_store_n(&g_init_ready, true, __ATOMIC_RELEASE);
+}
+
+void xsave_to(void* area, uint64_t rfbm) {
+  asm volatile("xsave64 (%0)" ::"r"(area), "a"(static_cast<uint32_t>(rfbm)), "d"(static_cast<uint32_t>(rfbm >> 32))
+               : "memory");
+}
+void xrstor_from(const void* area, uint64_t rfbm) {
+  asm volatile("xrstor64 (%0)" ::"r"(area), "a"(static_cast<uint32_t>(rfbm)), "d"(static_cast<uint32_t>(rfbm >> 32))
+               : "memory");
+}
+
 }  // namespace
+
+void set_fpu_restore_skipped_for_test(bool skip) { g_skip_fpu_restore = skip; }
+
+void save_vcpu_fpu(VcpuState& s) {
+  prepare_init_area();
+  const uint64_t rfbm = x86::xsave::host_xcr0();  // XCR0 in root mode: every component a guest may use
+  // Standard format: the header's reserved bytes must be zero for the XRSTOR that reads it.
+  memset(s.fpu, 0, sizeof s.fpu);
+  if (rfbm) {
+    const uint32_t size = x86::cpuid(0xD, 0).ebx;  // the area for the current XCR0
+    if (size > sizeof s.fpu) {
+      // Not expected (hv's XCR0 has no AMX/PKRU); keep the registers in the CPU rather than lose them.
+      x86::log::error("migration: the XSAVE area (%u bytes) exceeds VcpuState::fpu (%u): the x87/SSE/AVX state stays in "
+                      "the CPU",
+                      size, VcpuState::kFpuBytes);
+      s.fpu_bytes = 0;
+      return;
+    }
+    xsave_to(s.fpu, rfbm);
+    s.fpu_rfbm = rfbm;
+    s.fpu_bytes = size;
+    xrstor_from(g_init_area, rfbm);
+  } else {
+    asm volatile("fxsave64 (%0)" ::"r"(s.fpu) : "memory");
+    s.fpu_rfbm = 0;
+    s.fpu_bytes = 512;
+    asm volatile("fninit; fxrstor64 (%0)" ::"r"(g_init_area) : "memory");
+  }
+}
+
+void restore_vcpu_fpu(const VcpuState& s) {
+  if (!s.fpu_bytes || g_skip_fpu_restore) return;
+  if (s.fpu_rfbm)
+    xrstor_from(s.fpu, s.fpu_rfbm);
+  else
+    asm volatile("fxrstor64 (%0)" ::"r"(s.fpu) : "memory");
+}
 
 void save_vcpu_state(Vcpu& v, VcpuState& s) {
   s.regs = v.regs;
@@ -73,6 +141,7 @@ void save_vcpu_state(Vcpu& v, VcpuState& s) {
   s.event = v.event_;
   s.reinjecting = v.reinjecting_;
   s.halted = v.halted_at_pause_;
+  save_vcpu_fpu(s);
   s.field_count = 0;
   for (unsigned i = 0; i < kFieldCount; i++) {
     s.field[s.field_count] = kFields[i];
@@ -91,6 +160,7 @@ void restore_vcpu_state(Vcpu& v, const VcpuState& s) {
   v.msrs.state = s.msrs;
   for (unsigned i = 0; i < 4; i++) write_dr(i, s.dr[i]);
   write_dr(6, s.dr6);
+  restore_vcpu_fpu(s);
   v.event_ = s.event;
   v.reinjecting_ = s.reinjecting;
   for (unsigned i = 0; i < s.field_count; i++) {

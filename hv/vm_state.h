@@ -13,15 +13,20 @@
 //               local APIC (registers, timer, posted-interrupt words), the INIT/SIPI latches,
 //               and the VM's guest-visible words (TSC origin, result, lowest-priority cursor).
 //
-// Not here (docs/migration.md "What does not move"): the x87/SSE/AVX registers, which stay in
-// the CPU (hv never touches them, and the target's vCPU i runs on the source's vCPU i's CPU),
-// and hv's own bookkeeping (statistics, timings), which the target starts afresh.
+// The x87/SSE/AVX registers (and MXCSR, the AVX-512 state where the CPU has it) are in
+// VcpuState::fpu, an XSAVE area (FXSAVE without XSAVE): hv never touches them itself
+// (-mgeneral-regs-only), so at the save they are the guest's, in the CPU. After the save the
+// CPU's extended state is reset to its init state, so the target gets them from the saved area
+// only (as it would on another CPU), not by luck from the CPU it happens to run on.
+// Not here (docs/migration.md "What is not supported"): hv's own bookkeeping (statistics,
+// timings), which the target starts afresh.
 //
 // Time: every timer deadline is kept in guest TSC (local APIC) or in ticks of the VM's clock
 // derived from the guest TSC (PIT, RTC, ACPI PM timer); the target keeps the source's TSC
 // origin and each vCPU's TSC offset, so the same values mean the same instants there.
 #pragma once
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "arch/x86/vmx/guest_regs.h"
@@ -57,7 +62,14 @@ struct VcpuState {
   uint64_t value[kMaxFields] = {};
   bool halted = false;   // asleep in HLT (Vcpu::halt) when it was paused: sleeps again
   bool started = true;   // false: still parked (never started) in the source
+  // The x87/SSE/AVX state: XSAVE standard format of `fpu_rfbm` (hv's XCR0, a superset of every
+  // guest's), or FXSAVE format when fpu_rfbm is 0 (no XSAVE). fpu_bytes: 0 = not saved.
+  static constexpr unsigned kFpuBytes = 4096;
+  uint64_t fpu_rfbm = 0;
+  uint32_t fpu_bytes = 0;
+  alignas(64) uint8_t fpu[kFpuBytes] = {};
 };
+static_assert(offsetof(VcpuState, fpu) % 64 == 0, "XSAVE needs a 64-byte aligned area");
 
 // On the vCPU's CPU, with its VMCS current, after its run loop returned at a safe point (no
 // exit being handled: the pending event is in the VM-entry fields and Vcpu's copy).
@@ -66,6 +78,13 @@ void save_vcpu_state(Vcpu& vcpu, VcpuState& s);
 // start state setup_vmcs wrote. The VM's devices must be restored first (the hardware APIC
 // path reads the local APIC's mode).
 void restore_vcpu_state(Vcpu& vcpu, const VcpuState& s);
+// The x87/SSE/AVX part of the two above, on their own: save_vcpu_state saves and then resets the
+// CPU's extended state, restore_vcpu_state loads it. A migration that is abandoned gives the
+// source's paused vCPU its registers back with restore_vcpu_fpu on the same CPU.
+// skip (hv.migrate-test=lose-fpu): the restore is left out, so the guest's check must fail.
+void save_vcpu_fpu(VcpuState& s);
+void restore_vcpu_fpu(const VcpuState& s);
+void set_fpu_restore_skipped_for_test(bool skip);
 
 struct DeviceState {
   PicPair::State pic;
