@@ -78,12 +78,8 @@ void Vcpu::evaluate_interrupts() {
   // before it enters the guest, and its slice ends no later than the chipset's next deadline.
   // The IOAPIC turns a raised line into an apic_deliver, which sets an IRR (of this vCPU or
   // another, which it wakes) before the evaluation below.
-  uint64_t chipset_deadline = ~0ull;  // host TSC
-  if (vm_->chipset.tsc_hz) {
-    const uint64_t host_now = x86::rdtsc();
-    chipset_poll(*vm_, host_now);
-    chipset_deadline = chipset_next_deadline(*vm_);
-  }
+  // Polls only when something may be due (hv/deadline_cache.h); ~0: nothing will be.
+  const uint64_t chipset_deadline = chipset_poll_due(*vm_, x86::rdtsc());  // host TSC
 
   // The hardware path (hv/apicv.h): the PIR folded, RVI/SVI, PPR and the EOI-exit bitmap
   // written; the CPU delivers the LAPIC's vectors itself, so step 4 below is skipped for them.
