@@ -131,7 +131,21 @@ void apicv_before_entry(Vcpu& vcpu) {
     }
   }
   l.refresh_ppr();
-  const uint16_t status = apicv::guest_interrupt_status(l);
+  // One pass over the IRR and ISR words gives RVI and SVI (apicv::guest_interrupt_status: the
+  // highest IRR and ISR vectors) and the copy the CPU starts from, which an exit compares the
+  // page with (apicv_vectoring): one load of each word per entry instead of three scans.
+  // The IRR with acquire loads, as Vlapic::highest_irr reads it (other CPUs set its bits).
+  const uint32_t* page = l.page();
+  int irr_top = -1, isr_top = -1;
+  for (int i = 7; i >= 0; i--) {
+    const uint32_t irr = mmu::atomic_load(&page[(apic::kIrr + 16 * i) / 4], mmu::Order::acquire);
+    const uint32_t isr = page[(apic::kIsr + 16 * i) / 4];
+    vcpu.apicv.irr_entry[i] = irr;
+    vcpu.apicv.isr_entry[i] = isr;
+    if (irr_top < 0 && irr) irr_top = i * 32 + 31 - __builtin_clz(irr);
+    if (isr_top < 0 && isr) isr_top = i * 32 + 31 - __builtin_clz(isr);
+  }
+  const uint16_t status = static_cast<uint16_t>((irr_top < 0 ? 0 : irr_top) | (isr_top < 0 ? 0 : isr_top) << 8);
   const unsigned rvi = status & 0xFF;
   if (rvi && (rvi & 0xF0) > (l.page()[apic::kPpr / 4] & 0xF0)) vcpu.apicv.entries_with_vector++;
   // Compared with the field, not with what hv wrote last: the CPU rewrites RVI and SVI itself
@@ -140,12 +154,6 @@ void apicv_before_entry(Vcpu& vcpu) {
   // CPU would keep the SVI/RVI of after it: the vector never delivered).
   if (status != vmread(field::kGuestInterruptStatus)) vmwrite(field::kGuestInterruptStatus, status);
   vcpu.apicv.status = status;
-  // What the CPU starts from: an exit compares the page with it (apicv_vectoring).
-  const uint32_t* page = l.page();
-  for (unsigned i = 0; i < 8; i++) {
-    vcpu.apicv.irr_entry[i] = page[(apic::kIrr + 16 * i) / 4];
-    vcpu.apicv.isr_entry[i] = page[(apic::kIsr + 16 * i) / 4];
-  }
 }
 
 uint32_t apicv_vectoring(Vcpu& vcpu, uint32_t vectoring) {

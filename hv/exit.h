@@ -19,8 +19,9 @@ struct ExitInfo {
 
 using ExitHandler = void (*)(Vcpu& vcpu, const ExitInfo& exit);
 
-// Reads the exit information of the current VMCS, counts the exit and runs its handler.
-void dispatch_exit(Vcpu& vcpu);
+// Counts the exit and runs its handler. `exit` is what the run loop read of the current VMCS
+// (the exit reason and qualification: read once per exit, not once per consumer).
+void dispatch_exit(Vcpu& vcpu, const ExitInfo& exit);
 
 // Handlers (one file per family).
 void handle_ept_violation(Vcpu& vcpu, const ExitInfo& exit);   // exit_ept.cpp

@@ -35,7 +35,8 @@ void handle_cpuid(Vcpu& vcpu, const ExitInfo&) {
   in.phys_bits = guest_phys_bits();
   // CPUID.1:ECX.OSXSAVE is the guest's CR4.OSXSAVE as it reads it (the read shadow where hv
   // owns the bit: hv itself runs with OSXSAVE on), leaf 0xD.0 EBX sizes the guest's XCR0.
-  in.guest_cr4_osxsave = (vcpu.visible_cr4() & kCr4Osxsave) != 0;
+  // Only leaf 1 reads the CR4 bit (hv/cpuid_policy.cpp): its three VMREADs for that leaf only.
+  if (static_cast<uint32_t>(r.rax) == 1) in.guest_cr4_osxsave = (vcpu.visible_cr4() & kCr4Osxsave) != 0;
   in.guest_xcr0 = vcpu.xcr0;
   const cpuid::Regs c = cpuid::guest_cpuid(in, static_cast<uint32_t>(r.rax), static_cast<uint32_t>(r.rcx));
   r.rax = c.eax;

@@ -68,11 +68,7 @@ constexpr Table kTable;
 
 }  // namespace
 
-void dispatch_exit(Vcpu& vcpu) {
-  ExitInfo e;
-  e.reason = static_cast<uint32_t>(vmread(field::kExitReason));
-  e.basic = static_cast<uint16_t>(e.reason & 0xFFFF);
-  e.qualification = vmread(field::kExitQualification);
+void dispatch_exit(Vcpu& vcpu, const ExitInfo& e) {
   VmStats& st = vcpu.vm().stats();
   if (e.basic < kExitReasonCount) st.exits[e.basic]++;
   else st.exits_other++;
@@ -80,7 +76,7 @@ void dispatch_exit(Vcpu& vcpu) {
     handle_fatal(vcpu, e);
     return;
   }
-  vcpu.begin_exit_events();
+  vcpu.begin_exit_events(e);
   (e.basic < kExitReasonCount ? kTable.h[e.basic] : handle_unknown)(vcpu, e);
   vcpu.commit_events();
 }

@@ -25,6 +25,17 @@ class LogHistogram {
     if (v > max_) max_ = v;
     bucket_[bucket_of(v)]++;
   }
+  // This histogram plus every sample of `o` (the same buckets, so quantiles stay as exact).
+  void merge(const LogHistogram& o) {
+    count_ += o.count_;
+    sum_ += o.sum_;
+    if (o.max_ > max_) max_ = o.max_;
+    for (unsigned b = 0; b < kBuckets; b++) bucket_[b] += o.bucket_[b];
+  }
+  void clear() {
+    count_ = sum_ = max_ = 0;
+    for (auto& b : bucket_) b = 0;
+  }
   uint64_t count() const { return count_; }
   uint64_t sum() const { return sum_; }
   uint64_t max() const { return max_; }

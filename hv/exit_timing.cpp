@@ -15,7 +15,7 @@ const char* const kNames[ExitTiming::kKinds] = {"cpuid", "hlt", "ept-violation",
 // memset, not assignment from a temporary: the histograms are too large for a kernel stack.
 void ExitTiming::reset() { memset(this, 0, sizeof *this); }
 
-ExitTiming::Kind ExitTiming::kind_of(unsigned basic_reason) {
+ExitTiming::Kind ExitTiming::kind_of(unsigned basic_reason, uint64_t qualification) {
   switch (basic_reason) {
     case x86::vmx::kExitCpuid: return kCpuid;
     case x86::vmx::kExitHlt: return kHlt;
@@ -24,14 +24,16 @@ ExitTiming::Kind ExitTiming::kind_of(unsigned basic_reason) {
     case x86::vmx::kExitIoInstruction: {
       // Exit qualification bits 31:16: the port (SDM table "Exit Qualification for I/O
       // Instructions"). COM1 is 0x3F8-0x3FF.
-      const uint64_t port = (x86::vmx::vmread(x86::vmx::field::kExitQualification) >> 16) & 0xFFFF;
+      const uint64_t port = (qualification >> 16) & 0xFFFF;
       return (port & ~7ull) == 0x3F8 ? kIoConsole : kIo;
     }
     default: return kOther;
   }
 }
 
-void ExitTiming::print(unsigned vm, unsigned vcpu) const {
+void ExitTiming::print(unsigned vm, unsigned vcpu) {
+  hist_[kAll].clear();
+  for (unsigned k = 0; k < kAll; k++) hist_[kAll].merge(hist_[k]);
   for (unsigned k = 0; k < kKinds; k++) {
     const LogHistogram& h = hist_[k];
     if (!h.count()) continue;

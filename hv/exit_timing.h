@@ -25,8 +25,9 @@ class ExitTiming {
 
   void reset();
   // The exit boundary: remember the reason and the TSC when the guest stopped.
-  void exited(unsigned basic_reason, uint64_t tsc) {
-    pending_kind_ = kind_of(basic_reason);  // one VMREAD more, for I/O exits only
+  // `qualification`: the exit's, which tells the console's port I/O from the rest.
+  void exited(unsigned basic_reason, uint64_t qualification, uint64_t tsc) {
+    pending_kind_ = kind_of(basic_reason, qualification);
     pending_tsc_ = tsc;
     pending_ = true;
   }
@@ -35,17 +36,19 @@ class ExitTiming {
     if (!pending_) return;
     pending_ = false;
     const uint64_t ticks = tsc - pending_tsc_;
-    hist_[pending_kind_].add(ticks);
-    hist_[kAll].add(ticks);
+    hist_[pending_kind_].add(ticks);  // kAll: summed from the others by print()
   }
   // One parseable line per kind that has samples:
   //   "vmV: vcpuC: exit-cost reason=cpuid count=N median=T p99=T max=T mean=T (tsc ticks)"
-  void print(unsigned vm, unsigned vcpu) const;
+  // First it fills kAll with the sum of the other kinds (not recorded per exit: one histogram
+  // add per exit, not two).
+  void print(unsigned vm, unsigned vcpu);
 
+  // kAll: only after print().
   const LogHistogram& histogram(Kind k) const { return hist_[k]; }
 
  private:
-  static Kind kind_of(unsigned basic_reason);
+  static Kind kind_of(unsigned basic_reason, uint64_t qualification);
 
   LogHistogram hist_[kKinds];
   uint64_t pending_tsc_ = 0;

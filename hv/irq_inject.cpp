@@ -78,22 +78,27 @@ void Vcpu::evaluate_interrupts() {
   // before it enters the guest, and its slice ends no later than the chipset's next deadline.
   // The IOAPIC turns a raised line into an apic_deliver, which sets an IRR (of this vCPU or
   // another, which it wakes) before the evaluation below.
-  uint64_t chipset_deadline = ~0ull;  // host TSC
-  if (vm_->chipset.tsc_hz) {
-    const uint64_t host_now = x86::rdtsc();
-    chipset_poll(*vm_, host_now);
-    chipset_deadline = chipset_next_deadline(*vm_);
-  }
+  // Polls only when something may be due (hv/deadline_cache.h); ~0: nothing will be.
+  const uint64_t chipset_deadline = chipset_poll_due(*vm_, x86::rdtsc());  // host TSC
 
   // The hardware path (hv/apicv.h): the PIR folded, RVI/SVI, PPR and the EOI-exit bitmap
   // written; the CPU delivers the LAPIC's vectors itself, so step 4 below is skipped for them.
   if (apicv.on) apicv_before_entry(*this);
 
   bool busy = (vmread(field::kEntryInterruptionInfo) & event::kInfoValid) != 0;
-  const uint64_t intr = vmread(field::kGuestInterruptibility);
-  const uint64_t rflags = vmread(field::kGuestRflags);
+  // The guest's interruptibility and RFLAGS only when something waits to be injected: most
+  // entries (after a CPUID, an I/O port access, a hypercall) have nothing to inject.
+  uint64_t intr = 0, rflags = 0;
+  bool have_guest_state = false;
+  const auto guest_state = [&] {
+    if (have_guest_state) return;
+    intr = vmread(field::kGuestInterruptibility);
+    rflags = vmread(field::kGuestRflags);
+    have_guest_state = true;
+  };
   bool window = false, nmi_window = false;
   if (l.nmi_pending()) {
+    guest_state();
     const uint64_t blocking = intr & (kBlockingSti | kBlockingMovSs | kBlockingNmi);
     if (!busy && !blocking && l.take_nmi()) {
       vmwrite(field::kEntryInterruptionInfo, event::make_info(event::kNmi, event::Type::kNmi, false));
@@ -105,12 +110,15 @@ void Vcpu::evaluate_interrupts() {
       nmi_window = true;
     }
   }
-  const int v = l.deliverable();
+  // On the hardware path the CPU delivers the LAPIC's vectors (step 4 is skipped for them):
+  // the highest deliverable one is looked for only when the PIC's ExtINT depends on it.
+  const int v = apicv.on ? -1 : l.deliverable();
   // The 8259's interrupt, for the vCPU wired to it (vCPU 0, when its LAPIC takes ExtINT): the
   // LAPIC's own vectors first, then the PIC's (the INTA cycle happens only when the guest can
   // take the interrupt now, so a request is never acknowledged and then held).
-  const bool extint = v < 0 && index_ == 0 && l.takes_extint() && pic_output(*vm_);
+  const bool extint = index_ == 0 && l.takes_extint() && (apicv.on ? l.deliverable() : v) < 0 && pic_output(*vm_);
   if (extint) {
+    guest_state();
     if (!busy && (rflags & kRflagsIf) && !(intr & (kBlockingSti | kBlockingMovSs))) {
       const int pv = pic_intack(*vm_);
       if (pv >= 0) {
@@ -121,7 +129,8 @@ void Vcpu::evaluate_interrupts() {
       window = true;
     }
   }
-  if (v >= 0 && !apicv.on) {
+  if (v >= 0) {
+    guest_state();
     if (!busy && (rflags & kRflagsIf) && !(intr & (kBlockingSti | kBlockingMovSs))) {
       l.ack(static_cast<uint8_t>(v));
       vmwrite(field::kEntryInterruptionInfo, event::make_info(static_cast<uint8_t>(v), event::Type::kExternalInterrupt, false));
@@ -136,8 +145,10 @@ void Vcpu::evaluate_interrupts() {
   // A correct CPU never delivers with IF = 0 anyway; Bochs 2.7 does when a physical interrupt
   // arrives while a virtual one is recognized (hv/apicv_policy.h), and an EOI in the guest's
   // IF = 0 handler is what makes a waiting vector recognized. One exit per such stretch.
-  if (apicv.on && (apicv.status & 0xFF) && (!(rflags & kRflagsIf) || (intr & (kBlockingSti | kBlockingMovSs))))
-    window = true;
+  if (apicv.on && (apicv.status & 0xFF)) {
+    guest_state();
+    if (!(rflags & kRflagsIf) || (intr & (kBlockingSti | kBlockingMovSs))) window = true;
+  }
   if (window != interrupt_window_ || nmi_window != nmi_window_) {
     uint64_t procv = vmread(field::kProcBasedControls);
     procv = window ? procv | proc::kInterruptWindowExiting : procv & ~uint64_t{proc::kInterruptWindowExiting};

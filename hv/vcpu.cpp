@@ -263,7 +263,7 @@ void Vcpu::inject_page_fault(uint64_t linear, uint32_t error_code) {
   inject_exception(event::kPf, true, error_code);
 }
 
-void Vcpu::begin_exit_events() {
+void Vcpu::begin_exit_events(const ExitInfo& e) {
   // The event whose delivery caused this exit (SDM 28.2.4): the CPU abandoned it, so it must be
   // delivered again at the next entry unless a handler raises something on top of it (KVM
   // calls this step "complete interrupts"). An NMI being re-injected needs nothing more: VM
@@ -279,9 +279,8 @@ void Vcpu::begin_exit_events() {
   // would nest inside it (SDM Vol. 3C, 28.2.3; KVM: "recover NMI blocking"). With "virtual
   // NMIs" the bit is virtual-NMI blocking, which hv's NMI injection relies on.
   if (virtual_nmis_ && !(vec & event::kInfoValid)) {
-    const uint32_t basic = static_cast<uint32_t>(vmread(field::kExitReason)) & 0xFFFF;
     constexpr uint64_t kNmiUnblockingIret = 1u << 12, kBlockingNmi = 1u << 3;
-    if (basic == kExitEptViolation && (vmread(field::kExitQualification) & kNmiUnblockingIret)) {
+    if (e.basic == kExitEptViolation && (e.qualification & kNmiUnblockingIret)) {
       const uint64_t intr = vmread(field::kGuestInterruptibility);
       if (!(intr & kBlockingNmi)) vmwrite(field::kGuestInterruptibility, intr | kBlockingNmi);
     }
@@ -447,17 +446,23 @@ bool Vcpu::run() {
     stats_.exits++;
     st.guest_tsc += t1 - t0;
     stats_.guest_tsc += t1 - t0;
-    const unsigned basic = vmread(field::kExitReason) & 0xFFFF;
-    timing_.exited(basic, t1);
+    // The exit reason and qualification, read once for everything below (the timing's kind,
+    // the trace, the dispatcher, the event code and the handler).
+    ExitInfo e;
+    e.reason = static_cast<uint32_t>(vmread(field::kExitReason));
+    e.basic = static_cast<uint16_t>(e.reason & 0xFFFF);
+    e.qualification = vmread(field::kExitQualification);
+    const unsigned basic = e.basic;
+    timing_.exited(basic, e.qualification, t1);
     if (trace::on(trace::kCatExit))
-      trace::record(trace::kExit, vm_->id(), static_cast<uint8_t>(index_), t1, basic, vmread(field::kExitQualification));
+      trace::record(trace::kExit, vm_->id(), static_cast<uint8_t>(index_), t1, basic, e.qualification);
     switch (basic) {
       case kExitEptViolation: stats_.ept_violations++; break;
       case kExitExternalInterrupt: stats_.external_interrupts++; break;
       case kExitPreemptionTimer: stats_.preemption_timer++; break;
       default: break;
     }
-    dispatch_exit(*this);
+    dispatch_exit(*this, e);
     if (!stopped_) sync_ia32e_mode();
     const uint64_t t2 = x86::rdtsc();
     st.host_exit_tsc += t2 - t1;

@@ -26,6 +26,7 @@ namespace hv {
 
 class Vm;
 class VmRunState;
+struct ExitInfo;
 struct VcpuState;
 
 // The architectural state a vCPU starts in (besides what hv/vmcs_setup.cpp fixes: 32-bit
@@ -131,7 +132,7 @@ class Vcpu {
   bool exit_during_event_delivery() const { return reinjecting_; }
   // Called by dispatch_exit(): before the handler (the interrupted event becomes the pending
   // one) and after it (the pending event written into the VM-entry fields).
-  void begin_exit_events();
+  void begin_exit_events(const ExitInfo& exit);
   void commit_events();
 
   // Interrupts (hv/irq_inject.cpp): HLT sleeps until an interrupt can be taken (true), or the

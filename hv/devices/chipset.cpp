@@ -126,6 +126,8 @@ uint32_t pit_read(void* ctx, Vcpu&, uint16_t port, unsigned) {
   Vm& vm = vm_of(ctx);
   const uint64_t tsc = x86::rdtsc();
   chipset_poll(vm, tsc);
+  // No change of what is due: a read only latches or reports (kernels calibrate with loops
+  // of these, which must stay cheap).
   return vm.chipset.pit.read(port, now_of(vm, tsc).pit);
 }
 void pit_write(void* ctx, Vcpu&, uint16_t port, unsigned, uint32_t v) {
@@ -133,19 +135,25 @@ void pit_write(void* ctx, Vcpu&, uint16_t port, unsigned, uint32_t v) {
   const uint64_t tsc = x86::rdtsc();
   chipset_poll(vm, tsc);
   vm.chipset.pit.write(port, static_cast<uint8_t>(v), now_of(vm, tsc).pit);
+  vm.chipset.poll_cache.changed();  // the next interrupt may have moved
 }
 
 uint32_t rtc_read(void* ctx, Vcpu&, uint16_t port, unsigned) {
   Vm& vm = vm_of(ctx);
   const uint64_t tsc = x86::rdtsc();
   chipset_poll(vm, tsc);
-  return vm.chipset.rtc.read(port, now_of(vm, tsc).rtc);
+  const uint32_t r = vm.chipset.rtc.read(port, now_of(vm, tsc).rtc);
+  // A read can change what is due: reading register C clears IRQF, which allows the next
+  // interrupt (Rtc::next_irq_tick).
+  vm.chipset.poll_cache.changed();
+  return r;
 }
 void rtc_write(void* ctx, Vcpu&, uint16_t port, unsigned, uint32_t v) {
   Vm& vm = vm_of(ctx);
   const uint64_t tsc = x86::rdtsc();
   chipset_poll(vm, tsc);
   vm.chipset.rtc.write(port, static_cast<uint8_t>(v), now_of(vm, tsc).rtc);
+  vm.chipset.poll_cache.changed();  // the next interrupt may have moved
 }
 
 void guest_reset(Vcpu& vcpu, const char* why) {
@@ -225,6 +233,8 @@ void IoapicMmio::mmio_write(Vcpu&, uint64_t offset, unsigned size, uint64_t valu
 // vm1 (the first multiboot guest) by default. One CPU at a time reads the host UART
 // (try-lock: a poll that finds another CPU at it just skips).
 constexpr unsigned kConsoleVm = 1;
+// How often, at least, the console VM's entries look for console input (chipset_poll_due).
+constexpr uint64_t kConsolePollUs = 1000;
 x86::SpinLock g_console_in_lock;
 
 void poll_console_input(Vm& vm) {
@@ -250,6 +260,26 @@ void chipset_poll(Vm& vm, uint64_t host_tsc) {
     irq_set_level(vm, 8, true);
     irq_set_level(vm, 8, false);
   }
+}
+
+uint64_t chipset_poll_due(Vm& vm, uint64_t host_tsc) {
+  Chipset& c = vm.chipset;
+  if (!c.tsc_hz) return ~0ull;
+  uint64_t deadline;
+  if (c.poll_cache.lookup(host_tsc, &deadline)) return deadline;
+  // Poll, then publish what the devices said (dropped if a port access changed them meanwhile).
+  const uint64_t gen = c.poll_cache.begin();
+  chipset_poll(vm, host_tsc);
+  deadline = chipset_next_deadline(vm);
+  uint64_t poll_at = deadline;
+  if (vm.id() == kConsoleVm) {
+    // hv's serial port raises no interrupt: its input is looked at when the chipset is polled,
+    // so poll at least this often while there is a console to read.
+    const uint64_t console_at = host_tsc + x86::timer::tsc_khz() * kConsolePollUs / 1000;
+    if (console_at < poll_at) poll_at = console_at;
+  }
+  c.poll_cache.publish(gen, poll_at, deadline);
+  return deadline;
 }
 
 uint64_t chipset_next_deadline(Vm& vm) {

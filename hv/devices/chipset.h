@@ -24,6 +24,7 @@
 
 #include <stdint.h>
 
+#include "hv/deadline_cache.h"
 #include "hv/devices/ioapic.h"
 #include "hv/devices/pci_host.h"
 #include "hv/devices/pic.h"
@@ -57,6 +58,8 @@ struct Chipset {
   ResetControl reset_ctl;
   uint64_t tsc_hz = 0;
   mmu::Atomic<uint32_t> post_code{0};  // the last byte written to port 0x80
+  // What the last poll said (chipset_poll_due); forgotten by every PIT/RTC port access.
+  DeadlineCache poll_cache;
 };
 
 // Resets the chipset of `vm` (the RTC from hv's own CMOS clock, the NVRAM from the VM's RAM
@@ -65,6 +68,11 @@ struct Chipset {
 const char* add_chipset(Vm& vm, unsigned vcpus);
 
 uint64_t chipset_next_deadline(Vm& vm);
+// The VM-entry path's poll: chipset_poll() and chipset_next_deadline() when something may be
+// due, otherwise the deadline the last poll published (hv/deadline_cache.h): no lock, no TSC
+// scaling on an entry where nothing can be due. Also polls hv's console input (the console
+// VM's 16550) at least every kConsolePollUs. Returns the deadline (host TSC; ~0: none).
+uint64_t chipset_poll_due(Vm& vm, uint64_t host_tsc);
 // Hands the IOAPIC's messages to the local APICs (hv/devices/irq_router.cpp).
 void ioapic_send(Vm& vm, const Ioapic::Out& out);
 void chipset_poll(Vm& vm, uint64_t host_tsc);

@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <memory>
 #include <random>
 #include <vector>
 
@@ -62,4 +63,33 @@ TEST_CASE("exit histogram: empty and single-valued", "[exit_histogram]") {
   REQUIRE(h.quantile(500) >= 734 - 734 / 16);
   REQUIRE(h.quantile(990) <= 734);
   REQUIRE(h.quantile(1000) == 734);
+}
+
+// hv/exit_timing.cpp records one histogram per exit kind and sums them into "all" only when it
+// prints: the sum must read back exactly as one histogram that saw every sample.
+TEST_CASE("exit histogram: merged equals recorded together", "[exit_histogram]") {
+  std::mt19937_64 rng(7);
+  std::uniform_int_distribution<uint64_t> small(100, 3000), large(1000, 500000);
+  auto a = std::make_unique<LogHistogram>(), b = std::make_unique<LogHistogram>(),
+       both = std::make_unique<LogHistogram>(), sum = std::make_unique<LogHistogram>();
+  for (int i = 0; i < 5000; i++) {
+    const uint64_t x = small(rng), y = large(rng);
+    a->add(x);
+    both->add(x);
+    if (i % 3 == 0) {
+      b->add(y);
+      both->add(y);
+    }
+  }
+  sum->add(12345);
+  sum->clear();
+  REQUIRE(sum->count() == 0);
+  REQUIRE(sum->max() == 0);
+  sum->merge(*a);
+  sum->merge(*b);
+  REQUIRE(sum->count() == both->count());
+  REQUIRE(sum->sum() == both->sum());
+  REQUIRE(sum->max() == both->max());
+  for (unsigned q : {100u, 500u, 900u, 990u, 1000u}) REQUIRE(sum->quantile(q) == both->quantile(q));
+  REQUIRE(sum->quantile(500) != a->quantile(500));  // b's samples moved the median
 }
