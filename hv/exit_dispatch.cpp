@@ -51,6 +51,7 @@ struct Table {
     h[kExitPreemptionTimer] = handle_preemption_timer;
     h[kExitXsetbv] = handle_xsetbv;  // hv/exit_xsetbv.cpp
     h[kExitApicWrite] = handle_apic_write;                   // hv/apicv.cpp
+    h[kExitApicAccess] = handle_apic_access;                 // hv/apicv.cpp
     h[kExitVirtualizedEoi] = handle_virtualized_eoi;         // hv/apicv.cpp
     h[kExitTprBelowThreshold] = handle_tpr_below_threshold;  // hv/apicv.cpp
     // VMX instructions in the guest: no nested VMX, so they are undefined opcodes to it.

@@ -86,7 +86,9 @@ void Vcpu::evaluate_interrupts() {
   }
 
   // The hardware path (hv/apicv.h): the PIR folded, RVI/SVI, PPR and the EOI-exit bitmap
-  // written; the CPU delivers the LAPIC's vectors itself, so step 4 below is skipped for them.
+  // written; the CPU delivers the LAPIC's vectors itself, so step 4 below is skipped for them
+  // (unless virtual-interrupt delivery is off for the xAPIC page: then hv injects, and the TPR
+  // threshold makes a TPR write that unmasks a waiting vector exit).
   if (apicv.on) apicv_before_entry(*this);
 
   bool busy = (vmread(field::kEntryInterruptionInfo) & event::kInfoValid) != 0;
@@ -121,7 +123,7 @@ void Vcpu::evaluate_interrupts() {
       window = true;
     }
   }
-  if (v >= 0 && !apicv.on) {
+  if (v >= 0 && !apicv.vid) {
     if (!busy && (rflags & kRflagsIf) && !(intr & (kBlockingSti | kBlockingMovSs))) {
       l.ack(static_cast<uint8_t>(v));
       vmwrite(field::kEntryInterruptionInfo, event::make_info(static_cast<uint8_t>(v), event::Type::kExternalInterrupt, false));
@@ -136,7 +138,7 @@ void Vcpu::evaluate_interrupts() {
   // A correct CPU never delivers with IF = 0 anyway; Bochs 2.7 does when a physical interrupt
   // arrives while a virtual one is recognized (hv/apicv_policy.h), and an EOI in the guest's
   // IF = 0 handler is what makes a waiting vector recognized. One exit per such stretch.
-  if (apicv.on && (apicv.status & 0xFF) && (!(rflags & kRflagsIf) || (intr & (kBlockingSti | kBlockingMovSs))))
+  if (apicv.vid && (apicv.status & 0xFF) && (!(rflags & kRflagsIf) || (intr & (kBlockingSti | kBlockingMovSs))))
     window = true;
   if (window != interrupt_window_ || nmi_window != nmi_window_) {
     uint64_t procv = vmread(field::kProcBasedControls);
