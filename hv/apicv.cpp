@@ -289,7 +289,7 @@ void apicv_report(Vcpu& vcpu) {
     x86::log::info("vm%u: vcpu%u: lapic: hardware path%s, %lu entries with a vector for the CPU to deliver, %lu injected "
                    "by hv, %lu EOI-induced exits, %lu APIC-write exits, %lu external-interrupt exits acknowledged, %lu "
                    "abandoned virtual-interrupt deliveries undone (%lu unusable IDT-vectoring reports dropped); xAPIC "
-                   "page %s, %lu APIC-access exits, %lu TPR-below-threshold exits; from other vCPUs %lu vectors "
+                   "page %s, %lu APIC-access exits, %lu TPR-below-threshold exits; from other vCPUs and devices %lu vectors "
                    "posted with the notification vector, %lu with a kick",
                    v.vm().id(), vcpu.index(), vcpu.apicv.posted ? " with posted interrupts" : "",
                    vcpu.apicv.entries_with_vector, vcpu.interrupts_injected(), vcpu.apicv.eoi_exits,
