@@ -11,6 +11,7 @@
 #include "arch/x86/vmx/vmcs_fields.h"
 #include "hv/apicv_policy.h"
 #include "hv/cmdline.h"
+#include "hv/devices/vlapic_mmio.h"
 #include "hv/exit.h"
 #include "hv/irq.h"
 #include "hv/irq_inject.h"
@@ -18,6 +19,7 @@
 #include "hv/vm.h"
 #include "hv/vm_run_state.h"
 #include "hv/vm_runner.h"
+#include "mmu/spte.h"
 
 namespace hv {
 
@@ -39,6 +41,8 @@ void posted_handler(x86::idt::InterruptFrame*) { x86::apic::eoi(); }
 
 int g_enabled = -1;  // -1: not decided yet
 bool g_posted = false;
+bool g_access = false;  // "virtualize APIC accesses" for the xAPIC page
+bool g_access_vid = false;  // and virtual-interrupt delivery kept on there (else TPR threshold)
 const char* g_why = "";
 
 }  // namespace
@@ -58,6 +62,17 @@ bool apicv_enabled(const Capabilities& c) {
   } else {
     g_enabled = 1;
     g_posted = c.apicv_posted();
+    // hv.apicv-access=off|tpr|vid (apicv.h). Default: vid where the CPU also offers posted
+    // interrupts (a current CPU), else off: the CPU without them that hv is tested on, Bochs
+    // 2.7, gets each virtualized mode wrong in one conformance check of guest-lapic (vid: a
+    // self-IPI through the ICR, virtualized without an exit, is delivered with IF = 0 when a
+    // physical interrupt arrives; tpr: PPR reads are served from the page, where the SDM
+    // makes them exit, so a PPR read after a TPR write is stale).
+    char acc[8] = {};
+    const bool acc_set = cmdline::get("hv.apicv-access", acc, sizeof acc);
+    const bool want = acc_set ? !(acc[0] == 'o' && acc[1] == 'f') : g_posted;
+    g_access = c.virtualize_apic_accesses && want;
+    g_access_vid = g_posted || !acc_set || acc[0] == 'v' || (acc[0] == 'o' && acc[1] == 'n');
     g_why = asked ? (g_posted ? "hv.apicv=on: TPR shadow, virtual-interrupt delivery, x2APIC and APIC-register "
                                 "virtualization, posted interrupts"
                               : "hv.apicv=on: TPR shadow, virtual-interrupt delivery, x2APIC and APIC-register "
@@ -72,11 +87,21 @@ bool apicv_enabled(const Capabilities& c) {
 
 bool apicv_posted(const Capabilities& c) { return apicv_enabled(c) && g_posted; }
 
+bool apicv_apic_accesses() { return g_enabled > 0 && g_access; }
+
 bool apicv_ack_exit_forced() { return cmdline::get_number("hv.apicv-ack-exit", 0) != 0; }
 
 void apicv_init(const Capabilities& c) {
   const bool on = apicv_enabled(c);
   x86::log::info("apicv: %s (%s)", on ? "on" : "off", g_why);
+  if (on)
+    x86::log::info("apicv: xAPIC page: %s",
+                   !g_access ? (!c.virtualize_apic_accesses ? "emulated at every access (the CPU lacks \"virtualize APIC accesses\")"
+                                : g_posted ? "emulated at every access (hv.apicv-access=off)"
+                                           : "emulated at every access (default without posted interrupts; hv.apicv-access=vid|tpr "
+                                             "virtualizes it)")
+                   : g_access_vid ? "virtualized with virtual-interrupt delivery (APIC-access page)"
+                                  : "virtualized, TPR shadow and threshold, hv injects (APIC-access page)");
   if (on && !g_posted && apicv_ack_exit_forced() && c.ack_interrupt_on_exit)
     x86::log::info("apicv: acknowledge interrupt on exit forced (hv.apicv-ack-exit=1)");
   x86::idt::set_handler(kPostedVector, posted_handler);
@@ -89,6 +114,8 @@ const char* apicv_setup_vmcs(Vcpu& vcpu) {
   if ((page & 0xFFF) || (desc & 0x3F)) return "the virtual-APIC page or the posted-interrupt descriptor is misaligned";
   vmwrite(field::kVirtualApicAddr, page);
   vmwrite(field::kTprThreshold, 0);
+  // The APIC-access page (the VM's, mapped at the xAPIC base); the control follows the mode.
+  if (const uint64_t access = vcpu.vm().lapic_mmio.access_page_hpa()) vmwrite(field::kApicAccessAddr, access);
   if (vcpu.apicv.posted) {
     vmwrite(field::kPostedIntrNotificationVector, kPostedVector);
     vmwrite(field::kPostedIntrDescAddr, desc);
@@ -97,25 +124,53 @@ const char* apicv_setup_vmcs(Vcpu& vcpu) {
   vmwrite(field::kGuestInterruptStatus, 0);
   vcpu.apicv.eoi_exit[0] = vcpu.apicv.eoi_exit[1] = vcpu.apicv.eoi_exit[2] = vcpu.apicv.eoi_exit[3] = 0;
   vcpu.apicv.x2apic = false;
+  vcpu.apicv.xapic_access = false;
+  vcpu.apicv.vid = true;  // vmcs_setup sets it with the others
+  vcpu.apicv.tpr_threshold = 0;
   vcpu.apicv.status = 0;
+  // The controls as apicv_mode_changed finds them: both off (vmcs_setup sets neither).
+  const uint64_t p2 = vmread(field::kSecondaryControls);
+  vmwrite(field::kSecondaryControls, p2 & ~uint64_t{proc2::kVirtualizeX2apic | proc2::kVirtualizeApicAccesses});
   apicv_mode_changed(vcpu);
   return nullptr;
 }
 
 void apicv_mode_changed(Vcpu& vcpu) {
   if (!vcpu.apicv.on || !vcpu.msrs.bitmap_pa) return;
-  const bool x2 = vcpu.vm().lapic[vcpu.index()].x2apic();
-  if (x2 == vcpu.apicv.x2apic) return;
-  // With "virtualize x2APIC mode" off, an MSR the bitmap lets through would reach the real
-  // x2APIC: every bit of the range is set again before the control is cleared.
-  uint8_t* bitmap = reinterpret_cast<uint8_t*>(vcpu.msrs.bitmap_pa);
-  for (uint32_t m = apic::kX2apicMsrBase; m <= apic::kX2apicMsrLast; m++) {
-    set_intercept(bitmap, m, false, !(x2 && x2apic_read_virtualized(m)));
-    set_intercept(bitmap, m, true, !(x2 && x2apic_write_virtualized(m)));
+  const Vlapic& l = vcpu.vm().lapic[vcpu.index()];
+  const bool x2 = l.x2apic();
+  // "Virtualize APIC accesses" only for an enabled APIC in xAPIC mode (VM entry forbids it
+  // together with "virtualize x2APIC mode"; a disabled APIC's page is not the APIC).
+  const bool access = !x2 && l.hw_enabled() && vcpu.vm().lapic_mmio.access_page_hpa() != 0;
+  // Virtual-interrupt delivery everywhere but on a virtualized xAPIC page in "tpr" mode
+  // (posted interrupts need it, so they keep it on: g_access_vid).
+  const bool vid = !access || g_access_vid;
+  if (x2 == vcpu.apicv.x2apic && access == vcpu.apicv.xapic_access && vid == vcpu.apicv.vid) return;
+  uint64_t p2 = vmread(field::kSecondaryControls);
+  if (x2 != vcpu.apicv.x2apic) {
+    // With "virtualize x2APIC mode" off, an MSR the bitmap lets through would reach the real
+    // x2APIC: every bit of the range is set again before the control is cleared.
+    uint8_t* bitmap = reinterpret_cast<uint8_t*>(vcpu.msrs.bitmap_pa);
+    for (uint32_t m = apic::kX2apicMsrBase; m <= apic::kX2apicMsrLast; m++) {
+      set_intercept(bitmap, m, false, !(x2 && x2apic_read_virtualized(m)));
+      set_intercept(bitmap, m, true, !(x2 && x2apic_write_virtualized(m)));
+    }
+    p2 = x2 ? p2 | proc2::kVirtualizeX2apic : p2 & ~uint64_t{proc2::kVirtualizeX2apic};
   }
-  const uint64_t p2 = vmread(field::kSecondaryControls);
-  vmwrite(field::kSecondaryControls, x2 ? p2 | proc2::kVirtualizeX2apic : p2 & ~uint64_t{proc2::kVirtualizeX2apic});
+  p2 = access ? p2 | proc2::kVirtualizeApicAccesses : p2 & ~uint64_t{proc2::kVirtualizeApicAccesses};
+  p2 = vid ? p2 | proc2::kVirtualInterruptDelivery : p2 & ~uint64_t{proc2::kVirtualInterruptDelivery};
+  vmwrite(field::kSecondaryControls, p2);
+  if (vid != vcpu.apicv.vid) {
+    // The page holds IRR/ISR either way (one register store): only who delivers changes. A
+    // vector the CPU acknowledged stays in the ISR; the next entry computes RVI/SVI again.
+    vmwrite(field::kTprThreshold, 0);
+    vcpu.apicv.tpr_threshold = 0;
+  }
+  vcpu.apicv.vid = vid;
+  // Leaving xAPIC mode: the raw page shows again where the guest may look (all ones).
+  if (vcpu.apicv.xapic_access && !access) vcpu.vm().lapic_mmio.refill_access_page();
   vcpu.apicv.x2apic = x2;
+  vcpu.apicv.xapic_access = access;
 }
 
 void apicv_before_entry(Vcpu& vcpu) {
@@ -131,6 +186,17 @@ void apicv_before_entry(Vcpu& vcpu) {
     }
   }
   l.refresh_ppr();
+  if (!vcpu.apicv.vid) {
+    // TPR shadow without virtual-interrupt delivery: hv injects (hv/irq_inject.cpp), and a
+    // guest TPR write that unmasks a vector waiting in the IRR must exit (reason 43) so hv can:
+    // the threshold is that vector's class while the TPR alone holds it back (SDM 29.1.2).
+    const uint8_t th = apicv::tpr_threshold(l);
+    if (th != vcpu.apicv.tpr_threshold) {
+      vmwrite(field::kTprThreshold, th);
+      vcpu.apicv.tpr_threshold = th;
+    }
+    return;
+  }
   // One pass over the IRR and ISR words gives RVI and SVI (apicv::guest_interrupt_status: the
   // highest IRR and ISR vectors) and the copy the CPU starts from, which an exit compares the
   // page with (apicv_vectoring): one load of each word per entry instead of three scans.
@@ -157,7 +223,7 @@ void apicv_before_entry(Vcpu& vcpu) {
 }
 
 uint32_t apicv_vectoring(Vcpu& vcpu, uint32_t vectoring) {
-  if (!vcpu.apicv.on) return vectoring;
+  if (!vcpu.apicv.on || !vcpu.apicv.vid) return vectoring;  // hv's own injections: re-injected
   apicv::VectoringCheck c;
   c.vectoring = vectoring;
   c.svi = static_cast<uint8_t>(vmread(field::kGuestInterruptStatus) >> 8);
@@ -208,12 +274,12 @@ uint32_t apicv_vectoring(Vcpu& vcpu, uint32_t vectoring) {
   return vectoring;
 }
 
-void apicv_notify(VmRunState& run, unsigned vcpu, bool level) {
+bool apicv_notify(VmRunState& run, unsigned vcpu, bool level) {
   if (level || !g_posted) {
     // Without posted interrupts the CPU never looks at the PIR: the kick's exit makes the
     // target fold it before its next entry (an exit per IPI, as on the software path).
     wake_vcpu(run, vcpu);
-    return;
+    return false;
   }
   run.post_wake(vcpu);
   // As wake_vcpu: the PIR bit and the wake-up before the IPI (an x2APIC ICR write is not
@@ -222,6 +288,7 @@ void apicv_notify(VmRunState& run, unsigned vcpu, bool level) {
   mmu::atomic_thread_fence(mmu::Order::seq_cst);
   const unsigned cpu = run.cpu_of(vcpu);
   if (cpu != x86::cpu_index()) x86::apic::send_fixed(x86::percpu(cpu).apic_id, kPostedVector);
+  return true;
 }
 
 void apicv_report(Vcpu& vcpu) {
@@ -229,11 +296,18 @@ void apicv_report(Vcpu& vcpu) {
   if (vcpu.apicv.on)
     x86::log::info("vm%u: vcpu%u: lapic: hardware path%s, %lu entries with a vector for the CPU to deliver, %lu injected "
                    "by hv, %lu EOI-induced exits, %lu APIC-write exits, %lu external-interrupt exits acknowledged, %lu "
-                   "abandoned virtual-interrupt deliveries undone (%lu unusable IDT-vectoring reports dropped)",
+                   "abandoned virtual-interrupt deliveries undone (%lu unusable IDT-vectoring reports dropped); xAPIC "
+                   "page %s, %lu APIC-access exits, %lu TPR-below-threshold exits; from other vCPUs and devices %lu vectors "
+                   "posted with the notification vector, %lu with a kick",
                    v.vm().id(), vcpu.index(), vcpu.apicv.posted ? " with posted interrupts" : "",
                    vcpu.apicv.entries_with_vector, vcpu.interrupts_injected(), vcpu.apicv.eoi_exits,
                    vcpu.apicv.apic_write_exits, vcpu.apicv.acked_exits, vcpu.apicv.vectoring_fixes,
-                   vcpu.apicv.vectoring_dropped);
+                   vcpu.apicv.vectoring_dropped,
+                   !v.vm().lapic_mmio.access_page_hpa() ? "emulated"
+                   : g_access_vid                      ? "virtualized"
+                                                       : "virtualized (TPR shadow and threshold, hv injects)",
+                   vcpu.apicv.apic_access_exits, vcpu.apicv.tpr_threshold_exits,
+                   v.vm().lapic[vcpu.index()].remote_posted(), v.vm().lapic[vcpu.index()].remote_kicked());
   else
     x86::log::info("vm%u: vcpu%u: lapic: software path, %lu vectors injected by hv", v.vm().id(), vcpu.index(),
                    vcpu.interrupts_injected());
@@ -248,8 +322,30 @@ void handle_apic_write(Vcpu& vcpu, const ExitInfo& e) {
   uint64_t v = l.page()[off >> 2];
   if (off == apic::kIcrLow && l.x2apic()) v |= static_cast<uint64_t>(l.page()[(off + 4) >> 2]) << 32;
   WriteEffect fx;
-  l.write(off, v, guest_tsc_now(vcpu), fx);
+  l.write_stored(off, v, guest_tsc_now(vcpu), fx);
   lapic_apply(vcpu, fx);
+}
+
+// An access to the APIC-access page that the CPU does not virtualize (fault-like, SDM 29.4:
+// the current count, reserved offsets, other sizes, and every access type but a linear read
+// or write of the instruction at RIP). The qualification gives the page offset (11:0) and the
+// access type (15:12: 0 linear read, 1 linear write, 2 fetch, 3 during event delivery, 10/15
+// guest-physical); the page is at the xAPIC base (LapicMmio::kBase), so the instruction is
+// emulated as an access there, which reaches the xAPIC page's MMIO device: what the exit
+// would have been without the control.
+void handle_apic_access(Vcpu& vcpu, const ExitInfo& e) {
+  vcpu.apicv.apic_access_exits++;
+  const unsigned offset = static_cast<unsigned>(e.qualification & 0xFFF), type = (e.qualification >> 12) & 0xF;
+  const uint64_t gpa = LapicMmio::kBase + offset;
+  if (type > 1) {
+    // Instruction fetch, event delivery (an IDT, stack or TSS there) or a guest-physical
+    // access (the guest's page walk): none is an instruction to emulate. Only a guest that
+    // put those on its APIC page gets here, and only it stops (as without the control).
+    vcpu.stop(true, "APIC-access exit of type %u at the APIC page offset 0x%x (rip 0x%lx): not an access hv emulates",
+              type, offset, vmread(field::kGuestRip));
+    return;
+  }
+  emulate_device_access(vcpu, gpa, type == 1 ? mmu::spte::kAccWrite : mmu::spte::kAccRead, "the local APIC's");
 }
 
 // EOI-induced (trap-like, SDM 30.1.4): the CPU has already cleared the ISR bit; the IOAPIC
@@ -259,8 +355,8 @@ void handle_virtualized_eoi(Vcpu& vcpu, const ExitInfo& e) {
   ioapic_eoi(vcpu.vm(), static_cast<uint8_t>(e.qualification & 0xFF));
 }
 
-// Only without virtual-interrupt delivery (never with hv's settings): the next entry
-// re-evaluates the IRR against the new TPR anyway.
-void handle_tpr_below_threshold(Vcpu&, const ExitInfo&) {}
+// Only without virtual-interrupt delivery (the xAPIC page in "tpr" mode), trap-like: the guest
+// lowered its TPR below the class of a vector waiting in the IRR; the next entry injects it.
+void handle_tpr_below_threshold(Vcpu& vcpu, const ExitInfo&) { vcpu.apicv.tpr_threshold_exits++; }
 
 }  // namespace hv

@@ -36,9 +36,23 @@
 // (apicv_vectoring, hv/apicv_policy.h); and while the guest cannot take an interrupt with a
 // vector waiting, interrupt-window exiting holds back its recognition (Bochs 2.7 would
 // deliver it with IF = 0 when a physical interrupt arrives; hv/irq_inject.cpp).
-// Not used: "virtualize APIC accesses" (the xAPIC page stays an MMIO region emulated through
-// EPT violations; its registers are the same page, so only the cost differs) and the TPR
-// threshold (its exit exists only without virtual-interrupt delivery).
+//   - "virtualize APIC accesses" (hv.apicv-access=on|off, default on where the CPU offers it),
+//     only while the guest's APIC is in xAPIC mode and enabled: the EPT maps the xAPIC base to
+//     the VM's APIC-access page (a host page of hv, LapicMmio::access_page, through an
+//     hv-private memslot, GuestMmu::kApicAccessSlotId: no guest slot id is taken, migration
+//     and hv's own guest-memory accesses never see it), whose address the VMCS holds. The CPU
+//     then serves reads of the stored registers from the virtual-APIC page, virtualizes TPR
+//     and EOI writes and xAPIC self-IPIs (ICR with the self shorthand), stores the other
+//     register writes in the page and exits after them (APIC-write, reason 56: hv carries out
+//     the write as for x2APIC); what it cannot virtualize (the current count, reserved
+//     offsets, other sizes) exits as an APIC access (reason 44), which the instruction
+//     emulator completes through the xAPIC page's MMIO device, as without the control. In
+//     x2APIC mode or with the APIC disabled the control is off and the guest sees the raw
+//     APIC-access page there, kept all ones (the MMIO device's "not the APIC" answer); its
+//     writes there land in that page and are lost at the next mode change. Off (or not
+//     offered): the xAPIC page stays an MMIO region emulated through EPT violations; its
+//     registers are the same page, so only the cost differs.
+// Not used: the TPR threshold (its exit exists only without virtual-interrupt delivery).
 #pragma once
 
 #include <stdint.h>
@@ -59,6 +73,8 @@ bool apicv_enabled(const x86::vmx::Capabilities& caps);
 // And whether it uses posted interrupts (the CPU offers them; else a delivery from another CPU
 // kicks the target out of the guest, which folds the PIR at its next entry).
 bool apicv_posted(const x86::vmx::Capabilities& caps);
+// And whether its VMs' xAPIC pages use "virtualize APIC accesses" (decided by apicv_init).
+bool apicv_apic_accesses();
 // hv.apicv-ack-exit=1 (a test knob): "acknowledge interrupt on exit" even without posted
 // interrupts, so its exit path is exercised on CPUs that lack them.
 bool apicv_ack_exit_forced();
@@ -77,7 +93,9 @@ void apicv_mode_changed(Vcpu& vcpu);
 void apicv_before_entry(Vcpu& vcpu);
 // A delivery to `vcpu` of the VM: wake it if it sleeps in HLT and make a running vCPU see it
 // (level: a kick, which exits; edge: the posted-interrupt notification).
-void apicv_notify(VmRunState& run, unsigned vcpu, bool level);
+// True when it was a posted-interrupt notification (no kick: a running target takes the
+// vector without an exit), false when the target was kicked or only woken.
+bool apicv_notify(VmRunState& run, unsigned vcpu, bool level);
 
 // At an exit during event delivery (`vectoring`: the IDT-vectoring information, valid): the
 // event to re-inject. The same information, or 0 when the state shows that the CPU was
@@ -92,6 +110,7 @@ void apicv_report(Vcpu& vcpu);
 
 // Exits that remain with the hardware path (dispatch table, hv/exit_dispatch.cpp).
 void handle_apic_write(Vcpu& vcpu, const ExitInfo& e);
+void handle_apic_access(Vcpu& vcpu, const ExitInfo& e);
 void handle_virtualized_eoi(Vcpu& vcpu, const ExitInfo& e);
 void handle_tpr_below_threshold(Vcpu& vcpu, const ExitInfo& e);
 

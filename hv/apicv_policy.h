@@ -44,6 +44,19 @@ inline uint16_t guest_interrupt_status(const Vlapic& l) {
   return static_cast<uint16_t>((irr < 0 ? 0 : irr) | (isr < 0 ? 0 : isr) << 8);
 }
 
+// The TPR threshold for TPR shadowing without virtual-interrupt delivery (SDM 29.1.2: a TPR
+// write exits when VTPR[7:4] drops below threshold[3:0]): the class of the highest IRR vector
+// when the TPR alone keeps it from being delivered (its class is above the ISR's and at or
+// below the TPR's), else 0 (no exit: nothing waits, or the ISR holds it and the EOI, which
+// exits, lets it in). Owner only.
+inline uint8_t tpr_threshold(const Vlapic& l) {
+  const int irr = l.highest_irr(), isr = l.highest_isr();
+  if (irr < 0) return 0;
+  const unsigned cls = static_cast<unsigned>(irr) >> 4;
+  if (isr >= 0 && cls <= (static_cast<unsigned>(isr) >> 4)) return 0;
+  return cls <= (l.tpr() >> 4) ? static_cast<uint8_t>(cls) : 0;
+}
+
 // Which virtual interrupt's delivery an exit during event delivery interrupted, when the
 // IDT-vectoring information cannot be trusted to say so.
 //

@@ -26,6 +26,9 @@ void dispatch_exit(Vcpu& vcpu, const ExitInfo& exit);
 // Handlers (one file per family).
 void handle_ept_violation(Vcpu& vcpu, const ExitInfo& exit);   // exit_ept.cpp
 void handle_ept_misconfig(Vcpu& vcpu, const ExitInfo& exit);   // exit_ept.cpp
+// The instruction at RIP accessed device memory at `gpa` (mmu::spte::kAcc* bits in `access`):
+// emulated as for an EPT violation there (exit_ept.cpp). False when the vCPU was stopped.
+bool emulate_device_access(Vcpu& vcpu, uint64_t gpa, unsigned access, const char* what);
 void handle_io(Vcpu& vcpu, const ExitInfo& exit);              // exit_io.cpp
 void handle_cpuid(Vcpu& vcpu, const ExitInfo& exit);           // exit_cpuid.cpp
 void handle_hlt(Vcpu& vcpu, const ExitInfo& exit);             // exit_cpu.cpp

@@ -52,6 +52,7 @@ struct Table {
     h[kExitPreemptionTimer] = handle_preemption_timer;
     h[kExitXsetbv] = handle_xsetbv;  // hv/exit_xsetbv.cpp
     h[kExitApicWrite] = handle_apic_write;                   // hv/apicv.cpp
+    h[kExitApicAccess] = handle_apic_access;                 // hv/apicv.cpp
     h[kExitVirtualizedEoi] = handle_virtualized_eoi;         // hv/apicv.cpp
     h[kExitTprBelowThreshold] = handle_tpr_below_threshold;  // hv/apicv.cpp
     h[kExitPmlFull] = handle_pml_full;                       // hv/pml.cpp

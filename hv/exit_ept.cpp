@@ -237,6 +237,13 @@ mmu::FaultOutcome map_with_reclaim(Vcpu& vcpu, uint64_t gpa, unsigned access) {
 
 }  // namespace
 
+// An access the CPU reported without an EPT violation (an APIC-access exit, hv/apicv.cpp):
+// the same emulation, without a linear-address hint (the emulator walks the guest's tables).
+bool emulate_device_access(Vcpu& vcpu, uint64_t gpa, unsigned access, const char* what) {
+  ExitInfo none{};
+  return emulate_access(vcpu, none, gpa, access, what);
+}
+
 void handle_ept_violation(Vcpu& vcpu, const ExitInfo& e) {
   Vm& vm = vcpu.vm();
   vm.stats().ept_violations++;

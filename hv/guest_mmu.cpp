@@ -163,8 +163,20 @@ uint64_t GuestMmu::translate(uint64_t gpa, uint64_t len, bool write) {
   mmu::EpochReadGuard section(epoch());
   const mmu::Memslot* s = memslots_->find(0, first);
   // Both ends in the same slot means the whole range is: slots are contiguous ranges.
-  if (!s || !s->contains(last) || (write && s->read_only())) return 0;
+  if (!s || !s->contains(last) || (write && s->read_only()) || s->id >= kFirstPrivateSlotId) return 0;
   return s->gfn_to_hpa(first) + (gpa & (mmu::kPageSize - 1));
+}
+
+mmu::MemslotError GuestMmu::map_private_page(uint32_t id, mmu::gfn_t gfn, mmu::hpa_t hpa) {
+  if (id < kFirstPrivateSlotId) return mmu::MemslotError::bad_flags;
+  mmu::Memslot s;
+  s.id = id;
+  s.as_id = 0;
+  s.base_gfn = gfn;
+  s.npages = 1;
+  s.backing_hpa = hpa;
+  s.max_level = 1;
+  return update_memslot(mmu::MemslotOp::create(s));
 }
 
 void GuestMmu::note_write(uint64_t gpa, uint64_t len) {

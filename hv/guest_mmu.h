@@ -44,6 +44,13 @@ struct DeferredStats {
 class GuestMmu {
  public:
   static constexpr unsigned kMaxSlots = 8;
+  // Memslot ids from here on are hv-private mappings, not guest RAM: the guest's slot ids are
+  // 0-63 (docs/hypercalls.md) and migration lists only those, and translate() does not see a
+  // private slot (hv's emulator and hypercall buffers never read or write through one: an
+  // access there is the device's). The one in use: the APIC-access page (hv/apicv.h), one
+  // 4 KiB slot at the xAPIC base that the CPU's "virtualize APIC accesses" recognizes.
+  static constexpr uint32_t kFirstPrivateSlotId = 0x100;
+  static constexpr uint32_t kApicAccessSlotId = kFirstPrivateSlotId;
 
   // The page-table limit, set before init(): either hv.pt-limit=N (`pages`, 0 = none) or the
   // default of hv/pt_limit.h for `mappable_bytes` of guest-physical space in `ranges` ranges.
@@ -115,6 +122,10 @@ class GuestMmu {
   // RAM pool, which lives as long as the VM (a concurrent slot change may make the answer
   // stale, never dangling).
   uint64_t translate(uint64_t gpa, uint64_t len, bool write);
+  // An hv-private 4 KiB mapping (id >= kFirstPrivateSlotId) of host page `hpa` at `gfn`
+  // through the ordinary memslot path: the fault path maps it like RAM, zaps and fast zaps
+  // drop and re-fault it, and a guest slot cannot overlap it (HV_EOVERLAP). Before the vCPUs run.
+  mmu::MemslotError map_private_page(uint32_t id, mmu::gfn_t gfn, mmu::hpa_t hpa);
   // hv wrote guest memory [gpa, gpa + len) itself (a hypercall's result buffer): pages of a
   // dirty-logged slot count as written by the guest (mmu::Mmu::dirty_log_mark_gpa). Call it
   // after the write, so that a harvest that takes the bit also sees the data.

@@ -82,7 +82,9 @@ void Vcpu::evaluate_interrupts() {
   const uint64_t chipset_deadline = chipset_poll_due(*vm_, x86::rdtsc());  // host TSC
 
   // The hardware path (hv/apicv.h): the PIR folded, RVI/SVI, PPR and the EOI-exit bitmap
-  // written; the CPU delivers the LAPIC's vectors itself, so step 4 below is skipped for them.
+  // written; the CPU delivers the LAPIC's vectors itself, so step 4 below is skipped for them
+  // (unless virtual-interrupt delivery is off for the xAPIC page: then hv injects, and the TPR
+  // threshold makes a TPR write that unmasks a waiting vector exit).
   if (apicv.on) apicv_before_entry(*this);
 
   bool busy = (vmread(field::kEntryInterruptionInfo) & event::kInfoValid) != 0;
@@ -112,11 +114,11 @@ void Vcpu::evaluate_interrupts() {
   }
   // On the hardware path the CPU delivers the LAPIC's vectors (step 4 is skipped for them):
   // the highest deliverable one is looked for only when the PIC's ExtINT depends on it.
-  const int v = apicv.on ? -1 : l.deliverable();
+  const int v = apicv.vid ? -1 : l.deliverable();
   // The 8259's interrupt, for the vCPU wired to it (vCPU 0, when its LAPIC takes ExtINT): the
   // LAPIC's own vectors first, then the PIC's (the INTA cycle happens only when the guest can
   // take the interrupt now, so a request is never acknowledged and then held).
-  const bool extint = index_ == 0 && l.takes_extint() && (apicv.on ? l.deliverable() : v) < 0 && pic_output(*vm_);
+  const bool extint = index_ == 0 && l.takes_extint() && (apicv.vid ? l.deliverable() : v) < 0 && pic_output(*vm_);
   if (extint) {
     guest_state();
     if (!busy && (rflags & kRflagsIf) && !(intr & (kBlockingSti | kBlockingMovSs))) {
@@ -145,7 +147,7 @@ void Vcpu::evaluate_interrupts() {
   // A correct CPU never delivers with IF = 0 anyway; Bochs 2.7 does when a physical interrupt
   // arrives while a virtual one is recognized (hv/apicv_policy.h), and an EOI in the guest's
   // IF = 0 handler is what makes a waiting vector recognized. One exit per such stretch.
-  if (apicv.on && (apicv.status & 0xFF)) {
+  if (apicv.vid && (apicv.status & 0xFF)) {
     guest_state();
     if (!(rflags & kRflagsIf) || (intr & (kBlockingSti | kBlockingMovSs))) window = true;
   }

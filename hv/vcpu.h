@@ -184,6 +184,9 @@ class Vcpu {
     bool on = false;
     bool posted = false;         // posted interrupts (notification vector, acknowledge on exit)
     bool x2apic = false;         // "virtualize x2APIC mode" set, x2APIC reads/writes let through
+    bool xapic_access = false;   // "virtualize APIC accesses" set (xAPIC mode, the APIC enabled)
+    bool vid = false;            // "virtual-interrupt delivery" set (off: hv injects, TPR threshold)
+    uint8_t tpr_threshold = 0;   // TPR threshold last written (without virtual-interrupt delivery)
     uint16_t status = 0;         // guest interrupt status (RVI, SVI) last written
     uint64_t eoi_exit[4] = {};   // EOI-exit bitmap last written
     // The page's IRR and ISR words at the last entry: which vectors the CPU delivered since
@@ -192,6 +195,8 @@ class Vcpu {
     // Counters (single writer: this vCPU), printed by apicv_report when the vCPU ends.
     uint64_t entries_with_vector = 0;  // entries with a vector the CPU delivers (RVI above PPR)
     uint64_t eoi_exits = 0, apic_write_exits = 0;
+    uint64_t apic_access_exits = 0;    // accesses to the APIC-access page the CPU left to hv (reason 44)
+    uint64_t tpr_threshold_exits = 0;  // TPR below threshold (reason 43; without virtual-interrupt delivery)
     uint64_t acked_exits = 0;          // external-interrupt exits that carried their vector
     uint64_t vectoring_fixes = 0;      // abandoned virtual-interrupt deliveries undone (apicv_vectoring)
     uint64_t vectoring_dropped = 0;    // external-interrupt reports that could not be re-injected

@@ -189,7 +189,10 @@ bool VmRunner::start_and_wait() {
     vm_stress_start(rv.vm, x86::rdtsc(), khz);             // hv.stress-* (hv/vm_stress.h)
     migrate_arm(rv, x86::rdtsc(), khz);                    // hv.migrate-ms (hv/migrate.h)
     const bool tsc_deadline = vcpu_features(*g_caps).tsc_deadline;
-    for (unsigned i = 0; i < kMaxVcpus; i++) rv.vm.lapic[i].reset(i, khz, tsc_deadline);
+    for (unsigned i = 0; i < kMaxVcpus; i++) {
+      rv.vm.lapic[i].reset(i, khz, tsc_deadline);
+      rv.vm.lapic[i].reset_stats();
+    }
     // INIT/SIPI latches: the APs that start in wait-for-SIPI have their power-up INIT pending.
     for (unsigned i = 0; i < kMaxVcpus; i++) rv.vm.sipi[i].reset(i < rv.vcpus && rv.launch[i] == VcpuLaunch::kWaitForSipi);
     // The hardware APIC path (hv/apicv.h): deliveries to the PIR, before any vCPU can send.

@@ -90,10 +90,12 @@ void apic_deliver(Vm& vm, const ApicMessage& m, int source_vcpu) {
         trace::record(trace::kWakeIpi, vm.id(), source_vcpu < 0 ? 0xFF : static_cast<uint8_t>(source_vcpu), x86::rdtsc(), i,
                       run->cpu_of(i));
       // The hardware path (hv/apicv.h): a posted interrupt's notification instead of a kick.
-      if (l.posted() && (m.mode == DeliveryMode::kFixed || m.mode == DeliveryMode::kLowestPriority))
-        apicv_notify(*run, i, m.level);
-      else
+      if (l.posted() && (m.mode == DeliveryMode::kFixed || m.mode == DeliveryMode::kLowestPriority)) {
+        l.note_remote_delivery(apicv_notify(*run, i, m.level));
+      } else {
         wake_vcpu(*run, i);
+        l.note_remote_delivery(false);
+      }
     }
   }
 }

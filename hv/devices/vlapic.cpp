@@ -82,6 +82,7 @@ void Vlapic::reset(uint32_t id, uint64_t tsc_khz, bool tsc_deadline) {
   set_reg(kSvr, 0xFF);
   for (unsigned i = 0; i < 6; i++) set_reg(kLvtTimer + 16 * i, kLvtMasked);
   write_mode_registers();
+  note_committed();
   esr_pending_ = 0;
   start_ = deadline_ = period_ = tsc_deadline_ = 0;
   timer_fired_ = 0;
@@ -364,6 +365,21 @@ bool Vlapic::send_icr(uint64_t icr, WriteEffect& fx) {
 }
 
 bool Vlapic::write(unsigned offset, uint64_t value, uint64_t now, WriteEffect& fx) {
+  const bool ok = write_reg(offset, value, now, fx);
+  note_committed();
+  return ok;
+}
+
+bool Vlapic::write_stored(unsigned offset, uint64_t value, uint64_t now, WriteEffect& fx) {
+  // The CPU's APIC-write emulation has put the guest's value in the page already: the
+  // registers whose write depends on what was there before get that back first (a software
+  // disable masks the LVTs only on an enabled -> disabled change; a timer mode change disarms).
+  if (offset == apic::kSvr) set_reg(apic::kSvr, svr_committed_);
+  else if (offset == apic::kLvtTimer) set_reg(apic::kLvtTimer, lvt_timer_committed_);
+  return write(offset, value, now, fx);
+}
+
+bool Vlapic::write_reg(unsigned offset, uint64_t value, uint64_t now, WriteEffect& fx) {
   if (offset & 0xF) return false;
   const uint32_t v32 = static_cast<uint32_t>(value);
   // x2APIC MSRs other than the ICR are 32-bit: the upper half is reserved (#GP if set).
@@ -523,6 +539,7 @@ void Vlapic::restore(const State& s) {
   timer_fired_ = s.timer_fired;
   nmi_.store(s.nmi, mmu::Order::relaxed);
   esr_remote_.store(s.esr_remote, mmu::Order::relaxed);
+  note_committed();
 }
 
 }  // namespace hv

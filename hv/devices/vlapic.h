@@ -102,6 +102,10 @@ class Vlapic {
   // caller treats it so). `now` is the guest TSC (current count).
   bool read(unsigned offset, uint64_t now, uint64_t& value) const;
   bool write(unsigned offset, uint64_t value, uint64_t now, WriteEffect& fx);
+  // The same write after the CPU already stored `value` at `offset` in the page (an APIC-write
+  // exit of "virtualize APIC accesses", hv/apicv.cpp): the previous value, where the write's
+  // effect depends on it (SVR, LVT timer), is restored from hv's copy first.
+  bool write_stored(unsigned offset, uint64_t value, uint64_t now, WriteEffect& fx);
 
   // --- interrupts ---
   // Any CPU: a fixed/lowest-priority interrupt with `vector` arrives (IRR, TMR). False when
@@ -140,6 +144,15 @@ class Vlapic {
   // Owner, before entry: the PIR and the level latch into the IRR (ON cleared first, so a
   // sender that comes later sets it again and notifies). True when any bit moved.
   bool sync_posted();
+  // Any CPU: a delivery from another vCPU reached this LAPIC with a posted-interrupt
+  // notification (`posted`) or with a kick / wake-up (statistics for the vCPU report).
+  void note_remote_delivery(bool posted) { (posted ? remote_posted_ : remote_kicked_).fetch_add(1, mmu::Order::relaxed); }
+  uint64_t remote_posted() const { return remote_posted_.load(mmu::Order::relaxed); }
+  uint64_t remote_kicked() const { return remote_kicked_.load(mmu::Order::relaxed); }
+  void reset_stats() {  // a new VM (not a guest's APIC reset, which keeps them)
+    remote_posted_.store(0, mmu::Order::relaxed);
+    remote_kicked_.store(0, mmu::Order::relaxed);
+  }
   // Owner: PPR recomputed from TPR and ISR into the page (the CPU reads VPPR from it at entry).
   void refresh_ppr() { set_reg(apic::kPpr, ppr()); }
   // Owner: 64 bits of the TMR (index 0-3: vectors 64*i .. 64*i+63), the EOI-exit bitmap the
@@ -192,6 +205,13 @@ class Vlapic {
   void set_icr_high(uint32_t v) { set_reg(x2apic_ ? apic::kIcrLow + 4 : apic::kIcrHigh, v); }
   // The mode-dependent registers rewritten in the page's format for the current mode.
   void write_mode_registers();
+  bool write_reg(unsigned offset, uint64_t value, uint64_t now, WriteEffect& fx);
+  // hv's copy of the registers write_stored() needs from before the CPU's store: after every
+  // change hv makes (the page itself, outside an APIC-write exit, always equals them).
+  void note_committed() {
+    svr_committed_ = reg(apic::kSvr);
+    lvt_timer_committed_ = reg(apic::kLvtTimer);
+  }
 
   // The registers, at their architectural offsets (first: the page must be 4 KiB aligned).
   alignas(4096) uint32_t page_[kPageBytes / 4];
@@ -206,6 +226,7 @@ class Vlapic {
   bool x2apic_ = false;
   uint32_t ldr_ = 0;        // xAPIC LDR (bits 31:24), kept across x2APIC mode
   uint32_t esr_pending_ = 0;
+  uint32_t svr_committed_ = 0xFF, lvt_timer_committed_ = apic::kLvtMasked;  // note_committed()
   uint64_t start_ = 0;      // guest TSC when the count was loaded / the last period began
   uint64_t deadline_ = 0;   // guest TSC of the next expiry (0: none)
   uint64_t period_ = 0;     // periodic: TSC cycles of one period
@@ -213,6 +234,7 @@ class Vlapic {
   uint64_t timer_fired_ = 0;
   mmu::Atomic<uint32_t> nmi_{0};
   mmu::Atomic<uint32_t> esr_remote_{0};  // receive errors seen by accept(), folded into esr_pending_
+  mmu::Atomic<uint64_t> remote_posted_{0}, remote_kicked_{0};  // note_remote_delivery (not state)
  public:
   // --- migration state (hv/vm_state.h, docs/migration.md): everything the guest can observe ---
   // The register page (IRR/ISR/TMR, LVTs, timer registers), the posted-interrupt words and the

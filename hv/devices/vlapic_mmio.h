@@ -11,6 +11,12 @@
 // Relocation through IA32_APIC_BASE is accepted by the MSR (hv/msr_policy.h), but the page
 // stays at 0xFEE00000: a guest that moves it finds its APIC only at the default address
 // (docs/guest-platform.md section 8).
+//
+// With "virtualize APIC accesses" (hv/apicv.h) the device also owns the VM's APIC-access page:
+// the host page the EPT maps at kBase through an hv-private memslot
+// (GuestMmu::kApicAccessSlotId). Its contents matter only where the control is off (x2APIC
+// mode, the APIC disabled): all ones, as this device answers there. The accesses the CPU
+// does not virtualize still come here, through APIC-access exits.
 #pragma once
 
 #include <stdint.h>
@@ -27,9 +33,23 @@ class LapicMmio final : public MmioDevice {
   const char* name() const override { return "lapic"; }
   uint64_t mmio_read(Vcpu& vcpu, uint64_t offset, unsigned size) override;
   void mmio_write(Vcpu& vcpu, uint64_t offset, unsigned size, uint64_t value) override;
-};
 
-// Claims the xAPIC page on `vm`'s MMIO bus. Before the VM's vCPUs run.
+  // The APIC-access page: its host-physical address (the kernel maps memory 1:1) once it is
+  // mapped at kBase, else 0.
+  uint64_t access_page_hpa() const { return mapped_ ? reinterpret_cast<uint64_t>(access_page_) : 0; }
+  // All ones again (a guest may have written it while the control was off). Owner of the VM's
+  // mode changes; a racing reader of another vCPU in x2APIC mode sees ones or its own bytes.
+  void refill_access_page();
+
+ private:
+  friend void add_lapic_mmio(Vm& vm);
+  alignas(4096) uint8_t access_page_[4096];
+  bool mapped_ = false;
+};
+static_assert(alignof(LapicMmio) == 4096, "the APIC-access page must be 4 KiB aligned");
+
+// Claims the xAPIC page on `vm`'s MMIO bus, and maps the APIC-access page there when the VMs
+// use "virtualize APIC accesses" (apicv_apic_accesses()). Before the VM's vCPUs run.
 void add_lapic_mmio(Vm& vm);
 
 }  // namespace hv

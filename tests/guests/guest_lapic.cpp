@@ -18,6 +18,10 @@
 //   ioapic-pit  the chipset's interrupt path: the PIT's IRQ 0 through IOAPIC pin 2 (the
 //               IRQ0 -> GSI 2 override of the MADT) to this LAPIC as a fixed, edge-triggered
 //               vector; channel 0 in mode 2 at ~1 kHz; HLT with IF = 1 woken by each of them
+//   nmi         an NMI IPI to the own APIC ID (delivery mode NMI, physical destination; the
+//               self shorthand does not allow NMI): taken at once with IF = 0 through IDT
+//               vector 2, exactly once, IRR/ISR untouched; LVT LINT1 programmed as NMI
+//               (the PC's wiring) reads back. Again in x2APIC mode (the 64-bit ICR)
 //   x2apic      x2APIC mode (CPUID.1:ECX[21]): ID/LDR MSRs, SELF_IPI, ICR, #GP for EOI != 0
 //               and writes to read-only registers, mode transitions (x2APIC -> xAPIC #GP,
 //               through disabled allowed)
@@ -190,6 +194,27 @@ irq_common:
 )");
 extern "C" char irq_stubs[];
 
+// IDT vector 2: counts NMIs and the IF of the interrupted code (EFLAGS in the frame).
+volatile uint32_t g_nmi_count = 0, g_nmi_if = 0;
+extern "C" void nmi_dispatch(uint32_t eflags) {
+  g_nmi_count = g_nmi_count + 1;
+  g_nmi_if = (eflags >> 9) & 1;
+}
+asm(R"(
+    .text
+    .balign 16
+    .globl lapic_nmi_stub
+lapic_nmi_stub:
+    pushal
+    cld
+    pushl 40(%esp)
+    call nmi_dispatch
+    addl $4, %esp
+    popal
+    iret
+)");
+extern "C" char lapic_nmi_stub[];
+
 struct __attribute__((packed)) IdtDesc {
   uint16_t limit;
   uint32_t base;
@@ -203,6 +228,10 @@ void install_idt() {
   asm volatile("sidt %0" : "=m"(lib));
   const uint64_t* src = reinterpret_cast<const uint64_t*>(lib.base);
   for (unsigned v = 0; v < 32; v++) g_idt[v] = src[v];
+  {
+    const uint32_t off = reinterpret_cast<uint32_t>(lapic_nmi_stub);
+    g_idt[2] = (off & 0xFFFF) | (0x08ull << 16) | (0x8E00ull << 32) | (static_cast<uint64_t>(off >> 16) << 48);
+  }
   for (unsigned v = 32; v < 256; v++) {
     const uint32_t off = reinterpret_cast<uint32_t>(irq_stubs) + (v - 32) * 16;
     // 32-bit interrupt gate, present, DPL 0, selector 0x08.
@@ -237,6 +266,23 @@ void enable_apic_sw() {
 }
 
 // ---- groups ----
+// Whether the word `w` is among the multiboot arguments (after the module's name).
+bool has_arg(const char* w) {
+  const uint32_t* mbi = reinterpret_cast<const uint32_t*>(multiboot_info());
+  if (!(mbi[0] & (1u << 2))) return false;
+  const char* p = reinterpret_cast<const char*>(mbi[4]);
+  while (*p && *p != ' ') p++;
+  while (*p) {
+    while (*p == ' ') p++;
+    const char* a = p;
+    while (*p && *p != ' ') p++;
+    unsigned i = 0;
+    while (a + i < p && w[i] && a[i] == w[i]) i++;
+    if (a + i == p && !w[i]) return true;
+  }
+  return false;
+}
+
 void test_xapic() {
   const unsigned f0 = g_fail;
   const Cpuid one = cpuid(1);
@@ -256,7 +302,11 @@ void test_xapic() {
   LCHECK_EQ(rd(kPpr) & 0xFF, 0u);
   wr(kTpr, 0x25);
   LCHECK_EQ(rd(kTpr) & 0xFF, 0x25u);
-  LCHECK_EQ(rd(kPpr) & 0xFF, 0x25u);  // nothing in service: PPR = TPR
+  // skip-xapic-ppr (the module guest-lapic-skip-ppr): Bochs 2.7 serves a PPR read from the
+  // virtual-APIC page, where the SDM makes it exit; without virtual-interrupt delivery
+  // (hv.apicv-access=tpr) nothing updates that copy on a TPR write that does not exit.
+  if (has_arg("skip-xapic-ppr")) gprintf("lapic: xapic: PPR right after a TPR write not checked (skip-xapic-ppr)\n");
+  else LCHECK_EQ(rd(kPpr) & 0xFF, 0x25u);  // nothing in service: PPR = TPR
   wr(kTpr, 0);
   group("xapic", f0);
 }
@@ -558,6 +608,7 @@ void test_deadline() {
 }
 
 bool gp(const Fault& f) { return f.raised && f.vector == 13; }
+void test_nmi(const char* name);
 
 void test_x2apic() {
   const Cpuid one = cpuid(1);
@@ -598,6 +649,7 @@ void test_x2apic() {
   LCHECK(gp(try_wrmsr(0x802, 0)));
   LCHECK(gp(xprobe([] { rdmsr(0x831); })));
   test_self_ipi("x2apic self-ipi");
+  test_nmi("x2apic nmi");
   test_priority();
   // Level-triggered through the IOAPIC, EOI by the x2APIC MSR (under hv only: see guest_test).
   if (under_hv()) test_ioapic_pit(true, "x2apic ioapic-pit-level");
@@ -613,6 +665,30 @@ void test_x2apic() {
   enable_apic_sw();
   test_self_ipi("x2apic back to xapic, self-ipi");
   group("x2apic", f0);
+}
+
+// An NMI IPI to the own APIC ID with IF = 0: the NMI comes anyway, once, and leaves IRR/ISR alone.
+void test_nmi(const char* name) {
+  const unsigned f0 = g_fail;
+  // LINT1 as NMI (delivery mode 100b, edge), as firmware leaves it on a PC: the entry holds it.
+  const uint32_t lint1 = rd(kLvtLint1);
+  wr(kLvtLint1, 4u << 8);
+  LCHECK_EQ(rd(kLvtLint1) & 0x1F7FF, 4u << 8);
+  wr(kLvtLint1, lint1);
+  const uint32_t id = g_x2 ? rd(kId) : rd(kId) >> 24;
+  asm volatile("cli");
+  g_nmi_count = 0;
+  g_nmi_if = 1;
+  if (g_x2) wrmsr(0x830, (static_cast<uint64_t>(id) << 32) | (4u << 8));
+  else send_ipi(id, 4u << 8);
+  spin_tsc(100000);
+  LCHECK_EQ(g_nmi_count, 1u);
+  LCHECK_EQ(g_nmi_if, 0u);  // taken inside the CLI region
+  for (unsigned i = 0; i < 8; i++) {
+    LCHECK_EQ(rd(kIrr + 0x10 * i), 0u);
+    LCHECK_EQ(rd(kIsr + 0x10 * i), 0u);
+  }
+  group(name, f0);
 }
 
 volatile uint32_t g_ap_ready = 0, g_smp_done = 0;
@@ -727,6 +803,9 @@ void storm_hook(uint8_t v) {
 // in x2APIC mode where the CPU has it (the mode APIC virtualization serves without exits),
 // under hv with hv.apicv=on and off in the same benchmark run (the ratio is the point; under
 // Bochs the ticks are emulated instructions). Each figure: the mean and the minimum of N.
+// With the word "xapic" among its multiboot arguments (the GRUB module guest-bench-apic-xapic)
+// it stays in xAPIC mode: the register page, emulated or through the APIC-access page
+// (hv.apicv-access, hv/apicv.h).
 //   self-ipi    a self-IPI (SELF_IPI MSR or ICR) until its handler has sent the EOI
 //   timer       TSC-deadline timer: from the deadline to the handler's first instruction, the
 //               guest spinning with interrupts on (hv polls the timer at entry or its preemption
@@ -798,7 +877,8 @@ void bench() {
   outb(0x21, 0xFF);
   outb(0xA1, 0xFF);
   install_idt();
-  const bool x2 = (cpuid(1).c >> 21) & 1;
+  const bool force_xapic = has_arg("xapic");
+  const bool x2 = !force_xapic && ((cpuid(1).c >> 21) & 1);
   if (x2) {
     wrmsr(0x1B, rdmsr(0x1B) | (1u << 10));
     g_x2 = true;
@@ -901,6 +981,7 @@ void guest_test() {
   test_tpr();
   test_nested();
   test_shadow();
+  test_nmi("nmi");
   test_timer();
   test_hlt();
   test_deadline();

@@ -181,3 +181,32 @@ TEST_CASE("apicv: a vector delivered since the entry is told from the IRR/ISR wo
   isr1[1] = 1u << 16;
   CHECK(apicv::svi_delivered_this_run(v, none, none, none, isr1));
 }
+
+// The TPR threshold without virtual-interrupt delivery (hv.apicv-access=tpr): set exactly while
+// the TPR alone holds the highest waiting vector back, to that vector's class.
+TEST_CASE("apicv: TPR threshold names the class the TPR holds back", "[apicv]") {
+  Vlapic l;
+  l.reset(0, kTscKhz, false);
+  WriteEffect fx;
+  REQUIRE(l.write(kSvr, 0x1FF, 0, fx));
+  CHECK(apicv::tpr_threshold(l) == 0);  // nothing waits
+  l.accept(0x45, false);
+  CHECK(apicv::tpr_threshold(l) == 0);  // deliverable now: hv injects, no exit needed
+  REQUIRE(l.write(kTpr, 0x50, 0, fx));
+  CHECK(l.deliverable() < 0);
+  CHECK(apicv::tpr_threshold(l) == 4);  // a TPR write below class 4 must exit
+  REQUIRE(l.write(kTpr, 0x40, 0, fx));  // the same class: still held back
+  CHECK(apicv::tpr_threshold(l) == 4);
+  REQUIRE(l.write(kTpr, 0x3F, 0, fx));  // below: deliverable, as the exit would find
+  CHECK(l.deliverable() == 0x45);
+  CHECK(apicv::tpr_threshold(l) == 0);
+  // The ISR holds it back (its EOI exits): no threshold, whatever the TPR.
+  REQUIRE(l.write(kTpr, 0, 0, fx));
+  l.accept(0x80, false);
+  l.ack(0x80);
+  l.accept(0x61, false);
+  REQUIRE(l.write(kTpr, 0x70, 0, fx));
+  CHECK(apicv::tpr_threshold(l) == 0);
+  l.eoi(fx);  // ISR empty: now only the TPR holds 0x61
+  CHECK(apicv::tpr_threshold(l) == 6);
+}

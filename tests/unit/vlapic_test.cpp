@@ -344,3 +344,35 @@ TEST_CASE("vlapic: posted deliveries from another thread all reach the IRR", "[v
   l.sync_posted();
   CHECK(l.highest_irr() == -1);
 }
+
+// An APIC-write exit of "virtualize APIC accesses" (hv/apicv.cpp handle_apic_write): the CPU
+// has stored the guest's value in the page before hv sees the write. Writes whose effect
+// depends on the old value must still have it.
+TEST_CASE("vlapic: a write the CPU already stored has the effect of the write", "[vlapic]") {
+  Vlapic l;
+  l.reset(0, 2'000'000, true);
+  WriteEffect fx;
+  REQUIRE(l.write(apic::kSvr, 0x1FF, 0, fx));
+  REQUIRE(l.write(apic::kLvtLint0, 0x700, 0, fx));
+  // Software disable through the page: the LVTs get masked, as for a write hv made.
+  l.page()[apic::kSvr / 4] = 0xFF;
+  REQUIRE(l.write_stored(apic::kSvr, 0xFF, 0, fx));
+  CHECK(!l.sw_enabled());
+  CHECK((l.page()[apic::kLvtLint0 / 4] & apic::kLvtMasked) != 0);
+  // A timer mode change through the page disarms the running count.
+  REQUIRE(l.write(apic::kSvr, 0x1FF, 0, fx));
+  REQUIRE(l.write(apic::kLvtTimer, 0x30, 0, fx));  // one-shot
+  REQUIRE(l.write(apic::kTimerInitial, 1000, 0, fx));
+  CHECK(l.timer_deadline() != 0);
+  l.page()[apic::kLvtTimer / 4] = (1u << 17) | 0x30;  // periodic
+  WriteEffect fx2;
+  REQUIRE(l.write_stored(apic::kLvtTimer, (1u << 17) | 0x30, 0, fx2));
+  CHECK(fx2.timer_changed);
+  CHECK(l.timer_deadline() == 0);
+  CHECK(l.page()[apic::kTimerInitial / 4] == 0);
+  // Without the restored copy the same store would have been taken for "no change".
+  l.page()[apic::kLvtTimer / 4] = 0x30;
+  WriteEffect fx3;
+  REQUIRE(l.write_stored(apic::kLvtTimer, 0x30, 0, fx3));
+  CHECK(fx3.timer_changed);
+}
