@@ -441,6 +441,26 @@ void test_shadow() {
 // Timer ticks per 1M TSC cycles at divide 1, measured with the current count.
 uint64_t g_ticks_per_mcycle = 0;
 
+// The current count with the TSC at which it was read: the midpoint of two TSC reads around
+// it. A vCPU can be held up between the TSC read and the register read (under hv the read is an
+// exit, and the host may print a line meanwhile), which would skew the calibration; so a reading
+// with a wide bracket is taken again and the narrowest of a few is kept.
+uint32_t read_current_at(uint64_t& tsc) {
+  uint64_t best = ~0ull;
+  uint32_t count = 0;
+  for (unsigned k = 0; k < 8 && best > 200000; k++) {
+    const uint64_t a = rdtsc();
+    const uint32_t c = rd(kCurrent);
+    const uint64_t b = rdtsc();
+    if (b - a < best) {
+      best = b - a;
+      count = c;
+      tsc = a + (b - a) / 2;
+    }
+  }
+  return count;
+}
+
 bool wait_timer(unsigned n, uint64_t max_cycles) {
   const uint64_t t0 = rdtsc();
   while (g_timer_count < n) {
@@ -458,11 +478,10 @@ void test_timer() {
   // Calibration: a masked one-shot from 0xFFFFFFFF, 2M TSC cycles.
   wr(kLvtTimer, kMasked | kTimerVector);
   wr(kInitial, 0xFFFFFFFFu);
-  const uint64_t t0 = rdtsc();
-  const uint32_t c0 = rd(kCurrent);
+  uint64_t t0 = 0, t1 = 0;
+  const uint32_t c0 = read_current_at(t0);
   spin_tsc(2000000);
-  const uint32_t c1 = rd(kCurrent);
-  const uint64_t t1 = rdtsc();
+  const uint32_t c1 = read_current_at(t1);
   LCHECK(c1 < c0);  // counts down
   g_ticks_per_mcycle = div64(static_cast<uint64_t>(c0 - c1) * 1000000, t1 - t0);
   LCHECK(g_ticks_per_mcycle > 0);
