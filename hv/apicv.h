@@ -36,7 +36,8 @@
 // (apicv_vectoring, hv/apicv_policy.h); and while the guest cannot take an interrupt with a
 // vector waiting, interrupt-window exiting holds back its recognition (Bochs 2.7 would
 // deliver it with IF = 0 when a physical interrupt arrives; hv/irq_inject.cpp).
-//   - "virtualize APIC accesses" (hv.apicv-access=on|off, default on where the CPU offers it),
+//   - "virtualize APIC accesses" (hv.apicv-access=off|tpr|vid; default vid where the CPU also
+//     offers posted interrupts, else off: apicv.cpp),
 //     only while the guest's APIC is in xAPIC mode and enabled: the EPT maps the xAPIC base to
 //     the VM's APIC-access page (a host page of hv, LapicMmio::access_page, through an
 //     hv-private memslot, GuestMmu::kApicAccessSlotId: no guest slot id is taken, migration

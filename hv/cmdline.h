@@ -15,9 +15,11 @@
 //                                    acpi (ACPI S5 only, as on real machines), reset
 //   hv.apicv=on|off                  the local APIC's hardware path (VMX APIC virtualization,
 //                                    hv/apicv.h; default on where the CPU offers it) or software
-//   hv.apicv-access=on|off           with hv.apicv=on: the xAPIC page through the CPU's
-//                                    "virtualize APIC accesses" (default on where offered) or
-//                                    emulated at every access (hv/apicv.h)
+//   hv.apicv-access=off|tpr|vid      with hv.apicv=on: the xAPIC page emulated at every access
+//                                    (off), or through the CPU's "virtualize APIC accesses"
+//                                    with hv injecting (tpr) or with virtual-interrupt delivery
+//                                    (vid); default vid where the CPU also has posted
+//                                    interrupts, else off (hv/apicv.cpp says why)
 //   hv.apicv-ack-exit=1              test knob: "acknowledge interrupt on exit" with the
 //                                    hardware path even without posted interrupts
 //   hv.vcpus=N                       at most N vCPUs (default: one per CPU, at most 4)

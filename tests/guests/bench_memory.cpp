@@ -9,8 +9,8 @@
 //      under hv every first touch of a leaf's range is an EPT violation.
 //   2. (hv) EPT-violation count: first touch of `ept_mib` MiB in a second alias slot, the
 //      exits counted by hv (HV_STAT_EXITS_EPT) and the leaves it installed per level;
-//   3. (hv) exit-cost loops: CPUID, OUT to an unclaimed port, VMCALL VERSION, HLT (hv treats
-//      HLT as a no-op exit: the guest is "woken" at once), `loops` times each; hv measures
+//   3. (hv) exit-cost loops: CPUID, OUT to an unclaimed port, VMCALL VERSION, HLT (this guest
+//      never enables its local APIC, so hv returns from its HLT at once: Vcpu::halt), `loops` times each; hv measures
 //      each exit's cost itself (hv/exit_timing.h), the guest prints the round trips;
 //   4. (hv) fast zap: with `zap_gib` GiB mapped by hv before the start, invalidate every root,
 //      either waiting in the call for the teardown (`zap_wait`: the call's round trip is the
