@@ -18,34 +18,10 @@ const char guest_name[] = "cpuid";
 
 namespace {
 
-unsigned g_fail_count = 0;
-#define MCHECK(cond)                           \
-  do {                                         \
-    note_check();                              \
-    if (!(cond)) {                             \
-      g_fail_count++;                          \
-      check_failed(__FILE__, __LINE__, #cond); \
-    }                                          \
-  } while (0)
-#define MCHECK_EQ(a, b)                                                            \
-  do {                                                                             \
-    const unsigned long long va_ = (a), vb_ = (b);                                 \
-    if (va_ != vb_) gprintf("cpuid: %s = 0x%llx, expected 0x%llx\n", #a, va_, vb_); \
-    MCHECK(va_ == vb_);                                                            \
-  } while (0)
-
-struct Group {
-  const char* name;
-  unsigned fails0;
-  explicit Group(const char* n) : name(n), fails0(g_fail_count) {}
-  ~Group() { gprintf("cpuid: %s: %s\n", name, g_fail_count == fails0 ? "ok" : "FAILED"); }
-};
-
-
 uint32_t g_max_basic = 0, g_max_ext = 0;
 
 void leaves() {
-  Group g("leaves: maximum basic and extended leaf, vendor, address sizes");
+  CheckGroup g("leaves: maximum basic and extended leaf, vendor, address sizes");
   const Cpuid l0 = cpuid(0);
   g_max_basic = l0.a;
   g_max_ext = cpuid(0x80000000u).a;
@@ -55,17 +31,17 @@ void leaves() {
   memcpy(vendor + 8, &l0.c, 4);
   vendor[12] = 0;
   gprintf("cpuid: vendor %s, max basic leaf 0x%x, max extended leaf 0x%x\n", vendor, g_max_basic, g_max_ext);
-  MCHECK(g_max_basic >= 1);
-  MCHECK(g_max_ext >= 0x80000001u && g_max_ext < 0x80000100u);
-  for (int i = 0; i < 12; i++) MCHECK(vendor[i] >= 0x20 && vendor[i] < 0x7F);
+  CHECK(g_max_basic >= 1);
+  CHECK(g_max_ext >= 0x80000001u && g_max_ext < 0x80000100u);
+  for (int i = 0; i < 12; i++) CHECK(vendor[i] >= 0x20 && vendor[i] < 0x7F);
   if (g_max_ext >= 0x80000008u) {
     const Cpuid a = cpuid(0x80000008u);
     const unsigned phys = a.a & 0xFF, linear = (a.a >> 8) & 0xFF;
-    MCHECK(phys >= 36 && phys <= 52);
-    MCHECK(linear == 48 || linear == 57);
+    CHECK(phys >= 36 && phys <= 52);
+    CHECK(linear == 48 || linear == 57);
   }
   // Leaf 1 family: a 64-bit CPU (the test guests need long mode elsewhere).
-  MCHECK((cpuid(0x80000001u).d >> 29) & 1);
+  CHECK((cpuid(0x80000001u).d >> 29) & 1);
 }
 
 uint32_t g_apic_ids[HV_MAX_VCPUS];
@@ -88,46 +64,46 @@ void report_apic_id(unsigned index) {
 }
 
 void tsc_agreement() {
-  Group g("tsc: the CPUs' TSCs agree (causality both ways between cpu 0 and cpu 1)");
+  CheckGroup g("tsc: the CPUs' TSCs agree (causality both ways between cpu 0 and cpu 1)");
   const uint64_t t0 = rdtsc();
   __atomic_store_n(&g_tsc_flag, 1, __ATOMIC_RELEASE);
   while (__atomic_load_n(&g_tsc_flag, __ATOMIC_ACQUIRE) != 2) cpu_relax();
   const uint64_t t3 = rdtsc();
   if (g_tsc1 < t0 || t3 < g_tsc2) gprintf("cpuid: tsc: cpu 0 0x%llx, cpu 1 0x%llx 0x%llx, cpu 0 0x%llx\n", t0, g_tsc1, g_tsc2, t3);
-  MCHECK(g_tsc1 >= t0);
-  MCHECK(t3 >= g_tsc2);
+  CHECK(g_tsc1 >= t0);
+  CHECK(t3 >= g_tsc2);
 }
 
 void topology() {
-  Group g("topology: leaf 1, leaf 4 and leaf 0xB agree with the CPU count");
+  CheckGroup g("topology: leaf 1, leaf 4 and leaf 0xB agree with the CPU count");
   const unsigned n = vcpu_count();
   gprintf("cpuid: %u cpu(s)\n", n);
   const Cpuid l1 = cpuid(1);
   const bool htt = (l1.d >> 28) & 1;
   const unsigned ids = (l1.b >> 16) & 0xFF;
   // HTT: CPUID.1:EBX[23:16] is valid; without it there is one logical processor per package.
-  if (n > 1) MCHECK(htt);
-  if (htt) MCHECK(ids >= n);
+  if (n > 1) CHECK(htt);
+  if (htt) CHECK(ids >= n);
   if (g_max_basic >= 4 && (cpuid(4, 0).a & 0x1F)) {
     const unsigned cores = (cpuid(4, 0).a >> 26) + 1;
     // Addressable core IDs cover all n CPUs of the package (one thread per core here, and
     // the test starts at most one CPU per core).
-    MCHECK(cores >= n);
-    if (!htt) MCHECK_EQ(cores, 1);
+    CHECK(cores >= n);
+    if (!htt) CHECK_EQ(cores, 1);
   }
   if (g_max_basic >= 0xB && ((cpuid(0xB, 0).c >> 8) & 0xFF) != 0) {
     unsigned total = 0, shift = 0;
     for (uint32_t sub = 0; sub < 8; sub++) {
       const Cpuid t = cpuid(0xB, sub);
       const unsigned type = (t.c >> 8) & 0xFF;
-      MCHECK_EQ(t.d & 0xFF, l1.b >> 24);  // x2APIC ID agrees with the initial APIC ID
+      CHECK_EQ(t.d & 0xFF, l1.b >> 24);  // x2APIC ID agrees with the initial APIC ID
       if (!type) break;
-      MCHECK_EQ(t.c & 0xFF, sub);
+      CHECK_EQ(t.c & 0xFF, sub);
       total = t.b & 0xFFFF;
       shift = t.a & 0x1F;
     }
-    MCHECK_EQ(total, n);                 // logical processors in the package
-    MCHECK((1u << shift) >= n);          // the package's ID bits cover every CPU
+    CHECK_EQ(total, n);                 // logical processors in the package
+    CHECK((1u << shift) >= n);          // the package's ID bits cover every CPU
   }
   // Every CPU its own APIC ID, and vCPU 0 first.
   g_apic_ids[0] = l1.b >> 24;
@@ -136,7 +112,7 @@ void topology() {
     tsc_agreement();
     smp_wait_done();
     for (unsigned i = 0; i < n; i++)
-      for (unsigned j = i + 1; j < n; j++) MCHECK(g_apic_ids[i] != g_apic_ids[j]);
+      for (unsigned j = i + 1; j < n; j++) CHECK(g_apic_ids[i] != g_apic_ids[j]);
     for (unsigned i = 0; i < n; i++) gprintf("cpuid: cpu %u: APIC ID %u\n", i, g_apic_ids[i]);
   }
 }
@@ -144,67 +120,67 @@ void topology() {
 alignas(64) volatile uint8_t g_monitor_line[64];
 
 void monitor() {
-  Group g("monitor: MONITOR raises #UD exactly when not advertised");
+  CheckGroup g("monitor: MONITOR raises #UD exactly when not advertised");
   const bool adv = (cpuid(1).c >> 3) & 1;
   const Fault f = probe([] {
     asm volatile("monitor" ::"a"(reinterpret_cast<uint32_t>(&g_monitor_line[0])), "c"(0), "d"(0) : "memory");
   });
-  if (adv) MCHECK(!f.raised);
-  else MCHECK(f.raised && f.vector == 6);
+  if (adv) CHECK(!f.raised);
+  else CHECK(f.raised && f.vector == 6);
 }
 
 void xsave() {
-  Group g("xsave: XSETBV raises #UD exactly when XSAVE is not advertised; leaf 0xD agrees with XCR0");
+  CheckGroup g("xsave: XSETBV raises #UD exactly when XSAVE is not advertised; leaf 0xD agrees with XCR0");
   const bool adv = (cpuid(1).c >> 26) & 1;
   uint32_t cr4;
   asm volatile("mov %%cr4, %0" : "=r"(cr4));
-  MCHECK((cr4 & (1u << 18)) == 0);       // OSXSAVE is clear at start
-  MCHECK(((cpuid(1).c >> 27) & 1) == 0); // and CPUID.1:ECX.OSXSAVE says so
+  CHECK((cr4 & (1u << 18)) == 0);       // OSXSAVE is clear at start
+  CHECK(((cpuid(1).c >> 27) & 1) == 0); // and CPUID.1:ECX.OSXSAVE says so
   // With CR4.OSXSAVE clear XSETBV is #UD whatever the CPU has.
   Fault f = probe([] { asm volatile("xsetbv" ::"a"(1), "d"(0), "c"(0) : "memory"); });
-  MCHECK(f.raised && f.vector == 6);
+  CHECK(f.raised && f.vector == 6);
   if (!adv) return;
-  MCHECK(g_max_basic >= 0xD);
+  CHECK(g_max_basic >= 0xD);
   asm volatile("mov %0, %%cr4" ::"r"(cr4 | (1u << 18)) : "memory");
-  MCHECK((cpuid(1).c >> 27) & 1);  // OSXSAVE now reflected
+  CHECK((cpuid(1).c >> 27) & 1);  // OSXSAVE now reflected
   uint32_t lo = 0, hi = 0;
   asm volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-  MCHECK(lo & 1);
+  CHECK(lo & 1);
   const Cpuid d0 = cpuid(0xD, 0);
-  MCHECK((d0.a & 3) == 3);
-  MCHECK((lo & ~d0.a) == 0);
-  MCHECK(d0.b >= 576 && d0.b <= d0.c);
+  CHECK((d0.a & 3) == 3);
+  CHECK((lo & ~d0.a) == 0);
+  CHECK(d0.b >= 576 && d0.b <= d0.c);
   for (unsigned i = 2; i < 32; i++) {
     if (!((d0.a >> i) & 1)) continue;
     const Cpuid s = cpuid(0xD, i);
-    MCHECK(s.a != 0);
-    MCHECK(s.a + s.b <= d0.c);
-    if ((lo >> i) & 1) MCHECK(s.a + s.b <= d0.b);
+    CHECK(s.a != 0);
+    CHECK(s.a + s.b <= d0.c);
+    if ((lo >> i) & 1) CHECK(s.a + s.b <= d0.b);
   }
   // XSETBV with XCR0 as it is: accepted; with x87 cleared: #GP.
   f = probe([&] { asm volatile("xsetbv" ::"a"(lo), "d"(hi), "c"(0) : "memory"); });
-  MCHECK(!f.raised);
+  CHECK(!f.raised);
   f = probe([&] { asm volatile("xsetbv" ::"a"(lo & ~1u), "d"(hi), "c"(0) : "memory"); });
-  MCHECK(f.raised && f.vector == 13);
+  CHECK(f.raised && f.vector == 13);
   asm volatile("mov %0, %%cr4" ::"r"(cr4) : "memory");
 }
 
 void rdtscp() {
-  Group g("rdtscp: #UD exactly when not advertised, else returns IA32_TSC_AUX");
+  CheckGroup g("rdtscp: #UD exactly when not advertised, else returns IA32_TSC_AUX");
   const bool adv = g_max_ext >= 0x80000001u && ((cpuid(0x80000001u).d >> 27) & 1);
   uint32_t aux = 0;
   const Fault f = probe([&] { asm volatile("rdtscp" : "=c"(aux)::"eax", "edx", "memory"); });
   if (!adv) {
-    MCHECK(f.raised && f.vector == 6);
+    CHECK(f.raised && f.vector == 6);
     return;
   }
-  MCHECK(!f.raised);
+  CHECK(!f.raised);
   Fault w = probe([] { asm volatile("wrmsr" ::"c"(0xC0000103u), "a"(7), "d"(0) : "memory"); });
-  MCHECK(!w.raised);
+  CHECK(!w.raised);
   asm volatile("rdtscp" : "=c"(aux)::"eax", "edx", "memory");
-  MCHECK_EQ(aux, 7);
+  CHECK_EQ(aux, 7);
   w = probe([] { asm volatile("wrmsr" ::"c"(0xC0000103u), "a"(0), "d"(0) : "memory"); });
-  MCHECK(!w.raised);
+  CHECK(!w.raised);
 }
 
 bool hypervisor_bit() { return (cpuid(1).c >> 31) & 1; }
@@ -214,38 +190,38 @@ void hv_policy() {
     gprintf("cpuid: hv policy: SKIP: not under hv\n");
     return;
   }
-  Group g("hv policy: hidden features, no PMU, hypervisor and frequency leaves");
+  CheckGroup g("hv policy: hidden features, no PMU, hypervisor and frequency leaves");
   const Cpuid l1 = cpuid(1);
-  MCHECK(hypervisor_bit());
+  CHECK(hypervisor_bit());
   // Hidden: MONITOR 3, VMX 5, SMX 6, PDCM 15 (ECX); MCE 7, MCA 14, DS 21 (EDX): no PMU or
   // machine-check MSRs. Shown: APIC 9 (EDX): hv's virtual LAPIC (hv/devices/vlapic.h);
   // x2APIC 21 and TSC-deadline 24 (ECX) follow the host, since hv emulates both.
-  MCHECK((l1.c & ((1u << 3) | (1u << 5) | (1u << 6) | (1u << 15))) == 0);
-  MCHECK((l1.d & ((1u << 7) | (1u << 14) | (1u << 21))) == 0);
-  MCHECK((l1.d >> 9) & 1);
-  MCHECK_EQ(g_max_basic, 0x16);
+  CHECK((l1.c & ((1u << 3) | (1u << 5) | (1u << 6) | (1u << 15))) == 0);
+  CHECK((l1.d & ((1u << 7) | (1u << 14) | (1u << 21))) == 0);
+  CHECK((l1.d >> 9) & 1);
+  CHECK_EQ(g_max_basic, 0x16);
   const Cpuid a = cpuid(0xA);
-  MCHECK(a.a == 0 && a.b == 0 && a.c == 0 && a.d == 0);
-  MCHECK((cpuid(7).b >> 1) & 1);  // TSC_ADJUST
+  CHECK(a.a == 0 && a.b == 0 && a.c == 0 && a.d == 0);
+  CHECK((cpuid(7).b >> 1) & 1);  // TSC_ADJUST
   const Cpuid h = cpuid(0x40000000u);
-  MCHECK_EQ(h.a, 0x40000010u);
+  CHECK_EQ(h.a, 0x40000010u);
   for (uint32_t l = 0x40000001u; l < 0x40000010u; l++) {
     const Cpuid z = cpuid(l);
-    MCHECK(z.a == 0 && z.b == 0 && z.c == 0 && z.d == 0);
+    CHECK(z.a == 0 && z.b == 0 && z.c == 0 && z.d == 0);
   }
   const Cpuid t = cpuid(0x40000010u);
   gprintf("cpuid: TSC %u kHz, LAPIC timer %u kHz (leaf 0x40000010)\n", t.a, t.b);
-  MCHECK(t.a != 0 && t.b != 0);
+  CHECK(t.a != 0 && t.b != 0);
   const Cpuid c15 = cpuid(0x15), c16 = cpuid(0x16);
-  MCHECK(c15.a != 0 && c15.b != 0);
+  CHECK(c15.a != 0 && c15.b != 0);
   // TSC = crystal * EBX / EAX, within 10 ppm (EAX is rounded where the exact ratio needs an
   // EBX so large that crystal kHz * EBX would wrap 32 bits, as Linux computes it).
   const uint64_t tsc_hz = div64(uint64_t{c15.c} * c15.b, c15.a), want_hz = uint64_t{t.a} * 1000;
-  MCHECK((tsc_hz > want_hz ? tsc_hz - want_hz : want_hz - tsc_hz) <= div64(want_hz, 100000));
-  MCHECK(uint64_t{c15.c / 1000} * c15.b <= 0xFFFFFFFFull);
-  MCHECK_EQ(c15.c, uint64_t{t.b} * 1000);
-  MCHECK_EQ(c16.a, t.a / 1000);
-  MCHECK_EQ(c16.c, t.b / 1000);
+  CHECK((tsc_hz > want_hz ? tsc_hz - want_hz : want_hz - tsc_hz) <= div64(want_hz, 100000));
+  CHECK(uint64_t{c15.c / 1000} * c15.b <= 0xFFFFFFFFull);
+  CHECK_EQ(c15.c, uint64_t{t.b} * 1000);
+  CHECK_EQ(c16.a, t.a / 1000);
+  CHECK_EQ(c16.c, t.b / 1000);
 }
 
 }  // namespace

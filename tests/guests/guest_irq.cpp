@@ -43,18 +43,6 @@ constexpr uint8_t kThr = 0, kIer = 1, kIir = 2, kMcr = 4, kLsr = 5, kMsr = 6;
 constexpr uint8_t kMcrOut2 = 0x08, kMcrLoop = 0x10;
 constexpr uint8_t kUartVector = 0x54, kRtcVector = 0x58, kPicBase = 0x70;
 
-unsigned g_fail = 0;
-#define ICHECK(cond)                           \
-  do {                                         \
-    note_check();                              \
-    if (!(cond)) {                             \
-      g_fail++;                                \
-      check_failed(__FILE__, __LINE__, #cond); \
-    }                                          \
-  } while (0)
-
-void group(const char* name, unsigned fail_before) { gprintf("irq: %s: %s\n", name, g_fail == fail_before ? "ok" : "FAILED"); }
-
 uint8_t uart_in(uint8_t reg) { return inb(static_cast<uint16_t>(kCom1 + reg)); }
 void uart_out(uint8_t reg, uint8_t v) { outb(static_cast<uint16_t>(kCom1 + reg), v); }
 uint8_t cmos(uint8_t r) {
@@ -129,7 +117,7 @@ bool wait_count(unsigned n, uint64_t cycles) {
 
 // ---- groups ----
 void test_loopback() {
-  const unsigned f0 = g_fail;
+  const unsigned f0 = checks_failed();
   const uint8_t mcr0 = uart_in(kMcr);
   uart_out(kMcr, kMcrLoop | 0x0A);  // RTS + OUT2
   const uint8_t msr_a = uart_in(kMsr) & 0xF0;
@@ -141,16 +129,16 @@ void test_loopback() {
   for (unsigned i = 0; i < 100000 && !(lsr & 0x01); i++) lsr = uart_in(kLsr);
   const uint8_t got = (lsr & 0x01) ? uart_in(kThr) : 0;
   uart_out(kMcr, mcr0);
-  ICHECK(msr_a == 0x90);
-  ICHECK(msr_b == 0x60);
-  ICHECK(lsr & 0x01);
-  ICHECK(got == 0x5A);
+  CHECK(msr_a == 0x90);
+  CHECK(msr_b == 0x60);
+  CHECK(lsr & 0x01);
+  CHECK(got == 0x5A);
   gprintf("irq: loopback: MCR 0x1a -> MSR 0x%x, MCR 0x15 -> MSR 0x%x, THR 0x5a -> RBR 0x%x\n", msr_a, msr_b, got);
-  group("loopback", f0);
+  check_group("loopback", f0);
 }
 
 void test_thre(uint64_t hz) {
-  const unsigned f0 = g_fail;
+  const unsigned f0 = checks_failed();
   gprintf("irq: ");
   reset(Mode::kThre);
   ioapic::route(4, kUartVector, static_cast<uint8_t>(lapic::id()));  // fixed, edge, active high
@@ -175,16 +163,16 @@ void test_thre(uint64_t hz) {
   ioapic::write(0x10 + 2 * 4, ioapic::kMasked);
   gprintf(" %s interrupt when enabled (IIR 0x%x), %u of 5 bytes raised one each, %u while quiet\n", first ? "one" : "NO",
           iir_first, each, extra);
-  ICHECK(first);
-  ICHECK((iir_first & 0x0F) == 0x02);
-  ICHECK(each == 5);
-  ICHECK(extra == 0);
-  ICHECK(g_last_vector == kUartVector);
-  group("thre", f0);
+  CHECK(first);
+  CHECK((iir_first & 0x0F) == 0x02);
+  CHECK(each == 5);
+  CHECK(extra == 0);
+  CHECK(g_last_vector == kUartVector);
+  check_group("thre", f0);
 }
 
 void test_level(uint64_t hz) {
-  const unsigned f0 = g_fail;
+  const unsigned f0 = checks_failed();
   reset(Mode::kLevel);
   g_entry_in_handler = 0;
   g_tmr_in_handler = false;
@@ -199,17 +187,17 @@ void test_level(uint64_t hz) {
   ioapic::write(0x10 + 2 * 4, ioapic::kMasked);
   gprintf("irq: level: %u deliveries (source cleared in the third), remote IRR %s in the handler, TMR %s, after: entry 0x%x\n",
           n, (g_entry_in_handler & ioapic::kRemoteIrr) ? "set" : "CLEAR", g_tmr_in_handler ? "set" : "CLEAR", after);
-  ICHECK(n == 3);
-  ICHECK(g_entry_in_handler & ioapic::kRemoteIrr);
-  ICHECK(g_tmr_in_handler);
-  ICHECK((g_iir_in_handler & 0x0F) == 0x02);
-  ICHECK(!(after & ioapic::kRemoteIrr));
-  ICHECK(!lapic::bit(lapic::kIsr, kUartVector));
-  group("level", f0);
+  CHECK(n == 3);
+  CHECK(g_entry_in_handler & ioapic::kRemoteIrr);
+  CHECK(g_tmr_in_handler);
+  CHECK((g_iir_in_handler & 0x0F) == 0x02);
+  CHECK(!(after & ioapic::kRemoteIrr));
+  CHECK(!lapic::bit(lapic::kIsr, kUartVector));
+  check_group("level", f0);
 }
 
 void test_rtc(uint64_t hz) {
-  const unsigned f0 = g_fail;
+  const unsigned f0 = checks_failed();
   reset(Mode::kRtc);
   ioapic::route(8, kRtcVector, static_cast<uint8_t>(lapic::id()));
   const uint8_t a0 = cmos(0x0A), b0 = cmos(0x0B);
@@ -227,17 +215,17 @@ void test_rtc(uint64_t hz) {
   ioapic::write(0x10 + 2 * 8, ioapic::kMasked);
   gprintf("irq: rtc: %u periodic interrupts in 50 ms at 1024 Hz (51 expected; TSC %lu kHz by the PIT)\n", n,
           static_cast<unsigned long>(div64(hz, 1000)));
-  ICHECK(start >= 1);
+  CHECK(start >= 1);
   // Never faster than 1024 Hz (+30% for the edges of the window); fewer are allowed: an emulator
   // on a busy host coalesces late ticks (QEMU TCG drops them), so the lower bound only says the
   // interrupt keeps coming.
-  ICHECK(n >= 5 && n <= 66);
-  ICHECK(g_last_vector == kRtcVector);
-  group("rtc", f0);
+  CHECK(n >= 5 && n <= 66);
+  CHECK(g_last_vector == kRtcVector);
+  check_group("rtc", f0);
 }
 
 void test_extint() {
-  const unsigned f0 = g_fail;
+  const unsigned f0 = checks_failed();
   reset(Mode::kExtint);
   g_isr_during_extint = false;
   ioapic::mask_all();
@@ -263,10 +251,10 @@ void test_extint() {
   lapic::write(lapic::kLvtLint0, lapic::kMasked);
   gprintf("irq: extint: %u PIT interrupts through the 8259 and LINT0 (ExtINT), vector 0x%x, APIC ISR %s\n", n, vec,
           g_isr_during_extint ? "SET" : "untouched");
-  ICHECK(n >= 5);
-  ICHECK(vec == kPicBase);
-  ICHECK(!g_isr_during_extint);
-  group("extint", f0);
+  CHECK(n >= 5);
+  CHECK(vec == kPicBase);
+  CHECK(!g_isr_during_extint);
+  check_group("extint", f0);
 }
 
 #ifdef IRQ_LEVEL_STORM
@@ -285,7 +273,7 @@ void guest_test() {
   asm volatile("cli");
   const Cpuid one = cpuid(1);
   gprintf("irq: %s\n", under_hv() ? "under hv" : "bare");
-  ICHECK((one.d >> 9) & 1);  // CPUID.1:EDX.APIC
+  CHECK((one.d >> 9) & 1);  // CPUID.1:EDX.APIC
   if (!((one.d >> 9) & 1)) return;
   outb(0x21, 0xFF);  // the 8259 pair masked (bare, the BIOS leaves the PIT on it)
   outb(0xA1, 0xFF);
@@ -297,7 +285,7 @@ void guest_test() {
   level_storm();
 #endif
   const uint64_t hz = tsc_hz_from_pit();
-  ICHECK(hz != 0);
+  CHECK(hz != 0);
   if (!hz) return;
   test_loopback();
   test_thre(hz);

@@ -20,25 +20,6 @@ const char guest_name[] = "msr";
 
 namespace {
 
-// CHECK that also counts failures for the group lines.
-unsigned g_fail_count = 0;
-#define MCHECK(cond)                                     \
-  do {                                                   \
-    note_check();                                        \
-    if (!(cond)) {                                       \
-      g_fail_count++;                                    \
-      check_failed(__FILE__, __LINE__, #cond);           \
-    }                                                    \
-  } while (0)
-#define MCHECK_EQ(a, b)                                                                         \
-  do {                                                                                          \
-    const unsigned long long va_ = (a), vb_ = (b);                                              \
-    if (va_ != vb_) gprintf("msr: %s = 0x%llx, expected 0x%llx\n", #a, va_, vb_);               \
-    MCHECK(va_ == vb_);                                                                         \
-  } while (0)
-unsigned failures_now() { return g_fail_count; }
-
-
 Fault rd(uint32_t index, uint64_t* v) {
   uint32_t lo = 0, hi = 0;
   const Fault f = probe([&] { asm volatile("rdmsr" : "=a"(lo), "=d"(hi) : "c"(index) : "memory"); });
@@ -61,16 +42,16 @@ unsigned g_lenient = 0;
 struct Group {
   const char* name;
   unsigned fails0, lenient0;
-  explicit Group(const char* n) : name(n), fails0(failures_now()), lenient0(g_lenient) {}
+  explicit Group(const char* n) : name(n), fails0(checks_failed()), lenient0(g_lenient) {}
   ~Group() {
-    if (failures_now() != fails0) gprintf("msr: %s: FAILED\n", name);
+    if (checks_failed() != fails0) gprintf("msr: %s: FAILED\n", name);
     else if (g_lenient != lenient0)
       gprintf("msr: %s: ok (%u refusal(s) the SDM requires not raised by this CPU)\n", name, g_lenient - lenient0);
     else gprintf("msr: %s: ok\n", name);
   }
 };
 void expect_gp(const Fault& f) {
-  if (g_strict) MCHECK(is_gp(f));
+  if (g_strict) CHECK(is_gp(f));
   else if (!is_gp(f)) g_lenient++;
 }
 
@@ -79,19 +60,19 @@ uint64_t must_read(uint32_t index) {
   uint64_t v = 0;
   const Fault f = rd(index, &v);
   if (f.raised) gprintf("msr: rdmsr 0x%x raised vector %u\n", index, f.vector);
-  MCHECK(!f.raised);
+  CHECK(!f.raised);
   return v;
 }
 void must_write(uint32_t index, uint64_t v) {
   const Fault f = wr(index, v);
   if (f.raised) gprintf("msr: wrmsr 0x%x <- 0x%llx raised vector %u\n", index, v, f.vector);
-  MCHECK(!f.raised);
+  CHECK(!f.raised);
 }
 void must_round_trip(uint32_t index, uint64_t v) {
   must_write(index, v);
   const uint64_t got = must_read(index);
   if (got != v) gprintf("msr: 0x%x wrote 0x%llx read 0x%llx\n", index, v, got);
-  MCHECK(got == v);
+  CHECK(got == v);
 }
 void must_gp_write(uint32_t index, uint64_t v) {
   uint64_t before = 0;
@@ -107,10 +88,9 @@ void must_gp_write(uint32_t index, uint64_t v) {
   if (readable) {
     uint64_t after = 0;
     rd(index, &after);
-    MCHECK(after == before);  // a refused write changes nothing
+    CHECK(after == before);  // a refused write changes nothing
   }
 }
-
 
 // Group bookkeeping: each group prints ok when none of its checks failed.
 
@@ -196,7 +176,7 @@ void hostile() {
     if (idx < 0x2000 || (idx >= 0xC0000000u && idx < 0xC0002000u)) idx ^= 0x40000000u;  // outside the table's ranges
     both(idx);
   }
-  MCHECK_EQ(gp, accesses);
+  CHECK_EQ(gp, accesses);
   gprintf("msr: hostile: %u accesses to MSRs outside the table (%u fixed, 200 random, seed 0x6d5372): %u raised #GP(0), the VM kept running\n",
           accesses, static_cast<unsigned>(sizeof kSensitive / sizeof kSensitive[0]), gp);
 }
@@ -224,7 +204,7 @@ void efer() {
   }
   Group g("efer: round trip, reserved bits, LME with paging on, LMA read-only");
   const uint64_t e0 = must_read(kEfer);
-  MCHECK((e0 & (1u << 10)) == 0);  // LMA: not in long mode
+  CHECK((e0 & (1u << 10)) == 0);  // LMA: not in long mode
   if (g_syscall) must_round_trip(kEfer, e0 | 1);
   if (g_nx) must_round_trip(kEfer, e0 | (1u << 11));
   must_round_trip(kEfer, e0);
@@ -241,7 +221,7 @@ void efer() {
       paging(false);
       expect_gp(f);
       if (!is_gp(f)) must_write(kEfer, e0);
-      MCHECK(must_read(kEfer) == e0);
+      CHECK(must_read(kEfer) == e0);
     }
   }
 }
@@ -259,7 +239,7 @@ void syscall_msrs() {
   for (uint32_t idx : kSyscallMsrs) {
     const uint64_t v = must_read(idx);
     if (v) gprintf("msr: 0x%x reads 0x%llx at start\n", idx, v);
-    MCHECK(v == 0);
+    CHECK(v == 0);
   }
   must_round_trip(kStar, 0x0023001000000000ull);
   must_round_trip(kSfmask, 0x47700);
@@ -323,15 +303,15 @@ void segment_bases() {
       : "=r"(via_gs)
       : "c"(kGsBase), "a"(base + 8), "d"(0)
       : "memory");
-  MCHECK_EQ(fs_lo, base);
-  MCHECK_EQ(fs_hi, 0);
-  MCHECK_EQ(via_fs, 0x22222222);
-  MCHECK_EQ(via_gs, 0x44444444);
+  CHECK_EQ(fs_lo, base);
+  CHECK_EQ(fs_hi, 0);
+  CHECK_EQ(via_fs, 0x22222222);
+  CHECK_EQ(via_gs, 0x44444444);
   must_gp_write(kFsBase, 0x0000800000000000ull);
   must_gp_write(kGsBase, 0xFFFF000000000000ull);
   // Reloading the selectors puts the flat bases back.
   asm volatile("mov %%ds, %%ax; mov %%ax, %%fs; mov %%ax, %%gs" ::: "eax", "memory");
-  MCHECK_EQ(must_read(kFsBase), 0);
+  CHECK_EQ(must_read(kFsBase), 0);
 }
 
 // hv's TSC policy (issue 10 item 6): the TSC offset starts every VM's TSC near 0, so the first
@@ -346,9 +326,9 @@ void tsc_origin() {
   }
   Group g("tsc origin: the guest's TSC starts near 0");
   const uint64_t khz = cpuid(0x40000010u).a;
-  MCHECK(khz != 0);
+  CHECK(khz != 0);
   gprintf("msr: tsc origin: first RDTSC %llu, %llu ms at %llu kHz\n", g_first_tsc, div64(g_first_tsc, khz ? khz : 1), khz);
-  MCHECK(g_first_tsc < khz * 1500);
+  CHECK(g_first_tsc < khz * 1500);
 }
 
 void tsc() {
@@ -361,13 +341,13 @@ void tsc() {
   }
   Group g("tsc: WRMSR moves RDTSC; TSC_ADJUST follows the SDM");
   if (!(m >= t0 && m <= t1)) gprintf("msr: rdtsc 0x%llx, rdmsr(TSC) 0x%llx, rdtsc 0x%llx\n", t0, m, t1);
-  MCHECK(m >= t0 && m <= t1);
+  CHECK(m >= t0 && m <= t1);
   // Set it far ahead: RDTSC continues from there.
   const uint64_t target = 0x0000100000000000ull;
   must_write(kTsc, target);
   const uint64_t after = rdtsc();
   if (!(after >= target && after - target < (1ull << 36))) gprintf("msr: wrote TSC 0x%llx, rdtsc then 0x%llx\n", target, after);
-  MCHECK(after >= target && after - target < (1ull << 36));
+  CHECK(after >= target && after - target < (1ull << 36));
   if (!g_tsc_adjust) return;
   // Writing the TSC added (target - old TSC) to TSC_ADJUST; writing TSC_ADJUST moves the TSC
   // by the change (SDM 17.17.3). Tolerances cover the cycles between the accesses (exits
@@ -376,17 +356,16 @@ void tsc() {
   const uint64_t expect = target - t1;  // old TSC was just after t1
   const uint64_t diff = adj > expect ? adj - expect : expect - adj;
   if (diff >= (1ull << 36)) gprintf("msr: tsc_adjust 0x%llx, expected about 0x%llx\n", adj, expect);
-  MCHECK(diff < (1ull << 36));
+  CHECK(diff < (1ull << 36));
   const uint64_t before = rdtsc();
   must_write(kTscAdjust, adj + (1ull << 40));
   const uint64_t jumped = rdtsc();
-  MCHECK(jumped - before >= (1ull << 40) && jumped - before < (1ull << 40) + (1ull << 36));
-  MCHECK(must_read(kTscAdjust) == adj + (1ull << 40));
+  CHECK(jumped - before >= (1ull << 40) && jumped - before < (1ull << 40) + (1ull << 36));
+  CHECK(must_read(kTscAdjust) == adj + (1ull << 40));
   must_write(kTscAdjust, adj);
   const uint64_t back = rdtsc();
-  MCHECK(back < jumped);  // moved back by 2^40
+  CHECK(back < jumped);  // moved back by 2^40
 }
-
 
 void pat() {
   if (!g_pat) {
@@ -410,7 +389,7 @@ void mtrrs() {
   Group g("mtrr: MTRRCAP, default type, fixed and variable ranges: round trip, reserved bits #GP");
   const uint64_t cap = must_read(kMtrrCap);
   const unsigned vcnt = cap & 0xFF;
-  MCHECK(vcnt >= 1);
+  CHECK(vcnt >= 1);
   must_gp_write(kMtrrCap, cap);  // read-only
   const uint64_t def0 = must_read(kMtrrDefType);
   must_round_trip(kMtrrDefType, 0xC06);
@@ -443,10 +422,10 @@ void mtrrs() {
 void apic_base() {
   Group g("apic base: xAPIC at 0xFEE00000, enabled, BSP; written back unchanged");
   const uint64_t v = must_read(kApicBase);
-  MCHECK_EQ(v & ~0xFFFull, 0xFEE00000);
-  MCHECK(v & (1u << 11));  // enabled
-  MCHECK(v & (1u << 8));   // vCPU 0 is the bootstrap processor
-  MCHECK((v & (1u << 10)) == 0);
+  CHECK_EQ(v & ~0xFFFull, 0xFEE00000);
+  CHECK(v & (1u << 11));  // enabled
+  CHECK(v & (1u << 8));   // vCPU 0 is the bootstrap processor
+  CHECK((v & (1u << 10)) == 0);
   must_round_trip(kApicBase, v);
 }
 
@@ -454,12 +433,12 @@ void misc() {
   Group g("misc enable, feature control, microcode revision");
   const uint64_t me = must_read(kMiscEnable);
   // Bit 18 "ENABLE MONITOR FSM": when 0, CPUID.1:ECX.MONITOR reads 0 (SDM Vol. 4 table 2-2).
-  MCHECK(((me >> 18) & 1) == (g_monitor ? 1u : 0u));
+  CHECK(((me >> 18) & 1) == (g_monitor ? 1u : 0u));
   must_write(kMiscEnable, me);
-  MCHECK(must_read(kMiscEnable) == me);
+  CHECK(must_read(kMiscEnable) == me);
   // No VMX for the guest: FEATURE_CONTROL (read when CPUID says VMX is absent too) enables none.
   const uint64_t fc = must_read(kFeatureControl);
-  MCHECK((fc & 6) == 0);
+  CHECK((fc & 6) == 0);
   if (fc & 1) must_gp_write(kFeatureControl, fc);  // locked: any write #GP
   must_read(kBiosSignId);
   must_write(kBiosSignId, 0);
@@ -470,15 +449,15 @@ void tsc_aux() {
     // Without RDTSCP, the instruction is undefined.
     Group g("tsc_aux: RDTSCP not advertised, #UD");
     const Fault f = probe([] { asm volatile("rdtscp" ::: "eax", "ecx", "edx", "memory"); });
-    MCHECK(f.raised && f.vector == 6);
+    CHECK(f.raised && f.vector == 6);
     return;
   }
   Group g("tsc_aux: reset 0, round trip, RDTSCP returns it, reserved bits #GP");
-  MCHECK(must_read(kTscAux) == 0);
+  CHECK(must_read(kTscAux) == 0);
   must_round_trip(kTscAux, 0x1234);
   uint32_t aux = 0;
   asm volatile("rdtscp" : "=c"(aux)::"eax", "edx", "memory");
-  MCHECK_EQ(aux, 0x1234);
+  CHECK_EQ(aux, 0x1234);
   must_gp_write(kTscAux, 1ull << 32);
   must_write(kTscAux, 5);  // left set: see syscall_msrs
 }

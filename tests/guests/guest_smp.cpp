@@ -62,27 +62,6 @@ constexpr uint8_t kPingBase = 0xC0, kPongBase = 0xD0, kCmdVector = 0xE0, kSpurio
 constexpr uint64_t kTimeout = 3000000000ull;  // TSC cycles (Bochs runs 4 CPUs slowly)
 constexpr unsigned kRounds = 4;                // ping-pong round trips per ordered pair
 
-unsigned g_fail = 0;
-#define SCHECK(cond)                           \
-  do {                                         \
-    note_check();                              \
-    if (!(cond)) {                             \
-      g_fail++;                                \
-      check_failed(__FILE__, __LINE__, #cond); \
-    }                                          \
-  } while (0)
-#define SCHECK_EQ(a, b)                                                             \
-  do {                                                                              \
-    const unsigned long long va_ = (a), vb_ = (b);                                  \
-    if (va_ != vb_) gprintf("smp: %s = 0x%llx, expected 0x%llx\n", #a, va_, vb_);   \
-    SCHECK(va_ == vb_);                                                             \
-  } while (0)
-
-void group(const char* name, unsigned fail_before) {
-  if (g_fail == fail_before) gprintf("smp: %s: ok\n", name);
-  else gprintf("smp: %s: FAILED\n", name);
-}
-
 uint32_t rd(uint32_t off) { return peek32(kApic + off); }
 void wr(uint32_t off, uint32_t v) { poke32(kApic + off, v); }
 unsigned apic_id() { return (rd(kId) >> 24) & 0xFF; }
@@ -270,13 +249,13 @@ bool start_ap(unsigned id, bool init, unsigned sipis) {
   const uint32_t a0 = load(arrived()), alive0 = load(g_alive[id]);
   init_sipi(id, kTrampVector, init, sipis);
   const bool ok = wait_for([&] { return load(g_alive[id]) > alive0; });
-  SCHECK(ok);
+  CHECK(ok);
   if (!ok) return false;
   spin_tsc(2000000);  // a second start would show by now
-  SCHECK_EQ(load(arrived()) - a0, 1u);      // exactly once: the second SIPI was ignored
-  SCHECK_EQ(load(g_alive[id]) - alive0, 1u);
-  SCHECK_EQ(tramp_cs(), static_cast<uint32_t>(kTrampVector) << 8);  // CS = vector << 8, IP = 0
-  SCHECK_EQ(tramp_edx(), cpuid(1).a);       // EDX after INIT: the processor signature
+  CHECK_EQ(load(arrived()) - a0, 1u);      // exactly once: the second SIPI was ignored
+  CHECK_EQ(load(g_alive[id]) - alive0, 1u);
+  CHECK_EQ(tramp_cs(), static_cast<uint32_t>(kTrampVector) << 8);  // CS = vector << 8, IP = 0
+  CHECK_EQ(tramp_edx(), cpuid(1).a);       // EDX after INIT: the processor signature
   return true;
 }
 
@@ -295,23 +274,23 @@ unsigned cpu_count() {
 }
 
 void test_bringup() {
-  const unsigned f0 = g_fail;
+  const unsigned f0 = checks_failed();
   for (unsigned id = 1; id < g_cpus; id++) start_ap(id, true, 2);
-  group("bringup", f0);
+  check_group("bringup", f0);
 }
 
 void test_nobody() {
-  const unsigned f0 = g_fail;
+  const unsigned f0 = checks_failed();
   const uint32_t a0 = load(arrived());
   init_sipi(0x0E, kTrampVector, true, 2);  // no CPU has APIC ID 0x0E
   spin_tsc(3000000);
-  SCHECK_EQ(load(arrived()), a0);
-  for (unsigned id = 1; id < g_cpus; id++) SCHECK(ping_answered(id));
-  group("nobody", f0);
+  CHECK_EQ(load(arrived()), a0);
+  for (unsigned id = 1; id < g_cpus; id++) CHECK(ping_answered(id));
+  check_group("nobody", f0);
 }
 
 void test_pingpong() {
-  const unsigned f0 = g_fail;
+  const unsigned f0 = checks_failed();
   // The BSP pings everyone itself; each AP in turn does the same on command.
   for (unsigned to = 1; to < g_cpus; to++)
     for (unsigned k = 1; k <= kRounds; k++) {
@@ -323,7 +302,7 @@ void test_pingpong() {
     const uint32_t d0 = load(g_cmd_done[a]);
     __atomic_store_n(&g_cmd[a], kCmdPingAll, __ATOMIC_RELEASE);
     icr(a, kCmdVector);
-    SCHECK(wait_for([&] { return load(g_cmd_done[a]) > d0; }));
+    CHECK(wait_for([&] { return load(g_cmd_done[a]) > d0; }));
   }
   unsigned pairs = 0;
   for (unsigned a = 0; a < g_cpus; a++)
@@ -332,15 +311,15 @@ void test_pingpong() {
       pairs++;
       if (load(g_ping[b][a]) < kRounds || load(g_pong[a][b]) < kRounds)
         gprintf("smp: pingpong: %u -> %u: %u pings arrived, %u pongs came back\n", a, b, load(g_ping[b][a]), load(g_pong[a][b]));
-      SCHECK(load(g_ping[b][a]) >= kRounds);
-      SCHECK(load(g_pong[a][b]) >= kRounds);
+      CHECK(load(g_ping[b][a]) >= kRounds);
+      CHECK(load(g_pong[a][b]) >= kRounds);
     }
-  if (g_fail == f0) gprintf("smp: pingpong: %u ordered pairs, %u round trips each\n", pairs, kRounds);
-  group("pingpong", f0);
+  if (checks_failed() == f0) gprintf("smp: pingpong: %u ordered pairs, %u round trips each\n", pairs, kRounds);
+  check_group("pingpong", f0);
 }
 
 void test_nmi() {
-  const unsigned f0 = g_fail;
+  const unsigned f0 = checks_failed();
   for (unsigned id = 1; id < g_cpus; id++) {
     g_nmi_count[id] = 0;
     g_nmi_nested[id] = 0;
@@ -348,49 +327,49 @@ void test_nmi() {
     g_nmi_second_sent[id] = 0;
     g_nmi_count_at_first_end[id] = 0;
     icr(id, kNmi);
-    SCHECK(wait_for([&] { return load(g_nmi_in_first[id]) != 0; }));
+    CHECK(wait_for([&] { return load(g_nmi_in_first[id]) != 0; }));
     icr(id, kNmi);  // while its handler runs: blocked until the IRET
     __atomic_store_n(&g_nmi_second_sent[id], 1u, __ATOMIC_RELEASE);
-    SCHECK(wait_for([&] { return load(g_nmi_count[id]) >= 2; }));
+    CHECK(wait_for([&] { return load(g_nmi_count[id]) >= 2; }));
     spin_tsc(1000000);
-    SCHECK_EQ(load(g_nmi_count[id]), 2u);           // both taken, no more
-    SCHECK_EQ(load(g_nmi_count_at_first_end[id]), 1u);  // the second only after the first's IRET
-    SCHECK_EQ(load(g_nmi_nested[id]), 0u);
+    CHECK_EQ(load(g_nmi_count[id]), 2u);           // both taken, no more
+    CHECK_EQ(load(g_nmi_count_at_first_end[id]), 1u);  // the second only after the first's IRET
+    CHECK_EQ(load(g_nmi_nested[id]), 0u);
   }
-  group("nmi", f0);
+  check_group("nmi", f0);
 }
 
 void test_sipi_running() {
-  const unsigned f0 = g_fail;
+  const unsigned f0 = checks_failed();
   const unsigned id = 1;
   const uint32_t a0 = load(arrived()), alive0 = load(g_alive[id]);
   init_sipi(id, kTrampVector, false, 1);
   spin_tsc(3000000);
-  SCHECK_EQ(load(arrived()), a0);
-  SCHECK_EQ(load(g_alive[id]), alive0);
-  SCHECK(ping_answered(id));
-  group("sipi-running", f0);
+  CHECK_EQ(load(arrived()), a0);
+  CHECK_EQ(load(g_alive[id]), alive0);
+  CHECK(ping_answered(id));
+  check_group("sipi-running", f0);
 }
 
 void test_init_self() {
-  const unsigned f0 = g_fail;
+  const unsigned f0 = checks_failed();
   const unsigned id = g_cpus - 1;
   const uint32_t d0 = load(g_cmd_done[id]);
   __atomic_store_n(&g_cmd[id], kCmdInitSelf, __ATOMIC_RELEASE);
   icr(id, kCmdVector);
-  SCHECK(wait_for([&] { return load(g_cmd_done[id]) > d0; }));
+  CHECK(wait_for([&] { return load(g_cmd_done[id]) > d0; }));
   spin_tsc(3000000);  // its INIT has taken effect: it waits for SIPI
   start_ap(id, false, 1);  // a STARTUP alone restarts it
-  SCHECK(ping_answered(id));
-  group("init-self", f0);
+  CHECK(ping_answered(id));
+  check_group("init-self", f0);
 }
 
 void test_init_restart() {
-  const unsigned f0 = g_fail;
+  const unsigned f0 = checks_failed();
   const unsigned id = 1;
   start_ap(id, true, 2);
-  SCHECK(ping_answered(id));
-  group("init-restart", f0);
+  CHECK(ping_answered(id));
+  check_group("init-restart", f0);
 }
 
 // INIT-SIPI-SIPI and a ping from a BSP in x2APIC mode (the x2APIC ICR, MSR 0x830, as Linux
@@ -400,24 +379,24 @@ void test_x2apic() {
     gprintf("smp: x2apic: SKIP: no x2APIC (CPUID.1:ECX[21])\n");
     return;
   }
-  const unsigned f0 = g_fail;
+  const unsigned f0 = checks_failed();
   const unsigned id = 1;
   const uint64_t base = rdmsr(0x1B);
   wrmsr(0x1B, base | (1u << 10));
   g_bsp_x2 = true;
   wrmsr(0x80F, 0x100 | kSpurious);  // SVR: x2APIC mode keeps it, but say it again
   start_ap(id, true, 2);
-  SCHECK(ping_answered(id));
+  CHECK(ping_answered(id));
   wrmsr(0x1B, base & ~((1ull << 10) | (1ull << 11)));  // disabled, then xAPIC again
   g_bsp_x2 = false;
   wrmsr(0x1B, base);
   enable_apic_sw();  // a disable resets the LAPIC
-  SCHECK(ping_answered(id));
-  group("x2apic", f0);
+  CHECK(ping_answered(id));
+  check_group("x2apic", f0);
 }
 
 void test_garbage() {
-  const unsigned f0 = g_fail;
+  const unsigned f0 = checks_failed();
   const unsigned id = 1;
   // A page of all ones: FF FF is an undefined opcode (FF /7), so the AP raises #UD in real
   // mode, through IVT entry 6, which we point at a stub that sets a flag and halts.
@@ -427,11 +406,11 @@ void test_garbage() {
   poke32(6 * 4, (kUdStub >> 4) << 16);  // IVT[6] = 0500:0000
   const uint32_t alive0 = load(g_alive[id]);
   init_sipi(id, kGarbageVector, true, 1);
-  SCHECK(wait_for([] { return peek8(kUdFlag) != 0; }));
-  SCHECK_EQ(load(g_alive[id]), alive0);
+  CHECK(wait_for([] { return peek8(kUdFlag) != 0; }));
+  CHECK_EQ(load(g_alive[id]), alive0);
   start_ap(id, true, 2);  // and back
-  SCHECK(ping_answered(id));
-  group("garbage", f0);
+  CHECK(ping_answered(id));
+  check_group("garbage", f0);
 }
 
 }  // namespace
@@ -455,14 +434,14 @@ bool has_arg(const char* w) {
 void guest_test() {
   gprintf("smp: %s\n", under_hv() ? "under hv" : "bare");
   const Cpuid one = cpuid(1);
-  SCHECK((one.d >> 9) & 1);  // CPUID.1:EDX.APIC
+  CHECK((one.d >> 9) & 1);  // CPUID.1:EDX.APIC
   asm volatile("cli");
   outb(0x21, 0xFF);  // the 8259 pair masked (bare, the BIOS leaves the PIT on it)
   outb(0xA1, 0xFF);
   g_cpus = cpu_count();
   if (g_cpus > kMaxCpus) g_cpus = kMaxCpus;
   gprintf("smp: %u CPU(s) (fw_cfg)\n", g_cpus);
-  SCHECK_EQ(apic_id(), 0u);
+  CHECK_EQ(apic_id(), 0u);
   if (g_cpus < 2) {
     gprintf("smp: SKIP: one CPU\n");
     return;
@@ -471,13 +450,13 @@ void guest_test() {
   enable_apic_sw();
   copy_trampoline();
   test_bringup();
-  if (g_fail) return;  // without every AP the rest means nothing
+  if (checks_failed()) return;  // without every AP the rest means nothing
   if (has_arg("init-bsp")) {
     gprintf("smp: init-bsp: the BSP sends INIT to its own APIC ID 0\n");
     icr(0, kInitAssert);
     spin_tsc(50000000);
     gprintf("smp: init-bsp: FAIL: still running after INIT to the BSP\n");
-    g_fail++;
+    check_failed(nullptr, 0, nullptr);
     return;
   }
   test_nobody();
@@ -488,7 +467,7 @@ void guest_test() {
   test_init_restart();
   test_x2apic();
   test_garbage();
-  SCHECK_EQ(g_spurious, 0u);
+  CHECK_EQ(g_spurious, 0u);
   gprintf("smp: %u CPUs started %u times through the trampoline\n", g_cpus, load(arrived()));
 }
 

@@ -124,6 +124,11 @@ void gputs(const char* s) {
 // Atomic: several vCPUs check at once (smp.cpp).
 void note_check() { __atomic_fetch_add(&g_checks, 1, __ATOMIC_RELAXED); }
 unsigned checks_done() { return __atomic_load_n(&g_checks, __ATOMIC_RELAXED); }
+unsigned checks_failed() { return __atomic_load_n(&g_failures, __ATOMIC_RELAXED); }
+
+void check_group(const char* name, unsigned failed_before) {
+  gprintf("%s: %s: %s\n", guest_name, name, checks_failed() == failed_before ? "ok" : "FAILED");
+}
 
 void check_failed(const char* file, int line, const char* what) {
   __atomic_fetch_add(&g_failures, 1, __ATOMIC_RELAXED);

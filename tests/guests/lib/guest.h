@@ -45,6 +45,19 @@ unsigned checks_done();
     }                                                                                         \
   } while (0)
 void note_check();
+unsigned checks_failed();  // failed checks so far, on every vCPU
+// A named group of checks: prints "<guest_name>: <name>: ok", or FAILED when a check failed (on
+// any vCPU) since `failed_before` = checks_failed() at the group's start.
+void check_group(const char* name, unsigned failed_before);
+// The same for a scope: the line is printed when the scope ends.
+struct CheckGroup {
+  const char* name;
+  unsigned failed_before;
+  explicit CheckGroup(const char* n) : name(n), failed_before(checks_failed()) {}
+  ~CheckGroup() { check_group(name, failed_before); }
+  CheckGroup(const CheckGroup&) = delete;
+  CheckGroup& operator=(const CheckGroup&) = delete;
+};
 
 // --- ending ---
 [[noreturn]] void guest_exit(unsigned status);  // port 0xf4, then halt
