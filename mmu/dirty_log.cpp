@@ -166,6 +166,13 @@ MemslotError find_slot(Memslots& slots, unsigned as_id, unsigned slot_id, const 
   *out = s;
   return MemslotError::ok;
 }
+
+// The same for a slot whose dirty log is on (stop, harvest).
+MemslotError find_logged_slot(Memslots& slots, unsigned as_id, unsigned slot_id, const Memslot** out)
+    REQUIRES(slots.update_lock()) {
+  if (MemslotError e = find_slot(slots, as_id, slot_id, out); e != MemslotError::ok) return e;
+  return (*out)->dirty_logging() ? MemslotError::ok : MemslotError::not_logging;
+}
 }  // namespace
 
 MemslotError Mmu::dirty_log_start(VcpuMmu& v, unsigned as_id, unsigned slot_id, DirtyMode mode) {
@@ -217,8 +224,7 @@ MemslotError Mmu::dirty_log_stop(VcpuMmu& v, unsigned as_id, unsigned slot_id) {
     return MemslotError::bad_address_space;
   SpinLockGuard serialize(memslots_.update_lock());
   const Memslot* s = nullptr;
-  if (MemslotError e = find_slot(memslots_, as_id, slot_id, &s); e != MemslotError::ok) return e;
-  if (!s->dirty_logging()) return MemslotError::not_logging;
+  if (MemslotError e = find_logged_slot(memslots_, as_id, slot_id, &s); e != MemslotError::ok) return e;
   const gfn_t start = s->base_gfn, end = s->end_gfn();
   DirtyLog* const log = s->dirty_log;
   const MemslotSet* next = nullptr;
@@ -248,8 +254,7 @@ MemslotError Mmu::dirty_log_harvest(VcpuMmu& v, unsigned as_id, unsigned slot_id
     return MemslotError::bad_address_space;
   SpinLockGuard serialize(memslots_.update_lock());
   const Memslot* s = nullptr;
-  if (MemslotError e = find_slot(memslots_, as_id, slot_id, &s); e != MemslotError::ok) return e;
-  if (!s->dirty_logging()) return MemslotError::not_logging;
+  if (MemslotError e = find_logged_slot(memslots_, as_id, slot_id, &s); e != MemslotError::ok) return e;
   // The log stays ours while we hold the update lock (only a stop or remove frees it).
   DirtyLog* const log = s->dirty_log;
   const uint64_t need = log->words();
