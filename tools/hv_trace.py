@@ -84,7 +84,7 @@ class Builder:
         self.events = []
         self.problems = []
         self.slices = {}  # (pid, tid) -> [(start_us, end_us, name)]
-        self.host = {}  # cpu -> [(start_tsc, end_tsc, name)]: the host CPU slices that must nest
+        self.host = {}  # cpu -> [(start_tsc, end_tsc, name, kind)]: the host CPU slices that must nest
         self.counts = {}  # name -> how many host slices of that kind
         self.flows = 0
         self.recs = recs
@@ -104,7 +104,7 @@ class Builder:
 
     def host_slice(self, cpu, name, kind, t0, t1, cat, args=None):
         """A slice on host CPU `cpu`'s track, checked for nesting (check())."""
-        self.host.setdefault(cpu, []).append((t0, t1, name))
+        self.host.setdefault(cpu, []).append((t0, t1, name, kind))
         self.counts[kind] = self.counts.get(kind, 0) + 1
         return self.slice(HOST_PID, cpu, name, t0, t1, cat, args, track=False)
 
@@ -237,7 +237,7 @@ class Builder:
         # memslot change) and never partly overlap. Compared in TSC ticks, as recorded.
         for cpu, sl in sorted(self.host.items()):
             stack = []
-            for t0, t1, name in sorted(sl, key=lambda x: (x[0], -x[1])):
+            for t0, t1, name, _ in sorted(sl, key=lambda x: (x[0], -x[1])):
                 while stack and stack[-1][1] <= t0:
                     stack.pop()
                 if stack and t1 > stack[-1][1]:
@@ -277,8 +277,13 @@ def png(builder, path):
         print("hv_trace: no PNG (python3-matplotlib is not installed)", file=sys.stderr)
         return False
     tracks = sorted(builder.slices)
+    hosts = sorted(builder.host)
     colors = {"guest": "#4caf50"}
-    fig, ax = plt.subplots(figsize=(14, 1.0 + 0.5 * max(len(tracks), 1)))
+    # Host CPU rows: the MMU's and the flushes' work, outer slices first so nested ones show.
+    host_colors = {"memslot change": "#9e9e9e", "fast zap": "#8e24aa", "deferred pass": "#fb8c00",
+                   "reclaim": "#6d4c41", "range zap": "#fdd835", "teardown step": "#d84315",
+                   "flush request": "#1e88e5"}
+    fig, ax = plt.subplots(figsize=(14, 1.0 + 0.5 * max(len(tracks) + len(hosts), 1)))
     # Milliseconds from the first vCPU slice (records of the VM's creation come earlier).
     origin = min((sl[0][0] for sl in builder.slices.values() if sl), default=0.0)
     for row, key in enumerate(tracks):
@@ -286,12 +291,26 @@ def png(builder, path):
         exits = [((a - origin) / 1000, (b - a) / 1000) for a, b, n in builder.slices[key] if n != "guest"]
         ax.broken_barh(guest, (row - 0.4, 0.8), facecolors=colors["guest"], label="guest" if row == 0 else None)
         ax.broken_barh(exits, (row - 0.4, 0.8), facecolors="#e53935", label="exit handling" if row == 0 else None)
-    ax.set_yticks(range(len(tracks)))
-    ax.set_yticklabels([f"vm{p} vcpu{t}" for p, t in tracks])
+    for i, cpu in enumerate(hosts):
+        row = len(tracks) + i
+        for kind, colour in host_colors.items():
+            bars = [((builder.us(a) - origin) / 1000, (builder.us(b) - builder.us(a)) / 1000)
+                    for a, b, _, k in builder.host[cpu] if k == kind]
+            if bars:
+                ax.broken_barh(bars, (row - 0.4, 0.8), facecolors=colour,
+                               label=kind if kind not in ax.get_legend_handles_labels()[1] else None)
+    # The vCPUs' run sets the scale: the VM's creation and destruction (memslot changes, the
+    # last teardown) lie far outside it and would squeeze it into a sliver.
+    end = max((sl[-1][1] for sl in builder.slices.values() if sl), default=None)
+    if end is not None:
+        span = (end - origin) / 1000
+        ax.set_xlim(-0.02 * span, 1.02 * span)
+    ax.set_yticks(range(len(tracks) + len(hosts)))
+    ax.set_yticklabels([f"vm{p} vcpu{t}" for p, t in tracks] + [f"cpu{c} (host)" for c in hosts])
     ax.set_xlabel("ms since the first VM entry")
-    ax.set_title("hv trace: guest time and exit handling per vCPU")
+    ax.set_title("hv trace: guest time and exit handling per vCPU; MMU work and flushes per host CPU")
     if tracks:
-        ax.legend(loc="upper right")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
