@@ -40,12 +40,39 @@ align 8
     dw 6, MB2_TAG_OPTIONAL
     dd 8
 
-; No framebuffer request tag (type 5): with it, GRUB on BIOS switches the video mode itself
-; before entering hv, and under Bochs 2.7 (its LGPL VGA BIOS) that ends in a triple fault
-; inside GRUB, with or without GRUB's VBE driver loaded. Without the tag GRUB still reports
-; what it leaves behind: on BIOS the EGA text screen (framebuffer tag type 2), on UEFI the
-; GOP framebuffer it always sets up (type 1). hv draws its console on either
-; (arch/x86/fb_console.h).
+; The console slot: 24 bytes that differ between the two kernels the ISO carries.
+;
+; hv.elf (HV_MB2_FRAMEBUFFER undefined): no framebuffer request. Without it, GRUB on BIOS
+; leaves (or puts back) the EGA text mode and reports it (framebuffer tag type 2); on UEFI it
+; still reports the GOP framebuffer it always sets up (type 1). The slot holds a tag of a type
+; multiboot2 does not define, flagged optional, which GRUB skips: it only keeps the header's
+; layout equal to the other variant's.
+;
+; hv-vbe.elf (HV_MB2_FRAMEBUFFER defined, iso/CMakeLists.txt): a framebuffer request (type 5),
+; optional, for 1024x768x32. GRUB on BIOS then sets a VBE graphics mode (the exact mode if the
+; card has it, else GRUB's own pick) and hands over a linear RGB framebuffer (type 1), which
+; hv draws on with its own font; a card without a usable mode leaves the text screen. Not the
+; default because GRUB's mode switch does not survive every VGA BIOS: under Bochs 2.7 (its
+; LGPL VGA BIOS) it ends in a triple fault inside GRUB. grub.cfg's hv_video=vbe selects this
+; kernel (iso/grub.cfg.in).
+;
+; The build makes hv-vbe.elf by copying this section, assembled with the define, over hv.elf's
+; (objcopy --update-section), which is why both variants must be the same size.
+MB2_CONSOLE_SLOT equ 24
+align 8
+mb2_console_slot:
+%ifdef HV_MB2_FRAMEBUFFER
+    dw 5, MB2_TAG_OPTIONAL
+    dd 20
+    dd 1024                         ; width  (pixels)
+    dd 768                          ; height (pixels)
+    dd 32                           ; depth  (bits per pixel)
+%else
+    dw 0x6876, MB2_TAG_OPTIONAL     ; "hv": no such tag type; skipped by GRUB as optional
+    dd 20
+    dd 0, 0, 0
+%endif
+    times MB2_CONSOLE_SLOT - ($ - mb2_console_slot) db 0    ; negative: the slot outgrew 24 bytes
 
 ; End tag.
 align 8

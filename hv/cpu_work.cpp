@@ -251,12 +251,15 @@ unsigned flush_ept_all_cpus_sync(uint64_t timeout_us) {
   const unsigned me = x86::cpu_index();
   const unsigned n = x86::smp::cpus_online();
   uint64_t want[x86::kMaxCpus];
+  const uint64_t t0 = trace::on(trace::kCatFlush) ? x86::rdtsc() : 0;
+  uint64_t ipis = 0;
   local_flush(g_slots[me], kFlushAll);
   for (unsigned cpu = 0; cpu < n; cpu++) {
     if (cpu == me || !online(cpu)) continue;
     g_slots[cpu].flush_tags.fetch_or(kFlushAll, Order::seq_cst);
     want[cpu] = g_slots[cpu].flush_want.fetch_add(1, Order::seq_cst) + 1;
     kick(cpu);
+    ipis++;
   }
   unsigned answered = 0;
   const uint64_t deadline = x86::timer::now_us() + timeout_us;
@@ -268,6 +271,8 @@ unsigned flush_ept_all_cpus_sync(uint64_t timeout_us) {
     }
     if (g_slots[cpu].flush_done.load(Order::acquire) >= want[cpu]) answered++;
   }
+  // As flush_ept()'s record, for every tag (vm = kAllVms).
+  if (t0) trace::record(trace::kFlushReq, trace::kAllVms, 0xFF, t0, kFlushAll, ((x86::rdtsc() - t0) & 0xFFFFFFFFu) | (ipis << 32));
   return answered;
 }
 

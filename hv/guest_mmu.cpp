@@ -120,7 +120,11 @@ bool GuestMmu::reclaim(unsigned budget) {
   // and the epoch polled. Timed and counted like a safe-point pass.
   const uint64_t t0 = x86::rdtsc();
   const mmu::ReclaimResult r = mmu_->reclaim(budget);
-  note_pass(r.units, budget, x86::rdtsc() - t0);
+  const uint64_t dt = x86::rdtsc() - t0;
+  note_pass(r.units, budget, dt);
+  if (trace::on(trace::kCatMmu))
+    trace::record(trace::kReclaim, vm_id_, 0xFF, t0, r.units,
+                  (dt & 0xFFFFFFFFu) | (r.pages_freed > 0xFFFFFFFFu ? 0xFFFFFFFFu : r.pages_freed) << 32);
   if (r.pages_freed) return true;
   const mmu::MmuStats s = mmu_->stats();
   return s.roots_invalid != 0 || s.pages_awaiting_reclaim != 0;
@@ -143,8 +147,10 @@ mmu::MemslotError GuestMmu::update_memslot(const mmu::MemslotOp& op) {
 void GuestMmu::invalidate_all_roots(bool wait) {
   const uint64_t t0 = x86::rdtsc();
   const uint64_t ticket = mmu_->invalidate_all_roots();
-  if (trace::on(trace::kCatMmu)) trace::record(trace::kFastZap, vm_id_, 0xFF, t0, ticket, wait);
   if (wait) mmu_->wait_for_teardown(ticket);
+  // One slice from the invalidation to the end of the wait (the teardown steps it ran are inside).
+  if (trace::on(trace::kCatMmu))
+    trace::record(trace::kFastZap, vm_id_, 0xFF, t0, ticket, ((x86::rdtsc() - t0) & 0xFFFFFFFFu) | uint64_t{wait} << 32);
 }
 
 mmu::MmuStats GuestMmu::stats() { return mmu_->stats(); }

@@ -7,6 +7,7 @@
 #include "arch/x86/smp.h"
 #include "hv/cpu_work.h"
 #include "hv/pml.h"
+#include "hv/trace.h"
 
 namespace hv {
 
@@ -49,6 +50,23 @@ void KernelPlatform::cpu_relax() {
 }
 
 uint64_t KernelPlatform::timestamp() { return x86::rdtsc(); }
+
+// The MMU's tag is the VM's id (flush_remote_tlbs above), so the records carry it as their VM.
+void KernelPlatform::trace_zap_range(uint64_t tlb_tag, unsigned as_id, mmu::gfn_t start, mmu::gfn_t end,
+                                     uint64_t t0) {
+  if (!trace::on(trace::kCatMmu)) return;
+  const uint64_t pages = end - start > 0xFFFFFFFFu ? 0xFFFFFFFFu : end - start;
+  trace::record(trace::kZapRange, static_cast<uint32_t>(tlb_tag), 0xFF, t0,
+                (start & trace::kZapGfnMask) | uint64_t{as_id} << 56, ((x86::rdtsc() - t0) & 0xFFFFFFFFu) | pages << 32);
+}
+
+void KernelPlatform::trace_teardown_step(uint64_t tlb_tag, mmu::hpa_t root, uint64_t t0, unsigned units,
+                                         unsigned pass, bool done, bool helped) {
+  if (!trace::on(trace::kCatMmu)) return;
+  trace::record(trace::kTeardownStep, static_cast<uint32_t>(tlb_tag), 0xFF, t0,
+                (root & ~uint64_t{0xFFF}) | (pass & 0xF) | uint64_t{done} << 4 | uint64_t{helped} << 5,
+                ((x86::rdtsc() - t0) & 0xFFFFFFFFu) | uint64_t{units} << 32);
+}
 
 }  // namespace hv
 

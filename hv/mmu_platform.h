@@ -22,6 +22,10 @@ class KernelPlatform final : public mmu::Platform {
   bool should_yield() override;
   void cpu_relax() override;
   uint64_t timestamp() override;
+  // hv.trace=mmu: the MMU's range zaps and teardown steps as trace records (hv/trace.h).
+  void trace_zap_range(uint64_t tlb_tag, unsigned as_id, mmu::gfn_t start, mmu::gfn_t end, uint64_t t0) override;
+  void trace_teardown_step(uint64_t tlb_tag, mmu::hpa_t root, uint64_t t0, unsigned units, unsigned pass, bool done,
+                           bool helped) override;
 
   // Pages allocated through the platform and not yet freed (the runner's page check). Relaxed:
   // a count that orders nothing; the runner reads it after epoch().barrier(), whose

@@ -7,8 +7,9 @@
 //   fault     EPT faults handled by the MMU: GPA, outcome, write or not, duration
 //   irq       interrupts and NMIs injected, wake-up IPIs to vCPUs
 //   flush     remote EPT flushes: the request (and how long it waited), each CPU's flush
-//   mmu       deferred MMU work passes (teardown units), fast zaps (all roots invalidated),
-//             memslot changes with the zaps of the ranges they unmap
+//   mmu       deferred MMU work passes (teardown units), each teardown step of a root, reclaim
+//             passes, fast zaps (all roots invalidated, with the wait for their teardown),
+//             memslot changes, and the range zaps they (or a dirty-log stop) make
 //   hcall     hypercalls (number, status)
 // hv.trace-kib=N sizes each CPU's ring (default 1024 KiB: 32768 records); hv.trace-drain=0 records
 // without printing (the guest benchmark's trace-cost run).
@@ -57,11 +58,24 @@ enum Type : uint8_t {
                     // b = duration (how long it waited) | IPIs sent << 32
   kFlushServe = 8,  // this CPU flushed for another's request; a = the tag bits flushed
   kDeferred = 9,    // a deferred-work pass with work; a = units, b = duration
-  kFastZap = 10,    // all roots of a VM invalidated; a = roots invalidated
+  kFastZap = 10,    // all roots of a VM invalidated (started at tsc), with the wait for their
+                    // teardown when the caller asked for it; a = the invalidation's ticket,
+                    // b = duration (invalidation and wait) | waited << 32
   kHcall = 11,      // hypercall at tsc; a = number, b = status
   kSlotUpdate = 12, // a memslot change (and the zap of the range it unmaps) started at tsc;
                     // a = slot id | kind << 32 (create, remove, move, flags), b = duration | error << 32
+  kZapRange = 13,   // the MMU zapped the leaves of a gfn range, its TLB flush included (started at
+                    // tsc); a = first gfn (kZapGfnMask) | address space << 56,
+                    // b = duration | pages << 32 (saturated at 2^32 - 1)
+  kTeardownStep = 14,  // one bounded teardown step of an invalidated root (started at tsc);
+                       // a = the root's top table (page address) | pass (bits 0-3) | done << 4
+                       // (the walk is complete) | helped << 5 (from another CPU's queue),
+                       // b = duration | units << 32
+  kReclaim = 15,    // reclaim(): teardown from every CPU's queue and an epoch push, for a vCPU
+                    // refused a table page; a = units, b = duration | pages freed << 32
 };
+inline constexpr uint64_t kZapGfnMask = (uint64_t{1} << 52) - 1;
+inline constexpr uint32_t kAllVms = 0xFFFFFFFFu;  // kFlushReq of every VM's tag (boot's check)
 
 struct Record {
   uint64_t tsc;

@@ -55,6 +55,22 @@ class Platform {
   // (no PML on this platform).
   virtual void drain_dirty_logs(uint64_t tlb_tag) { (void)tlb_tag; }
 
+  // Tracing (the kernel's event trace, hv/trace.h): the MMU reports work whose length a
+  // timeline should show. Called on the CPU that did the work, after it, outside the MMU lock;
+  // `t0` is timestamp() when it began (the hook reads the end itself). Default: nothing.
+  // A range zap (Mmu::zap_range: a memslot change, a dirty-log stop): gfns [start, end) of
+  // address space `as_id`, the TLB flush that completes it included.
+  virtual void trace_zap_range(uint64_t tlb_tag, unsigned as_id, gfn_t start, gfn_t end, uint64_t t0) {
+    (void)tlb_tag, (void)as_id, (void)start, (void)end, (void)t0;
+  }
+  // One bounded teardown step of an invalidated root (Mmu::run_queue): the root's top table,
+  // the units it did, the teardown pass it has reached, whether the walk is now complete, and
+  // whether the step came from another CPU's queue (helping).
+  virtual void trace_teardown_step(uint64_t tlb_tag, hpa_t root, uint64_t t0, unsigned units, unsigned pass,
+                                   bool done, bool helped) {
+    (void)tlb_tag, (void)root, (void)t0, (void)units, (void)pass, (void)done, (void)helped;
+  }
+
  protected:
   ~Platform() = default;
   uintptr_t table_map_offset_ = 0;

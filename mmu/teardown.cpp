@@ -182,7 +182,13 @@ void Mmu::run_queue(unsigned cpu, unsigned budget, unsigned& used) {
     Root* r = pop_deferred(cpu);
     if (!r) break;
     if (helping) stats_.teardown_steps_helped.fetch_add(1, Order::relaxed);
-    if (teardown_step(r, budget, used)) {
+    // Timed for the trace (Platform::trace_teardown_step); two clock reads per bounded step.
+    const uint64_t t0 = platform_.timestamp();
+    const unsigned before = used;
+    const bool done = teardown_step(r, budget, used);
+    platform_.trace_teardown_step(config_.tlb_tag, r->table_pa, t0, used - before, static_cast<unsigned>(r->td_pass),
+                                  done, helping);
+    if (done) {
       finish_teardown(r);
     } else {
       push_deferred_front(cpu, r);

@@ -92,6 +92,7 @@ void Mmu::flush_covering(uint64_t gen) {
 void Mmu::zap_range(unsigned as_id, gfn_t start, gfn_t end) {
   if (start >= end) return;
   stats_.zap_calls.fetch_add(1, Order::relaxed);
+  const uint64_t t0 = platform_.timestamp();  // for Platform::trace_zap_range
   uint64_t need;
   {
     epoch_.assert_not_in_read_section();  // no waiting for the lock in a section
@@ -109,6 +110,7 @@ void Mmu::zap_range(unsigned as_id, gfn_t start, gfn_t end) {
   flush_covering(need);
   // Our flush may also have covered the teardown's waiting tables: don't keep them.
   retire_pending_if_flushed();
+  platform_.trace_zap_range(config_.tlb_tag, as_id, start, end, t0);
 }
 
 // MMU lock: exclusive. Zap leaf `old` at `sptep`; returns the entry's last value. An exchange

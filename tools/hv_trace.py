@@ -11,12 +11,16 @@ This script turns them into
     VM with a track per vCPU ("guest" and "exit: REASON" slices, EPT faults inside the exits,
     injected interrupts, wake-up IPIs and hypercalls as instants) and a "host CPUs" process with
     a track per CPU (flush requests as slices with flow arrows to each CPU's flush, deferred
-    MMU work, fast zaps);
+    MMU work passes and the teardown steps inside them, reclaim passes, fast zaps with their
+    wait, memslot changes and the range zaps inside them);
   - a PNG timeline of the same data (matplotlib) for a quick look;
   - with --check, the trace's own consistency: the JSON is well formed, every exit is
     followed by an entry (or the vCPU's stop) on the same vCPU, a vCPU's slices never overlap,
-    every flush flow connects a request to a flush. Prints "hv_trace: ... checks: ok" or what
-    failed, exit status 1 then.
+    a host CPU's slices (flush requests, deferred passes, teardown steps, reclaims, fast zaps,
+    memslot changes, range zaps) nest and never partly overlap, every flush flow connects a
+    request to a later flush on another CPU, and every request that sent IPIs has a flow to as
+    many CPUs as it interrupted (unless a ring filled up). Prints "hv_trace: ... checks: ok" or
+    what failed, exit status 1 then.
 """
 import argparse
 import json
@@ -24,7 +28,9 @@ import os
 import re
 import sys
 
-ENTRY, EXIT, VCPU_STOP, FAULT, INJECT, WAKE_IPI, FLUSH_REQ, FLUSH_SERVE, DEFERRED, FAST_ZAP, HCALL, SLOT_UPDATE = range(1, 13)
+(ENTRY, EXIT, VCPU_STOP, FAULT, INJECT, WAKE_IPI, FLUSH_REQ, FLUSH_SERVE, DEFERRED, FAST_ZAP, HCALL, SLOT_UPDATE,
+ ZAP_RANGE, TEARDOWN_STEP, RECLAIM) = range(1, 16)
+ALL_VMS = 0xFFFFFFFF  # a flush request for every VM's tag (hv's boot-time check)
 SLOT_KINDS = ["create", "remove", "move", "flags"]
 
 EXIT_REASONS = {
@@ -78,6 +84,8 @@ class Builder:
         self.events = []
         self.problems = []
         self.slices = {}  # (pid, tid) -> [(start_us, end_us, name)]
+        self.host = {}  # cpu -> [(start_tsc, end_tsc, name, kind)]: the host CPU slices that must nest
+        self.counts = {}  # name -> how many host slices of that kind
         self.flows = 0
         self.recs = recs
 
@@ -93,6 +101,12 @@ class Builder:
         if track:
             self.slices.setdefault((pid, tid), []).append((ev["ts"], ev["ts"] + ev["dur"], name))
         return ev
+
+    def host_slice(self, cpu, name, kind, t0, t1, cat, args=None):
+        """A slice on host CPU `cpu`'s track, checked for nesting (check())."""
+        self.host.setdefault(cpu, []).append((t0, t1, name, kind))
+        self.counts[kind] = self.counts.get(kind, 0) + 1
+        return self.slice(HOST_PID, cpu, name, t0, t1, cat, args, track=False)
 
     def instant(self, pid, tid, name, tsc, cat, args=None):
         ev = {"ph": "i", "s": "t", "pid": pid, "tid": tid, "name": name, "cat": cat, "ts": self.us(tsc)}
@@ -145,27 +159,45 @@ class Builder:
                 self.instant(vm, vcpu, f"hypercall {r['a']}", r["tsc"], "hcall", {"status": r["b"] - (1 << 64) if r["b"] >> 63 else r["b"]})
             elif t == FLUSH_REQ:
                 dur = r["b"] & 0xFFFFFFFF
-                ev = self.slice(HOST_PID, r["cpu"], f"flush request vm{vm}", r["tsc"], r["tsc"] + dur, "flush",
-                                {"ipis": r["b"] >> 32}, track=False)
+                who = "all VMs" if vm == ALL_VMS else f"vm{vm}"
+                ev = self.host_slice(r["cpu"], f"flush request {who}", "flush request", r["tsc"], r["tsc"] + dur,
+                                     "flush", {"ipis": r["b"] >> 32})
                 requests.append((r, ev))
             elif t == FLUSH_SERVE:
                 ev = self.slice(HOST_PID, r["cpu"], "flush", r["tsc"], r["tsc"] + 1, "flush", {"tags": hex(r["a"])},
                                 track=False)
                 serves.append((r, ev))
             elif t == DEFERRED:
-                self.slice(HOST_PID, r["cpu"], f"deferred work vm{vm}", r["tsc"], r["tsc"] + r["b"], "mmu",
-                           {"units": r["a"]}, track=False)
+                self.host_slice(r["cpu"], f"deferred work vm{vm}", "deferred pass", r["tsc"], r["tsc"] + r["b"], "mmu",
+                                {"units": r["a"]})
+            elif t == RECLAIM:
+                self.host_slice(r["cpu"], f"reclaim vm{vm}", "reclaim", r["tsc"], r["tsc"] + (r["b"] & 0xFFFFFFFF),
+                                "mmu", {"units": r["a"], "pages freed": r["b"] >> 32})
             elif t == SLOT_UPDATE:
                 kind = r["a"] >> 32
-                self.slice(HOST_PID, r["cpu"], f"memslot {SLOT_KINDS[kind] if kind < 4 else kind} vm{vm}", r["tsc"],
-                           r["tsc"] + (r["b"] & 0xFFFFFFFF), "mmu", {"slot": r["a"] & 0xFFFFFFFF, "error": r["b"] >> 32},
-                           track=False)
+                self.host_slice(r["cpu"], f"memslot {SLOT_KINDS[kind] if kind < 4 else kind} vm{vm}", "memslot change",
+                                r["tsc"], r["tsc"] + (r["b"] & 0xFFFFFFFF), "mmu",
+                                {"slot": r["a"] & 0xFFFFFFFF, "error": r["b"] >> 32})
+            elif t == ZAP_RANGE:
+                gfn, pages = r["a"] & ((1 << 52) - 1), r["b"] >> 32
+                self.host_slice(r["cpu"], f"zap vm{vm} gfn {gfn:#x}+{pages:#x}", "range zap", r["tsc"],
+                                r["tsc"] + (r["b"] & 0xFFFFFFFF), "mmu",
+                                {"gfn": hex(gfn), "pages": pages, "address space": r["a"] >> 56})
+            elif t == TEARDOWN_STEP:
+                pass_, done, helped = r["a"] & 0xF, (r["a"] >> 4) & 1, (r["a"] >> 5) & 1
+                name = f"teardown step vm{vm} pass {pass_}" + (", done" if done else "") + (", helping" if helped else "")
+                self.host_slice(r["cpu"], name, "teardown step", r["tsc"], r["tsc"] + (r["b"] & 0xFFFFFFFF), "mmu",
+                                {"root": hex(r["a"] & ~0xFFF), "units": r["b"] >> 32, "done": bool(done),
+                                 "helped": bool(helped)})
             elif t == FAST_ZAP:
-                self.instant(HOST_PID, r["cpu"], f"fast zap vm{vm}", r["tsc"], "mmu", {"ticket": r["a"]})
+                waited = (r["b"] >> 32) & 1
+                self.host_slice(r["cpu"], f"fast zap vm{vm}" + (" (waits for teardown)" if waited else ""), "fast zap",
+                                r["tsc"], r["tsc"] + (r["b"] & 0xFFFFFFFF), "mmu", {"ticket": r["a"]})
         # Flow arrows: a request to the first flush of its tag on each other CPU after it (that
         # CPU's answer to the IPI while the requester waited, or its lazy flush before its next
         # entry when it was outside guest mode; requests that coalesce share one flush).
         serves.sort(key=lambda x: x[0]["tsc"])
+        self.request_flows = []  # (request record, CPUs its flows reach)
         for r, ev in requests:
             seen = set()
             for s, sev in serves:
@@ -177,6 +209,7 @@ class Builder:
                                     "cat": "flush", "ts": ev["ts"]})
                 self.events.append({"ph": "f", "bp": "e", "id": self.flows, "pid": HOST_PID, "tid": s["cpu"],
                                     "name": "flush", "cat": "flush", "ts": sev["ts"]})
+            self.request_flows.append((r, seen))
         # Names of the processes and threads.
         for vm in sorted(vms):
             self.events.append({"ph": "M", "pid": vm, "name": "process_name", "args": {"name": f"vm{vm}"}})
@@ -199,10 +232,39 @@ class Builder:
                 if b[0] < a[1] - 1e-6:
                     problems.append(f"vm{pid} vcpu{tid}: '{a[2]}' ends at {a[1]:.3f} us after '{b[2]}' starts at {b[0]:.3f} us")
                     break
-        starts = {e["id"] for e in self.events if e["ph"] == "s"}
-        ends = {e["id"] for e in self.events if e["ph"] == "f"}
-        if starts != ends:
-            problems.append(f"flush flows: {len(starts ^ ends)} without both ends")
+        # Host CPU slices: one CPU does one thing at a time, so its slices nest (a teardown step
+        # inside a deferred pass or a fast zap's wait, a flush request inside a range zap inside a
+        # memslot change) and never partly overlap. Compared in TSC ticks, as recorded.
+        for cpu, sl in sorted(self.host.items()):
+            stack = []
+            for t0, t1, name, _ in sorted(sl, key=lambda x: (x[0], -x[1])):
+                while stack and stack[-1][1] <= t0:
+                    stack.pop()
+                if stack and t1 > stack[-1][1]:
+                    problems.append(f"cpu{cpu}: '{name}' [{t0:#x}, {t1:#x}) overlaps the end of "
+                                    f"'{stack[-1][2]}' [{stack[-1][0]:#x}, {stack[-1][1]:#x})")
+                    break
+                stack.append((t0, t1, name))
+        # Flush flows: both ends, from a request to a flush on another CPU at or after it.
+        starts = {e["id"]: e for e in self.events if e["ph"] == "s"}
+        ends = {e["id"]: e for e in self.events if e["ph"] == "f"}
+        if set(starts) != set(ends):
+            problems.append(f"flush flows: {len(set(starts) ^ set(ends))} without both ends")
+        for i in set(starts) & set(ends):
+            s, f = starts[i], ends[i]
+            if f["tid"] == s["tid"] or f["ts"] < s["ts"] - 1e-6:
+                problems.append(f"flush flow {i}: from cpu{s['tid']} at {s['ts']:.3f} us to cpu{f['tid']} at {f['ts']:.3f} us")
+                break
+        # Every CPU a request interrupted must flush for it (the IPI's handler or the exit it
+        # forces serves the request): as many flows as IPIs. A full ring elsewhere may have
+        # dropped that flush, so the check is off when any ring dropped records.
+        if not self.truncated:
+            for r, reached in self.request_flows:
+                ipis = r["b"] >> 32
+                if len(reached) < ipis:
+                    problems.append(f"flush request on cpu{r['cpu']} at {r['tsc']:#x} sent {ipis} IPI(s) but "
+                                    f"{len(reached)} CPU(s) flushed for it")
+                    break
         return problems
 
 
@@ -215,8 +277,13 @@ def png(builder, path):
         print("hv_trace: no PNG (python3-matplotlib is not installed)", file=sys.stderr)
         return False
     tracks = sorted(builder.slices)
+    hosts = sorted(builder.host)
     colors = {"guest": "#4caf50"}
-    fig, ax = plt.subplots(figsize=(14, 1.0 + 0.5 * max(len(tracks), 1)))
+    # Host CPU rows: the MMU's and the flushes' work, outer slices first so nested ones show.
+    host_colors = {"memslot change": "#9e9e9e", "fast zap": "#8e24aa", "deferred pass": "#fb8c00",
+                   "reclaim": "#6d4c41", "range zap": "#fdd835", "teardown step": "#d84315",
+                   "flush request": "#1e88e5"}
+    fig, ax = plt.subplots(figsize=(14, 1.0 + 0.5 * max(len(tracks) + len(hosts), 1)))
     # Milliseconds from the first vCPU slice (records of the VM's creation come earlier).
     origin = min((sl[0][0] for sl in builder.slices.values() if sl), default=0.0)
     for row, key in enumerate(tracks):
@@ -224,12 +291,26 @@ def png(builder, path):
         exits = [((a - origin) / 1000, (b - a) / 1000) for a, b, n in builder.slices[key] if n != "guest"]
         ax.broken_barh(guest, (row - 0.4, 0.8), facecolors=colors["guest"], label="guest" if row == 0 else None)
         ax.broken_barh(exits, (row - 0.4, 0.8), facecolors="#e53935", label="exit handling" if row == 0 else None)
-    ax.set_yticks(range(len(tracks)))
-    ax.set_yticklabels([f"vm{p} vcpu{t}" for p, t in tracks])
+    for i, cpu in enumerate(hosts):
+        row = len(tracks) + i
+        for kind, colour in host_colors.items():
+            bars = [((builder.us(a) - origin) / 1000, (builder.us(b) - builder.us(a)) / 1000)
+                    for a, b, _, k in builder.host[cpu] if k == kind]
+            if bars:
+                ax.broken_barh(bars, (row - 0.4, 0.8), facecolors=colour,
+                               label=kind if kind not in ax.get_legend_handles_labels()[1] else None)
+    # The vCPUs' run sets the scale: the VM's creation and destruction (memslot changes, the
+    # last teardown) lie far outside it and would squeeze it into a sliver.
+    end = max((sl[-1][1] for sl in builder.slices.values() if sl), default=None)
+    if end is not None:
+        span = (end - origin) / 1000
+        ax.set_xlim(-0.02 * span, 1.02 * span)
+    ax.set_yticks(range(len(tracks) + len(hosts)))
+    ax.set_yticklabels([f"vm{p} vcpu{t}" for p, t in tracks] + [f"cpu{c} (host)" for c in hosts])
     ax.set_xlabel("ms since the first VM entry")
-    ax.set_title("hv trace: guest time and exit handling per vCPU")
+    ax.set_title("hv trace: guest time and exit handling per vCPU; MMU work and flushes per host CPU")
     if tracks:
-        ax.legend(loc="upper right")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -242,6 +323,9 @@ def main():
     ap.add_argument("-o", "--output", default="trace.json", help="Chrome/Perfetto JSON to write")
     ap.add_argument("--png", help="PNG timeline to write")
     ap.add_argument("--check", action="store_true", help="check the trace's consistency; exit 1 on a problem")
+    ap.add_argument("--require", action="append", default=[], metavar="KIND",
+                    help="with --check: fail unless the trace has host CPU slices of this kind "
+                         "(e.g. 'teardown step', 'range zap', 'fast zap', 'flush request'); repeatable")
     args = ap.parse_args()
     khz, recs, cpus = read_log(args.log)
     if khz is None:
@@ -262,10 +346,15 @@ def main():
     print(f"hv_trace: {len(recs)} records ({dropped} dropped) from {len(cpus)} CPU(s): {kinds.get(EXIT, 0)} exits, "
           f"{kinds.get(FAULT, 0)} faults, {kinds.get(INJECT, 0)} injections, {kinds.get(FLUSH_REQ, 0)} flush requests; "
           f"{nslices} vCPU slices on {len(b.slices)} track(s), {b.flows} flush flow(s) -> {args.output}")
+    host = ", ".join(f"{n} {k}(s)" for k, n in sorted(b.counts.items()))
+    print(f"hv_trace: host CPU slices: {host or 'none'}")
     if args.png and png(b, args.png):
         print(f"hv_trace: timeline -> {args.png}")
     if args.check:
         problems = b.check(text)
+        for kind in args.require:
+            if not b.counts.get(kind):
+                problems.append(f"no '{kind}' slice in the trace (required)")
         for p in problems[:20]:
             print("hv_trace: check failed:", p)
         print("hv_trace: checks: " + ("ok" if not problems else f"{len(problems)} FAILED"))

@@ -158,8 +158,8 @@ void describe(char* buf, size_t size) {
   if (g.kind == Kind::ega_text)
     format(buf, size, "EGA text %ux%u at 0x%lx", g.cols, g.rows, reinterpret_cast<uint64_t>(g.base));
   else if (g.kind == Kind::rgb)
-    format(buf, size, "%ux%ux%u at 0x%lx, %ux%u cells", g.width, g.height, g.bpp, reinterpret_cast<uint64_t>(g.base),
-           g.cols, g.rows);
+    format(buf, size, "%ux%ux%u at 0x%lx, pitch %u, %ux%u cells", g.width, g.height, g.bpp,
+           reinterpret_cast<uint64_t>(g.base), g.pitch, g.cols, g.rows);
   else
     format(buf, size, "none");
 }

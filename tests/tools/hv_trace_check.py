@@ -69,6 +69,63 @@ check(rc == 0, "an exit cut off by a full ring passes: " + out)
 bad = [rec(1, 1, 0, 1000), rec(2, 1, 0, 100), rec(1, 1, 0, 50), rec(2, 1, 0, -100), rec(3, 1, 0, 400)]
 rc, out, _ = run(log(bad, []))
 check(rc == 1, "out-of-order entry/exit fails the check: " + out)
+
+
+def seq(*recs):
+    """Records given with absolute TSCs (typ, vm, vcpu, tsc, a, b), as deltas in ring order."""
+    out, prev = [], 0
+    for typ, vm, vcpu, tsc, a, b in recs:
+        out.append(rec(typ, vm, vcpu, tsc - prev, a, b))
+        prev = tsc
+    return out
+
+
+# Host CPU work: a deferred pass [1000, 1100) with two teardown steps inside it, written when
+# each ends (so stamped with its start: deltas go back), then a fast zap [2000, 2300) whose wait
+# ran a step, a memslot change [3000, 3400) with its range zap [3050, 3300) and that zap's flush
+# request [3100, 3200), which sent one IPI to cpu1, and cpu1's flush for it at 3150.
+root = 0x123000
+host0 = seq((14, 1, 0xFF, 1010, root | 1, 30 | (512 << 32)),
+            (14, 1, 0xFF, 1050, root | 2 | 1 << 4, 40 | (300 << 32)),
+            (9, 1, 0xFF, 1000, 812, 100),
+            (14, 1, 0xFF, 2100, (root + 0x1000) | 3 | 1 << 4 | 1 << 5, 50 | (20 << 32)),
+            (10, 1, 0xFF, 2000, 7, 300 | 1 << 32),
+            (7, 1, 0xFF, 3100, 2, 100 | 1 << 32),
+            (13, 1, 0xFF, 3050, 0x100 | 0 << 56, 250 | (0x200 << 32)),
+            (12, 1, 0xFF, 3000, 5 | 1 << 32, 400))
+serve1 = seq((8, 0, 0xFF, 3150, 2, 0))
+rc, out, data = run(log(host0, serve1))
+check(rc == 0 and "checks: ok" in out, "nested host slices pass: " + out)
+check("3 teardown step(s)" in out and "1 range zap(s)" in out and "1 fast zap(s)" in out, "host slice counts: " + out)
+if data:
+    names = [e.get("name") for e in data["traceEvents"]]
+    check("teardown step vm1 pass 2, done" in names, "a teardown step slice named with its pass: %s" % names)
+    check("teardown step vm1 pass 3, done, helping" in names, "a helping step")
+    check("zap vm1 gfn 0x100+0x200" in names, "the range zap slice with its gfns")
+    check("fast zap vm1 (waits for teardown)" in names, "the fast zap slice")
+    check(sum(1 for e in data["traceEvents"] if e.get("ph") == "s") == 1, "one flush flow from the request")
+# A teardown step that ends after the pass that ran it: a partial overlap, which fails.
+bad0 = seq((14, 1, 0xFF, 1010, root | 1, 200 | (512 << 32)), (9, 1, 0xFF, 1000, 512, 100))
+rc, out, _ = run(log(bad0, []))
+check(rc == 1 and "overlaps the end of" in out, "a step sticking out of its pass fails: " + out)
+# A flush request that sent an IPI with no flush on the other CPU: fails.
+rc, out, _ = run(log(host0, []))
+check(rc == 1 and "sent 1 IPI(s) but 0 CPU(s) flushed" in out, "a request nobody answered fails: " + out)
+# ... unless a ring dropped records (the answer may be among them).
+rc, out, _ = run(log(host0, [], dropped=(0, 3)))
+check(rc == 0, "an answer lost to a full ring passes: " + out)
+# A flush before the request cannot be its answer: no flow, so the request fails again.
+early1 = seq((8, 0, 0xFF, 3090, 2, 0))
+rc, out, _ = run(log(host0, early1))
+check(rc == 1 and "sent 1 IPI(s)" in out, "a flush before the request is not its answer: " + out)
+# --require: a kind of slice that is not there fails.
+with tempfile.TemporaryDirectory() as d:
+    path = os.path.join(d, "serial.log")
+    open(path, "w").write(log(good0, good1))
+    p = subprocess.run([sys.executable, TOOL, path, "-o", os.path.join(d, "t.json"), "--check", "--require",
+                        "teardown step"], capture_output=True, text=True)
+    check(p.returncode == 1 and "no 'teardown step' slice" in p.stdout, "--require fails without the slice: " + p.stdout)
+
 # No trace at all: a clear message.
 rc, out, _ = run("hv: result: PASS\n")
 check(rc == 1 and "hv.trace" in out, "a log without a trace says how to get one")
