@@ -319,7 +319,8 @@ void Vlapic::write_lvt(unsigned index, uint32_t v) {
   uint32_t w = v & kLvtWritable[index];
   // While software-disabled, the mask bits cannot be cleared (SDM 11.4.7.2).
   if (!sw_enabled()) w |= kLvtMasked;
-  set_reg(kLvtTimer + 16 * index, w);
+  // Atomic: lint_event() reads LINT0/LINT1 from any CPU (a press, the 8259's INTR).
+  __atomic_store_n(&page_[(kLvtTimer + 16 * index) >> 2], w, __ATOMIC_RELAXED);
 }
 
 bool Vlapic::read(unsigned offset, uint64_t now, uint64_t& value) const {
