@@ -11,6 +11,10 @@
 //             the old base and not at the new one) reports SKIP
 //   ram       (hostile) a base on the guest's own RAM is accepted and moved back from without
 //             harm (hv does not honour it: the RAM stays; nothing is checked there)
+//   hostile   (hostile) the base moved 256 times over odd places - page 0, the IOAPIC, hv's
+//             scratch device, the top of the 4 GiB space, RAM, the default - with reads of each
+//             page's ID and version (never writes: some are RAM or devices); then back at the
+//             default base the APIC answers as before
 //   per-vcpu  (2 vCPUs, hv.vcpus=2; SKIP with one) vCPU 1 moves its APIC to kNewBase2 while
 //             vCPU 0 keeps 0xFEE00000: each finds its own APIC ID at its own base and no APIC
 //             at the other's; then vCPU 1 moves back
@@ -123,6 +127,26 @@ void test_ram() {
   group("ram", before);
 }
 
+void test_hostile() {
+  const unsigned before = g_fail;
+  const uint64_t msr = rdmsr(kMsr);
+  const uint32_t version = peek32(kDefault + kVersion), id = peek32(kDefault + kId);
+  const uint32_t bases[] = {0x0, 0xFEC00000, 0xFEB00000, 0xFFFFF000, kNewBase, (ram_top() - 0x20000) & ~0xFFFu,
+                            kDefault, 0xFEE01000, 0xFEDFF000};
+  uint32_t sum = 0;
+  for (unsigned i = 0; i < 256; i++) {
+    const uint32_t b = bases[(i * 7) % (sizeof bases / sizeof bases[0])];
+    wrmsr(kMsr, (msr & (kBsp | kEnable)) | b);
+    sum += peek32(b + kVersion) + peek32(b + kId);
+  }
+  wrmsr(kMsr, msr);
+  ACHECK(rdmsr(kMsr) == msr);
+  ACHECK(peek32(kDefault + kVersion) == version);
+  ACHECK(peek32(kDefault + kId) == id);
+  gprintf("apicbase: hostile: 256 moves (sum of reads 0x%x)\n", sum);
+  group("hostile", before);
+}
+
 // --- per-vcpu ---
 volatile uint32_t g_step = 0;
 volatile uint32_t g_v1_sees_own = 0, g_v1_sees_default = 0, g_v1_done = 0;
@@ -174,6 +198,7 @@ void guest_test() {
   test_invalid();
   test_relocate();
   test_ram();
+  test_hostile();
   if (vcpu_count() > 1) test_per_vcpu(version);
   else gprintf("apicbase: per-vcpu: SKIP: one CPU\n");
   if (g_fail) gprintf("apicbase: %u checks failed\n", g_fail);
