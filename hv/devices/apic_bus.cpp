@@ -104,7 +104,7 @@ void apic_deliver(Vm& vm, const ApicMessage& m, int source_vcpu) {
 // LAPIC does what its LVT LINT1 says (Vlapic::lint_event): NMI mode latches an NMI, fixed mode
 // raises the vector (edge), INIT mode an INIT, masked nothing; a hardware-disabled LAPIC passes
 // the pin straight to its CPU's NMI input. Targets are woken as by an IPI (the sender, if it is
-// a vCPU of the VM, is not: its own entry comes next).
+// a vCPU of the VM, only gets a posted wake-up: its own entry or HLT check comes next).
 LintPulseResult apic_lint1_pulse(Vm& vm, int source_vcpu) {
   LintPulseResult r;
   const unsigned n = vm.vcpu_count < kMaxVcpus ? vm.vcpu_count : kMaxVcpus;
@@ -134,7 +134,13 @@ LintPulseResult apic_lint1_pulse(Vm& vm, int source_vcpu) {
         continue;
     }
     VmRunState* run = vm.run_state;
-    if (!run || static_cast<int>(i) == source_vcpu) continue;
+    if (!run) continue;
+    if (static_cast<int>(i) == source_vcpu) {
+      // No IPI to ourselves, but a posted wake-up: a presser inside its HLT sleep loop then
+      // looks again before it halts (wake_pending) instead of at the next tick.
+      run->post_wake(i);
+      continue;
+    }
     if (posted) l.note_remote_delivery(apicv_notify(*run, i, false));
     else wake_vcpu(*run, i);
   }
