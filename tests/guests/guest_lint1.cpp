@@ -11,7 +11,7 @@
 //            EOI), no NMI; proves presses went on while the entry was masked, so "masked" could
 //            have failed
 // The 8259 and IOAPIC are masked first, LINT0 masked, so only LINT1 reaches the IDT. Timeouts
-// are in TSC cycles from the PIT (chipset_time.h): 20 s for the first NMIs, 4 P afterwards.
+// are in TSC cycles from the PIT (chipset_time.h): 20 s for the first NMIs, 4 P + 1 s for the vector.
 #include "tests/guests/chipset_time.h"
 #include "tests/guests/lib/guest.h"
 #include "tests/guests/lib/irq.h"
