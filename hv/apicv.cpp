@@ -141,7 +141,10 @@ void apicv_mode_changed(Vcpu& vcpu) {
   const bool x2 = l.x2apic();
   // "Virtualize APIC accesses" only for an enabled APIC in xAPIC mode (VM entry forbids it
   // together with "virtualize x2APIC mode"; a disabled APIC's page is not the APIC).
-  const bool access = !x2 && l.hw_enabled() && vcpu.vm().lapic_mmio.access_page_hpa() != 0;
+  // The APIC-access page is mapped at the default base only: a vCPU that moved its APIC
+  // (IA32_APIC_BASE) reaches it through EPT violations at its own base (vlapic_mmio.h).
+  const bool access = !x2 && l.hw_enabled() && vcpu.vm().lapic_mmio.access_page_hpa() != 0 &&
+                      LapicMmio::window(vcpu) == LapicMmio::kBase;
   // Virtual-interrupt delivery everywhere but on a virtualized xAPIC page in "tpr" mode
   // (posted interrupts need it, so they keep it on: g_access_vid).
   const bool vid = !access || g_access_vid;

@@ -70,6 +70,11 @@ class VmxGuestAccess final : public emu::GuestAccess {
       copy_from_host(hpa, size, out);
       return;
     }
+    uint64_t lv = 0;
+    if (vm_.lapic_mmio.relocated_access(vcpu_, gpa, size, false, &lv)) {  // a moved xAPIC page (vlapic_mmio.h)
+      for (unsigned k = 0; k < size; k++) out[k] = static_cast<uint8_t>(lv >> (8 * k));
+      return;
+    }
     if (const int region = vm_.mmio.find(gpa, size); region >= 0) {
       const uint64_t v = vm_.mmio.read(vcpu_, region, gpa, size);
       for (unsigned k = 0; k < size; k++) out[k] = static_cast<uint8_t>(v >> (8 * k));
@@ -89,9 +94,10 @@ class VmxGuestAccess final : public emu::GuestAccess {
       vm_.stats().readonly_writes++;
       return;
     }
+    uint64_t v = 0;
+    for (unsigned k = 0; k < size; k++) v |= static_cast<uint64_t>(in[k]) << (8 * k);
+    if (vm_.lapic_mmio.relocated_access(vcpu_, gpa, size, true, &v)) return;  // a moved xAPIC page
     if (const int region = vm_.mmio.find(gpa, size); region >= 0) {
-      uint64_t v = 0;
-      for (unsigned k = 0; k < size; k++) v |= static_cast<uint64_t>(in[k]) << (8 * k);
       vm_.mmio.write(vcpu_, region, gpa, size, v);
       return;
     }

@@ -11,6 +11,7 @@
 #include "hv/exit.h"
 #include "hv/guest_phys_bits.h"
 #include "hv/irq_inject.h"
+#include "hv/devices/vlapic_mmio.h"
 #include "hv/vcpu.h"
 #include "hv/vcpu_msrs.h"
 #include "hv/vm.h"
@@ -270,7 +271,8 @@ void handle_wrmsr(Vcpu& vcpu, const ExitInfo&) {
     // The policy accepted the transition; the LAPIC follows its mode.
     const uint64_t b = vcpu.msrs.state.apic_base;
     vcpu.vm().lapic[vcpu.index()].set_mode((b & msr::kApicBaseEnable) != 0, (b & msr::kApicBaseExtd) != 0);
-    apicv_mode_changed(vcpu);  // hv/apicv.h: x2APIC virtualization follows the mode
+    apicv_mode_changed(vcpu);  // hv/apicv.h: x2APIC virtualization follows the mode (and the base)
+    vcpu.vm().lapic_mmio.check_base(vcpu);  // the xAPIC page follows the base (vlapic_mmio.h)
   }
   vcpu.skip_instruction();
 }

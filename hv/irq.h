@@ -54,8 +54,13 @@ void apic_deliver(Vm& vm, const ApicMessage& m, int source_vcpu);
 // disabled: the BSP after reset) must look at pic_output()/pic_intack() soon: kick it out of
 // guest mode or wake it from HLT. Called without any chipset lock held.
 void apic_pic_intr_raised(Vm& vm);
-// vLAPIC side: the LINT1 line (NMI) of every LAPIC is pulsed (hv/devices/apic_bus.cpp).
-void apic_lint1_nmi(Vm& vm);
+// vLAPIC side: the LINT1 line (the chipset's NMI) of every LAPIC is pulsed
+// (hv/devices/apic_bus.cpp): each LAPIC acts on its LVT LINT1. `source_vcpu`: the vCPU whose
+// CPU does this (not kicked), or -1. Returns how many LAPICs took it in which way.
+struct LintPulseResult {
+  unsigned nmis = 0, vectors = 0, inits = 0, ignored = 0;  // ignored: masked, SMI/ExtINT mode, vector < 16
+};
+LintPulseResult apic_lint1_pulse(Vm& vm, int source_vcpu);
 
 // Chipset side (hv/devices/irq_router.cpp): a device drives interrupt line `gsi`. GSIs 0-23
 // are IOAPIC pins; ISA IRQs 0-15 are also 8259 inputs (GSI n = IRQ n, except IRQ0 -> GSI 2

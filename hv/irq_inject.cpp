@@ -194,10 +194,10 @@ bool Vcpu::halt() {
   if (!l.hw_enabled() || !l.sw_enabled()) return true;
   const bool if_set = (vmread(field::kGuestRflags) & kRflagsIf) != 0;
   const bool nmi_blocked = (vmread(field::kGuestInterruptibility) & kBlockingNmi) != 0;
-  if (!if_set && vm_->vcpu_count == 1 && !l.nmi_pending()) {
+  if (!if_set && vm_->vcpu_count == 1 && !l.nmi_pending() && !vm_->nmi_button.armed()) {
     // Nothing can end this HLT: only an NMI, SMI, INIT or reset would, and a one-vCPU VM
-    // without a chipset has no source of any of them. Stop with a report instead of waiting
-    // for the time limit.
+    // without a chipset has no source of any of them (unless hv.nmi-ms presses the NMI button:
+    // LINT1 may bring one). Stop with a report instead of waiting for the time limit.
     stop(true, "vCPU halted with interrupts disabled (rip 0x%lx): nothing can wake it", vmread(field::kGuestRip));
     return false;
   }

@@ -162,6 +162,7 @@ bool Vcpu::vm_requests_stop() {
   const uint64_t now = x86::rdtsc();
   if (vm_->stat_clock.claim(now, &elapsed)) print_vm_stat(*vm_, elapsed / (x86::timer::tsc_khz() ?: 1));
   vm_stress_poll(*this, now);  // hv.stress-* (hv/vm_stress.h)
+  nmi_button_poll(*this, now);  // hv.nmi-ms (hv/devices/nmi_button.h)
   migrate_poll(*this, now);    // hv.migrate-ms: the trigger and the pre-copy steps (hv/migrate.h)
   if (const uint32_t by = run_->stopped_by()) {
     stop(true, "stopped because vcpu%u failed (guest rip 0x%lx)", by - 1, vmread(field::kGuestRip));

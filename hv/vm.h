@@ -11,6 +11,7 @@
 #include "hv/devices/chipset.h"
 #include "hv/devices/acpi_pm.h"
 #include "hv/devices/fw_cfg.h"
+#include "hv/devices/nmi_button.h"
 #include "hv/devices/vlapic.h"
 #include "hv/devices/vlapic_mmio.h"
 #include "hv/guest_mmu.h"
@@ -125,6 +126,8 @@ class Vm {
   VmStatClock stat_clock;
   // hv.stress-zap-ms / hv.stress-slot-ms (hv/vm_stress.h), started by the runner.
   VmStress stress;
+  // hv.nmi-ms (hv/devices/nmi_button.h): the chipset NMI line to every LINT1, started by the runner.
+  NmiButton nmi_button;
   // hv.migrate-ms (hv/migrate.h): this VM's live migration, armed by the runner; nullptr: none.
   Migration* migration = nullptr;
   mmu::Atomic<uint32_t> lowest_priority_next{0};  // round-robin of lowest-priority delivery

@@ -187,6 +187,7 @@ bool VmRunner::start_and_wait() {
     rv.vm.run_state = &rv.state;
     rv.vm.stat_clock.start(x86::rdtsc(), stat_ms * khz);  // hv.stat-ms (hv/vm_stat.h)
     vm_stress_start(rv.vm, x86::rdtsc(), khz);             // hv.stress-* (hv/vm_stress.h)
+    nmi_button_start(rv.vm, x86::rdtsc(), khz);            // hv.nmi-ms (hv/devices/nmi_button.h)
     migrate_arm(rv, x86::rdtsc(), khz);                    // hv.migrate-ms (hv/migrate.h)
     const bool tsc_deadline = vcpu_features(*g_caps).tsc_deadline;
     for (unsigned i = 0; i < kMaxVcpus; i++) {
@@ -359,6 +360,7 @@ const char* VmRunner::run() {
     if (vms_[v]->ready && vms_[v]->t0) {
       print_vm_summary(*vms_[v], count_ == 1 ? flushes : nullptr);
       vm_stress_finish(vms_[v]->vm);
+      nmi_button_finish(vms_[v]->vm);
     }
   if (count_ > 1 && vms_[0]->t0)
     x86::log::info("run: remote flushes: %lu requests, %lu IPIs to cpus in guest mode, %lu left to the next entry, %lu done "

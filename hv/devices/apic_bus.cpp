@@ -100,21 +100,51 @@ void apic_deliver(Vm& vm, const ApicMessage& m, int source_vcpu) {
   }
 }
 
-// LINT1 (the PC's NMI input, wired to every LAPIC): each LAPIC whose LVT LINT1 is unmasked in
-// NMI mode latches an NMI; a hardware-disabled LAPIC passes LINT1 straight to its CPU as an
-// NMI (the "through-local-APIC" wiring after reset). No device of hv drives LINT1 yet: this is
-// the entry for one (an I/O check or a watchdog), kept beside the IPI path it shares.
-void apic_lint1_nmi(Vm& vm) {
+// LINT1 (the PC's NMI input, wired to every LAPIC; hv/devices/nmi_button.h drives it): each
+// LAPIC does what its LVT LINT1 says (Vlapic::lint_event): NMI mode latches an NMI, fixed mode
+// raises the vector (edge), INIT mode an INIT, masked nothing; a hardware-disabled LAPIC passes
+// the pin straight to its CPU's NMI input. Targets are woken as by an IPI (the sender, if it is
+// a vCPU of the VM, only gets a posted wake-up: its own entry or HLT check comes next).
+LintPulseResult apic_lint1_pulse(Vm& vm, int source_vcpu) {
+  LintPulseResult r;
   const unsigned n = vm.vcpu_count < kMaxVcpus ? vm.vcpu_count : kMaxVcpus;
   for (unsigned i = 0; i < n; i++) {
     Vlapic& l = vm.lapic[i];
-    uint64_t lvt = 0;
-    const bool nmi = !l.hw_enabled() || (l.read(apic::kLvtLint1, 0, lvt) && !(lvt & apic::kLvtMasked) &&
-                                         ((lvt >> 8) & 7) == static_cast<uint64_t>(DeliveryMode::kNmi));
-    if (!nmi) continue;
-    l.accept_nmi();
-    if (VmRunState* run = vm.run_state) wake_vcpu(*run, i);
+    const LintEvent e = l.lint_event(1);
+    bool posted = false;
+    switch (e.action) {
+      case LintAction::kNmi:
+        l.accept_nmi();
+        r.nmis++;
+        break;
+      case LintAction::kFixed:
+        if (!l.accept(e.vector, false)) {  // vector 0-15: refused (ESR), as from any source
+          r.ignored++;
+          continue;
+        }
+        posted = l.posted();
+        r.vectors++;
+        break;
+      case LintAction::kInit:
+        vm.sipi[i].deliver_init();
+        r.inits++;
+        break;
+      default:
+        r.ignored++;
+        continue;
+    }
+    VmRunState* run = vm.run_state;
+    if (!run) continue;
+    if (static_cast<int>(i) == source_vcpu) {
+      // No IPI to ourselves, but a posted wake-up: a presser inside its HLT sleep loop then
+      // looks again before it halts (wake_pending) instead of at the next tick.
+      run->post_wake(i);
+      continue;
+    }
+    if (posted) l.note_remote_delivery(apicv_notify(*run, i, false));
+    else wake_vcpu(*run, i);
   }
+  return r;
 }
 
 // The 8259's INTR is wired to LINT0 of the BSP (vCPU 0), as on a PC: wake it if its LAPIC takes

@@ -290,11 +290,37 @@ void Vlapic::set_tsc_deadline_msr(uint64_t v) {
   deadline_ = v;  // 0 disarms; a deadline in the past fires at once (at the next poll)
 }
 
+LintEvent Vlapic::lint_event(unsigned pin) const {
+  LintEvent e;
+  if (!hw_enabled_) {
+    // A hardware-disabled APIC is out of the way: LINT0 is the CPU's INTR, LINT1 its NMI.
+    e.action = pin == 0 ? LintAction::kExtInt : LintAction::kNmi;
+    return e;
+  }
+  const uint32_t lvt = __atomic_load_n(&page_[(pin == 0 ? kLvtLint0 : kLvtLint1) >> 2], __ATOMIC_RELAXED);
+  if (lvt & kLvtMasked) return e;
+  switch ((lvt >> 8) & 7) {
+    case 0:
+      e.action = LintAction::kFixed;
+      e.vector = static_cast<uint8_t>(lvt);
+      break;
+    case 4: e.action = LintAction::kNmi; break;
+    case 5: e.action = LintAction::kInit; break;
+    case 7:
+      // ExtINT means "the vector comes from the 8259's INTA cycle": only LINT0 has the 8259.
+      if (pin == 0) e.action = LintAction::kExtInt;
+      break;
+    default: break;  // SMI (hv has no SMM) and the reserved modes
+  }
+  return e;
+}
+
 void Vlapic::write_lvt(unsigned index, uint32_t v) {
   uint32_t w = v & kLvtWritable[index];
   // While software-disabled, the mask bits cannot be cleared (SDM 11.4.7.2).
   if (!sw_enabled()) w |= kLvtMasked;
-  set_reg(kLvtTimer + 16 * index, w);
+  // Atomic: lint_event() reads LINT0/LINT1 from any CPU (a press, the 8259's INTR).
+  __atomic_store_n(&page_[(kLvtTimer + 16 * index) >> 2], w, __ATOMIC_RELAXED);
 }
 
 bool Vlapic::read(unsigned offset, uint64_t now, uint64_t& value) const {

@@ -81,6 +81,19 @@ struct alignas(64) PostedDesc {
 };
 static_assert(sizeof(PostedDesc) == 64, "posted-interrupt descriptor is 64 bytes");
 
+// What an edge on one of a LAPIC's LINT pins does there (SDM 11.5.1), by its LVT entry.
+enum class LintAction : uint8_t {
+  kNone,    // masked, software-disabled (its LVTs are masked), or a mode hv does not wire (SMI, ExtINT on LINT1, reserved)
+  kNmi,     // NMI mode, or (LINT1) a hardware-disabled LAPIC: the pin goes straight to the CPU's NMI input
+  kFixed,   // fixed mode: `vector` into the IRR, edge-triggered (LINT1 is always edge, SDM 11.5.1)
+  kInit,    // INIT mode
+  kExtInt,  // (LINT0) ExtINT mode, or a hardware-disabled LAPIC: the 8259's INTR, acknowledged by the CPU
+};
+struct LintEvent {
+  LintAction action = LintAction::kNone;
+  uint8_t vector = 0;
+};
+
 class Vlapic {
  public:
   static constexpr unsigned kPageBytes = 4096;
@@ -182,10 +195,11 @@ class Vlapic {
   // Whether this LAPIC takes the 8259's INTR (the PC's "virtual wire"): hardware-disabled (the
   // INTR pin goes straight to the CPU), or LINT0 unmasked in ExtINT mode (SDM 11.5.1). A
   // software-disabled LAPIC has its LVTs masked, so it takes nothing.
-  bool takes_extint() const {
-    const uint32_t lint0 = reg(apic::kLvtLint0);
-    return !hw_enabled_ || (!(lint0 & (1u << 16)) && ((lint0 >> 8) & 7) == 7);
-  }
+  bool takes_extint() const { return lint_event(0).action == LintAction::kExtInt; }
+  // Any CPU: what an edge on LINT`pin` (0 or 1) does at this LAPIC now. The LVT word is read
+  // once, relaxed: its owner may rewrite it at the same moment, and the edge then sees the old
+  // or the new entry, as a pin that toggles while the CPU writes the LVT would.
+  LintEvent lint_event(unsigned pin) const;
 
  private:
   uint32_t reg(unsigned off) const { return page_[off >> 2]; }

@@ -22,7 +22,10 @@
 //   extint     the 8259 in virtual-wire mode: LINT0 as ExtINT, the IOAPIC pins masked, the
 //              master 8259 re-initialised at vector base 0x70 with only IRQ 0 (the PIT, ~1 kHz)
 //              unmasked: the interrupts arrive with the 8259's vector, end with an EOI to the
-//              8259 (not the APIC: ExtINT vectors never enter the APIC's ISR), each ending a HLT
+//              8259 (not the APIC: ExtINT vectors never enter the APIC's ISR), each ending a HLT;
+//              first with LINT0 masked (ExtINT mode, mask bit set) for 20 ms with IF = 1: no
+//              interrupt comes although the 8259 asks (the LVT mask holds the virtual wire), and
+//              the one it holds arrives once LINT0 is unmasked
 //
 // Built with IRQ_LEVEL_STORM (guest-irq-levelstorm): a hostile guest that leaves the level line
 // asserted and EOIs without ever clearing it, so the IOAPIC re-delivers forever; hv must stop it
@@ -224,7 +227,7 @@ void test_rtc(uint64_t hz) {
   check_group("rtc", f0);
 }
 
-void test_extint() {
+void test_extint(uint64_t hz) {
   const unsigned f0 = checks_failed();
   reset(Mode::kExtint);
   g_isr_during_extint = false;
@@ -236,11 +239,19 @@ void test_extint() {
   outb(0x21, 0x01);
   outb(0x21, 0xFE);  // only IRQ 0
   outb(0xA1, 0xFF);
-  lapic::write(lapic::kLvtLint0, 0x700);  // ExtINT, unmasked, edge
+  lapic::write(lapic::kLvtLint0, lapic::kMasked | 0x700);  // ExtINT, masked
   // PIT channel 0: mode 2, 1193 ticks = ~1 ms.
   outb(0x43, 0x34);
   outb(0x40, 1193 & 0xFF);
   outb(0x40, 1193 >> 8);
+  // Masked LINT0: the 8259 raises INTR, nothing reaches the CPU (spin, not HLT: nothing would wake it).
+  asm volatile("sti" ::: "memory");
+  wait_cycles(div64(hz, 50));
+  asm volatile("cli" ::: "memory");
+  const unsigned while_masked = g_count;
+  if (while_masked) gprintf("irq: extint: %u interrupts through a masked LINT0\n", while_masked);
+  CHECK(while_masked == 0);
+  lapic::write(lapic::kLvtLint0, 0x700);  // ExtINT, unmasked, edge
   for (unsigned i = 0; i < 10 && g_count < 5; i++) asm volatile("sti; hlt; cli" ::: "memory");
   const unsigned n = g_count;
   const uint8_t vec = g_last_vector;
@@ -291,5 +302,5 @@ void guest_test() {
   test_thre(hz);
   test_level(hz);
   test_rtc(hz);
-  test_extint();
+  test_extint(hz);
 }
