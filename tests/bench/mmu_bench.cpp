@@ -756,11 +756,12 @@ void BM_FaultDuringTeardown(benchmark::State& state) {
       vm.add_slot(2, kPileBase, kPagesPer1G, 8 * kGiB, 3);
       TeardownFaultShared sh(vm, faults, pile, with_td != 0);
       gr[with_td] = run_pinned(2, TeardownFaultGroup{&sh});
+      // Every fault installed its leaf; then everything (the pile, the fault vCPU's root,
+      // released at its finish) torn down leaves no leaf and no table behind.
+      vm.mmu.wait_for_teardown(vm.mmu.roots().last_ticket());
       const MmuStats st = vm.mmu.stats();
-      // The pile is gone; the faults' leaves stay until the fault vCPU's root (released at
-      // its finish) happens to be torn down by the waiter too.
-      if (sh.not_fixed != 0 || (st.leaves[1] != faults && st.leaves[1] != 0) || st.leaves[2] + st.leaves[3] != 0) {
-        state.SkipWithError("a fault did not install its leaf, or the pile was not torn down");
+      if (sh.not_fixed != 0 || st.leaves[1] + st.leaves[2] + st.leaves[3] != 0 || st.tables_live != 0) {
+        state.SkipWithError("a fault did not install its leaf, or the teardown left something");
         return;
       }
       const double ns_per_cycle = sh.loop_ns / sh.loop_cycles;
