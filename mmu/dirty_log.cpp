@@ -369,7 +369,8 @@ void Mmu::dirty_log_dropped(unsigned as_id, gfn_t gfn, int level) {
 
 void Mmu::dirty_log_root_gone(unsigned as_id) {
   // Relaxed: a start that counts a slot does so before it takes the MMU lock exclusively
-  // (invalidate_begin), and every teardown step takes that lock too; a teardown whose steps all
+  // (invalidate_begin), and every teardown step takes that lock too (shared, which orders it
+  // against the exclusive section just the same); a teardown whose steps all
   // ran before the start had no leaf of the logged slot with D that matters (the start sets
   // every bit).
   if (dirty_d_slots_.load(Order::relaxed) == 0 || as_id >= Memslots::kAddressSpaces) return;

@@ -75,7 +75,8 @@ class CAPABILITY("mutex") SpinLock {
 // Reader-writer spinlock, phase-fair: neither side can starve the other.
 //
 // Why phase-fair. The MMU lock has a steady stream of readers (vCPU faults, shared) and rare
-// writers (memslot zaps, teardown steps) that hold it for a bounded step and then yield with
+// writers (memslot zaps; teardown steps too, until they became readers) that hold it for a
+// bounded step and then yield with
 // `unlock(); cpu_relax(); lock();`. Plain writer preference starves the readers there: with
 // two writers alternating, one of them is always waiting, so a "writer waiting" bit never
 // clears; with one writer, the free window is one PAUSE and nothing hands the lock to the

@@ -6,7 +6,9 @@
 //   split_huge_pages       MMU lock shared (CAS); dropped and retaken at yield points, and the
 //                          epoch section is left at each of them.
 //   zap_range              MMU lock exclusive, dropped and retaken at yield points.
-//   teardown step          MMU lock exclusive for one bounded step (no yield inside a step).
+//   teardown step          MMU lock shared for one bounded step (no yield inside a step),
+//                          after one empty exclusive section per root (the teardown fence),
+//                          so faults on the valid root run beside it (teardown.cpp).
 //   age_range, count       no MMU lock: lockless, inside epoch read sections of bounded length
 //                          (one per root at least, left every few hundred entries).
 //   roots                  their own lock + epoch (root.h), whatever the caller holds.
@@ -414,8 +416,10 @@ class Mmu {
   void count_root_leaves(Root* root, uint64_t out[4]);
   // zap.cpp
   void zap_leafs_yield_safe(Root* root, gfn_t start, gfn_t end) REQUIRES(mmu_lock_);
-  // Returns the entries visited (512 per table, with the tables below).
-  unsigned collect_dead_table(hpa_t table, int level, DeadTables& dead) REQUIRES(mmu_lock_);
+  // Returns the entries visited (512 per table, with the tables below). The MMU lock held
+  // shared at least, and no other software writer in the subtree: a teardown step of a fenced
+  // root (teardown.cpp).
+  unsigned collect_dead_table(hpa_t table, int level, DeadTables& dead) REQUIRES_SHARED(mmu_lock_);
   void collect_dead_table_atomic(hpa_t table, int level, DeadTables& dead)
       REQUIRES_SHARED(mmu_lock_);
   void push_dead(hpa_t table, DeadTables& dead);
@@ -442,8 +446,12 @@ class Mmu {
   void schedule_teardown(Root* root);
   Root* pop_deferred(unsigned cpu);
   void push_deferred_front(unsigned cpu, Root* root);
-  // One bounded step; true when the root is fully zapped. Adds the units done to `used` and
-  // stops once `used` reaches `budget` (after at least one unit of progress).
+  // Once per root, before its first step: one empty exclusive section, after which no CPU but
+  // the teardown job writes into the (invalid) root's tree in software.
+  void teardown_fence(Root* root) EXCLUDES(mmu_lock_);
+  // One bounded step, under the MMU lock held shared; true when the root is fully zapped. Adds
+  // the units done to `used` and stops once `used` reaches `budget` (after at least one unit
+  // of progress).
   bool teardown_step(Root* root, unsigned budget, unsigned& used) EXCLUDES(mmu_lock_);
   // The root's job is done: flush what it unlinked (if no flush covers it yet), report it.
   void finish_teardown(Root* root) EXCLUDES(mmu_lock_);

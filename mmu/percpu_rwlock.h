@@ -1,6 +1,7 @@
 // PerCpuRwLock: the MMU lock. A reader-writer spinlock whose read side writes only the calling
 // CPU's own cache line, so that vCPUs faulting in parallel (the readers) do not bounce a shared
-// lock word between their caches; writers (memslot zaps, teardown steps) are rare and pay for
+// lock word between their caches; writers (memslot zaps, dirty-log walks, the teardown fence;
+// teardown steps are readers too) are rare and pay for
 // it by looking at every CPU's line. Phase-fair like RwSpinLock (mmu/lock.h, whose comment says
 // why the MMU needs that): neither side can starve the other.
 //

@@ -50,6 +50,9 @@ struct Root {
   // Unlink generation (Mmu::note_unlinks) of this teardown's latest step that removed
   // anything: the job is reported done only after a flush covers it (teardown.cpp).
   uint64_t td_gen = 0;
+  // The teardown fence has run (Mmu::teardown_fence): since then no CPU writes into this
+  // tree in software but the teardown job, whose steps therefore need the MMU lock only shared.
+  bool td_fenced = false;
 
   Platform* platform = nullptr;   // for the final free (an epoch callback has no context)
   PageAccount* account = nullptr; // the Mmu's count, credited by the final free

@@ -17,7 +17,14 @@
 // A root is zapped in passes by level so that every step is short: pass 1 unlinks the 4 KiB
 // tables (each a 2 MiB range: 512 entries to account), pass 2 the 2 MiB tables (each a 1 GiB
 // range), pass 3 the 1 GiB tables, and so on up to the root. A pass descends through every
-// table above its level, so the first pass already zaps every huge leaf it meets. A step holds the MMU lock exclusively and does not flush:
+// table above its level, so the first pass already zaps every huge leaf it meets.
+//
+// Locking (issue 13, item 2; as KVM zaps invalid roots under its MMU lock held for read): a
+// step holds the MMU lock *shared*, so vCPUs keep faulting on the valid root while an invalid
+// one is torn down; only writers (zaps, memslot and dirty-log updates) wait for a step. What
+// makes that safe is the teardown fence (teardown_fence): before a root's first step, one
+// empty exclusive section, after which nobody but the job writes into the tree in software.
+// A step does not flush:
 // it records its unlinks (note_unlinks(), zap.cpp) and hands its dead tables to the MMU's
 // pending list, which one flush retires as a batch (when it is full, when a root's teardown
 // ends, or when a zap/reclaim flushes anyway). A root's job is reported done only after a
@@ -87,10 +94,37 @@ uint64_t Mmu::invalidate_all_roots() {
   return ticket;
 }
 
+// The teardown fence, once per root before its first step. Every software writer of a tree
+// that holds the MMU lock only shared (map and fault-around, prefault, split_huge_pages) checks
+// root->invalid under the lock, in the same hold as its writes. One exclusive section after
+// the root was marked invalid splits those holds in two:
+//   - a hold that began before it has ended: lock() drains every reader (pairing (B) of
+//     percpu_rwlock.h: the reader's release unlock_shared against our acquire of its slot), so
+//     whatever it wrote into the tree happens before our steps read it;
+//   - a hold that begins after it sees the root invalid and writes nothing: the release store
+//     of `invalid` (Roots::invalidate_all, or the last Roots::put) is sequenced before the
+//     root was queued; the queue lock orders that before our pop (release at the scheduler's
+//     unlock, acquire at our lock); our unlock() is a release that the reader's lock_shared
+//     acquires (pairing (A)), and its acquire load of `invalid` comes after.
+// The other writers hold the lock exclusively (zap_range, dirty-log walks) and so exclude a
+// step; lockless aging only clears A with an atomic AND, the CPU only sets A/D. KVM gets the
+// same split by marking roots invalid with its MMU lock held for write; here the invalidation
+// takes only the roots' spinlock (Roots::invalidate_all), so the write-side section comes
+// here, once per root, and is empty: faults wait for it no longer than for a lock handover.
+// The root is invalid and popped from its queue: only this CPU touches its cursor.
+void Mmu::teardown_fence(Root* root) {
+  MMU_ASSERT(root->invalid.load(Order::acquire));
+  epoch_.assert_not_in_read_section();  // no waiting for the lock in a section
+  { WriteLockGuard fence(mmu_lock_); }
+  root->td_fenced = true;
+}
+
 // One bounded step of a root's teardown; true when the whole tree is gone. The lock is taken
-// exclusively for the step: faults on other roots wait at most one step, and no fault can be
-// inside the tree being removed (a fault checks root->invalid under the lock, and the root was
-// marked invalid, or lost its last reference, before the teardown was queued).
+// shared for the step (after the fence above): faults on the valid root run beside it, and
+// none can write into the tree being removed. Writers (zaps, memslot updates) wait at most one
+// step. No epoch section is needed for the walk: the tables of this tree leave it only by this
+// job's own unlinks (a zap keeps tables; the replace path is a fault's, fenced off), and this
+// CPU alone runs the job, so every table the walk can reach stays allocated.
 //
 // Units: every entry visited is one, and a table unlinked whole adds the
 // entries collect_dead_table() visited in it (512 for a table of leaves). `used` reports them
@@ -99,12 +133,14 @@ uint64_t Mmu::invalidate_all_roots() {
 // used <= max(budget - 1, path) + 1 + 512 (+ tables below, which pass order has removed
 // already): within kTeardownOvershoot of the budget.
 bool Mmu::teardown_step(Root* root, unsigned budget, unsigned& used) {
+  const unsigned cpu = platform_.cpu_id();
   const int passes = root->level - 1;  // min levels 2 .. root level
   DeadTables dead;
   stats_.teardown_steps.fetch_add(1, Order::relaxed);
+  if (!root->td_fenced) teardown_fence(root);
   {
-    epoch_.assert_not_in_read_section();  // no waiting for the lock in a section
-    WriteLockGuard guard(mmu_lock_);
+    epoch_.assert_not_in_read_section(cpu);  // no waiting for the lock in a section
+    PerCpuReadGuard guard(mmu_lock_, cpu);
     bool progressed = false;
     bool unlinked = false;
     while (root->td_pass < passes) {
@@ -118,10 +154,11 @@ bool Mmu::teardown_step(Root* root, unsigned budget, unsigned& used) {
         if (spte::is_table(old, level) && level > min_level) continue;  // descend
         progressed = true;
         if (spte::is_leaf(old, level) || spte::is_mmio(old)) {
-          // A plain store, not an exchange: a vCPU may still run on this (invalid) root and set
-          // A/D concurrently, but the teardown reads neither (finish_teardown() counts every
-          // D-logged slot as wholly dirty), and the CPU's locked A/D update cannot revive a
-          // cleared entry. The leaf is uncounted with its batch (defer_dead), not one shared
+          // A plain store, not an exchange: since the fence no software writer but lockless
+          // aging (an atomic AND of A) reaches this entry, and a vCPU may still run on this
+          // (invalid) root and set A/D concurrently, but the teardown reads neither
+          // (finish_teardown() counts every D-logged slot as wholly dirty), and neither the
+          // CPU's locked A/D update nor aging's AND can revive a cleared entry. The leaf is uncounted with its batch (defer_dead), not one shared
           // atomic per leaf.
           spte_store(it.sptep(), 0, level);
           if (spte::is_leaf(old, level)) {
@@ -258,10 +295,11 @@ ReclaimResult Mmu::reclaim(unsigned budget) {
 }
 
 void Mmu::wait_for_teardown(uint64_t ticket) {
-  // Small steps: each one holds the MMU lock exclusively, so a big step here stalls every other
-  // vCPU's faults for as long (the guest benchmark saw 200-300k TSC ticks of stall with 4096).
-  // One table (512 entries) per step bounds that stall; the flushes are batched (pending dead
-  // tables, one flush per batch and one when a root is done), not one per step.
+  // Small steps: each one holds the MMU lock (shared: faults run beside it, but a zap or a
+  // memslot update waits for the whole step; when the steps were exclusive the guest benchmark
+  // saw 200-300k TSC ticks of fault stall with 4096). One table (512 entries) per step bounds
+  // that wait; the flushes are batched (pending dead tables, one flush per batch and one when a
+  // root is done), not one per step.
   constexpr unsigned kBudget = 512;
   while (!roots_.teardowns_done_up_to(ticket)) {
     // Our own queue first, then help the others: a root queued by another CPU that is not at a

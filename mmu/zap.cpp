@@ -235,11 +235,15 @@ void Mmu::push_dead(hpa_t table, DeadTables& dead) {
   stats_.tables_live.fetch_sub(1, Order::relaxed);
 }
 
-// MMU lock: exclusive. `table` (at `level`) was unlinked by the caller; nobody else can write
-// into it (faults hold the lock shared and re-walk from the root), so its entries are just read.
+// MMU lock: shared (a teardown step; exclusive would do too). `table` (at `level`) was unlinked
+// by the caller from an invalid root past its teardown fence (teardown.cpp), so no software
+// writer but the caller can reach it: faults, pre-faults and splits check root->invalid under
+// the lock and the fence waited for every hold that had not; zaps and dirty-log walks hold the
+// lock exclusively; lockless aging only clears A with an atomic AND, and the CPU only sets A/D,
+// neither of which the collection reads. So its entries are just read, not exchanged.
 // Returns the entries visited, the tables below included (teardown's units).
 unsigned Mmu::collect_dead_table(hpa_t table, int level, DeadTables& dead) {
-  mmu_lock_.assert_held();
+  assert_lock_held_shared();
   auto* t = static_cast<spte_t*>(platform_.phys_to_virt(table));
   unsigned visited = spte::kEntriesPerTable;
   for (unsigned i = 0; i < spte::kEntriesPerTable; i++) {

@@ -32,8 +32,10 @@
  *                            rule 3), :132 (set the marker), :137-138 (the job's reference),
  *                            :143 (generation), :145 (schedule outside the lock)
  *   schedule_teardown        teardown.cpp:34-47 (append to a deferred queue)
- *   run_queue/teardown_step  teardown.cpp:182 (pop), :101-161 (one step under the MMU lock
- *                            held exclusively: the leaves go), :188 (not done: push back)
+ *   run_queue/teardown_step  run_queue (pop), teardown_fence (once per root: an empty section
+ *                            with the MMU lock held exclusively), teardown_step (one step under
+ *                            the MMU lock held *shared*: the leaves go; faults on other roots
+ *                            run beside it), run_queue (not done: push back)
  *   finish_teardown          teardown.cpp:163-174 -> Roots::teardown_finished root.cpp:172
  *                            (teardown_done), :173-176 (job's reference dropped by put), :177-183
  *                            (free_when_done: unlink and free)
@@ -63,6 +65,7 @@
  * BUG NO_MARKER: the fast zap queues every invalid root, marker or not ("invalid" taken for "queued")
  * BUG NO_JOB_REF: the fast zap does not take the teardown job's reference
  * BUG NO_INVALID_CHECK: the fault does not check root->invalid under the MMU lock
+ * BUG NO_FENCE: the shared-lock teardown steps start without the exclusive fence, so a fault that checked root->invalid before the fast zap installs its leaf after the teardown removed the tree
  */
 
 #define NV    2      /* vCPUs */
@@ -83,6 +86,7 @@ bool sched[MAXR];            /* teardown_scheduled: the exactly-once marker */
 bool done[MAXR];             /* teardown_done */
 bool fwd[MAXR];              /* free_when_done */
 byte steps[MAXR];            /* the teardown cursor (td_pass) */
+bool fenced[MAXR];           /* Root::td_fenced */
 byte leaves[MAXR];           /* the root's tree */
 /* ghosts */
 bool freed[MAXR];
@@ -263,13 +267,23 @@ inline teardown_finished(r) {
 
 /* One pass of run_queue: pop a root, one teardown step, finish or push it back. */
 inline run_deferred_once() {
-  atomic { tdq?r -> busy++ };             /* teardown.cpp:182 pop_deferred */
-  atomic {                                /* teardown.cpp:107: the MMU lock, exclusive */
-    !mmu_writer && mmu_readers == 0 ->    /* (one step: nothing else can touch the tree) */
+  atomic { tdq?r -> busy++ };             /* run_queue: pop_deferred */
+#if !defined(BUG_NO_FENCE)
+  if
+  :: !fenced[r] ->                        /* teardown_fence: every shared hold that may have */
+     atomic { !mmu_writer && mmu_readers == 0 -> mmu_writer = true };   /* seen r valid ends */
+     mmu_writer = false;
+     fenced[r] = true
+  :: else -> skip
+  fi;
+#endif
+  atomic {                                /* teardown_step: the MMU lock, shared */
+    !mmu_writer -> mmu_readers++;
     assert(invalid[r] && !freed[r]);      /* P2: only an invalid, live root is torn down */
-    leaves[r] = 0;                        /* teardown.cpp:110-151 */
+    leaves[r] = 0;                        /* the step's walk (faults may run meanwhile) */
     steps[r]++
   };
+  mmu_readers--;
   if
   :: steps[r] < 2 -> atomic { tdq!r; busy-- }   /* teardown.cpp:188 push_deferred_front */
   :: else ->

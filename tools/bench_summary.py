@@ -46,6 +46,13 @@ Figures (keys of `summary`):
                            thread CPU ns per SPTE (median; the wall-clock mean is teardown_wall_ns_per_spte)
   teardown_ratio           its wall time against the same-run baseline, median
   teardown_flushes         TLB flushes per teardown (batched)
+  fault_during_teardown_ratio
+                           BM_FaultDuringTeardown/16: faults/s of one pinned thread on the valid
+                           root while another tears down invalid roots, against the same faults
+                           alone in the same run (median); 1.0 = teardown does not block faults
+  fault_during_teardown_cpu_ratio / _p99_ratio / _max_ns / _overlap
+                           the same from the fault thread's CPU time, its p99 fault latency
+                           against the baseline's, the worst fault, and the threads' overlap
   split_ns_per_spte        BM_Split2M/4: eager split of 4 GiB of 2 MiB leaves to 4 KiB, thread CPU
                            ns per SPTE created (median); KVM publishes about 61 ns
   split_1g_ns_per_spte     BM_Split1G/4: the same from 1 GiB leaves (2 MiB and 4 KiB SPTEs created)
@@ -94,6 +101,11 @@ GOALS = {
     "teardown_ns_per_spte": ("teardown, ns per 4 KiB SPTE (thread CPU)", "no worse than 1.8", None),
     "teardown_ratio": ("  x same-run memory baseline", "(reported)", None),
     "teardown_flushes": ("  TLB flushes per 1 GiB teardown", "(reported)", None),
+    "fault_during_teardown_ratio": ("faults during invalid-root teardown, x alone", "~1 (not blocked)", None),
+    "fault_during_teardown_cpu_ratio": ("  the same from the fault thread's CPU time", "~1", None),
+    "fault_during_teardown_p99_ratio": ("  p99 fault latency, x alone", "(reported)", None),
+    "fault_during_teardown_max_ns": ("  worst fault during teardown, ns", "(reported)", None),
+    "fault_during_teardown_overlap": ("  overlap of faults and teardown", "(context)", None),
     "split_ns_per_spte": ("eager split 2 MiB -> 4 KiB, ns per SPTE made", "~61 (KVM)", lambda v: v <= 61),
     "split_1g_ns_per_spte": ("  from 1 GiB leaves, ns per SPTE made", "~61 (KVM)", lambda v: v <= 61),
     "split_ratio": ("  x same-run store baseline", "(reported)", None),
@@ -174,6 +186,11 @@ def summarize(data):
         "teardown_wall_ns_per_spte": counter(bm, "BM_TeardownRoot/1", "ns_per_op"),
         "teardown_ratio": counter(bm, "BM_TeardownRoot/1", "ratio_median"),
         "teardown_flushes": counter(bm, "BM_TeardownRoot/1", "flushes_per_teardown"),
+        "fault_during_teardown_ratio": counter(bm, "BM_FaultDuringTeardown/16", "fault_ratio"),
+        "fault_during_teardown_cpu_ratio": counter(bm, "BM_FaultDuringTeardown/16", "fault_cpu_ratio"),
+        "fault_during_teardown_p99_ratio": counter(bm, "BM_FaultDuringTeardown/16", "p99_ratio"),
+        "fault_during_teardown_max_ns": counter(bm, "BM_FaultDuringTeardown/16", "max_ns"),
+        "fault_during_teardown_overlap": counter(bm, "BM_FaultDuringTeardown/16", "overlap"),
         "split_ns_per_spte": counter(bm, "BM_Split2M/4", "cpu_ns_per_op_median"),
         "split_1g_ns_per_spte": counter(bm, "BM_Split1G/4", "cpu_ns_per_op_median"),
         "split_ratio": counter(bm, "BM_Split2M/4", "ratio_median"),
