@@ -12,6 +12,7 @@
 #include <vector>
 #include <set>
 
+#include "tests/host/dirty_cpu.h"
 #include "tests/host/mmu_fixture.h"
 #include "tests/host/tree_census.h"
 #include "tests/stress/stress_seed.h"
@@ -92,6 +93,14 @@ TEST_CASE("differential: random operation sequences against a reference model", 
     TestVm vm(p, cfg);
     Model model;
     TestVcpu v(vm);
+    // The vCPU's PML buffer: a simulated write that sets D in a pml-logged slot appends its GPA,
+    // as the CPU does, and a harvest drains it (without it, pml would miss every 4 KiB write).
+    hvtest::PmlLog pml;
+    p.set_drain_hook([&](uint64_t) { pml.drain(vm.mmu); });
+    struct Unhook {
+      HostPlatform& p;
+      ~Unhook() { p.set_drain_hook(nullptr); }
+    } unhook{p};
     const gfn_t kSpace = 4 * kPagesPer1G;  // 16 GiB of guest-physical space
     uint32_t next_id = 1;
     auto random_gfn = [&]() -> gfn_t {
@@ -174,7 +183,12 @@ TEST_CASE("differential: random operation sequences against a reference model", 
             spte_t* t = v.root()->table;
             for (int l = v.root()->level; l > level; l--)
               t = static_cast<spte_t*>(p.phys_to_virt(spte::pfn_addr(t[spte::index_of(g, l)])));
-            __atomic_fetch_or(&t[spte::index_of(g, level)], spte::kAccessed | spte::kDirty, __ATOMIC_RELAXED);
+            const spte_t old = __atomic_fetch_or(&t[spte::index_of(g, level)], spte::kAccessed | spte::kDirty,
+                                                 __ATOMIC_RELAXED);
+            if (s->mode == DirtyMode::pml && !(old & spte::kDirty)) {
+              std::lock_guard<std::mutex> g_pml(pml.lock);
+              pml.gpas.push_back(g << kPageShift);
+            }
             const_cast<ModelSlot*>(s)->written.insert(g - s->base);
           }
         }
@@ -334,7 +348,7 @@ TEST_CASE("differential: random operation sequences against a reference model", 
           REQUIRE(set == n);
           if (s.first_harvest) REQUIRE(n == s.npages);
           for (uint64_t page : s.written) {
-            INFO("page " << page << " of slot " << it->first << " written, not reported");
+            INFO("page " << page << " of slot " << it->first << " written, not reported (mode " << int(s.mode) << ")");
             REQUIRE(((bm[page / 64] >> (page % 64)) & 1) != 0);
           }
           if (s.mode == DirtyMode::write_protect) {
