@@ -368,7 +368,10 @@ const char* build_migration_target(RunVm& a, RunVm& b) {
                 pool / kMiB, free_bytes / kMiB);
     return b.why;
   }
-  if (const char* err = b.vm.init_pool(a.id, pool, boot_bytes, a.vm.max_level(), a.vm.mmu().guest_phys_bits())) {
+  // Not zeroed: pre-copy round 1 copies the whole pool before the target can run (migrate.cpp);
+  // zeroing it first is a pass over the pool in the middle of the source's safe point.
+  if (const char* err = b.vm.init_pool(a.id, pool, boot_bytes, a.vm.max_level(), a.vm.mmu().guest_phys_bits(), false,
+                                       false)) {
     x86::format(b.why, sizeof b.why, "the target VM: %s", err);
     b.vm.destroy();
     return b.why;

@@ -87,6 +87,15 @@ struct Migration {
   uint64_t final_pages = 0;
   uint64_t total_pages = 0;
   uint64_t t_start = 0, t_pause = 0, t_switch = 0;
+  uint64_t t_arrived = 0;   // the last vCPU of the source arrived: the stop-and-copy starts
+  uint64_t t_restored = 0;  // the last vCPU of the target restored: the downtime ends
+  unsigned final_by = 0;    // the vCPU that did the stop-and-copy
+  bool final_full = false;  // the stop-and-copy copied the whole pool
+  // The report (rounds, stop rule, stop-and-copy, done) is printed after the downtime, at a
+  // safe point of the target, by whoever claims it (report: 0 -> 1): hv's serial output is
+  // slow (under Bochs a 115200-baud line of 150 characters is about 13 ms of guest time), and
+  // printed while the source is paused it was most of the downtime.
+  mmu::Atomic<uint32_t> report{0};
 
   VcpuState vcpu[kMaxVcpus];
   DeviceState dev;
@@ -115,6 +124,10 @@ struct Migration {
     stop_rule = kRoundLimit;
     final_pages = total_pages = 0;
     t_start = t_pause = t_switch = 0;
+    t_arrived = t_restored = 0;
+    final_by = 0;
+    final_full = false;
+    report.store(0, mmu::Order::relaxed);
   }
 };
 
@@ -144,17 +157,26 @@ unsigned slot_of(const RunVm* target) { return static_cast<unsigned>(target - g_
 
 uint64_t words_for(uint64_t npages) { return (npages + 63) / 64; }
 
+// Whole pages, 8 bytes at a time (REP MOVSQ: 512 iterations a page). memcpy's REP MOVSB is as
+// fast on a CPU with fast strings, but an emulator charges time per iteration: under Bochs
+// (one TSC tick per instruction or REP iteration) a 4 KiB page costs 4096 ticks with MOVSB and
+// 512 with MOVSQ, and a one-vCPU guest does not run while its vCPU copies.
+void copy_pages(uint64_t dst, uint64_t src, uint64_t npages) {
+  uint64_t n = npages * (kPage / 8);
+  asm volatile("rep movsq" : "+D"(dst), "+S"(src), "+c"(n) : : "memory");
+}
+
 // Copies guest page `a_hpa` (inside the source's pool) to the same offset of the target's pool.
 bool copy_page(Migration& m, uint64_t a_hpa) {
   const uint64_t base = m.a->vm.pool_hpa();
   if (a_hpa < base || a_hpa - base >= m.a->vm.pool_bytes()) return false;  // not pool-backed
-  memcpy(reinterpret_cast<void*>(m.b->vm.pool_hpa() + (a_hpa - base)), reinterpret_cast<const void*>(a_hpa), kPage);
+  copy_pages(m.b->vm.pool_hpa() + (a_hpa - base), a_hpa, 1);
   return true;
 }
 
 void copy_pool(Migration& m, uint64_t* counter) {
   const uint64_t pages = m.a->vm.pool_bytes() / kPage;
-  memcpy(reinterpret_cast<void*>(m.b->vm.pool_hpa()), reinterpret_cast<const void*>(m.a->vm.pool_hpa()), pages * kPage);
+  copy_pages(m.b->vm.pool_hpa(), m.a->vm.pool_hpa(), pages);
   *counter += pages;
 }
 
@@ -218,7 +240,7 @@ void begin_pausing(Migration& m, unsigned self) {
 // small enough that copying it with the guest stopped is cheap (hv.migrate-stop-pages: the next
 // dirty set, written while this one was copied, is expected to be no larger), or when the round
 // limit is reached; round 1 (the whole pool) has no dirty set and never ends pre-copy early.
-void next_round(Migration& m, unsigned self) {
+void next_round(Migration& m) {
   m.rounds_done = m.round;
   const bool small = m.round >= 2 && m.round_dirty[m.round] <= m.stop_pages;
   m.round++;
@@ -227,8 +249,7 @@ void next_round(Migration& m, unsigned self) {
   m.harvested = false;
   if (small || m.round > m.max_rounds) {
     m.stop_rule = small ? Migration::kSmallDirtySet : Migration::kRoundLimit;
-    m.round = m.max_rounds + 1;  // no more steps
-    begin_pausing(m, self);
+    m.round = m.max_rounds + 1;  // no more copying: the next step asks for the pause
   }
 }
 
@@ -239,22 +260,29 @@ void precopy_step(Migration& m, unsigned self) {
     begin_pausing(m, self);
     return;
   }
+  // Pre-copy is over: pause now, one duty-cycle gap after the last copying step. The guest ran
+  // in that gap, as it runs between the last round and the pause on any machine: what it wrote
+  // there is the stop-and-copy's work (with one vCPU, pausing in the step that ended the last
+  // round would leave the stop-and-copy nothing to do, and its path untested).
+  if (m.round > m.max_rounds) {
+    begin_pausing(m, self);
+    return;
+  }
   uint64_t budget = m.step_pages;
   Vm& a = m.a->vm;
   while (budget && m.round <= m.max_rounds) {
     if (m.round == 1) {
       const uint64_t pool_pages = a.pool_bytes() / kPage;
       uint64_t n = pool_pages - m.page < budget ? pool_pages - m.page : budget;
-      memcpy(reinterpret_cast<void*>(m.b->vm.pool_hpa() + m.page * kPage),
-             reinterpret_cast<const void*>(a.pool_hpa() + m.page * kPage), n * kPage);
+      copy_pages(m.b->vm.pool_hpa() + m.page * kPage, a.pool_hpa() + m.page * kPage, n);
       m.page += n;
       budget -= n;
       m.round_pages[1] += n;
-      if (m.page == pool_pages) next_round(m, self);
+      if (m.page == pool_pages) next_round(m);
       continue;
     }
     if (m.slot_idx >= m.nslots) {
-      next_round(m, self);
+      next_round(m);
       continue;
     }
     const Migration::Slot& s = m.slots[m.slot_idx];
@@ -393,6 +421,7 @@ void drop_target(Migration& m, unsigned self) {
 void finish_stop_and_copy(Migration& m, Vcpu& self) {
   RunVm& a = *m.a;
   RunVm& b = *m.b;
+  m.t_arrived = x86::rdtsc();
   if (m.abort.load(mmu::Order::relaxed)) {
     drop_target(m, self.index());
     x86::log::info("vm%u: migration: abandoned in phase %s (a vCPU ended by itself); the target VM is destroyed, vm%u "
@@ -403,7 +432,10 @@ void finish_stop_and_copy(Migration& m, Vcpu& self) {
   }
   // The rest of the memory: what the final harvests report, or the whole pool when a slot
   // could not be logged or the guest changed its memslots since the start.
-  const bool full = m.full_copy_final || !same_slots(m);
+  // The target's pool is not zeroed when it is built (build_migration_target): round 1 writes
+  // every page of it. Should the pause ever come before round 1 ended, the whole pool is copied.
+  const bool round1_whole = m.round_pages[1] == m.a->vm.pool_bytes() / kPage;
+  const bool full = m.full_copy_final || !round1_whole || !same_slots(m);
   uint64_t n = 0;
   uint64_t lost = 0;
   if (m.lose_final_copy)
@@ -437,9 +469,13 @@ void finish_stop_and_copy(Migration& m, Vcpu& self) {
   }
   m.final_pages = n;
   if (m.lose_final_copy) x86::log::warn("vm%u: migration: test: %lu page(s) of the final copy lost on purpose", a.id, lost);
-  stop_logging(m, self.index());
   free_bitmap(m);
+  // The source's dirty logs stay on: it is destroyed right after the switch, and its MMU's
+  // teardown frees the logs of slots still logged (Mmu::~Mmu). Stopping them here would zap
+  // every slot (the stop lets huge leaves come back), a pass over all of the source's leaves
+  // inside the downtime for nothing. Only if the source runs on are they stopped.
   if (const char* err = mirror_slots(m)) {
+    stop_logging(m, self.index());
     // The source is intact (paused, its state saved but not released): abandon.
     x86::log::error("vm%u: migration: %s in the target; the target VM is destroyed, vm%u runs on", a.id, err, a.id);
     m.b->vm.destroy();
@@ -463,28 +499,57 @@ void finish_stop_and_copy(Migration& m, Vcpu& self) {
   // Idle CPUs help the target from now on; the source's deferred work is finished by its destroy.
   live_vms_remove(a.vm);
   live_vms_add(b.vm);
+  for (unsigned r = 1; r <= m.rounds_done && r <= kMaxRounds; r++) m.total_pages += m.round_pages[r];
+  m.total_pages += m.final_pages;
+  m.final_by = self.index();
+  m.final_full = full;
+  // The target's vCPUs look for the report at their safe points (print_report).
+  b.vm.migration = &m;
   m.t_switch = x86::rdtsc();
+  // Release: the target is complete before a waiting vCPU sees kSwitched (acquire).
+  m.phase.store(Migration::kSwitched, mmu::Order::release);
+}
+
+// The report, once, after the downtime (see Migration::report): by the first vCPU of the target
+// that passes a safe point after the last restore, or by one that ends before that.
+void print_report(Migration& m) {
+  // Acquire: pairs with the last restore's release store of 1 (its counters and times).
+  uint32_t due = 1;
+  if (m.report.load(mmu::Order::relaxed) != 1) return;  // every safe point of the target looks: a load, no CAS
+  if (!m.report.compare_exchange(due, 2, mmu::Order::acquire)) return;
+  const unsigned id = m.b->id;
   for (unsigned r = 1; r <= m.rounds_done && r <= kMaxRounds; r++) {
-    m.total_pages += m.round_pages[r];
     if (r == 1)
-      x86::log::info("vm%u: migration: pre-copy round 1: %lu pages (the whole RAM pool)", a.id, m.round_pages[1]);
+      x86::log::info("vm%u: migration: pre-copy round 1: %lu pages (the whole RAM pool)", id, m.round_pages[1]);
     else
-      x86::log::info("vm%u: migration: pre-copy round %u: %lu pages (dirty set %lu pages)", a.id, r, m.round_pages[r],
+      x86::log::info("vm%u: migration: pre-copy round %u: %lu pages (dirty set %lu pages)", id, r, m.round_pages[r],
                      m.round_dirty[r]);
   }
   if (m.stop_rule == Migration::kSmallDirtySet)
     x86::log::info("vm%u: migration: pre-copy ended after round %u of at most %u: its dirty set (%lu pages) was at most "
                    "hv.migrate-stop-pages=%lu",
-                   a.id, m.rounds_done, m.max_rounds, m.round_dirty[m.rounds_done], m.stop_pages);
+                   id, m.rounds_done, m.max_rounds, m.round_dirty[m.rounds_done], m.stop_pages);
   else
     x86::log::info("vm%u: migration: pre-copy ended after round %u: the round limit (hv.migrate-rounds=%u); the last "
                    "dirty set was %lu pages (hv.migrate-stop-pages=%lu)",
-                   a.id, m.rounds_done, m.max_rounds, m.rounds_done >= 2 ? m.round_dirty[m.rounds_done] : 0, m.stop_pages);
-  m.total_pages += m.final_pages;
-  x86::log::info("vm%u: migration: stop-and-copy by vcpu%u: %lu pages%s, the state of %u vCPU(s) and the devices", a.id,
-                 self.index(), m.final_pages, full ? " (the whole RAM pool)" : "", a.vcpus);
-  // Release: the target is complete before a waiting vCPU sees kSwitched (acquire).
-  m.phase.store(Migration::kSwitched, mmu::Order::release);
+                   id, m.rounds_done, m.max_rounds, m.rounds_done >= 2 ? m.round_dirty[m.rounds_done] : 0, m.stop_pages);
+  x86::log::info("vm%u: migration: stop-and-copy by vcpu%u: %lu pages%s, the state of %u vCPU(s) and the devices", id,
+                 m.final_by, m.final_pages, m.final_full ? " (the whole RAM pool)" : "", m.b->vcpus);
+  for (unsigned i = 0; i < m.a->vcpus; i++) m.a->vcpu[i].print_run_reports();  // the source's, until the pause
+  x86::log::info("vm%u: migration: the source VM is destroyed, its %lu MiB RAM pool and page tables freed", id,
+                 m.b->vm.pool_bytes() >> 20);
+  const uint64_t khz = x86::timer::tsc_khz() ?: 1;
+  const uint64_t down = m.t_restored - m.t_pause;
+  const uint64_t us = down * 1000 / khz;
+  x86::log::info("vm%u: migration: done: %u pre-copy round(s), %lu pages (%lu MiB) copied in total, downtime %lu TSC ticks "
+                 "(%lu us = %lu.%03lu ms) from the pause request to the last vCPU restored, final copy %lu pages, "
+                 "%lu ms in all",
+                 id, m.rounds_done, m.total_pages, m.total_pages * kPage >> 20, down, us, us / 1000, us % 1000,
+                 m.final_pages, (m.t_restored - m.t_start) / khz);
+  x86::log::info("vm%u: migration: downtime in TSC ticks: %lu until every vCPU had paused, %lu for the stop-and-copy "
+                 "(memory, slots, devices), %lu to hand the vCPUs over (source released and destroyed, target "
+                 "vCPUs set up and restored)",
+                 id, m.t_arrived - m.t_pause, m.t_switch - m.t_arrived, m.t_restored - m.t_switch);
 }
 
 }  // namespace
@@ -550,6 +615,10 @@ void migrate_arm(RunVm& rv, uint64_t now, uint64_t khz) {
 void migrate_poll(Vcpu& vcpu, uint64_t now) {
   Migration* m = vcpu.vm().migration;
   if (!m) return;
+  if (&m->b->vm == &vcpu.vm()) {  // the target, after the switch: only the report is left
+    print_report(*m);
+    return;
+  }
   uint32_t ph = m->phase.load(mmu::Order::acquire);
   if (ph == Migration::kArmed) {
     if (now < m->due) return;
@@ -573,13 +642,18 @@ void migrate_poll(Vcpu& vcpu, uint64_t now) {
 }
 
 bool migrate_pause_requested(const Vcpu& vcpu) {
-  const Migration* m = const_cast<Vcpu&>(vcpu).vm().migration;
-  return m && m->phase.load(mmu::Order::relaxed) == Migration::kPausing;
+  Vm& vm = const_cast<Vcpu&>(vcpu).vm();
+  const Migration* m = vm.migration;
+  return m && &m->a->vm == &vm && m->phase.load(mmu::Order::relaxed) == Migration::kPausing;
 }
 
 MigrateNext migrate_vcpu_ended(RunVm& rv, unsigned i, bool started, RunVm** target) {
   Migration* m = rv.vm.migration;
   if (!m) return MigrateNext::kNone;
+  if (m->b == &rv) {  // a vCPU of the target ended: the migration is over, its report may not be out yet
+    print_report(*m);
+    return MigrateNext::kNone;
+  }
   Vcpu& v = rv.vcpu[i];
   uint32_t ph = m->phase.load(mmu::Order::acquire);
   // Before the trigger: this vCPU's end disarms it (the trigger's CAS and this one: one wins).
@@ -616,11 +690,7 @@ MigrateNext migrate_vcpu_ended(RunVm& rv, unsigned i, bool started, RunVm** targ
   // let go of the source's VMCS; the last one to do so destroys the source.
   v.console_flush();
   v.release();
-  if (m->released.fetch_add(1, mmu::Order::acq_rel) + 1 == rv.vcpus) {
-    const uint64_t mib = rv.vm.pool_bytes() >> 20;
-    rv.vm.destroy();
-    x86::log::info("vm%u: migration: the source VM is destroyed, its %lu MiB RAM pool and page tables freed", rv.id, mib);
-  }
+  if (m->released.fetch_add(1, mmu::Order::acq_rel) + 1 == rv.vcpus) rv.vm.destroy();  // reported by print_report
   *target = m->b;
   return MigrateNext::kMoved;
 }
@@ -630,20 +700,16 @@ void migrate_vcpu_resume(RunVm& b, unsigned i, bool* started) {
   restore_vcpu_state(b.vcpu[i], m.vcpu[i]);
   *started = m.vcpu[i].started;
   if (m.restored.fetch_add(1, mmu::Order::acq_rel) + 1 == b.vcpus) {
-    const uint64_t down = x86::rdtsc() - m.t_pause;
-    const uint64_t khz = x86::timer::tsc_khz() ?: 1;
-    const uint64_t us = down * 1000 / khz;
-    x86::log::info("vm%u: migration: done: %u pre-copy round(s), %lu pages (%lu MiB) copied in total, downtime %lu TSC ticks "
-                   "(%lu us = %lu.%03lu ms) from the pause request to the last vCPU restored, final copy %lu pages, "
-                   "%lu ms in all",
-                   b.id, m.rounds_done, m.total_pages, m.total_pages * kPage >> 20, down, us, us / 1000, us % 1000,
-                   m.final_pages, (x86::rdtsc() - m.t_start) / khz);
+    m.t_restored = x86::rdtsc();
+    // The target's vCPUs find the report due at their next safe point (print_report).
+    m.report.store(1, mmu::Order::release);  // pairs with print_report's acquire CAS
   }
 }
 
 RunVm* migrate_target_of(RunVm& rv) {
   Migration* m = rv.vm.migration;
-  return m && m->phase.load(mmu::Order::acquire) == Migration::kSwitched ? m->b : nullptr;
+  if (!m || m->a != &rv) return nullptr;  // not migrated, or the target itself
+  return m->phase.load(mmu::Order::acquire) == Migration::kSwitched ? m->b : nullptr;
 }
 
 }  // namespace hv

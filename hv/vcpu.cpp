@@ -470,12 +470,16 @@ bool Vcpu::run() {
     stats_.host_tsc += t2 - t1;
   }
   if (trace::on(trace::kCatExit)) trace::record(trace::kVcpuStop, vm_->id(), static_cast<uint8_t>(index_), x86::rdtsc(), failed_, 0);
+  if (!paused_for_migration_) print_run_reports();
+  if (failed_ && vm_->report_guest_state) print_guest_stop_report(*this);  // the VMCS is still current
+  return !failed_;
+}
+
+void Vcpu::print_run_reports() {
   timing_.print(vm_->id(), index_);
   apicv_report(*this);  // hv/apicv.h: the LAPIC path and its exits
   pml_report(*this);    // hv/pml.h: PML entries and log-full exits
   dirty_ring_report(*this);
-  if (failed_ && vm_->report_guest_state) print_guest_stop_report(*this);  // the VMCS is still current
-  return !failed_;
 }
 
 // The entry's trace records (hv/trace.h): the event about to be injected, then the entry.

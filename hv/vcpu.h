@@ -94,6 +94,10 @@ class Vcpu {
   bool park();
   // Runs until stopped. Returns true when the guest ended normally (it reported a result).
   bool run();
+  // The end-of-run lines (exit costs, LAPIC path, PML, dirty ring). run() prints them, except
+  // for a vCPU paused for a migration: the migration's report does, after the downtime
+  // (hv/migrate.cpp print_report), as they only read counters.
+  void print_run_reports();
   // VMCLEAR and free the VMCS (on the CPU that ran it).
   void release();
   // Injected LAPIC vectors so far (the software path's count; hv/apicv.cpp reports it).

@@ -85,7 +85,7 @@ const char* Vm::init(unsigned id, const SlotSpec* specs, unsigned count, int max
 }
 
 const char* Vm::init_pool(unsigned id, uint64_t pool_bytes, uint64_t boot_bytes, int max_level, unsigned guest_phys_bits,
-                          bool align_1g) {
+                          bool align_1g, bool zeroed) {
   id_ = id;
   stats_.reset();
   report_result_reset();
@@ -103,7 +103,7 @@ const char* Vm::init_pool(unsigned id, uint64_t pool_bytes, uint64_t boot_bytes,
     n = pool_bytes / k4K;
   }
   // Zeroed like RAM after reset, and so that no host data leaks into the guest.
-  if (!align_1g)
+  if (!align_1g && zeroed)
     for (uint64_t* p = reinterpret_cast<uint64_t*>(hpa); p < reinterpret_cast<uint64_t*>(hpa + pool_bytes); p++) *p = 0;
   alloc_base_[0] = base;
   alloc_frames_[0] = n;

@@ -95,8 +95,10 @@ class Vm {
   // guest-physical 0; the guest may back further slots by offsets into the pool.
   // With `align_1g`, the pool comes from a 1 GiB-aligned run (1 GiB leaves fit where a slot's
   // guest address is 1 GiB-aligned too; hv.pool-mib=1024, hv/bench_vm.h).
+  // The pool is zeroed unless `zeroed` is false: a migration target (hv/migrate.cpp) gets every
+  // page of it copied before it runs, and zeroing it first cost the source's guest time.
   const char* init_pool(unsigned id, uint64_t pool_bytes, uint64_t boot_bytes, int max_level, unsigned guest_phys_bits,
-                        bool align_1g = false);
+                        bool align_1g = false, bool zeroed = true);
   uint64_t pool_hpa() const { return pool_hpa_; }
   uint64_t pool_bytes() const { return pool_bytes_; }
   int max_level() const { return max_level_; }

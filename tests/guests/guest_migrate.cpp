@@ -169,6 +169,11 @@ void run(unsigned v) {
   const uint32_t low = kLowBase + v * kLowBytes;
   Range cold[2];
   cold_ranges(v, cold);
+  // The registers first: the initial fill of 3 MiB takes long enough (EPT faults, the migration's
+  // copy steps) that a move due 300 ms after the start can pause the VM before it ends; loaded
+  // after the fill, the registers would then be loaded in the new VM and the check would pass
+  // without a restore (hv.migrate-test=lose-fpu must fail).
+  const bool avx = xregs_load(v);
   // The initial fill: every word of the vCPU's part.
   for (uint32_t a = low; a < low + kHotBytes; a += 4) poke32(a, pattern(kFirstPass, a));
   for (const Range& r : cold)
@@ -180,7 +185,6 @@ void run(unsigned v) {
     const uint32_t got = peek32(a);
     if (got != want && bad++ < 4) gprintf("migrate: vcpu%u: gpa 0x%x holds 0x%x, expected 0x%x\n", v, a, got, want);
   };
-  const bool avx = xregs_load(v);
   const uint64_t t0 = rdtsc();
   uint32_t pass = 0;
   do {
