@@ -30,6 +30,7 @@
 #include "arch/x86/timer.h"
 #include "hv/cmdline.h"
 #include "hv/cpu_work.h"
+#include "hv/devices/nmi_button.h"
 #include "hv/live_vms.h"
 #include "hv/vm_runner.h"
 #include "hv/vm_stat.h"
@@ -495,6 +496,7 @@ void finish_stop_and_copy(Migration& m, Vcpu& self) {
   b.vm.stat_clock.start(x86::rdtsc(), stat_period_ms() * khz);
   vm_stress_start(b.vm, x86::rdtsc(), khz);
   b.vm.stress.slot_live = a.vm.stress.slot_live;  // the stress slot was mirrored with the others
+  nmi_button_start(b.vm, x86::rdtsc(), khz);       // hv.nmi-ms: the button keeps being pressed
   b.t0 = a.t0;
   // Idle CPUs help the target from now on; the source's deferred work is finished by its destroy.
   live_vms_remove(a.vm);
