@@ -342,9 +342,7 @@ const char* create_vm(RunVm& rv, const x86::mb2::BootInfo& boot, const char* ent
 const char* build_migration_target(RunVm& a, RunVm& b) {
   // What VmRunner::add does for a VM, then what create_vm does for the memory and devices; the
   // image is not loaded (the memory copy brings it), the start description is the source's.
-  b.id = a.id;
-  b.name = a.name;
-  b.vcpus = a.vcpus;
+  run_vm_reset(b, a.id, a.name, a.vcpus);
   for (unsigned i = 0; i < kMaxVcpus; i++) {
     b.start[i] = a.start[i];
     b.launch[i] = a.launch[i];
@@ -352,13 +350,6 @@ const char* build_migration_target(RunVm& a, RunVm& b) {
   }
   b.vcpu0_ends_vm = a.vcpu0_ends_vm;
   b.ready = true;
-  b.t0 = b.t1 = 0;
-  b.failure = nullptr;
-  b.why[0] = 0;
-  b.vm.reset_config();
-  b.vm.vcpu_count = a.vcpus;
-  if (cmdline::has("hv.pt-limit")) b.vm.set_page_limit_override(cmdline::get_number("hv.pt-limit", 0));
-  if (cmdline::has("hv.zap-backlog")) b.vm.set_teardown_backlog(cmdline::get_number("hv.zap-backlog", 0));
   const uint64_t pool = a.vm.pool_bytes();
   const uint64_t boot_bytes = a.vm.slot(0).npages * x86::pmm::k4K;
   // Room for a copy: the same check as at creation, with the numbers (2 MiB of alignment slack).

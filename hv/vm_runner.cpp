@@ -136,9 +136,7 @@ VmRunner::VmRunner(const x86::vmx::Capabilities& caps) {
   platform_pages_before_ = platform().pages_in_use();
 }
 
-RunVm* VmRunner::add(unsigned id, const char* name, unsigned vcpus) {
-  if (count_ == kMaxVms) return nullptr;
-  RunVm& rv = g_vms[count_];
+void run_vm_reset(RunVm& rv, unsigned id, const char* name, unsigned vcpus) {
   rv.id = id;
   rv.name = name;
   rv.vcpus = vcpus < 1 ? 1 : vcpus > kMaxVcpus ? kMaxVcpus : vcpus;
@@ -161,6 +159,12 @@ RunVm* VmRunner::add(unsigned id, const char* name, unsigned vcpus) {
   if (cmdline::has("hv.zap-backlog")) rv.vm.set_teardown_backlog(cmdline::get_number("hv.zap-backlog", 0));
   // hv.fault-around=N: 4 KiB leaves installed next to a 4 KiB fault (mmu::MmuConfig::fault_around).
   if (cmdline::has("hv.fault-around")) rv.vm.set_fault_around(cmdline::get_number("hv.fault-around", 0));
+}
+
+RunVm* VmRunner::add(unsigned id, const char* name, unsigned vcpus) {
+  if (count_ == kMaxVms) return nullptr;
+  RunVm& rv = g_vms[count_];
+  run_vm_reset(rv, id, name, vcpus);
   vms_[count_++] = &rv;
   return &rv;
 }

@@ -70,6 +70,13 @@ struct RunVm {
   char why[240] = {};
 };
 
+// A RunVm made ready for a new VM: id, name, vCPU count (clamped to 1..kMaxVcpus), start
+// descriptions and jobs cleared, no verdict, the VM's config reset with the per-VM options of the
+// command line applied (hv.pt-limit, hv.zap-backlog, hv.fault-around). VmRunner::add starts every
+// VM from it, and so does the target of a live migration (hv/guest_run.cpp), so a moved VM keeps
+// the options it was created with.
+void run_vm_reset(RunVm& rv, unsigned id, const char* name, unsigned vcpus);
+
 class VmRunner {
  public:
   // Remembers the free memory for the page check at the end.
@@ -77,7 +84,7 @@ class VmRunner {
   VmRunner(const VmRunner&) = delete;
   VmRunner& operator=(const VmRunner&) = delete;
 
-  // A fresh VM with id `id` and `vcpus` vCPUs (hv.pt-limit=N applied to it). nullptr when the
+  // A fresh VM with id `id` and `vcpus` vCPUs (run_vm_reset). nullptr when the
   // run has kMaxVms VMs already. The caller then creates the VM's memory (Vm::init or
   // init_pool), loads its image, fills start[]/launch[] and calls ready(), or fail() with why
   // it could not. Every VM added is destroyed by run(), ready or not.
