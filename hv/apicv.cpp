@@ -43,6 +43,7 @@ int g_enabled = -1;  // -1: not decided yet
 bool g_posted = false;
 bool g_access = false;  // "virtualize APIC accesses" for the xAPIC page
 bool g_access_vid = false;  // and virtual-interrupt delivery kept on there (else TPR threshold)
+bool g_guard = true;  // the IF = 0 guard (hv.apicv-guard, apicv_policy.h)
 const char* g_why = "";
 
 }  // namespace
@@ -73,6 +74,7 @@ bool apicv_enabled(const Capabilities& c) {
     const bool want = acc_set ? !(acc[0] == 'o' && acc[1] == 'f') : g_posted;
     g_access = c.virtualize_apic_accesses && want;
     g_access_vid = g_posted || !acc_set || acc[0] == 'v' || (acc[0] == 'o' && acc[1] == 'n');
+    g_guard = cmdline::get_number("hv.apicv-guard", 1) != 0;
     g_why = asked ? (g_posted ? "hv.apicv=on: TPR shadow, virtual-interrupt delivery, x2APIC and APIC-register "
                                 "virtualization, posted interrupts"
                               : "hv.apicv=on: TPR shadow, virtual-interrupt delivery, x2APIC and APIC-register "
@@ -102,6 +104,9 @@ void apicv_init(const Capabilities& c) {
                                              "virtualizes it)")
                    : g_access_vid ? "virtualized with virtual-interrupt delivery (APIC-access page)"
                                   : "virtualized, TPR shadow and threshold, hv injects (APIC-access page)");
+  if (on)
+    x86::log::info("apicv: IF=0 guard %s", g_guard ? "on: SELF_IPI exits, and every EOI while a vector waits behind another"
+                                                  : "off (hv.apicv-guard=0): the CPU recognizes virtual interrupts on its own");
   if (on && !g_posted && apicv_ack_exit_forced() && c.ack_interrupt_on_exit)
     x86::log::info("apicv: acknowledge interrupt on exit forced (hv.apicv-ack-exit=1)");
   x86::idt::set_handler(kPostedVector, posted_handler);
@@ -156,7 +161,7 @@ void apicv_mode_changed(Vcpu& vcpu) {
     uint8_t* bitmap = reinterpret_cast<uint8_t*>(vcpu.msrs.bitmap_pa);
     for (uint32_t m = apic::kX2apicMsrBase; m <= apic::kX2apicMsrLast; m++) {
       set_intercept(bitmap, m, false, !(x2 && x2apic_read_virtualized(m)));
-      set_intercept(bitmap, m, true, !(x2 && x2apic_write_virtualized(m)));
+      set_intercept(bitmap, m, true, !(x2 && x2apic_write_virtualized(m, g_guard)));
     }
     p2 = x2 ? p2 | proc2::kVirtualizeX2apic : p2 & ~uint64_t{proc2::kVirtualizeX2apic};
   }
@@ -176,20 +181,28 @@ void apicv_mode_changed(Vcpu& vcpu) {
   vcpu.apicv.xapic_access = access;
 }
 
-void apicv_before_entry(Vcpu& vcpu) {
-  Vlapic& l = vcpu.vm().lapic[vcpu.index()];
-  l.sync_posted();
-  // The EOI-exit bitmap before the vectors can be delivered (a level-triggered vector reached
-  // the IRR only through sync_posted just now, or on this CPU).
+namespace {
+// The EOI-exit bitmap, written where it changed: the TMR (level-triggered vectors, whose EOIs
+// the IOAPIC must see) or, for the IF = 0 guard, every vector (apicv_policy.h).
+void write_eoi_exit_bitmap(Vcpu& vcpu, const Vlapic& l, bool all) {
   for (unsigned i = 0; i < 4; i++) {
-    const uint64_t q = l.tmr_quad(i);
+    const uint64_t q = apicv::eoi_exit_quad(l.tmr_quad(i), all);
     if (q != vcpu.apicv.eoi_exit[i]) {
       vmwrite(field::kEoiExitBitmap0 + 2 * i, q);
       vcpu.apicv.eoi_exit[i] = q;
     }
   }
+}
+}  // namespace
+
+void apicv_before_entry(Vcpu& vcpu) {
+  Vlapic& l = vcpu.vm().lapic[vcpu.index()];
+  l.sync_posted();
   l.refresh_ppr();
   if (!vcpu.apicv.vid) {
+    // The EOI-exit bitmap before the vectors can be delivered (a level-triggered vector reached
+    // the IRR only through sync_posted just now, or on this CPU).
+    write_eoi_exit_bitmap(vcpu, l, false);
     // TPR shadow without virtual-interrupt delivery: hv injects (hv/irq_inject.cpp), and a
     // guest TPR write that unmasks a vector waiting in the IRR must exit (reason 43) so hv can:
     // the threshold is that vector's class while the TPR alone holds it back (SDM 29.1.2).
@@ -214,6 +227,9 @@ void apicv_before_entry(Vcpu& vcpu) {
     if (irr_top < 0 && irr) irr_top = i * 32 + 31 - __builtin_clz(irr);
     if (isr_top < 0 && isr) isr_top = i * 32 + 31 - __builtin_clz(isr);
   }
+  // The EOI-exit bitmap before the vectors can be delivered: the TMR, or with the IF = 0 guard
+  // every vector while one waits behind another (its EOI would make it recognized in the guest).
+  write_eoi_exit_bitmap(vcpu, l, g_guard && apicv::vector_waits_behind(vcpu.apicv.irr_entry, vcpu.apicv.isr_entry));
   const uint16_t status = static_cast<uint16_t>((irr_top < 0 ? 0 : irr_top) | (isr_top < 0 ? 0 : isr_top) << 8);
   const unsigned rvi = status & 0xFF;
   if (rvi && (rvi & 0xF0) > (l.page()[apic::kPpr / 4] & 0xF0)) vcpu.apicv.entries_with_vector++;
@@ -298,12 +314,12 @@ void apicv_report(Vcpu& vcpu) {
   Vcpu& v = vcpu;
   if (vcpu.apicv.on)
     x86::log::info("vm%u: vcpu%u: lapic: hardware path%s, %lu entries with a vector for the CPU to deliver, %lu injected "
-                   "by hv, %lu EOI-induced exits, %lu APIC-write exits, %lu external-interrupt exits acknowledged, %lu "
+                   "by hv, %lu EOI-induced exits (%lu for the IF=0 guard), %lu APIC-write exits, %lu external-interrupt exits acknowledged, %lu "
                    "abandoned virtual-interrupt deliveries undone (%lu unusable IDT-vectoring reports dropped); xAPIC "
                    "page %s, %lu APIC-access exits, %lu TPR-below-threshold exits; from other vCPUs and devices %lu vectors "
                    "posted with the notification vector, %lu with a kick",
                    v.vm().id(), vcpu.index(), vcpu.apicv.posted ? " with posted interrupts" : "",
-                   vcpu.apicv.entries_with_vector, vcpu.interrupts_injected(), vcpu.apicv.eoi_exits,
+                   vcpu.apicv.entries_with_vector, vcpu.interrupts_injected(), vcpu.apicv.eoi_exits, vcpu.apicv.guard_eoi_exits,
                    vcpu.apicv.apic_write_exits, vcpu.apicv.acked_exits, vcpu.apicv.vectoring_fixes,
                    vcpu.apicv.vectoring_dropped,
                    !v.vm().lapic_mmio.access_page_hpa() ? "emulated"
@@ -353,9 +369,16 @@ void handle_apic_access(Vcpu& vcpu, const ExitInfo& e) {
 
 // EOI-induced (trap-like, SDM 30.1.4): the CPU has already cleared the ISR bit; the IOAPIC
 // gets the EOI of the level-triggered vector.
+// An edge-triggered vector's EOI exits only for the IF = 0 guard (apicv_policy.h): nothing
+// to do but let the next entry evaluate with the guest's IF in view. A real LAPIC broadcasts
+// only level-triggered EOIs, so the IOAPIC hears of no other.
 void handle_virtualized_eoi(Vcpu& vcpu, const ExitInfo& e) {
   vcpu.apicv.eoi_exits++;
-  ioapic_eoi(vcpu.vm(), static_cast<uint8_t>(e.qualification & 0xFF));
+  const uint8_t v = static_cast<uint8_t>(e.qualification & 0xFF);
+  if ((vcpu.vm().lapic[vcpu.index()].tmr_quad(v / 64) >> (v % 64)) & 1)
+    ioapic_eoi(vcpu.vm(), v);
+  else
+    vcpu.apicv.guard_eoi_exits++;
 }
 
 // Only without virtual-interrupt delivery (the xAPIC page in "tpr" mode), trap-like: the guest

@@ -30,12 +30,49 @@ inline bool x2apic_read_virtualized(uint32_t msr) {
 }
 
 // WRMSR the CPU virtualizes with virtual-interrupt delivery: TPR, EOI, SELF_IPI (SDM 30.5).
-// Every other x2APIC write exits to hv/exit_msr.cpp.
-inline bool x2apic_write_virtualized(uint32_t msr) {
+// Every other x2APIC write exits to hv/exit_msr.cpp. With the IF = 0 guard (below) SELF_IPI
+// exits too: its virtualization makes the new vector recognized wherever the guest sends it,
+// interrupts disabled or not.
+inline bool x2apic_write_virtualized(uint32_t msr, bool if0_guard) {
   if (msr < apic::kX2apicMsrBase || msr > apic::kX2apicMsrLast) return false;
   const unsigned off = (msr - apic::kX2apicMsrBase) << 4;
-  return off == apic::kTpr || off == apic::kEoi || off == apic::kSelfIpi;
+  return off == apic::kTpr || off == apic::kEoi || (off == apic::kSelfIpi && !if0_guard);
 }
+
+// The IF = 0 guard (hv.apicv-guard, on by default). Bochs 2.7 delivers a recognized virtual
+// interrupt even with RFLAGS.IF = 0 when a physical interrupt arrives (its InterruptAcknowledge
+// tests "a virtual interrupt is pending", not "pending and unmasked"; see
+// abandoned_virtual_interrupt below). A Linux guest then takes an interrupt in the middle of
+// its exit-to-user path, on the 512-byte entry trampoline stack, and overflows it ("BUG:
+// ENTRY_TRAMPOLINE stack guard page was hit", linux-pvh-stress-apicv-bochs-2cpu, about one run
+// in six). A correct CPU never does that, but hv cannot tell the two apart, so the guard keeps
+// the CPU from recognizing a virtual interrupt anywhere hv does not see:
+//   - at VM entry hv sees the guest's IF and shadows and sets interrupt-window exiting while a
+//     vector waits and the guest cannot take it, which suspends recognition (SDM 30.2.1;
+//     hv/irq_inject.cpp);
+//   - inside the guest's run only an EOI (a vector waiting behind the one in service), a
+//     SELF_IPI and a TPR write can make one recognized. SELF_IPI exits (above). While a vector
+//     waits behind another (two in the IRR, or one in the IRR and one in the ISR), every EOI
+//     exits (EOI-induced, trap-like: no evaluation in the guest) and the next entry decides
+//     with the guest's IF in view. TPR writes stay virtualized: a guest that lowers CR8 with
+//     IF = 0 still opens the window (Linux does not).
+// Cost on a correct CPU: an exit per self-IPI and per EOI while vectors queue up; the vCPU
+// report counts the guard's EOI exits. hv.apicv-guard=off measures or avoids it.
+//
+// Whether a vector in the IRR waits behind another, from the page's 8 IRR and ISR words.
+inline bool vector_waits_behind(const uint32_t irr[8], const uint32_t isr[8]) {
+  unsigned in_irr = 0;
+  bool in_isr = false;
+  for (unsigned i = 0; i < 8; i++) {
+    in_irr += static_cast<unsigned>(__builtin_popcount(irr[i]));
+    in_isr = in_isr || isr[i] != 0;
+  }
+  return in_irr >= 2 || (in_irr == 1 && in_isr);
+}
+
+// 64 bits (vectors 64*i .. 64*i+63) of the EOI-exit bitmap: the TMR's level-triggered vectors,
+// whose EOIs the IOAPIC must see, and with the guard every vector while one waits behind another.
+inline uint64_t eoi_exit_quad(uint64_t tmr_quad, bool guard_exits_all) { return guard_exits_all ? ~uint64_t{0} : tmr_quad; }
 
 // The guest interrupt status (SDM 25.4.2): RVI = the highest IRR vector (0: none) in bits 7:0,
 // SVI = the highest ISR vector (0: none) in bits 15:8. Owner only.

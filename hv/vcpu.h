@@ -199,6 +199,7 @@ class Vcpu {
     // Counters (single writer: this vCPU), printed by apicv_report when the vCPU ends.
     uint64_t entries_with_vector = 0;  // entries with a vector the CPU delivers (RVI above PPR)
     uint64_t eoi_exits = 0, apic_write_exits = 0;
+    uint64_t guard_eoi_exits = 0;      // EOI-induced exits of edge vectors: the IF = 0 guard's (apicv_policy.h)
     uint64_t apic_access_exits = 0;    // accesses to the APIC-access page the CPU left to hv (reason 44)
     uint64_t tpr_threshold_exits = 0;  // TPR below threshold (reason 43; without virtual-interrupt delivery)
     uint64_t acked_exits = 0;          // external-interrupt exits that carried their vector

@@ -58,14 +58,20 @@ TEST_CASE("apicv: every x2APIC read the CPU serves from the page is what hv woul
 }
 
 TEST_CASE("apicv: x2APIC writes the CPU virtualizes are TPR, EOI and SELF_IPI only", "[apicv]") {
-  unsigned n = 0;
-  for (uint32_t msr = kX2apicMsrBase - 1; msr <= kX2apicMsrLast + 1; msr++)
-    if (apicv::x2apic_write_virtualized(msr)) n++;
+  unsigned n = 0, guarded = 0;
+  for (uint32_t msr = kX2apicMsrBase - 1; msr <= kX2apicMsrLast + 1; msr++) {
+    if (apicv::x2apic_write_virtualized(msr, false)) n++;
+    if (apicv::x2apic_write_virtualized(msr, true)) guarded++;
+  }
   CHECK(n == 3);
-  CHECK(apicv::x2apic_write_virtualized(0x808));
-  CHECK(apicv::x2apic_write_virtualized(0x80B));
-  CHECK(apicv::x2apic_write_virtualized(0x83F));
-  CHECK(!apicv::x2apic_write_virtualized(0x830));  // the ICR sends: hv must see it
+  CHECK(guarded == 2);
+  CHECK(apicv::x2apic_write_virtualized(0x808, false));
+  CHECK(apicv::x2apic_write_virtualized(0x80B, false));
+  CHECK(apicv::x2apic_write_virtualized(0x83F, false));
+  CHECK(apicv::x2apic_write_virtualized(0x808, true));
+  CHECK(apicv::x2apic_write_virtualized(0x80B, true));
+  CHECK(!apicv::x2apic_write_virtualized(0x83F, true));  // the guard: SELF_IPI exits
+  CHECK(!apicv::x2apic_write_virtualized(0x830, false));  // the ICR sends: hv must see it
   CHECK(!apicv::x2apic_read_virtualized(0x839));   // current count
   CHECK(!apicv::x2apic_read_virtualized(0x80B));   // EOI is write-only (#GP)
   CHECK(!apicv::x2apic_read_virtualized(0x82F));   // no CMCI LVT in hv's version register
@@ -209,4 +215,45 @@ TEST_CASE("apicv: TPR threshold names the class the TPR holds back", "[apicv]") 
   CHECK(apicv::tpr_threshold(l) == 0);
   l.eoi(fx);  // ISR empty: now only the TPR holds 0x61
   CHECK(apicv::tpr_threshold(l) == 6);
+}
+
+// The IF = 0 guard (hv/apicv_policy.h): every EOI exits exactly while an EOI inside the
+// guest's run could make a waiting vector recognized.
+TEST_CASE("apicv: the IF = 0 guard makes EOIs exit while a vector waits behind another", "[apicv]") {
+  Vlapic l;
+  l.reset(0, kTscKhz, true);
+  l.set_mode(true, true);
+  WriteEffect fx;
+  REQUIRE(l.write(kSvr, 0x1FF, 0, fx));
+  const auto words = [&](uint32_t irr[8], uint32_t isr[8]) {
+    for (unsigned i = 0; i < 8; i++) {
+      irr[i] = l.page()[(kIrr + 16 * i) / 4];
+      isr[i] = l.page()[(kIsr + 16 * i) / 4];
+    }
+  };
+  uint32_t irr[8], isr[8];
+  words(irr, isr);
+  CHECK(!apicv::vector_waits_behind(irr, isr));  // nothing at all
+  l.accept(0xEC, false);
+  words(irr, isr);
+  CHECK(!apicv::vector_waits_behind(irr, isr));  // one vector, nothing in service: delivered at entry
+  l.ack(0xEC);
+  words(irr, isr);
+  CHECK(!apicv::vector_waits_behind(irr, isr));  // in service only: its EOI makes nothing recognized
+  l.accept(0x31, false);
+  words(irr, isr);
+  CHECK(apicv::vector_waits_behind(irr, isr));   // 0x31 waits for 0xEC's EOI
+  WriteEffect eoi_fx;
+  l.eoi(eoi_fx);
+  words(irr, isr);
+  CHECK(!apicv::vector_waits_behind(irr, isr));
+  l.accept(0xFD, false);
+  words(irr, isr);
+  CHECK(apicv::vector_waits_behind(irr, isr));   // 0x31 waits behind 0xFD, delivered at entry
+  // Words other than the first count too (vectors 0x31 and 0xFD are in words 1 and 7).
+  CHECK(irr[1] != 0);
+  CHECK(irr[7] != 0);
+  // The bitmap: the TMR alone, or every vector.
+  CHECK(apicv::eoi_exit_quad(0x10, false) == 0x10);
+  CHECK(apicv::eoi_exit_quad(0x10, true) == ~uint64_t{0});
 }
