@@ -25,6 +25,10 @@
 //   x2apic      x2APIC mode (CPUID.1:ECX[21]): ID/LDR MSRs, SELF_IPI, ICR, #GP for EOI != 0
 //               and writes to read-only registers, mode transitions (x2APIC -> xAPIC #GP,
 //               through disabled allowed)
+//   masked-eoi  no interrupt while IF = 0 where a CPU with virtual-interrupt delivery
+//               recognizes one inside the guest: an EOI in an IF = 0 handler with a lower
+//               vector waiting behind it, a self-IPI sent with IF = 0 (x2APIC mode where
+//               CPUID offers it); with 2 vCPUs vCPU 1 floods vCPU 0 with IPIs meanwhile
 //   ipi         (2 vCPUs, hv.vcpus=2; SKIP with one CPU) ping-pong by physical destination,
 //               vCPU 1 sleeping in HLT between pings; logical flat destinations; the
 //               all-excluding-self and all-including-self shorthands; lowest priority to two
@@ -126,10 +130,18 @@ void send_ipi(uint32_t dest, uint32_t low) {
 void bench_irq(uint8_t v);
 #endif
 
+void masked_irq(uint8_t v);
+volatile unsigned g_masked_test = 0;
+constexpr uint8_t kMaskHigh = 0x98, kMaskLow = 0x68, kFlood = 0x78;
+
 extern "C" void irq_dispatch(uint32_t vector) {
   const uint8_t v = static_cast<uint8_t>(vector);
   if (v == kSpurious) {  // spurious: no EOI (SDM 11.9)
     g_spurious = g_spurious + 1;
+    return;
+  }
+  if (g_masked_test && (v == kMaskHigh || v == kMaskLow || v == kFlood)) {
+    masked_irq(v);
     return;
   }
 #ifdef LAPIC_BENCH
@@ -712,6 +724,107 @@ void test_nmi(const char* name) {
 
 volatile uint32_t g_ap_ready = 0, g_smp_done = 0;
 
+// ---- masked-eoi: no maskable interrupt while IF = 0 ----
+// A CPU with virtual-interrupt delivery recognizes a virtual interrupt inside the guest's run
+// (SDM 30.2.1): after an EOI, when a lower vector waits behind the one ended, and after a
+// SELF_IPI. It must still deliver only once IF = 1 (SDM 30.2.2). Bochs 2.7 delivers a recognized
+// one with IF = 0 when a physical interrupt reaches the CPU; under hv, vCPU 1's IPIs to vCPU 0
+// are such interrupts on vCPU 0's host CPU (the kick; hv/apicv_policy.h, the IF = 0 guard).
+// Every handler of this group checks that it did not start inside one of vCPU 0's IF = 0
+// stretches.
+constexpr uint64_t kMaskedSpin = 400000;  // TSC cycles of each IF = 0 stretch
+constexpr unsigned kMaskedRounds = 20;
+volatile unsigned g_masked = 0;           // vCPU 0 is inside an IF = 0 stretch
+volatile unsigned g_masked_seen[3];       // kMaskHigh, kMaskLow, kFlood taken
+volatile unsigned g_masked_bad = 0, g_masked_bad_vector = 0;
+volatile uint32_t g_flood = 0, g_flood_started = 0, g_flood_sent = 0;
+
+void masked_stretch() {
+  g_masked = 1;
+  spin_tsc(kMaskedSpin);
+  g_masked = 0;
+}
+
+void masked_irq(uint8_t v) {
+  if (g_masked) {
+    if (!g_masked_bad) g_masked_bad_vector = v;
+    g_masked_bad = g_masked_bad + 1;
+  }
+  const unsigned i = v == kMaskHigh ? 0 : v == kMaskLow ? 1 : 2;
+  g_masked_seen[i] = g_masked_seen[i] + 1;
+  eoi();
+  // The EOI came first: kMaskLow (and any kFlood) is now the highest vector waiting, held back
+  // by IF = 0 alone (an interrupt gate) for as long as the handler runs.
+  if (v == kMaskHigh) masked_stretch();
+}
+
+// vCPU 1 (xAPIC, the MMIO page: g_x2 is vCPU 0's mode): fixed IPIs to APIC ID 0 until told to stop.
+void flood_vcpu0() {
+  __atomic_store_n(&g_flood_started, 1u, __ATOMIC_RELEASE);
+  while (__atomic_load_n(&g_flood, __ATOMIC_ACQUIRE)) {
+    poke32(kApicPage + kIcrHigh, 0);
+    poke32(kApicPage + kIcrLow, kFlood);
+    g_flood_sent = g_flood_sent + 1;
+    spin_tsc(5000);
+  }
+}
+
+// `flood`: vCPU 1 is in ap_main's loop (test_smp) and floods vCPU 0 meanwhile.
+void test_masked_eoi(bool flood) {
+  const unsigned f0 = g_fail;
+  asm volatile("cli");
+  const uint64_t base = rdmsr(0x1B);
+  const bool x2 = (cpuid(1).c >> 21) & 1;
+  if (flood) {
+    __atomic_store_n(&g_flood, 1u, __ATOMIC_RELEASE);
+    send_ipi(1, kWake);
+    // vCPU 1 takes kWake (its handler reads vCPU 0's g_x2) before vCPU 0 changes mode.
+    const uint64_t t0 = rdtsc();
+    while (!__atomic_load_n(&g_flood_started, __ATOMIC_ACQUIRE) && rdtsc() - t0 < 2000000000ull) cpu_relax();
+    LCHECK(g_flood_started);
+  }
+  if (x2) {
+    wrmsr(0x1B, base | (1u << 10));
+    g_x2 = true;
+  }
+  g_masked_test = 1;
+  for (unsigned r = 0; r < kMaskedRounds; r++) {
+    const unsigned lo = g_masked_seen[1];
+    // A self-IPI sent with IF = 0 (x2APIC: SELF_IPI, which the CPU may virtualize): held back.
+    if (x2) wrmsr(0x83F, kMaskLow);
+    else self_ipi(kMaskLow);
+    masked_stretch();
+    // kMaskHigh first; its handler ends it with EOI and spins with IF = 0: kMaskLow waits.
+    self_ipi(kMaskHigh);
+    asm volatile("sti; nop; nop; cli" ::: "memory");
+    const uint64_t t0 = rdtsc();
+    while (g_masked_seen[1] == lo && rdtsc() - t0 < 2000000000ull) asm volatile("sti; nop; cli" ::: "memory");
+  }
+  if (flood) {
+    __atomic_store_n(&g_flood, 0u, __ATOMIC_RELEASE);
+    spin_tsc(200000);
+  }
+  asm volatile("sti; nop; nop; cli" ::: "memory");  // the last kFlood
+  g_masked_test = 0;
+  LCHECK_EQ(g_masked_seen[0], kMaskedRounds);
+  LCHECK_EQ(g_masked_seen[1], kMaskedRounds);
+  if (g_masked_bad) gprintf("lapic: masked-eoi: %u interrupt(s) taken with IF = 0, the first vector 0x%x\n", g_masked_bad, g_masked_bad_vector);
+  LCHECK_EQ(g_masked_bad, 0u);
+  if (flood) {
+    gprintf("lapic: masked-eoi: %u rounds (%s), %u IPIs from vCPU 1 meanwhile, %u taken\n", kMaskedRounds,
+            x2 ? "x2APIC" : "xAPIC", g_flood_sent, g_masked_seen[2]);
+    LCHECK(g_masked_seen[2] > 0);
+  }
+  if (x2) {
+    // Back to xAPIC through disabled (SDM 11.12.5), as test_x2apic; vCPU 1 reads g_x2 too.
+    wrmsr(0x1B, base & ~((1ull << 10) | (1ull << 11)));
+    g_x2 = false;
+    wrmsr(0x1B, base);
+    enable_apic_sw();
+  }
+  group("masked-eoi", f0);
+}
+
 void ap_main(unsigned index) {
   // vCPU 1: its own LAPIC at the same address; the library's GDT (the gates' selector 0x08;
   // a probe loads it) and the shared IDT; logical ID bit `index` (flat).
@@ -721,7 +834,10 @@ void ap_main(unsigned index) {
   wr(kLdr, (1u << index) << 24);
   __atomic_store_n(&g_ap_ready, 1u, __ATOMIC_RELEASE);
   // Sleep until interrupts come; STI's shadow makes "sti; hlt" atomic against them.
-  while (!__atomic_load_n(&g_smp_done, __ATOMIC_ACQUIRE)) asm volatile("sti; hlt; cli" ::: "memory");
+  while (!__atomic_load_n(&g_smp_done, __ATOMIC_ACQUIRE)) {
+    if (__atomic_load_n(&g_flood, __ATOMIC_ACQUIRE)) flood_vcpu0();
+    else asm volatile("sti; hlt; cli" ::: "memory");
+  }
 }
 
 bool wait_count(unsigned cpu, uint8_t vec, unsigned n) {
@@ -736,6 +852,7 @@ bool wait_count(unsigned cpu, uint8_t vec, unsigned n) {
 void test_smp() {
   if (vcpu_count() < 2) {
     gprintf("lapic: ipi: SKIP: one CPU\n");
+    test_masked_eoi(false);
     return;
   }
   const unsigned f0 = g_fail;
@@ -777,11 +894,12 @@ void test_smp() {
   LCHECK_EQ(g_smp_count[0][kLowest - 0xC0] + g_smp_count[1][kLowest - 0xC0], 1u);
   spin_tsc(1000000);
   LCHECK_EQ(g_smp_count[0][kAllButSelf - 0xC0], 0u);  // excluded
+  group("ipi", f0);
+  test_masked_eoi(true);
   // Release vCPU 1 from its HLT loop.
   __atomic_store_n(&g_smp_done, 1u, __ATOMIC_RELEASE);
   send_ipi(1, kWake);
   smp_wait_done();
-  group("ipi", f0);
 }
 
 #ifdef LAPIC_STORM
