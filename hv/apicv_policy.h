@@ -60,14 +60,20 @@ inline bool x2apic_write_virtualized(uint32_t msr, bool if0_guard) {
 // report counts the guard's EOI exits. hv.apicv-guard=off measures or avoids it.
 //
 // Whether a vector in the IRR waits behind another, from the page's 8 IRR and ISR words.
+// No population count: the kernel is built for the baseline ISA (no POPCNT), where it is a
+// dozen instructions a word, and this runs before every entry.
 inline bool vector_waits_behind(const uint32_t irr[8], const uint32_t isr[8]) {
-  unsigned in_irr = 0;
-  bool in_isr = false;
+  bool one = false;
   for (unsigned i = 0; i < 8; i++) {
-    in_irr += static_cast<unsigned>(__builtin_popcount(irr[i]));
-    in_isr = in_isr || isr[i] != 0;
+    const uint32_t w = irr[i];
+    if (!w) continue;
+    if (one || (w & (w - 1))) return true;  // a second vector
+    one = true;
   }
-  return in_irr >= 2 || (in_irr == 1 && in_isr);
+  if (!one) return false;
+  for (unsigned i = 0; i < 8; i++)
+    if (isr[i]) return true;
+  return false;
 }
 
 // 64 bits (vectors 64*i .. 64*i+63) of the EOI-exit bitmap: the TMR's level-triggered vectors,

@@ -15,6 +15,7 @@
 #include "hv/hypercall.h"
 #include "hv/pml.h"
 #include "hv/vcpu.h"
+#include "hv/exit_profile.h"
 #include "hv/vm.h"
 
 namespace hv {
@@ -77,9 +78,13 @@ void dispatch_exit(Vcpu& vcpu, const ExitInfo& e) {
     handle_fatal(vcpu, e);
     return;
   }
+  exit_profile::mark(exit_profile::kDispatch);
   vcpu.begin_exit_events(e);
+  exit_profile::mark(exit_profile::kEvents);
   (e.basic < kExitReasonCount ? kTable.h[e.basic] : handle_unknown)(vcpu, e);
+  exit_profile::mark(exit_profile::kHandler);
   vcpu.commit_events();
+  exit_profile::mark(exit_profile::kCommit);
 }
 
 void handle_unknown(Vcpu& vcpu, const ExitInfo& e) {

@@ -7,6 +7,8 @@
 
 #include "arch/x86/cpu.h"
 #include "arch/x86/format.h"
+#include "arch/x86/percpu.h"
+#include "arch/x86/smp.h"
 #include "hv/dirty_log.h"
 #include "hv/mmu_platform.h"
 #include "hv/pt_limit.h"
@@ -86,6 +88,8 @@ mmu::PrefaultResult GuestMmu::prefault(unsigned vcpu, mmu::gfn_t start, mmu::gfn
 // the vCPU loop and idle alike (the point of bounding the teardown: no pass may hold a CPU
 // for long, as KVM learned when it removed its zap workers: docs/mmu.md §5).
 void GuestMmu::run_deferred_work(unsigned budget) {
+  // The usual case, nothing to do, answered by a few loads (no calls through the Platform).
+  if (mmu_->deferred_work_idle_hint(x86::cpu_index(), x86::smp::cpus_online())) return;
   const uint64_t t0 = x86::rdtsc();
   const unsigned used = mmu_->run_deferred_work(budget);
   // Passes with work only: an idle pass happens before every VM entry of every vCPU, and

@@ -46,6 +46,7 @@
 #include "hv/event_inject.h"
 #include "hv/live_vms.h"
 #include "hv/vcpu.h"
+#include "hv/exit_profile.h"
 #include "hv/vm.h"
 #include "hv/vm_run_state.h"
 
@@ -85,7 +86,9 @@ void Vcpu::evaluate_interrupts() {
   // written; the CPU delivers the LAPIC's vectors itself, so step 4 below is skipped for them
   // (unless virtual-interrupt delivery is off for the xAPIC page: then hv injects, and the TPR
   // threshold makes a TPR write that unmasks a waiting vector exit).
+  exit_profile::mark(exit_profile::kTimers);
   if (apicv.on) apicv_before_entry(*this);
+  exit_profile::mark(exit_profile::kApicv);
 
   bool busy = (vmread(field::kEntryInterruptionInfo) & event::kInfoValid) != 0;
   // The guest's interruptibility and RFLAGS only when something waits to be injected: most

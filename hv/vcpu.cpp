@@ -12,6 +12,7 @@
 // A guest can't keep the CPU: external-interrupt exiting turns every tick and IPI into a VM
 // exit, and the VMX preemption timer bounds a slice even with the LAPIC timer masked.
 #include "hv/vcpu.h"
+#include "hv/exit_profile.h"
 
 #include <stdarg.h>
 
@@ -161,9 +162,10 @@ bool Vcpu::vm_requests_stop() {
   uint64_t elapsed = 0;
   const uint64_t now = x86::rdtsc();
   if (vm_->stat_clock.claim(now, &elapsed)) print_vm_stat(*vm_, elapsed / (x86::timer::tsc_khz() ?: 1));
-  vm_stress_poll(*this, now);  // hv.stress-* (hv/vm_stress.h)
-  nmi_button_poll(*this, now);  // hv.nmi-ms (hv/devices/nmi_button.h)
-  migrate_poll(*this, now);    // hv.migrate-ms: the trigger and the pre-copy steps (hv/migrate.h)
+  // Each only where it was asked for: the checks are inline loads, the polls are calls.
+  if (vm_->stress.zap.enabled() || vm_->stress.slot.enabled()) vm_stress_poll(*this, now);  // hv.stress-* (hv/vm_stress.h)
+  if (vm_->nmi_button.armed()) nmi_button_poll(*this, now);  // hv.nmi-ms (hv/devices/nmi_button.h)
+  if (vm_->migration) migrate_poll(*this, now);  // hv.migrate-ms: the trigger and the pre-copy steps (hv/migrate.h)
   if (const uint32_t by = run_->stopped_by()) {
     stop(true, "stopped because vcpu%u failed (guest rip 0x%lx)", by - 1, vmread(field::kGuestRip));
     return true;
@@ -179,7 +181,7 @@ bool Vcpu::vm_requests_stop() {
   // The stop-and-copy phase of a migration: every vCPU leaves its run loop here, at a safe
   // point (no exit half handled), and its job saves its state (hv/migrate.h). A vCPU asleep in
   // halt() is marked so that it sleeps again wherever it resumes.
-  if (migrate_pause_requested(*this)) {
+  if (vm_->migration && migrate_pause_requested(*this)) {
     paused_for_migration_ = true;
     halted_at_pause_ = run_->phase(index_) == VmRunState::Phase::kParked &&
                        !(vm_->sipi[index_].raw() & (SipiLatch::kInit | SipiLatch::kWaiting));
@@ -354,11 +356,14 @@ void Vcpu::sync_ia32e_mode() {
 
 bool Vcpu::before_entry() {
   cpu_work::service();
+  exit_profile::mark(exit_profile::kCpuWork);
   x86::tick::consume();
+  exit_profile::mark(exit_profile::kTick);
   // Bounded (KVM's removed zap workers, docs/mmu.md §5): about kDeferredBudget SPTEs of queued
   // root teardown (this CPU's queue, or another's when its backlog is large; one table of
   // overshoot at most, mmu::Mmu::kTeardownOvershoot) and kDeferredBudget epoch callbacks.
   vm_->mmu().run_deferred_work(kDeferredBudget);
+  exit_profile::mark(exit_profile::kDeferred);
   // A fast zap (invalidate all roots) makes the MMU hand out a fresh root here: switch the
   // EPTP. INVEPT both: the old EPTP so that this CPU caches translations only for the EPTP it
   // has loaded (what cpu_work's single-context remote flush relies on), the new one because
@@ -388,7 +393,9 @@ bool Vcpu::before_entry() {
     invept_context(*caps_, eptp_);
     stats_.root_switches++;
   }
+  exit_profile::mark(exit_profile::kRoot);
   epoch().quiescent();
+  exit_profile::mark(exit_profile::kQuiescent);
   // hv.dirty-ring: a ring at its soft limit holds the vCPU here until its consumer reaps.
   if (dring.ring && !dirty_ring_wait(*this, [](Vcpu& v) { return v.vm_requests_stop(); })) return false;
   return !vm_requests_stop();
@@ -411,7 +418,9 @@ bool Vcpu::run() {
       if (!ap_events()) break;
       continue;
     }
+    exit_profile::mark(exit_profile::kStopChecks);
     evaluate_interrupts();
+    exit_profile::mark(exit_profile::kInject);
     if (!cpu_work::enter_guest_mode()) {
       stats_.entry_retries++;  // a flush request raced with us: before_entry() serves it
       continue;
@@ -422,19 +431,25 @@ bool Vcpu::run() {
     const uint64_t host_xcr0 = x86::xsave::host_xcr0();
     const bool switch_xcr0 = features_.xsave && xcr0 != host_xcr0;
     if (switch_xcr0) x86::xsave::xsetbv(0, xcr0);
+    exit_profile::mark(exit_profile::kEnterGuest);
     load_guest_msrs(*this);  // hv/vcpu_msrs.h: the switched MSRs, hv's values back right after
+    exit_profile::mark(exit_profile::kMsrsIn);
     const uint64_t t0 = x86::rdtsc();
     timing_.entering(t0);
     if (trace::g_mask) trace_entry(t0);
+    exit_profile::mark(exit_profile::kEntry);
     const int r = vmx_enter(&regs, launched_ ? 1 : 0);
     const uint64_t t1 = x86::rdtsc();
+    exit_profile::exited(t1);
     restore_host_msrs(*this);
     if (switch_xcr0) x86::xsave::xsetbv(0, host_xcr0);
     // Before "outside guest mode" is published: a harvest's drain waits for exactly that
     // (hv/pml.cpp). One VMREAD when PML is on; nothing otherwise.
+    exit_profile::mark(exit_profile::kMsrsBack);
     pml_drain(*this);
     cpu_work::exit_guest_mode();
     epoch().quiescent();  // the exit boundary
+    exit_profile::mark(exit_profile::kLeaveGuest);
     if (r != kEnterExited) {
       const char* kind = r == kEnterFailInvalid ? "VMfailInvalid" : r == kEnterFailValid ? "VMfailValid" : "host RSP VMWRITE failed";
       const uint32_t err = r == kEnterFailValid ? instruction_error() : 0;
@@ -454,6 +469,7 @@ bool Vcpu::run() {
     e.basic = static_cast<uint16_t>(e.reason & 0xFFFF);
     e.qualification = vmread(field::kExitQualification);
     const unsigned basic = e.basic;
+    exit_profile::select(basic == kExitCpuid);
     timing_.exited(basic, e.qualification, t1);
     if (trace::on(trace::kCatExit))
       trace::record(trace::kExit, vm_->id(), static_cast<uint8_t>(index_), t1, basic, e.qualification);
@@ -463,14 +479,30 @@ bool Vcpu::run() {
       case kExitPreemptionTimer: stats_.preemption_timer++; break;
       default: break;
     }
+    exit_profile::mark(exit_profile::kExitInfo);
     dispatch_exit(*this, e);
     if (!stopped_) sync_ia32e_mode();
     const uint64_t t2 = x86::rdtsc();
     st.host_exit_tsc += t2 - t1;
     stats_.host_tsc += t2 - t1;
+    exit_profile::mark(exit_profile::kIa32e);
   }
   if (trace::on(trace::kCatExit)) trace::record(trace::kVcpuStop, vm_->id(), static_cast<uint8_t>(index_), x86::rdtsc(), failed_, 0);
   if (!paused_for_migration_) print_run_reports();
+#ifdef HV_EXIT_PROFILE
+  {
+    const exit_profile::PerCpu& c = exit_profile::self();
+    char buf[640];
+    size_t o = 0;
+    uint64_t sum = 0;
+    for (unsigned s = 0; s < exit_profile::kStages && c.exits; s++) {
+      sum += c.ticks[s] / c.exits;
+      o += x86::format(buf + o, sizeof buf - o, " %s=%lu", exit_profile::kStageNames[s], c.ticks[s] / c.exits);
+    }
+    x86::log::info("vm%u: vcpu%u: exit-profile: %lu cpuid exits, mean ticks per stage (sum %lu):%s", vm_->id(), index_,
+                   c.exits, sum, o ? buf : " none");
+  }
+#endif
   if (failed_ && vm_->report_guest_state) print_guest_stop_report(*this);  // the VMCS is still current
   return !failed_;
 }

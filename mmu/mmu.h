@@ -254,6 +254,14 @@ class Mmu {
   // units done (SPTEs visited, a removed table counting its entries): at most
   // budget + kTeardownOvershoot, and 0 when there was no teardown work.
   unsigned run_deferred_work(unsigned budget);
+  // Whether run_deferred_work on `cpu` (the caller's, of `cpu_count`) would find nothing: no
+  // teardown queued anywhere, nothing in limbo, nothing for the epoch. Relaxed loads of lines
+  // that change rarely, inline (no call through the Platform): the idle safe point before
+  // every VM entry asks this first. A hint, as run_deferred_work's own checks are.
+  bool deferred_work_idle_hint(unsigned cpu, unsigned cpu_count) const {
+    return teardowns_outstanding_.load(Order::relaxed) == 0 && stats_.limbo_pages.load(Order::relaxed) == 0 &&
+           epoch_.poll_idle_hint(cpu, cpu_count);
+  }
   // For a vCPU whose fault (or root load) failed with out_of_memory because of the page limit
   // (MmuConfig::max_table_pages), before it retries: run teardown steps from any CPU's queue
   // (own first) within `budget`, hand the dead tables waiting for a flush to the epoch (one
