@@ -185,11 +185,8 @@ namespace {
 // The EOI-exit bitmap, written where it changed: the TMR (level-triggered vectors, whose EOIs
 // the IOAPIC must see) or, for the IF = 0 guard, every vector (apicv_policy.h).
 void write_eoi_exit_bitmap(Vcpu& vcpu, const Vlapic& l, bool all) {
-  // The TMR straight from the page (owner, the guest not running: no other writer).
-  const uint32_t* tmr = l.page() + apic::kTmr / 4;
   for (unsigned i = 0; i < 4; i++) {
-    const uint64_t t = static_cast<uint64_t>(tmr[8 * i]) | static_cast<uint64_t>(tmr[8 * i + 4]) << 32;
-    const uint64_t q = apicv::eoi_exit_quad(t, all);
+    const uint64_t q = apicv::eoi_exit_quad(l.tmr_quad(i), all);
     if (q != vcpu.apicv.eoi_exit[i]) {
       vmwrite(field::kEoiExitBitmap0 + 2 * i, q);
       vcpu.apicv.eoi_exit[i] = q;
@@ -234,8 +231,7 @@ void apicv_before_entry(Vcpu& vcpu) {
   // every vector while one waits behind another (its EOI would make it recognized in the guest).
   write_eoi_exit_bitmap(vcpu, l, g_guard && apicv::vector_waits_behind(vcpu.apicv.irr_entry, vcpu.apicv.isr_entry));
   // PPR from the TPR and the highest ISR vector just found (Vlapic::ppr, without its scan).
-  const uint32_t tpr = page[apic::kTpr / 4] & 0xFF, isr_class = isr_top < 0 ? 0 : static_cast<uint32_t>(isr_top) & 0xF0;
-  const uint32_t ppr = (tpr & 0xF0) >= isr_class ? tpr : isr_class;
+  const uint32_t ppr = Vlapic::ppr_of(page[apic::kTpr / 4], isr_top);
   if (page[apic::kPpr / 4] != ppr) l.page()[apic::kPpr / 4] = ppr;
   const uint16_t status = static_cast<uint16_t>((irr_top < 0 ? 0 : irr_top) | (isr_top < 0 ? 0 : isr_top) << 8);
   const unsigned rvi = status & 0xFF;

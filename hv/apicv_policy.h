@@ -42,11 +42,10 @@ inline bool x2apic_write_virtualized(uint32_t msr, bool if0_guard) {
 // The IF = 0 guard (hv.apicv-guard, on by default). Bochs 2.7 delivers a recognized virtual
 // interrupt even with RFLAGS.IF = 0 when a physical interrupt arrives (its InterruptAcknowledge
 // tests "a virtual interrupt is pending", not "pending and unmasked"; see
-// abandoned_virtual_interrupt below). A Linux guest then takes an interrupt in the middle of
-// its exit-to-user path, on the 512-byte entry trampoline stack, and overflows it ("BUG:
-// ENTRY_TRAMPOLINE stack guard page was hit", linux-pvh-stress-apicv-bochs-2cpu, about one run
-// in six). A correct CPU never does that, but hv cannot tell the two apart, so the guard keeps
-// the CPU from recognizing a virtual interrupt anywhere hv does not see:
+// abandoned_virtual_interrupt below): the masked-eoi group of guest-lapic takes one with IF = 0
+// in 19 of 20 rounds without the guard (guest-lapic-apicv-noguard-bochs-2cpu). A correct CPU
+// never does that, but hv cannot tell the two apart, so the guard keeps the CPU from
+// recognizing a virtual interrupt anywhere hv does not see:
 //   - at VM entry hv sees the guest's IF and shadows and sets interrupt-window exiting while a
 //     vector waits and the guest cannot take it, which suspends recognition (SDM 30.2.1;
 //     hv/irq_inject.cpp);

@@ -163,7 +163,7 @@ bool Vcpu::vm_requests_stop() {
   const uint64_t now = x86::rdtsc();
   if (vm_->stat_clock.claim(now, &elapsed)) print_vm_stat(*vm_, elapsed / (x86::timer::tsc_khz() ?: 1));
   // Each only where it was asked for: the checks are inline loads, the polls are calls.
-  if (vm_->stress.zap.enabled() || vm_->stress.slot.enabled()) vm_stress_poll(*this, now);  // hv.stress-* (hv/vm_stress.h)
+  if (vm_->stress.armed()) vm_stress_poll(*this, now);  // hv.stress-* (hv/vm_stress.h)
   if (vm_->nmi_button.armed()) nmi_button_poll(*this, now);  // hv.nmi-ms (hv/devices/nmi_button.h)
   if (vm_->migration) migrate_poll(*this, now);  // hv.migrate-ms: the trigger and the pre-copy steps (hv/migrate.h)
   if (const uint32_t by = run_->stopped_by()) {

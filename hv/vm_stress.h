@@ -30,6 +30,7 @@ struct VmStress {
   VmStatClock zap, slot;
   bool slot_live = false;  // the stress slot exists; touched under the VM's slot lock only
   Counter zaps, slot_cycles, slot_failures;  // any vCPU that claimed a period bumps them
+  bool armed() const { return zap.enabled() || slot.enabled(); }  // hv.stress-* asked for
 };
 
 // By the runner, before the vCPUs start: reads hv.stress-zap-ms / hv.stress-slot-ms.

@@ -41,13 +41,11 @@ int highest_bit(const uint32_t* words) {
 // The IRR and TMR words are shared with other CPUs (accept()) and, in posted mode, with the
 // PIR's senders: atomic accesses on the page's words (mmu/atomic.h's free functions).
 uint32_t load_acquire(const uint32_t* p) { return mmu::atomic_load(p, mmu::Order::acquire); }
-uint32_t load_relaxed(const uint32_t* p) { return mmu::atomic_load(p, mmu::Order::relaxed); }
 void or_word(uint32_t* p, uint32_t bits, mmu::Order o) { __atomic_fetch_or(p, bits, static_cast<int>(o)); }
 void and_word(uint32_t* p, uint32_t bits, mmu::Order o) { mmu::atomic_fetch_and(p, bits, o); }
 }  // namespace
 
 uint32_t Vlapic::irr_word(unsigned i) const { return load_acquire(&page_[(kIrr + 16 * i) >> 2]); }
-uint32_t Vlapic::tmr_word(unsigned i) const { return load_relaxed(&page_[(kTmr + 16 * i) >> 2]); }
 
 void Vlapic::write_mode_registers() {
   set_reg(kId, x2apic_ ? id_ : id_ << 24);
@@ -114,10 +112,7 @@ uint32_t Vlapic::ldr() const {
 
 uint8_t Vlapic::ppr() const {
   // SDM 11.8.3.1; the CPU's PPR virtualization (30.1.3) computes the same from VTPR and SVI.
-  const uint32_t tpr = reg(kTpr) & 0xFF;
-  const int isrv = highest_isr();
-  const uint32_t isr_class = isrv < 0 ? 0 : static_cast<uint32_t>(isrv) & 0xF0;
-  return static_cast<uint8_t>((tpr & 0xF0) >= isr_class ? tpr : isr_class);
+  return ppr_of(reg(kTpr), highest_isr());
 }
 
 int Vlapic::highest_irr() const {

@@ -136,6 +136,12 @@ class Vlapic {
   void eoi(WriteEffect& fx);
   uint8_t tpr() const { return static_cast<uint8_t>(reg(apic::kTpr)); }
   uint8_t ppr() const;
+  // SDM 11.8.3.1: the PPR from the TPR and the highest ISR vector (-1: none). ppr() scans the
+  // ISR for it; the hardware path's entry code has it from its own pass over the page.
+  static uint8_t ppr_of(uint32_t tpr, int isr_top) {
+    const uint32_t isr_class = isr_top < 0 ? 0 : static_cast<uint32_t>(isr_top) & 0xF0;
+    return static_cast<uint8_t>((tpr & 0xF0) >= isr_class ? tpr & 0xFF : isr_class);
+  }
   void set_tpr(uint8_t v) {  // MOV to CR8 (CR8 = TPR[7:4])
     set_reg(apic::kTpr, v);
     refresh_ppr();
@@ -205,7 +211,10 @@ class Vlapic {
   uint32_t reg(unsigned off) const { return page_[off >> 2]; }
   void set_reg(unsigned off, uint32_t v) { page_[off >> 2] = v; }
   uint32_t irr_word(unsigned i) const;
-  uint32_t tmr_word(unsigned i) const;
+  // Inline: the EOI-exit bitmap reads it before every entry. Relaxed: a sender's accept()
+  // writes it first and then the IRR, PIR or level latch with release, whose acquire side
+  // (irr_word, sync_posted) is what orders the TMR for the owner.
+  uint32_t tmr_word(unsigned i) const { return mmu::atomic_load(&page_[(apic::kTmr + 16 * i) >> 2], mmu::Order::relaxed); }
   uint32_t lvt(unsigned index) const { return reg(apic::kLvtTimer + 16 * index); }
   uint32_t timer_mode() const { return (lvt(0) >> 17) & 3; }
   unsigned divide_shift() const;
