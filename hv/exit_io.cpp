@@ -306,6 +306,10 @@ void handle_io(Vcpu& vcpu, const ExitInfo& e) {
   } else if (dev) {
     dev->write(dev->ctx, vcpu, port, size, static_cast<uint32_t>(vcpu.regs.rax & mask));
   }
+  // A port no device claims (probes of absent hardware) or a quiet device's (port 0x80's
+  // delays, PCI configuration without devices) changes nothing but RAX, the device's own
+  // state and RIP: the next entry may be a fast one (hv/fast_entry.h).
+  if (!dev || dev->quiet) vcpu.quiet_exit();
 }
 
 }  // namespace hv

@@ -25,6 +25,7 @@ enum Stage : unsigned {
   kHandler,        // the exit's handler
   kCommit,         // commit_events
   kIa32e,          // sync_ia32e_mode, the host-time accounting
+  kFast,           // the fast path's checks and, on a fast entry, its preemption timer (hv/fast_entry.h)
   kCpuWork,        // cpu_work::service (remote requests)
   kTick,           // hv's own tick
   kDeferred,       // run_deferred_work (teardown steps, epoch callbacks)
@@ -42,7 +43,7 @@ enum Stage : unsigned {
 
 inline constexpr const char* kStageNames[kStages] = {
     "msrs-back", "leave-guest", "exit-info", "dispatch", "events", "handler", "commit",
-    "ia32e",     "cpu-work",    "tick",      "deferred", "root",   "quiescent", "stop-checks",
+    "ia32e",     "fast",        "cpu-work",    "tick",      "deferred", "root",   "quiescent", "stop-checks",
     "timers",    "apicv",       "inject",    "enter-guest", "msrs-in", "entry"};
 
 #ifdef HV_EXIT_PROFILE

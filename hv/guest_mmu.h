@@ -82,6 +82,8 @@ class GuestMmu {
   // The root table's physical address for `vcpu`, before every VM entry: a fast zap makes the
   // vCPU load a fresh root here. 0 when out of memory.
   mmu::hpa_t load_root(unsigned vcpu);
+  // The root load_root() returned last is still the one to enter with (no fast zap since).
+  bool root_current(unsigned vcpu) const { return mmu_->vcpu_root_current(*vcpus_[vcpu % kMaxVcpus]); }
   // Make `gfn` accessible for `access` (mmu::spte::Access bits): the EPT-violation handler.
   mmu::FaultOutcome map(unsigned vcpu, mmu::gfn_t gfn, unsigned access);
   // Pre-fault [start, end) in `vcpu`'s root, at most `budget` units of work (mmu::Mmu::prefault).

@@ -232,16 +232,21 @@ void handle_hypercall(Vcpu& vcpu, const ExitInfo&) {
                  a3 = r.rsi & mask, a4 = r.rdi & mask;
   vm.stats().hypercalls++;
   int64_t st = HV_OK;
+  // Calls that only read (and refusals) change nothing but registers and RIP: the next entry
+  // may be a fast one (hv/fast_entry.h).
+  bool quiet = false;
   if (guest_cpl() != 0) {
     // Only the guest kernel may talk to hv: an application inside the guest must not move
     // its kernel's memory around.
     st = HV_EPERM;
+    quiet = true;
   } else {
     switch (nr) {
       case HV_CALL_VERSION:
         r.rbx = HV_ABI_VERSION;
         r.rcx = HV_CALL_MAX;
         r.rdx = kSignature;
+        quiet = true;
         break;
       case HV_CALL_MEMSLOT_CREATE: st = memslot_create(vm, a0, a1, a2, a3, a4); break;
       case HV_CALL_MEMSLOT_DELETE: st = memslot_delete(vm, a0); break;
@@ -264,6 +269,7 @@ void handle_hypercall(Vcpu& vcpu, const ExitInfo&) {
           snapshot_stats(vm, s);
           set_result64(r, s.value[a0]);
         }
+        quiet = true;
         break;
       case HV_CALL_STATS_COPY: {
         uint64_t n = 0;
@@ -286,6 +292,7 @@ void handle_hypercall(Vcpu& vcpu, const ExitInfo&) {
       case HV_CALL_POOL_INFO:
         r.rbx = vm.pool_bytes();
         r.rcx = vm.ram_bytes();
+        quiet = true;
         break;
       case HV_CALL_PREFAULT: {
         uint64_t n = 0;
@@ -296,6 +303,7 @@ void handle_hypercall(Vcpu& vcpu, const ExitInfo&) {
       case HV_CALL_VCPU_INFO:
         r.rbx = vcpu.index();
         r.rcx = vm.vcpu_count;
+        quiet = true;
         break;
       case HV_CALL_DIRTY_LOG_START:
       case HV_CALL_DIRTY_LOG_STOP:
@@ -311,7 +319,10 @@ void handle_hypercall(Vcpu& vcpu, const ExitInfo&) {
         if (st == HV_OK) r.rbx = out;
         break;
       }
-      default: st = HV_EUNKNOWN; break;
+      default:
+        st = HV_EUNKNOWN;
+        quiet = true;
+        break;
     }
   }
   if (st != HV_OK) vm.stats().hypercall_errors++;
@@ -319,6 +330,7 @@ void handle_hypercall(Vcpu& vcpu, const ExitInfo&) {
     trace::record(trace::kHcall, vm.id(), static_cast<uint8_t>(vcpu.index()), x86::rdtsc(), nr, static_cast<uint64_t>(st));
   r.rax = static_cast<uint64_t>(st) & mask;
   vcpu.skip_instruction();
+  if (quiet) vcpu.quiet_exit();
 }
 
 }  // namespace hv

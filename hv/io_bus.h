@@ -38,6 +38,9 @@ struct IoDevice {
   void* ctx;         // handed back to the callbacks (the device object)
   uint32_t (*read)(void* ctx, Vcpu& vcpu, uint16_t port, unsigned size);
   void (*write)(void* ctx, Vcpu& vcpu, uint16_t port, unsigned size, uint32_t value);
+  // Its reads and writes change nothing the vCPU's safe point looks at (no interrupt line, no
+  // stop, no time): the next entry may be a fast one (hv/fast_entry.h).
+  bool quiet = false;
 };
 
 class IoBus {

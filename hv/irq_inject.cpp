@@ -57,7 +57,6 @@ using namespace x86::vmx;
 namespace {
 constexpr uint64_t kRflagsIf = 1u << 9;
 constexpr uint64_t kBlockingSti = 1u << 0, kBlockingMovSs = 1u << 1, kBlockingNmi = 1u << 3;
-constexpr uint64_t kMinSliceUs = 10;  // shortest guest slice the LAPIC timer may ask for
 // Primary processor-based control "NMI-window exiting" (SDM Vol. 3C, 25.6.2); allowed only with
 // the pin-based "virtual NMIs" (Vcpu::virtual_nmis_).
 constexpr uint64_t kProcNmiWindowExiting = 1u << 22;
@@ -80,7 +79,8 @@ void Vcpu::evaluate_interrupts() {
   // The IOAPIC turns a raised line into an apic_deliver, which sets an IRR (of this vCPU or
   // another, which it wakes) before the evaluation below.
   // Polls only when something may be due (hv/deadline_cache.h); ~0: nothing will be.
-  const uint64_t chipset_deadline = chipset_poll_due(*vm_, x86::rdtsc());  // host TSC
+  const uint64_t host_now = x86::rdtsc();
+  const uint64_t chipset_deadline = chipset_poll_due(*vm_, host_now);  // host TSC
 
   // The hardware path (hv/apicv.h): the PIR folded, RVI/SVI, PPR and the EOI-exit bitmap
   // written; the CPU delivers the LAPIC's vectors itself, so step 4 below is skipped for them
@@ -91,6 +91,7 @@ void Vcpu::evaluate_interrupts() {
   exit_profile::mark(exit_profile::kApicv);
 
   bool busy = (vmread(field::kEntryInterruptionInfo) & event::kInfoValid) != 0;
+  const bool busy_before = busy;
   // The guest's interruptibility and RFLAGS only when something waits to be injected: most
   // entries (after a CPUID, an I/O port access, a hypercall) have nothing to inject.
   uint64_t intr = 0, rflags = 0;
@@ -162,31 +163,43 @@ void Vcpu::evaluate_interrupts() {
     interrupt_window_ = window;
     nmi_window_ = nmi_window;
   }
+  // The earliest of the LAPIC timer's deadline (guest TSC, 0: none) and the chipset's, in
+  // host TSC: it bounds the guest's slice, and the fast path's window (hv/fast_entry.h).
+  uint64_t deadline = chipset_deadline;
+  if (const uint64_t d = l.timer_deadline()) {
+    const uint64_t d_host = d - msrs.state.tsc_offset;
+    if (d_host < deadline) deadline = d_host;
+  }
   if (preempt_default_) {
-    uint64_t ticks = preempt_default_;
-    if (const uint64_t d = l.timer_deadline()) {
-      // At least kMinSliceUs of guest time: a timer due sooner (a hostile 1 ns period) fires
-      // at the next entry instead, so the guest always runs between two timer interrupts and
-      // an interrupt storm costs hv one exit per slice, not a livelock of zero-length slices.
-      const uint64_t min_slice = (x86::timer::tsc_khz() * kMinSliceUs / 1000) >> caps_->preemption_timer_shift;
-      uint64_t left = d > now ? (d - now) >> caps_->preemption_timer_shift : 0;
-      if (left < min_slice) left = min_slice ? min_slice : 1;
-      if (left < ticks) ticks = left;
-    }
-    if (chipset_deadline != ~0ull) {
-      // The same floor for the chipset: a PIT programmed with a count of 1 gets one interrupt
-      // per slice of at least kMinSliceUs, not a livelock.
-      const uint64_t min_slice = (x86::timer::tsc_khz() * kMinSliceUs / 1000) >> caps_->preemption_timer_shift;
-      const uint64_t host_now = x86::rdtsc();
-      uint64_t left = chipset_deadline > host_now ? (chipset_deadline - host_now) >> caps_->preemption_timer_shift : 0;
-      if (left < min_slice) left = min_slice ? min_slice : 1;
-      if (left < ticks) ticks = left;
-    }
+    const uint64_t ticks = slice_ticks(deadline, host_now);
     if (ticks != preempt_loaded_) {
       vmwrite(field::kGuestPreemptionTimer, ticks);
       preempt_loaded_ = ticks;
     }
   }
+  // What the fast path needs from this pass: whether it left anything waiting (an event to
+  // inject, a window, an NMI, a vector in RVI for the CPU to deliver), and until when nothing
+  // time-driven can fall due (the deadline above, the VM's time limit, the window).
+  fast_.entry_quiet = !busy_before && !busy && !window && !nmi_window && !l.nmi_pending() &&
+                      !(apicv.vid && (apicv.status & 0xFF));
+  uint64_t until = host_now + fast_window_ticks_;
+  if (deadline < until && !fast_.blind) until = deadline;
+  if (const uint64_t limit = run_->deadline(); limit && limit < until) until = limit;
+  fast_.until = until;
+  fast_.slice_deadline = deadline;
+}
+
+// At least Vcpu::kMinSliceUs of guest time: a timer due sooner (a hostile 1 ns period, a PIT
+// programmed with a count of 1) fires at the next entry instead, so the guest always runs
+// between two timer interrupts and an interrupt storm costs hv one exit per slice, not a
+// livelock of zero-length slices.
+uint64_t Vcpu::slice_ticks(uint64_t deadline, uint64_t now) const {
+  const uint64_t ticks = preempt_default_;
+  if (deadline == ~0ull) return ticks;
+  const uint64_t min_slice = min_slice_ticks_;
+  uint64_t left = deadline > now ? (deadline - now) >> caps_->preemption_timer_shift : 0;
+  if (left < min_slice) left = min_slice ? min_slice : 1;
+  return left < ticks ? left : ticks;
 }
 
 bool Vcpu::halt() {

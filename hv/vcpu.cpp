@@ -29,6 +29,7 @@
 #include "arch/x86/vmx/invalidate.h"
 #include "arch/x86/xsave.h"
 #include "hv/apicv.h"
+#include "hv/cmdline.h"
 #include "hv/guest_stop_report.h"
 #include "hv/cr_rules.h"
 #include "hv/cpu_work.h"
@@ -91,6 +92,14 @@ const char* Vcpu::init(Vm& vm, unsigned index, const Capabilities& caps, const V
   if (vmptrld(vmcs_pa_) != Status::kOk) return "VMPTRLD of the new VMCS failed";
   if (const char* why = setup_vmcs(start)) return why;
   virtual_nmis_ = (vmread(field::kPinBasedControls) & pin::kVirtualNmis) != 0;
+  fast_ = FastEntry{};
+  cpuid_cache.clear();
+  char fast_mode[16] = "1";
+  cmdline::get("hv.fast-entry", fast_mode, sizeof fast_mode);
+  fast_.enabled = fast_mode[0] != '0';
+  fast_.blind = fast_mode[0] == 'b';
+  min_slice_ticks_ = (x86::timer::tsc_khz() * kMinSliceUs / 1000) >> caps.preemption_timer_shift;
+  fast_window_ticks_ = x86::timer::tsc_khz() * x86::tick::period_us() / 1000;
   if (start.corrupt_guest_state) {
     // CR0.NE is fixed to 1 in VMX operation (IA32_VMX_CR0_FIXED0 bit 5; unrestricted guest
     // exempts only PE and PG): the checks on the guest-state area (SDM 27.3.1.1) fail, and
@@ -401,26 +410,61 @@ bool Vcpu::before_entry() {
   return !vm_requests_stop();
 }
 
+// The exit fast path (hv/fast_entry.h says why each check is there).
+inline bool Vcpu::fast_entry_ok(uint64_t now) const {
+  // The exit's side: a quiet handler, no event for the next entry, the VM not being migrated
+  // (its pause and pre-copy steps are polled at every full pass, as before the fast path).
+  if (!fast_.quiet_exit || !fast_.entry_quiet || event_.valid() || stopped_ || vm_->migration) return false;
+  // Time: before the earliest deadline of the last full pass, and within the window.
+  if (now >= fast_.until) return false;
+  // Other CPUs: a wake-up (IRR, PIR, NMI, INIT, SIPI), a stop or finish request, a fast zap.
+  if (run_->wake_pending(index_) || run_->stopped_by() || run_->finish_requested()) return false;
+  if (vm_->sipi[index_].raw() & (SipiLatch::kInit | SipiLatch::kWaiting)) return false;
+  return vm_->mmu().root_current(index_) && !dring.ring;
+}
+
+inline void Vcpu::fast_slice(uint64_t now) {
+  if (!preempt_default_ || fast_.slice_deadline == ~0ull || fast_.blind) return;
+  const uint64_t ticks = slice_ticks(fast_.slice_deadline, now);
+  if (ticks != preempt_loaded_) {
+    vmwrite(field::kGuestPreemptionTimer, ticks);
+    preempt_loaded_ = ticks;
+  }
+}
+
 bool Vcpu::run() {
   run_->set_phase(index_, VmRunState::Phase::kRunning);
   VmStats& st = vm_->stats();
+  bool fast = false;  // the exit fast path (hv/fast_entry.h): this entry skips the full pass
+  uint64_t t_fast = 0;  // the host TSC at which it was decided
   while (!stopped_) {
-    if (!before_entry()) break;
-    // A vCPU that was asleep in HLT when its VM was paused (migrated, or a migration abandoned)
-    // sleeps again before its first entry here, as if the HLT had just exited.
-    if (resume_halted_) {
-      resume_halted_ = false;
-      if (!halt()) break;
-      continue;
+    if (fast) {
+      fast_.entries++;
+      fast_slice(t_fast);
+      exit_profile::mark(exit_profile::kFast);
+    } else {
+      // Acquire: pairs with a sender's post_wake after its IRR, PIR, NMI or SIPI-latch write;
+      // everything below looks at those. Taken here, not only in HLT, so that the fast path
+      // sees a wake-up only while nothing has looked since.
+      if (run_->wake_pending(index_)) run_->take_wake(index_);
+      if (!before_entry()) break;
+      // A vCPU that was asleep in HLT when its VM was paused (migrated, or a migration
+      // abandoned) sleeps again before its first entry here, as if the HLT had just exited.
+      if (resume_halted_) {
+        resume_halted_ = false;
+        if (!halt()) break;
+        continue;
+      }
+      // INIT, or waiting for SIPI (hv/vcpu_sipi.cpp): after a wait, round again to the safe point.
+      if (vm_->sipi[index_].raw() & (SipiLatch::kInit | SipiLatch::kWaiting)) {
+        if (!ap_events()) break;
+        continue;
+      }
+      exit_profile::mark(exit_profile::kStopChecks);
+      evaluate_interrupts();
+      exit_profile::mark(exit_profile::kInject);
     }
-    // INIT, or waiting for SIPI (hv/vcpu_sipi.cpp): after a wait, round again to the safe point.
-    if (vm_->sipi[index_].raw() & (SipiLatch::kInit | SipiLatch::kWaiting)) {
-      if (!ap_events()) break;
-      continue;
-    }
-    exit_profile::mark(exit_profile::kStopChecks);
-    evaluate_interrupts();
-    exit_profile::mark(exit_profile::kInject);
+    fast = false;
     if (!cpu_work::enter_guest_mode()) {
       stats_.entry_retries++;  // a flush request raced with us: before_entry() serves it
       continue;
@@ -480,12 +524,16 @@ bool Vcpu::run() {
       default: break;
     }
     exit_profile::mark(exit_profile::kExitInfo);
+    fast_.quiet_exit = false;
     dispatch_exit(*this, e);
     if (!stopped_) sync_ia32e_mode();
     const uint64_t t2 = x86::rdtsc();
     st.host_exit_tsc += t2 - t1;
     stats_.host_tsc += t2 - t1;
     exit_profile::mark(exit_profile::kIa32e);
+    fast = fast_.enabled && fast_entry_ok(t2);
+    t_fast = t2;
+    exit_profile::mark(exit_profile::kFast);
   }
   if (trace::on(trace::kCatExit)) trace::record(trace::kVcpuStop, vm_->id(), static_cast<uint8_t>(index_), x86::rdtsc(), failed_, 0);
   if (!paused_for_migration_) print_run_reports();
@@ -509,6 +557,9 @@ bool Vcpu::run() {
 
 void Vcpu::print_run_reports() {
   timing_.print(vm_->id(), index_);
+  // The exit fast path (hv/fast_entry.h): entries that skipped the full pass.
+  x86::log::info("vm%u: vcpu%u: fast entries: %lu of %lu (%lu%%)%s", vm_->id(), index_, fast_.entries, stats_.exits,
+                 stats_.exits ? fast_.entries * 100 / stats_.exits : 0, fast_.enabled ? "" : ", off (hv.fast-entry=0)");
   apicv_report(*this);  // hv/apicv.h: the LAPIC path and its exits
   pml_report(*this);    // hv/pml.h: PML entries and log-full exits
   dirty_ring_report(*this);

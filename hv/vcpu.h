@@ -15,9 +15,11 @@
 #include "arch/x86/vmx/capabilities.h"
 #include "arch/x86/vmx/guest_regs.h"
 #include "hv/console_line.h"
+#include "hv/cpuid_cache.h"
 #include "hv/dirty_log.h"
 #include "hv/event_inject.h"
 #include "hv/exit_timing.h"
+#include "hv/fast_entry.h"
 #include "hv/pml.h"
 #include "hv/vcpu_features.h"
 #include "hv/vcpu_msrs.h"
@@ -146,6 +148,9 @@ class Vcpu {
   // starts the vCPU at `vector` as a latched SIPI would.
   void sipi_exit(uint8_t vector);
   void count_nmi_window() { stats_.nmi_windows++; }
+  // Called by a handler whose exit changed nothing but the guest's registers and RIP: the next
+  // entry may be a fast one (hv/fast_entry.h says what else must hold).
+  void quiet_exit() { fast_.quiet_exit = true; }
 
   // The guest's CR0 and CR4 as it reads them (the read shadows over the bits hv owns).
   uint64_t visible_cr0() const;
@@ -180,6 +185,8 @@ class Vcpu {
   // restored after every exit when the two differ (arch/x86/xsave.h). 1 (x87 only) at reset.
   uint64_t xcr0 = 1;
   uint64_t exits = 0;
+  // The CPUID exit's answers (hv/cpuid_cache.h), emptied when the vCPU is set up.
+  cpuid::Cache cpuid_cache;
   // The guest's MSRs that the VMCS does not hold, the policy state, the MSR bitmap
   // (hv/vcpu_msrs.h; filled by setup_vmcs, switched around every guest slice).
   VcpuMsrs msrs;
@@ -240,6 +247,14 @@ class Vcpu {
   bool vm_requests_stop();
   void sync_ia32e_mode();
   void request_vm_stop();
+  // The exit fast path (hv/fast_entry.h): may the next entry skip the safe point and the
+  // interrupt evaluation? `now` is the host TSC. And on a fast entry, the preemption timer
+  // from the deadline that shortened the full pass's slice.
+  bool fast_entry_ok(uint64_t now) const;
+  void fast_slice(uint64_t now);
+  // The VMX preemption timer value for a slice that ends no later than `deadline` (host TSC,
+  // ~0: none) but lasts at least kMinSliceUs (hv/irq_inject.cpp).
+  uint64_t slice_ticks(uint64_t deadline, uint64_t now) const;
 
   Vm* vm_ = nullptr;
   const x86::vmx::Capabilities* caps_ = nullptr;
@@ -261,6 +276,10 @@ class Vcpu {
   bool virtual_nmis_ = false;      // the pin-based "virtual NMIs" control is on (NMI-window possible)
   uint64_t preempt_default_ = 0;   // VMX preemption timer per slice (0: the timer is off)
   uint64_t preempt_loaded_ = 0;    // the value in the VMCS now
+  FastEntry fast_;                 // the exit fast path (hv/fast_entry.h)
+  static constexpr uint64_t kMinSliceUs = 10;  // shortest guest slice a deadline may ask for
+  uint64_t min_slice_ticks_ = 1;   // kMinSliceUs in preemption-timer ticks
+  uint64_t fast_window_ticks_ = 0; // one tick period in TSC ticks (hv/fast_entry.h)
   ConsoleLine console_;
   VcpuStats stats_;
   ExitTiming timing_;  // exit-to-entry cost by reason, printed when run() returns

@@ -204,6 +204,12 @@ class Mmu {
   // role change makes it load a fresh one). Returns the root table's address (for the EPTP),
   // or 0 when no root could be allocated (the VM layer reports out of memory).
   hpa_t vcpu_load_root(VcpuMmu& v);
+  // Whether vcpu_load_root() would hand back the root the vCPU holds, without looking for
+  // one: a fast re-entry (hv/fast_entry.h) asks this instead. Acquire on `invalid`, as there.
+  bool vcpu_root_current(const VcpuMmu& v) const {
+    const Root* r = v.root_;
+    return r && v.root_generation_ == roots_.generation() && !r->invalid.load(Order::acquire);
+  }
   // Switch the vCPU to another address space (e.g. entering/leaving an SMM-like view).
   void vcpu_set_address_space(VcpuMmu& v, unsigned as_id);
   void vcpu_release(VcpuMmu& v);

@@ -195,6 +195,7 @@ struct PortRange {
   uint16_t base, count;
   uint32_t (*read)(void*, Vcpu&, uint16_t, unsigned);
   void (*write)(void*, Vcpu&, uint16_t, unsigned, uint32_t);
+  bool quiet = false;  // IoDevice::quiet: nothing but the device's own state changes
 };
 constexpr PortRange kPorts[] = {
     {"pic-master", 0x20, 2, pic_read, pic_write},
@@ -207,7 +208,7 @@ constexpr PortRange kPorts[] = {
     {"i8042-cmd", 0x64, 1, ctl_read, ctl_write},
     {"port-a", 0x92, 1, ctl_read, ctl_write},
     {"pci-conf", 0xCF8, 8, pci_read, pci_write},
-    {"post", 0x80, 1, post_read, post_write},
+    {"post", 0x80, 1, post_read, post_write, true},
 };
 
 }  // namespace
@@ -331,6 +332,7 @@ const char* add_chipset(Vm& vm, unsigned vcpus) {
     d.ctx = &vm;
     d.read = r.read;
     d.write = r.write;
+    d.quiet = r.quiet;
     if (const char* err = vm.io.claim(d)) return err;
   }
   // The 16550 at COM1 drives ISA IRQ4.

@@ -278,23 +278,6 @@ void enable_apic_sw() {
 }
 
 // ---- groups ----
-// Whether the word `w` is among the multiboot arguments (after the module's name).
-bool has_arg(const char* w) {
-  const uint32_t* mbi = reinterpret_cast<const uint32_t*>(multiboot_info());
-  if (!(mbi[0] & (1u << 2))) return false;
-  const char* p = reinterpret_cast<const char*>(mbi[4]);
-  while (*p && *p != ' ') p++;
-  while (*p) {
-    while (*p == ' ') p++;
-    const char* a = p;
-    while (*p && *p != ' ') p++;
-    unsigned i = 0;
-    while (a + i < p && w[i] && a[i] == w[i]) i++;
-    if (a + i == p && !w[i]) return true;
-  }
-  return false;
-}
-
 void test_xapic() {
   const unsigned f0 = g_fail;
   const Cpuid one = cpuid(1);
@@ -723,6 +706,7 @@ void test_nmi(const char* name) {
 }
 
 volatile uint32_t g_ap_ready = 0, g_smp_done = 0;
+volatile uint32_t g_ap_cpuid = 0;  // vCPU 1 waits spinning on CPUID instead of in HLT
 
 // ---- masked-eoi: no maskable interrupt while IF = 0 ----
 // A CPU with virtual-interrupt delivery recognizes a virtual interrupt inside the guest's run
@@ -835,15 +819,25 @@ void ap_main(unsigned index) {
   __atomic_store_n(&g_ap_ready, 1u, __ATOMIC_RELEASE);
   // Sleep until interrupts come; STI's shadow makes "sti; hlt" atomic against them.
   while (!__atomic_load_n(&g_smp_done, __ATOMIC_ACQUIRE)) {
-    if (__atomic_load_n(&g_flood, __ATOMIC_ACQUIRE)) flood_vcpu0();
-    else asm volatile("sti; hlt; cli" ::: "memory");
+    if (__atomic_load_n(&g_flood, __ATOMIC_ACQUIRE)) {
+      flood_vcpu0();
+    } else if (__atomic_load_n(&g_ap_cpuid, __ATOMIC_ACQUIRE)) {
+      asm volatile("sti" ::: "memory");
+      (void)cpuid(0);
+      asm volatile("cli" ::: "memory");
+    } else {
+      asm volatile("sti; hlt; cli" ::: "memory");
+    }
   }
 }
 
-bool wait_count(unsigned cpu, uint8_t vec, unsigned n) {
+bool wait_count(unsigned cpu, uint8_t vec, unsigned n, bool spin_cpuid = false) {
   const uint64_t t0 = rdtsc();
   while (g_smp_count[cpu][vec - 0xC0] < n) {
-    asm volatile("sti; nop; cli" ::: "memory");
+    asm volatile("sti" ::: "memory");
+    if (spin_cpuid) (void)cpuid(0);
+    else asm volatile("nop" ::: "memory");
+    asm volatile("cli" ::: "memory");
     if (rdtsc() - t0 > 2000000000ull) return false;
   }
   return true;
@@ -895,6 +889,27 @@ void test_smp() {
   spin_tsc(1000000);
   LCHECK_EQ(g_smp_count[0][kAllButSelf - 0xC0], 0u);  // excluded
   group("ipi", f0);
+  // The ping-pong again with both vCPUs waiting in CPUID loops (IF = 1) instead of HLT and STI
+  // windows: every IPI reaches a vCPU whose entries may all be fast ones (hv/fast_entry.h).
+  {
+    const unsigned f1 = g_fail;
+    __atomic_store_n(&g_ap_cpuid, 1u, __ATOMIC_RELEASE);
+    send_ipi(1, kWake);  // out of its HLT, into the CPUID loop
+    const uint64_t s0 = rdtsc();
+    unsigned done = 0;
+    for (unsigned i = 1; i <= kRounds; i++) {
+      send_ipi(1, kPing);
+      if (!wait_count(0, kPong, kRounds + i, true)) break;
+      done = i;
+    }
+    const uint64_t s1 = rdtsc();
+    __atomic_store_n(&g_ap_cpuid, 0u, __ATOMIC_RELEASE);
+    LCHECK_EQ(done, kRounds);
+    LCHECK_EQ(g_smp_count[1][kPing - 0xC0], 2 * kRounds);
+    gprintf("lapic: ipi-cpuid: %u ping-pong round trips with both vCPUs in CPUID loops, %llu TSC cycles each\n", done,
+            div64(s1 - s0, done ? done : 1));
+    group("ipi-cpuid", f1);
+  }
   test_masked_eoi(true);
   // Release vCPU 1 from its HLT loop.
   __atomic_store_n(&g_smp_done, 1u, __ATOMIC_RELEASE);
@@ -1095,6 +1110,42 @@ void bench() {
 
 }  // namespace
 
+// hv's exit fast path (hv/fast_entry.h) enters the guest again after a CPUID without looking at
+// timers, for as long as a full pass said nothing falls due: up to one of hv's ticks (10 ms).
+// A periodic timer with a period of a tenth of that must still fire every period while the
+// guest does nothing but CPUID with IF = 1. Bare, CPUID does not exit: the same count comes.
+void cpuid_spin(uint64_t cycles) {
+  const uint64_t t0 = rdtsc();
+  while (rdtsc() - t0 < cycles) (void)cpuid(0);
+}
+
+void test_cpuid_wait() {
+  const unsigned f0 = g_fail;
+  if (!g_ticks_per_mcycle) {
+    group("cpuid-wait", f0);
+    return;
+  }
+  // One period: 1 ms of TSC under hv (leaf 0x40000010 EAX is its TSC rate in kHz), 4M TSC
+  // cycles bare (no such leaf under QEMU TCG; long enough for QEMU's timers on a busy host).
+  uint64_t period = 4000000;
+  if (under_hv() && cpuid(0x40000010).a) period = cpuid(0x40000010).a;
+  constexpr unsigned kPeriods = 20;
+  g_timer_count = 0;
+  wr(kLvtTimer, (1u << 17) | kTimerVector);
+  wr(kInitial, static_cast<uint32_t>(div64(g_ticks_per_mcycle * period, 1000000)));
+  asm volatile("sti" ::: "memory");
+  cpuid_spin(kPeriods * period);
+  asm volatile("cli" ::: "memory");
+  wr(kLvtTimer, kMasked | kTimerVector);
+  wr(kInitial, 0);
+  const unsigned n = g_timer_count;
+  gprintf("lapic: cpuid-wait: %u timer interrupts in %u periods of %llu TSC cycles, spinning on CPUID\n", n, kPeriods,
+          period);
+  // A fast path blind to the deadline would see the timer once per 10 ms: about 2 here.
+  LCHECK(n >= kPeriods * 6 / 10 && n <= kPeriods + 1);
+  group("cpuid-wait", f0);
+}
+
 void guest_test() {
 #ifdef LAPIC_BENCH
   bench();
@@ -1120,6 +1171,7 @@ void guest_test() {
   test_shadow();
   test_nmi("nmi");
   test_timer();
+  test_cpuid_wait();
   test_hlt();
   test_deadline();
   test_ioapic_pit();

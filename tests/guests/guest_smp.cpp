@@ -415,22 +415,6 @@ void test_garbage() {
 
 }  // namespace
 
-// Whether the multiboot command line has the word `w`.
-bool has_arg(const char* w) {
-  const uint32_t* mbi = reinterpret_cast<const uint32_t*>(multiboot_info());
-  if (!(mbi[0] & 4)) return false;
-  const char* s = reinterpret_cast<const char*>(mbi[4]);
-  size_t n = 0;
-  while (w[n]) n++;
-  for (const char* p = s; *p; p++) {
-    if (p != s && p[-1] != ' ') continue;
-    size_t k = 0;
-    while (k < n && p[k] == w[k]) k++;
-    if (k == n && (p[n] == 0 || p[n] == ' ')) return true;
-  }
-  return false;
-}
-
 void guest_test() {
   gprintf("smp: %s\n", under_hv() ? "under hv" : "bare");
   const Cpuid one = cpuid(1);

@@ -9,8 +9,10 @@
 #include <cmath>
 
 #include <map>
+#include <random>
 #include <utility>
 
+#include "hv/cpuid_cache.h"
 #include "hv/cpuid_policy.h"
 
 namespace {
@@ -364,4 +366,46 @@ TEST_CASE("cpuid policy: leaf ranges, unknown leaves and leaves the host lacks",
   // MAXPHYADDR is the guest's; linear bits 48.
   CHECK((guest_cpuid(in, 0x80000008u, 0).eax & 0xFF) == 46);
   CHECK(((guest_cpuid(in, 0x80000008u, 0).eax >> 8) & 0xFF) == 48);
+}
+
+// The CPUID exit's cache (hv/cpuid_cache.h): after any sequence of lookups, with the guest
+// changing CR4.OSXSAVE and XCR0 in between, every answer is the policy's own for the same
+// inputs; and repeated questions are answered from the cache.
+TEST_CASE("cpuid cache: every answer is the policy's, whatever the order and the guest state", "[cpuid]") {
+  FakeHost h = skylake_x();
+  Inputs in = inputs(h, with_avx512(), 1, 4);
+  hv::cpuid::Cache cache;
+  std::mt19937 rng(20261201);
+  const uint32_t leaves[] = {0, 1, 4, 7, 0xB, 0xD, 0x16, 0x17, 0x40000000u, 0x40000010u, 0x80000000u,
+                             0x80000001u, 0x80000008u, 0x80000009u};
+  const uint64_t xcr0s[] = {1, 3, 7, 0xE7};
+  for (int i = 0; i < 20000; i++) {
+    const uint32_t leaf = leaves[rng() % (sizeof leaves / sizeof leaves[0])];
+    const uint32_t sub = rng() % 4;
+    in.guest_cr4_osxsave = leaf == 1 && (rng() & 1);
+    in.guest_xcr0 = xcr0s[rng() % 4];
+    const Regs want = guest_cpuid(in, leaf, sub);
+    const Regs got = cache.lookup(in, leaf, sub);
+    INFO("leaf 0x" << std::hex << leaf << " sub " << sub << " xcr0 " << in.guest_xcr0 << " osxsave " << in.guest_cr4_osxsave);
+    REQUIRE(got == want);
+  }
+  CHECK(cache.hits() > 0);
+  CHECK(cache.hits() + cache.misses() == 20000);
+  // The same question twice in a row is one miss, then hits.
+  hv::cpuid::Cache c2;
+  in.guest_cr4_osxsave = false;
+  in.guest_xcr0 = 1;
+  for (int i = 0; i < 10; i++) CHECK(c2.lookup(in, 0, 0) == guest_cpuid(in, 0, 0));
+  CHECK(c2.misses() == 1);
+  CHECK(c2.hits() == 9);
+  // Leaf 1 with OSXSAVE flipped and leaf 0xD with another XCR0 are other keys, not stale hits.
+  in.guest_cr4_osxsave = true;
+  const Regs l1_on = c2.lookup(in, 1, 0);
+  in.guest_cr4_osxsave = false;
+  const Regs l1_off = c2.lookup(in, 1, 0);
+  CHECK(l1_on != l1_off);
+  in.guest_xcr0 = 0xE7;
+  const Regs d_big = c2.lookup(in, 0xD, 0);
+  in.guest_xcr0 = 1;
+  CHECK(c2.lookup(in, 0xD, 0).ebx < d_big.ebx);
 }

@@ -172,6 +172,23 @@ void require_hv() {
 uint32_t ram_top() { return g_ram_top; }
 uint32_t multiboot_info() { return g_mb_info; }
 
+// Whether the word `w` is among the multiboot arguments (after the module's name).
+bool has_arg(const char* w) {
+  const uint32_t* mbi = reinterpret_cast<const uint32_t*>(multiboot_info());
+  if (!(mbi[0] & (1u << 2))) return false;
+  const char* p = reinterpret_cast<const char*>(mbi[4]);
+  while (*p && *p != ' ') p++;
+  while (*p) {
+    while (*p == ' ') p++;
+    const char* a = p;
+    while (*p && *p != ' ') p++;
+    unsigned i = 0;
+    while (a + i < p && w[i] && a[i] == w[i]) i++;
+    if (a + i == p && !w[i]) return true;
+  }
+  return false;
+}
+
 uint32_t peek32(uint32_t addr) {
   uint32_t v;
   asm volatile("movl (%1), %0" : "=r"(v) : "r"(addr) : "memory");

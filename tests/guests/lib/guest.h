@@ -73,6 +73,9 @@ bool under_hv();     // CPUID hypervisor bit and hv's signature at leaf 0x400000
 void require_hv();   // skip() unless under_hv()
 uint32_t ram_top();  // end of the RAM above 1 MiB (multiboot mem_upper)
 uint32_t multiboot_info();  // EBX at entry: the multiboot information's address
+// Whether the word `w` is among the multiboot command line's arguments (after the first word,
+// the module's or kernel's name): grub.cfg's module2 lines and QEMU's -append give them.
+bool has_arg(const char* w);
 // Continue at CPL 3 (flat segments, IOPL 3 so port I/O still works); one way (entry.asm).
 extern "C" void enter_user_mode();
 

@@ -1,0 +1,52 @@
+// The exit fast path (issue 13): after an exit whose handler changed nothing but the guest's
+// registers and RIP (a CPUID, a VMCALL that only reads, an access to a port no device
+// claims), the vCPU enters the guest again without the safe point (Vcpu::before_entry: remote
+// requests, hv's tick, deferred MMU work, the root, the quiescent state, the VM's stop checks
+// and polls, INIT/SIPI) and without evaluating interrupts (Vcpu::evaluate_interrupts), when
+// nothing those look at can have changed since the last full pass. What can change them, and
+// what the fast path looks at instead (Vcpu::fast_entry_ok):
+//
+//   - the exit's own handler: it declares the exit quiet (Vcpu::quiet_exit), or the exit takes
+//     the full path. A handler that queued an event for injection is never quiet.
+//   - other CPUs: an IRR or PIR bit, an NMI, INIT or SIPI for this vCPU come with a posted
+//     wake-up (VmRunState::post_wake), which the full path takes and the fast path only reads;
+//     a stop or finish request is a word of VmRunState; a fast zap changes the root generation
+//     (mmu::Mmu::vcpu_root_current); a flush request is seen by cpu_work::enter_guest_mode,
+//     which every entry passes. The senders' IPIs would end the next guest slice on a correct
+//     CPU anyway, but Bochs 2.7 can leave an IPI pending while its guest runs with IF = 0
+//     (hv/vcpu.h, VcpuStart::interrupts_enabled), so the fast path reads the words itself.
+//   - time: the LAPIC timer, the PIT and RTC, the VM's time limit, hv's tick and everything
+//     polled at the safe point (hv.stat-ms, the stress, NMI-button and migration polls, the
+//     deferred MMU work: teardown steps and epoch callbacks). The full pass sets `until`, the
+//     earliest of the timer and chipset deadlines, the VM's time limit and one tick period
+//     from now; a fast entry happens only before it. So the deadlines are met as after a full
+//     pass, and the polls run at least once per tick period however fast the guest exits: as
+//     often as for a guest that never exits, whose slices the tick (or the preemption timer)
+//     ends.
+//   - what the last full pass left waiting: an event to inject, an interrupt or NMI window, a
+//     vector in RVI, a pending NMI. The guest's own progress (an STI, an IRET, a virtualized
+//     EOI) changes what those mean, so any of them makes every entry a full one (entry_quiet).
+//
+// The VMX preemption timer: when a deadline shortened the full pass's slice, a fast entry
+// shortens it again from that deadline (Vcpu::fast_slice), so a timer fires as late as after a
+// full pass and no later. hv.fast-entry=0 turns the fast path off (the benchmark's baseline).
+#pragma once
+
+#include <stdint.h>
+
+namespace hv {
+
+struct FastEntry {
+  bool enabled = true;        // hv.fast-entry (default 1)
+  // hv.fast-entry=blind, a broken fast path for the tests' sake: `until` ignores the deadlines
+  // (only the window bounds it), so a timer can fire up to a tick late. guest-lapic's
+  // cpuid-wait group must catch it (guest-lapic-fastblind-bochs).
+  bool blind = false;
+  bool quiet_exit = false;    // this exit's handler changed nothing but registers and RIP
+  bool entry_quiet = false;   // the last full pass left nothing waiting
+  uint64_t until = 0;         // host TSC: no fast entry from here on
+  uint64_t slice_deadline = 0;  // host TSC of the deadline that shortened the slice (0: none)
+  uint64_t entries = 0;       // fast entries (the vCPU's report)
+};
+
+}  // namespace hv
