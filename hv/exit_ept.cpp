@@ -270,6 +270,11 @@ void handle_ept_violation(Vcpu& vcpu, const ExitInfo& e) {
   switch (outcome) {
     case F::fixed:
     case F::spurious:
+      // A leaf installed (or already there): nothing the safe point looks at changed, and what
+      // the fault may have left for it (tables retired to the epoch) waits at most a tick
+      // (hv/fast_entry.h). The next entry may be a fast one.
+      vcpu.quiet_exit();
+      return;
     case F::retry:
       return;
     case F::unbacked:
