@@ -2,7 +2,8 @@
 // from the exit to the next entry. Off by default: every mark compiles to nothing. On with
 //   cmake --preset kernel -DHV_EXIT_PROFILE=ON && cmake --build --preset kernel
 // each stage boundary reads the TSC, and every vCPU prints at its end the mean ticks of each
-// stage over its CPUID exits ("vmN: vcpuI: exit-profile: ..."): a uniform exit whose whole
+// stage over its CPUID exits ("vmN: vcpuI: exit-profile: ..."), or over the exits of the basic
+// reason hv.exit-profile=N asks for (48: EPT violations): a uniform exit whose whole
 // cost tools/hv bench --guest reports as exit_cost_cpuid (each mark adds about ten ticks).
 #pragma once
 
@@ -54,10 +55,12 @@ struct PerCpu {
   uint64_t ticks[kStages] = {};
 };
 inline PerCpu g_cpu[kSlots];
+inline unsigned g_reason = 10;  // the basic exit reason profiled (10: CPUID; hv.exit-profile=N)
 inline PerCpu& self() { return g_cpu[x86::cpu_index() % kSlots]; }
 // At the exit (its TSC), then once the reason is known: whether this exit is profiled.
 inline void exited(uint64_t tsc) { self().last = tsc; }
-inline void select(bool on) {
+inline void select(unsigned reason) {
+  const bool on = reason == g_reason;
   PerCpu& c = self();
   c.on = on;
   if (on) c.exits++;
@@ -70,8 +73,9 @@ inline void mark(Stage s) {
   c.last = t;
 }
 #else
+inline constexpr unsigned g_reason = 10;
 inline void exited(uint64_t) {}
-inline void select(bool) {}
+inline void select(unsigned) {}
 inline void mark(Stage) {}
 #endif
 

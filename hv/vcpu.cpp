@@ -93,6 +93,9 @@ const char* Vcpu::init(Vm& vm, unsigned index, const Capabilities& caps, const V
   if (const char* why = setup_vmcs(start)) return why;
   virtual_nmis_ = (vmread(field::kPinBasedControls) & pin::kVirtualNmis) != 0;
   fast_ = FastEntry{};
+#ifdef HV_EXIT_PROFILE
+  exit_profile::g_reason = static_cast<unsigned>(cmdline::get_number("hv.exit-profile", kExitCpuid));
+#endif
   cpuid_cache.clear();
   char fast_mode[16] = "1";
   cmdline::get("hv.fast-entry", fast_mode, sizeof fast_mode);
@@ -513,7 +516,7 @@ bool Vcpu::run() {
     e.basic = static_cast<uint16_t>(e.reason & 0xFFFF);
     e.qualification = vmread(field::kExitQualification);
     const unsigned basic = e.basic;
-    exit_profile::select(basic == kExitCpuid);
+    exit_profile::select(basic);
     timing_.exited(basic, e.qualification, t1);
     if (trace::on(trace::kCatExit))
       trace::record(trace::kExit, vm_->id(), static_cast<uint8_t>(index_), t1, basic, e.qualification);
@@ -547,8 +550,8 @@ bool Vcpu::run() {
       sum += c.ticks[s] / c.exits;
       o += x86::format(buf + o, sizeof buf - o, " %s=%lu", exit_profile::kStageNames[s], c.ticks[s] / c.exits);
     }
-    x86::log::info("vm%u: vcpu%u: exit-profile: %lu cpuid exits, mean ticks per stage (sum %lu):%s", vm_->id(), index_,
-                   c.exits, sum, o ? buf : " none");
+    x86::log::info("vm%u: vcpu%u: exit-profile: %lu exits of reason %u, mean ticks per stage (sum %lu):%s", vm_->id(),
+                   index_, c.exits, exit_profile::g_reason, sum, o ? buf : " none");
   }
 #endif
   if (failed_ && vm_->report_guest_state) print_guest_stop_report(*this);  // the VMCS is still current

@@ -77,7 +77,9 @@ FaultOutcome Mmu::map(VcpuMmu& v, gfn_t gfn, unsigned access) {
     // update also sees the memslot set it published.
     const uint64_t seq = invalidate_seq_.load(Order::acquire);
     SlotView slot;
-    if (!lookup_slot(v.as_id_, gfn, &slot)) {
+    // A slot copied under the current memslot generation is as good as a lookup now; races
+    // with an update are caught by the sequence check under the lock, as for a lookup.
+    if (!lookup_slot_vcpu(v, gfn, &slot)) {
       outcome = FaultOutcome::unbacked;
     } else if ((access & spte::kAccWrite) && slot.read_only) {
       outcome = FaultOutcome::write_protected;

@@ -310,6 +310,9 @@ const MemslotSet* Memslots::publish(const MemslotSet* new_set) {
   // Release: pairs with the acquire load in active(); the builder's writes to *new_set come
   // before it.
   slot.store(new_set, Order::release);
+  // After the pointer (release): a reader whose acquire load sees this generation also sees
+  // the set. Faults compare it with the generation of their cached slot (Mmu::lookup_slot_vcpu).
+  generations_[new_set->as_id()].store(new_set->generation(), Order::release);
   return old;
 }
 

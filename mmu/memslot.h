@@ -211,6 +211,11 @@ class Memslots {
   // The published set of `as_id` (nullptr: no slot yet). Valid until the section ends.
   const MemslotSet* active(uint32_t as_id) const;
   const Memslot* find(uint32_t as_id, gfn_t gfn) const;
+  // The generation of the set published last for `as_id` (0: none yet), readable without a
+  // section: a vCPU that copied a slot out of the set of generation g may use its copy again
+  // while this still says g (Mmu::lookup_slot_vcpu). Acquire: pairs with publish(), which
+  // stores it after the set's pointer, so a reader that sees a later generation sees that set.
+  uint64_t generation(uint32_t as_id) const { return generations_[as_id % kAddressSpaces].load(Order::acquire); }
 
   // --- The updater's view: under update_lock() (no section needed). ---
   // The published set of `as_id`. Valid while the lock is held: only a holder publishes, and
@@ -241,6 +246,8 @@ class Memslots {
   SpinLock update_lock_;
   // Written with release in publish() under update_lock_, read with acquire in active().
   Atomic<const MemslotSet*> sets_[kAddressSpaces];
+  // sets_[i]->generation(), stored after sets_[i] in publish() (see generation()).
+  Atomic<uint64_t> generations_[kAddressSpaces] = {};
 };
 
 }  // namespace mmu

@@ -109,6 +109,22 @@ struct PrefaultResult {
   unsigned units = 0;      // work done, at most the budget (see Mmu::prefault)
 };
 
+// What a memslot means to the fault path (a copy, so it can be used after the epoch section).
+struct SlotView {
+  uint32_t slot_id = 0;
+  unsigned as_id = 0;
+  gfn_t base_gfn = 0;
+  uint64_t npages = 0;
+  hpa_t backing_hpa = 0;
+  int max_level = 1;
+  bool read_only = false;
+  // Dirty logging (dirty_log.cpp): the slot's log, nullptr when not logged. Only valid under
+  // the MMU lock taken after the lookup with the invalidation sequence checked (a stop frees it
+  // after an invalidation of the slot's range, which makes such a fault retry).
+  DirtyLog* dirty_log = nullptr;
+  bool dirty_wp = false;  // dirty_log with DirtyMode::write_protect
+};
+
 // The MMU state of one vCPU. Owned and used by that vCPU only.
 class VcpuMmu {
  public:
@@ -125,26 +141,14 @@ class VcpuMmu {
  private:
   friend class Mmu;
   DirtyRing* dirty_ring_ = nullptr;
+  // The slot of the vCPU's last fault lookup and the memslot generation it was copied under
+  // (0: none; published sets start at 1). Mmu::lookup_slot_vcpu.
+  SlotView last_slot_;
+  uint64_t last_slot_generation_ = 0;
   unsigned as_id_ = 0;
   Root* root_ = nullptr;
   uint64_t root_generation_ = 0;
   PageCache cache_;
-};
-
-// What a memslot means to the fault path (a copy, so it can be used after the epoch section).
-struct SlotView {
-  uint32_t slot_id = 0;
-  unsigned as_id = 0;
-  gfn_t base_gfn = 0;
-  uint64_t npages = 0;
-  hpa_t backing_hpa = 0;
-  int max_level = 1;
-  bool read_only = false;
-  // Dirty logging (dirty_log.cpp): the slot's log, nullptr when not logged. Only valid under
-  // the MMU lock taken after the lookup with the invalidation sequence checked (a stop frees it
-  // after an invalidation of the slot's range, which makes such a fault retry).
-  DirtyLog* dirty_log = nullptr;
-  bool dirty_wp = false;  // dirty_log with DirtyMode::write_protect
 };
 
 struct MmuStats {
@@ -388,6 +392,9 @@ class Mmu {
 
   // fault.cpp
   bool lookup_slot(unsigned as_id, gfn_t gfn, SlotView* out);
+  // The same for a vCPU's fault, from the slot the vCPU found last when it still applies (as
+  // KVM's last_used_slot): same address space, the gfn inside it, and no set published since.
+  bool lookup_slot_vcpu(VcpuMmu& v, gfn_t gfn, SlotView* out);
   int goal_level(const SlotView& slot, gfn_t gfn) const;
   // `around`: fault-around, neighbours to install next to a new 4 KiB leaf (map() passes
   // MmuConfig::fault_around, pre-fault 0).

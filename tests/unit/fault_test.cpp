@@ -232,3 +232,38 @@ TEST_CASE("fault: a huge leaf that would reach into an invalidated range waits t
   vm.mmu.invalidate_end();
   REQUIRE(vm.mmu.map(v, 3, kR) == FaultOutcome::fixed);
 }
+
+// Mmu::lookup_slot_vcpu: the slot a vCPU found last is used again only while no memslot set
+// was published since. After each kind of change, the next fault at the same gfn must see
+// the change (not the copy of the slot it used a moment before).
+TEST_CASE("fault: the vCPU's last slot is never used across a memslot change", "[fault][memslot]") {
+  HostPlatform p;
+  TestVm vm(p);
+  hvtest::TestVcpu v(vm);
+  REQUIRE(vm.add_slot(1, 0x100, 64, 0x7000'0000, 1) == MemslotError::ok);
+  REQUIRE(vm.mmu.vcpu_load_root(v) != 0);
+  REQUIRE(vm.mmu.map(v, 0x101, kR) == FaultOutcome::fixed);  // the slot is now the vCPU's last
+  // Read-only: a write to a neighbour (not mapped yet) is refused, not installed writable.
+  REQUIRE(vm.mmu.update_memslot(MemslotOp::set_flags(0, 1, Memslot::kReadOnly)) == MemslotError::ok);
+  REQUIRE(vm.mmu.map(v, 0x102, kW) == FaultOutcome::write_protected);
+  REQUIRE(vm.mmu.update_memslot(MemslotOp::set_flags(0, 1, 0)) == MemslotError::ok);
+  REQUIRE(vm.mmu.map(v, 0x102, kW) == FaultOutcome::fixed);
+  // Moved away: the old range is unbacked, the new one maps the same backing.
+  REQUIRE(vm.mmu.update_memslot(MemslotOp::move(0, 1, 0x400)) == MemslotError::ok);
+  REQUIRE(vm.mmu.vcpu_load_root(v) != 0);
+  REQUIRE(vm.mmu.map(v, 0x103, kR) == FaultOutcome::unbacked);
+  REQUIRE(vm.mmu.map(v, 0x403, kR) == FaultOutcome::fixed);
+  REQUIRE(spte::pfn_addr(vm.leaf(v, 0x403).first) == 0x7000'0000 + 3 * 4096);
+  // Removed and created again with other backing at the same place: the new backing.
+  REQUIRE(vm.mmu.update_memslot(MemslotOp::remove(0, 1)) == MemslotError::ok);
+  REQUIRE(vm.mmu.vcpu_load_root(v) != 0);
+  REQUIRE(vm.mmu.map(v, 0x404, kR) == FaultOutcome::unbacked);
+  REQUIRE(vm.add_slot(2, 0x400, 64, 0x9000'0000, 1) == MemslotError::ok);
+  REQUIRE(vm.mmu.map(v, 0x405, kR) == FaultOutcome::fixed);
+  REQUIRE(spte::pfn_addr(vm.leaf(v, 0x405).first) == 0x9000'0000 + 5 * 4096);
+  // A second slot beside it: a gfn outside the last slot looks the set up again.
+  REQUIRE(vm.add_slot(3, 0x800, 16, 0xA000'0000, 1) == MemslotError::ok);
+  REQUIRE(vm.mmu.map(v, 0x801, kR) == FaultOutcome::fixed);
+  REQUIRE(vm.mmu.map(v, 0x406, kR) == FaultOutcome::fixed);
+  REQUIRE(vm.check_all_roots(vm.slot_refs()).empty());
+}
