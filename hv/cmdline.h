@@ -45,8 +45,8 @@
 //   hv.zap-backlog=N                 fast-zap backpressure: a fast zap finishes the teardown
 //                                    of all but the last N invalidations (default 2; 0: none,
 //                                    so invalid roots can pile up: for tests that need them)
-//   hv.fault-around=N                a 4 KiB EPT fault also maps up to N not yet mapped
-//                                    neighbours in its slot and last-level table (default
+//   hv.fault-around=N                a 4 KiB or 2 MiB EPT fault also maps up to N not yet
+//                                    mapped neighbours of its size in its slot and table (default
 //                                    GuestMmu::kDefaultFaultAround; 0: off; at most 511)
 //   hv.guest-mem=MiB                 boot RAM of each multiboot guest's VM (default 32, a
 //                                    multiple of 2, at most 3072; its pool grows with it:

@@ -157,7 +157,7 @@ void run_vm_reset(RunVm& rv, unsigned id, const char* name, unsigned vcpus) {
   if (cmdline::has("hv.pt-limit")) rv.vm.set_page_limit_override(cmdline::get_number("hv.pt-limit", 0));
   // hv.zap-backlog=N: the MMU's fast-zap backpressure (mmu::MmuConfig::max_teardown_backlog).
   if (cmdline::has("hv.zap-backlog")) rv.vm.set_teardown_backlog(cmdline::get_number("hv.zap-backlog", 0));
-  // hv.fault-around=N: 4 KiB leaves installed next to a 4 KiB fault (mmu::MmuConfig::fault_around).
+  // hv.fault-around=N: leaves installed next to a 4 KiB or 2 MiB fault (mmu::MmuConfig::fault_around).
   if (cmdline::has("hv.fault-around")) rv.vm.set_fault_around(cmdline::get_number("hv.fault-around", 0));
 }
 

@@ -192,9 +192,9 @@ FaultOutcome Mmu::map_locked(VcpuMmu& v, unsigned cpu, gfn_t gfn, unsigned acces
     if (spte_cmpxchg(it.sptep(), old, leaf, goal)) {
       count(cpu, kHotLeaves + static_cast<unsigned>(goal));
       if (MMU_UNLIKELY(slot.dirty_wp) && (access & spte::kAccWrite)) log_write(v, slot, gfn);
-      // Fault-around (prefault.cpp), in the same walk: the iterator still holds the last-level
-      // table this leaf went into.
-      if (goal == 1 && around != 0) fault_around_locked(cpu, it.table(1), gfn, slot, around);
+      // Fault-around (prefault.cpp), in the same walk: the iterator still holds the table this
+      // leaf went into. 4 KiB and 2 MiB leaves (a 1 GiB neighbour would map 1 GiB unasked).
+      if (goal <= 2 && around != 0) fault_around_locked(cpu, it.table(goal), gfn, slot, around, goal);
       return FaultOutcome::fixed;
     }
   }

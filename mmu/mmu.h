@@ -81,8 +81,8 @@ struct MmuConfig {
   // 0: none (old trees wait for deferred work alone; tests use it to build up invalid roots).
   static constexpr uint64_t kDefaultTeardownBacklog = 2;
   uint64_t max_teardown_backlog = kDefaultTeardownBacklog;
-  // Fault-around (prefault.cpp): a fault that installs a 4 KiB leaf also installs up to this
-  // many neighbouring 4 KiB leaves of the same slot, in the same last-level table, where nothing
+  // Fault-around (prefault.cpp): a fault that installs a 4 KiB or 2 MiB leaf also installs up
+  // to this many neighbouring leaves of the same size and slot, in the same table, where nothing
   // is mapped yet. 0: off, the portable core's default (the host tests see exactly one leaf
   // per fault unless they ask); hv sets its per-VM default, chosen by measurement, from
   // hv.fault-around=N (hv/cmdline.h). At most kMaxFaultAround.
@@ -180,7 +180,7 @@ struct MmuStats {
   uint64_t reclaim_pages = 0;        // ReclaimResult::pages_freed, summed
   uint64_t faults[static_cast<int>(FaultOutcome::kCount)] = {};
   uint64_t prefault_leaves = 0;      // leaves installed by prefault()
-  uint64_t fault_around_leaves = 0;  // 4 KiB leaves installed next to a fault (fault-around)
+  uint64_t fault_around_leaves = 0;  // leaves (4 KiB or 2 MiB) installed next to a fault (fault-around)
 };
 
 // What Mmu::reclaim() did.
@@ -414,10 +414,10 @@ class Mmu {
   // prefault.cpp
   // The slot containing `gfn`, else the first slot above it; false if there is neither.
   bool lookup_slot_from(unsigned as_id, gfn_t gfn, SlotView* out);
-  // Install up to `around` 4 KiB leaves next to the one just installed for `gfn` in last-level
-  // table `table`; returns how many.
+  // Install up to `around` leaves of `level` (1: 4 KiB, 2: 2 MiB) next to the one just
+  // installed for `gfn` in `table`, the table at that level that holds it; returns how many.
   unsigned fault_around_locked(unsigned cpu, spte_t* table, gfn_t gfn, const SlotView& slot,
-                               unsigned around) REQUIRES_SHARED(mmu_lock_);
+                               unsigned around, int level) REQUIRES_SHARED(mmu_lock_);
   // dirty_log.cpp
   // Clear `bits` (W, or D) in every leaf of [start, end) in every root of `as_id`; leaves whose
   // D was set mark `log` (when D is cleared) if their level is at least `mark_min_level` (pml:

@@ -5,11 +5,12 @@
 // the same memslot snapshot, level choice (goal_level), invalidation check and walk
 // (map_locked), only in batches of several leaves per lock hold instead of one per exit.
 //
-// Fault-around (Mmu::fault_around_locked, called from map_locked for a new 4 KiB leaf): a slot
-// that allows only 4 KiB leaves (its backing, its alignment, or the per-VM maximum) costs one
-// exit per page; installing some of the faulting page's not yet mapped neighbours in the same
-// last-level table takes most of those exits away for the price of a few CAS in a table the
-// walk already holds.
+// Fault-around (Mmu::fault_around_locked, called from map_locked for a new 4 KiB or 2 MiB leaf):
+// a slot that allows only 4 KiB leaves (its backing, its alignment, or the per-VM maximum) costs
+// one exit per page, one with 2 MiB leaves one per 2 MiB; installing some of the faulting
+// leaf's not yet mapped neighbours in the same table takes most of those exits away for the
+// price of a few CAS in a table the walk already holds. hv's guest memory is all backed before
+// the guest runs (no demand paging), so a neighbour costs an EPT entry and nothing else.
 //
 // Invalidation rules (the same as a fault's, mmu/fault.cpp and memslot_update.cpp): the
 // invalidation sequence is read *before* the memslot lookup, and the MMU lock (shared) is
@@ -169,12 +170,16 @@ PrefaultResult Mmu::prefault(VcpuMmu& v, gfn_t start, gfn_t end, unsigned budget
   return r;
 }
 
-// MMU lock: shared, inside the epoch section of the fault that just installed the 4 KiB leaf
-// for `gfn` into `table` (the last-level table the walk holds). The neighbours are the aligned
-// window of the next power of two >= around + 1 pages around `gfn` (inside the table, since
-// around < 512), clipped to the slot; entries that hold anything (a leaf, FROZEN, an MMIO
-// marker, a dead table's link) are left alone, only empty ones are filled, with a CAS: a
-// racing fault, zap or table removal wins.
+// MMU lock: shared, inside the epoch section of the fault that just installed the leaf of
+// `level` (4 KiB or 2 MiB) for `gfn` into `table` (the table at that level the walk holds). The
+// neighbours are the entries of the aligned window of the next power of two >= around + 1
+// entries around `gfn`'s (inside the table, since around < 512), whose whole frame lies inside
+// the slot; entries that hold anything (a leaf, a table, FROZEN, an MMIO marker, a dead table's
+// link) are left alone, only empty ones are filled, with a CAS: a racing fault, zap or table
+// removal wins. A 2 MiB neighbour needs no more than the fault's own checks: its frame is in
+// the slot, and its host frame is aligned as the fault's is (they differ by whole 2 MiB steps;
+// goal_level() found the fault's aligned), so the same level is right for it. The per-VM
+// maximum level was applied to the fault's level already.
 //
 // Why the slot snapshot is good for the neighbours too: the fault checked, under this lock
 // hold, that the sequence did not move since its lookup and that no invalidation in flight
@@ -182,33 +187,38 @@ PrefaultResult Mmu::prefault(VcpuMmu& v, gfn_t start, gfn_t end, unsigned budget
 // `gfn`. Invalidations that cover only a neighbour (a range zap by some later user of
 // invalidate_begin()) are checked here, against the window.
 unsigned Mmu::fault_around_locked(unsigned cpu, spte_t* table, gfn_t gfn, const SlotView& slot,
-                                  unsigned around) {
+                                  unsigned around, int level) {
   mmu_lock_.assert_held_shared(cpu);
   if (!fault_around_allowed(slot)) return 0;
-  const uint64_t window = pow2_at_least(uint64_t{around} + 1);
+  const uint64_t span = spte::pages_per_entry(level);  // gfns per entry
+  const uint64_t window = pow2_at_least(uint64_t{around} + 1) * span;
+  const gfn_t slot_end = slot.base_gfn + slot.npages;
   gfn_t first = gfn & ~(window - 1);
   gfn_t last = first + window;  // exclusive
-  if (first < slot.base_gfn) first = slot.base_gfn;
-  if (last > slot.base_gfn + slot.npages) last = slot.base_gfn + slot.npages;
+  // Whole frames inside the slot only (a 4 KiB frame is inside when its gfn is).
+  if (first < slot.base_gfn) first = spte::align_down(slot.base_gfn + span - 1, level);
+  if (last > slot_end) last = spte::align_down(slot_end, level);
+  if (first >= last) return 0;
   // Stable under the lock held shared (written only under it exclusively).
   if (invalidate_in_progress_ != 0 && first < invalidate_end_ && invalidate_start_ < last) return 0;
+  const gfn_t own = spte::align_down(gfn, level);
   unsigned installed = 0;
-  for (gfn_t n = first; n < last && installed < around; n++) {
-    if (n == gfn) continue;
-    spte_t* const sptep = table + spte::index_of(n, 1);
+  for (gfn_t n = first; n < last && installed < around; n += span) {
+    if (n == own) continue;
+    spte_t* const sptep = table + spte::index_of(n, level);
     spte_t expected = 0;
     if (spte_read(sptep) != 0) continue;  // cheap test before the locked instruction
     const hpa_t hpa = slot.backing_hpa + ((n - slot.base_gfn) << kPageShift);
     // The same encoding as the fault's own leaf: the slot's permissions (no W in a read-only
     // slot), no Accessed bit (aging sees a neighbour as young only once the guest used it).
-    const spte_t leaf = spte::make_leaf(hpa, 1, spte::kAccRead | spte::kAccWrite | spte::kAccExec,
+    const spte_t leaf = spte::make_leaf(hpa, level, spte::kAccRead | spte::kAccWrite | spte::kAccExec,
                                         !slot.read_only);
     // Release (spte_ops.h): nothing to publish beyond the entry itself; the CAS fails on
     // FROZEN/dead markers written by a CPU that is removing this table.
-    if (spte_cmpxchg(sptep, expected, leaf, 1)) installed++;
+    if (spte_cmpxchg(sptep, expected, leaf, level)) installed++;
   }
   if (installed != 0) {
-    count(cpu, kHotLeaves + 1, installed);
+    count(cpu, kHotLeaves + static_cast<unsigned>(level), installed);
     count(cpu, kHotFaultAroundLeaves, installed);
   }
   return installed;

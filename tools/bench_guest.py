@@ -285,7 +285,7 @@ def main():
     ap.add_argument("--only", default=None, help="regex of the runs that were made (HV_BENCH_GUEST_ONLY)")
     a = ap.parse_args()
     runs = {n: parse(os.path.join(a.rundir, n, "serial.log")) for n in
-            ("bare", "hv-4k", "hv-2m", "hv-1g", "hv-2m-trace", "hv-2m-nofast", "hv-4k-fa", "hv-2m-prefault") + tuple(
+            ("bare", "hv-4k", "hv-2m", "hv-1g", "hv-2m-trace", "hv-2m-nofast", "hv-2m-nofa", "hv-4k-fa", "hv-2m-prefault") + tuple(
                  p + z for _, z, _ in ZAPS for p in ("zap-", "zapwait-")) + ("apic-off", "apic-on")}
     missing = [n for n, r in runs.items() if (not r or not r["passed"]) and (not a.only or re.search(a.only, n))]
     out = {"emulator": a.emulator, "units": "TSC ticks (Bochs: emulated instructions; KVM/hardware: cycles)",
@@ -473,7 +473,7 @@ def main():
 
     # --- pre-fault and fault-around (issue 13): against bare and hv-2m / hv-4k of the same run ---
     quiet2 = None
-    if not wanted(("hv-4k-fa", "hv-2m-prefault")):
+    if not wanted(("hv-4k-fa", "hv-2m-prefault", "hv-2m-nofa")):
         quiet2 = contextlib.redirect_stdout(io.StringIO())
         quiet2.__enter__()
     pre = runs["hv-2m-prefault"]
@@ -496,6 +496,19 @@ def main():
     table("Pre-fault: the workload's first touch (2 MiB backing) after HV_CALL_PREFAULT of both regions; ratio = / bare; "
           "incl. = the pre-fault calls' time added",
           ["phase", "bare", "hv 2M", "ratio", "prefaulted", "ratio", "prefault calls", "ratio incl."], rows)
+    # 2 MiB leaves: hv-2m has the default fault-around (neighbouring 2 MiB leaves too),
+    # hv-2m-nofa the same with hv.fault-around=0: one exit per 2 MiB touched.
+    nofa = runs["hv-2m-nofa"]
+    summary["first_touch_ratio_2m_nofaultaround"] = ratio(first(nofa), bare_first)
+    rows = []
+    for key, run_name in (("exits_per_gib_2m", "hv-2m"), ("exits_per_gib_2m_nofaultaround", "hv-2m-nofa")):
+        e = (runs[run_name] or {}).get("ept-count")
+        summary[key] = e["exits"] * GIB_MIB / e["mib"] if e else None
+        rows.append([run_name, fmt(summary[key]), fmt(FLOOR["2m"]), fmt(ratio(summary[key], FLOOR["2m"])),
+                     fmt(first(runs[run_name])), fmt(ratio(first(runs[run_name]), bare_first))])
+    table("Fault-around with 2 MiB leaves: EPT-violation exits per GiB of first touch (the ept-count phase) and the "
+          "workload's first touch (both orders), with the default (hv-2m) and without (hv-2m-nofa, hv.fault-around=0)",
+          ["run", "per GiB", "floor", "/ floor", "first touch", "/ bare"], rows)
     rows = []
     for key, run_name in (("exits_per_gib_4k_seq", "hv-4k"), ("exits_per_gib_4k_seq_faultaround", "hv-4k-fa")):
         e = (runs[run_name] or {}).get("ept-count")

@@ -69,6 +69,19 @@ struct TestVm {
     return o;
   }
 
+  // The entry at `level` on the walk to gfn in the vCPU's root: 0 where the walk ends above it
+  // at an empty entry (a fault would link a fresh, empty table there); a leaf above it is
+  // returned as it is (non-zero: nothing at `level` is empty there).
+  mmu::spte_t entry(mmu::VcpuMmu& v, mmu::gfn_t gfn, int level) {
+    if (!v.root()) return 0;
+    mmu::spte_t* table = v.root()->table;
+    for (int l = v.root()->level;; l--) {
+      const mmu::spte_t e = table[mmu::spte::index_of(gfn, l)];
+      if (l == level || !mmu::spte::is_table(e, l)) return l == level || e != 0 ? e : 0;
+      table = static_cast<mmu::spte_t*>(platform.table_va(mmu::spte::pfn_addr(e)));
+    }
+  }
+
   // Leaf (value, level) mapping gfn in the vCPU's root, level 0 if none.
   std::pair<mmu::spte_t, int> leaf(mmu::VcpuMmu& v, mmu::gfn_t gfn) {
     mmu::spte_t s = 0;

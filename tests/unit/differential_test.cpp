@@ -122,30 +122,40 @@ TEST_CASE("differential: random operation sequences against a reference model", 
         const gfn_t g = random_gfn();
         const unsigned access = 1u << rng.below(3) | (rng.below(2) ? spte::kAccRead : 0);
         // Fault-around's reference: the neighbours in the window (the aligned power of two
-        // >= N + 1 around g, inside g's slot) that had no leaf before the fault; the first N
-        // of them (by gfn) must be mapped after a fault that installed a new 4 KiB leaf.
+        // >= N + 1 entries of the fault's level around g's, whole frames inside g's slot)
+        // whose entry at that level was empty before the fault; the first N of them (by gfn)
+        // must be mapped with leaves of that level after a fault that installed a new 4 KiB or
+        // 2 MiB leaf.
         const ModelSlot* fs = g < (gfn_t{1} << 34) ? model.find(g) : nullptr;
+        const int flevel = fs ? model.level(*fs, g) : 0;
+        const bool around_on = fs && !fs->logged && cfg.fault_around && flevel <= 2;
+        const uint64_t span = flevel == 2 ? kPagesPer2M : 1;
         std::vector<gfn_t> empty_before;
         bool had_leaf = false;
-        if (fs && !fs->logged && cfg.fault_around && model.level(*fs, g) == 1) {
+        if (around_on) {
           vm.mmu.vcpu_load_root(v);
-          had_leaf = vm.leaf(v, g).second != 0;
+          // Anything at the fault's level (a leaf, a table left by a leaf zap, which the fault
+          // replaces with its huge leaf) means no new leaf: no fault-around.
+          had_leaf = vm.leaf(v, g).second != 0 || vm.entry(v, g, flevel) != 0;
           uint64_t w = 1;
           while (w < cfg.fault_around + 1u) w <<= 1;
-          const gfn_t first = std::max(g & ~(w - 1), fs->base), last = std::min((g & ~(w - 1)) + w, fs->base + fs->npages);
-          for (gfn_t n = first; n < last; n++)
-            if (n != g && vm.leaf(v, n).second == 0) empty_before.push_back(n);
+          w *= span;
+          const gfn_t own = g & ~(span - 1);
+          const gfn_t lo = ((fs->base + span - 1) & ~(span - 1)), hi = (fs->base + fs->npages) & ~(span - 1);
+          const gfn_t first = std::max(g & ~(w - 1), lo), last = std::min((g & ~(w - 1)) + w, hi);
+          for (gfn_t n = first; n < last; n += span)
+            if (n != own && vm.entry(v, n, flevel) == 0) empty_before.push_back(n);
         }
         const uint64_t around0 = vm.mmu.stats().fault_around_leaves;
         const FaultOutcome o = vm.fault(v, g, access);
-        if (fs && !fs->logged && cfg.fault_around && model.level(*fs, g) == 1 && o == FaultOutcome::fixed && !had_leaf) {
+        if (around_on && o == FaultOutcome::fixed && !had_leaf) {
           const size_t want = std::min<size_t>(empty_before.size(), cfg.fault_around);
           REQUIRE(vm.mmu.stats().fault_around_leaves - around0 == want);
           around_expected += want;
           for (size_t i = 0; i < empty_before.size(); i++) {
             auto [nl, nlevel] = vm.leaf(v, empty_before[i]);
             if (i < want) {
-              REQUIRE(nlevel == 1);
+              REQUIRE(nlevel == flevel);
               REQUIRE(spte::pfn_addr(nl) == fs->backing + ((empty_before[i] - fs->base) << 12));
               REQUIRE(((nl & spte::kWrite) != 0) == !fs->ro);
             } else {

@@ -331,21 +331,45 @@ TEST_CASE("fault-around: read-only slots, huge leaves, in-flight invalidations, 
     REQUIRE(vm.leaf(v, 21).second == 0);  // at most N
     REQUIRE((vm.leaf(v, 20).first & spte::kWrite) == 0);
     REQUIRE(vm.mmu.map(v, 20, kW) == FaultOutcome::write_protected);
-    // A 2 MiB leaf: no fault-around (it is for 4 KiB leaves only).
+    // A 2 MiB leaf alone in its slot: no neighbour to install.
     REQUIRE(vm.add_slot(2, kPagesPer2M, kPagesPer2M, 2 * kGiB, 2) == MemslotError::ok);
     REQUIRE(vm.fault(v, kPagesPer2M + 3, kR) == FaultOutcome::fixed);
     REQUIRE(vm.leaf(v, kPagesPer2M + 3).second == 2);
     REQUIRE(vm.mmu.stats().fault_around_leaves == 20);
+    // 2 MiB leaves with room around: neighbours of the same size, whole 2 MiB frames inside the
+    // slot only (frames 16-20; the slot's last 100 pages are no whole frame). Without
+    // fault-around the same fault maps its own frame only.
+    REQUIRE(vm.add_slot(4, 16 * kPagesPer2M, 5 * kPagesPer2M + 100, 4 * kGiB, 2) == MemslotError::ok);
+    {
+      MmuConfig one;
+      one.fault_around = 0;
+      TestVm lone(p, one);  // the same slot without fault-around: one 2 MiB leaf per fault
+      TestVcpu lv(lone);
+      REQUIRE(lone.add_slot(4, 16 * kPagesPer2M, 5 * kPagesPer2M + 100, 4 * kGiB, 2) == MemslotError::ok);
+      REQUIRE(lone.fault(lv, 17 * kPagesPer2M + 3, kR) == FaultOutcome::fixed);
+      REQUIRE(lone.mmu.stats().leaves[2] == 1);
+      REQUIRE(lone.mmu.stats().fault_around_leaves == 0);
+    }
+    REQUIRE(vm.fault(v, 19 * kPagesPer2M + 9, kR) == FaultOutcome::fixed);  // frame 19 and 3 neighbours
+    REQUIRE(vm.mmu.stats().fault_around_leaves == 24);
+    REQUIRE(vm.mmu.stats().leaves[2] == 1 + 1 + 4);  // slot 2's; frame 19; frames 16, 17, 18, 20
+    REQUIRE(vm.fault(v, 17 * kPagesPer2M + 3, kR) == FaultOutcome::spurious);  // mapped around
+    for (unsigned f = 16; f <= 20; f++) {
+      const auto [leaf, level] = vm.leaf(v, f * kPagesPer2M + 1);
+      REQUIRE(level == 2);
+      REQUIRE(spte::pfn_addr(leaf) == 4 * kGiB + (f - 16) * kPagesPer2M * 4096);
+    }
+    REQUIRE(vm.leaf(v, 21 * kPagesPer2M + 3).second == 0);  // the partial frame: nothing
     // 4 KiB leaves because the backing is misaligned in a slot that allows 2 MiB: fault-around.
     REQUIRE(vm.add_slot(3, 4 * kPagesPer2M, kPagesPer2M, 3 * kGiB + 4096, 2) == MemslotError::ok);
     REQUIRE(vm.fault(v, 4 * kPagesPer2M + 40, kR | kW) == FaultOutcome::fixed);
-    REQUIRE(vm.mmu.stats().fault_around_leaves == 40);
+    REQUIRE(vm.mmu.stats().fault_around_leaves == 44);
     REQUIRE(vm.leaf(v, 4 * kPagesPer2M + 32).second == 1);
     // An invalidation in flight over a neighbour (not over the gfn): no neighbour at all.
     vm.mmu.invalidate_begin(0, 4 * kPagesPer2M + 70, 4 * kPagesPer2M + 71);
     REQUIRE(vm.mmu.map(v, 4 * kPagesPer2M + 64, kR) == FaultOutcome::fixed);
     vm.mmu.invalidate_end();
-    REQUIRE(vm.mmu.stats().fault_around_leaves == 40);
+    REQUIRE(vm.mmu.stats().fault_around_leaves == 44);
     REQUIRE(vm.leaf(v, 4 * kPagesPer2M + 65).second == 0);
     REQUIRE(vm.check_all_roots(vm.slot_refs()).empty());
   }
