@@ -93,6 +93,8 @@ const char* Vcpu::init(Vm& vm, unsigned index, const Capabilities& caps, const V
   if (const char* why = setup_vmcs(start)) return why;
   virtual_nmis_ = (vmread(field::kPinBasedControls) & pin::kVirtualNmis) != 0;
   fast_ = FastEntry{};
+  epoch_ = &epoch();
+  host_xcr0_ = x86::xsave::host_xcr0();
 #ifdef HV_EXIT_PROFILE
   exit_profile::g_reason = static_cast<unsigned>(cmdline::get_number("hv.exit-profile", kExitCpuid));
 #endif
@@ -310,11 +312,7 @@ void Vcpu::begin_exit_events(const ExitInfo& e) {
   }
 }
 
-void Vcpu::commit_events() {
-  if (stopped_ || !event_.valid()) {
-    // VM exits clear the valid bit of the entry field (SDM 28.2.x): nothing to undo.
-    return;
-  }
+void Vcpu::commit_pending_event() {
   uint32_t info = event_.info;
   const event::Type type = event::info_type(info);
   if (type == event::Type::kHardwareException) {
@@ -406,7 +404,7 @@ bool Vcpu::before_entry() {
     stats_.root_switches++;
   }
   exit_profile::mark(exit_profile::kRoot);
-  epoch().quiescent();
+  epoch_->quiescent(cpu_);
   exit_profile::mark(exit_profile::kQuiescent);
   // hv.dirty-ring: a ring at its soft limit holds the vCPU here until its consumer reaps.
   if (dring.ring && !dirty_ring_wait(*this, [](Vcpu& v) { return v.vm_requests_stop(); })) return false;
@@ -475,7 +473,7 @@ bool Vcpu::run() {
     // The guest's XCR0 only while it runs (arch/x86/xsave.h: hv's XCR0 is a superset, so the
     // switch back never disables a component that holds guest state). Interrupts are off here
     // and hv's handlers use no extended state anyway.
-    const uint64_t host_xcr0 = x86::xsave::host_xcr0();
+    const uint64_t host_xcr0 = host_xcr0_;
     const bool switch_xcr0 = features_.xsave && xcr0 != host_xcr0;
     if (switch_xcr0) x86::xsave::xsetbv(0, xcr0);
     exit_profile::mark(exit_profile::kEnterGuest);
@@ -493,9 +491,9 @@ bool Vcpu::run() {
     // Before "outside guest mode" is published: a harvest's drain waits for exactly that
     // (hv/pml.cpp). One VMREAD when PML is on; nothing otherwise.
     exit_profile::mark(exit_profile::kMsrsBack);
-    pml_drain(*this);
+    if (pml.page_pa) pml_drain(*this);
     cpu_work::exit_guest_mode();
-    epoch().quiescent();  // the exit boundary
+    epoch_->quiescent(cpu_);  // the exit boundary
     exit_profile::mark(exit_profile::kLeaveGuest);
     if (r != kEnterExited) {
       const char* kind = r == kEnterFailInvalid ? "VMfailInvalid" : r == kEnterFailValid ? "VMfailValid" : "host RSP VMWRITE failed";

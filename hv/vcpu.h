@@ -24,6 +24,10 @@
 #include "hv/vcpu_features.h"
 #include "hv/vcpu_msrs.h"
 
+namespace mmu {
+class Epoch;
+}
+
 namespace hv {
 
 class Vm;
@@ -139,7 +143,11 @@ class Vcpu {
   // Called by dispatch_exit(): before the handler (the interrupted event becomes the pending
   // one) and after it (the pending event written into the VM-entry fields).
   void begin_exit_events(const ExitInfo& exit);
-  void commit_events();
+  void commit_events() {
+    // VM exits clear the valid bit of the entry field (SDM 28.2.x): with no event, nothing to
+    // write (the common case, inline).
+    if (!stopped_ && event_.valid()) commit_pending_event();
+  }
 
   // Interrupts (hv/irq_inject.cpp): HLT sleeps until an interrupt can be taken (true), or the
   // vCPU was stopped meanwhile (false). Called by handle_hlt after the HLT was skipped.
@@ -231,6 +239,7 @@ class Vcpu {
   friend void restore_vcpu_state(Vcpu& vcpu, const VcpuState& s);
   const char* setup_vmcs(const VcpuStart& start);
   bool before_entry();
+  void commit_pending_event();
   // Right before VM entry: timer poll, NMI / external-interrupt injection, interrupt window,
   // preemption timer bounded by the LAPIC timer (hv/irq_inject.cpp).
   void evaluate_interrupts();
@@ -277,6 +286,8 @@ class Vcpu {
   uint64_t preempt_default_ = 0;   // VMX preemption timer per slice (0: the timer is off)
   uint64_t preempt_loaded_ = 0;    // the value in the VMCS now
   FastEntry fast_;                 // the exit fast path (hv/fast_entry.h)
+  mmu::Epoch* epoch_ = nullptr;    // hv/mmu_platform.h epoch(), looked up once
+  uint64_t host_xcr0_ = 0;         // x86::xsave::host_xcr0(), fixed before any guest runs
   static constexpr uint64_t kMinSliceUs = 10;  // shortest guest slice a deadline may ask for
   uint64_t min_slice_ticks_ = 1;   // kMinSliceUs in preemption-timer ticks
   uint64_t fast_window_ticks_ = 0; // one tick period in TSC ticks (hv/fast_entry.h)

@@ -126,6 +126,13 @@ class Epoch {
   void read_lock_pinned_for_test(uint64_t observed_epoch);
 
   void quiescent();
+  // The same for a caller that knows its CPU's index (the vCPU loop, at every exit): no
+  // lookup of the CPU, inline.
+  void quiescent(unsigned cpu) {
+    CpuState& c = cpus_[cpu];
+    MMU_ASSERT(c.nesting.load(Order::relaxed) == 0);
+    if (c.pending.load(Order::relaxed) != 0) try_advance();
+  }
   void set_online(bool online);  // for the current CPU
   bool is_online(unsigned cpu) const;
 
