@@ -15,6 +15,9 @@
 #include "mmu/atomic.h"
 
 namespace hv::cpu_work {
+
+detail::Slot detail::g_slots[x86::kMaxCpus];
+
 namespace {
 
 using mmu::Atomic;
@@ -24,30 +27,8 @@ using mmu::Order;
 constexpr uint64_t kFlushAll = 1ull << 63;
 uint64_t tag_bit(uint64_t tag) { return 1ull << (tag % 63); }
 
-struct alignas(64) Slot {
-  // Work item: set by the requester (release), cleared by the target when fn has returned
-  // (release); the requester's acquire load of `fn == nullptr` then sees fn's effects.
-  Atomic<void (*)(void*)> fn{nullptr};
-  void* arg = nullptr;
-  // Owner only: service() is inside fn right now (a vCPU loop posted as a work item calls
-  // service() itself and must not run itself again).
-  bool running = false;
-  // Flush request: the VMs to flush (tag bits, OR-ed in by requesters) and a generation. A
-  // requester ORs its bit, then bumps `flush_want`; the target takes the bits after it has
-  // read `flush_want` and then copies want -> done, so a done generation covers every bit
-  // OR-ed before its want was bumped.
-  Atomic<uint64_t> flush_tags{0};
-  Atomic<uint64_t> flush_want{0};
-  Atomic<uint64_t> flush_done{0};
-  // Even: outside guest mode; odd: between enter_guest_mode() and the VM exit. Bumped by the
-  // owner only; read by requesters (see the protocol in cpu_work.h).
-  Atomic<uint64_t> guest_state{0};
-  // The EPTP this CPU has loaded and the VM it belongs to. Written by the owner only, outside
-  // guest mode; `loaded_tag` is also read by requesters (flush_ept: atomic, see there).
-  Atomic<uint64_t> loaded_tag{0};
-  uint64_t loaded_eptp = 0;
-};
-Slot g_slots[x86::kMaxCpus];
+using detail::g_slots;
+using detail::Slot;
 const x86::vmx::Capabilities* g_caps = nullptr;
 // Statistics (hv/counter.h: relaxed, they order nothing).
 Counter g_flush_requests;
@@ -157,26 +138,6 @@ bool run_on(unsigned cpu, void (*fn)(void*), void* arg, uint64_t timeout_us) {
     x86::cpu_relax();
   }
   return true;
-}
-
-bool enter_guest_mode() {
-  Slot& s = self();
-  // Sequentially consistent store (XCHG): pairs with flush_ept(), which bumps flush_want and
-  // then reads guest_state. Either it sees us in guest mode (and IPIs and waits), or our
-  // load below sees its request and we flush before VM entry.
-  s.guest_state.store(s.guest_state.load(Order::relaxed) + 1, Order::seq_cst);
-  if (s.flush_want.load(Order::seq_cst) == s.flush_done.load(Order::relaxed))
-    return true;
-  s.guest_state.store(s.guest_state.load(Order::relaxed) + 1, Order::release);
-  return false;
-}
-
-void exit_guest_mode() {
-  Slot& s = self();
-  // After the VM exit no translation of the guest's EPTP is used until the next entry, which
-  // looks at the requests first (enter_guest_mode): a requester that sees this even value may
-  // stop waiting. Release: our flush_done stores before it are seen with it.
-  s.guest_state.store(s.guest_state.load(Order::relaxed) + 1, Order::release);
 }
 
 void set_loaded_ept(uint64_t tlb_tag, uint64_t eptp) {

@@ -29,7 +29,9 @@
 
 #include <stdint.h>
 
+#include "arch/x86/percpu.h"
 #include "arch/x86/vmx/capabilities.h"
+#include "mmu/atomic.h"
 
 namespace hv::cpu_work {
 
@@ -57,11 +59,54 @@ void flush_ept(uint64_t tlb_tag);
 // answers; returns how many other CPUs answered within timeout_us.
 unsigned flush_ept_all_cpus_sync(uint64_t timeout_us);
 
-// The vCPU loop's side of the protocol. enter_guest_mode(): publish "in guest mode", then look
-// at the requests; false (and back outside) when any is pending: service() and try again.
-// exit_guest_mode(): right after the VM exit.
-bool enter_guest_mode();
-void exit_guest_mode();
+// Each CPU's request words (cpu_work.cpp), here only for the two inline functions below.
+namespace detail {
+struct alignas(64) Slot {
+  // Work item: set by the requester (release), cleared by the target when fn has returned
+  // (release); the requester's acquire load of `fn == nullptr` then sees fn's effects.
+  mmu::Atomic<void (*)(void*)> fn{nullptr};
+  void* arg = nullptr;
+  // Owner only: service() is inside fn right now (a vCPU loop posted as a work item calls
+  // service() itself and must not run itself again).
+  bool running = false;
+  // Flush request: the VMs to flush (tag bits, OR-ed in by requesters) and a generation. A
+  // requester ORs its bit, then bumps `flush_want`; the target takes the bits after it has
+  // read `flush_want` and then copies want -> done, so a done generation covers every bit
+  // OR-ed before its want was bumped.
+  mmu::Atomic<uint64_t> flush_tags{0};
+  mmu::Atomic<uint64_t> flush_want{0};
+  mmu::Atomic<uint64_t> flush_done{0};
+  // Even: outside guest mode; odd: between enter_guest_mode() and the VM exit. Bumped by the
+  // owner only; read by requesters (see the protocol in cpu_work.h).
+  mmu::Atomic<uint64_t> guest_state{0};
+  // The EPTP this CPU has loaded and the VM it belongs to. Written by the owner only, outside
+  // guest mode; `loaded_tag` is also read by requesters (flush_ept: atomic, see there).
+  mmu::Atomic<uint64_t> loaded_tag{0};
+  uint64_t loaded_eptp = 0;
+};
+extern Slot g_slots[x86::kMaxCpus];
+}  // namespace detail
+
+// The vCPU loop's side of the protocol, inline (every entry and exit). enter_guest_mode():
+// publish "in guest mode", then look at the requests; false (and back outside) when any is
+// pending: service() and try again. exit_guest_mode(): right after the VM exit.
+inline bool enter_guest_mode() {
+  detail::Slot& s = detail::g_slots[x86::cpu_index()];
+  // Sequentially consistent store (XCHG): pairs with flush_ept(), which bumps flush_want and
+  // then reads guest_state. Either it sees us in guest mode (and IPIs and waits), or our
+  // load below sees its request and we flush before VM entry.
+  s.guest_state.store(s.guest_state.load(mmu::Order::relaxed) + 1, mmu::Order::seq_cst);
+  if (s.flush_want.load(mmu::Order::seq_cst) == s.flush_done.load(mmu::Order::relaxed)) return true;
+  s.guest_state.store(s.guest_state.load(mmu::Order::relaxed) + 1, mmu::Order::release);
+  return false;
+}
+inline void exit_guest_mode() {
+  detail::Slot& s = detail::g_slots[x86::cpu_index()];
+  // After the VM exit no translation of the guest's EPTP is used until the next entry, which
+  // looks at the requests first (enter_guest_mode): a requester that sees this even value may
+  // stop waiting. Release: our flush_done stores before it are seen with it.
+  s.guest_state.store(s.guest_state.load(mmu::Order::relaxed) + 1, mmu::Order::release);
+}
 // The EPTP this CPU has loaded for VM `tlb_tag` (0: none). Set by the vCPU on its CPU.
 void set_loaded_ept(uint64_t tlb_tag, uint64_t eptp);
 

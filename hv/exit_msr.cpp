@@ -45,9 +45,6 @@ void backend_set(void*, msr::Field f, uint64_t v) { vmwrite(vmcs_field(f), v); }
 void backend_pred_cmd(void*, uint64_t v) { x86::wrmsr(msr::kPredCmd, v); }
 constexpr msr::Backend kVmcsBackend{nullptr, backend_get, backend_set, backend_pred_cmd};
 
-// The switched MSRs, one bit each in VcpuMsrs::loaded.
-enum : uint32_t { kKgs = 1, kStar = 2, kLstar = 4, kCstar = 8, kSfmask = 16, kTscAux = 32, kSpecCtrl = 64 };
-
 // MSR bitmap (SDM 25.6.9): read-low, read-high, write-low, write-high, 1 KiB each; low =
 // 0..0x1FFF, high = 0xC0000000..0xC0001FFF; a set bit makes the access exit.
 void allow_direct(uint8_t* bitmap, uint32_t index, bool write) {
@@ -144,61 +141,6 @@ void release_vcpu_msrs(Vcpu& vcpu) {
     x86::pmm::free_4k(m.bitmap_pa);
   }
   m.bitmap_pa = 0;
-}
-
-// Right before VM entry, interrupts off: the guest's value into each switched MSR where it
-// differs from hv's.
-void load_guest_msrs(Vcpu& vcpu) {
-  VcpuMsrs& m = vcpu.msrs;
-  const msr::State& s = m.state;
-  uint32_t loaded = 0;
-  if (s.kernel_gs_base != m.host_kernel_gs_base) {
-    x86::wrmsr(msr::kKernelGsBase, s.kernel_gs_base);
-    loaded |= kKgs;
-  }
-  if (s.star != m.host_star) {
-    x86::wrmsr(msr::kStar, s.star);
-    loaded |= kStar;
-  }
-  if (s.lstar != m.host_lstar) {
-    x86::wrmsr(msr::kLstar, s.lstar);
-    loaded |= kLstar;
-  }
-  if (s.cstar != m.host_cstar) {
-    x86::wrmsr(msr::kCstar, s.cstar);
-    loaded |= kCstar;
-  }
-  if (s.sfmask != m.host_sfmask) {
-    x86::wrmsr(msr::kSfmask, s.sfmask);
-    loaded |= kSfmask;
-  }
-  if (m.config.rdtscp && s.tsc_aux != m.host_tsc_aux) {
-    x86::wrmsr(msr::kTscAux, s.tsc_aux);
-    loaded |= kTscAux;
-  }
-  if (m.config.spec_ctrl && s.spec_ctrl != m.host_spec_ctrl) {
-    x86::wrmsr(msr::kSpecCtrl, s.spec_ctrl);
-    loaded |= kSpecCtrl;
-  }
-  m.loaded = loaded;
-}
-
-// Right after VM exit, before anything else of hv runs: the guest's KERNEL_GS_BASE read back
-// (SWAPGS and a direct WRMSR change it without an exit), then hv's value into every MSR that
-// holds a guest value.
-void restore_host_msrs(Vcpu& vcpu) {
-  VcpuMsrs& m = vcpu.msrs;
-  const uint64_t kgs = x86::rdmsr(msr::kKernelGsBase);
-  m.state.kernel_gs_base = kgs;
-  if (kgs != m.host_kernel_gs_base) x86::wrmsr(msr::kKernelGsBase, m.host_kernel_gs_base);
-  const uint32_t loaded = m.loaded;
-  if (loaded & kStar) x86::wrmsr(msr::kStar, m.host_star);
-  if (loaded & kLstar) x86::wrmsr(msr::kLstar, m.host_lstar);
-  if (loaded & kCstar) x86::wrmsr(msr::kCstar, m.host_cstar);
-  if (loaded & kSfmask) x86::wrmsr(msr::kSfmask, m.host_sfmask);
-  if (loaded & kTscAux) x86::wrmsr(msr::kTscAux, m.host_tsc_aux);
-  if (loaded & kSpecCtrl) x86::wrmsr(msr::kSpecCtrl, m.host_spec_ctrl);
-  m.loaded = 0;
 }
 
 // The local APIC's MSRs: the x2APIC registers 0x800-0x8FF (only in x2APIC mode, else #GP, as

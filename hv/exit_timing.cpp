@@ -8,28 +8,16 @@
 
 namespace hv {
 
+// kind_of() (inline in the header) spells the basic reasons as numbers.
+static_assert(x86::vmx::kExitCpuid == 10 && x86::vmx::kExitHlt == 12 && x86::vmx::kExitVmcall == 18 &&
+              x86::vmx::kExitIoInstruction == 30 && x86::vmx::kExitEptViolation == 48);
+
 namespace {
 const char* const kNames[ExitTiming::kKinds] = {"cpuid", "hlt", "ept-violation", "vmcall", "io", "io-console", "other", "all"};
 }
 
 // memset, not assignment from a temporary: the histograms are too large for a kernel stack.
 void ExitTiming::reset() { memset(this, 0, sizeof *this); }
-
-ExitTiming::Kind ExitTiming::kind_of(unsigned basic_reason, uint64_t qualification) {
-  switch (basic_reason) {
-    case x86::vmx::kExitCpuid: return kCpuid;
-    case x86::vmx::kExitHlt: return kHlt;
-    case x86::vmx::kExitEptViolation: return kEptViolation;
-    case x86::vmx::kExitVmcall: return kVmcall;
-    case x86::vmx::kExitIoInstruction: {
-      // Exit qualification bits 31:16: the port (SDM table "Exit Qualification for I/O
-      // Instructions"). COM1 is 0x3F8-0x3FF.
-      const uint64_t port = (qualification >> 16) & 0xFFFF;
-      return (port & ~7ull) == 0x3F8 ? kIoConsole : kIo;
-    }
-    default: return kOther;
-  }
-}
 
 void ExitTiming::print(unsigned vm, unsigned vcpu) {
   hist_[kAll].clear();

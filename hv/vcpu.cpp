@@ -477,7 +477,7 @@ bool Vcpu::run() {
     const bool switch_xcr0 = features_.xsave && xcr0 != host_xcr0;
     if (switch_xcr0) x86::xsave::xsetbv(0, xcr0);
     exit_profile::mark(exit_profile::kEnterGuest);
-    load_guest_msrs(*this);  // hv/vcpu_msrs.h: the switched MSRs, hv's values back right after
+    load_guest_msrs(msrs);  // hv/vcpu_msrs.h: the switched MSRs, hv's values back right after
     exit_profile::mark(exit_profile::kMsrsIn);
     const uint64_t t0 = x86::rdtsc();
     timing_.entering(t0);
@@ -486,7 +486,7 @@ bool Vcpu::run() {
     const int r = vmx_enter(&regs, launched_ ? 1 : 0);
     const uint64_t t1 = x86::rdtsc();
     exit_profile::exited(t1);
-    restore_host_msrs(*this);
+    restore_host_msrs(msrs);
     if (switch_xcr0) x86::xsave::xsetbv(0, host_xcr0);
     // Before "outside guest mode" is published: a harvest's drain waits for exactly that
     // (hv/pml.cpp). One VMREAD when PML is on; nothing otherwise.

@@ -22,6 +22,7 @@
 
 #include <stdint.h>
 
+#include "arch/x86/cpu.h"
 #include "hv/msr_policy.h"
 
 namespace hv {
@@ -43,7 +44,66 @@ struct VcpuMsrs {
 // VcpuFeatures, reset state (TSC from the VM's origin), hv's values, the bitmap. nullptr or why not.
 const char* init_vcpu_msrs(Vcpu& vcpu, bool use_bitmap, bool rdtscp);
 void release_vcpu_msrs(Vcpu& vcpu);
-void load_guest_msrs(Vcpu& vcpu);
-void restore_host_msrs(Vcpu& vcpu);
+
+// The switched MSRs, one bit each in VcpuMsrs::loaded.
+enum : uint32_t { kLoadedKgs = 1, kLoadedStar = 2, kLoadedLstar = 4, kLoadedCstar = 8, kLoadedSfmask = 16,
+                  kLoadedTscAux = 32, kLoadedSpecCtrl = 64 };
+
+// Right before VM entry, interrupts off: the guest's value into each switched MSR where it
+// differs from hv's. Inline: it runs at every entry.
+inline void load_guest_msrs(VcpuMsrs& m) {
+  const msr::State& s = m.state;
+  uint32_t loaded = 0;
+  if (s.kernel_gs_base != m.host_kernel_gs_base) {
+    x86::wrmsr(msr::kKernelGsBase, s.kernel_gs_base);
+    loaded |= kLoadedKgs;
+  }
+  if (s.star != m.host_star) {
+    x86::wrmsr(msr::kStar, s.star);
+    loaded |= kLoadedStar;
+  }
+  if (s.lstar != m.host_lstar) {
+    x86::wrmsr(msr::kLstar, s.lstar);
+    loaded |= kLoadedLstar;
+  }
+  if (s.cstar != m.host_cstar) {
+    x86::wrmsr(msr::kCstar, s.cstar);
+    loaded |= kLoadedCstar;
+  }
+  if (s.sfmask != m.host_sfmask) {
+    x86::wrmsr(msr::kSfmask, s.sfmask);
+    loaded |= kLoadedSfmask;
+  }
+  if (m.config.rdtscp && s.tsc_aux != m.host_tsc_aux) {
+    x86::wrmsr(msr::kTscAux, s.tsc_aux);
+    loaded |= kLoadedTscAux;
+  }
+  if (m.config.spec_ctrl && s.spec_ctrl != m.host_spec_ctrl) {
+    x86::wrmsr(msr::kSpecCtrl, s.spec_ctrl);
+    loaded |= kLoadedSpecCtrl;
+  }
+  m.loaded = loaded;
+}
+
+// Right after VM exit, before anything else of hv runs: the guest's KERNEL_GS_BASE read back
+// (SWAPGS and a direct WRMSR change it without an exit), then hv's value into every MSR that
+// holds a guest value. Inline: it runs at every exit.
+inline void restore_host_msrs(VcpuMsrs& m) {
+  const uint64_t kgs = x86::rdmsr(msr::kKernelGsBase);
+  m.state.kernel_gs_base = kgs;
+  if (kgs != m.host_kernel_gs_base) x86::wrmsr(msr::kKernelGsBase, m.host_kernel_gs_base);
+  const uint32_t loaded = m.loaded;
+  if (!(loaded & ~uint32_t{kLoadedKgs})) {
+    m.loaded = 0;
+    return;  // the common case: no MSR but KERNEL_GS_BASE differs from hv's
+  }
+  if (loaded & kLoadedStar) x86::wrmsr(msr::kStar, m.host_star);
+  if (loaded & kLoadedLstar) x86::wrmsr(msr::kLstar, m.host_lstar);
+  if (loaded & kLoadedCstar) x86::wrmsr(msr::kCstar, m.host_cstar);
+  if (loaded & kLoadedSfmask) x86::wrmsr(msr::kSfmask, m.host_sfmask);
+  if (loaded & kLoadedTscAux) x86::wrmsr(msr::kTscAux, m.host_tsc_aux);
+  if (loaded & kLoadedSpecCtrl) x86::wrmsr(msr::kSpecCtrl, m.host_spec_ctrl);
+  m.loaded = 0;
+}
 
 }  // namespace hv
