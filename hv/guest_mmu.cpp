@@ -76,10 +76,6 @@ const char* GuestMmu::init(uint64_t vm_id, const RamSlot* slots, unsigned count,
 
 mmu::hpa_t GuestMmu::load_root(unsigned vcpu) { return mmu_->vcpu_load_root(*vcpus_[vcpu % kMaxVcpus]); }
 
-mmu::FaultOutcome GuestMmu::map(unsigned vcpu, mmu::gfn_t gfn, unsigned access) {
-  return mmu_->map(*vcpus_[vcpu % kMaxVcpus], gfn, access);
-}
-
 mmu::PrefaultResult GuestMmu::prefault(unsigned vcpu, mmu::gfn_t start, mmu::gfn_t end, unsigned budget) {
   return mmu_->prefault(*vcpus_[vcpu % kMaxVcpus], start, end, budget);
 }

@@ -85,7 +85,9 @@ class GuestMmu {
   // The root load_root() returned last is still the one to enter with (no fast zap since).
   bool root_current(unsigned vcpu) const { return mmu_->vcpu_root_current(*vcpus_[vcpu % kMaxVcpus]); }
   // Make `gfn` accessible for `access` (mmu::spte::Access bits): the EPT-violation handler.
-  mmu::FaultOutcome map(unsigned vcpu, mmu::gfn_t gfn, unsigned access);
+  mmu::FaultOutcome map(unsigned vcpu, mmu::gfn_t gfn, unsigned access) {
+    return mmu_->map(*vcpus_[vcpu % kMaxVcpus], gfn, access);
+  }
   // Pre-fault [start, end) in `vcpu`'s root, at most `budget` units of work (mmu::Mmu::prefault).
   mmu::PrefaultResult prefault(unsigned vcpu, mmu::gfn_t start, mmu::gfn_t end, unsigned budget);
   // Safe point before VM entry (and idle): bounded deferred work (root teardown, epoch

@@ -76,7 +76,6 @@ static_assert(sizeof(EpochCallback) + 4 * sizeof(uint64_t) == 56,
               "kPagesPerBatch in epoch.h assumes a 56-byte batch header");
 
 namespace {
-constexpr uint64_t kReaderActive = 1;
 constexpr unsigned kUnlimited = ~0u;
 }  // namespace
 
@@ -118,20 +117,12 @@ Epoch::CpuState& Epoch::of(unsigned cpu) {
   return cpus_[cpu];
 }
 
-void Epoch::read_lock() { read_lock(platform_.cpu_id()); }
-void Epoch::read_unlock() { read_unlock(platform_.cpu_id()); }
-
-void Epoch::read_lock(unsigned cpu) {
-  CpuState& c = of(cpu);
-  const uint32_t depth = c.nesting.load(Order::relaxed);
-  MMU_ASSERT(depth < 0x7fffffffu);
-  if (depth == 0) {
-    // Acquire (condition C1): pairs with the acq_rel CAS in try_advance() that wrote the
-    // value we read (step 2 of the argument above).
-    pin(c, global_epoch_.load(Order::acquire));
-  }
-  c.nesting.store(depth + 1, Order::relaxed);
+void Epoch::read_lock() {
+  const unsigned cpu = platform_.cpu_id();
+  (void)of(cpu);  // the full check: below cpu_count(), where try_advance() looks
+  read_lock(cpu);
 }
+void Epoch::read_unlock() { read_unlock(platform_.cpu_id()); }
 
 void Epoch::read_lock_pinned_for_test(uint64_t observed_epoch) {
   CpuState& c = self();
@@ -142,38 +133,7 @@ void Epoch::read_lock_pinned_for_test(uint64_t observed_epoch) {
   c.nesting.store(1, Order::relaxed);
 }
 
-void Epoch::pin(CpuState& c, uint64_t g) {
-  // (g << 1) | 1: see CpuState::reader.
-  // Release: pairs with the acquire slot load in try_advance(); it orders our *previous*
-  // section's reads before this store, for an advancer that sees this pin rather than the
-  // unpin in between (step 5).
-  c.reader.store((g << 1) | kReaderActive, Order::release);
-  // Store->load fence: the pin must be globally visible before this section loads any shared
-  // pointer. Pairs with the seq_cst fence F_A in try_advance() (step 4: the advancer's slot
-  // loads see the pin) and with F_W in stamp() (step 1). A release store alone would let the
-  // CPU's store buffer hold the pin while our pointer loads run ahead.
-  atomic_thread_fence(Order::seq_cst);
-}
-
-void Epoch::read_unlock(unsigned cpu) {
-  MMU_ASSERT(cpu < Platform::kMaxCpus);  // read_lock(cpu) checked it against cpu_count()
-  CpuState& c = cpus_[cpu];
-  const uint32_t depth = c.nesting.load(Order::relaxed);
-  MMU_ASSERT(depth != 0);  // unbalanced read_unlock()
-  c.nesting.store(depth - 1, Order::relaxed);
-  if (depth == 1) {
-    // Release: every read of this section happens before an advancer's acquire load that
-    // sees "not reading" (try_advance()), hence before the free (step 5).
-    c.reader.store(0, Order::release);
-  }
-}
-
 bool Epoch::in_read_section() const { return self().nesting.load(Order::relaxed) != 0; }
-bool Epoch::in_read_section(unsigned cpu) const {
-  MMU_ASSERT(cpu < Platform::kMaxCpus);
-  return cpus_[cpu].nesting.load(Order::relaxed) != 0;
-}
-
 bool Epoch::is_online(unsigned cpu) const {
   MMU_ASSERT(cpu < Platform::kMaxCpus);
   return cpus_[cpu].online.load(Order::relaxed) != 0;

@@ -110,9 +110,36 @@ class Epoch {
   bool in_read_section() const;  // on the current CPU (for assertions)
   // The same for a caller that already knows its CPU id (`cpu` == Platform::cpu_id(); the fault
   // path asks once per fault instead of twice per call).
-  void read_lock(unsigned cpu);
-  void read_unlock(unsigned cpu);
-  bool in_read_section(unsigned cpu) const;
+  // Inline (every fault opens two sections). `cpu` comes from Platform::cpu_id(), which the
+  // Platform keeps below cpu_count(), where try_advance() looks (read_lock() checks that).
+  void read_lock(unsigned cpu) {
+    MMU_ASSERT(cpu < Platform::kMaxCpus);
+    CpuState& c = cpus_[cpu];
+    const uint32_t depth = c.nesting.load(Order::relaxed);
+    MMU_ASSERT(depth < 0x7fffffffu);
+    if (depth == 0) {
+      // Acquire (condition C1): pairs with the acq_rel CAS in try_advance() that wrote the
+      // value we read (step 2 of the argument in epoch.cpp).
+      pin(c, global_epoch_.load(Order::acquire));
+    }
+    c.nesting.store(depth + 1, Order::relaxed);
+  }
+  void read_unlock(unsigned cpu) {
+    MMU_ASSERT(cpu < Platform::kMaxCpus);
+    CpuState& c = cpus_[cpu];
+    const uint32_t depth = c.nesting.load(Order::relaxed);
+    MMU_ASSERT(depth != 0);  // unbalanced read_unlock()
+    c.nesting.store(depth - 1, Order::relaxed);
+    if (depth == 1) {
+      // Release: every read of this section happens before an advancer's acquire load that
+      // sees "not reading" (try_advance()), hence before the free (step 5).
+      c.reader.store(0, Order::release);
+    }
+  }
+  bool in_read_section(unsigned cpu) const {
+    MMU_ASSERT(cpu < Platform::kMaxCpus);
+    return cpus_[cpu].nesting.load(Order::relaxed) != 0;
+  }
   void assert_not_in_read_section(unsigned cpu) const { MMU_ASSERT(!in_read_section(cpu)); }
   // For the rule "never wait for the MMU lock (or any lock whose holder may synchronize())
   // inside a read-side section": call it right before taking such a lock.
@@ -223,7 +250,19 @@ class Epoch {
   CpuState& self();
   const CpuState& self() const;
   CpuState& of(unsigned cpu);
-  void pin(CpuState& c, uint64_t g);
+  static constexpr uint64_t kReaderActive = 1;  // CpuState::reader: (epoch << 1) | active
+  void pin(CpuState& c, uint64_t g) {
+    // (g << 1) | 1: see CpuState::reader.
+    // Release: pairs with the acquire slot load in try_advance(); it orders our *previous*
+    // section's reads before this store, for an advancer that sees this pin rather than the
+    // unpin in between (step 5).
+    c.reader.store((g << 1) | kReaderActive, Order::release);
+    // Store->load fence: the pin must be globally visible before this section loads any shared
+    // pointer. Pairs with the seq_cst fence F_A in try_advance() (step 4: the advancer's slot
+    // loads see the pin) and with F_W in stamp() (step 1). A release store alone would let the
+    // CPU's store buffer hold the pin while our pointer loads run ahead.
+    atomic_thread_fence(Order::seq_cst);
+  }
   uint64_t stamp();
   bool try_advance();
   void enqueue_locked(CpuState& c, EpochCallback* cb) REQUIRES(c.list_lock);

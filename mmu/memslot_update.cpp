@@ -27,16 +27,7 @@ bool Mmu::lookup_slot(unsigned as_id, gfn_t gfn, SlotView* out) {
   return true;
 }
 
-bool Mmu::lookup_slot_vcpu(VcpuMmu& v, gfn_t gfn, SlotView* out) {
-  // The generation first: the lookup below then sees its set or a later one. A copy kept under
-  // a generation older than the set it came from only ever misses (a later generation never
-  // equals it), so the cache can be stale only in the safe direction.
-  const uint64_t gen = memslots_.generation(v.as_id_);
-  const SlotView& last = v.last_slot_;
-  if (gen != 0 && v.last_slot_generation_ == gen && last.as_id == v.as_id_ && gfn - last.base_gfn < last.npages) {
-    *out = last;
-    return true;
-  }
+bool Mmu::lookup_slot_vcpu_miss(VcpuMmu& v, gfn_t gfn, uint64_t gen, SlotView* out) {
   if (!lookup_slot(v.as_id_, gfn, out)) return false;
   v.last_slot_ = *out;
   v.last_slot_generation_ = gen;

@@ -394,7 +394,20 @@ class Mmu {
   bool lookup_slot(unsigned as_id, gfn_t gfn, SlotView* out);
   // The same for a vCPU's fault, from the slot the vCPU found last when it still applies (as
   // KVM's last_used_slot): same address space, the gfn inside it, and no set published since.
-  bool lookup_slot_vcpu(VcpuMmu& v, gfn_t gfn, SlotView* out);
+  // The hit is inline (every fault asks); the miss looks the set up and keeps the copy.
+  bool lookup_slot_vcpu(VcpuMmu& v, gfn_t gfn, SlotView* out) {
+    // The generation first: the lookup then sees its set or a later one. A copy kept under a
+    // generation older than the set it came from only ever misses (a later generation never
+    // equals it), so the cache can be stale only in the safe direction.
+    const uint64_t gen = memslots_.generation(v.as_id_);
+    const SlotView& last = v.last_slot_;
+    if (gen != 0 && v.last_slot_generation_ == gen && last.as_id == v.as_id_ && gfn - last.base_gfn < last.npages) {
+      *out = last;
+      return true;
+    }
+    return lookup_slot_vcpu_miss(v, gfn, gen, out);
+  }
+  bool lookup_slot_vcpu_miss(VcpuMmu& v, gfn_t gfn, uint64_t gen, SlotView* out);
   int goal_level(const SlotView& slot, gfn_t gfn) const;
   // `around`: fault-around, neighbours to install next to a new 4 KiB leaf (map() passes
   // MmuConfig::fault_around, pre-fault 0).
