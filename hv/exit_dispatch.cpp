@@ -70,6 +70,35 @@ constexpr Table kTable;
 
 }  // namespace
 
+// The uncommon half of Vcpu::begin_exit_events (vcpu.h): an event was being delivered, or NMI
+// blocking may need to be recovered.
+void Vcpu::begin_exit_events_slow(const ExitInfo& e, uint32_t vec) {
+  // With virtual-interrupt delivery the information may name a stale event where the CPU was
+  // delivering a virtual interrupt (Bochs 2.7): that delivery is undone instead (hv/apicv.h).
+  if ((vec & event::kInfoValid) && apicv.on) vec = apicv_vectoring(*this, vec);
+  // An IRET that faulted or hit an EPT violation has already unblocked NMIs before the exit
+  // (SDM 28.2.3 / 28.2.2: "NMI unblocking due to IRET", bit 12 of the EPT-violation
+  // qualification). The IRET runs again after the exit and will unblock them then; until
+  // then the NMI handler is still running, so blocking must be set again, or a second NMI
+  // would nest inside it (SDM Vol. 3C, 28.2.3; KVM: "recover NMI blocking"). With "virtual
+  // NMIs" the bit is virtual-NMI blocking, which hv's NMI injection relies on.
+  if (virtual_nmis_ && !(vec & event::kInfoValid)) {
+    constexpr uint64_t kNmiUnblockingIret = 1u << 12, kBlockingNmi = 1u << 3;
+    if (e.basic == kExitEptViolation && (e.qualification & kNmiUnblockingIret)) {
+      const uint64_t intr = vmread(field::kGuestInterruptibility);
+      if (!(intr & kBlockingNmi)) vmwrite(field::kGuestInterruptibility, intr | kBlockingNmi);
+    }
+  }
+  if (vec & event::kInfoValid) {
+    const uint32_t ec = (vec & event::kInfoErrorCode) ? static_cast<uint32_t>(vmread(field::kIdtVectoringErrorCode)) : 0;
+    event_ = event::from_idt_vectoring(vec, ec, static_cast<uint32_t>(vmread(field::kExitInstructionLength)));
+    reinjecting_ = true;
+  } else {
+    event_ = event::Pending{};
+    reinjecting_ = false;
+  }
+}
+
 void dispatch_exit(Vcpu& vcpu, const ExitInfo& e) {
   VmStats& st = vcpu.vm().stats();
   if (e.basic < kExitReasonCount) st.exits[e.basic]++;
@@ -79,7 +108,11 @@ void dispatch_exit(Vcpu& vcpu, const ExitInfo& e) {
     return;
   }
   exit_profile::mark(exit_profile::kDispatch);
-  vcpu.begin_exit_events(e);
+  // The event whose delivery caused this exit (SDM 28.2.4): the CPU abandoned it, so it must
+  // be delivered again at the next entry unless a handler raises something on top of it (KVM
+  // calls this step "complete interrupts"). An NMI being re-injected needs nothing more: VM
+  // entry that injects it sets (virtual-)NMI blocking again.
+  vcpu.begin_exit_events(e, static_cast<uint32_t>(vmread(field::kIdtVectoringInfo)));
   exit_profile::mark(exit_profile::kEvents);
   (e.basic < kExitReasonCount ? kTable.h[e.basic] : handle_unknown)(vcpu, e);
   exit_profile::mark(exit_profile::kHandler);

@@ -280,37 +280,6 @@ void Vcpu::inject_page_fault(uint64_t linear, uint32_t error_code) {
   inject_exception(event::kPf, true, error_code);
 }
 
-void Vcpu::begin_exit_events(const ExitInfo& e) {
-  // The event whose delivery caused this exit (SDM 28.2.4): the CPU abandoned it, so it must be
-  // delivered again at the next entry unless a handler raises something on top of it (KVM
-  // calls this step "complete interrupts"). An NMI being re-injected needs nothing more: VM
-  // entry that injects it sets (virtual-)NMI blocking again.
-  uint32_t vec = static_cast<uint32_t>(vmread(field::kIdtVectoringInfo));
-  // With virtual-interrupt delivery the information may name a stale event where the CPU was
-  // delivering a virtual interrupt (Bochs 2.7): that delivery is undone instead (hv/apicv.h).
-  if ((vec & event::kInfoValid) && apicv.on) vec = apicv_vectoring(*this, vec);
-  // An IRET that faulted or hit an EPT violation has already unblocked NMIs before the exit
-  // (SDM 28.2.3 / 28.2.2: "NMI unblocking due to IRET", bit 12 of the EPT-violation
-  // qualification). The IRET runs again after the exit and will unblock them then; until
-  // then the NMI handler is still running, so blocking must be set again, or a second NMI
-  // would nest inside it (SDM Vol. 3C, 28.2.3; KVM: "recover NMI blocking"). With "virtual
-  // NMIs" the bit is virtual-NMI blocking, which hv's NMI injection relies on.
-  if (virtual_nmis_ && !(vec & event::kInfoValid)) {
-    constexpr uint64_t kNmiUnblockingIret = 1u << 12, kBlockingNmi = 1u << 3;
-    if (e.basic == kExitEptViolation && (e.qualification & kNmiUnblockingIret)) {
-      const uint64_t intr = vmread(field::kGuestInterruptibility);
-      if (!(intr & kBlockingNmi)) vmwrite(field::kGuestInterruptibility, intr | kBlockingNmi);
-    }
-  }
-  if (vec & event::kInfoValid) {
-    const uint32_t ec = (vec & event::kInfoErrorCode) ? static_cast<uint32_t>(vmread(field::kIdtVectoringErrorCode)) : 0;
-    event_ = event::from_idt_vectoring(vec, ec, static_cast<uint32_t>(vmread(field::kExitInstructionLength)));
-    reinjecting_ = true;
-  } else {
-    event_ = event::Pending{};
-    reinjecting_ = false;
-  }
-}
 
 void Vcpu::commit_pending_event() {
   uint32_t info = event_.info;

@@ -18,6 +18,7 @@
 #include "hv/cpuid_cache.h"
 #include "hv/dirty_log.h"
 #include "hv/event_inject.h"
+#include "hv/exit.h"
 #include "hv/exit_timing.h"
 #include "hv/fast_entry.h"
 #include "hv/pml.h"
@@ -32,7 +33,6 @@ namespace hv {
 
 class Vm;
 class VmRunState;
-struct ExitInfo;
 struct VcpuState;
 
 // The architectural state a vCPU starts in (besides what hv/vmcs_setup.cpp fixes: 32-bit
@@ -142,7 +142,9 @@ class Vcpu {
   bool exit_during_event_delivery() const { return reinjecting_; }
   // Called by dispatch_exit(): before the handler (the interrupted event becomes the pending
   // one) and after it (the pending event written into the VM-entry fields).
-  void begin_exit_events(const ExitInfo& exit);
+  // `idt_vectoring`: the exit's IDT-vectoring information field. The common case (no event
+  // was being delivered, no NMI blocking to recover after an IRET's EPT violation) inline.
+  void begin_exit_events(const ExitInfo& exit, uint32_t idt_vectoring);
   void commit_events() {
     // VM exits clear the valid bit of the entry field (SDM 28.2.x): with no event, nothing to
     // write (the common case, inline).
@@ -240,6 +242,7 @@ class Vcpu {
   const char* setup_vmcs(const VcpuStart& start);
   bool before_entry();
   void commit_pending_event();
+  void begin_exit_events_slow(const ExitInfo& exit, uint32_t idt_vectoring);
   // Right before VM entry: timer poll, NMI / external-interrupt injection, interrupt window,
   // preemption timer bounded by the LAPIC timer (hv/irq_inject.cpp).
   void evaluate_interrupts();
@@ -299,5 +302,17 @@ class Vcpu {
   bool resume_halted_ = false;    // run() sleeps in halt() before its first entry
   char stop_reason_[200] = {};
 };
+
+// Basic exit reason 48 is an EPT violation, whose qualification bit 12 says "NMI unblocking due
+// to IRET" (SDM 28.2.3).
+inline void Vcpu::begin_exit_events(const ExitInfo& exit, uint32_t idt_vectoring) {
+  if (!(idt_vectoring & event::kInfoValid) &&
+      !(virtual_nmis_ && exit.basic == 48 && (exit.qualification & (uint64_t{1} << 12)))) {
+    event_ = event::Pending{};
+    reinjecting_ = false;
+    return;
+  }
+  begin_exit_events_slow(exit, idt_vectoring);
+}
 
 }  // namespace hv
