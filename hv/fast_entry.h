@@ -15,11 +15,14 @@
 //     which every entry passes. The senders' IPIs would end the next guest slice on a correct
 //     CPU anyway, but Bochs 2.7 can leave an IPI pending while its guest runs with IF = 0
 //     (hv/vcpu.h, VcpuStart::interrupts_enabled), so the fast path reads the words itself.
+//   - deferred MMU work (a root teardown queued, pages in limbo, epoch callbacks of this CPU):
+//     its inline hint (GuestMmu::deferred_idle). While there is some, every entry is a full
+//     one, so it progresses at every exit as before; a guest that waits for its memory to
+//     come back in a loop of STAT hypercalls sees it come back as fast.
 //   - time: the LAPIC timer, the PIT and RTC, the VM's time limit, hv's tick and everything
-//     polled at the safe point (hv.stat-ms, the stress, NMI-button and migration polls, the
-//     deferred MMU work: teardown steps and epoch callbacks). The full pass sets `until`, the
-//     earliest of the timer and chipset deadlines, the VM's time limit and one tick period
-//     from now; a fast entry happens only before it. So the deadlines are met as after a full
+//     polled at the safe point (hv.stat-ms, the stress, NMI-button and migration polls). The
+//     full pass sets `until`, the earliest of the timer and chipset deadlines, the VM's time
+//     limit and one tick period from now; a fast entry happens only before it. So the deadlines are met as after a full
 //     pass, and the polls run at least once per tick period however fast the guest exits: as
 //     often as for a guest that never exits, whose slices the tick (or the preemption timer)
 //     ends.

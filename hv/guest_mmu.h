@@ -82,6 +82,11 @@ class GuestMmu {
   // The root table's physical address for `vcpu`, before every VM entry: a fast zap makes the
   // vCPU load a fresh root here. 0 when out of memory.
   mmu::hpa_t load_root(unsigned vcpu);
+  // Whether a safe point on `cpu` would find no deferred MMU work of its own (a teardown queued,
+  // pages in limbo, this CPU's epoch callbacks). Inline loads: the exit fast path asks at every
+  // quiet exit, so that a guest waiting for a teardown in a loop of quiet exits sees it progress
+  // at every exit.
+  bool deferred_idle(unsigned cpu) const { return mmu_->deferred_work_idle_hint_local(cpu); }
   // The root load_root() returned last is still the one to enter with (no fast zap since).
   bool root_current(unsigned vcpu) const { return mmu_->vcpu_root_current(*vcpus_[vcpu % kMaxVcpus]); }
   // Make `gfn` accessible for `access` (mmu::spte::Access bits): the EPT-violation handler.

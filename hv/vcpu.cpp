@@ -390,7 +390,10 @@ inline bool Vcpu::fast_entry_ok(uint64_t now) const {
   // Other CPUs: a wake-up (IRR, PIR, NMI, INIT, SIPI), a stop or finish request, a fast zap.
   if (run_->wake_pending(index_) || run_->stopped_by() || run_->finish_requested()) return false;
   if (vm_->sipi[index_].raw() & (SipiLatch::kInit | SipiLatch::kWaiting)) return false;
-  return vm_->mmu().root_current(index_) && !dring.ring;
+  // Deferred MMU work waiting (a teardown queued, pages in limbo or the epoch's): the full
+  // pass runs a bounded step of it at every exit, as before the fast path, so that a guest
+  // polling for its memory to come back (a loop of STAT hypercalls) sees it come back.
+  return vm_->mmu().root_current(index_) && !dring.ring && vm_->mmu().deferred_idle(cpu_);
 }
 
 inline void Vcpu::fast_slice(uint64_t now) {

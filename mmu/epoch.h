@@ -191,6 +191,11 @@ class Epoch {
   // Whether poll() on `cpu` (the caller's) would find nothing to do: nothing queued or open
   // there, and no offline CPU with callbacks to help with. Loads only, inline: a safe point
   // asks before every VM entry. A hint, as poll()'s own first loads are.
+  // The part of poll_idle_hint() about `cpu` itself: no callbacks pending, no open page batch.
+  bool cpu_idle_hint(unsigned cpu) const {
+    const CpuState& me = cpus_[cpu];
+    return me.pending.load(Order::relaxed) == 0 && me.open_pages.load(Order::relaxed) == 0;
+  }
   bool poll_idle_hint(unsigned cpu, unsigned cpu_count) const {
     const CpuState& me = cpus_[cpu];
     if (me.pending.load(Order::relaxed) != 0 || me.open_pages.load(Order::relaxed) != 0) return false;

@@ -272,6 +272,12 @@ class Mmu {
     return teardowns_outstanding_.load(Order::relaxed) == 0 && stats_.limbo_pages.load(Order::relaxed) == 0 &&
            epoch_.poll_idle_hint(cpu, cpu_count);
   }
+  // The same without the look at offline CPUs' callbacks (which idle CPUs help with anyway):
+  // what the exit fast path asks at every quiet exit (hv/fast_entry.h).
+  bool deferred_work_idle_hint_local(unsigned cpu) const {
+    return teardowns_outstanding_.load(Order::relaxed) == 0 && stats_.limbo_pages.load(Order::relaxed) == 0 &&
+           epoch_.cpu_idle_hint(cpu);
+  }
   // For a vCPU whose fault (or root load) failed with out_of_memory because of the page limit
   // (MmuConfig::max_table_pages), before it retries: run teardown steps from any CPU's queue
   // (own first) within `budget`, hand the dead tables waiting for a flush to the epoch (one

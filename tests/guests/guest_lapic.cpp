@@ -1114,6 +1114,10 @@ void bench() {
 // timers, for as long as a full pass said nothing falls due: up to one of hv's ticks (10 ms).
 // A periodic timer with a period of a tenth of that must still fire every period while the
 // guest does nothing but CPUID with IF = 1. Bare, CPUID does not exit: the same count comes.
+// What is checked is the spacing: most intervals between two interrupts at most 1.5 periods.
+// A single stall of the vCPU (hv printing an hv.stat-ms line, a busy TCG host) coalesces the
+// periods it covers into one late interrupt and leaves the rest on time; a fast path blind to
+// the deadline makes every interrupt a tick late, about two in the whole run.
 void cpuid_spin(uint64_t cycles) {
   const uint64_t t0 = rdtsc();
   while (rdtsc() - t0 < cycles) (void)cpuid(0);
@@ -1139,10 +1143,16 @@ void test_cpuid_wait() {
   wr(kLvtTimer, kMasked | kTimerVector);
   wr(kInitial, 0);
   const unsigned n = g_timer_count;
-  gprintf("lapic: cpuid-wait: %u timer interrupts in %u periods of %llu TSC cycles, spinning on CPUID\n", n, kPeriods,
-          period);
-  // A fast path blind to the deadline would see the timer once per 10 ms: about 2 here.
-  LCHECK(n >= kPeriods * 6 / 10 && n <= kPeriods + 1);
+  // The first 16 interrupts' TSC are recorded (irq_dispatch).
+  const unsigned stamps = n < 16 ? n : 16;
+  unsigned on_time = 0;
+  for (unsigned i = 1; i < stamps; i++)
+    if (g_timer_tsc[i] - g_timer_tsc[i - 1] <= period * 3 / 2) on_time++;
+  gprintf("lapic: cpuid-wait: %u timer interrupts in %u periods of %llu TSC cycles, spinning on CPUID; %u of the "
+          "first %u intervals within 1.5 periods\n",
+          n, kPeriods, period, on_time, stamps ? stamps - 1 : 0);
+  LCHECK(n >= 5 && n <= kPeriods + 1);
+  LCHECK(stamps >= 2 && on_time * 10 >= (stamps - 1) * 7);
   group("cpuid-wait", f0);
 }
 
