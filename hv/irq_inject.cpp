@@ -170,13 +170,7 @@ void Vcpu::evaluate_interrupts() {
     const uint64_t d_host = d - msrs.state.tsc_offset;
     if (d_host < deadline) deadline = d_host;
   }
-  if (preempt_default_) {
-    const uint64_t ticks = slice_ticks(deadline, host_now);
-    if (ticks != preempt_loaded_) {
-      vmwrite(field::kGuestPreemptionTimer, ticks);
-      preempt_loaded_ = ticks;
-    }
-  }
+  if (preempt_default_) load_slice(deadline, host_now);
   // What the fast path needs from this pass: whether it left anything waiting (an event to
   // inject, a window, an NMI, a vector in RVI for the CPU to deliver), and until when nothing
   // time-driven can fall due (the deadline above, the VM's time limit, the window).
@@ -193,13 +187,19 @@ void Vcpu::evaluate_interrupts() {
 // programmed with a count of 1) fires at the next entry instead, so the guest always runs
 // between two timer interrupts and an interrupt storm costs hv one exit per slice, not a
 // livelock of zero-length slices.
-uint64_t Vcpu::slice_ticks(uint64_t deadline, uint64_t now) const {
-  const uint64_t ticks = preempt_default_;
-  if (deadline == ~0ull) return ticks;
-  const uint64_t min_slice = min_slice_ticks_;
-  uint64_t left = deadline > now ? (deadline - now) >> caps_->preemption_timer_shift : 0;
-  if (left < min_slice) left = min_slice ? min_slice : 1;
-  return left < ticks ? left : ticks;
+void Vcpu::load_slice(uint64_t deadline, uint64_t now) {
+  uint64_t ticks = preempt_default_;
+  if (deadline != ~0ull) {
+    const uint64_t min_slice = min_slice_ticks_;
+    uint64_t left = deadline > now ? (deadline - now) >> caps_->preemption_timer_shift : 0;
+    if (left < min_slice) left = min_slice ? min_slice : 1;
+    if (left < ticks) ticks = left;
+  }
+  // The field keeps its value across entries: write it only when it changes.
+  if (ticks != preempt_loaded_) {
+    vmwrite(field::kGuestPreemptionTimer, ticks);
+    preempt_loaded_ = ticks;
+  }
 }
 
 bool Vcpu::halt() {

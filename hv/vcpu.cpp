@@ -9,6 +9,8 @@
 //     seen here, and we go round again), then vmx_enter(): the guest runs;
 //   exit boundary: guest mode left, another quiescent state, then the dispatch table
 //     (hv/exit_dispatch.cpp).
+// After a quiet exit (its handler changed only registers and RIP) the next entry may skip the
+// safe point and the interrupt evaluation: the exit fast path, hv/fast_entry.h says when.
 // A guest can't keep the CPU: external-interrupt exiting turns every tick and IPI into a VM
 // exit, and the VMX preemption timer bounds a slice even with the LAPIC timer masked.
 #include "hv/vcpu.h"
@@ -397,12 +399,7 @@ inline bool Vcpu::fast_entry_ok(uint64_t now) const {
 }
 
 inline void Vcpu::fast_slice(uint64_t now) {
-  if (!preempt_default_ || fast_.slice_deadline == ~0ull || fast_.blind) return;
-  const uint64_t ticks = slice_ticks(fast_.slice_deadline, now);
-  if (ticks != preempt_loaded_) {
-    vmwrite(field::kGuestPreemptionTimer, ticks);
-    preempt_loaded_ = ticks;
-  }
+  if (preempt_default_ && fast_.slice_deadline != ~0ull && !fast_.blind) load_slice(fast_.slice_deadline, now);
 }
 
 bool Vcpu::run() {

@@ -264,9 +264,9 @@ class Vcpu {
   // from the deadline that shortened the full pass's slice.
   bool fast_entry_ok(uint64_t now) const;
   void fast_slice(uint64_t now);
-  // The VMX preemption timer value for a slice that ends no later than `deadline` (host TSC,
-  // ~0: none) but lasts at least kMinSliceUs (hv/irq_inject.cpp).
-  uint64_t slice_ticks(uint64_t deadline, uint64_t now) const;
+  // Loads the VMX preemption timer for a slice that ends no later than `deadline` (host TSC,
+  // ~0: none) but lasts at least kMinSliceUs, and at most the default slice (hv/irq_inject.cpp).
+  void load_slice(uint64_t deadline, uint64_t now);
 
   Vm* vm_ = nullptr;
   const x86::vmx::Capabilities* caps_ = nullptr;
