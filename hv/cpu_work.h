@@ -107,6 +107,15 @@ inline void exit_guest_mode() {
   // stop waiting. Release: our flush_done stores before it are seen with it.
   s.guest_state.store(s.guest_state.load(mmu::Order::relaxed) + 1, mmu::Order::release);
 }
+// For a vCPU that handled an exit without leaving guest mode (hv/fast_entry.h): no flush
+// request waits for this CPU, so it may enter again without passing exit_guest_mode() and
+// enter_guest_mode(). A requester that saw this CPU in guest mode has sent it an IPI and waits
+// for the flush or for guest_state to move; a request that this load misses still ends the
+// next guest slice through that IPI, as for a guest that never exits.
+inline bool flush_idle() {
+  const detail::Slot& s = detail::g_slots[x86::cpu_index()];
+  return s.flush_want.load(mmu::Order::acquire) == s.flush_done.load(mmu::Order::relaxed);
+}
 // The EPTP this CPU has loaded for VM `tlb_tag` (0: none). Set by the vCPU on its CPU.
 void set_loaded_ept(uint64_t tlb_tag, uint64_t eptp);
 

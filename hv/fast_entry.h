@@ -49,7 +49,11 @@ struct FastEntry {
   bool entry_quiet = false;   // the last full pass left nothing waiting
   uint64_t until = 0;         // host TSC: no fast entry from here on
   uint64_t slice_deadline = 0;  // host TSC of the deadline that shortened the slice (0: none)
+  // hv.fast-entry=leave turns the guest-mode loop off: every exit leaves guest mode (the
+  // benchmark's baseline for the loop, hv-2m-leave).
+  bool in_guest_mode = true;
   uint64_t entries = 0;       // fast entries (the vCPU's report)
+  uint64_t in_guest_entries = 0;  // of them, by the guest-mode loop
 };
 
 }  // namespace hv

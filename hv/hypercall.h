@@ -19,4 +19,14 @@ void snapshot_stats(Vm& vm, hv_stats& out);
 // The HV_E* status of an MMU memslot/dirty-log error.
 int64_t hypercall_status(mmu::MemslotError e);
 
+// A VMCALL with this RAX only reads, whatever the caller's mode and privilege: VERSION,
+// POOL_INFO and VCPU_INFO (in 64-bit mode a set upper half makes it an unknown call, and a
+// refusal reads nothing either). handle_hypercall declares these exits quiet; the guest-mode
+// loop (hv/fast_entry.h) handles them without leaving guest mode. STAT is quiet too but sums
+// counters over every CPU: it takes the ordinary exit path.
+inline bool hypercall_reads_only(uint64_t rax) {
+  const uint32_t nr = static_cast<uint32_t>(rax);
+  return nr == HV_CALL_VERSION || nr == HV_CALL_POOL_INFO || nr == HV_CALL_VCPU_INFO;
+}
+
 }  // namespace hv

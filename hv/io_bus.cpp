@@ -12,16 +12,14 @@ const char* IoBus::claim(const IoDevice& dev) {
   }
   if (count_ == kMaxRanges) return "too many port ranges on the VM's I/O bus";
   devs_[count_++] = dev;
+  for (uint32_t p = dev.base; p < uint32_t{dev.base} + dev.count; p++) owner_[p] = static_cast<uint8_t>(count_);
   return nullptr;
 }
 
-const IoDevice* IoBus::find(uint16_t port) const {
-  // A linear scan: a VM has a handful of ranges, and the most used ones (the UART) come first.
-  for (unsigned i = 0; i < count_; i++) {
-    const IoDevice& d = devs_[i];
-    if (port >= d.base && port - d.base < d.count) return &d;
-  }
-  return nullptr;
+void IoBus::clear() {
+  for (unsigned i = 0; i < count_; i++)
+    for (uint32_t p = devs_[i].base; p < uint32_t{devs_[i].base} + devs_[i].count; p++) owner_[p] = 0;
+  count_ = 0;
 }
 
 }  // namespace hv

@@ -33,6 +33,7 @@
 #include "hv/apicv.h"
 #include "hv/cmdline.h"
 #include "hv/guest_stop_report.h"
+#include "hv/hypercall.h"
 #include "hv/cr_rules.h"
 #include "hv/cpu_work.h"
 #include "hv/exit.h"
@@ -105,6 +106,7 @@ const char* Vcpu::init(Vm& vm, unsigned index, const Capabilities& caps, const V
   cmdline::get("hv.fast-entry", fast_mode, sizeof fast_mode);
   fast_.enabled = fast_mode[0] != '0';
   fast_.blind = fast_mode[0] == 'b';
+  fast_.in_guest_mode = fast_.enabled && fast_mode[0] != 'l';  // hv.fast-entry=leave
   min_slice_ticks_ = (x86::timer::tsc_khz() * kMinSliceUs / 1000) >> caps.preemption_timer_shift;
   fast_window_ticks_ = x86::timer::tsc_khz() * x86::tick::period_us() / 1000;
   if (start.corrupt_guest_state) {
@@ -402,6 +404,79 @@ inline void Vcpu::fast_slice(uint64_t now) {
   if (preempt_default_ && fast_.slice_deadline != ~0ull && !fast_.blind) load_slice(fast_.slice_deadline, now);
 }
 
+// The guest-mode loop's standing conditions (hv/fast_entry.h): none of what it skips is needed.
+// PML: a harvest waits for this CPU to leave guest mode after draining (hv/pml.cpp). The trace
+// records every entry and exit. SPEC_CTRL: the guest's value stays out of hv's code. The dirty
+// ring and a migration already keep every entry a full one (fast_entry_ok).
+inline bool Vcpu::guest_mode_loop_ok() const {
+  return fast_.in_guest_mode && !pml.page_pa && !trace::g_mask && !(msrs.loaded & kLoadedSpecCtrl);
+}
+
+// The exit reasons the guest-mode loop may handle; exit_in_guest_mode looks closer. Matching
+// the full reason leaves out entry failures (bit 31).
+inline bool in_guest_mode_kind(uint32_t reason) {
+  return reason == kExitCpuid || reason == kExitVmcall || reason == kExitIoInstruction;
+}
+
+inline Vcpu::InGuest Vcpu::exit_in_guest_mode(uint32_t reason, uint64_t t0, uint64_t t1) {
+  ExitInfo e;
+  e.reason = reason;
+  e.basic = static_cast<uint16_t>(e.reason & 0xFFFF);
+  e.qualification = 0;
+  // The kinds the loop handles, told apart before their handler runs: handlers that touch
+  // no guest memory and no MMU state and answer quietly (registers and RIP only). None of
+  // these exits happens while an event is delivered, so there is no IDT-vectoring
+  // information to take.
+  ExitHandler handler;
+  switch (e.reason) {
+    case kExitCpuid:
+      handler = handle_cpuid;
+      break;
+    case kExitVmcall:
+      if (!hypercall_reads_only(regs.rax)) return InGuest::kNo;
+      handler = handle_hypercall;
+      break;
+    case kExitIoInstruction: {
+      // IN or OUT (not a string one, which reads guest memory) on a port no device claims
+      // or a quiet device's.
+      e.qualification = vmread(field::kExitQualification);
+      if (io_qual::is_string(e.qualification)) return InGuest::kNo;
+      const IoDevice* dev = vm_->io.find(io_qual::port(e.qualification));
+      if (dev && !dev->quiet) return InGuest::kNo;
+      handler = handle_io;
+      break;
+    }
+    default:
+      return InGuest::kNo;
+  }
+  // The exit's accounting, as on the ordinary path (run()).
+  exit_profile::select(e.basic);
+  VmStats& st = vm_->stats();
+  exits++;
+  stats_.exits++;
+  st.exits[e.basic]++;
+  st.guest_tsc += t1 - t0;
+  stats_.guest_tsc += t1 - t0;
+  timing_.exited(e.basic, e.qualification, t1);
+  exit_profile::mark(exit_profile::kExitInfo);
+  fast_.quiet_exit = false;
+  handler(*this, e);
+  exit_profile::mark(exit_profile::kHandler);
+  // LMA may have changed in the guest slice (CR0.PG is the guest's): as after every exit.
+  sync_ia32e_mode();
+  const uint64_t t2 = x86::rdtsc();
+  st.host_exit_tsc += t2 - t1;
+  stats_.host_tsc += t2 - t1;
+  exit_profile::mark(exit_profile::kIa32e);
+  // What a fast entry requires, and no flush request waiting (enter_guest_mode's check).
+  if (!fast_entry_ok(t2) || !cpu_work::flush_idle()) return InGuest::kHandled;
+  fast_.entries++;
+  fast_.in_guest_entries++;
+  fast_slice(t2);
+  exit_profile::mark(exit_profile::kFast);
+  return InGuest::kReenter;
+}
+
 bool Vcpu::run() {
   run_->set_phase(index_, VmRunState::Phase::kRunning);
   VmStats& st = vm_->stats();
@@ -448,13 +523,34 @@ bool Vcpu::run() {
     exit_profile::mark(exit_profile::kEnterGuest);
     load_guest_msrs(msrs);  // hv/vcpu_msrs.h: the switched MSRs, hv's values back right after
     exit_profile::mark(exit_profile::kMsrsIn);
-    const uint64_t t0 = x86::rdtsc();
+    uint64_t t0 = x86::rdtsc();
     timing_.entering(t0);
     if (trace::g_mask) trace_entry(t0);
     exit_profile::mark(exit_profile::kEntry);
-    const int r = vmx_enter(&regs, launched_ ? 1 : 0);
-    const uint64_t t1 = x86::rdtsc();
-    exit_profile::exited(t1);
+    // The guest-mode loop (hv/fast_entry.h): quiet exits of a few kinds are handled right
+    // here, with the guest's MSRs and XCR0 still loaded and this CPU still in guest mode for
+    // cpu_work, and the guest entered again, until an exit of another kind or a reason for a
+    // full pass.
+    const bool in_guest_loop = guest_mode_loop_ok();
+    InGuest handled = InGuest::kNo;
+    int r;
+    uint64_t t1;
+    for (;;) {
+      handled = InGuest::kNo;
+      r = vmx_enter(&regs, launched_ ? 1 : 0);
+      t1 = x86::rdtsc();
+      exit_profile::exited(t1);
+      if (r != kEnterExited || !in_guest_loop) break;
+      launched_ = true;
+      // Only the loop's kinds go further (an EPT violation must not pay for the loop).
+      const uint32_t reason = static_cast<uint32_t>(vmread(field::kExitReason));
+      if (!in_guest_mode_kind(reason)) break;
+      handled = exit_in_guest_mode(reason, t0, t1);
+      if (handled != InGuest::kReenter) break;
+      t0 = x86::rdtsc();
+      timing_.entering(t0);
+      exit_profile::mark(exit_profile::kEntry);
+    }
     restore_host_msrs(msrs);
     if (switch_xcr0) x86::xsave::xsetbv(0, host_xcr0);
     // Before "outside guest mode" is published: a harvest's drain waits for exactly that
@@ -472,6 +568,7 @@ bool Vcpu::run() {
       break;
     }
     launched_ = true;
+    if (handled == InGuest::kHandled) continue;  // the guest-mode loop took it: a full pass next
     exits++;
     stats_.exits++;
     st.guest_tsc += t1 - t0;
@@ -528,8 +625,10 @@ bool Vcpu::run() {
 void Vcpu::print_run_reports() {
   timing_.print(vm_->id(), index_);
   // The exit fast path (hv/fast_entry.h): entries that skipped the full pass.
-  x86::log::info("vm%u: vcpu%u: fast entries: %lu of %lu (%lu%%)%s", vm_->id(), index_, fast_.entries, stats_.exits,
-                 stats_.exits ? fast_.entries * 100 / stats_.exits : 0, fast_.enabled ? "" : ", off (hv.fast-entry=0)");
+  x86::log::info("vm%u: vcpu%u: fast entries: %lu of %lu (%lu%%), %lu of them in guest mode%s", vm_->id(), index_,
+                 fast_.entries, stats_.exits, stats_.exits ? fast_.entries * 100 / stats_.exits : 0,
+                 fast_.in_guest_entries,
+                 !fast_.enabled ? ", off (hv.fast-entry=0)" : !fast_.in_guest_mode ? ", loop off (hv.fast-entry=leave)" : "");
   apicv_report(*this);  // hv/apicv.h: the LAPIC path and its exits
   pml_report(*this);    // hv/pml.h: PML entries and log-full exits
   dirty_ring_report(*this);

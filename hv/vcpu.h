@@ -264,6 +264,15 @@ class Vcpu {
   // from the deadline that shortened the full pass's slice.
   bool fast_entry_ok(uint64_t now) const;
   void fast_slice(uint64_t now);
+  // The guest-mode loop (hv/fast_entry.h, "Without leaving guest mode"): handles the exit that
+  // ended the slice entered at host TSC t0 (its exit at t1) without leaving guest mode, when
+  // it is one of the kinds that may. kNo: not one, nothing done; kReenter: handled, enter
+  // again at once; kHandled: handled, and the next entry is a full pass.
+  enum class InGuest : uint8_t { kNo, kReenter, kHandled };
+  InGuest exit_in_guest_mode(uint32_t reason, uint64_t t0, uint64_t t1);
+  // May this entry's exits be handled without leaving guest mode (the loop's standing
+  // conditions; the per-exit ones are exit_in_guest_mode's)?
+  bool guest_mode_loop_ok() const;
   // Loads the VMX preemption timer for a slice that ends no later than `deadline` (host TSC,
   // ~0: none) but lasts at least kMinSliceUs, and at most the default slice (hv/irq_inject.cpp).
   void load_slice(uint64_t deadline, uint64_t now);

@@ -241,6 +241,24 @@ TEST_CASE("io bus: claims may not overlap; lookups find the claiming range", "[h
   unsigned n = bus.count();
   for (uint16_t p = 0x1000; n < hv::IoBus::kMaxRanges; p += 4, n++) REQUIRE(bus.claim({"fill", p, 4, nullptr, rd, wr}) == nullptr);
   REQUIRE(bus.claim({"full", 0x2000, 1, nullptr, rd, wr}) != nullptr);
+  // Every port against the claims made above (find() is a per-port table).
+  unsigned wrong = 0;
+  for (uint32_t p = 0; p < 0x10000; p++) {
+    const char* want = p >= 0x3F8 && p < 0x400                       ? "uart"
+                       : p >= 0x3F0 && p < 0x3F8                     ? "below"
+                       : p == 0xFFFF                                 ? "last"
+                       : p >= 0x1000 && p < 0x1000 + 4 * (n - 3)     ? "fill"
+                                                                     : nullptr;
+    const hv::IoDevice* d = bus.find(static_cast<uint16_t>(p));
+    wrong += want ? (!d || std::string(d->name) != want) : d != nullptr;
+  }
+  REQUIRE(wrong == 0);
   bus.clear();
   REQUIRE(bus.find(0x3F8) == nullptr);
+  // clear() forgets every port of every range, and the ports can be claimed again.
+  for (uint32_t p = 0; p < 0x10000; p++) wrong += bus.find(static_cast<uint16_t>(p)) != nullptr;
+  REQUIRE(wrong == 0);
+  REQUIRE(bus.claim({"again", 0x3F8, 1, nullptr, rd, wr}) == nullptr);
+  REQUIRE(std::string(bus.find(0x3F8)->name) == "again");
+  REQUIRE(bus.find(0x3F9) == nullptr);
 }
