@@ -33,6 +33,31 @@
 // The VMX preemption timer: when a deadline shortened the full pass's slice, a fast entry
 // shortens it again from that deadline (Vcpu::fast_slice), so a timer fires as late as after a
 // full pass and no later. hv.fast-entry=0 turns the fast path off (the benchmark's baseline).
+//
+// Without leaving guest mode (the guest-mode loop, Vcpu::exit_in_guest_mode; KVM re-enters
+// from its fast path the same way, "EXIT_FASTPATH_REENTER_GUEST"). Some quiet exits are
+// handled before the exit's bookkeeping, right after VM exit, and the guest is entered again
+// from there: CPUID, a VMCALL that only reads (hypercall_reads_only: VERSION, POOL_INFO,
+// VCPU_INFO) and an IN or OUT (not a string one) on a port no device claims or a quiet
+// device's. Their handlers touch no guest memory and no MMU state, and they are told apart
+// by reason, RAX and port before the handler runs. What the loop skips, and why that is safe:
+//   - the switched MSRs (hv/vcpu_msrs.h) and XCR0 keep the guest's values: hv's code never
+//     executes SYSCALL, SWAPGS, RDTSCP or RDPID and uses no extended state
+//     (-mgeneral-regs-only). Not when the guest's SPEC_CTRL differs from hv's: hv's code does
+//     not run under the guest's speculation controls.
+//   - cpu_work's guest state stays odd ("in guest mode") throughout: hv's code runs on hv's
+//     page tables and uses no translation of the guest's EPTP, so a requester that waits for
+//     this CPU's flush or exit loses nothing; it has sent this CPU an IPI, and the loop also
+//     looks at the request words before each re-entry (cpu_work::flush_idle) and leaves.
+//     Not with PML: a harvest waits for the vCPU to leave guest mode after its drain.
+//   - the epoch's quiescent state: a grace period does not depend on it (mmu/epoch.h).
+//   - the exit's event code: none of these exits happens during event delivery.
+// What the loop keeps: every counter and the exit-timing sample (exit_cost_* measures the
+// loop), the IA-32e mode control (CR0.PG is the guest's, so LMA may change in any slice), and
+// all of Vcpu::fast_entry_ok before each re-entry. Any other exit, or a failed check, leaves
+// the loop through the ordinary path (restoring the MSRs, leaving guest mode); an exit the
+// loop already handled then goes straight to a full pass. Not with the trace on (it records
+// every entry and exit). hv.fast-entry=leave turns the loop off and keeps the rest.
 #pragma once
 
 #include <stdint.h>

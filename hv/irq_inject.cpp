@@ -183,25 +183,6 @@ void Vcpu::evaluate_interrupts() {
   fast_.slice_deadline = deadline;
 }
 
-// At least Vcpu::kMinSliceUs of guest time: a timer due sooner (a hostile 1 ns period, a PIT
-// programmed with a count of 1) fires at the next entry instead, so the guest always runs
-// between two timer interrupts and an interrupt storm costs hv one exit per slice, not a
-// livelock of zero-length slices.
-void Vcpu::load_slice(uint64_t deadline, uint64_t now) {
-  uint64_t ticks = preempt_default_;
-  if (deadline != ~0ull) {
-    const uint64_t min_slice = min_slice_ticks_;
-    uint64_t left = deadline > now ? (deadline - now) >> caps_->preemption_timer_shift : 0;
-    if (left < min_slice) left = min_slice ? min_slice : 1;
-    if (left < ticks) ticks = left;
-  }
-  // The field keeps its value across entries: write it only when it changes.
-  if (ticks != preempt_loaded_) {
-    vmwrite(field::kGuestPreemptionTimer, ticks);
-    preempt_loaded_ = ticks;
-  }
-}
-
 bool Vcpu::halt() {
   Vlapic& l = vm_->lapic[index_];
   // A LAPIC the guest never enabled can raise nothing: such a guest (hv's memtouch guest, the

@@ -239,29 +239,6 @@ bool Vcpu::park() {
   }
 }
 
-void Vcpu::skip_instruction() {
-  complete_instruction(vmread(field::kGuestRip) + vmread(field::kExitInstructionLength));
-}
-
-void Vcpu::complete_instruction(uint64_t next_rip) {
-  vmwrite(field::kGuestRip, next_rip);
-  // Skipping an instruction ends any STI/MOV SS interrupt shadow it created (SDM 25.4.2).
-  const uint64_t intr = vmread(field::kGuestInterruptibility);
-  if (intr & 3) vmwrite(field::kGuestInterruptibility, intr & ~3ull);
-  // The instruction completed: RF is cleared as after any completed instruction (it only
-  // suppressed an instruction breakpoint on this one), and a single-step trap is due.
-  // BS (bit 14) in the pending-debug-exceptions field makes VM entry deliver the #DB with
-  // DR6.BS set before the next instruction, as the SDM prescribes for a VMM that emulates an
-  // instruction while RFLAGS.TF = 1 (Vol. 3C, 27.7.3). With DEBUGCTL.BTF = 1 TF traps only on
-  // branches, and hv skips no branch. Hardware data or I/O breakpoints the skipped instruction
-  // would have hit are not reported (docs/guest-platform.md, section 4).
-  constexpr uint64_t kRf = 1u << 16, kTf = 1u << 8, kBtf = 1u << 1, kPendingBs = 1u << 14;
-  const uint64_t rflags = vmread(field::kGuestRflags);
-  if (rflags & kRf) vmwrite(field::kGuestRflags, rflags & ~kRf);
-  if ((rflags & kTf) && !(vmread(field::kGuestDebugCtl) & kBtf))
-    vmwrite(field::kGuestPendingDebug, vmread(field::kGuestPendingDebug) | kPendingBs);
-}
-
 void Vcpu::inject_exception(uint8_t vector, bool has_error_code, uint32_t error_code) {
   if (stopped_) return;
   bool triple = false;
@@ -283,7 +260,6 @@ void Vcpu::inject_page_fault(uint64_t linear, uint32_t error_code) {
   if (event::combine(event_, event::kPf) == event::Outcome::kSerial) regs.cr2 = linear;  // vmx_enter loads it just before the entry
   inject_exception(event::kPf, true, error_code);
 }
-
 
 void Vcpu::commit_pending_event() {
   uint32_t info = event_.info;

@@ -14,6 +14,8 @@
 
 #include "arch/x86/vmx/capabilities.h"
 #include "arch/x86/vmx/guest_regs.h"
+#include "arch/x86/vmx/instructions.h"
+#include "arch/x86/vmx/vmcs_fields.h"
 #include "hv/console_line.h"
 #include "hv/cpuid_cache.h"
 #include "hv/dirty_log.h"
@@ -311,6 +313,50 @@ class Vcpu {
   bool resume_halted_ = false;    // run() sleeps in halt() before its first entry
   char stop_reason_[200] = {};
 };
+
+// Inline: every instruction exit completes its instruction (the guest-mode loop's too).
+inline void Vcpu::skip_instruction() {
+  complete_instruction(x86::vmx::vmread(x86::vmx::field::kGuestRip) + x86::vmx::vmread(x86::vmx::field::kExitInstructionLength));
+}
+
+inline void Vcpu::complete_instruction(uint64_t next_rip) {
+  x86::vmx::vmwrite(x86::vmx::field::kGuestRip, next_rip);
+  // Skipping an instruction ends any STI/MOV SS interrupt shadow it created (SDM 25.4.2).
+  const uint64_t intr = x86::vmx::vmread(x86::vmx::field::kGuestInterruptibility);
+  if (intr & 3) x86::vmx::vmwrite(x86::vmx::field::kGuestInterruptibility, intr & ~3ull);
+  // The instruction completed: RF is cleared as after any completed instruction (it only
+  // suppressed an instruction breakpoint on this one), and a single-step trap is due.
+  // BS (bit 14) in the pending-debug-exceptions field makes VM entry deliver the #DB with
+  // DR6.BS set before the next instruction, as the SDM prescribes for a VMM that emulates an
+  // instruction while RFLAGS.TF = 1 (Vol. 3C, 27.7.3). With DEBUGCTL.BTF = 1 TF traps only on
+  // branches, and hv skips no branch. Hardware data or I/O breakpoints the skipped instruction
+  // would have hit are not reported (docs/guest-platform.md, section 4).
+  constexpr uint64_t kRf = 1u << 16, kTf = 1u << 8, kBtf = 1u << 1, kPendingBs = 1u << 14;
+  const uint64_t rflags = x86::vmx::vmread(x86::vmx::field::kGuestRflags);
+  if (rflags & kRf) x86::vmx::vmwrite(x86::vmx::field::kGuestRflags, rflags & ~kRf);
+  if ((rflags & kTf) && !(x86::vmx::vmread(x86::vmx::field::kGuestDebugCtl) & kBtf))
+    x86::vmx::vmwrite(x86::vmx::field::kGuestPendingDebug, x86::vmx::vmread(x86::vmx::field::kGuestPendingDebug) | kPendingBs);
+}
+
+// Inline: every full pass and every fast entry with a deadline load the slice.
+// At least Vcpu::kMinSliceUs of guest time: a timer due sooner (a hostile 1 ns period, a PIT
+// programmed with a count of 1) fires at the next entry instead, so the guest always runs
+// between two timer interrupts and an interrupt storm costs hv one exit per slice, not a
+// livelock of zero-length slices.
+inline void Vcpu::load_slice(uint64_t deadline, uint64_t now) {
+  uint64_t ticks = preempt_default_;
+  if (deadline != ~0ull) {
+    const uint64_t min_slice = min_slice_ticks_;
+    uint64_t left = deadline > now ? (deadline - now) >> caps_->preemption_timer_shift : 0;
+    if (left < min_slice) left = min_slice ? min_slice : 1;
+    if (left < ticks) ticks = left;
+  }
+  // The field keeps its value across entries: write it only when it changes.
+  if (ticks != preempt_loaded_) {
+    x86::vmx::vmwrite(x86::vmx::field::kGuestPreemptionTimer, ticks);
+    preempt_loaded_ = ticks;
+  }
+}
 
 // Basic exit reason 48 is an EPT violation, whose qualification bit 12 says "NMI unblocking due
 // to IRET" (SDM 28.2.3).

@@ -125,12 +125,14 @@ FaultOutcome Mmu::map_locked(VcpuMmu& v, unsigned cpu, gfn_t gfn, unsigned acces
   mmu_lock_.assert_held_shared(cpu);
   Root* const root = v.root_;
   bool changed = false;
-  TdpIter it(platform_, root->table, root->level, gfn, gfn + 1, goal);
-  while (it.valid() && it.level() > goal) {
+  TdpPath it(platform_, root->table, root->level, gfn);
+  while (it.level() > goal) {
     const int level = it.level();
     const spte_t old = it.old_spte;
     if (spte::is_table(old, level)) {
-      it.next();  // re-reads the link and steps into it
+      // Re-reads the link and steps into it; a link gone meanwhile (unlinked by another
+      // CPU): start over.
+      if (!it.step_down()) return FaultOutcome::retry;
       continue;
     }
     if (spte::is_leaf(old, level)) {
@@ -139,7 +141,7 @@ FaultOutcome Mmu::map_locked(VcpuMmu& v, unsigned cpu, gfn_t gfn, unsigned acces
       const FaultOutcome o = split_huge_leaf_atomic(v, it.sptep(), old, level, it.gfn());
       if (o != FaultOutcome::fixed) return o;
       changed = true;
-      it.next();
+      if (!it.step_down()) return FaultOutcome::retry;
       continue;
     }
     if (!installable(old)) return FaultOutcome::retry;
@@ -159,11 +161,9 @@ FaultOutcome Mmu::map_locked(VcpuMmu& v, unsigned cpu, gfn_t gfn, unsigned acces
     }
     count(cpu, kHotTablesLive);
     changed = true;
-    it.old_spte = link;
-    it.next();
+    // Into our table, unless another CPU unlinked it already: then start over.
+    if (!it.step_down()) return FaultOutcome::retry;
   }
-  // The link we were following changed under us (unlinked by another CPU): start over.
-  if (!it.valid() || it.level() != goal) return FaultOutcome::retry;
 
   const gfn_t base = spte::align_down(gfn, goal);
   const hpa_t hpa = slot.backing_hpa + ((base - slot.base_gfn) << kPageShift);
@@ -194,7 +194,7 @@ FaultOutcome Mmu::map_locked(VcpuMmu& v, unsigned cpu, gfn_t gfn, unsigned acces
       if (MMU_UNLIKELY(slot.dirty_wp) && (access & spte::kAccWrite)) log_write(v, slot, gfn);
       // Fault-around (prefault.cpp), in the same walk: the iterator still holds the table this
       // leaf went into. 4 KiB and 2 MiB leaves (a 1 GiB neighbour would map 1 GiB unasked).
-      if (goal <= 2 && around != 0) fault_around_locked(cpu, it.table(goal), gfn, slot, around, goal);
+      if (goal <= 2 && around != 0) fault_around_locked(cpu, it.table(), gfn, slot, around, goal);
       return FaultOutcome::fixed;
     }
   }
