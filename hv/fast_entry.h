@@ -58,6 +58,9 @@
 // the loop through the ordinary path (restoring the MSRs, leaving guest mode); an exit the
 // loop already handled then goes straight to a full pass. Not with the trace on (it records
 // every entry and exit). hv.fast-entry=leave turns the loop off and keeps the rest.
+// Not EPT violations, although most are quiet: the fault path waits for the MMU lock, and a
+// writer may hold it while it waits for this CPU's flush (cpu_work::flush_ept); in guest mode
+// this CPU would not answer until it got the lock. Outside guest mode it need not answer.
 #pragma once
 
 #include <stdint.h>

@@ -164,3 +164,59 @@ TEST_CASE("tdp_iter: 5-level roots and the translatable range", "[iter]") {
   REQUIRE(walk(p, t4, gfn_t{1} << 36, ~gfn_t{0}, 1).empty());
   REQUIRE(walk(p, t4, (gfn_t{1} << 36) - 1, ~gfn_t{0}, 1).size() == 1);
 }
+
+// TdpPath (the fault's walker) must reach the same entries, in the same tables, as TdpIter
+// walking the one-page range down to the same level.
+TEST_CASE("tdp_path: the entries of a one-page TdpIter walk, for random trees and gfns", "[iter]") {
+  hvtest::HostPlatform p;
+  std::mt19937_64 rng(0x7d9a7);
+  for (int levels : {4, 5}) {
+    HandTree t(p, levels);
+    const gfn_t span = gfn_t{1} << 20;  // 4 GiB: several tables at every level below the root
+    for (int i = 0; i < 300; i++) t.map(rng() % span, 1 + static_cast<int>(rng() % 3));
+    for (int i = 0; i < 2000; i++) {
+      const gfn_t g = i % 4 == 0 ? (rng() % levels == 0 ? rng() % (gfn_t{1} << 35) : rng() % span) : rng() % span;
+      const int goal = 1 + static_cast<int>(rng() % 3);
+      // TdpIter: the entries covering g, root first, down to `goal` or to the first non-link.
+      std::vector<std::pair<int, spte_t*>> want;
+      for (TdpIter it(p, t.root, levels, g, g + 1, goal); it.valid(); it.next()) want.push_back({it.level(), it.sptep()});
+      TdpPath path(p, t.root, levels, g);
+      std::vector<std::pair<int, spte_t*>> got{{path.level(), path.sptep()}};
+      REQUIRE(path.gfn() == spte::align_down(g, levels));
+      while (path.level() > goal) {
+        const spte_t before = path.old_spte;
+        if (!path.step_down()) {
+          REQUIRE_FALSE(spte::is_table(before, path.level()));
+          break;
+        }
+        REQUIRE(path.table() == static_cast<spte_t*>(p.phys_to_virt(spte::pfn_addr(before))));
+        REQUIRE(path.gfn() == spte::align_down(g, path.level()));
+        REQUIRE(path.old_spte == *path.sptep());
+        got.push_back({path.level(), path.sptep()});
+      }
+      REQUIRE(got == want);
+    }
+  }
+}
+
+TEST_CASE("tdp_path: re-reads an entry before stepping into it", "[iter]") {
+  hvtest::HostPlatform p;
+  HandTree t(p, 4);
+  t.map(0x40000 + 3, 1);
+  TdpPath path(p, t.root, 4, 0x40000 + 3);
+  REQUIRE(path.step_down());  // into the PDPT
+  REQUIRE(path.level() == 3);
+  REQUIRE(spte::is_table(path.old_spte, 3));
+  // Another CPU unlinks the directory after we read the link: the walk must not follow it.
+  *path.sptep() = 0;
+  REQUIRE_FALSE(path.step_down());
+  REQUIRE(path.level() == 3);
+  REQUIRE(path.old_spte == 0);
+  // Linked again (a fresh table): now it is followed.
+  const hpa_t fresh = t.alloc();
+  *path.sptep() = spte::make_table(fresh);
+  REQUIRE(path.step_down());
+  REQUIRE(path.level() == 2);
+  REQUIRE(path.table() == t.table(fresh));
+  REQUIRE(path.old_spte == 0);
+}
