@@ -43,8 +43,9 @@
 // by reason, RAX and port before the handler runs. What the loop skips, and why that is safe:
 //   - the switched MSRs (hv/vcpu_msrs.h) and XCR0 keep the guest's values: hv's code never
 //     executes SYSCALL, SWAPGS, RDTSCP or RDPID and uses no extended state
-//     (-mgeneral-regs-only). Not when the guest's SPEC_CTRL differs from hv's: hv's code does
-//     not run under the guest's speculation controls.
+//     (-mgeneral-regs-only); every link of hv.elf checks that (cmake/check_kernel_insns.py).
+//     Not when the guest's SPEC_CTRL differs from hv's: hv's code does not run under the
+//     guest's speculation controls.
 //   - cpu_work's guest state stays odd ("in guest mode") throughout: hv's code runs on hv's
 //     page tables and uses no translation of the guest's EPTP, so a requester that waits for
 //     this CPU's flush or exit loses nothing; it has sent this CPU an IPI, and the loop also
