@@ -112,9 +112,11 @@ inline void exit_guest_mode() {
 // enter_guest_mode(). A requester that saw this CPU in guest mode has sent it an IPI and waits
 // for the flush or for guest_state to move; a request that this load misses still ends the
 // next guest slice through that IPI, as for a guest that never exits.
+// A hint, so no fence: a request it sees is served by service() after exit_guest_mode(),
+// which reads the words again with the ordering the protocol needs (service_flushes).
 inline bool flush_idle() {
   const detail::Slot& s = detail::g_slots[x86::cpu_index()];
-  return s.flush_want.load(mmu::Order::acquire) == s.flush_done.load(mmu::Order::relaxed);
+  return s.flush_want.load(mmu::Order::relaxed) == s.flush_done.load(mmu::Order::relaxed);
 }
 // The EPTP this CPU has loaded for VM `tlb_tag` (0: none). Set by the vCPU on its CPU.
 void set_loaded_ept(uint64_t tlb_tag, uint64_t eptp);

@@ -394,6 +394,24 @@ inline bool in_guest_mode_kind(uint32_t reason) {
   return reason == kExitCpuid || reason == kExitVmcall || reason == kExitIoInstruction;
 }
 
+// The exit's accounting, on both paths: the guest's slice [t0, t1) and the exit-timing sample
+// (its interval ends at the next entry, ExitTiming::entering).
+inline void Vcpu::note_exit(const ExitInfo& e, uint64_t t0, uint64_t t1) {
+  VmStats& st = vm_->stats();
+  exits++;
+  stats_.exits++;
+  st.guest_tsc += t1 - t0;
+  stats_.guest_tsc += t1 - t0;
+  exit_profile::select(e.basic);
+  timing_.exited(e.basic, e.qualification, t1);
+}
+
+// And the host's time [t1, t2) from the exit to the end of its handling.
+inline void Vcpu::note_exit_handled(uint64_t t1, uint64_t t2) {
+  vm_->stats().host_exit_tsc += t2 - t1;
+  stats_.host_tsc += t2 - t1;
+}
+
 inline Vcpu::InGuest Vcpu::exit_in_guest_mode(uint32_t reason, uint64_t t0, uint64_t t1) {
   ExitInfo e;
   e.reason = reason;
@@ -425,15 +443,9 @@ inline Vcpu::InGuest Vcpu::exit_in_guest_mode(uint32_t reason, uint64_t t0, uint
     default:
       return InGuest::kNo;
   }
-  // The exit's accounting, as on the ordinary path (run()).
-  exit_profile::select(e.basic);
-  VmStats& st = vm_->stats();
-  exits++;
-  stats_.exits++;
-  st.exits[e.basic]++;
-  st.guest_tsc += t1 - t0;
-  stats_.guest_tsc += t1 - t0;
-  timing_.exited(e.basic, e.qualification, t1);
+  // The exit's accounting, as on the ordinary path (there dispatch_exit counts the reason).
+  note_exit(e, t0, t1);
+  vm_->stats().exits[e.basic]++;
   exit_profile::mark(exit_profile::kExitInfo);
   fast_.quiet_exit = false;
   handler(*this, e);
@@ -441,8 +453,7 @@ inline Vcpu::InGuest Vcpu::exit_in_guest_mode(uint32_t reason, uint64_t t0, uint
   // LMA may have changed in the guest slice (CR0.PG is the guest's): as after every exit.
   sync_ia32e_mode();
   const uint64_t t2 = x86::rdtsc();
-  st.host_exit_tsc += t2 - t1;
-  stats_.host_tsc += t2 - t1;
+  note_exit_handled(t1, t2);
   exit_profile::mark(exit_profile::kIa32e);
   // What a fast entry requires, and no flush request waiting (enter_guest_mode's check).
   if (!fast_entry_ok(t2) || !cpu_work::flush_idle()) return InGuest::kHandled;
@@ -455,7 +466,6 @@ inline Vcpu::InGuest Vcpu::exit_in_guest_mode(uint32_t reason, uint64_t t0, uint
 
 bool Vcpu::run() {
   run_->set_phase(index_, VmRunState::Phase::kRunning);
-  VmStats& st = vm_->stats();
   bool fast = false;  // the exit fast path (hv/fast_entry.h): this entry skips the full pass
   uint64_t t_fast = 0;  // the host TSC at which it was decided
   while (!stopped_) {
@@ -508,7 +518,7 @@ bool Vcpu::run() {
     // cpu_work, and the guest entered again, until an exit of another kind or a reason for a
     // full pass.
     const bool in_guest_loop = guest_mode_loop_ok();
-    InGuest handled = InGuest::kNo;
+    InGuest handled;  // kHandled: the loop handled the last exit but cannot re-enter
     int r;
     uint64_t t1;
     for (;;) {
@@ -545,10 +555,6 @@ bool Vcpu::run() {
     }
     launched_ = true;
     if (handled == InGuest::kHandled) continue;  // the guest-mode loop took it: a full pass next
-    exits++;
-    stats_.exits++;
-    st.guest_tsc += t1 - t0;
-    stats_.guest_tsc += t1 - t0;
     // The exit reason and qualification, read once for everything below (the timing's kind,
     // the trace, the dispatcher, the event code and the handler).
     ExitInfo e;
@@ -556,8 +562,7 @@ bool Vcpu::run() {
     e.basic = static_cast<uint16_t>(e.reason & 0xFFFF);
     e.qualification = vmread(field::kExitQualification);
     const unsigned basic = e.basic;
-    exit_profile::select(basic);
-    timing_.exited(basic, e.qualification, t1);
+    note_exit(e, t0, t1);
     if (trace::on(trace::kCatExit))
       trace::record(trace::kExit, vm_->id(), static_cast<uint8_t>(index_), t1, basic, e.qualification);
     switch (basic) {
@@ -571,8 +576,7 @@ bool Vcpu::run() {
     dispatch_exit(*this, e);
     if (!stopped_) sync_ia32e_mode();
     const uint64_t t2 = x86::rdtsc();
-    st.host_exit_tsc += t2 - t1;
-    stats_.host_tsc += t2 - t1;
+    note_exit_handled(t1, t2);
     exit_profile::mark(exit_profile::kIa32e);
     fast = fast_.enabled && fast_entry_ok(t2);
     t_fast = t2;

@@ -275,8 +275,11 @@ class Vcpu {
   // May this entry's exits be handled without leaving guest mode (the loop's standing
   // conditions; the per-exit ones are exit_in_guest_mode's)?
   bool guest_mode_loop_ok() const;
+  // An exit's counters and exit-timing sample, and the host time of its handling (hv/vcpu.cpp).
+  void note_exit(const ExitInfo& e, uint64_t t0, uint64_t t1);
+  void note_exit_handled(uint64_t t1, uint64_t t2);
   // Loads the VMX preemption timer for a slice that ends no later than `deadline` (host TSC,
-  // ~0: none) but lasts at least kMinSliceUs, and at most the default slice (hv/irq_inject.cpp).
+  // ~0: none) but lasts at least kMinSliceUs, and at most the default slice (below).
   void load_slice(uint64_t deadline, uint64_t now);
 
   Vm* vm_ = nullptr;

@@ -188,17 +188,16 @@ class Epoch {
   // retire_page() batch is one unit (a batch may be freed in part). Returns the units done.
   // This CPU's own list is skipped if someone else (a barrier(), a helper) is running it.
   unsigned poll(unsigned budget);
-  // Whether poll() on `cpu` (the caller's) would find nothing to do: nothing queued or open
-  // there, and no offline CPU with callbacks to help with. Loads only, inline: a safe point
-  // asks before every VM entry. A hint, as poll()'s own first loads are.
   // The part of poll_idle_hint() about `cpu` itself: no callbacks pending, no open page batch.
   bool cpu_idle_hint(unsigned cpu) const {
     const CpuState& me = cpus_[cpu];
     return me.pending.load(Order::relaxed) == 0 && me.open_pages.load(Order::relaxed) == 0;
   }
+  // Whether poll() on `cpu` (the caller's) would find nothing to do: nothing queued or open
+  // there, and no offline CPU with callbacks to help with. Loads only, inline: a safe point
+  // asks before every VM entry. A hint, as poll()'s own first loads are.
   bool poll_idle_hint(unsigned cpu, unsigned cpu_count) const {
-    const CpuState& me = cpus_[cpu];
-    if (me.pending.load(Order::relaxed) != 0 || me.open_pages.load(Order::relaxed) != 0) return false;
+    if (!cpu_idle_hint(cpu)) return false;
     for (unsigned i = 0; i < cpu_count; i++) {
       const CpuState& o = cpus_[i];
       if (i != cpu && o.online.load(Order::relaxed) == 0 && o.pending.load(Order::relaxed) != 0) return false;
