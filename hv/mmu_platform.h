@@ -1,6 +1,16 @@
 // The kernel's implementation of mmu::Platform: pages from the physical memory manager, the
 // identity map for phys<->virt, CPU ids from the per-CPU data, EPT TLB flushes by INVEPT here
 // and request + IPI on the other CPUs (hv/cpu_work.h), and the TSC as the clock.
+//
+// Fences: symmetric (mmu/platform.h). The kernel does not yet provide the heavy side of
+// asymmetric fences, so the MMU lock's readers and the epoch's pin still execute a full fence
+// each (a locked RMW and an MFENCE per fault). What a heavy fence would need here: every
+// other CPU answers a request with a fence while the requester waits. The requester is an MMU
+// writer or an epoch advance, which may hold locks (the MMU lock's writer side, a memslot
+// update's); a CPU in guest mode or idle answers by its mode (with exit_guest_mode() made a
+// full fence), but a CPU that spins with interrupts off on one of those locks answers only
+// if that spin loop serves requests, which today only the MMU's own waits do (cpu_relax
+// below). Serving them from every host spin loop, or with an NMI, is the missing piece.
 #pragma once
 
 #include "mmu/atomic.h"

@@ -31,7 +31,28 @@
 //     calls fn. So every read of O by R happens before O is freed.
 // synchronize() is W without a callback; barrier() is W for all callbacks queued before it.
 // On x86 every acquire/release here is a plain mov; the only costly instruction on the read
-// side is the fence in read_lock().
+// side is the fence in read_lock(), and with asymmetric fences there is none.
+//
+// Asymmetric fences (Platform::asymmetric_fences(), mmu/platform.h)
+// ------------------------------------------------------------------
+// Then F_R is only a compiler barrier, and F_A is Platform::asymmetric_fence_heavy(): a full
+// fence of our own, then one on every CPU at a point P_R of its instruction stream between the
+// start and the end of the heavy fence. The argument above uses F_R in steps 1 and 4; it goes
+// through in x86-TSO terms, where loads are not reordered with loads and a locked RMW or a
+// fence drains the store buffer (models/asym_fence.pml checks this part):
+//  1'-2'. r <= s without F_R. R's load of G (value r) precedes R's load of the link (load->load
+//     order), which saw O, so it precedes the unlink; the unlink precedes W's load of G (the
+//     RMW and F_W drain W's stores). If s < r, W's load came before the CAS that wrote r, which
+//     R's load of G saw: a cycle in memory order.
+//  4'. A_{s+1}'s scan sees R's pin. If P_R (R's fence point of A_{s+1}'s heavy fence) comes
+//     after R's pin store, the pin is in memory before the heavy fence returns, and the scan
+//     comes after. If P_R comes before the pin store, then R's load of the link comes after
+//     P_R, which comes after A_{s+1}'s load of G = s+1, which comes after W's load of G = s,
+//     which comes after the unlink: R cannot have seen O, contrary to the assumption.
+//  Steps 3 and 5 do not involve R's fence.
+// try_advance() first scans the slots without the heavy fence: a stale pin it sees already
+// forbids the advance (a later look could only show the same pin or R's unpin), so the
+// expensive fence is paid only by an advance that may succeed.
 //
 // The conditions the argument depends on (break one and it no longer holds):
 //  C1. The load of G in read_lock() stays acquire. Step 2 needs the CAS that wrote R's value
@@ -151,19 +172,30 @@ uint64_t Epoch::stamp() {
 bool Epoch::try_advance() {
   // Acquire: pairs with the CAS of the previous advancer (step 3).
   uint64_t g = global_epoch_.load(Order::acquire);
-  // F_A: pairs with F_R in pin() (step 4: our slot loads below see every pin whose fence
-  // precedes ours) and with F_W in stamp() (step 3).
-  atomic_thread_fence(Order::seq_cst);
   const unsigned n = platform_.cpu_count();
-  for (unsigned i = 0; i < n; i++) {
-    // Acquire: pairs with the release stores of read_lock()/read_unlock() (step 5).
-    const uint64_t r = cpus_[i].reader.load(Order::acquire);
-    if ((r & kReaderActive) != 0 && (r >> 1) != g) return false;  // a reader from before g
-  }
+  // A reader from before g that we can already see says no without the heavy fence below
+  // (saying no is always safe: a section that has ended unseen only delays the advance to a
+  // later call). Saves that fence while a long section holds the epoch back.
+  if (platform_.asymmetric_fences() && stale_reader_visible(g, n)) return false;
+  // F_A: pairs with F_R in pin() (step 4: our slot loads below see every pin whose fence
+  // precedes ours; with asymmetric fences, every pin stored before the heavy fence made its
+  // CPU fence) and with F_W in stamp() (step 3).
+  platform_.asymmetric_fence_heavy();
+  // Acquire loads: pair with the release stores of read_lock()/read_unlock() (step 5).
+  if (stale_reader_visible(g, n)) return false;
   // acq_rel: release pairs with the acquire loads of G in run_ready()/synchronize()/barrier()
   // and of the next advancer; acquire continues the chain from the previous advancer. A failed
   // CAS means someone else advanced from g already, which is just as good.
   return global_epoch_.compare_exchange(g, g + 1, Order::acq_rel);
+}
+
+bool Epoch::stale_reader_visible(uint64_t g, unsigned n) const {
+  for (unsigned i = 0; i < n; i++) {
+    // Acquire: pairs with the release stores of read_lock()/read_unlock() (step 5).
+    const uint64_t r = cpus_[i].reader.load(Order::acquire);
+    if ((r & kReaderActive) != 0 && (r >> 1) != g) return true;  // a reader from before g
+  }
+  return false;
 }
 
 void Epoch::quiescent() {

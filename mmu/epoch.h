@@ -261,14 +261,17 @@ class Epoch {
     // section's reads before this store, for an advancer that sees this pin rather than the
     // unpin in between (step 5).
     c.reader.store((g << 1) | kReaderActive, Order::release);
-    // Store->load fence: the pin must be globally visible before this section loads any shared
-    // pointer. Pairs with the seq_cst fence F_A in try_advance() (step 4: the advancer's slot
-    // loads see the pin) and with F_W in stamp() (step 1). A release store alone would let the
-    // CPU's store buffer hold the pin while our pointer loads run ahead.
-    atomic_thread_fence(Order::seq_cst);
+    // F_R, the store->load fence: the pin must be visible to an advancer that could let a
+    // pointer we load next be freed. Pairs with F_A in try_advance() (step 4: the advancer's
+    // slot loads see the pin) and with F_W in stamp() (step 1). A release store alone would let
+    // the CPU's store buffer hold the pin while our pointer loads run ahead. With asymmetric
+    // fences (mmu/platform.h) this is a compiler barrier and F_A is a heavy fence that makes
+    // this CPU fence for us; "Asymmetric fences" in epoch.cpp says why steps 1-4 still hold.
+    platform_.asymmetric_fence_light();
   }
   uint64_t stamp();
   bool try_advance();
+  bool stale_reader_visible(uint64_t g, unsigned cpu_count) const;
   void enqueue_locked(CpuState& c, EpochCallback* cb) REQUIRES(c.list_lock);
   void seal_batch_locked(CpuState& c) REQUIRES(c.list_lock);
   unsigned poll_own(CpuState& me, unsigned budget);

@@ -13,6 +13,7 @@ Mmu::Mmu(Platform& platform, Epoch& epoch, Memslots& memslots, const MmuConfig& 
       config_(config),
       gfn_limit_(gfn_t{1} << (config.guest_phys_bits - kPageShift)),
       max_level_(config.max_level),
+      mmu_lock_(platform),
       roots_(platform, account_, epoch, &Mmu::schedule_teardown_cb, this) {
   account_.set_limit(config.max_table_pages);
   // Dead tables waiting for a batched flush still hold their pages: under a limit, keep few.

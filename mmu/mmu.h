@@ -519,6 +519,7 @@ class Mmu {
   Atomic<uint64_t> invalidate_seq_{0};
 
   // The MMU lock: its writer word and each CPU's reader indicator on lines of their own.
+  // Asymmetric fences when the Platform has them (faults fence nothing, writers pay).
   PerCpuRwLock mmu_lock_;
 
   // Before roots_, which charges its pages to it. Must outlive every page batch of the epoch

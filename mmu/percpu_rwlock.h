@@ -7,10 +7,13 @@
 //
 // State
 //   slot_[cpu].readers  per-CPU reader indicator (its own cache line): readers inside, or on
-//                       their way in or out, that run as `cpu`. A counter changed with atomic
-//                       RMWs, not a flag, so that two host threads sharing a CPU id stay
-//                       correct (they only share the line); a CPU id must stay the same from
-//                       lock_shared() to unlock_shared().
+//                       their way in or out, that run as `cpu`. A counter, not a flag. With
+//                       symmetric fences it is changed with atomic RMWs, so that two host
+//                       threads sharing a CPU id stay correct (they only share the line). With
+//                       asymmetric fences (below) the fast path changes it with a plain load and
+//                       store, so only one thread at a time may use a CPU id, as for the epoch's
+//                       sections (every MMU caller passes Platform::cpu_id()). Either way a CPU
+//                       id must stay the same from lock_shared() to unlock_shared().
 //   state_              one word on its own line, written only by writers and by readers that
 //                       wait for a writer (never on the fast path):
 //     bit 0      kWriter    a writer owns the write side (draining readers, or holding): new
@@ -21,8 +24,14 @@
 //     bits 32..55           admitted readers that have not yet registered in their slot
 //   used_               1 + the highest slot index ever used: writers scan slots [0, used_).
 //
-// Read side, fast path (no writer): one seq_cst fetch_add on the CPU's own slot, then a load of
-// state_ (a read-mostly line that stays in every reader's cache). If it shows kWriter, the
+// Read side, fast path (no writer): raise the CPU's own slot, fence, then load state_ (a
+// read-mostly line that stays in every reader's cache). The fence is where the two modes differ:
+//   symmetric   (no Platform, or one without a heavy fence): the raise is a seq_cst fetch_add, a
+//               locked instruction that is its own full fence;
+//   asymmetric  (a Platform with asymmetric_fences(), mmu/platform.h): the raise is a plain
+//               store, followed by a compiler barrier only; every writer pays instead with
+//               Platform::asymmetric_fence_heavy() between setting kWriter and scanning the
+//               slots. That keeps the fault path free of serializing instructions here. If it shows kWriter, the
 // reader takes its increment back, announces itself as waiting (a CAS that succeeds only while
 // kWriter is still set), and spins until the phase bit flips: the writer's unlock() turned
 // it into an admitted reader, which registers in its slot and then leaves the admitted count.
@@ -37,12 +46,16 @@
 //   (D) Dekker, store->load on both sides: the reader's slot increment must be ordered before
 //       its load of state_, and the writer's kWriter store before its loads of the slots, or
 //       both could miss each other (each seeing the other's old value) and the writer would
-//       write while the reader reads. All four are seq_cst: in the single total order either
-//       the reader's load of state_ comes after the writer's CAS (it sees kWriter and backs
-//       off) or the writer's slot load comes after the reader's increment (it waits for it).
+//       write while the reader reads. Symmetric: all four are seq_cst: in the single total
+//       order either the reader's load of state_ comes after the writer's CAS (it sees kWriter
+//       and backs off) or the writer's slot load comes after the reader's increment (it waits
+//       for it). Asymmetric: the writer's heavy fence comes after its CAS and before its slot
+//       loads, and makes every reader CPU fence once in between; the argument in
+//       mmu/platform.h gives the same "one sees the other" (models/asym_fence.pml).
 //       used_ is raised (seq_cst) before the slot increment and loaded (seq_cst) after the
 //       writer's CAS, so a writer that the reader does not see also sees its slot index.
-//       On x86 this costs the reader exactly its locked fetch_add (a seq_cst load is a MOV).
+//       On x86 this costs the reader exactly its locked fetch_add (a seq_cst load is a MOV),
+//       or nothing at all with asymmetric fences.
 //   (A) writer -> reader: the release CAS of unlock() pairs with the reader's seq_cst (hence
 //       acquire) load of state_ on the fast path, and with the acquire phase load of a waiting
 //       reader; every later change of state_ is an RMW, so it continues that release sequence.
@@ -81,7 +94,11 @@ class CAPABILITY("rwlock") PerCpuRwLock {
  public:
   static constexpr unsigned kSlots = Platform::kMaxCpus;
 
+  // Symmetric fences (a lock on its own, the unit tests).
   constexpr PerCpuRwLock() = default;
+  // Asymmetric fences if `platform` has them (the MMU's lock). The Platform outlives the lock.
+  explicit PerCpuRwLock(Platform& platform)
+      : platform_(&platform), asymmetric_(platform.asymmetric_fences()) {}
   PerCpuRwLock(const PerCpuRwLock&) = delete;
   PerCpuRwLock& operator=(const PerCpuRwLock&) = delete;
 
@@ -118,8 +135,8 @@ class CAPABILITY("rwlock") PerCpuRwLock {
   void lock_shared(unsigned cpu) ACQUIRE_SHARED() {
     Slot& me = slot(cpu);
     for (;;) {
-      // (D): seq_cst increment, then seq_cst load of state_. Acquire half of the load: (A).
-      me.readers.fetch_add(1, Order::seq_cst);
+      // (D): our increment, then the load of state_. Acquire half of the load: (A).
+      raise_fenced(me);
       uint64_t s = state_.load(Order::seq_cst);
       if (MMU_LIKELY((s & kWriter) == 0)) return;
       // A writer owns the lock or is draining us: take the increment back (relaxed: we read
@@ -134,7 +151,7 @@ class CAPABILITY("rwlock") PerCpuRwLock {
   bool try_lock_shared(unsigned cpu) TRY_ACQUIRE_SHARED(true) {
     Slot& me = slot(cpu);
     // (D) and (A), as in lock_shared().
-    me.readers.fetch_add(1, Order::seq_cst);
+    raise_fenced(me);
     if ((state_.load(Order::seq_cst) & kWriter) == 0) return true;
     me.readers.fetch_sub(1, Order::relaxed);
     return false;
@@ -145,8 +162,13 @@ class CAPABILITY("rwlock") PerCpuRwLock {
     Slot& me = slots_[cpu];
     MMU_ASSERT(me.readers.load(Order::relaxed) != 0);  // not read-locked on this CPU
     // Release (B): our reads in the critical section happen before the acquire load of a
-    // writer that sees this slot drained.
-    me.readers.fetch_sub(1, Order::release);
+    // writer that sees this slot drained. Asymmetric: only this CPU writes its slot, so a
+    // plain release store (a MOV) does what the RMW does.
+    if (MMU_LIKELY(asymmetric_)) {
+      me.readers.store(me.readers.load(Order::relaxed) - 1, Order::release);
+    } else {
+      me.readers.fetch_sub(1, Order::release);
+    }
   }
 
   // --- Assertions ---
@@ -193,6 +215,22 @@ class CAPABILITY("rwlock") PerCpuRwLock {
   static constexpr uint64_t kAdmitted = uint64_t{1} << kAdmittedShift;
   static constexpr uint64_t kAdmittedMask = (uint64_t{1} << 56) - kAdmitted;  // bits 32..55
   static constexpr uint64_t kMaxWaiters = kWaiterMask >> kWaiterShift;
+
+  // The reader's store half of (D): raise our slot, then fence before the caller loads state_.
+  void raise_fenced(Slot& me) {
+    if (MMU_LIKELY(asymmetric_)) {
+      // A plain store: only this CPU writes its slot (see State). The writer's heavy fence
+      // stands in for our fence.
+      me.readers.store(me.readers.load(Order::relaxed) + 1, Order::relaxed);
+      platform_->asymmetric_fence_light();
+    } else {
+      me.readers.fetch_add(1, Order::seq_cst);
+    }
+  }
+  // The writer's side of (D), after the CAS that set kWriter and before any slot load.
+  void writer_fence() {
+    if (asymmetric_) platform_->asymmetric_fence_heavy();
+  }
 
   Slot& slot(unsigned cpu) {
     MMU_ASSERT(cpu < kSlots);
@@ -243,7 +281,8 @@ class CAPABILITY("rwlock") PerCpuRwLock {
     }
   }
 
-  bool readers_present() const {
+  bool readers_present() {
+    writer_fence();  // (D)
     // seq_cst loads after our seq_cst CAS (D): used_ first, then the slots.
     const unsigned used = used_.load(Order::seq_cst);
     for (unsigned i = 0; i < used; i++) {
@@ -253,6 +292,7 @@ class CAPABILITY("rwlock") PerCpuRwLock {
   }
 
   void drain_readers() {
+    writer_fence();  // (D)
     const unsigned used = used_.load(Order::seq_cst);  // (D), after the CAS that set kWriter
     for (unsigned i = 0; i < used; i++) {
       // seq_cst (D) and acquire (B): pairs with the release fetch_sub of unlock_shared().
@@ -281,6 +321,9 @@ class CAPABILITY("rwlock") PerCpuRwLock {
   // writers and waiting readers.
   alignas(64) Atomic<uint64_t> state_{0};
   Atomic<uint32_t> used_{0};
+  // Read-only after construction, on the same read-mostly line.
+  Platform* const platform_ = nullptr;
+  const bool asymmetric_ = false;
   alignas(64) Slot slots_[kSlots];
 };
 

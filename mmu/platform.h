@@ -55,6 +55,39 @@ class Platform {
   // (no PML on this platform).
   virtual void drain_dirty_logs(uint64_t tlb_tag) { (void)tlb_tag; }
 
+  // Asymmetric fences (the membarrier pattern). Two fast paths publish "I am here" and then
+  // read shared state: the MMU lock's readers (mmu/percpu_rwlock.h) and the epoch's pin
+  // (mmu/epoch.h). A full fence between the store and the loads (MFENCE or a locked RMW, 20-40
+  // cycles) would be paid on every fault. Their other sides, the lock's writers and the epoch's
+  // advance, are rare. So the rare side pays for both:
+  //   asymmetric_fence_light()  the fast side, between its store and its loads. Only a compiler
+  //                             barrier when the platform has a heavy fence; else a full fence.
+  //   asymmetric_fence_heavy()  the rare side, between its own store and its loads of the
+  //                             fast side's words. On return, every CPU that runs MMU code has
+  //                             executed a full fence at some point of its own instruction
+  //                             stream between this call's start and its return.
+  // Why that is enough (x86-TSO; models/asym_fence.pml checks it): take a fast-side CPU F that
+  // stores X and then loads Y, and the heavy side H that stores Y and then loads X. F's fence
+  // point (from the heavy fence) falls either before F's store of X, and then F's load of Y
+  // comes after it, so it sees H's Y (stored before the heavy fence began); or after F's store
+  // of X, and then X is in memory before the heavy fence returns, so H's load sees it. Either
+  // way one side sees the other, as with a full fence on both sides.
+  // The heavy fence costs one IPI round to the CPUs (or a membarrier() system call in the host
+  // tests); a platform that has none leaves asymmetric_fences_ false, and both sides fence.
+  bool asymmetric_fences() const { return asymmetric_fences_; }
+  void asymmetric_fence_light() const {
+    if (MMU_LIKELY(asymmetric_fences_)) {
+      __atomic_signal_fence(__ATOMIC_SEQ_CST);  // the compiler keeps the order; the CPU may not
+    } else {
+      __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    }
+  }
+  void asymmetric_fence_heavy() {
+    // Our own store first: it is in memory before any other CPU's fence point.
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    if (asymmetric_fences_) serialize_all_cpus();
+  }
+
   // Tracing (the kernel's event trace, hv/trace.h): the MMU reports work whose length a
   // timeline should show. Called on the CPU that did the work, after it, outside the MMU lock;
   // `t0` is timestamp() when it began (the hook reads the end itself). Default: nothing.
@@ -73,7 +106,13 @@ class Platform {
 
  protected:
   ~Platform() = default;
+  // The heavy side of the asymmetric fences: every CPU executes a full fence (see above).
+  // Called only when asymmetric_fences_ is true.
+  virtual void serialize_all_cpus() {}
   uintptr_t table_map_offset_ = 0;
+  // Set by a platform whose serialize_all_cpus() works, in its constructor, before any MMU
+  // object exists; never changed after.
+  bool asymmetric_fences_ = false;
 };
 
 }  // namespace mmu

@@ -6,6 +6,10 @@
 #include <cstring>
 #include <random>
 
+#include <linux/membarrier.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 namespace mmu {
 // Host flavour of the MMU's fatal-inconsistency hook: print and abort, so the test fails loudly.
 [[noreturn]] void panic(const char* file, int line, const char* what) {
@@ -24,11 +28,55 @@ constexpr size_t kQuarantineMax = 1 << 16;
 HostCpu::HostCpu(unsigned id) : previous_(t_cpu_id) { t_cpu_id = id; }
 HostCpu::~HostCpu() { t_cpu_id = previous_; }
 
-HostPlatform::HostPlatform(unsigned cpus) : cpus_(cpus) {
+HostPlatform::HostPlatform(unsigned cpus, Fences fences) : cpus_(cpus) {
   if (cpus_ == 0 || cpus_ > kMaxCpus) cpus_ = 4;
+  // Before any MMU object exists (mmu/platform.h): the lock and the epoch read it once.
+  asymmetric_fences_ = fences == Fences::asymmetric && membarrier_available();
+}
+
+HostPlatform::Fences HostPlatform::default_fences() {
+  const char* e = std::getenv("HV_HOST_FENCES");
+  return e != nullptr && std::strcmp(e, "symmetric") == 0 ? Fences::symmetric : Fences::asymmetric;
+}
+
+bool HostPlatform::membarrier_available() {
+  // Registration is per process and must come before the first expedited barrier; a static
+  // local does it once, thread-safely.
+  static const bool ok = [] {
+    const long cmds = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+    if (cmds < 0 || (cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED) == 0) return false;
+    return syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
+  }();
+  return ok;
+}
+
+// Every CPU running a thread of this process executes a full memory barrier before the call
+// returns (threads that are not running pass one when the kernel switches to them). A failure
+// here would silently break the lock and the epoch: abort instead.
+void HostPlatform::serialize_all_cpus() {
+  heavy_fences_.fetch_add(1, mmu::Order::relaxed);
+  if (syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) != 0) {
+    std::perror("membarrier");
+    std::abort();
+  }
+}
+
+void HostPlatform::reserve_pages(size_t n) {
+  std::vector<void*> pages;
+  pages.reserve(n);
+  for (size_t i = 0; i < n; i++) {
+    void* p = std::aligned_alloc(mmu::kPageSize, mmu::kPageSize);
+    if (p == nullptr) break;
+    std::memset(p, 0, mmu::kPageSize);  // resident now, not at its first use
+    pages.push_back(p);
+  }
+  std::lock_guard<std::mutex> g(lock_);
+  reserve_.insert(reserve_.end(), pages.begin(), pages.end());
+  live_.reserve(live_.size() + reserve_.size());
 }
 
 HostPlatform::~HostPlatform() {
+  for (void* p : reserve_) std::free(p);
   check_quarantine();
   // Pages still live here are leaks of the code under test; the tests assert live_pages()==0
   // before destruction. Release them anyway so that LeakSanitizer reports only real host leaks.
@@ -46,7 +94,15 @@ mmu::hpa_t HostPlatform::alloc_page() {
   } else {
     live_count_.fetch_add(1, mmu::Order::relaxed);
   }
-  void* p = std::aligned_alloc(mmu::kPageSize, mmu::kPageSize);
+  void* p = nullptr;
+  {
+    std::lock_guard<std::mutex> g(lock_);
+    if (!reserve_.empty()) {
+      p = reserve_.back();
+      reserve_.pop_back();
+    }
+  }
+  if (p == nullptr) p = std::aligned_alloc(mmu::kPageSize, mmu::kPageSize);
   if (p == nullptr) {
     live_count_.fetch_sub(1, mmu::Order::relaxed);
     return 0;

@@ -11,6 +11,7 @@
 
 #include "mmu/percpu_rwlock.h"
 #include "tests/stress/stress_seed.h"
+#include "tests/host/host_platform.h"
 #include "tests/host/rwlock_fairness.h"
 #include "tests/host/torn_data.h"
 
@@ -18,23 +19,23 @@ using hvtest::consistent;
 using hvtest::write_one;
 using hvtest::TornData;
 
-// Readers on their own CPU ids, two threads sharing one id, and writers (blocking and try_),
-// mixed at random. Besides the torn-data check, every holder registers in `inside` (readers +1,
-// writers +kWriterMark) and checks what it finds: a writer must be alone, a reader must see no
-// writer.
-TEST_CASE("PerCpuRwLock: readers and writers never overlap", "[lock][concurrency]") {
+// Readers on their own CPU ids, two threads sharing one id (symmetric fences only: with
+// asymmetric ones a CPU id is one thread's), and writers (blocking and try_), mixed at random.
+// Besides the torn-data check, every holder registers in `inside` (readers +1, writers
+// +kWriterMark) and checks what it finds: a writer must be alone, a reader must see no writer.
+namespace {
+void readers_and_writers_never_overlap(mmu::PerCpuRwLock& l, bool share_an_id) {
   const uint64_t seed = hvtest::stress_seed("percpu-rwlock");
   constexpr int kThreads = 5;
   constexpr uint64_t kIters = 60000;
   constexpr uint64_t kWriterMark = 1ull << 32;
-  mmu::PerCpuRwLock l;
   TornData data;
   mmu::Atomic<uint64_t> inside{0};
   mmu::Atomic<uint64_t> torn{0}, overlap{0}, reads{0}, writes{0};
   std::vector<std::thread> ts;
   for (int t = 0; t < kThreads; t++) {
-    // Threads 3 and 4 share CPU id 21 (as two host threads may): counted, still correct.
-    const unsigned cpu = t < 4 ? static_cast<unsigned>(t) * 7 : 21;
+    // Threads 3 and 4 may share CPU id 21 (as two host threads may): counted, still correct.
+    const unsigned cpu = t < 4 || !share_an_id ? static_cast<unsigned>(t) * 7 : 21;
     ts.emplace_back([&, t, cpu]() NO_THREAD_SAFETY_ANALYSIS {
       hvtest::SplitMix rng(seed * 31 + static_cast<uint64_t>(t));
       auto as_writer = [&] {
@@ -82,6 +83,24 @@ TEST_CASE("PerCpuRwLock: readers and writers never overlap", "[lock][concurrency
   CHECK(reads.load(mmu::Order::relaxed) > 0);
   CHECK_FALSE(l.is_locked());
   CHECK(l.waiting_readers() == 0);
+}
+}  // namespace
+
+TEST_CASE("PerCpuRwLock: readers and writers never overlap", "[lock][concurrency]") {
+  mmu::PerCpuRwLock l;
+  readers_and_writers_never_overlap(l, true);
+}
+
+// The same with asymmetric fences (mmu/platform.h): readers fence nothing, every writer makes
+// the CPUs fence through membarrier(2). Each writer must have paid one heavy fence (a try_lock
+// that fails before setting kWriter pays none).
+TEST_CASE("PerCpuRwLock: readers and writers never overlap, asymmetric fences", "[lock][concurrency]") {
+  REQUIRE(hvtest::HostPlatform::membarrier_available());
+  hvtest::HostPlatform p(4, hvtest::HostPlatform::Fences::asymmetric);
+  REQUIRE(p.asymmetric_fences());
+  mmu::PerCpuRwLock l(p);
+  readers_and_writers_never_overlap(l, false);
+  CHECK(p.heavy_fences() > 0);
 }
 
 // The writer's kWriter breaks a chain of overlapping readers at once (tests/host/rwlock_fairness.h).

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "mmu/percpu_rwlock.h"
+#include "tests/host/host_platform.h"
 #include "tests/host/rwlock_fairness.h"
 
 // These tests take the lock in patterns the static analysis rejects (a second shared hold on
@@ -112,4 +113,43 @@ LOCK_TEST(percpu_rwlock_writer_shuts_out_readers, "[lock][concurrency]") {
 // Phase fairness against the yield pattern of zap and teardown (tests/host/rwlock_fairness.h).
 TEST_CASE("percpu_rwlock_reader_admitted_between_alternating_writers", "[lock][concurrency]") {
   hvtest::check_reader_admitted_between_alternating_writers<mmu::PerCpuRwLock>("percpu-rwlock");
+}
+
+// Asymmetric fences (mmu/platform.h): the read side pays no heavy fence, every writer that
+// sets kWriter pays one before it looks at the readers (also a try_lock that then finds a
+// reader); a lock without a Platform, or with symmetric fences, never calls it.
+LOCK_TEST(percpu_rwlock_asymmetric_fences_writers_pay, "[lock]") {
+  REQUIRE(hvtest::HostPlatform::membarrier_available());
+  hvtest::HostPlatform p(4, hvtest::HostPlatform::Fences::asymmetric);
+  mmu::PerCpuRwLock l(p);
+  for (int i = 0; i < 100; i++) {
+    l.lock_shared(1);
+    REQUIRE(l.reader_count() == 1);
+    l.unlock_shared(1);
+    REQUIRE(l.try_lock_shared(2));
+    l.unlock_shared(2);
+  }
+  REQUIRE(l.reader_count() == 0);
+  REQUIRE(p.heavy_fences() == 0);
+  l.lock();
+  REQUIRE(p.heavy_fences() == 1);
+  REQUIRE_FALSE(l.try_lock());  // held: fails before setting kWriter, no fence
+  REQUIRE(p.heavy_fences() == 1);
+  l.unlock();
+  l.lock_shared(3);
+  REQUIRE_FALSE(l.try_lock());  // sets kWriter, fences, finds the reader, backs off
+  REQUIRE(p.heavy_fences() == 2);
+  l.unlock_shared(3);
+  REQUIRE(l.try_lock());
+  REQUIRE(p.heavy_fences() == 3);
+  l.unlock();
+  REQUIRE_FALSE(l.is_locked());
+
+  hvtest::HostPlatform sym(4, hvtest::HostPlatform::Fences::symmetric);
+  mmu::PerCpuRwLock ls(sym);
+  ls.lock_shared(1);
+  ls.unlock_shared(1);
+  ls.lock();
+  ls.unlock();
+  REQUIRE(sym.heavy_fences() == 0);
 }
