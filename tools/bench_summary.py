@@ -14,6 +14,11 @@ Figures (keys of `summary`):
   fault_4k_ns              BM_Fault4K_Sequential ns per fault (one thread)
   fault_4k_cpu_ns          the same in the thread's CPU time (robust against other load)
   fault_4k_random_ns       BM_Fault4K_Random ns per fault
+  fault_4k_asymmetric      1 if BM_Fault4K_Sequential ran with asymmetric fences (membarrier(2)
+                           worked; mmu/platform.h), 0 if it fell back to symmetric ones
+  fault_4k_symmetric_ns    BM_Fault4K_SequentialSymmetric: the same faults with symmetric fences
+                           (a full fence on every fault's lock and epoch entry), same run
+  fault_4k_fence_ratio     fault_4k_symmetric_ns / fault_4k_ns: what the asymmetric fences save
   fault_rate_1t            BM_FaultThroughput/1 faults per second
   fault_rate_2t            BM_FaultThroughput/2 faults per second, both threads together
   fault_scaling_2t         fault_rate_2t / fault_rate_1t (two threads, disjoint ranges, one VM)
@@ -78,6 +83,9 @@ GOALS = {
     "fault_overlap_2t_same": ("  their overlap", "(context)", None),
     "fault_scaling_2t_same_cpu": ("  the same from thread CPU time", "(reported)", None),
     "fault_4k_random_ns": ("4 KiB fault, random order, ns", "(reported)", None),
+    "fault_4k_asymmetric": ("  asymmetric fences (1) or symmetric (0)", "(context)", None),
+    "fault_4k_symmetric_ns": ("4 KiB fault with symmetric fences, ns", "(baseline)", None),
+    "fault_4k_fence_ratio": ("  symmetric / asymmetric, same run", "(reported)", None),
     "prefault_ns_per_page_4k": ("pre-fault, 4 KiB leaves, ns per page", "(reported)", None),
     "prefault_ratio_4k": ("  against faulting leaf by leaf (same run)", "(reported)", None),
     "prefault_ns_per_page_2m": ("pre-fault, 2 MiB leaves, ns per 4 KiB page", "(reported)", None),
@@ -157,6 +165,10 @@ def summarize(data):
         "fault_4k_ns": counter(bm, "BM_Fault4K_Sequential/32768", "ns_per_op"),
         "fault_4k_cpu_ns": counter(bm, "BM_Fault4K_Sequential/32768", "cpu_ns_per_op"),
         "fault_4k_random_ns": counter(bm, "BM_Fault4K_Random/32768", "ns_per_op"),
+        "fault_4k_asymmetric": counter(bm, "BM_Fault4K_Sequential/32768", "asymmetric_fences"),
+        "fault_4k_symmetric_ns": counter(bm, "BM_Fault4K_SequentialSymmetric/32768", "ns_per_op"),
+        "fault_4k_fence_ratio": ratio(counter(bm, "BM_Fault4K_SequentialSymmetric/32768", "ns_per_op"),
+                                      counter(bm, "BM_Fault4K_Sequential/32768", "ns_per_op")),
         "fault_rate_1t": rate1,
         "fault_rate_2t": rate2,
         "fault_scaling_2t": ratio(rate2, rate1),
