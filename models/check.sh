@@ -17,12 +17,15 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-models=(epoch teardown fault_zap dirty_log)
+models=(epoch teardown fault_zap dirty_log asym_fence)
 # Per-model options: spin -D flags of the configuration the good model and its broken variants
 # are checked in (several configurations of one model are separate entries "model@config").
 declare -A config_flags=(
   [dirty_log@wp]="-DMODE_WP"
   [dirty_log@dbit]="-DMODE_DBIT"
+  [asym_fence@lock]="-DPART_LOCK"
+  [asym_fence@epoch]="-DPART_EPOCH"
+  [asym_fence@epoch4]="-DPART_EPOCH -DCPUS4"
 )
 # Which configuration each bug of a multi-configuration model is checked in.
 declare -A bug_config=()
