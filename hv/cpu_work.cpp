@@ -11,6 +11,7 @@
 #include "arch/x86/vmx/invalidate.h"
 #include "arch/x86/vmx/root_mode.h"
 #include "hv/counter.h"
+#include "hv/panic.h"
 #include "hv/trace.h"
 #include "mmu/atomic.h"
 
@@ -35,6 +36,12 @@ Counter g_flush_requests;
 Counter g_remote_flushes;
 Counter g_flush_ipis;
 Counter g_flush_skipped;
+Counter g_fence_requests;
+Counter g_fence_waits;
+Counter g_fence_skipped;
+// A fence request that waits this long for one CPU is a hang (a CPU spinning somewhere that
+// answers nothing): panic with its name rather than freeze. Generous: Bochs runs slowly.
+constexpr uint64_t kFenceTimeoutUs = 30'000'000;
 
 void kick_handler(x86::idt::InterruptFrame*) { x86::apic::eoi(); }
 
@@ -75,7 +82,16 @@ void init(void (*idle_work)(), const x86::vmx::Capabilities* caps) {
 
 void kick(unsigned cpu) { x86::apic::send_fixed(x86::percpu(cpu).apic_id, kKickVector); }
 
+void answer_fences_slow(Slot& s, uint64_t want) {
+  // The fence point the requester waits for: our stores before it are in memory before
+  // "done" is, and our loads after it see what the requester stored before its request.
+  mmu::atomic_thread_fence(Order::seq_cst);
+  // Release: pairs with the requester's acquire load of fence_done.
+  s.fence_done.store(want, Order::release);
+}
+
 void service_flushes() {
+  answer_fences();
   Slot& s = self();
   // Acquire: pairs with the requester's bump of flush_want (a seq_cst RMW, so a release);
   // the tag bits it OR-ed before the bump are seen by the exchange below.
@@ -105,6 +121,7 @@ void service() {
 bool yield_wanted() {
   const Slot& s = self();
   if (x86::tick::pending()) return true;
+  if (s.fence_want.load(Order::relaxed) != s.fence_done.load(Order::relaxed)) return true;
   if (s.flush_want.load(Order::relaxed) != s.flush_done.load(Order::relaxed))
     return true;
   return !s.running && s.fn.load(Order::relaxed) != nullptr;
@@ -236,6 +253,84 @@ unsigned flush_ept_all_cpus_sync(uint64_t timeout_us) {
   if (t0) trace::record(trace::kFlushReq, trace::kAllVms, 0xFF, t0, kFlushAll, ((x86::rdtsc() - t0) & 0xFFFFFFFFu) | (ipis << 32));
   return answered;
 }
+
+namespace {
+// Sends the requests and returns, for each CPU, the guest_state it had (bit 0 set: in guest
+// mode, skipped; ~0: not asked). `want` receives each target's request number.
+void request_fences(uint64_t* want, uint64_t* state, bool kick_all) {
+  const unsigned me = x86::cpu_index();
+  const unsigned n = x86::smp::cpus_online();
+  for (unsigned cpu = 0; cpu < n; cpu++) {
+    state[cpu] = ~0ull;
+    if (cpu == me || !online(cpu)) continue;
+    Slot& s = g_slots[cpu];
+    // seq_cst RMW, after the caller's own fence (Platform::asymmetric_fence_heavy): what we
+    // stored before is in memory before the target can see the request.
+    want[cpu] = s.fence_want.fetch_add(1, Order::seq_cst) + 1;
+    // seq_cst: pairs with the XCHGs of enter_guest_mode()/exit_guest_mode().
+    state[cpu] = s.guest_state.load(Order::seq_cst);
+    if ((state[cpu] & 1) && !kick_all) {
+      g_fence_skipped++;
+      continue;
+    }
+    // Wakes an idle or parked CPU (its service() answers); a running one answers at its next
+    // service point or spin-wait, or moves guest_state.
+    kick(cpu);
+    g_fence_waits++;
+  }
+}
+// Whether `cpu` has answered request `want`, or passed one of the guest_state XCHGs since we
+// read `state` (a full fence after our request).
+bool fence_answered(unsigned cpu, uint64_t want, uint64_t state) {
+  const Slot& s = g_slots[cpu];
+  if (s.fence_done.load(Order::acquire) >= want) return true;
+  return s.guest_state.load(Order::seq_cst) != state;
+}
+}  // namespace
+
+void fence_all_cpus() {
+  g_fence_requests++;
+  const unsigned n = x86::smp::cpus_online();
+  uint64_t want[x86::kMaxCpus];
+  uint64_t state[x86::kMaxCpus];
+  request_fences(want, state, false);
+  for (unsigned cpu = 0; cpu < n; cpu++) {
+    if (state[cpu] == ~0ull || (state[cpu] & 1)) continue;
+    const uint64_t t0 = x86::timer::now_us();
+    while (!fence_answered(cpu, want[cpu], state[cpu])) {
+      // Another requester may be waiting for us meanwhile; flushes too (never a work item).
+      service_flushes();
+      x86::cpu_relax();
+      if (x86::timer::now_us() - t0 > kFenceTimeoutUs)
+        hv::panic("cpu_work: cpu %u did not answer a fence request for %lu s (guest_state %lu)", cpu,
+                   kFenceTimeoutUs / 1'000'000, state[cpu]);
+    }
+  }
+}
+
+unsigned fence_all_cpus_sync(uint64_t timeout_us) {
+  const unsigned n = x86::smp::cpus_online();
+  uint64_t want[x86::kMaxCpus];
+  uint64_t state[x86::kMaxCpus];
+  mmu::atomic_thread_fence(Order::seq_cst);
+  request_fences(want, state, true);
+  unsigned answered = 0;
+  const uint64_t deadline = x86::timer::now_us() + timeout_us;
+  for (unsigned cpu = 0; cpu < n; cpu++) {
+    if (state[cpu] == ~0ull) continue;
+    // Only a real answer counts here (the CPUs are idle: guest_state does not move).
+    while (g_slots[cpu].fence_done.load(Order::acquire) < want[cpu] && x86::timer::now_us() < deadline) {
+      service_flushes();
+      x86::cpu_relax();
+    }
+    if (g_slots[cpu].fence_done.load(Order::acquire) >= want[cpu]) answered++;
+  }
+  return answered;
+}
+
+uint64_t fence_requests() { return g_fence_requests.get(); }
+uint64_t fence_waits() { return g_fence_waits.get(); }
+uint64_t fence_skipped() { return g_fence_skipped.get(); }
 
 uint64_t flush_requests() { return g_flush_requests.get(); }
 uint64_t remote_flushes() { return g_remote_flushes.get(); }

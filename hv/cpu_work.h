@@ -25,6 +25,20 @@
 // The flush itself is a single-context INVEPT of the EPTP the CPU has loaded for that VM when
 // the CPU supports it (global otherwise): a CPU caches translations only for the EPTP of the
 // vCPU it runs (hv/vcpu.cpp flushes an EPTP when it stops using it).
+//
+// Fence requests: the heavy side of the MMU's asymmetric fences (mmu/platform.h,
+// fence_all_cpus() below). The requester needs every other CPU to execute a full fence at some
+// point after the request and before it returns. Unlike a flush it must wait for CPUs outside
+// guest mode too (one may be inside an MMU section right now), and it skips the CPUs in guest
+// mode: no MMU section is open there, and the way out of guest mode is a full fence of its own
+// (exit_guest_mode() and the back-out of enter_guest_mode() are XCHGs), which the CPU passes
+// after the request and before its next section. A CPU outside guest mode answers with a fence
+// wherever it looks at its requests: service_flushes() (so KernelPlatform::cpu_relax(), every
+// MMU wait), service() (idle, parked or halted vCPUs, whom the IPI wakes), and every spin-wait
+// of a kernel or MMU lock (the spin-wait hooks, hv/mmu_platform.h fences_init()), so a CPU that spins
+// for a lock the requester holds still answers. Its guest_state moving also answers: that was
+// one of the XCHGs. A request that waits longer than kFenceTimeoutUs is a hang: panic, naming
+// the CPU.
 #pragma once
 
 #include <stdint.h>
@@ -76,6 +90,9 @@ struct alignas(64) Slot {
   mmu::Atomic<uint64_t> flush_tags{0};
   mmu::Atomic<uint64_t> flush_want{0};
   mmu::Atomic<uint64_t> flush_done{0};
+  // Fence request: requesters bump `fence_want`; the target fences and copies want -> done.
+  mmu::Atomic<uint64_t> fence_want{0};
+  mmu::Atomic<uint64_t> fence_done{0};
   // Even: outside guest mode; odd: between enter_guest_mode() and the VM exit. Bumped by the
   // owner only; read by requesters (see the protocol in cpu_work.h).
   mmu::Atomic<uint64_t> guest_state{0};
@@ -97,15 +114,19 @@ inline bool enter_guest_mode() {
   // load below sees its request and we flush before VM entry.
   s.guest_state.store(s.guest_state.load(mmu::Order::relaxed) + 1, mmu::Order::seq_cst);
   if (s.flush_want.load(mmu::Order::seq_cst) == s.flush_done.load(mmu::Order::relaxed)) return true;
-  s.guest_state.store(s.guest_state.load(mmu::Order::relaxed) + 1, mmu::Order::release);
+  // seq_cst (XCHG), as in exit_guest_mode(): a fence requester may have skipped us as "in guest
+  // mode".
+  s.guest_state.store(s.guest_state.load(mmu::Order::relaxed) + 1, mmu::Order::seq_cst);
   return false;
 }
 inline void exit_guest_mode() {
   detail::Slot& s = detail::g_slots[x86::cpu_index()];
   // After the VM exit no translation of the guest's EPTP is used until the next entry, which
   // looks at the requests first (enter_guest_mode): a requester that sees this even value may
-  // stop waiting. Release: our flush_done stores before it are seen with it.
-  s.guest_state.store(s.guest_state.load(mmu::Order::relaxed) + 1, mmu::Order::release);
+  // stop waiting. Release: our flush_done stores before it are seen with it. seq_cst (an
+  // XCHG, a full fence): a fence requester that saw us in guest mode did not wait for us; this
+  // is our fence point for it, before any MMU section of this exit (see "Fence requests").
+  s.guest_state.store(s.guest_state.load(mmu::Order::relaxed) + 1, mmu::Order::seq_cst);
 }
 // For a vCPU that handled an exit without leaving guest mode (hv/fast_entry.h): no flush
 // request waits for this CPU, so it may enter again without passing exit_guest_mode() and
@@ -121,9 +142,26 @@ inline bool flush_idle() {
 // The EPTP this CPU has loaded for VM `tlb_tag` (0: none). Set by the vCPU on its CPU.
 void set_loaded_ept(uint64_t tlb_tag, uint64_t eptp);
 
+// The heavy side of the MMU's asymmetric fences (mmu::Platform::asymmetric_fence_heavy): every
+// other online CPU executes a full fence after the call began and before it returns, or is in
+// guest mode (see "Fence requests" above). Answers other CPUs' requests while it waits.
+void fence_all_cpus();
+// Answer a fence request, if one waits: a full fence, then "done". Cheap when none does (two
+// loads of the CPU's own line); anywhere in the host, with interrupts on or off.
+void answer_fences_slow(detail::Slot& s, uint64_t want);
+inline void answer_fences() {
+  detail::Slot& s = detail::g_slots[x86::cpu_index()];
+  const uint64_t want = s.fence_want.load(mmu::Order::relaxed);
+  if (want != s.fence_done.load(mmu::Order::relaxed)) answer_fences_slow(s, want);
+}
+// Self-test: one fence request to every other online CPU (not in guest mode yet); returns how
+// many answered within timeout_us.
+unsigned fence_all_cpus_sync(uint64_t timeout_us);
+
 // Handle this CPU's pending requests (work items and flushes). Interrupts off.
 void service();
-// Flushes only (never a work item): safe anywhere in the host, e.g. inside MMU spin loops.
+// Flushes and fences only (never a work item): safe anywhere in the host, e.g. inside MMU spin
+// loops.
 void service_flushes();
 // A request is waiting for this CPU, or its tick slice is over (mmu::Platform::should_yield).
 bool yield_wanted();
@@ -133,5 +171,8 @@ uint64_t flush_requests();   // flush_ept() calls
 uint64_t remote_flushes();   // flushes done by a CPU for another CPU's request
 uint64_t flush_ipis();       // IPIs sent for flushes (targets that were in guest mode)
 uint64_t flush_skipped();    // targets outside guest mode, flushed lazily before their entry
+uint64_t fence_requests();   // fence_all_cpus() calls
+uint64_t fence_waits();      // targets waited for (outside guest mode)
+uint64_t fence_skipped();    // targets in guest mode, not waited for
 
 }  // namespace hv::cpu_work

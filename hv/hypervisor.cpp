@@ -50,14 +50,16 @@ VmxRunResult run_vmx(const x86::mb2::BootInfo& boot, bool guest_required) {
   log_capabilities(g_caps);
   apicv_init(g_caps);  // hv/apicv.h: which LAPIC path the VMs use, and why
   dirty_log_init(g_caps);  // hv/dirty_log.h: the VMs' dirty-log mechanism (hv.dirty=)
-  epoch();  // create the machine's epoch on the BSP, before any AP's idle hook can use it
   cpu_work::init(idle_work, &g_caps);  // idle CPUs help every live VM (hv/live_vms.h)
+  // Before any MMU object: the epoch and the VMs' locks read the choice when they are made.
+  const char* fence_failure = fences_init();
+  epoch();  // create the machine's epoch on the BSP, before any AP's idle hook can use it
   x86::tick::init(kTickPeriodUs);
   trace::init(x86::smp::cpus_online());  // hv.trace (hv/trace.h)
 
   // Every online CPU into VMX root mode, the BSP first.
   const unsigned n = x86::smp::cpus_online();
-  const char* failure = nullptr;
+  const char* failure = fence_failure;
   for (unsigned cpu = 0; cpu < n; cpu++) {
     RootArg arg{"did not answer"};
     if (!cpu_work::run_on(cpu, enter_root_on_this_cpu, &arg, 2'000'000) || arg.why) {
@@ -107,6 +109,9 @@ VmxRunResult run_vmx(const x86::mb2::BootInfo& boot, bool guest_required) {
   for (unsigned cpu = n; cpu-- > 0;) cpu_work::run_on(cpu, leave_root_on_this_cpu, nullptr, 2'000'000);
   x86::log::info("vmx: all cpus left VMX root mode (%u still in), %lu remote flushes", cpus_in_root_mode(),
             cpu_work::remote_flushes());
+  if (platform().asymmetric_fences())
+    x86::log::info("fences: %lu heavy fences, %lu cpus waited for, %lu skipped in guest mode",
+                   cpu_work::fence_requests(), cpu_work::fence_waits(), cpu_work::fence_skipped());
   if (!failure && cpus_in_root_mode()) failure = "vmx: a CPU did not leave VMX root mode";
   return {failure ? x86::kExitFail : x86::kExitPass, failure};
 }

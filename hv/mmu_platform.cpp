@@ -2,12 +2,17 @@
 #include "hv/mmu_platform.h"
 
 #include "arch/x86/cpu.h"
+#include "arch/x86/log.h"
 #include "arch/x86/percpu.h"
 #include "arch/x86/pmm.h"
 #include "arch/x86/smp.h"
+#include "arch/x86/spinlock.h"
+#include "arch/x86/string.h"
+#include "hv/cmdline.h"
 #include "hv/cpu_work.h"
 #include "hv/pml.h"
 #include "hv/trace.h"
+#include "mmu/lock.h"
 
 namespace hv {
 
@@ -50,6 +55,32 @@ void KernelPlatform::cpu_relax() {
 }
 
 uint64_t KernelPlatform::timestamp() { return x86::rdtsc(); }
+
+void KernelPlatform::serialize_all_cpus() { cpu_work::fence_all_cpus(); }
+
+const char* fences_init() {
+  char v[16] = "asymmetric";
+  cmdline::get("hv.fences", v, sizeof v);
+  if (strcmp(v, "symmetric") == 0) {
+    x86::log::info("fences: symmetric (hv.fences=symmetric): every fault's lock and epoch entry fences");
+    return nullptr;
+  }
+  if (strcmp(v, "asymmetric") != 0) x86::log::warn("fences: hv.fences=%s not understood, using asymmetric", v);
+  // The hooks first: from now on every spin-wait answers fence requests.
+  __atomic_store_n(&x86::g_spin_wait_hook, &cpu_work::answer_fences, __ATOMIC_RELAXED);
+  __atomic_store_n(&mmu::spin_wait_hook, &cpu_work::answer_fences, __ATOMIC_RELAXED);
+  const unsigned n = x86::smp::cpus_online();
+  const uint64_t t0 = x86::rdtsc();
+  const unsigned answered = n > 1 ? cpu_work::fence_all_cpus_sync(2'000'000) : 0;
+  if (answered != n - 1) {
+    x86::log::error("fences: %u of %u other cpus answered a fence request; keeping symmetric fences", answered, n - 1);
+    return "fences: a CPU did not answer a fence request";
+  }
+  platform().enable_asymmetric_fences();
+  x86::log::info("fences: asymmetric (readers fence nothing; a heavy fence asks the %u other cpus, %lu TSC ticks "
+                 "at boot)", n - 1, x86::rdtsc() - t0);
+  return nullptr;
+}
 
 // The MMU's tag is the VM's id (flush_remote_tlbs above), so the records carry it as their VM.
 void KernelPlatform::trace_zap_range(uint64_t tlb_tag, unsigned as_id, mmu::gfn_t start, mmu::gfn_t end,

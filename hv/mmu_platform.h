@@ -2,15 +2,9 @@
 // identity map for phys<->virt, CPU ids from the per-CPU data, EPT TLB flushes by INVEPT here
 // and request + IPI on the other CPUs (hv/cpu_work.h), and the TSC as the clock.
 //
-// Fences: symmetric (mmu/platform.h). The kernel does not yet provide the heavy side of
-// asymmetric fences, so the MMU lock's readers and the epoch's pin still execute a full fence
-// each (a locked RMW and an MFENCE per fault). What a heavy fence would need here: every
-// other CPU answers a request with a fence while the requester waits. The requester is an MMU
-// writer or an epoch advance, which may hold locks (the MMU lock's writer side, a memslot
-// update's); a CPU in guest mode or idle answers by its mode (with exit_guest_mode() made a
-// full fence), but a CPU that spins with interrupts off on one of those locks answers only
-// if that spin loop serves requests, which today only the MMU's own waits do (cpu_relax
-// below). Serving them from every host spin loop, or with an NMI, is the missing piece.
+// Fences: asymmetric (mmu/platform.h) unless hv.fences=symmetric: the MMU lock's readers and
+// the epoch's pin fence nothing, and the heavy side is a fence request to every other CPU
+// (cpu_work::fence_all_cpus, hv/cpu_work.h "Fence requests"). fences_init() below decides.
 #pragma once
 
 #include "mmu/atomic.h"
@@ -37,17 +31,29 @@ class KernelPlatform final : public mmu::Platform {
   void trace_teardown_step(uint64_t tlb_tag, mmu::hpa_t root, uint64_t t0, unsigned units, unsigned pass, bool done,
                            bool helped) override;
 
+  // Turns asymmetric fences on (fences_init(), before any MMU object exists).
+  void enable_asymmetric_fences() { asymmetric_fences_ = true; }
+
   // Pages allocated through the platform and not yet freed (the runner's page check). Relaxed:
   // a count that orders nothing; the runner reads it after epoch().barrier(), whose
   // synchronization orders every free before the read.
   uint64_t pages_in_use() const { return pages_in_use_.load(mmu::Order::relaxed); }
 
  private:
+  void serialize_all_cpus() override;
+
   mmu::Atomic<uint64_t> pages_in_use_{0};
 };
 
 // The one instance (the MMU's platform for every VM).
 KernelPlatform& platform();
+
+// hv.fences=asymmetric (the default) or symmetric: whether the MMU uses asymmetric fences. On,
+// it installs the spin-wait hooks (x86::g_spin_wait_hook, mmu::spin_wait_hook) that answer
+// fence requests and checks once that every other CPU answers one. BSP, once, after
+// cpu_work::init() and before any MMU object (the machine's epoch, a VM) exists. Returns the
+// failure, if a CPU did not answer (the fences stay symmetric then).
+const char* fences_init();
 
 }  // namespace hv
 

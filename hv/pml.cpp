@@ -46,8 +46,10 @@
 #include "hv/cpu_work.h"
 #include "hv/dirty_log.h"
 #include "hv/exit.h"
+#include "hv/mmu_platform.h"
 #include "hv/vcpu.h"
 #include "hv/vm.h"
+#include "mmu/epoch.h"
 
 namespace hv {
 
@@ -82,7 +84,14 @@ void pml_drain(Vcpu& vcpu) {
   GuestMmu& mmu = vcpu.vm().mmu();
   // With hv.dirty-ring the vCPU (the ring's producer, on its own CPU) pushes each page too.
   mmu::DirtyRing* const ring = vcpu.dring.ring;
+  // This CPU is still in guest mode for cpu_work (run() drains before exit_guest_mode()), so a
+  // fence request does not wait for it (hv/cpu_work.h, "Fence requests"): the epoch sections
+  // of the marks below need a fence of their own. One outer section for the whole drain.
+  mmu::Epoch& e = epoch();
+  const unsigned cpu = x86::cpu_index();
+  e.read_lock_fenced(cpu);
   for (unsigned i = first; i < VcpuPml::kEntries; i++) mmu.note_guest_write(log[i] & ~uint64_t{0xFFF}, ring);
+  e.read_unlock(cpu);
   p.entries += VcpuPml::kEntries - first;
   p.drains++;
   vmwrite(field::kPmlIndex, VcpuPml::kFirstIndex);

@@ -203,7 +203,7 @@ void Epoch::quiescent() {
   // A quiescent point inside a read-side section is a leaked section: catch it here, where
   // it is cheap to find, rather than as a reclamation that never completes.
   MMU_ASSERT(c.nesting.load(Order::relaxed) == 0);
-  if (c.pending.load(Order::relaxed) != 0) try_advance();
+  if (advance_wanted(c)) try_advance();
 }
 
 void Epoch::set_online(bool online) {
@@ -236,6 +236,7 @@ void Epoch::enqueue_locked(CpuState& c, EpochCallback* cb) {
   }
   c.tail = cb;
   c.pending.fetch_add(1, Order::relaxed);
+  c.newest_stamp.store(cb->epoch, Order::relaxed);
 }
 
 void Epoch::retire(EpochCallback* cb) {

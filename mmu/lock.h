@@ -25,9 +25,17 @@
 
 namespace mmu {
 
+// Run by every spin-wait of the MMU's locks (null: nothing). A platform that needs its CPUs to
+// keep answering something while they spin (the kernel: fence requests, the heavy side of the
+// asymmetric fences, mmu/platform.h) sets it once, before any lock is contended. It must be
+// cheap when nothing waits.
+inline void (*spin_wait_hook)() = nullptr;
+
 // Spin-loop hint: PAUSE on x86 (saves power and avoids the memory-order machine clear when
-// the awaited store arrives). Locks cannot reach Platform::cpu_relax(): they have no Platform.
+// the awaited store arrives), after the platform's hook. Locks cannot reach
+// Platform::cpu_relax(): they have no Platform.
 inline void spin_pause() {
+  if (void (*hook)() = __atomic_load_n(&spin_wait_hook, __ATOMIC_RELAXED)) hook();
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_ia32_pause();
 #endif

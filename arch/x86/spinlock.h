@@ -23,6 +23,15 @@
 
 namespace x86 {
 
+// Run by every CPU that spins for a SpinLock, between attempts (null: nothing). The kernel sets
+// it once, before other CPUs could spin, to answer what other CPUs may wait for meanwhile (hv:
+// fence requests, hv/cpu_work.h). It must be cheap when nothing waits, and safe anywhere.
+inline void (*g_spin_wait_hook)() = nullptr;
+inline void spin_wait() {
+  if (void (*hook)() = __atomic_load_n(&g_spin_wait_hook, __ATOMIC_RELAXED)) hook();
+  cpu_relax();
+}
+
 class CAPABILITY("spinlock") SpinLock {
  public:
   constexpr SpinLock() = default;
@@ -30,9 +39,9 @@ class CAPABILITY("spinlock") SpinLock {
   SpinLock& operator=(const SpinLock&) = delete;
 
   // Spins until the lock is ours.
-  void lock() ACQUIRE() { lock_as(cpu_index() + 1, cpu_relax); }
+  void lock() ACQUIRE() { lock_as(cpu_index() + 1, spin_wait); }
   // The same, for callers that have their CPU index at hand.
-  void lock(unsigned cpu) ACQUIRE() { lock_as(cpu + 1, cpu_relax); }
+  void lock(unsigned cpu) ACQUIRE() { lock_as(cpu + 1, spin_wait); }
   // The same, running `wait` between attempts instead of PAUSE: a CPU that must keep answering
   // cross-CPU requests while it waits (a TLB flush that the holder waits for) passes the
   // function that answers them.
