@@ -65,7 +65,11 @@ class Platform {
   //   asymmetric_fence_heavy()  the rare side, between its own store and its loads of the
   //                             fast side's words. On return, every CPU that runs MMU code has
   //                             executed a full fence at some point of its own instruction
-  //                             stream between this call's start and its return.
+  //                             stream between this call's start and its return, or was at
+  //                             that start where it cannot be inside a fast side and passes a
+  //                             full fence before it enters one (the kernel: a CPU in guest
+  //                             mode, hv/cpu_work.h "Fence requests"). A section run there
+  //                             anyway fences for itself (Epoch::read_lock_fenced).
   // Why that is enough (x86-TSO; models/asym_fence.pml checks it): take a fast-side CPU F that
   // stores X and then loads Y, and the heavy side H that stores Y and then loads X. F's fence
   // point (from the heavy fence) falls either before F's store of X, and then F's load of Y
