@@ -521,7 +521,10 @@ void test_timer() {
   if (g_timer_count >= 6) {
     const uint64_t total = g_timer_tsc[5] - g_timer_tsc[0];
     gprintf("lapic: timer: periodic, 5 periods of ~1M TSC cycles took %llu\n", total);
-    LCHECK(total >= 4500000 && total <= 50000000);  // never early; loose above (a busy TCG host)
+    // Not much early, loose above (a busy TCG host). The period comes from the calibration
+    // (g_ticks_per_mcycle), which a loaded TCG host skews by a few percent: bare QEMU once
+    // measured 4,491,711 here during a full CI run. 20 % still catches a wrong divide or mode.
+    LCHECK(total >= 4000000 && total <= 50000000);
   }
   group("timer", f0);
 }
