@@ -71,5 +71,8 @@ template <typename T>
 inline T atomic_fetch_and(T* p, T v, Order o) { return __atomic_fetch_and(p, v, static_cast<int>(o)); }
 
 inline void atomic_thread_fence(Order o) { __atomic_thread_fence(static_cast<int>(o)); }
+// Keeps the compiler from moving memory accesses across it; the CPU may still reorder (the
+// light side of the asymmetric fences, mmu/platform.h).
+inline void compiler_barrier() { __atomic_signal_fence(__ATOMIC_SEQ_CST); }
 
 }  // namespace mmu

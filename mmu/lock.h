@@ -28,7 +28,9 @@ namespace mmu {
 // Run by every spin-wait of the MMU's locks (null: nothing). A platform that needs its CPUs to
 // keep answering something while they spin (the kernel: fence requests, the heavy side of the
 // asymmetric fences, mmu/platform.h) sets it once, before any lock is contended. It must be
-// cheap when nothing waits.
+// cheap when nothing waits. Loaded relaxed: it is set once at boot, before the platform turns
+// asymmetric fences on, and the boot's first fence request and its answers order the store
+// before any wait that must answer (hv/mmu_platform.cpp, fences_init).
 inline void (*spin_wait_hook)() = nullptr;
 
 // Spin-loop hint: PAUSE on x86 (saves power and avoids the memory-order machine clear when

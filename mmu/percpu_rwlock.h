@@ -220,9 +220,9 @@ class CAPABILITY("rwlock") PerCpuRwLock {
   void raise_fenced(Slot& me) {
     if (MMU_LIKELY(asymmetric_)) {
       // A plain store: only this CPU writes its slot (see State). The writer's heavy fence
-      // stands in for our fence.
+      // stands in for our fence; Platform::asymmetric_fence_light() with the mode known.
       me.readers.store(me.readers.load(Order::relaxed) + 1, Order::relaxed);
-      platform_->asymmetric_fence_light();
+      compiler_barrier();
     } else {
       me.readers.fetch_add(1, Order::seq_cst);
     }

@@ -5,6 +5,7 @@
 // (tests/host/host_platform.*). One Platform instance serves every VM of the machine.
 #pragma once
 
+#include "mmu/atomic.h"
 #include "mmu/types.h"
 
 namespace mmu {
@@ -81,14 +82,14 @@ class Platform {
   bool asymmetric_fences() const { return asymmetric_fences_; }
   void asymmetric_fence_light() const {
     if (MMU_LIKELY(asymmetric_fences_)) {
-      __atomic_signal_fence(__ATOMIC_SEQ_CST);  // the compiler keeps the order; the CPU may not
+      compiler_barrier();  // the compiler keeps the order; the CPU may not
     } else {
-      __atomic_thread_fence(__ATOMIC_SEQ_CST);
+      atomic_thread_fence(Order::seq_cst);
     }
   }
   void asymmetric_fence_heavy() {
     // Our own store first: it is in memory before any other CPU's fence point.
-    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    atomic_thread_fence(Order::seq_cst);
     if (asymmetric_fences_) serialize_all_cpus();
   }
 

@@ -26,6 +26,8 @@ namespace x86 {
 // Run by every CPU that spins for a SpinLock, between attempts (null: nothing). The kernel sets
 // it once, before other CPUs could spin, to answer what other CPUs may wait for meanwhile (hv:
 // fence requests, hv/cpu_work.h). It must be cheap when nothing waits, and safe anywhere.
+// Loaded relaxed: set once, and the kernel orders the store before any wait that must run it
+// (hv: the boot's first fence request and its answers, before asymmetric fences go on).
 inline void (*g_spin_wait_hook)() = nullptr;
 inline void spin_wait() {
   if (void (*hook)() = __atomic_load_n(&g_spin_wait_hook, __ATOMIC_RELAXED)) hook();
