@@ -35,6 +35,7 @@ TEST_CASE("vm stat clock: vCPU threads asking at once claim each period at most 
   VmStatClock c;
   c.start(0, kPeriod);
   std::atomic<uint64_t> now{0};
+  std::atomic<uint64_t> asks{0};
   std::atomic<bool> stop{false};
   constexpr unsigned kThreads = 4;
   std::vector<std::vector<uint64_t>> got(kThreads);
@@ -44,11 +45,19 @@ TEST_CASE("vm stat clock: vCPU threads asking at once claim each period at most 
       while (!stop.load()) {
         uint64_t e = 0;
         if (c.claim(now.load(), &e)) got[i].push_back(e / kPeriod);
+        asks.fetch_add(1);
       }
     });
+  // Every 64 ticks (four periods) the clock waits until some thread has asked after the tick.
+  // Without the wait, a loaded host may run the whole loop before any thread gets a core, and
+  // the test would check nothing. At most one ask per thread can be in flight from before the
+  // tick, so kThreads + 1 more asks include one that read the new time.
   for (uint64_t x = 1; x <= kEnd; x++) {
     now.store(x);
-    if (x % 64 == 0) std::this_thread::yield();
+    if (x % 64 == 0) {
+      const uint64_t a0 = asks.load();
+      while (asks.load() < a0 + kThreads + 1) std::this_thread::yield();
+    }
   }
   stop.store(true);
   for (auto& th : t) th.join();
@@ -56,7 +65,8 @@ TEST_CASE("vm stat clock: vCPU threads asking at once claim each period at most 
   for (auto& g : got) all.insert(all.end(), g.begin(), g.end());
   std::sort(all.begin(), all.end());
   CHECK(std::adjacent_find(all.begin(), all.end()) == all.end());  // no period claimed twice
-  REQUIRE(!all.empty());
+  // Each wait saw an ask at a time on the period grid, so each 64-tick stretch has a claim.
+  REQUIRE(all.size() >= kEnd / 64);
   CHECK(all.back() <= kEnd / kPeriod);
   CHECK(all.size() <= kEnd / kPeriod);
   // The last period due is claimed by someone asking after the clock stopped.
