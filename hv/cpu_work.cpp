@@ -127,6 +127,21 @@ bool yield_wanted() {
   return !s.running && s.fn.load(Order::relaxed) != nullptr;
 }
 
+namespace {
+// Spins until answered() holds or the clock passes deadline_us, and says which. Meanwhile it
+// answers other CPUs' flush and fence requests: two CPUs waiting for each other must not
+// deadlock.
+template <class Answered>
+bool wait_answered(Answered answered, uint64_t deadline_us) {
+  while (!answered()) {
+    if (x86::timer::now_us() > deadline_us) return answered();
+    service_flushes();
+    x86::cpu_relax();
+  }
+  return true;
+}
+}  // namespace
+
 bool post(unsigned cpu, void (*fn)(void*), void* arg) {
   Slot& s = g_slots[cpu];
   if (s.fn.load(Order::acquire) != nullptr) return false;
@@ -144,11 +159,7 @@ bool run_on(unsigned cpu, void (*fn)(void*), void* arg, uint64_t timeout_us) {
     return true;
   }
   const uint64_t deadline = x86::timer::now_us() + timeout_us;
-  while (!post(cpu, fn, arg)) {
-    if (x86::timer::now_us() > deadline) return false;
-    service_flushes();
-    x86::cpu_relax();
-  }
+  if (!wait_answered([&] { return post(cpu, fn, arg); }, deadline)) return false;
   while (!done(cpu)) {
     if (x86::timer::now_us() > deadline) return false;
     service();
@@ -243,11 +254,7 @@ unsigned flush_ept_all_cpus_sync(uint64_t timeout_us) {
   const uint64_t deadline = x86::timer::now_us() + timeout_us;
   for (unsigned cpu = 0; cpu < n; cpu++) {
     if (cpu == me || !online(cpu)) continue;
-    while (g_slots[cpu].flush_done.load(Order::acquire) < want[cpu] && x86::timer::now_us() < deadline) {
-      service_flushes();
-      x86::cpu_relax();
-    }
-    if (g_slots[cpu].flush_done.load(Order::acquire) >= want[cpu]) answered++;
+    if (wait_answered([&] { return g_slots[cpu].flush_done.load(Order::acquire) >= want[cpu]; }, deadline)) answered++;
   }
   // As flush_ept()'s record, for every tag (vm = kAllVms).
   if (t0) trace::record(trace::kFlushReq, trace::kAllVms, 0xFF, t0, kFlushAll, ((x86::rdtsc() - t0) & 0xFFFFFFFFu) | (ipis << 32));
@@ -296,15 +303,9 @@ void fence_all_cpus() {
   request_fences(want, state, false);
   for (unsigned cpu = 0; cpu < n; cpu++) {
     if (state[cpu] == ~0ull || (state[cpu] & 1)) continue;
-    const uint64_t t0 = x86::timer::now_us();
-    while (!fence_answered(cpu, want[cpu], state[cpu])) {
-      // Another requester may be waiting for us meanwhile; flushes too (never a work item).
-      service_flushes();
-      x86::cpu_relax();
-      if (x86::timer::now_us() - t0 > kFenceTimeoutUs)
-        hv::panic("cpu_work: cpu %u did not answer a fence request for %lu s (guest_state %lu)", cpu,
-                   kFenceTimeoutUs / 1'000'000, state[cpu]);
-    }
+    if (!wait_answered([&] { return fence_answered(cpu, want[cpu], state[cpu]); }, x86::timer::now_us() + kFenceTimeoutUs))
+      hv::panic("cpu_work: cpu %u did not answer a fence request for %lu s (guest_state %lu)", cpu,
+                 kFenceTimeoutUs / 1'000'000, state[cpu]);
   }
 }
 
@@ -319,11 +320,7 @@ unsigned fence_all_cpus_sync(uint64_t timeout_us) {
   for (unsigned cpu = 0; cpu < n; cpu++) {
     if (state[cpu] == ~0ull) continue;
     // Only a real answer counts here (the CPUs are idle: guest_state does not move).
-    while (g_slots[cpu].fence_done.load(Order::acquire) < want[cpu] && x86::timer::now_us() < deadline) {
-      service_flushes();
-      x86::cpu_relax();
-    }
-    if (g_slots[cpu].fence_done.load(Order::acquire) >= want[cpu]) answered++;
+    if (wait_answered([&] { return g_slots[cpu].fence_done.load(Order::acquire) >= want[cpu]; }, deadline)) answered++;
   }
   return answered;
 }
