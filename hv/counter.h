@@ -9,6 +9,8 @@
 //
 // Counters that only one CPU writes and that are read after that CPU is done (VcpuStats,
 // ExitTiming) stay plain integers: single-writer ownership, stated where they are declared.
+// One that only one CPU writes but others read while it counts is an OwnedCounter (below): no
+// locked instruction, no shared line written (a VM's counters, hv/vm_stats.h).
 // Reads convert implicitly, so code that sums counters is unchanged; pass get() to
 // printf-style functions (varargs must not receive a class).
 #pragma once
@@ -35,6 +37,30 @@ class Counter {
   uint64_t get() const { return v_.load(mmu::Order::relaxed); }
   operator uint64_t() const { return get(); }  // NOLINT: implicit on purpose (see above)
   // Start again from 0 (before anyone else can touch the counter, e.g. at VM creation).
+  void reset() { v_.store(0, mmu::Order::relaxed); }
+
+ private:
+  mmu::Atomic<uint64_t> v_{0};
+};
+
+// A counter that only one CPU ever writes (a vCPU's slice of its VM's counters, hv/vm_stats.h):
+// a relaxed load and a relaxed store, no locked instruction, so bumping it writes only the
+// owner's cache line and never waits for it. An atomic only so that a reader on another CPU is
+// not a data race; it sees some value the counter had. Two writers would lose counts.
+class OwnedCounter {
+ public:
+  constexpr OwnedCounter() = default;
+  OwnedCounter(const OwnedCounter&) = delete;
+  OwnedCounter& operator=(const OwnedCounter&) = delete;
+
+  void operator++(int) { *this += 1; }
+  void operator++() { *this += 1; }
+  OwnedCounter& operator+=(uint64_t d) {
+    v_.store(v_.load(mmu::Order::relaxed) + d, mmu::Order::relaxed);
+    return *this;
+  }
+  uint64_t get() const { return v_.load(mmu::Order::relaxed); }
+  operator uint64_t() const { return get(); }  // NOLINT: implicit, as Counter's
   void reset() { v_.store(0, mmu::Order::relaxed); }
 
  private:

@@ -100,7 +100,7 @@ void Vcpu::begin_exit_events_slow(const ExitInfo& e, uint32_t vec) {
 }
 
 void dispatch_exit(Vcpu& vcpu, const ExitInfo& e) {
-  VmStats& st = vcpu.vm().stats();
+  VmCounters& st = vcpu.counters();
   if (e.basic < kExitReasonCount) st.exits[e.basic]++;
   else st.exits_other++;
   if (e.reason & kExitReasonEntryFailure) {

@@ -81,7 +81,7 @@ class VmxGuestAccess final : public emu::GuestAccess {
       return;
     }
     for (unsigned k = 0; k < size; k++) out[k] = 0xFF;  // an empty bus
-    vm_.stats().unbacked_reads++;
+    vcpu_.counters().unbacked_reads++;
   }
   void write_phys(uint64_t gpa, unsigned size, const uint8_t* in) override {
     vm_.mmio.lock.assert_held();
@@ -91,7 +91,7 @@ class VmxGuestAccess final : public emu::GuestAccess {
       return;
     }
     if (vm_.mmu().translate(gpa, size, false)) {  // a read-only slot: like ROM
-      vm_.stats().readonly_writes++;
+      vcpu_.counters().readonly_writes++;
       return;
     }
     uint64_t v = 0;
@@ -101,7 +101,7 @@ class VmxGuestAccess final : public emu::GuestAccess {
       vm_.mmio.write(vcpu_, region, gpa, size, v);
       return;
     }
-    vm_.stats().unbacked_writes++;
+    vcpu_.counters().unbacked_writes++;
   }
   bool fetch_phys(uint64_t gpa, unsigned size, uint8_t* out) override {
     const uint64_t hpa = vm_.mmu().translate(gpa, size, false);
@@ -235,7 +235,7 @@ mmu::FaultOutcome map_with_reclaim(Vcpu& vcpu, uint64_t gpa, unsigned access) {
   }
   if (more_coming && vcpu.oom_streak < kOomRetries) {
     vcpu.oom_streak++;
-    vm.stats().oom_retries++;
+    vcpu.counters().oom_retries++;
     return mmu::FaultOutcome::retry;  // back to the guest: it faults again after a safe point
   }
   return r;
@@ -252,7 +252,7 @@ bool emulate_device_access(Vcpu& vcpu, uint64_t gpa, unsigned access, const char
 
 void handle_ept_violation(Vcpu& vcpu, const ExitInfo& e) {
   Vm& vm = vcpu.vm();
-  vm.stats().ept_violations++;
+  vcpu.counters().ept_violations++;
   const uint64_t gpa = vmread(field::kGuestPhysicalAddress);
   unsigned access = 0;
   if (e.qualification & ept_qual::kRead) access |= mmu::spte::kAccRead;

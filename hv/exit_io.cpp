@@ -113,9 +113,9 @@ class LinearMem {
         *reinterpret_cast<volatile uint8_t*>(hpa) = static_cast<uint8_t>(v >> (8 * i));
         vm_.mmu().note_write(gpa[i], 1);  // hv wrote for the guest: dirty logging sees it
       } else if (vm_.mmu().translate(gpa[i], 1, false)) {
-        vm_.stats().readonly_writes++;  // a read-only slot: dropped, like a write to ROM
+        vcpu_.counters().readonly_writes++;  // a read-only slot: dropped, like a write to ROM
       } else {
-        vm_.stats().unbacked_writes++;  // no slot: dropped
+        vcpu_.counters().unbacked_writes++;  // no slot: dropped
       }
     }
     return MemResult::ok;
@@ -138,7 +138,7 @@ class LinearMem {
       const uint64_t hpa = vm_.mmu().translate(gpa, 1, false);
       uint8_t b = 0xFF;  // no slot: all ones
       if (hpa) b = *reinterpret_cast<const volatile uint8_t*>(hpa);
-      else vm_.stats().unbacked_reads++;
+      else vcpu_.counters().unbacked_reads++;
       out |= uint32_t{b} << (8 * i);
     }
     *v = out;

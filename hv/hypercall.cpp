@@ -194,10 +194,8 @@ int64_t hypercall_status(mmu::MemslotError e) { return from_mmu(e); }
 // (not of any table) under the roots lock, outside any epoch section.
 void snapshot_stats(Vm& vm, hv_stats& out) {
   for (uint64_t& v : out.value) v = 0;
-  const VmStats& s = vm.stats();
-  uint64_t total = s.exits_other;
-  for (uint64_t e : s.exits) total += e;
-  out.value[HV_STAT_EXITS] = total;
+  const VmTotals s = vm.stats().totals();
+  out.value[HV_STAT_EXITS] = s.total_exits();
   out.value[HV_STAT_EXITS_VMCALL] = s.exits[kExitVmcall];
   out.value[HV_STAT_EXITS_IO] = s.exits[kExitIoInstruction];
   out.value[HV_STAT_EXITS_EPT] = s.exits[kExitEptViolation];
@@ -230,7 +228,7 @@ void handle_hypercall(Vcpu& vcpu, const ExitInfo&) {
   const uint64_t mask = guest_64bit() ? ~uint64_t{0} : 0xFFFFFFFFull;
   const uint64_t nr = r.rax & mask, a0 = r.rbx & mask, a1 = r.rcx & mask, a2 = r.rdx & mask,
                  a3 = r.rsi & mask, a4 = r.rdi & mask;
-  vm.stats().hypercalls++;
+  vcpu.counters().hypercalls++;
   int64_t st = HV_OK;
   // Calls that only read (and refusals) change nothing but registers and RIP: the next entry
   // may be a fast one (hv/fast_entry.h).
@@ -325,7 +323,7 @@ void handle_hypercall(Vcpu& vcpu, const ExitInfo&) {
         break;
     }
   }
-  if (st != HV_OK) vm.stats().hypercall_errors++;
+  if (st != HV_OK) vcpu.counters().hypercall_errors++;
   if (trace::on(trace::kCatHcall))
     trace::record(trace::kHcall, vm.id(), static_cast<uint8_t>(vcpu.index()), x86::rdtsc(), nr, static_cast<uint64_t>(st));
   r.rax = static_cast<uint64_t>(st) & mask;

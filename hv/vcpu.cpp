@@ -63,6 +63,7 @@ const char* Vcpu::init(Vm& vm, unsigned index, const Capabilities& caps, const V
   vm_ = &vm;
   caps_ = &caps;
   index_ = index;
+  counters_ = &vm.stats().of(index);
   cpu_ = x86::cpu_index();
   vpid_ = static_cast<uint16_t>(1 + vm.id() * kMaxVcpus + index);  // 0 is the host's
 
@@ -397,19 +398,14 @@ inline bool in_guest_mode_kind(uint32_t reason) {
 // The exit's accounting, on both paths: the guest's slice [t0, t1) and the exit-timing sample
 // (its interval ends at the next entry, ExitTiming::entering).
 inline void Vcpu::note_exit(const ExitInfo& e, uint64_t t0, uint64_t t1) {
-  VmStats& st = vm_->stats();
-  exits++;
-  stats_.exits++;
-  st.guest_tsc += t1 - t0;
-  stats_.guest_tsc += t1 - t0;
+  counters_->guest_tsc += t1 - t0;
   exit_profile::select(e.basic);
   timing_.exited(e.basic, e.qualification, t1);
 }
 
 // And the host's time [t1, t2) from the exit to the end of its handling.
 inline void Vcpu::note_exit_handled(uint64_t t1, uint64_t t2) {
-  vm_->stats().host_exit_tsc += t2 - t1;
-  stats_.host_tsc += t2 - t1;
+  counters_->host_exit_tsc += t2 - t1;
 }
 
 inline Vcpu::InGuest Vcpu::exit_in_guest_mode(uint32_t reason, uint64_t t0, uint64_t t1) {
@@ -445,7 +441,7 @@ inline Vcpu::InGuest Vcpu::exit_in_guest_mode(uint32_t reason, uint64_t t0, uint
   }
   // The exit's accounting, as on the ordinary path (there dispatch_exit counts the reason).
   note_exit(e, t0, t1);
-  vm_->stats().exits[e.basic]++;
+  counters_->exits[e.basic]++;
   exit_profile::mark(exit_profile::kExitInfo);
   fast_.quiet_exit = false;
   handler(*this, e);
@@ -566,7 +562,6 @@ bool Vcpu::run() {
     if (trace::on(trace::kCatExit))
       trace::record(trace::kExit, vm_->id(), static_cast<uint8_t>(index_), t1, basic, e.qualification);
     switch (basic) {
-      case kExitEptViolation: stats_.ept_violations++; break;
       case kExitExternalInterrupt: stats_.external_interrupts++; break;
       case kExitPreemptionTimer: stats_.preemption_timer++; break;
       default: break;
@@ -605,8 +600,9 @@ bool Vcpu::run() {
 void Vcpu::print_run_reports() {
   timing_.print(vm_->id(), index_);
   // The exit fast path (hv/fast_entry.h): entries that skipped the full pass.
+  const uint64_t exits = counters_->total_exits();
   x86::log::info("vm%u: vcpu%u: fast entries: %lu of %lu (%lu%%), %lu of them in guest mode%s", vm_->id(), index_,
-                 fast_.entries, stats_.exits, stats_.exits ? fast_.entries * 100 / stats_.exits : 0,
+                 fast_.entries, exits, exits ? fast_.entries * 100 / exits : 0,
                  fast_.in_guest_entries,
                  !fast_.enabled ? ", off (hv.fast-entry=0)" : !fast_.in_guest_mode ? ", loop off (hv.fast-entry=leave)" : "");
   apicv_report(*this);  // hv/apicv.h: the LAPIC path and its exits

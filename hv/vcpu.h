@@ -26,6 +26,7 @@
 #include "hv/pml.h"
 #include "hv/vcpu_features.h"
 #include "hv/vcpu_msrs.h"
+#include "hv/vm_stats.h"
 
 namespace mmu {
 class Epoch;
@@ -70,18 +71,15 @@ struct VcpuStart {
   } long_mode;
 };
 
-// Per-vCPU counters (the VM's VmStats sums all vCPUs). Single writer: only the vCPU's own CPU
+// Per-vCPU counters that only the vCPU's summary shows (exits, EPT violations and time are in
+// its slice of the VM's counters, hv/vm_stats.h). Single writer: only the vCPU's own CPU
 // writes them, and the runner reads them after the vCPU finished (VmRunState: release/acquire),
 // so they are plain integers (hv/counter.h).
 struct VcpuStats {
-  uint64_t exits = 0;
-  uint64_t ept_violations = 0;
   uint64_t external_interrupts = 0;  // ticks and IPIs that ended a guest slice
   uint64_t preemption_timer = 0;
   uint64_t root_switches = 0;        // fresh EPT roots loaded (fast zaps)
   uint64_t entry_retries = 0;        // a flush request came in just before VM entry
-  uint64_t guest_tsc = 0;
-  uint64_t host_tsc = 0;
   uint64_t interrupts_injected = 0;  // external interrupts from the vLAPIC (hv/irq_inject.cpp)
   uint64_t nmis_injected = 0;
   uint64_t halts = 0;                // HLTs that slept
@@ -172,6 +170,8 @@ class Vcpu {
 
   Vm& vm() { return *vm_; }
   unsigned index() const { return index_; }
+  // This vCPU's slice of its VM's counters (hv/vm_stats.h): only this vCPU writes it.
+  VmCounters& counters() { return *counters_; }
   const x86::vmx::Capabilities& caps() const { return *caps_; }
   unsigned cpu() const { return cpu_; }
   // Takes the "fast zap at HLT" request (true once, if VcpuStart asked for it).
@@ -196,7 +196,6 @@ class Vcpu {
   // The guest's XCR0 (XSETBV, hv/exit_xsetbv.cpp): loaded before every entry and hv's own
   // restored after every exit when the two differ (arch/x86/xsave.h). 1 (x87 only) at reset.
   uint64_t xcr0 = 1;
-  uint64_t exits = 0;
   // The CPUID exit's answers (hv/cpuid_cache.h), emptied when the vCPU is set up.
   cpuid::Cache cpuid_cache;
   // The guest's MSRs that the VMCS does not hold, the policy state, the MSR bitmap
@@ -283,6 +282,7 @@ class Vcpu {
   void load_slice(uint64_t deadline, uint64_t now);
 
   Vm* vm_ = nullptr;
+  VmCounters* counters_ = nullptr;
   const x86::vmx::Capabilities* caps_ = nullptr;
   unsigned index_ = 0;
   unsigned cpu_ = 0;

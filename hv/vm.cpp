@@ -11,13 +11,6 @@ namespace hv {
 // One vCPU limit for hv and its guests (the guest library sizes its per-vCPU state by it).
 static_assert(kMaxVcpus == HV_MAX_VCPUS, "hv/vm_limits.h and tests/guests/lib/hv_abi.h disagree");
 
-void VmStats::reset() {
-  for (Counter& c : exits) c.reset();
-  Counter* const others[] = {&exits_other,    &ept_violations,  &oom_retries,     &guest_tsc,  &host_exit_tsc,
-                             &unbacked_reads, &unbacked_writes, &readonly_writes, &hypercalls, &hypercall_errors};
-  for (Counter* c : others) c->reset();
-}
-
 namespace {
 
 constexpr uint64_t k4K = x86::pmm::k4K;

@@ -21,6 +21,7 @@
 #include "hv/devices/uart.h"
 #include "hv/vm_limits.h"
 #include "hv/vm_stat_clock.h"
+#include "hv/vm_stats.h"
 #include "hv/vm_stress.h"
 #include "mmu/atomic.h"
 
@@ -29,25 +30,6 @@ namespace hv {
 class Vcpu;
 class VmRunState;
 struct Migration;
-
-// The VM's counters, bumped by its vCPUs from their own CPUs at once (hv::Counter: relaxed
-// atomic increments; see hv/counter.h). Fault outcomes are counted by the MMU itself
-// (mmu::MmuStats::faults).
-struct VmStats {
-  Counter exits[x86::vmx::kExitReasonCount];
-  Counter exits_other;     // reasons beyond the table
-  Counter ept_violations;
-  Counter oom_retries;     // EPT violations that hit the page limit and were retried after reclaim
-  Counter guest_tsc;       // TSC cycles between entry and exit, summed
-  Counter host_exit_tsc;   // TSC cycles spent handling exits
-  // Guest memory accesses that hv emulated instead of mapping (hv/exit_ept.cpp).
-  Counter unbacked_reads;   // loads from a gpa without a slot: all ones
-  Counter unbacked_writes;  // stores there: dropped
-  Counter readonly_writes;  // stores to a read-only slot: dropped
-  Counter hypercalls;
-  Counter hypercall_errors;
-  void reset();
-};
 
 class Vm {
  public:

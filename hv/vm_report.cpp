@@ -32,18 +32,19 @@ void print_vcpu_summary(RunVm& rv, unsigned i) {
   const Vcpu& v = rv.vcpu[i];
   const RunVm::Job& j = rv.job[i];
   const VcpuStats& s = v.vstats();
+  const VmCounters& c = rv.vm.stats().of(i);
   const char* verdict = j.init_failure ? "not started" : v.failed() ? "FAIL" : "pass";
   x86::log::info("vm%u: vcpu%u on cpu%u: %s, %lu exits (ept violation %lu, external interrupt %lu, preemption timer %lu), "
                  "%lu root switch(es), %lu entry retries, ran %lu ms (guest %lu ms, exit handling %lu ms)",
-                 rv.vm.id(), i, rv.state.cpu_of(i), verdict, s.exits, s.ept_violations, s.external_interrupts,
-                 s.preemption_timer, s.root_switches, s.entry_retries, (j.t1 - j.t0) / 1000, tsc_ms(s.guest_tsc),
-                 tsc_ms(s.host_tsc));
+                 rv.vm.id(), i, rv.state.cpu_of(i), verdict, c.total_exits(), c.ept_violations.get(), s.external_interrupts,
+                 s.preemption_timer, s.root_switches, s.entry_retries, (j.t1 - j.t0) / 1000, tsc_ms(c.guest_tsc),
+                 tsc_ms(c.host_exit_tsc));
 }
 
 void print_vm_summary(RunVm& rv, const uint64_t* flushes) {
   Vm& vm = rv.vm;
   const unsigned id = vm.id();
-  const VmStats& st = vm.stats();
+  const VmTotals st = vm.stats().totals();
   char line[400];
   size_t len = 0;
   uint64_t total = st.exits_other;
@@ -58,13 +59,13 @@ void print_vm_summary(RunVm& rv, const uint64_t* flushes) {
   uint64_t leaves[4];
   vm.mmu().leaves(leaves);
   const mmu::MmuStats m = vm.mmu().stats();
-  x86::log::info("vm%u: ept violations %lu, leaves 4K %lu 2M %lu 1G %lu, ept table pages %lu", id, st.ept_violations.get(),
+  x86::log::info("vm%u: ept violations %lu, leaves 4K %lu 2M %lu 1G %lu, ept table pages %lu", id, st.ept_violations,
                  leaves[1], leaves[2], leaves[3], m.tables_live);
   using F = mmu::FaultOutcome;
   x86::log::info("vm%u: faults fixed %lu, spurious %lu, retry %lu, unbacked %lu, oom %lu, write-protected %lu, bad gfn %lu; "
                  "%lu retried after reclaim",
                  id, faults(m, F::fixed), faults(m, F::spurious), faults(m, F::retry), faults(m, F::unbacked),
-                 faults(m, F::out_of_memory), faults(m, F::write_protected), faults(m, F::bad_gfn), st.oom_retries.get());
+                 faults(m, F::out_of_memory), faults(m, F::write_protected), faults(m, F::bad_gfn), st.oom_retries);
   if (flushes)
     x86::log::info("vm%u: remote flushes: %lu requests, %lu IPIs to cpus in guest mode, %lu left to the next entry, %lu "
                    "done by other cpus",
@@ -77,8 +78,8 @@ void print_vm_summary(RunVm& rv, const uint64_t* flushes) {
   print_deferred_summary(vm);
   x86::log::info("vm%u: unbacked reads %lu, unbacked writes dropped %lu, read-only writes dropped %lu, hypercalls %lu (%lu "
                  "errors)",
-                 id, st.unbacked_reads.get(), st.unbacked_writes.get(), st.readonly_writes.get(), st.hypercalls.get(),
-                 st.hypercall_errors.get());
+                 id, st.unbacked_reads, st.unbacked_writes, st.readonly_writes, st.hypercalls,
+                 st.hypercall_errors);
   // Live now (the VM has stopped; what it still holds), against its limit (hv/pt_limit.h).
   const char* hit = m.table_pages_refused ? " (limit hit)" : "";
   if (!m.table_pages_limit)

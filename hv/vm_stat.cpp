@@ -12,15 +12,13 @@ namespace hv {
 uint64_t stat_period_ms() { return cmdline::get_number("hv.stat-ms", 0); }
 
 void print_vm_stat(Vm& vm, uint64_t elapsed_ms) {
-  const VmStats& st = vm.stats();
+  const VmTotals st = vm.stats().totals();
   char line[768];
   size_t len = 0;
   auto add = [&](const char* key, uint64_t v) {
     if (len < sizeof line) len += x86::format(line + len, sizeof line - len, " %s=%lu", key, v);
   };
-  uint64_t total = st.exits_other;
-  for (unsigned r = 0; r < x86::vmx::kExitReasonCount; r++) total += st.exits[r];
-  add("exits", total);
+  add("exits", st.total_exits());
   for (unsigned r = 0; r < x86::vmx::kExitReasonCount; r++) {
     const uint64_t n = st.exits[r];
     if (!n) continue;

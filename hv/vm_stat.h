@@ -7,7 +7,8 @@
 //            flushes=N roots-invalid=N hypercalls=N
 // (exit reasons with a non-zero count only, spaces as dashes: ept-violation, io-instruction, ...).
 // The due time is VmStatClock's (hv/vm_stat_clock.h): whichever vCPU of the VM first passes it
-// at a safe point prints the line, from counters that are atomics (VmStats, MmuStats).
+// at a safe point prints the line, from counters any CPU may read while vCPUs bump them
+// (VmStats::totals, MmuStats): approximate while the VM runs, as a live view may be.
 #pragma once
 
 #include <stdint.h>
