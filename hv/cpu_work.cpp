@@ -274,7 +274,12 @@ void request_fences(uint64_t* want, uint64_t* state, bool kick_all) {
     // seq_cst RMW, after the caller's own fence (Platform::asymmetric_fence_heavy): what we
     // stored before is in memory before the target can see the request.
     want[cpu] = s.fence_want.fetch_add(1, Order::seq_cst) + 1;
-    // seq_cst: pairs with the XCHGs of enter_guest_mode()/exit_guest_mode().
+    // What makes skipping an odd value safe is that this load comes after the caller's store
+    // (the writer's kWriter, the advanced epoch; x86 keeps loads after earlier locked
+    // instructions), so the target's next XCHG out of guest mode comes after that store was
+    // in memory. The order against the fetch_add above does not matter
+    // (models/asym_fence.pml @lock_kernel/@epoch_kernel verify with the two swapped);
+    // seq_cst keeps the argument on hardware weaker than x86.
     state[cpu] = s.guest_state.load(Order::seq_cst);
     if ((state[cpu] & 1) && !kick_all) {
       g_fence_skipped++;

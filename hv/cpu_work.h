@@ -38,7 +38,10 @@
 // of a kernel or MMU lock (the spin-wait hooks, hv/mmu_platform.h fences_init()), so a CPU that spins
 // for a lock the requester holds still answers. Its guest_state moving also answers: that was
 // one of the XCHGs. A request that waits longer than kFenceTimeoutUs is a hang: panic, naming
-// the CPU.
+// the CPU. models/asym_fence.pml checks this protocol under x86-TSO (@lock_kernel,
+// @epoch_kernel), with CPUs going in and out of guest mode and the one section opened there
+// (pml_drain's read_lock_fenced). Nothing checks at run time that no other section is opened
+// in guest mode: keep the guest-mode exit handlers (hv/fast_entry.h) out of the MMU.
 #pragma once
 
 #include <stdint.h>
@@ -111,7 +114,8 @@ inline bool enter_guest_mode() {
   detail::Slot& s = detail::g_slots[x86::cpu_index()];
   // Sequentially consistent store (XCHG): pairs with flush_ept(), which bumps flush_want and
   // then reads guest_state. Either it sees us in guest mode (and IPIs and waits), or our
-  // load below sees its request and we flush before VM entry.
+  // load below sees its request and we flush before VM entry. (Fence requests need only the
+  // XCHGs out of guest mode; the model verifies them with this one a plain store.)
   s.guest_state.store(s.guest_state.load(mmu::Order::relaxed) + 1, mmu::Order::seq_cst);
   if (s.flush_want.load(mmu::Order::seq_cst) == s.flush_done.load(mmu::Order::relaxed)) return true;
   // seq_cst (XCHG), as in exit_guest_mode(): a fence requester may have skipped us as "in guest

@@ -26,12 +26,14 @@ declare -A config_flags=(
   [asym_fence@lock]="-DPART_LOCK"
   [asym_fence@epoch]="-DPART_EPOCH"
   [asym_fence@epoch4]="-DPART_EPOCH -DCPUS4"
+  [asym_fence@lock_kernel]="-DPART_LOCK -DKERNEL_FENCE"
+  [asym_fence@epoch_kernel]="-DPART_EPOCH -DKERNEL_FENCE"
 )
 # Which configuration each bug of a multi-configuration model is checked in.
 declare -A bug_config=()
 
 bugs_of() {  # MODEL [KIND] -> its BUG (or WITNESS) names, NAME or NAME@config
-  sed -n "s/^ \\* ${2:-BUG} \\([A-Z0-9_]*\\)\\(@[a-z0-9]*\\)\\{0,1\\}:.*/\\1\\2/p" "$here/$1.pml"
+  sed -n "s/^ \\* ${2:-BUG} \\([A-Z0-9_]*\\)\\(@[a-z0-9_]*\\)\\{0,1\\}:.*/\\1\\2/p" "$here/$1.pml"
 }
 
 configs_of() {  # MODEL -> "MODEL" or its "MODEL@config" entries
