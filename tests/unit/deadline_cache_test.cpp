@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "hv/deadline_cache.h"
+#include "progress_wait.h"
 
 using hv::DeadlineCache;
 
@@ -51,6 +52,7 @@ TEST_CASE("deadline cache: readers see whole pairs of the current state, with th
   mmu::Atomic<uint64_t> state{0};    // the devices: changed by the changer only
   mmu::Atomic<uint64_t> settled{0};  // the state whose changed() has returned
   mmu::Atomic<uint64_t> torn{0}, stale{0}, hits{0};
+  bool starved = false;  // the changer gave up waiting for a hit (written by it, read after the join)
   constexpr uint64_t kNow = 0;  // every published poll_at is in the future
 
   std::vector<std::thread> ts;
@@ -85,6 +87,12 @@ TEST_CASE("deadline cache: readers see whole pairs of the current state, with th
       c.changed();                          // then the announcement
       settled.store(i, mmu::Order::release);
       if ((i & 63) == 0) std::this_thread::yield();
+      // A loaded host may give writers and readers no core before the changes end: every 1024,
+      // wait for 3 more hits (each reader may have 1 in flight from before; the third is new).
+      if ((i & 1023) == 0 && !starved) {
+        const uint64_t h0 = hits.load(mmu::Order::relaxed);
+        starved = !hvtest::wait_for_progress([&] { return hits.load(mmu::Order::relaxed) >= h0 + 3; });
+      }
     }
     // With no more changes the writers' next publish sticks: let the readers find it.
     for (int k = 0; k < 1000000 && hits.load(mmu::Order::relaxed) == 0; k++) std::this_thread::yield();
@@ -94,6 +102,7 @@ TEST_CASE("deadline cache: readers see whole pairs of the current state, with th
   for (auto& t : ts) t.join();
   std::printf("[deadline-cache] %llu lookups answered from the cache\n",
               static_cast<unsigned long long>(hits.load(mmu::Order::relaxed)));
+  if (starved) FAIL_CHECK("no lookup answered from the cache within 30 s of a change: writers or readers stuck");
   CHECK(torn.load(mmu::Order::relaxed) == 0);
   CHECK(stale.load(mmu::Order::relaxed) == 0);
   CHECK(hits.load(mmu::Order::relaxed) > 0);

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "mmu/lock.h"
+#include "progress_wait.h"
 #include "tests/host/rwlock_fairness.h"
 
 // These tests deliberately take locks in patterns the static analysis rejects (a second shared
@@ -82,15 +83,13 @@ LOCK_TEST(rwspinlock_waiting_writer_shuts_out_readers, "[lock][concurrency]") {
   });
   // Wait until the writer has announced itself: from then on try_lock_shared() must fail
   // even though only readers hold the lock. With reader preference it would succeed.
-  bool shut_out = false;
-  for (int i = 0; i < 20000 && !shut_out; i++) {
-    if (l.try_lock_shared()) {
-      l.unlock_shared();
-      std::this_thread::sleep_for(std::chrono::microseconds(50));
-    } else {
-      shut_out = true;
-    }
-  }
+  // Try until it has, not a fixed number of times: on a loaded host it may get no core for long.
+  const bool shut_out = hvtest::wait_for_progress([&]() NO_THREAD_SAFETY_ANALYSIS {
+    if (!l.try_lock_shared()) return true;
+    l.unlock_shared();
+    std::this_thread::sleep_for(std::chrono::microseconds(50));
+    return false;
+  });
   CHECK(shut_out);
   CHECK(writer_done.load(mmu::Order::relaxed) == 0);  // it cannot get in while we read
   l.unlock_shared();

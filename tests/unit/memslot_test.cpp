@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "mmu/memslot.h"
+#include "progress_wait.h"
 #include "tests/host/host_platform.h"
 #include "tests/stress/stress_seed.h"
 
@@ -419,10 +420,19 @@ TEST_CASE("memslot: lock-free readers versus a writer replacing sets",
     std::vector<std::thread> readers;
     for (unsigned cpu = 1; cpu < kCpus; cpu++) readers.emplace_back(reader, cpu);
 
+    bool starved = false;  // the readers did no lookups within kProgressGiveUp
     {
       hvtest::HostCpu as(0);
       hvtest::SplitMix rng(seed);
       for (int i = 0; i < 20000; i++) {
+        // A loaded host may give the readers no core before the changes end: every 1024, wait for 256 lookups.
+        if (i % 1024 == 1023) {
+          const uint64_t l0 = lookups.load(mmu::Order::relaxed);
+          if (!hvtest::wait_for_progress([&] { return lookups.load(mmu::Order::relaxed) >= l0 + 256; })) {
+            starved = true;
+            break;
+          }
+        }
         const uint32_t as_id = static_cast<uint32_t>(rng.below(2));
         const uint32_t id = static_cast<uint32_t>(rng.below(48));
         MemslotOp op;
@@ -444,6 +454,7 @@ TEST_CASE("memslot: lock-free readers versus a writer replacing sets",
     }
     stop.store(1, mmu::Order::relaxed);
     for (auto& t : readers) t.join();
+    if (starved) FAIL_CHECK("the readers did no lookups for 30 s while the writer waited for them");
     epoch.barrier();
     REQUIRE(platform.live_pages() <= 2);
   }

@@ -9,6 +9,7 @@
 
 #include "mmu/percpu_rwlock.h"
 #include "tests/host/host_platform.h"
+#include "progress_wait.h"
 #include "tests/host/rwlock_fairness.h"
 
 // These tests take the lock in patterns the static analysis rejects (a second shared hold on
@@ -91,15 +92,13 @@ LOCK_TEST(percpu_rwlock_writer_shuts_out_readers, "[lock][concurrency]") {
   });
   // Once the writer owns the write side, try_lock_shared() on another CPU must fail even
   // though only a reader holds the lock. With reader preference it would succeed.
-  bool shut_out = false;
-  for (int i = 0; i < 20000 && !shut_out; i++) {
-    if (l.try_lock_shared(1)) {
-      l.unlock_shared(1);
-      std::this_thread::sleep_for(std::chrono::microseconds(50));
-    } else {
-      shut_out = true;
-    }
-  }
+  // Try until it has, not a fixed number of times: on a loaded host it may get no core for long.
+  const bool shut_out = hvtest::wait_for_progress([&]() NO_THREAD_SAFETY_ANALYSIS {
+    if (!l.try_lock_shared(1)) return true;
+    l.unlock_shared(1);
+    std::this_thread::sleep_for(std::chrono::microseconds(50));
+    return false;
+  });
   CHECK(shut_out);
   CHECK(l.writer_owns());
   CHECK_FALSE(l.is_write_locked());  // still draining us

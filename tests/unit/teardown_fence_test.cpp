@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "mmu/spte_ops.h"
+#include "progress_wait.h"
 #include "tests/host/mmu_fixture.h"
 #include "tests/host/tree_census.h"
 
@@ -80,8 +81,15 @@ TEST_CASE("teardown fence: a shared-lock teardown waits for a fault that saw the
       t_role = kNone;
       teardown_done.store(true, std::memory_order_release);
     });
+    // The sleep alone proves nothing if the tearer gets no core: first wait until it is at the
+    // fence (owns the lock's write side, draining the fault's hold), or wrote, or finished.
+    const bool tearer_got_there = hvtest::wait_for_progress([&] {
+      return vm.mmu.lock().writer_owns() || probe.teardown_writes.load() != 0 ||
+             teardown_done.load(std::memory_order_acquire);
+    });
     // Give the teardown every chance to run while the fault is paused.
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    if (!tearer_got_there) FAIL_CHECK("the teardown thread did not reach the fence within 30 s");
     CHECK(probe.writes_during_pause.load() == 0);
     CHECK_FALSE(teardown_done.load(std::memory_order_acquire));
     probe.resume.store(true, std::memory_order_release);

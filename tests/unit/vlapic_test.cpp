@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "hv/cpuid_policy.h"
+#include "progress_wait.h"
 
 using namespace hv;
 using namespace hv::apic;
@@ -174,11 +175,16 @@ TEST_CASE("vlapic: IRR set from other threads while the owner acks", "[vlapic][c
   Vlapic l;
   fresh(l);
   constexpr unsigned kRounds = 20000;
+  std::atomic<bool> sent{false};
   std::thread sender([&] {
     for (unsigned i = 0; i < kRounds; i++) l.accept(static_cast<uint8_t>(0x40 + (i % 64)), false);
+    sent.store(true);
   });
   unsigned taken = 0;
-  for (unsigned spins = 0; spins < 10 * kRounds; spins++) {
+  // Take on until the sender is done, not a fixed number of spins: it may get no core before they end.
+  const auto give_up = std::chrono::steady_clock::now() + hvtest::kProgressGiveUp;
+  for (unsigned spins = 0; spins < 10 * kRounds || (!sent.load() && std::chrono::steady_clock::now() < give_up);
+       spins++) {
     const int v = l.deliverable();
     if (v < 0) continue;
     l.ack(static_cast<uint8_t>(v));
@@ -186,7 +192,9 @@ TEST_CASE("vlapic: IRR set from other threads while the owner acks", "[vlapic][c
     l.write(kEoi, 0, 0, fx);
     taken++;
   }
+  const bool sent_while_taking = sent.load();
   sender.join();
+  if (!sent_while_taking) FAIL_CHECK("the sender did not finish within 30 s while the owner took");
   while (l.deliverable() >= 0) {
     const int v = l.deliverable();
     l.ack(static_cast<uint8_t>(v));
