@@ -252,7 +252,6 @@ bool emulate_device_access(Vcpu& vcpu, uint64_t gpa, unsigned access, const char
 
 void handle_ept_violation(Vcpu& vcpu, const ExitInfo& e) {
   Vm& vm = vcpu.vm();
-  vcpu.counters().ept_violations++;
   const uint64_t gpa = vmread(field::kGuestPhysicalAddress);
   unsigned access = 0;
   if (e.qualification & ept_qual::kRead) access |= mmu::spte::kAccRead;

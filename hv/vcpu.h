@@ -282,6 +282,8 @@ class Vcpu {
   void load_slice(uint64_t deadline, uint64_t now);
 
   Vm* vm_ = nullptr;
+  // &vm_->stats().of(index_), kept so that the exit path reaches its counters without going
+  // through Vm (incomplete here, and one more dependent load on every exit).
   VmCounters* counters_ = nullptr;
   const x86::vmx::Capabilities* caps_ = nullptr;
   unsigned index_ = 0;

@@ -36,7 +36,7 @@ void print_vcpu_summary(RunVm& rv, unsigned i) {
   const char* verdict = j.init_failure ? "not started" : v.failed() ? "FAIL" : "pass";
   x86::log::info("vm%u: vcpu%u on cpu%u: %s, %lu exits (ept violation %lu, external interrupt %lu, preemption timer %lu), "
                  "%lu root switch(es), %lu entry retries, ran %lu ms (guest %lu ms, exit handling %lu ms)",
-                 rv.vm.id(), i, rv.state.cpu_of(i), verdict, c.total_exits(), c.ept_violations.get(), s.external_interrupts,
+                 rv.vm.id(), i, rv.state.cpu_of(i), verdict, c.total_exits(), c.exits[x86::vmx::kExitEptViolation].get(), s.external_interrupts,
                  s.preemption_timer, s.root_switches, s.entry_retries, (j.t1 - j.t0) / 1000, tsc_ms(c.guest_tsc),
                  tsc_ms(c.host_exit_tsc));
 }
@@ -59,7 +59,7 @@ void print_vm_summary(RunVm& rv, const uint64_t* flushes) {
   uint64_t leaves[4];
   vm.mmu().leaves(leaves);
   const mmu::MmuStats m = vm.mmu().stats();
-  x86::log::info("vm%u: ept violations %lu, leaves 4K %lu 2M %lu 1G %lu, ept table pages %lu", id, st.ept_violations,
+  x86::log::info("vm%u: ept violations %lu, leaves 4K %lu 2M %lu 1G %lu, ept table pages %lu", id, st.exits[x86::vmx::kExitEptViolation],
                  leaves[1], leaves[2], leaves[3], m.tables_live);
   using F = mmu::FaultOutcome;
   x86::log::info("vm%u: faults fixed %lu, spurious %lu, retry %lu, unbacked %lu, oom %lu, write-protected %lu, bad gfn %lu; "

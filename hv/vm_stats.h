@@ -29,7 +29,7 @@ template <class C>
 struct VmCountersOf {
   C exits[x86::vmx::kExitReasonCount] = {};
   C exits_other = {};      // reasons beyond the table
-  C ept_violations = {};
+  // (EPT violations are exits[kExitEptViolation]: every one goes through dispatch_exit.)
   C oom_retries = {};      // EPT violations that hit the page limit and were retried after reclaim
   C guest_tsc = {};        // TSC cycles between entry and exit, summed
   C host_exit_tsc = {};    // TSC cycles spent handling exits
@@ -53,7 +53,6 @@ template <class A, class B, class F>
 void zip_counters(A& a, B& b, F f) {
   for (unsigned r = 0; r < x86::vmx::kExitReasonCount; r++) f(a.exits[r], b.exits[r]);
   f(a.exits_other, b.exits_other);
-  f(a.ept_violations, b.ept_violations);
   f(a.oom_retries, b.oom_retries);
   f(a.guest_tsc, b.guest_tsc);
   f(a.host_exit_tsc, b.host_exit_tsc);
